@@ -1,0 +1,1 @@
+"""The HTTP and WebSocket surfaces, one router module per surface."""

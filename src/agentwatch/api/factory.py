@@ -1,0 +1,47 @@
+"""The app factory: one FastAPI application with every registered API surface."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from agentwatch import __version__
+from agentwatch.api import errors
+from agentwatch.api.responses import JSON
+from agentwatch.api.security import check_routes
+from agentwatch.app import Agentwatch
+
+
+def create_app(aw: Agentwatch) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await aw.start()
+        try:
+            yield
+        finally:
+            await aw.stop()
+
+    app = FastAPI(
+        title="agentwatch",
+        version=__version__,
+        description="Security and observability for AI agents",
+        default_response_class=JSON,
+        lifespan=lifespan,
+    )
+    app.state.aw = aw
+    errors.install(app)
+    if aw.settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=aw.settings.cors_origins,
+            allow_credentials=True,
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "X-API-Key", "Idempotency-Key", "Last-Event-ID"],
+        )
+    for _name, router in aw.registry.routers.items():
+        app.include_router(router)
+    check_routes(app)
+    return app

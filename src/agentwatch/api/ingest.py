@@ -1,0 +1,64 @@
+"""``POST /api/v1/ingest``: one event, a JSON array, or NDJSON (optionally gzip)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
+
+from agentwatch.api.bodies import read_events_body
+from agentwatch.api.errors import InvalidRequest, TooLarge, Unavailable
+from agentwatch.api.security import require
+from agentwatch.events.codecs import Decoded
+from agentwatch.events.codecs.framing import BodyError
+from agentwatch.pipeline.pipeline import QueueFull, ShuttingDown
+
+router = APIRouter(tags=["ingest"])
+
+
+async def submit_decoded(request: Request, decoded: Decoded, source: str) -> dict[str, Any]:
+    """Commit what decoded cleanly and report per-item rejections; shared by every ingest route."""
+    aw = request.app.state.aw
+    aw.metrics.received.labels(source).inc(len(decoded.events) + len(decoded.rejected))
+    if decoded.rejected:
+        aw.metrics.rejected.labels(source).inc(len(decoded.rejected))
+    try:
+        outcome = await aw.pipeline.submit(decoded.events)
+    except QueueFull:
+        raise Unavailable(
+            "pipeline: queue full, retry later", headers={"Retry-After": str(QueueFull.retry_after_s)}
+        ) from None
+    except ShuttingDown:
+        raise Unavailable("pipeline: server is shutting down", headers={"Retry-After": "5"}) from None
+    return {
+        "accepted": len(decoded.events),
+        "stored": outcome.stored,
+        "duplicates": outcome.duplicates,
+        "filtered": outcome.filtered,
+        "rejected": len(decoded.rejected),
+        "errors": [r.as_dict() for r in decoded.rejected[:1000]],
+    }
+
+
+INLINE_DECODE_BYTES = 64 * 1024  # larger bodies are decoded off the event loop
+
+
+async def decode_with(codec: Any, body: bytes, content_type: str) -> Decoded:
+    try:
+        if len(body) <= INLINE_DECODE_BYTES:
+            return codec.decode(body, content_type)
+        return await run_in_threadpool(codec.decode, body, content_type)
+    except BodyError as exc:
+        if exc.status == 413:
+            raise TooLarge(str(exc)) from None
+        raise InvalidRequest(str(exc)) from None
+
+
+@router.post("/api/v1/ingest", dependencies=[require("events:write", open_on_loopback=True)])
+async def ingest(request: Request) -> dict[str, Any]:
+    """Accepts OISP events; answers with accepted/rejected counts and why each rejection."""
+    aw = request.app.state.aw
+    body = await read_events_body(request, aw.settings.ingest.max_body_bytes)
+    decoded = await decode_with(aw.oisp, body, request.headers.get("content-type", ""))
+    return await submit_decoded(request, decoded, "oisp")

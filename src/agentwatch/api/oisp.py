@@ -1,0 +1,226 @@
+"""The OISP Sensor API: health, stats, events, processes, filters, traces."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
+
+from agentwatch.api.errors import InvalidRequest, NotFound
+from agentwatch.api.security import PUBLIC, require
+from agentwatch.events.model import EventError, iso, parse_ts
+from agentwatch.store import counters, processes, traces
+from agentwatch.store import events as event_store
+
+router = APIRouter(tags=["oisp"])
+
+
+def health_fragment(aw: Any) -> dict[str, Any]:
+    exported = aw.pipeline.committed_total
+    return {
+        "capture": {
+            "running": aw.pipeline._worker is not None,
+            "events_captured": exported,
+        },
+        "exports": {
+            "store": {"status": "ok", "events_exported": exported},
+            "websocket": {"status": "ok", "clients": aw.hub.count("event")},
+        },
+    }
+
+
+@router.get("/api/health", dependencies=[require(PUBLIC)])
+def health(request: Request) -> dict[str, Any]:
+    aw = request.app.state.aw
+    doc: dict[str, Any] = {
+        "status": "healthy",
+        "uptime_seconds": int(time.time() - aw.started_at),
+        "version": aw.version,
+    }
+    for _name, fragment in aw.registry.health.items():
+        for key, value in fragment(aw).items():
+            if isinstance(value, dict) and isinstance(doc.get(key), dict):
+                doc[key] = {**doc[key], **value}
+            else:
+                doc[key] = value
+    return doc
+
+
+@router.get("/api/stats", dependencies=[require("events:read")])
+async def stats(request: Request) -> dict[str, Any]:
+    aw = request.app.state.aw
+    c = await run_in_threadpool(counters.read, aw.engine)
+    by_type = {k: int(v) for k, v in sorted(c.get("event_type", {}).items())}
+    tokens = c.get("ai_tokens", {})
+    return {
+        "events": {"total": sum(by_type.values()), "by_type": by_type},
+        "ai": {
+            "requests": by_type.get("ai.request", 0),
+            "responses": by_type.get("ai.response", 0),
+            "tokens": {
+                "prompt": int(tokens.get("prompt", 0)),
+                "completion": int(tokens.get("completion", 0)),
+                "total": int(tokens.get("total", 0)),
+            },
+            "cost_usd": round(c.get("ai_cost", {}).get("usd", 0.0), 6),
+            "providers": {k: int(v) for k, v in c.get("ai_provider", {}).items()},
+            "models": {k: int(v) for k, v in c.get("ai_model", {}).items()},
+        },
+        "capture": {
+            "running": aw.pipeline._worker is not None,
+            "uptime_ms": int((time.time() - aw.started_at) * 1000),
+            "events_per_second": aw.pipeline.events_per_second(),
+        },
+    }
+
+
+def parse_since(value: str | None, field: str = "since") -> float | None:
+    if value is None:
+        return None
+    try:
+        return parse_ts(value, field)
+    except EventError as exc:
+        raise InvalidRequest(str(exc)) from None
+
+
+EVENT_TYPE_PATTERN = r"^[a-z][a-z0-9_]*(\.[a-z0-9_*]+)*$"
+
+
+@router.get("/api/events", dependencies=[require("events:read")])
+async def list_events(
+    request: Request,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+    type: Annotated[str | None, Query(max_length=128, pattern=EVENT_TYPE_PATTERN)] = None,
+    process: Annotated[str | None, Query(max_length=256)] = None,
+    since: Annotated[str | None, Query(max_length=64)] = None,
+) -> dict[str, Any]:
+    aw = request.app.state.aw
+    q = event_store.EventQuery(limit=limit, offset=offset, event_type=type, process=process, since=parse_since(since))
+    rows, total = await run_in_threadpool(event_store.query, aw.engine, q)
+    return {"events": rows, "total": total, "limit": limit, "offset": offset}
+
+
+@router.get("/api/events/{event_id}", dependencies=[require("events:read")])
+async def get_event(request: Request, event_id: str) -> Any:
+    if len(event_id) > 128:
+        raise InvalidRequest("event_id: longer than 128 characters")
+    body = await run_in_threadpool(event_store.get, request.app.state.aw.engine, event_id)
+    if body is None:
+        raise NotFound("Event not found", {"event_id": event_id})
+    return body
+
+
+@router.get("/api/processes", dependencies=[require("events:read")])
+async def list_processes(request: Request, limit: Annotated[int, Query(ge=1, le=10_000)] = 1000) -> dict[str, Any]:
+    rows = await run_in_threadpool(processes.list_all, request.app.state.aw.engine, limit)
+    return {
+        "processes": [
+            {
+                "pid": r["pid"],
+                "ppid": r["ppid"],
+                "name": r["name"],
+                "exe": r["exe"],
+                "cmdline": r["cmdline"],
+                "host": r["host"] or None,
+                "start_time": iso(r["start_time"]),
+                "last_seen": iso(r["last_seen"]),
+                "exited_at": iso(r["exited_at"]) if r["exited_at"] is not None else None,
+                "event_count": r["event_count"],
+            }
+            for r in rows
+        ]
+    }
+
+
+def build_tree(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    nodes: dict[tuple[str, int], dict[str, Any]] = {}
+    for r in rows:
+        nodes[(r["host"], r["pid"])] = {
+            "pid": r["pid"],
+            "name": r["name"],
+            "exe": r["exe"],
+            "host": r["host"] or None,
+            "children": [],
+        }
+    roots: list[dict[str, Any]] = []
+    for r in sorted(rows, key=lambda x: (x["host"], x["pid"])):
+        node = nodes[(r["host"], r["pid"])]
+        parent = nodes.get((r["host"], r["ppid"])) if r["ppid"] is not None else None
+        if parent is not None and parent is not node:
+            parent["children"].append(node)
+        else:
+            roots.append(node)
+    return roots
+
+
+@router.get("/api/process-tree", dependencies=[require("events:read")])
+async def process_tree(request: Request) -> dict[str, Any]:
+    rows = await run_in_threadpool(processes.list_all, request.app.state.aw.engine, 10_000)
+    return {"tree": build_tree(rows)}
+
+
+class ProcessFilter(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=256)
+
+
+class PidFilter(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    pid: int = Field(ge=0, le=2**31)
+
+
+@router.get("/api/filters", dependencies=[require("events:read")])
+def get_filters(request: Request) -> dict[str, Any]:
+    return request.app.state.aw.filters.as_dict()
+
+
+def _change(fn: Any, value: Any) -> None:
+    try:
+        fn(value)
+    except ValueError as exc:
+        raise InvalidRequest(str(exc)) from None
+
+
+@router.post("/api/filters/process", dependencies=[require("filters:write")])
+async def add_process_filter(request: Request, body: ProcessFilter) -> dict[str, Any]:
+    aw = request.app.state.aw
+    await run_in_threadpool(_change, aw.filters.add_process, body.name)
+    return aw.filters.as_dict()
+
+
+@router.post("/api/filters/pid", dependencies=[require("filters:write")])
+async def add_pid_filter(request: Request, body: PidFilter) -> dict[str, Any]:
+    aw = request.app.state.aw
+    await run_in_threadpool(_change, aw.filters.add_pid, body.pid)
+    return aw.filters.as_dict()
+
+
+@router.delete("/api/filters", dependencies=[require("filters:write")])
+async def clear_filters(request: Request) -> dict[str, Any]:
+    aw = request.app.state.aw
+    await run_in_threadpool(aw.filters.clear)
+    return aw.filters.as_dict()
+
+
+@router.get("/api/traces", dependencies=[require("events:read")])
+async def list_traces(
+    request: Request,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> dict[str, Any]:
+    rows, total = await run_in_threadpool(traces.list_traces, request.app.state.aw.engine, limit, offset)
+    return {"traces": rows, "total": total, "limit": limit, "offset": offset}
+
+
+@router.get("/api/traces/{trace_id}", dependencies=[require("events:read")])
+async def get_trace(request: Request, trace_id: str) -> dict[str, Any]:
+    if len(trace_id) > 64:
+        raise InvalidRequest("trace_id: longer than 64 characters")
+    trace = await run_in_threadpool(traces.get_trace, request.app.state.aw.engine, trace_id)
+    if trace is None:
+        raise NotFound("Trace not found", {"trace_id": trace_id})
+    return trace

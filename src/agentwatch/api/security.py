@@ -1,0 +1,147 @@
+"""The one permission check every route goes through.
+
+Every route declares what it needs with ``dependencies=[require("events:read")]``
+(or ``require(PUBLIC)`` for probes). :func:`check_routes` runs when the app is
+built and refuses to start if any route declares nothing, so a new route cannot
+forget the check. Credentials are resolved by the configured authenticator
+(``app.state.aw.auth``); when none is configured, or the lookup fails, access
+is denied, never granted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+import structlog
+from fastapi import Depends, FastAPI, HTTPException, WebSocketException
+from fastapi.routing import APIRoute, APIWebSocketRoute
+from starlette.requests import HTTPConnection
+from starlette.routing import Mount
+
+log = structlog.get_logger("agentwatch.security")
+
+PUBLIC = "public"
+WS_POLICY_VIOLATION = 1008
+
+
+@dataclass(frozen=True)
+class Principal:
+    kind: str  # "user", "api_key", "anonymous", "local"
+    id: str
+    name: str
+    permissions: frozenset[str] = frozenset()
+    tenant: str = "default"
+    extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+    def can(self, permission: str) -> bool:
+        return "admin" in self.permissions or permission in self.permissions
+
+
+ANONYMOUS = Principal("anonymous", "anonymous", "anonymous")
+LOCAL_DEV = Principal("local", "local", "local development (--no-auth)", frozenset({"admin"}))
+
+
+class Authenticator(Protocol):
+    async def authenticate(self, conn: HTTPConnection) -> Principal | None:
+        """The principal behind the request's credential, None when there is none.
+
+        Raises ``HTTPException(401)`` for a credential that is present but invalid."""
+        ...
+
+
+def _deny(conn: HTTPConnection, status: int, message: str) -> Exception:
+    if conn.scope["type"] == "websocket":
+        return WebSocketException(WS_POLICY_VIOLATION, reason=message)
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return HTTPException(status, message, headers=headers)
+
+
+def origin_allowed(conn: HTTPConnection, allowed: list[str]) -> bool:
+    """Same-origin, or listed; requests without Origin (non-browser clients) pass."""
+    origin = conn.headers.get("origin")
+    if not origin:
+        return True
+    if origin in allowed:
+        return True
+    host = conn.headers.get("host", "")
+    try:
+        return urlsplit(origin).netloc.lower() == host.lower()
+    except ValueError:
+        return False
+
+
+class Guard:
+    """A route dependency that authenticates the caller and checks one permission."""
+
+    def __init__(self, permission: str, *, open_on_loopback: bool = False) -> None:
+        self.permission = permission
+        self.open_on_loopback = open_on_loopback
+
+    async def __call__(self, conn: HTTPConnection) -> Principal:
+        aw = conn.app.state.aw
+        settings = aw.settings
+        if conn.scope["type"] == "websocket" and not origin_allowed(conn, settings.cors_origins):
+            raise _deny(conn, 403, "origin: not allowed")
+        if self.permission == PUBLIC:
+            conn.state.principal = ANONYMOUS
+            return ANONYMOUS
+        if not settings.auth.enabled:
+            conn.state.principal = LOCAL_DEV
+            return LOCAL_DEV
+        authenticator: Authenticator | None = getattr(aw, "auth", None)
+        principal: Principal | None = None
+        if authenticator is not None:
+            principal = await authenticator.authenticate(conn)
+        if principal is None:
+            if self.open_on_loopback and settings.auth.open_ingest_on_loopback and settings.is_loopback:
+                conn.state.principal = ANONYMOUS
+                return ANONYMOUS
+            raise _deny(conn, 401, "authentication required")
+        try:
+            allowed = principal.can(self.permission)
+        except Exception:  # a failed role lookup denies
+            log.exception("security.permission_lookup_failed", permission=self.permission)
+            allowed = False
+        if not allowed:
+            raise _deny(conn, 403, f"permission {self.permission!r} required")
+        conn.state.principal = principal
+        return principal
+
+
+def require(permission: str, *, open_on_loopback: bool = False) -> Any:
+    return Depends(Guard(permission, open_on_loopback=open_on_loopback))
+
+
+def route_guard(route: APIRoute | APIWebSocketRoute) -> Guard | None:
+    stack = list(route.dependant.dependencies)
+    while stack:
+        dep = stack.pop()
+        if isinstance(dep.call, Guard):
+            return dep.call
+        stack.extend(dep.dependencies)
+    return None
+
+
+def iter_api_routes(routes: list[Any], prefix: str = "") -> Iterator[tuple[str, APIRoute | APIWebSocketRoute]]:
+    """Every API route with its full path, through included routers of any depth."""
+    for route in routes:
+        if isinstance(route, APIRoute | APIWebSocketRoute):
+            yield prefix + route.path, route
+        elif isinstance(route, Mount):
+            continue
+        else:
+            inner = getattr(route, "original_router", None)
+            if inner is not None:
+                context = getattr(route, "include_context", None)
+                extra = getattr(context, "prefix", "") or ""
+                yield from iter_api_routes(inner.routes, prefix + extra)
+
+
+def check_routes(app: FastAPI) -> None:
+    """Refuse to build an app with a route that declares no permission."""
+    missing = [path for path, route in iter_api_routes(app.routes) if route_guard(route) is None]
+    if missing:
+        raise RuntimeError(f"routes without a declared permission: {', '.join(sorted(missing))}")

@@ -1,0 +1,72 @@
+"""Composition root: builds the store, hub, pipeline, detectors and API parts from settings."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import structlog
+from sqlalchemy import Engine
+
+from agentwatch import __version__
+from agentwatch.config import Settings
+from agentwatch.events.codecs.oisp import OispCodec
+from agentwatch.extensions import Registry, load_registry
+from agentwatch.pipeline.filters import RuntimeFilters
+from agentwatch.pipeline.hub import LiveHub
+from agentwatch.pipeline.metrics import Metrics
+from agentwatch.pipeline.pipeline import Pipeline
+from agentwatch.store.engine import make_engine, migrate
+
+log = structlog.get_logger("agentwatch")
+
+
+class Agentwatch:
+    """One running agentwatch: everything a route, a command or a test needs."""
+
+    def __init__(self, settings: Settings, registry: Registry | None = None) -> None:
+        self.settings = settings
+        self.version = __version__
+        self.registry = registry or load_registry()
+        self.engine: Engine = make_engine(settings.resolved_database_url())
+        migrate(self.engine)
+        self.metrics = Metrics()
+        self.hub = LiveHub(client_buffer=settings.live.client_buffer, on_drop=self.metrics.live_dropped.inc)
+        self.filters = RuntimeFilters(self.engine)
+        self.started_at = time.time()
+        self.components: dict[str, Any] = {}
+        stages = [factory(self) for factory in self.registry.stages.values()]
+        detectors = [factory(self) for factory in self.registry.detectors.values()]
+        self.pipeline = Pipeline(
+            self.engine, settings.pipeline, self.hub, self.metrics, stages=stages, detectors=detectors
+        )
+        self.codecs = {name: factory(self) for name, factory in self.registry.codecs.items()}
+        for name, factory in self.registry.lifecycle.items():
+            self.components[name] = factory(self)
+
+    @property
+    def oisp(self) -> OispCodec:
+        return self.codecs["oisp"]
+
+    def type_validator(self, event_type: str) -> Callable[[dict], list[str]] | None:
+        return self.registry.event_types.get(event_type)
+
+    async def start(self) -> None:
+        await self.pipeline.start()
+        for name, comp in self.components.items():
+            start = getattr(comp, "start", None)
+            if start is not None:
+                await start()
+                log.info("component.started", component=name)
+
+    async def stop(self) -> None:
+        for name, comp in reversed(list(self.components.items())):
+            stop = getattr(comp, "stop", None)
+            if stop is not None:
+                try:
+                    await stop()
+                except Exception:
+                    log.exception("component.stop_failed", component=name)
+        await self.pipeline.stop()
+        self.engine.dispose()

@@ -1,0 +1,41 @@
+"""The built-in parts, registered exactly as an external extension would register its own."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from agentwatch.events import oisp_schema
+from agentwatch.events.normalize import oisp_data_validator
+
+if TYPE_CHECKING:
+    from agentwatch.extensions import Registry
+
+# OISP event types without a payload schema in v0.1: their data must be an object.
+SCHEMALESS_OISP_TYPES = ("capture.raw",)
+
+
+def register(registry: Registry) -> None:
+    from agentwatch.api import ingest, live_oisp, oisp, ops
+    from agentwatch.events.codecs.oisp import OispCodec
+    from agentwatch.pipeline.stages import EntityStage, ProcessFilterStage, TraceStage
+
+    for event_type in [*oisp_schema.variant_titles(), *SCHEMALESS_OISP_TYPES]:
+        registry.event_types.register(event_type, oisp_data_validator(event_type))
+
+    registry.codecs.register(
+        "oisp",
+        lambda app: OispCodec(
+            type_validator=app.type_validator,
+            max_items=app.settings.ingest.max_events_per_request,
+            max_event_bytes=app.settings.ingest.max_event_bytes,
+        ),
+    )
+    registry.stages.register("process_filter", lambda app: ProcessFilterStage(app.filters))
+    registry.stages.register("entities", lambda app: EntityStage())
+    registry.stages.register("traces", lambda app: TraceStage())
+
+    registry.routers.register("ops", ops.router)
+    registry.routers.register("ingest", ingest.router)
+    registry.routers.register("oisp", oisp.router)
+    registry.routers.register("oisp_live", live_oisp.router)
+    registry.health.register("oisp", oisp.health_fragment)

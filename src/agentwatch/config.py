@@ -1,0 +1,130 @@
+"""Settings: one object, read from a TOML file and ``AGENTWATCH_*`` environment variables.
+
+Precedence (highest first): explicit keyword arguments, environment variables
+(``AGENTWATCH_PORT=8000``, nested with a double underscore:
+``AGENTWATCH_PIPELINE__BATCH_SIZE=500``), the TOML file named by
+``AGENTWATCH_CONFIG`` (or passed to :func:`load_settings`), then defaults.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+
+class IngestSettings(BaseModel):
+    max_body_bytes: int = Field(
+        10 * 1024 * 1024, ge=1024, description="largest accepted request body, after gzip decoding"
+    )
+    max_events_per_request: int = Field(10_000, ge=1, description="largest number of events in one request")
+    max_event_bytes: int = Field(1024 * 1024, ge=256, description="largest single event")
+
+
+class PipelineSettings(BaseModel):
+    queue_size: int = Field(100_000, ge=1, description="events waiting for commit before the overflow policy applies")
+    batch_size: int = Field(2_000, ge=1, description="largest micro-batch committed at once")
+    batch_ms: float = Field(20.0, ge=0, description="longest wait to fill a micro-batch")
+    overflow: Literal["reject", "block"] = Field(
+        "reject",
+        description="reject: answer 503 with Retry-After when the queue is full; block: wait up to block_timeout_s",
+    )
+    block_timeout_s: float = Field(5.0, ge=0)
+    shutdown_drain_s: float = Field(30.0, ge=0, description="longest wait to commit accepted events on shutdown")
+
+
+class LiveSettings(BaseModel):
+    client_buffer: int = Field(1_000, ge=1, description="frames buffered per live client before the oldest is dropped")
+    max_clients: int = Field(100, ge=1)
+    stats_interval_ms: int = Field(1_000, ge=50)
+
+
+class AuthSettings(BaseModel):
+    enabled: bool = True
+    jwt_secret: SecretStr | None = Field(
+        None, description="HMAC key for access tokens; generated and kept in the data dir when unset"
+    )
+    access_ttl_s: int = Field(1800, ge=30)
+    refresh_ttl_s: int = Field(7 * 24 * 3600, ge=60)
+    open_ingest_on_loopback: bool = Field(
+        True, description="let agent SDKs post events without a credential while the server binds to loopback"
+    )
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="AGENTWATCH_", env_nested_delimiter="__", extra="forbid", toml_file=None
+    )
+
+    host: str = Field("127.0.0.1", description="address the server binds to")
+    port: int = Field(7777, ge=0, le=65535)
+    data_dir: Path = Field(Path("~/.agentwatch").expanduser(), description="where the SQLite store and keys live")
+    database_url: SecretStr | None = Field(
+        None, description="sqlite:///path or postgresql://user@host/db; default: SQLite in data_dir"
+    )
+    redis_url: SecretStr | None = None
+    nats_url: SecretStr | None = None
+    cors_origins: list[str] = Field(
+        default_factory=list, description="browser origins allowed to call the API; empty means same-origin only"
+    )
+    log_level: str = "INFO"
+    log_format: Literal["json", "console"] = "json"
+    ingest: IngestSettings = Field(default_factory=IngestSettings)
+    pipeline: PipelineSettings = Field(default_factory=PipelineSettings)
+    live: LiveSettings = Field(default_factory=LiveSettings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
+
+    @field_validator("host")
+    @classmethod
+    def _host_is_address(cls, v: str) -> str:
+        if v in ("localhost",):
+            return v
+        ipaddress.ip_address(v)
+        return v
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+
+    @property
+    def is_loopback(self) -> bool:
+        if self.host == "localhost":
+            return True
+        return ipaddress.ip_address(self.host).is_loopback
+
+    def resolved_database_url(self) -> str:
+        if self.database_url is not None:
+            return self.database_url.get_secret_value()
+        return f"sqlite:///{self.data_dir / 'agentwatch.db'}"
+
+    def masked(self) -> dict[str, Any]:
+        """The settings as JSON, every secret replaced by ``"***"`` (also credentials inside URLs)."""
+        return self.model_dump(mode="json")  # SecretStr dumps as '**********'
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Build the settings; the TOML file is ``config_file`` or ``$AGENTWATCH_CONFIG``."""
+    path = config_file or os.environ.get("AGENTWATCH_CONFIG")
+    if not path:
+        return Settings(**overrides)
+
+    class FileSettings(Settings):
+        model_config = SettingsConfigDict(**{**Settings.model_config, "toml_file": Path(path)})
+
+    return FileSettings(**overrides)

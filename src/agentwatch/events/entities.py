@@ -1,0 +1,101 @@
+"""Entities named by an event (host, user, process, ip, domain, file, model, agent).
+
+Each entity is ``{"type", "value", "id"}`` where ``id`` is a UUID5 of type and
+value, so the same entity has the same id whatever event or source named it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import uuid
+from typing import Any
+from urllib.parse import urlsplit
+
+from agentwatch.events.model import Event
+
+NAMESPACE = uuid.UUID("6f1c3f5e-6a0e-4d5e-9b8a-8f0a7c1e2d40")
+MAX_ENTITIES = 32
+MAX_VALUE = 512
+
+
+def entity_id(kind: str, value: str) -> str:
+    return str(uuid.uuid5(NAMESPACE, f"{kind}:{value}"))
+
+
+def _s(value: Any) -> str | None:
+    if isinstance(value, str) and value and len(value) <= MAX_VALUE:
+        return value
+    return None
+
+
+def _host_of(endpoint: Any) -> str | None:
+    text = _s(endpoint)
+    if text is None:
+        return None
+    try:
+        host = urlsplit(text if "//" in text else "//" + text).hostname
+    except ValueError:
+        return None
+    return host
+
+
+def _add_address(out: list[tuple[str, str]], value: Any) -> None:
+    text = _s(value)
+    if text is None:
+        return
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        out.append(("domain", text.lower()))
+    else:
+        out.append(("ip", text))
+
+
+def derive(event: Event) -> list[dict[str, str]]:
+    body = event.body
+    found: list[tuple[str, str]] = []
+    host = body.get("host")
+    if isinstance(host, dict) and _s(host.get("hostname")):
+        found.append(("host", host["hostname"]))
+    actor = body.get("actor")
+    if isinstance(actor, dict) and _s(actor.get("user")):
+        found.append(("user", actor["user"]))
+    proc = event.process
+    if _s(proc.get("exe")) or _s(proc.get("name")):
+        found.append(("process", proc.get("exe") or proc.get("name")))
+    if event.agent:
+        found.append(("agent", event.agent))
+    data = event.data
+    kind = event.event_type.split(".", 1)[0]
+    if kind == "network":
+        for side in ("dest", "src"):
+            ep = data.get(side)
+            if isinstance(ep, dict):
+                _add_address(found, ep.get("ip"))
+                _add_address(found, ep.get("domain"))
+        _add_address(found, data.get("query_name") or data.get("domain"))
+    elif kind == "file":
+        if _s(data.get("path")):
+            found.append(("file", data["path"]))
+        file_info = data.get("file")
+        if isinstance(file_info, dict) and _s(file_info.get("path")):
+            found.append(("file", file_info["path"]))
+    elif kind == "ai":
+        provider = data.get("provider")
+        if isinstance(provider, dict):
+            h = _host_of(provider.get("endpoint"))
+            if h:
+                _add_address(found, h)
+        model = data.get("model")
+        if isinstance(model, dict) and _s(model.get("id")):
+            found.append(("model", model["id"]))
+    seen: set[tuple[str, str]] = set()
+    out: list[dict[str, str]] = []
+    for kind_, value in found:
+        if (kind_, value) in seen:
+            continue
+        seen.add((kind_, value))
+        out.append({"type": kind_, "value": value, "id": entity_id(kind_, value)})
+        if len(out) >= MAX_ENTITIES:
+            break
+    return out

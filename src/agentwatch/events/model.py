@@ -1,0 +1,88 @@
+"""The canonical Event: an OISP v0.1 envelope plus what the other sources need.
+
+``body`` is the envelope exactly as the source sent it (with ``event_id``,
+``ts`` and the other required envelope fields filled in by the server when they
+were absent), so an OISP event round-trips unchanged. Everything the server
+derives (entities, receive time, source format) lives beside the body, never
+inside it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+
+class EventError(ValueError):
+    """An event broke a rule; ``field`` names where, ``rule`` says which."""
+
+    def __init__(self, field: str, rule: str) -> None:
+        super().__init__(f"{field}: {rule}")
+        self.field = field
+        self.rule = rule
+
+
+@dataclass(slots=True)
+class Event:
+    body: dict[str, Any]
+    event_id: str
+    event_type: str
+    ts: float  # event time, epoch seconds
+    received_at: float  # server receive time, epoch seconds
+    source_format: str = "oisp"
+    session_id: str | None = None
+    parent_session_id: str | None = None
+    sequence: int | None = None
+    agent: str | None = None
+    severity: int = 0
+    entities: list[dict[str, str]] = field(default_factory=list)
+    trace_id: str | None = None  # assigned by the trace stage
+    raw: bytes | None = None  # the original wire form when it differs from body (AOP export)
+
+    @property
+    def data(self) -> dict[str, Any]:
+        d = self.body.get("data")
+        return d if isinstance(d, dict) else {}
+
+    @property
+    def process(self) -> dict[str, Any]:
+        p = self.body.get("process")
+        return p if isinstance(p, dict) else {}
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(self.body)
+
+    def summary(self) -> dict[str, Any]:
+        """The body plus the derived fields, for APIs that show both."""
+        return {
+            **self.body,
+            "received_at": iso(self.received_at),
+            "source_format": self.source_format,
+            "severity": self.severity,
+            "entities": self.entities,
+        }
+
+
+def iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).isoformat().replace("+00:00", "Z")
+
+
+def parse_ts(value: Any, field: str = "ts") -> float:
+    """RFC 3339 / ISO-8601 text -> epoch seconds; naive times are UTC."""
+    if not isinstance(value, str):
+        raise EventError(field, "must be an RFC 3339 timestamp string")
+    if len(value) > 64:
+        raise EventError(field, "timestamp longer than 64 characters")
+    text = value.strip()
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    try:
+        dt = datetime.fromisoformat(text)
+    except ValueError:
+        raise EventError(field, f"not an RFC 3339 timestamp: {value!r}") from None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return dt.timestamp()

@@ -1,0 +1,99 @@
+"""Turn one decoded OISP-shaped mapping into a validated canonical :class:`Event`."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from ulid import ULID
+
+from agentwatch.events import oisp_schema
+from agentwatch.events.model import Event, EventError, iso, parse_ts
+
+MAX_TYPE_LEN = 128
+# Envelope fields the server may fill when a source leaves them out.
+DEFAULT_SOURCE = {"collector": "agentwatch-ingest"}
+DEFAULT_CONFIDENCE = {"level": "medium", "completeness": "partial", "reasons": ["server_filled_envelope"]}
+
+TypeValidators = Callable[[str], Callable[[dict], list[str]] | None]
+
+
+def new_event_id() -> str:
+    return str(ULID())
+
+
+def normalize(
+    item: Any,
+    *,
+    type_validator: TypeValidators,
+    source_format: str = "oisp",
+    received_at: float | None = None,
+    raw: bytes | None = None,
+) -> Event:
+    """Validate ``item`` and build the Event; raises :class:`EventError` naming the field."""
+    if not isinstance(item, dict):
+        raise EventError("event", "must be a JSON object")
+    now = time.time() if received_at is None else received_at
+    body = item
+    event_type = body.get("event_type")
+    if not isinstance(event_type, str) or not event_type:
+        raise EventError("event_type", "is required and must be a non-empty string")
+    if len(event_type) > MAX_TYPE_LEN:
+        raise EventError("event_type", f"longer than {MAX_TYPE_LEN} characters")
+    check_data = type_validator(event_type)
+    if check_data is None:
+        raise EventError("event_type", f"unknown event type {event_type!r}")
+
+    if "event_id" not in body:
+        body["event_id"] = new_event_id()
+    if "ts" not in body:
+        body["ts"] = iso(now)
+    body.setdefault("oisp_version", "0.1")
+    body.setdefault("source", dict(DEFAULT_SOURCE))
+    body.setdefault("confidence", dict(DEFAULT_CONFIDENCE))
+
+    errors = oisp_schema.problems(oisp_schema.envelope_validator(), body, "event")
+    if errors:
+        field, _, rule = errors[0].partition(": ")
+        raise EventError(field.removeprefix("event."), rule)
+    event_id = body["event_id"]
+    if len(event_id) > 128:
+        raise EventError("event_id", "longer than 128 characters")
+    ts = parse_ts(body["ts"])
+
+    data = body.get("data")
+    if data is not None:
+        problems = check_data(data)
+        if problems:
+            field, _, rule = problems[0].partition(": ")
+            raise EventError(field, rule)
+
+    return Event(
+        body=body,
+        event_id=event_id,
+        event_type=event_type,
+        ts=ts,
+        received_at=now,
+        source_format=source_format,
+        session_id=body.get("session_id"),
+        parent_session_id=body.get("parent_session_id"),
+        sequence=body.get("sequence"),
+        agent=body.get("agent"),
+        severity=body.get("severity", 0),
+        raw=raw,
+    )
+
+
+def oisp_data_validator(event_type: str) -> Callable[[dict], list[str]]:
+    """The validator of one OISP event type's ``data`` payload."""
+    compiled = oisp_schema.data_validator(event_type)
+
+    def check(data: dict) -> list[str]:
+        if not isinstance(data, dict):
+            return ["data: must be an object"]
+        if compiled is None:
+            return []
+        return oisp_schema.problems(compiled, data, "data")
+
+    return check

@@ -1,0 +1,1 @@
+"""The ingest pipeline: stages, micro-batched commit, publish to the live hub."""

@@ -1,0 +1,67 @@
+"""Runtime process filters (the OISP ``/api/filters`` API), persisted in the store."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from sqlalchemy import Engine
+
+from agentwatch.events.model import Event
+from agentwatch.store import kv
+
+KEY = "runtime_filters"
+MAX_ENTRIES = 1000
+
+
+class RuntimeFilters:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._lock = threading.Lock()
+        saved = kv.get(engine, KEY, {}) or {}
+        self.process_names: list[str] = list(saved.get("process_filter", []))
+        self.pids: list[int] = list(saved.get("pid_filter", []))
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.process_names or self.pids)
+
+    def admits(self, e: Event) -> bool:
+        proc = e.process
+        if not proc:
+            return True  # events without a process (sessions, scans) are not process-filtered
+        if proc.get("name") in self.process_names:
+            return True
+        return proc.get("pid") in self.pids
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "process_filter": list(self.process_names),
+            "pid_filter": list(self.pids),
+            "filter_enabled": self.enabled,
+        }
+
+    def _save(self) -> None:
+        kv.put(self.engine, KEY, {"process_filter": self.process_names, "pid_filter": self.pids})
+
+    def add_process(self, name: str) -> None:
+        with self._lock:
+            if name not in self.process_names:
+                if len(self.process_names) >= MAX_ENTRIES:
+                    raise ValueError(f"name: at most {MAX_ENTRIES} process filters")
+                self.process_names.append(name)
+                self._save()
+
+    def add_pid(self, pid: int) -> None:
+        with self._lock:
+            if pid not in self.pids:
+                if len(self.pids) >= MAX_ENTRIES:
+                    raise ValueError(f"pid: at most {MAX_ENTRIES} pid filters")
+                self.pids.append(pid)
+                self._save()
+
+    def clear(self) -> None:
+        with self._lock:
+            self.process_names.clear()
+            self.pids.clear()
+            self._save()

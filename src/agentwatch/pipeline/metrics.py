@@ -1,0 +1,37 @@
+"""Prometheus metrics of one agentwatch instance (own registry, fixed label sets)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.received = Counter("agentwatch_events_received", "Events decoded from any source", ["source"], registry=r)
+        self.rejected = Counter("agentwatch_events_rejected", "Events refused by validation", ["source"], registry=r)
+        self.committed = Counter("agentwatch_events_committed", "Events stored", registry=r)
+        self.duplicates = Counter("agentwatch_events_duplicate", "Events already stored (same event_id)", registry=r)
+        self.filtered = Counter(
+            "agentwatch_events_filtered", "Events dropped by the runtime process filter", registry=r
+        )
+        self.dropped = Counter("agentwatch_events_dropped", "Events dropped, by reason", ["reason"], registry=r)
+        self.queue_depth = Gauge("agentwatch_pipeline_queue_depth", "Events waiting for commit", registry=r)
+        self.batch_seconds = Histogram(
+            "agentwatch_pipeline_batch_seconds",
+            "Time to run stages and commit one micro-batch",
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+            registry=r,
+        )
+        self.batch_size = Histogram(
+            "agentwatch_pipeline_batch_events",
+            "Events per committed micro-batch",
+            buckets=(1, 10, 50, 100, 500, 1000, 2000, 5000, 10000),
+            registry=r,
+        )
+        self.findings = Counter("agentwatch_findings", "Detector findings", ["detector"], registry=r)
+        self.live_clients = Gauge("agentwatch_live_clients", "Connected live-stream clients", registry=r)
+        self.live_dropped = Counter(
+            "agentwatch_live_dropped", "Frames dropped for slow live-stream clients", registry=r
+        )

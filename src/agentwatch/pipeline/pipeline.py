@@ -1,0 +1,265 @@
+"""Micro-batching pipeline: accepted events -> stages -> detectors -> commit -> publish.
+
+``submit`` returns only after the events are committed (persist before
+acknowledge), so an event acknowledged to a client is never lost; concurrent
+submissions are committed together (group commit). The queue is bounded by a
+count of events; past it the overflow policy rejects (503) or blocks for a
+while and then rejects. Every event refused that way is counted as dropped.
+On shutdown, everything accepted is committed before the worker exits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import structlog
+
+from agentwatch.config import PipelineSettings
+from agentwatch.events.model import Event
+from agentwatch.pipeline.hub import LiveHub
+from agentwatch.pipeline.metrics import Metrics
+from agentwatch.pipeline.stages import Stage, run_stages
+from agentwatch.store import events as event_store
+
+log = structlog.get_logger("agentwatch.pipeline")
+
+
+class QueueFull(RuntimeError):
+    """The pipeline cannot take more events now; the client should retry later."""
+
+    retry_after_s = 1
+
+
+class ShuttingDown(RuntimeError):
+    """The pipeline no longer accepts events."""
+
+
+@dataclass
+class Finding:
+    """What a detector reports; the detection engine turns findings into alerts."""
+
+    detector: str
+    rule_id: str
+    title: str
+    severity: int
+    events: list[Event]
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+class Detector(Protocol):
+    name: str
+
+    def detect(self, batch: Sequence[Event]) -> list[Finding]: ...
+
+
+FindingSink = Callable[[list[Finding]], Awaitable[None]]
+CommitHook = Callable[[list[Event]], Awaitable[None]]
+
+
+@dataclass
+class Outcome:
+    stored: int = 0
+    duplicates: int = 0
+    filtered: int = 0
+
+
+@dataclass
+class _Submission:
+    events: list[Event]
+    future: asyncio.Future[Outcome]
+
+
+class Pipeline:
+    def __init__(
+        self,
+        engine: Any,
+        settings: PipelineSettings,
+        hub: LiveHub,
+        metrics: Metrics,
+        stages: Sequence[Stage] = (),
+        detectors: Sequence[Detector] = (),
+    ) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.hub = hub
+        self.metrics = metrics
+        self.stages = list(stages)
+        self.detectors = list(detectors)
+        self.finding_sinks: list[FindingSink] = []
+        self.commit_hooks: list[CommitHook] = []
+        self._queue: asyncio.Queue[_Submission | None] = asyncio.Queue()
+        self._pending = 0
+        self._space = asyncio.Condition()
+        self._worker: asyncio.Task[None] | None = None
+        self._accepting = False
+        self.started_at = time.time()
+        self.committed_total = 0
+        self._rate_window: list[tuple[float, int]] = []
+
+    # -- lifecycle -------------------------------------------------------
+    async def start(self) -> None:
+        self._accepting = True
+        self._worker = asyncio.create_task(self._run(), name="agentwatch-pipeline")
+
+    async def stop(self) -> None:
+        """Stop accepting, commit everything accepted, then end the worker."""
+        self._accepting = False
+        if self._worker is None:
+            return
+        await self._queue.put(None)
+        try:
+            await asyncio.wait_for(asyncio.shield(self._worker), self.settings.shutdown_drain_s)
+        except TimeoutError:
+            log.error("pipeline.drain_timeout", pending=self._pending)
+            self._worker.cancel()
+        self._worker = None
+
+    @property
+    def pending(self) -> int:
+        return self._pending
+
+    # -- intake ----------------------------------------------------------
+    async def submit(self, events: list[Event]) -> Outcome:
+        """Commit ``events``; returns after they are stored. Raises QueueFull / ShuttingDown."""
+        if not events:
+            return Outcome()
+        if not self._accepting:
+            raise ShuttingDown("the server is shutting down")
+        n = len(events)
+        limit = self.settings.queue_size
+        if self._pending + n > limit and self._pending > 0:
+            if self.settings.overflow == "block":
+                try:
+                    async with self._space:
+                        await asyncio.wait_for(
+                            self._space.wait_for(lambda: self._pending + n <= limit or self._pending == 0),
+                            self.settings.block_timeout_s,
+                        )
+                except TimeoutError:
+                    self.metrics.dropped.labels("queue_full").inc(n)
+                    raise QueueFull("pipeline queue is full") from None
+            else:
+                self.metrics.dropped.labels("queue_full").inc(n)
+                raise QueueFull("pipeline queue is full")
+        self._pending += n
+        self.metrics.queue_depth.set(self._pending)
+        fut: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+        await self._queue.put(_Submission(events, fut))
+        return await asyncio.shield(fut)
+
+    # -- worker ----------------------------------------------------------
+    async def _gather(self, first: _Submission) -> tuple[list[_Submission], bool]:
+        subs = [first]
+        size = len(first.events)
+        deadline = time.monotonic() + self.settings.batch_ms / 1000
+        stop = False
+        while size < self.settings.batch_size:
+            timeout = deadline - time.monotonic()
+            try:
+                nxt = self._queue.get_nowait() if timeout <= 0 else await asyncio.wait_for(self._queue.get(), timeout)
+            except (TimeoutError, asyncio.QueueEmpty):
+                break
+            if nxt is None:
+                stop = True
+                break
+            subs.append(nxt)
+            size += len(nxt.events)
+        return subs, stop
+
+    async def _run(self) -> None:
+        stop = False
+        while not stop or not self._queue.empty():
+            item = await self._queue.get()
+            if item is None:
+                stop = True
+                continue
+            subs, got_stop = await self._gather(item)
+            stop = stop or got_stop
+            await self._commit(subs)
+
+    def _process(self, batch: list[Event]) -> tuple[list[Event], list[Event], list[Finding]]:
+        """Worker-thread part: stages, detectors, commit. Returns (kept, stored, findings)."""
+        kept = run_stages(self.stages, batch)
+        findings: list[Finding] = []
+        for det in self.detectors:
+            found = det.detect(kept)
+            if found:
+                self.metrics.findings.labels(det.name).inc(len(found))
+                findings.extend(found)
+        stored = event_store.commit_batch(self.engine, kept) if kept else []
+        return kept, stored, findings
+
+    async def _commit(self, subs: list[_Submission]) -> None:
+        batch = [e for s in subs for e in s.events]
+        started = time.perf_counter()
+        try:
+            kept, stored, findings = await asyncio.to_thread(self._process, batch)
+        except Exception as exc:  # a storage failure: tell every waiting client
+            log.exception("pipeline.commit_failed", events=len(batch))
+            self.metrics.dropped.labels("commit_failed").inc(len(batch))
+            self._release(len(batch))
+            for s in subs:
+                if not s.future.done():
+                    s.future.set_exception(exc)
+            return
+        self.metrics.batch_seconds.observe(time.perf_counter() - started)
+        self.metrics.batch_size.observe(len(batch))
+        self.metrics.committed.inc(len(stored))
+        self.metrics.duplicates.inc(len(kept) - len(stored))
+        self.metrics.filtered.inc(len(batch) - len(kept))
+        self.committed_total += len(stored)
+        self._note_rate(len(stored))
+        stored_ids = {id(e) for e in stored}
+        kept_ids = {id(e) for e in kept}
+        for s in subs:
+            out = Outcome()
+            for e in s.events:
+                if id(e) in stored_ids:
+                    out.stored += 1
+                elif id(e) in kept_ids:
+                    out.duplicates += 1
+                else:
+                    out.filtered += 1
+            if not s.future.done():
+                s.future.set_result(out)
+        self._release(len(batch))
+        for e in stored:
+            self.hub.publish("event", e)
+        for hook in self.commit_hooks:
+            try:
+                await hook(stored)
+            except Exception:
+                log.exception("pipeline.commit_hook_failed")
+        if findings:
+            for sink in self.finding_sinks:
+                try:
+                    await sink(findings)
+                except Exception:
+                    log.exception("pipeline.finding_sink_failed")
+
+    def _release(self, n: int) -> None:
+        self._pending -= n
+        self.metrics.queue_depth.set(self._pending)
+
+        async def _notify() -> None:
+            async with self._space:
+                self._space.notify_all()
+
+        if self.settings.overflow == "block":
+            asyncio.get_running_loop().create_task(_notify())
+
+    def _note_rate(self, n: int) -> None:
+        now = time.time()
+        self._rate_window.append((now, n))
+        cutoff = now - 10
+        while self._rate_window and self._rate_window[0][0] < cutoff:
+            self._rate_window.pop(0)
+
+    def events_per_second(self) -> float:
+        now = time.time()
+        recent = [n for t, n in self._rate_window if t >= now - 10]
+        return round(sum(recent) / 10.0, 3)

@@ -1,0 +1,126 @@
+"""Built-in pipeline stages. A stage takes a micro-batch and returns the events to keep.
+
+Stages run in registration order in the pipeline's worker thread, before the
+detectors and the commit.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import OrderedDict
+from collections.abc import Sequence
+from typing import Protocol
+
+from agentwatch.events import entities
+from agentwatch.events.model import Event
+from agentwatch.pipeline.filters import RuntimeFilters
+
+TRACE_NS = uuid.UUID("0b8f5a8e-37a4-4c55-8d5e-1d7c1b6f0a11")
+TRACE_IDLE_S = 300.0
+MAX_TRACKED = 100_000
+
+
+class Stage(Protocol):
+    name: str
+
+    def process(self, batch: list[Event]) -> list[Event]: ...
+
+
+class EntityStage:
+    """Derives the entities each event names (``Event.entities``)."""
+
+    name = "entities"
+
+    def process(self, batch: list[Event]) -> list[Event]:
+        for e in batch:
+            if not e.entities:
+                e.entities = entities.derive(e)
+        return batch
+
+
+class ProcessFilterStage:
+    """Drops events of processes outside the runtime filter while it is enabled."""
+
+    name = "process_filter"
+
+    def __init__(self, filters: RuntimeFilters) -> None:
+        self.filters = filters
+
+    def process(self, batch: list[Event]) -> list[Event]:
+        if not self.filters.enabled:
+            return batch
+        return [e for e in batch if self.filters.admits(e)]
+
+
+def _trace_id(*parts: object) -> str:
+    return uuid.uuid5(TRACE_NS, "\x1f".join(str(p) for p in parts)).hex
+
+
+class TraceStage:
+    """Assigns ``Event.trace_id``.
+
+    In order: the event's own W3C ``trace_context``; its agent session; its
+    process, where a process inherits the live trace of its parent (lineage) and
+    a process trace closes after 300 s without events (event time); finally the
+    LLM ``request_id`` or tool ``call_id`` that ties request and response.
+    """
+
+    name = "traces"
+
+    def __init__(self, idle_s: float = TRACE_IDLE_S) -> None:
+        self.idle_s = idle_s
+        self._live: OrderedDict[tuple[str, int], tuple[str, float]] = OrderedDict()
+
+    def _remember(self, key: tuple[str, int], trace: str, ts: float) -> None:
+        self._live[key] = (trace, ts)
+        self._live.move_to_end(key)
+        while len(self._live) > MAX_TRACKED:
+            self._live.popitem(last=False)
+
+    def _live_trace(self, key: tuple[str, int], ts: float) -> str | None:
+        hit = self._live.get(key)
+        if hit is not None and ts - hit[1] <= self.idle_s:
+            return hit[0]
+        return None
+
+    def assign(self, e: Event) -> str | None:
+        tc = e.body.get("trace_context")
+        if isinstance(tc, dict) and isinstance(tc.get("trace_id"), str):
+            return tc["trace_id"]
+        if e.session_id:
+            return _trace_id("session", e.session_id)
+        proc = e.process
+        pid = proc.get("pid")
+        if isinstance(pid, int):
+            host = e.body.get("host")
+            hostname = host.get("hostname", "") if isinstance(host, dict) else ""
+            key = (hostname, pid)
+            trace = self._live_trace(key, e.ts)
+            if trace is None:
+                ppid = proc.get("ppid")
+                if isinstance(ppid, int):
+                    trace = self._live_trace((hostname, ppid), e.ts)
+            if trace is None:
+                trace = _trace_id("process", hostname, pid, e.ts)
+            self._remember(key, trace, e.ts)
+            return trace
+        data = e.data
+        for field in ("request_id", "call_id"):
+            v = data.get(field)
+            if isinstance(v, str) and v:
+                return _trace_id(field, v)
+        return None
+
+    def process(self, batch: list[Event]) -> list[Event]:
+        for e in sorted(batch, key=lambda x: x.ts):
+            if e.trace_id is None:
+                e.trace_id = self.assign(e)
+        return batch
+
+
+def run_stages(stages: Sequence[Stage], batch: list[Event]) -> list[Event]:
+    for stage in stages:
+        batch = stage.process(batch)
+        if not batch:
+            break
+    return batch

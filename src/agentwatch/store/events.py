@@ -1,0 +1,190 @@
+"""The events aggregate: batch commit (idempotent on event_id) and queries."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection, Engine, and_, func, select
+
+from agentwatch.events.model import Event
+from agentwatch.store import counters as counters_store
+from agentwatch.store import processes as process_store
+from agentwatch.store.schema import events
+
+CHUNK = 500  # ids per IN (...) lookup
+
+
+def _row(e: Event) -> dict[str, Any]:
+    proc = e.process
+    host = e.body.get("host")
+    return {
+        "event_id": e.event_id,
+        "event_type": e.event_type,
+        "ts": e.ts,
+        "received_at": e.received_at,
+        "source_format": e.source_format,
+        "session_id": e.session_id,
+        "parent_session_id": e.parent_session_id,
+        "sequence": e.sequence,
+        "agent": e.agent,
+        "severity": e.severity,
+        "host": host.get("hostname") if isinstance(host, dict) else None,
+        "pid": proc.get("pid") if isinstance(proc.get("pid"), int) else None,
+        "ppid": proc.get("ppid") if isinstance(proc.get("ppid"), int) else None,
+        "process_name": proc.get("name") if isinstance(proc.get("name"), str) else None,
+        "trace_id": e.trace_id,
+        "entity_ids": " ".join(x["id"] for x in e.entities),
+        "entities": orjson.dumps(e.entities).decode(),
+        "body": orjson.dumps(e.body).decode(),
+        "raw": e.raw,
+    }
+
+
+def existing_ids(conn: Connection, ids: Sequence[str]) -> set[str]:
+    found: set[str] = set()
+    for i in range(0, len(ids), CHUNK):
+        chunk = ids[i : i + CHUNK]
+        found.update(conn.execute(select(events.c.event_id).where(events.c.event_id.in_(chunk))).scalars())
+    return found
+
+
+def commit_batch(engine: Engine, batch: Sequence[Event]) -> list[Event]:
+    """Store the events not stored before; returns exactly those, in order."""
+    with engine.begin() as conn:
+        seen = existing_ids(conn, [e.event_id for e in batch])
+        fresh: list[Event] = []
+        for e in batch:
+            if e.event_id in seen:
+                continue
+            seen.add(e.event_id)
+            fresh.append(e)
+        if not fresh:
+            return []
+        conn.execute(events.insert(), [_row(e) for e in fresh])
+        counters_store.add(conn, tally(fresh))
+        process_store.record(conn, fresh)
+    return fresh
+
+
+def tally(batch: Sequence[Event]) -> Counter[tuple[str, str]]:
+    c: Counter[tuple[str, str]] = Counter()
+    for e in batch:
+        c[("event_type", e.event_type)] += 1
+        if e.event_type == "ai.request":
+            data = e.data
+            provider = data.get("provider")
+            if isinstance(provider, dict) and isinstance(provider.get("name"), str):
+                c[("ai_provider", provider["name"][:256])] += 1
+            model = data.get("model")
+            if isinstance(model, dict) and isinstance(model.get("id"), str):
+                c[("ai_model", model["id"][:256])] += 1
+        elif e.event_type == "ai.response":
+            usage = e.data.get("usage")
+            if isinstance(usage, dict):
+                for name, key in (("prompt", "prompt_tokens"), ("completion", "completion_tokens")):
+                    v = usage.get(key)
+                    if isinstance(v, int | float):
+                        c[("ai_tokens", name)] += v
+                total = usage.get("total_tokens")
+                if not isinstance(total, int | float):
+                    total = sum(
+                        v
+                        for k, v in usage.items()
+                        if k in ("prompt_tokens", "completion_tokens") and isinstance(v, int | float)
+                    )
+                c[("ai_tokens", "total")] += total
+                cost = usage.get("total_cost_usd")
+                if isinstance(cost, int | float):
+                    c[("ai_cost", "usd")] += cost
+    return c
+
+
+@dataclass
+class EventQuery:
+    limit: int = 100
+    offset: int = 0
+    event_type: str | None = None
+    process: str | None = None
+    since: float | None = None
+    until: float | None = None
+    trace_id: str | None = None
+    session_id: str | None = None
+    source_format: str | None = None
+    min_severity: int | None = None
+    entity_id: str | None = None
+    text: str | None = None
+    newest_first: bool = True
+
+
+def _where(q: EventQuery) -> list[Any]:
+    cond: list[Any] = []
+    if q.event_type:
+        if q.event_type.endswith(".*"):
+            cond.append(events.c.event_type.startswith(q.event_type[:-1], autoescape=True))
+        else:
+            cond.append(events.c.event_type == q.event_type)
+    if q.process:
+        cond.append(events.c.process_name == q.process)
+    if q.since is not None:
+        cond.append(events.c.ts >= q.since)
+    if q.until is not None:
+        cond.append(events.c.ts <= q.until)
+    if q.trace_id:
+        cond.append(events.c.trace_id == q.trace_id)
+    if q.session_id:
+        cond.append(events.c.session_id == q.session_id)
+    if q.source_format:
+        cond.append(events.c.source_format == q.source_format)
+    if q.min_severity is not None:
+        cond.append(events.c.severity >= q.min_severity)
+    if q.entity_id:
+        cond.append(events.c.entity_ids.contains(q.entity_id, autoescape=True))
+    if q.text:
+        cond.append(events.c.body.contains(q.text, autoescape=True))
+    return cond
+
+
+def query(engine: Engine, q: EventQuery) -> tuple[list[dict[str, Any]], int]:
+    cond = and_(*_where(q)) if _where(q) else None
+    stmt = select(events.c.body, events.c.seq)
+    count = select(func.count()).select_from(events)
+    if cond is not None:
+        stmt = stmt.where(cond)
+        count = count.where(cond)
+    order = (events.c.ts.desc(), events.c.seq.desc()) if q.newest_first else (events.c.ts, events.c.seq)
+    stmt = stmt.order_by(*order).limit(q.limit).offset(q.offset)
+    with engine.connect() as conn:
+        rows = [orjson.loads(r.body) for r in conn.execute(stmt)]
+        total = conn.execute(count).scalar_one()
+    return rows, total
+
+
+def query_rows(engine: Engine, q: EventQuery) -> tuple[list[dict[str, Any]], int]:
+    """Like :func:`query` but with the derived columns beside the body."""
+    conds = _where(q)
+    stmt = select(events)
+    count = select(func.count()).select_from(events)
+    if conds:
+        stmt = stmt.where(and_(*conds))
+        count = count.where(and_(*conds))
+    order = (events.c.ts.desc(), events.c.seq.desc()) if q.newest_first else (events.c.ts, events.c.seq)
+    stmt = stmt.order_by(*order).limit(q.limit).offset(q.offset)
+    with engine.connect() as conn:
+        rows = [dict(r._mapping) for r in conn.execute(stmt)]
+        total = conn.execute(count).scalar_one()
+    return rows, total
+
+
+def get(engine: Engine, event_id: str) -> dict[str, Any] | None:
+    with engine.connect() as conn:
+        body = conn.execute(select(events.c.body).where(events.c.event_id == event_id)).scalar_one_or_none()
+    return orjson.loads(body) if body is not None else None
+
+
+def count(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return conn.execute(select(func.count()).select_from(events)).scalar_one()

@@ -1,0 +1,116 @@
+"""POST /api/v1/ingest against a real server and a real database (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import gzip
+import json
+
+import orjson
+
+from tests.conftest import OISP_EXAMPLES
+
+
+def examples() -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted(OISP_EXAMPLES.glob("*.json"))]
+
+
+def minimal(i: int = 0, **extra: object) -> dict:
+    return {
+        "event_type": "process.exec",
+        "process": {"pid": 100 + i, "name": "python3"},
+        "data": {"exe": "/usr/bin/python3"},
+        **extra,
+    }
+
+
+def test_all_spec_examples_accepted_and_round_trip_unchanged(server):
+    docs = examples()
+    assert len(docs) == 9
+    with server.client() as c:
+        r = c.post("/api/v1/ingest", json=docs)
+        assert r.status_code == 200, r.text
+        assert r.json()["accepted"] == 9 and r.json()["rejected"] == 0 and r.json()["stored"] == 9
+        for doc in docs:
+            got = c.get(f"/api/events/{doc['event_id']}")
+            assert got.status_code == 200
+            assert got.json() == doc
+
+
+def test_server_assigns_ulid_and_time_and_dedups_by_event_id(server):
+    with server.client() as c:
+        r = c.post("/api/v1/ingest", json=minimal())
+        assert r.json()["stored"] == 1
+        listed = c.get("/api/events").json()["events"]
+        assert len(listed) == 1
+        event_id = listed[0]["event_id"]
+        assert len(event_id) == 26 and event_id.isalnum()  # a ULID
+        assert listed[0]["ts"].endswith("Z")
+        again = c.post("/api/v1/ingest", json=listed[0]).json()
+        assert again == {**again, "accepted": 1, "stored": 0, "duplicates": 1}
+        assert c.get("/api/events").json()["total"] == 1
+
+
+def test_ndjson_gzip_and_per_line_rejections(server):
+    lines = [
+        orjson.dumps(minimal(1)),
+        b"# a comment line is skipped",
+        b"{not json",
+        orjson.dumps({"event_type": "made.up", "data": {}}),
+        orjson.dumps(minimal(2, ts="yesterday")),
+        orjson.dumps({**minimal(3), "data": {"exe": 5}}),
+        b"",
+        orjson.dumps(minimal(4)),
+    ]
+    body = gzip.compress(b"\n".join(lines))
+    with server.client() as c:
+        r = c.post(
+            "/api/v1/ingest", content=body, headers={"Content-Encoding": "gzip", "Content-Type": "application/x-ndjson"}
+        )
+        assert r.status_code == 200
+        doc = r.json()
+        assert doc["accepted"] == 2 and doc["rejected"] == 4
+        by_index = {e["index"]: e for e in doc["errors"]}
+        assert by_index[1]["field"] == "body" and "malformed JSON" in by_index[1]["reason"]
+        assert by_index[2]["field"] == "event_type" and "unknown event type" in by_index[2]["reason"]
+        assert by_index[3]["field"] == "ts" and "date-time" in by_index[3]["reason"]
+        assert by_index[4]["field"] == "data.exe" and "string" in by_index[4]["reason"]
+        assert c.get("/api/events").json()["total"] == 2
+
+
+def test_bad_bodies_get_4xx_naming_the_rule_and_keep_earlier_events(server):
+    with server.client() as c:
+        assert c.post("/api/v1/ingest", json=minimal()).json()["stored"] == 1
+        cases = [
+            (b"", 400, "body: is empty"),
+            (b"[1, 2", 400, "malformed JSON array"),
+            (b"\x1f\x8bnot-gzip", 400, "gzip"),
+            (b"42", 200, None),
+        ]
+        for body, status, text in cases:
+            r = c.post("/api/v1/ingest", content=body)
+            assert r.status_code == status, (body, r.text)
+            if text:
+                assert text in r.json()["error"]["message"]
+                assert r.json()["error"]["code"] == "INVALID_REQUEST"
+        r = c.post("/api/v1/ingest", content=b"42")
+        assert r.json()["errors"][0] == {"index": 0, "field": "event", "reason": "must be a JSON object"}
+        too_big = b"x" * (server.aw.settings.ingest.max_body_bytes + 1)
+        r = c.post("/api/v1/ingest", content=too_big)
+        assert r.status_code == 413 and r.json()["error"]["code"] == "PAYLOAD_TOO_LARGE"
+        assert c.get("/api/events").json()["total"] == 1
+
+
+def test_gzip_bomb_is_refused(server):
+    limit = server.aw.settings.ingest.max_body_bytes
+    bomb = gzip.compress(b"[" + b" " * (limit + 10) + b"]")
+    with server.client() as c:
+        r = c.post("/api/v1/ingest", content=bomb, headers={"Content-Encoding": "gzip"})
+        assert r.status_code == 413
+        assert "after gzip decoding" in r.json()["error"]["message"]
+
+
+def test_unknown_envelope_field_is_named(server):
+    with server.client() as c:
+        r = c.post("/api/v1/ingest", json=minimal(surprise=1))
+        assert r.json()["errors"][0]["field"] == "event"
+        assert "surprise" in r.json()["errors"][0]["reason"]

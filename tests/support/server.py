@@ -1,0 +1,62 @@
+"""A real agentwatch server on a loopback port, in a background thread."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import uvicorn
+
+from agentwatch.api.factory import create_app
+from agentwatch.app import Agentwatch
+from agentwatch.config import Settings
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class RunningServer:
+    aw: Agentwatch
+    url: str
+    server: uvicorn.Server
+    headers: dict[str, str]
+
+    def client(self, **kw: Any) -> httpx.Client:
+        headers = {**self.headers, **kw.pop("headers", {})}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=kw.pop("timeout", 30), **kw)
+
+    @property
+    def ws_url(self) -> str:
+        return self.url.replace("http://", "ws://", 1)
+
+
+@contextmanager
+def run_server(settings: Settings, headers: dict[str, str] | None = None) -> Iterator[RunningServer]:
+    port = free_port()
+    settings = settings.model_copy(update={"port": port})
+    aw = Agentwatch(settings)
+    app = create_app(aw)
+    config = uvicorn.Config(app, host=settings.host, port=port, log_config=None, access_log=False, lifespan="on")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("agentwatch test server did not start")
+        time.sleep(0.01)
+    try:
+        yield RunningServer(aw, f"http://{settings.host}:{port}", server, dict(headers or {}))
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
