@@ -10,6 +10,7 @@ import structlog
 from sqlalchemy import Engine
 
 from agentwatch import __version__
+from agentwatch.alerts.recorder import AlertRecorder
 from agentwatch.config import Settings
 from agentwatch.events.codecs.oisp import OispCodec
 from agentwatch.extensions import Registry, load_registry
@@ -41,6 +42,8 @@ class Agentwatch:
         self.pipeline = Pipeline(
             self.engine, settings.pipeline, self.hub, self.metrics, stages=stages, detectors=detectors
         )
+        self.alerts = AlertRecorder(self.engine, self.hub)
+        self.pipeline.finding_sinks.append(self.alerts.record)
         self.codecs = {name: factory(self) for name, factory in self.registry.codecs.items()}
         for name, factory in self.registry.lifecycle.items():
             self.components[name] = factory(self)

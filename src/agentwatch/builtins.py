@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING
 
 from agentwatch.events import oisp_schema
@@ -12,6 +13,15 @@ if TYPE_CHECKING:
 
 # OISP event types without a payload schema in v0.1: their data must be an object.
 SCHEMALESS_OISP_TYPES = ("capture.raw",)
+
+# Each capability registers its own parts from its own plugin module.
+CAPABILITIES = (
+    "agentwatch.soc.plugin",
+    "agentwatch.detect.plugin",
+    "agentwatch.sessions.plugin",
+    "agentwatch.discovery.plugin",
+    "agentwatch.capture.plugin",
+)
 
 
 def register(registry: Registry) -> None:
@@ -39,3 +49,6 @@ def register(registry: Registry) -> None:
     registry.routers.register("oisp", oisp.router)
     registry.routers.register("oisp_live", live_oisp.router)
     registry.health.register("oisp", oisp.health_fragment)
+
+    for module in CAPABILITIES:
+        importlib.import_module(module).register(registry)

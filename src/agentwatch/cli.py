@@ -154,6 +154,18 @@ def replay(
         raise typer.Exit(1)
 
 
+def _install_capabilities() -> None:
+    import importlib
+
+    from agentwatch.builtins import CAPABILITIES
+
+    for module in CAPABILITIES:
+        importlib.import_module(module).install_cli(app)
+
+
+_install_capabilities()
+
+
 def main() -> None:
     try:
         app()

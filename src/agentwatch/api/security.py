@@ -21,6 +21,8 @@ from fastapi.routing import APIRoute, APIWebSocketRoute
 from starlette.requests import HTTPConnection
 from starlette.routing import Mount
 
+from agentwatch.api.permissions import PERMISSIONS
+
 log = structlog.get_logger("agentwatch.security")
 
 PUBLIC = "public"
@@ -112,6 +114,9 @@ class Guard:
 
 
 def require(permission: str, *, open_on_loopback: bool = False) -> Any:
+    """The route dependency declaring ``permission`` (one of ``permissions.PERMISSIONS``, or PUBLIC)."""
+    if permission != PUBLIC and permission not in PERMISSIONS:
+        raise ValueError(f"unknown permission {permission!r}; add it to agentwatch.api.permissions")
     return Depends(Guard(permission, open_on_loopback=open_on_loopback))
 
 

@@ -40,13 +40,26 @@ class ShuttingDown(RuntimeError):
 
 @dataclass
 class Finding:
-    """What a detector reports; the detection engine turns findings into alerts."""
+    """What a detector reports; :mod:`agentwatch.alerts` turns findings into alerts.
+
+    ``severity`` is 0-10 (see ``agentwatch.alerts.model.severity_label``).
+    ``alert_type`` is one of sigma, atr, builtin, correlation, ml, ueba, ioc,
+    discovery, guard. Findings with the same ``dedup_key`` (default: the
+    entities of the events) for the same rule merge into one alert within the
+    dedup window.
+    """
 
     detector: str
     rule_id: str
     title: str
     severity: int
     events: list[Event]
+    alert_type: str = "builtin"
+    message: str = ""
+    tags: list[str] = field(default_factory=list)
+    dedup_key: str | None = None
+    session_id: str | None = None
+    ts: float | None = None  # event time of the finding; default: the latest event's
     details: dict[str, Any] = field(default_factory=dict)
 
 

@@ -1,0 +1,1 @@
+"""Alerts: one model for every finding, whatever produced it."""

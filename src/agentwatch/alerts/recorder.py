@@ -1,0 +1,148 @@
+"""Turning findings into stored, deduplicated alerts, then publishing and notifying.
+
+Within ``dedup_window_s`` (event time), a finding with the same type, rule and
+dedup key as an open alert increments that alert's ``count`` and extends its
+``last_seen`` instead of creating a new one. Alerts are committed before they
+are published to the live hub or sent to outputs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import orjson
+import structlog
+from sqlalchemy import Engine, and_, select, update
+
+from agentwatch.alerts import model
+from agentwatch.pipeline.hub import LiveHub
+from agentwatch.pipeline.pipeline import Finding
+from agentwatch.store.alerts_schema import alerts
+
+log = structlog.get_logger("agentwatch.alerts")
+
+AlertListener = Callable[[list[dict[str, Any]]], Awaitable[None]]
+
+
+def _dedup_key(f: Finding) -> str:
+    if f.dedup_key is not None:
+        return f.dedup_key
+    if f.session_id:
+        return f"session:{f.session_id}"
+    ids = sorted({ent["id"] for e in f.events for ent in e.entities})
+    return ",".join(ids)
+
+
+def _finding_ts(f: Finding) -> float:
+    if f.ts is not None:
+        return f.ts
+    return max((e.ts for e in f.events), default=time.time())
+
+
+def store_findings(engine: Engine, findings: Sequence[Finding], window_s: float) -> list[tuple[dict[str, Any], bool]]:
+    """Persist findings; returns (alert JSON, is_new) for each alert created or updated."""
+    out: list[tuple[dict[str, Any], bool]] = []
+    now = time.time()
+    with engine.begin() as conn:
+        for f in findings:
+            key = model.dedup_hash(f.alert_type, f.rule_id, _dedup_key(f))
+            ts = _finding_ts(f)
+            event_ids = [e.event_id for e in f.events][: model.MAX_EVENT_IDS]
+            existing = conn.execute(
+                select(alerts)
+                .where(
+                    and_(alerts.c.dedup_key == key, alerts.c.last_seen >= ts - window_s, alerts.c.status != "closed")
+                )
+                .order_by(alerts.c.last_seen.desc())
+                .limit(1)
+            ).first()
+            if existing is not None:
+                row = dict(existing._mapping)
+                body = orjson.loads(row["body"])
+                merged = list(dict.fromkeys([*body.get("event_ids", []), *event_ids]))[: model.MAX_EVENT_IDS]
+                body["event_ids"] = merged
+                row.update(
+                    count=row["count"] + 1,
+                    last_seen=max(row["last_seen"], ts),
+                    first_seen=min(row["first_seen"], ts),
+                    severity=max(row["severity"], f.severity),
+                    updated_at=now,
+                    body=orjson.dumps(body).decode(),
+                )
+                conn.execute(
+                    update(alerts)
+                    .where(alerts.c.id == row["id"])
+                    .values(
+                        count=row["count"],
+                        last_seen=row["last_seen"],
+                        first_seen=row["first_seen"],
+                        severity=row["severity"],
+                        updated_at=now,
+                        body=row["body"],
+                    )
+                )
+                out.append((model.to_json(row, body, orjson.loads(row["tags"])), False))
+                continue
+            entities: dict[str, dict[str, str]] = {}
+            for e in f.events:
+                for ent in e.entities:
+                    entities.setdefault(ent["id"], ent)
+            opening = event_ids[0] if event_ids else f"{ts}"
+            body = {"entities": list(entities.values())[:64], "event_ids": event_ids, "details": f.details}
+            row = {
+                "id": model.alert_id(key, opening),
+                "dedup_key": key,
+                "type": f.alert_type,
+                "detector": f.detector,
+                "rule_id": f.rule_id,
+                "title": f.title[:1000],
+                "message": (f.message or f.title)[:4000],
+                "severity": max(0, min(10, int(f.severity))),
+                "status": "open",
+                "first_seen": ts,
+                "last_seen": ts,
+                "created_at": now,
+                "updated_at": now,
+                "count": 1,
+                "session_id": f.session_id,
+                "entity_ids": " ".join(entities),
+                "tags": orjson.dumps(f.tags).decode(),
+                "body": orjson.dumps(body).decode(),
+            }
+            if conn.execute(select(alerts.c.id).where(alerts.c.id == row["id"])).first() is not None:
+                continue  # the same finding replayed: already stored
+            conn.execute(alerts.insert().values(**row))
+            out.append((model.to_json(row, body, f.tags), True))
+    return out
+
+
+class AlertRecorder:
+    """The pipeline's finding sink; also called directly by non-pipeline sources."""
+
+    def __init__(self, engine: Engine, hub: LiveHub, window_s: float = 300.0) -> None:
+        self.engine = engine
+        self.hub = hub
+        self.window_s = window_s
+        self.listeners: list[AlertListener] = []
+
+    async def __call__(self, findings: list[Finding]) -> list[dict[str, Any]]:
+        return await self.record(findings)
+
+    async def record(self, findings: list[Finding]) -> list[dict[str, Any]]:
+        if not findings:
+            return []
+        stored = await asyncio.to_thread(store_findings, self.engine, findings, self.window_s)
+        changed = [a for a, _new in stored]
+        for alert in changed:
+            self.hub.publish("alert", alert)
+        new = [a for a, is_new in stored if is_new]
+        if new:
+            for listener in self.listeners:
+                try:
+                    await listener(new)
+                except Exception:
+                    log.exception("alerts.listener_failed")
+        return changed

@@ -1,0 +1,1 @@
+"""Capture: the LLM gateway, the host sensor and OTLP ingest."""

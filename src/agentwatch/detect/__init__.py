@@ -1,0 +1,1 @@
+"""Detection: one engine for Sigma, ATR and built-in stateful rules."""

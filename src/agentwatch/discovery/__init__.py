@@ -1,0 +1,1 @@
+"""Agent discovery: scanner, probes, scoring, inventory."""

@@ -1,0 +1,1 @@
+"""Agent sessions: the AOP collector, session derivation and session rules."""

@@ -1,0 +1,1 @@
+"""Security operations: identity and access, audit, cases, playbooks, intel, honeytokens."""
