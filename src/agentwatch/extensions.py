@@ -15,6 +15,10 @@ Extension points (``Registry`` attributes):
 - ``routers``:       API surfaces (FastAPI routers) mounted by the app factory
 - ``lifecycle``:     components started with the server and stopped (drained) on shutdown
 - ``health``:        contributors merged into the shared health documents (``/api/health`` ...)
+- ``middleware``:    callables ``(fastapi_app, aw) -> None`` that add ASGI middleware (auth, audit, limits)
+
+Lifecycle factories are called with the :class:`agentwatch.app.Agentwatch` while it is built;
+they may attach services to it (the auth part sets ``aw.auth``).
 """
 
 from __future__ import annotations
@@ -87,6 +91,10 @@ class Registry:
 
         self.health: ExtensionPoint[Any] = ExtensionPoint(
             "health", "name -> callable(app) returning a fragment of the health document"
+        )
+
+        self.middleware: ExtensionPoint[Any] = ExtensionPoint(
+            "middleware", "callable(fastapi_app, aw) adding ASGI middleware"
         )
 
     def points(self) -> list[ExtensionPoint[Any]]:

@@ -41,6 +41,8 @@ def create_app(aw: Agentwatch) -> FastAPI:
             allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
             allow_headers=["Authorization", "Content-Type", "X-API-Key", "Idempotency-Key", "Last-Event-ID"],
         )
+    for _name, install in aw.registry.middleware.items():
+        install(app, aw)
     for _name, router in aw.registry.routers.items():
         app.include_router(router)
     check_routes(app)
