@@ -12,6 +12,9 @@ if TYPE_CHECKING:
 
 def register(registry: Registry) -> None:
     """Add this capability's codecs, stages, detectors, routers, lifecycle parts and health."""
+    from agentwatch.notify import register_outputs
+
+    register_outputs(registry)
 
 
 def install_cli(app: typer.Typer) -> None:

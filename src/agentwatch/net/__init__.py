@@ -1,0 +1,1 @@
+"""Outbound network helpers shared by capabilities (SSRF guard)."""

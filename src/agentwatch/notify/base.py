@@ -1,0 +1,132 @@
+"""What every HTTP alert output shares: spec validation, the guarded client, one POST."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import orjson
+
+from agentwatch.net.ssrf import SSRFError, check_url, guarded_client
+
+MAX_NAME = 64
+MAX_HEADERS = 16
+MAX_HEADER_VALUE = 1024
+HEADER_NAME = re.compile(r"^[A-Za-z0-9-]{1,64}$")
+# Headers a user may not set on an output: they belong to the transport or to our signature.
+RESERVED_HEADERS = frozenset({"host", "content-length", "content-type", "transfer-encoding", "connection"})
+COMMON_FIELDS = frozenset({"kind", "name", "url", "min_severity", "timeout_s", "enabled"})
+
+
+class NotifyError(Exception):
+    """An alert could not be delivered; the message never contains a secret."""
+
+
+def check_fields(spec: dict[str, Any], extra: frozenset[str]) -> None:
+    for key in spec:
+        if key not in COMMON_FIELDS | extra:
+            raise ValueError(f"{key}: unknown field for a {spec.get('kind')} output")
+
+
+def get_str(spec: dict[str, Any], key: str, *, required: bool = False, max_len: int = 256) -> str | None:
+    value = spec.get(key)
+    if value is None:
+        if required:
+            raise ValueError(f"{key}: is required")
+        return None
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"{key}: must be a non-empty string")
+    if len(value) > max_len:
+        raise ValueError(f"{key}: longer than {max_len} characters")
+    return value
+
+
+def get_severity(spec: dict[str, Any]) -> int:
+    value = spec.get("min_severity", 0)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 10:
+        raise ValueError("min_severity: must be an integer from 0 to 10")
+    return value
+
+
+def get_timeout(spec: dict[str, Any]) -> float:
+    value = spec.get("timeout_s", 10.0)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0.1 <= value <= 60:
+        raise ValueError("timeout_s: must be a number from 0.1 to 60")
+    return float(value)
+
+
+def get_url(spec: dict[str, Any], *, allow_private: bool, default: str | None = None) -> str:
+    url = spec.get("url", default)
+    if url is None:
+        raise ValueError("url: is required")
+    try:
+        return check_url(url, allow_private=allow_private)
+    except SSRFError as exc:
+        message = str(exc)
+        raise ValueError(message if message.startswith("url:") else f"url: {message}") from None
+
+
+def get_headers(spec: dict[str, Any]) -> dict[str, str]:
+    value = spec.get("headers") or {}
+    if not isinstance(value, dict):
+        raise ValueError("headers: must be an object of name -> value")
+    if len(value) > MAX_HEADERS:
+        raise ValueError(f"headers: at most {MAX_HEADERS} headers")
+    out: dict[str, str] = {}
+    for name, val in value.items():
+        if not isinstance(name, str) or not HEADER_NAME.match(name):
+            raise ValueError("headers: names must be 1-64 letters, digits or '-'")
+        if name.lower() in RESERVED_HEADERS or name.lower().startswith("x-agentwatch-"):
+            raise ValueError(f"headers.{name}: is reserved")
+        if not isinstance(val, str) or len(val) > MAX_HEADER_VALUE or any(c in val for c in "\r\n\0"):
+            raise ValueError(f"headers.{name}: must be a string of at most {MAX_HEADER_VALUE} characters")
+        out[name] = val
+    return out
+
+
+@dataclass
+class HttpOutput:
+    """An output that POSTs JSON to one URL; subclasses build the body."""
+
+    kind: str
+    url: str
+    name: str
+    min_severity: int = 0
+    timeout_s: float = 10.0
+    allow_private: bool = False
+    headers: dict[str, str] = field(default_factory=dict, repr=False)
+
+    def describe(self) -> dict[str, Any]:
+        """The spec without secrets, for settings pages and test results."""
+        return {"kind": self.kind, "name": self.name, "min_severity": self.min_severity}
+
+    async def post(self, body: Any, headers: dict[str, str] | None = None) -> httpx.Response:
+        payload = body if isinstance(body, bytes) else orjson.dumps(body)
+        all_headers = {**self.headers, "Content-Type": "application/json", **(headers or {})}
+        try:
+            async with guarded_client(allow_private=self.allow_private, timeout=self.timeout_s) as client:
+                response = await client.post(self.url, content=payload, headers=all_headers)
+        except httpx.TimeoutException:
+            raise NotifyError(f"{self.kind} {self.name}: timed out") from None
+        except httpx.HTTPError as exc:
+            raise NotifyError(f"{self.kind} {self.name}: cannot connect ({type(exc).__name__})") from None
+        if 300 <= response.status_code < 400:
+            raise NotifyError(
+                f"{self.kind} {self.name}: receiver answered {response.status_code} (redirects are not followed)"
+            )
+        if response.status_code >= 400:
+            raise NotifyError(f"{self.kind} {self.name}: receiver answered {response.status_code}")
+        return response
+
+
+def common(spec: dict[str, Any], kind: str, *, allow_private: bool, default_url: str | None = None) -> dict[str, Any]:
+    return {
+        "kind": kind,
+        "url": get_url(spec, allow_private=allow_private, default=default_url),
+        "name": get_str(spec, "name", max_len=MAX_NAME) or kind,
+        "min_severity": get_severity(spec),
+        "timeout_s": get_timeout(spec),
+        "allow_private": allow_private,
+    }
