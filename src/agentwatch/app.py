@@ -73,3 +73,4 @@ class Agentwatch:
                     log.exception("component.stop_failed", component=name)
         await self.pipeline.stop()
         self.engine.dispose()
+        log.info("server.stopped", committed=self.pipeline.committed_total, pending=self.pipeline.pending)

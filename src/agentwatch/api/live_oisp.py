@@ -11,6 +11,7 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from agentwatch.api.security import require
 from agentwatch.events.model import Event
+from agentwatch.store import counters
 from agentwatch.store.processes import active_count
 
 router = APIRouter(tags=["oisp"])
@@ -99,6 +100,13 @@ async def ws_events(ws: WebSocket) -> None:
         aw.hub.unsubscribe(sub)
 
 
+def _counts(engine: Any) -> tuple[int, int]:
+    """Live processes, and LLM requests still waiting for their response."""
+    by_type = counters.read(engine).get("event_type", {})
+    pending = max(0, int(by_type.get("ai.request", 0) - by_type.get("ai.response", 0)))
+    return active_count(engine), pending
+
+
 @router.websocket("/ws/stats", dependencies=[require("events:read")])
 async def ws_stats(ws: WebSocket) -> None:
     aw = ws.app.state.aw
@@ -112,14 +120,14 @@ async def ws_stats(ws: WebSocket) -> None:
     reader = asyncio.create_task(_drain_client())
     try:
         while not reader.done():
-            active = await asyncio.to_thread(active_count, aw.engine)
+            active, pending = await asyncio.to_thread(_counts, aw.engine)
             await ws.send_json(
                 {
                     "type": "stats",
                     "data": {
                         "events_per_second": aw.pipeline.events_per_second(),
                         "active_processes": active,
-                        "pending_requests": aw.pipeline.pending,
+                        "pending_requests": pending,
                     },
                     "interval_ms": interval,
                 }

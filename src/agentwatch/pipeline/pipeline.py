@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -111,7 +112,7 @@ class Pipeline:
         self._accepting = False
         self.started_at = time.time()
         self.committed_total = 0
-        self._rate_window: list[tuple[float, int]] = []
+        self._rate_window: deque[tuple[float, int]] = deque()
 
     # -- lifecycle -------------------------------------------------------
     async def start(self) -> None:
@@ -270,7 +271,7 @@ class Pipeline:
         self._rate_window.append((now, n))
         cutoff = now - 10
         while self._rate_window and self._rate_window[0][0] < cutoff:
-            self._rate_window.pop(0)
+            self._rate_window.popleft()
 
     def events_per_second(self) -> float:
         now = time.time()

@@ -45,8 +45,15 @@ def record(conn: Connection, batch: Sequence[Event]) -> None:
         row["event_count"] += 1
         row["start_time"] = min(row["start_time"], e.ts)
         row["last_seen"] = max(row["last_seen"], e.ts)
-        for col, src in (("ppid", "ppid"), ("name", "name"), ("exe", "exe"), ("cmdline", "cmdline")):
-            v = proc.get(src)
+        facts = dict(proc)
+        if e.event_type == "process.exec":
+            data = e.data
+            facts.setdefault("exe", data.get("exe"))
+            args = data.get("args")
+            if "cmdline" not in facts and isinstance(args, list):
+                facts["cmdline"] = " ".join(str(a) for a in args)
+        for col in ("ppid", "name", "exe", "cmdline"):
+            v = facts.get(col)
             if v is not None and row[col] is None:
                 row[col] = v if col == "ppid" else str(v)[:4096]
         if e.event_type == "process.exit":

@@ -1,0 +1,87 @@
+"""WebSocket /ws/events (subscribe filters) and /ws/stats against a real server."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from websockets.exceptions import InvalidStatus
+from websockets.sync.client import connect
+
+VALID_DATA = {
+    "process.exec": {"exe": "/bin/x"},
+    "process.exit": {"exit_code": 0},
+    "file.open": {"path": "/tmp/x", "flags": ["read"]},
+    "network.dns": {"query_name": "example.test", "query_type": "A"},
+}
+
+
+def proc_event(event_type: str, pid: int) -> dict:
+    return {"event_type": event_type, "process": {"pid": pid, "name": "x"}, "data": VALID_DATA[event_type]}
+
+
+def recv_json(ws, timeout=5.0):
+    return json.loads(ws.recv(timeout=timeout))
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_ws_events_streams_and_filters_by_type(server):
+    with connect(server.ws_url + "/ws/events") as ws, server.client() as c:
+        ws.send(json.dumps({"type": "subscribe", "filter": {"event_types": ["ai.request", "process.*"]}}))
+        assert recv_json(ws) == {"type": "subscribed", "filter": {"event_types": ["ai.request", "process.*"]}}
+        r = c.post("/api/v1/ingest", json=[proc_event("file.open", 1), proc_event("process.exec", 2)])
+        assert r.json()["stored"] == 2
+        msg = recv_json(ws)
+        assert msg["type"] == "event"
+        assert msg["data"]["event_type"] == "process.exec" and msg["data"]["process"]["pid"] == 2
+        c.post("/api/v1/ingest", json=[proc_event("network.dns", 3)])
+        c.post("/api/v1/ingest", json=[proc_event("process.exit", 4)])
+        assert recv_json(ws)["data"]["event_type"] == "process.exit"
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_ws_events_rejects_bad_subscribe_frames_without_dropping_the_client(server):
+    with connect(server.ws_url + "/ws/events") as ws, server.client() as c:
+        for frame, field in [
+            ("{nope", "frame"),
+            (json.dumps({"type": "unsubscribe"}), "type"),
+            (json.dumps({"type": "subscribe", "filter": {"colour": "red"}}), "filter.colour"),
+            (json.dumps({"type": "subscribe", "filter": {"event_types": "ai.request"}}), "filter.event_types"),
+        ]:
+            ws.send(frame)
+            err = recv_json(ws)
+            assert err["type"] == "error" and err["error"]["message"].startswith(field), err
+        c.post("/api/v1/ingest", json=[proc_event("file.open", 1)])
+        assert recv_json(ws)["data"]["event_type"] == "file.open"  # unfiltered still
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_ws_stats_sends_periodic_frames(server):
+    server.aw.settings.live.stats_interval_ms = 100
+    with connect(server.ws_url + "/ws/stats") as ws:
+        first, second = recv_json(ws), recv_json(ws)
+    for frame in (first, second):
+        assert frame["type"] == "stats" and frame["interval_ms"] == 100
+        assert set(frame["data"]) == {"events_per_second", "active_processes", "pending_requests"}
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_ws_foreign_origin_is_refused(server):
+    with pytest.raises(InvalidStatus) as info, connect(server.ws_url + "/ws/events", origin="https://evil.example"):
+        pass
+    assert info.value.response.status_code == 403
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_slow_ws_client_is_bounded_and_drops_counted(server):
+    server.aw.hub.client_buffer = 5
+    with connect(server.ws_url + "/ws/events") as ws, server.client() as c:
+        ws.send(json.dumps({"type": "subscribe", "filter": {}}))
+        recv_json(ws)
+        sub = next(iter(server.aw.hub._subs))
+        # publish faster than anyone reads: the hub keeps at most 5 frames for this client
+        for i in range(50):
+            server.aw.hub.publish("event", type("E", (), {"event_type": "x", "body": {"i": i}})())
+        assert len(sub.buffer) <= 5
+        assert sub.dropped + sub.delivered + len(sub.buffer) >= 50 - 1
+        assert "agentwatch_live_dropped_total" in c.get("/metrics").text

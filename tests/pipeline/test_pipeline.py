@@ -1,0 +1,127 @@
+"""The pipeline against a real store: group commit, overflow policies, drain, persist-before-publish."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+
+from agentwatch.app import Agentwatch
+from agentwatch.config import Settings
+from agentwatch.events.normalize import normalize
+from agentwatch.pipeline.pipeline import QueueFull, ShuttingDown
+from agentwatch.store import events as event_store
+
+
+def make_events(aw: Agentwatch, n: int, start: int = 0):
+    return [
+        normalize(
+            {"event_type": "process.exec", "process": {"pid": start + i, "name": "p"}, "data": {"exe": "/bin/p"}},
+            type_validator=aw.type_validator,
+        )
+        for i in range(n)
+    ]
+
+
+@pytest.fixture
+def aw(settings: Settings):
+    app = Agentwatch(settings)
+    yield app
+    app.engine.dispose()
+
+
+class SlowStage:
+    """A stage that holds the worker until released, to fill the queue deterministically."""
+
+    name = "slow"
+
+    def __init__(self) -> None:
+        self.gate = threading.Event()
+
+    def process(self, batch):
+        self.gate.wait(10)
+        return batch
+
+
+async def test_concurrent_submissions_are_group_committed(aw):
+    await aw.pipeline.start()
+    outcomes = await asyncio.gather(*(aw.pipeline.submit(make_events(aw, 10, i * 10)) for i in range(20)))
+    await aw.pipeline.stop()
+    assert sum(o.stored for o in outcomes) == 200
+    assert event_store.count(aw.engine) == 200
+    batches = aw.metrics.batch_size.collect()[0].samples
+    count = next(s.value for s in batches if s.name.endswith("_count"))
+    assert count < 20  # several submissions shared a commit
+
+
+async def test_reject_policy_refuses_past_the_queue_and_counts_drops(aw):
+    aw.settings.pipeline.queue_size = 10
+    slow = SlowStage()
+    aw.pipeline.stages.insert(0, slow)
+    await aw.pipeline.start()
+    first = asyncio.create_task(aw.pipeline.submit(make_events(aw, 8)))
+    await asyncio.sleep(0.05)
+    with pytest.raises(QueueFull):
+        await aw.pipeline.submit(make_events(aw, 5, 100))
+    dropped = aw.metrics.dropped.labels("queue_full")._value.get()
+    assert dropped == 5
+    slow.gate.set()
+    assert (await first).stored == 8
+    await aw.pipeline.stop()
+    assert event_store.count(aw.engine) == 8
+
+
+async def test_block_policy_waits_for_room(aw):
+    aw.settings.pipeline.queue_size = 10
+    aw.settings.pipeline.overflow = "block"
+    slow = SlowStage()
+    aw.pipeline.stages.insert(0, slow)
+    await aw.pipeline.start()
+    first = asyncio.create_task(aw.pipeline.submit(make_events(aw, 8)))
+    await asyncio.sleep(0.05)
+    second = asyncio.create_task(aw.pipeline.submit(make_events(aw, 5, 100)))
+    await asyncio.sleep(0.05)
+    assert not second.done()
+    slow.gate.set()
+    assert (await first).stored == 8 and (await second).stored == 5
+    await aw.pipeline.stop()
+    assert event_store.count(aw.engine) == 13
+
+
+async def test_shutdown_drains_everything_accepted_then_refuses(aw):
+    aw.settings.pipeline.batch_size = 5
+    await aw.pipeline.start()
+    tasks = [asyncio.create_task(aw.pipeline.submit(make_events(aw, 5, i * 5))) for i in range(10)]
+    await asyncio.sleep(0)  # all ten submissions are queued
+    await aw.pipeline.stop()
+    results = [await t for t in tasks]
+    assert sum(r.stored for r in results) == 50
+    assert event_store.count(aw.engine) == 50
+    with pytest.raises(ShuttingDown):
+        await aw.pipeline.submit(make_events(aw, 1, 999))
+
+
+async def test_events_are_stored_before_they_are_published(aw):
+    seen_in_store = []
+    sub = aw.hub.subscribe({"event"})
+    await aw.pipeline.start()
+    await aw.pipeline.submit(make_events(aw, 3))
+    for _seq, _channel, event in await sub.next_batch(timeout=1):
+        seen_in_store.append(event_store.get(aw.engine, event.event_id) is not None)
+    await aw.pipeline.stop()
+    assert seen_in_store == [True, True, True]
+
+
+async def test_duplicates_in_one_batch_and_across_batches_store_once(aw):
+    await aw.pipeline.start()
+    evs = make_events(aw, 2)
+    twin = make_events(aw, 1)[0]
+    twin.event_id = evs[0].event_id
+    twin.body["event_id"] = evs[0].event_id
+    out = await aw.pipeline.submit([*evs, twin])
+    again = await aw.pipeline.submit(make_events(aw, 0) + [evs[1]])
+    await aw.pipeline.stop()
+    assert (out.stored, out.duplicates) == (2, 1)
+    assert (again.stored, again.duplicates) == (0, 1)
+    assert event_store.count(aw.engine) == 2
