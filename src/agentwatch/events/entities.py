@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import uuid
+from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -18,6 +19,7 @@ MAX_ENTITIES = 32
 MAX_VALUE = 512
 
 
+@lru_cache(maxsize=65_536)
 def entity_id(kind: str, value: str) -> str:
     return str(uuid.uuid5(NAMESPACE, f"{kind}:{value}"))
 

@@ -14,6 +14,7 @@ from agentwatch.events.model import Event
 from agentwatch.store import counters as counters_store
 from agentwatch.store import processes as process_store
 from agentwatch.store.schema import events
+from agentwatch.store.upsert import insert_ignore
 
 CHUNK = 500  # ids per IN (...) lookup
 
@@ -52,6 +53,38 @@ def existing_ids(conn: Connection, ids: Sequence[str]) -> set[str]:
     return found
 
 
+COLUMNS = [c.name for c in events.columns if c.name != "seq"]
+# Column names come from the table definition, never from input.
+SQLITE_INSERT = f"INSERT OR IGNORE INTO events ({','.join(COLUMNS)}) VALUES ({','.join('?' for _ in COLUMNS)})"  # noqa: S608
+PG_COPY = f"COPY events ({','.join(COLUMNS)}) FROM STDIN"
+
+
+def _bulk_insert(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """The hot path: rows straight to the driver (COPY on PostgreSQL), no per-row SQL compilation.
+
+    Duplicates were removed by the caller inside this same transaction. Should a
+    concurrent writer have stored one of these ids meanwhile, the PostgreSQL
+    path falls back to INSERT .. ON CONFLICT DO NOTHING inside a savepoint.
+    """
+    tuples = [tuple(r[c] for c in COLUMNS) for r in rows]
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql(SQLITE_INSERT, tuples)
+        return
+    if conn.dialect.name == "postgresql":
+        import psycopg
+
+        try:
+            with conn.begin_nested():
+                cur = conn.connection.driver_connection.cursor()
+                with cur.copy(PG_COPY) as copy:
+                    for t in tuples:
+                        copy.write_row(t)
+            return
+        except psycopg.errors.UniqueViolation:
+            pass
+    insert_ignore(conn, events, rows, ["event_id"])
+
+
 def commit_batch(engine: Engine, batch: Sequence[Event]) -> list[Event]:
     """Store the events not stored before; returns exactly those, in order."""
     with engine.begin() as conn:
@@ -64,7 +97,7 @@ def commit_batch(engine: Engine, batch: Sequence[Event]) -> list[Event]:
             fresh.append(e)
         if not fresh:
             return []
-        conn.execute(events.insert(), [_row(e) for e in fresh])
+        _bulk_insert(conn, [_row(e) for e in fresh])
         counters_store.add(conn, tally(fresh))
         process_store.record(conn, fresh)
     return fresh
