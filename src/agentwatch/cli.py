@@ -33,6 +33,12 @@ def version() -> None:
     typer.echo(__version__)
 
 
+@app.command("config")
+def show_config(config: ConfigOpt = None) -> None:
+    """Print the effective settings (file + environment + defaults), secrets masked."""
+    typer.echo(orjson.dumps(_settings(config).masked(), option=orjson.OPT_INDENT_2).decode())
+
+
 @app.command()
 def serve(
     config: ConfigOpt = None,
