@@ -21,6 +21,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from agentwatch.sessions.settings import AopSettings
+
 
 class IngestSettings(BaseModel):
     max_body_bytes: int = Field(
@@ -82,6 +84,7 @@ class Settings(BaseSettings):
     pipeline: PipelineSettings = Field(default_factory=PipelineSettings)
     live: LiveSettings = Field(default_factory=LiveSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
+    aop: AopSettings = Field(default_factory=AopSettings)
 
     @field_validator("host")
     @classmethod

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import typer
@@ -10,8 +10,62 @@ if TYPE_CHECKING:
     from agentwatch.extensions import Registry
 
 
+def _fresh(aw: Any) -> Any:
+    """The one fresh-event filter shared by the session stage and the session rules of ``aw``."""
+    from agentwatch.sessions.derive import FreshFilter
+
+    fresh = getattr(aw, "aop_fresh", None)
+    if fresh is None:
+        fresh = aw.aop_fresh = FreshFilter(aw.engine)
+    return fresh
+
+
+def _stage(aw: Any) -> Any:
+    from agentwatch.sessions.derive import SessionStage
+
+    return SessionStage(aw.engine, _fresh(aw))
+
+
+def _rules(aw: Any) -> Any:
+    from agentwatch.sessions.rules import SessionRules
+
+    aw.aop_rules = SessionRules(aw.engine, aw.settings.aop, _fresh(aw))
+    return aw.aop_rules
+
+
+def _codec(aw: Any) -> Any:
+    from agentwatch.sessions.codec import AopCodec
+
+    s = aw.settings.aop
+    return AopCodec(
+        max_items=s.max_batch_items, max_event_bytes=s.max_event_bytes, low_confidence_below=s.low_confidence_below
+    )
+
+
+def _service(aw: Any) -> Any:
+    from agentwatch.sessions.service import SessionService
+
+    return SessionService(aw)
+
+
+def _health(aw: Any) -> dict[str, Any]:
+    service = aw.components.get("aop_sessions")
+    return {"aop": {"stream_clients": service.stream_clients if service is not None else 0}}
+
+
 def register(registry: Registry) -> None:
     """Add this capability's codecs, stages, detectors, routers, lifecycle parts and health."""
+    from agentwatch.api import aop
+    from agentwatch.sessions import codec, schema, wire  # noqa: F401  (schema: tables on the shared metadata)
+
+    for aop_type in wire.EVENT_TYPES:
+        registry.event_types.register(wire.TYPE_PREFIX + aop_type, codec.data_validator(aop_type))
+    registry.codecs.register("aop", _codec)
+    registry.stages.register("aop_sessions", _stage)
+    registry.detectors.register("session_rules", _rules)
+    registry.lifecycle.register("aop_sessions", _service)
+    registry.routers.register("aop", aop.router)
+    registry.health.register("aop", _health)
 
 
 def install_cli(app: typer.Typer) -> None:

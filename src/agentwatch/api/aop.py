@@ -1,0 +1,222 @@
+"""The AOP collector API: ``/events``, ``/stream``, ``/sessions``, ``/health``.
+
+Drop-in for agents built against the original collector (same paths and shapes),
+with what it lacked: validation naming the field, idempotent ``(session_id,
+sequence)``, a batch form, sessions ordered by activity with filters and paging,
+subtree delete, SSE resume. Every AOP event goes through the shared pipeline.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+from urllib.parse import quote
+
+import orjson
+from fastapi import APIRouter, Header, Query, Request, Response
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import StreamingResponse
+
+from agentwatch.api.bodies import read_events_body
+from agentwatch.api.errors import InvalidRequest, NotFound, TooLarge, Unavailable
+from agentwatch.api.ingest import submit_decoded
+from agentwatch.api.security import PUBLIC, require
+from agentwatch.events.codecs.framing import BodyError
+from agentwatch.events.model import EventError, parse_ts
+from agentwatch.sessions import queries, stream
+from agentwatch.sessions.derive import session_json
+from agentwatch.sessions.wire import identifier
+
+router = APIRouter(tags=["aop"])
+SAFE_NAME = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-")
+Status = Literal["running", "completed", "failed", "cancelled", "timeout"]
+
+
+def _service(request: Request) -> Any:
+    return request.app.state.aw.components["aop_sessions"]
+
+
+def _session_id(value: str, field: str = "id") -> str:
+    try:
+        return identifier(value, field)  # type: ignore[return-value]
+    except EventError as exc:
+        raise InvalidRequest(str(exc)) from None
+
+
+@router.post("/events", dependencies=[require("events:write", open_on_loopback=True)])
+async def post_events(request: Request) -> dict[str, Any]:
+    """One AOP event (answers ``{"ok": true}``), or a batch as a JSON array or NDJSON (per-item results)."""
+    aw = request.app.state.aw
+    settings = aw.settings.aop
+    body = await read_events_body(request, settings.max_batch_bytes)
+    codec = aw.codecs["aop"]
+    try:
+        if len(body) <= 64 * 1024:
+            decoded, is_batch = codec.decode_items(body)
+        else:
+            decoded, is_batch = await run_in_threadpool(codec.decode_items, body)
+    except BodyError as exc:
+        if exc.status == 413:
+            raise TooLarge(str(exc)) from None
+        raise InvalidRequest(str(exc)) from None
+    if not is_batch:
+        if decoded.rejected:
+            r = decoded.rejected[0]
+            raise InvalidRequest(f"{r.field}: {r.reason}", [{"field": r.field, "rule": r.reason}])
+        result = await submit_decoded(request, decoded, "aop")
+        event = decoded.events[0]
+        return {"ok": True, "event_id": event.event_id, "duplicate": result["duplicates"] > 0}
+    result = await submit_decoded(request, decoded, "aop")
+    rejected = {r.index: r for r in decoded.rejected}
+    total = len(decoded.events) + len(decoded.rejected)
+    accepted = iter(decoded.events)
+    items: list[dict[str, Any]] = []
+    for i in range(total):
+        if i in rejected:
+            r = rejected[i]
+            items.append({"index": i, "ok": False, "error": {"field": r.field, "rule": r.reason}})
+        else:
+            items.append({"index": i, "ok": True, "event_id": next(accepted).event_id})
+    return {
+        "ok": not decoded.rejected,
+        "accepted": result["accepted"],
+        "stored": result["stored"],
+        "duplicates": result["duplicates"],
+        "rejected": result["rejected"],
+        "results": items,
+    }
+
+
+@router.get("/stream", dependencies=[require("sessions:read")], response_class=StreamingResponse)
+async def get_stream(
+    request: Request,
+    session_id: Annotated[str | None, Query(max_length=128)] = None,
+    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID", max_length=128)] = None,
+) -> StreamingResponse:
+    """Live AOP events and alerts as Server-Sent Events; resume with ``Last-Event-ID``."""
+    aw = request.app.state.aw
+    service = _service(request)
+    if session_id is not None:
+        session_id = _session_id(session_id, "session_id")
+    if service.stream_clients >= aw.settings.aop.stream_max_clients:
+        raise Unavailable("stream: too many live clients", headers={"Retry-After": "5"})
+    body = stream.sse(aw, service, session_id=session_id, last_event_id=last_event_id or None)
+    return StreamingResponse(
+        body,
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+@router.get("/sessions", dependencies=[require("sessions:read")])
+async def list_sessions(
+    request: Request,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    status: Status | None = None,
+    agent: Annotated[str | None, Query(min_length=1, max_length=128)] = None,
+    since: Annotated[str | None, Query(max_length=64)] = None,
+    parent: Annotated[str | None, Query(min_length=1, max_length=128)] = None,
+) -> dict[str, Any]:
+    """Sessions, most recently active first; ``since`` is an RFC 3339 time of last activity."""
+    aw = request.app.state.aw
+    since_ts = None
+    if since is not None:
+        try:
+            since_ts = parse_ts(since, "since")
+        except EventError as exc:
+            raise InvalidRequest(str(exc)) from None
+    q = queries.SessionQuery(limit=limit, offset=offset, status=status, agent=agent, since=since_ts, parent=parent)
+    rows, total = await run_in_threadpool(queries.list_sessions, aw.engine, q)
+    nxt = offset + len(rows)
+    return {
+        "sessions": [session_json(r) for r in rows],
+        "total": total,
+        "limit": limit,
+        "offset": offset,
+        "next_offset": nxt if nxt < total else None,
+    }
+
+
+def _detail(engine: Any, session_id: str) -> bytes | None:
+    row = queries.get_session(engine, session_id)
+    if row is None:
+        return None
+    evs = queries.raw_events(engine, session_id)
+    kids = queries.children(engine, session_id)
+    head = orjson.dumps(
+        {
+            "session": session_json(row, children=len(kids)),
+            "alerts": queries.session_alerts(engine, session_id),
+            "children": [session_json(k) for k in kids],
+        }
+    )
+    events = b"[" + b",".join(queries.one_line(raw) for _eid, raw in evs) + b"]"
+    return head[:-1] + b',"events":' + events + b"}"
+
+
+@router.get("/sessions/{session_id}", dependencies=[require("sessions:read")], response_class=Response)
+async def get_session(request: Request, session_id: str) -> Response:
+    """The session, its events as sent (in sequence order), its alerts and its child sessions."""
+    sid = _session_id(session_id)
+    body = await run_in_threadpool(_detail, request.app.state.aw.engine, sid)
+    if body is None:
+        raise NotFound(f"session {sid!r} not found")
+    return Response(body, media_type="application/json")
+
+
+def content_disposition(session_id: str) -> str:
+    """An attachment header safe for any id: an ASCII fallback name and the exact name (RFC 6266)."""
+    ascii_name = "".join(c if c in SAFE_NAME else "_" for c in session_id)
+    exact = quote(f"session-{session_id}.jsonl", safe="")
+    return f"attachment; filename=\"session-{ascii_name}.jsonl\"; filename*=UTF-8''{exact}"
+
+
+def _export(engine: Any, session_id: str) -> bytes | None:
+    evs = queries.raw_events(engine, session_id)
+    if not evs and not queries.known(engine, session_id):
+        return None
+    return b"".join(queries.one_line(raw) + b"\n" for _eid, raw in evs)
+
+
+@router.get("/sessions/{session_id}/export", dependencies=[require("sessions:read")], response_class=Response)
+async def export_session(request: Request, session_id: str) -> Response:
+    """The session's events exactly as sent, one per line (NDJSON), as a file download."""
+    sid = _session_id(session_id)
+    body = await run_in_threadpool(_export, request.app.state.aw.engine, sid)
+    if body is None:
+        raise NotFound(f"session {sid!r} not found")
+    return Response(
+        body,
+        media_type="application/x-ndjson",
+        headers={"Content-Disposition": content_disposition(sid), "X-Content-Type-Options": "nosniff"},
+    )
+
+
+def _delete(aw: Any, session_id: str, recursive: bool) -> dict[str, Any] | None:
+    if not queries.known(aw.engine, session_id):
+        return None
+    ids = queries.subtree(aw.engine, session_id) if recursive else [session_id]
+    counts = queries.delete_sessions(aw.engine, ids)
+    rules = getattr(aw, "aop_rules", None)
+    if rules is not None:
+        rules.forget(ids)
+    return {"ok": True, "deleted": {**counts, "session_ids": ids}}
+
+
+@router.delete("/sessions/{session_id}", dependencies=[require("sessions:write")])
+async def delete_session(
+    request: Request, session_id: str, recursive: Annotated[bool, Query()] = False
+) -> dict[str, Any]:
+    """Delete a session with its events and alerts; ``?recursive=true`` also deletes its descendants."""
+    sid = _session_id(session_id)
+    result = await run_in_threadpool(_delete, request.app.state.aw, sid, recursive)
+    if result is None:
+        raise NotFound(f"session {sid!r} not found")
+    return result
+
+
+@router.get("/health", dependencies=[require(PUBLIC)])
+async def health(request: Request) -> dict[str, Any]:
+    """Liveness of the collector: the real version and the number of ``/stream`` subscribers."""
+    aw = request.app.state.aw
+    return {"ok": True, "version": aw.version, "subscribers": _service(request).stream_clients}

@@ -1,0 +1,209 @@
+"""Sessions derived on the server from AOP events (a pipeline stage).
+
+The stage runs in the pipeline's worker thread before the batch is committed, so
+when ``POST /events`` answers, ``GET /sessions/{id}`` already shows the event's
+effect. Events already stored (a resent ``(session_id, sequence)``) are skipped, so
+derivation counts each session step once.
+
+Status: ``running`` until ``session.ended`` sets its outcome (completed, failed,
+cancelled, timeout); the stall check turns a silent running session into
+``timeout``, and a later event of that session makes it ``running`` again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import structlog
+from sqlalchemy import Engine, select
+
+from agentwatch.events.model import Event, iso
+from agentwatch.sessions.schema import aop_sessions
+from agentwatch.store.events import existing_ids
+from agentwatch.store.upsert import upsert
+
+log = structlog.get_logger("agentwatch.sessions")
+CHUNK = 500
+STEP_PREFIXES = ("aop.cognition.", "aop.operation.")
+
+
+class FreshFilter:
+    """The AOP events of a batch that are not stored yet (shared by the stage and the rules).
+
+    Both run on the same batch in the same worker thread; the result of the last
+    batch is remembered (by the identity of its Event objects, which it keeps alive,
+    so a later resend of the same events is never mistaken for it) so the store is
+    asked once.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._key: tuple[int, ...] = ()
+        self._aop: list[Event] = []
+        self._fresh: list[Event] = []
+
+    def __call__(self, batch: Sequence[Event]) -> list[Event]:
+        aop = [e for e in batch if e.source_format == "aop" and e.session_id]
+        if not aop:
+            return []
+        key = tuple(id(e) for e in aop)
+        if key == self._key:
+            return self._fresh
+        with self.engine.connect() as conn:
+            seen = existing_ids(conn, [e.event_id for e in aop])
+        fresh: list[Event] = []
+        for e in aop:
+            if e.event_id in seen:
+                continue
+            seen.add(e.event_id)
+            fresh.append(e)
+        fresh.sort(key=lambda e: (e.ts, e.sequence or 0))
+        self._key, self._aop, self._fresh = key, aop, fresh
+        return fresh
+
+
+def new_row(e: Event) -> dict[str, Any]:
+    return {
+        "id": e.session_id,
+        "agent_id": e.agent or "",
+        "agent_version": None,
+        "parent_session_id": e.parent_session_id,
+        "goal": None,
+        "status": "running",
+        "outcome": None,
+        "started_at": e.ts,
+        "ended_at": None,
+        "last_event_at": e.ts,
+        "last_seen_at": e.received_at,
+        "event_count": 0,
+        "event_steps": 0,
+        "reported_steps": 0,
+        "reported_tokens": 0.0,
+        "summed_tokens": 0.0,
+        "reported_cost": None,
+        "summed_cost": None,
+        "max_sequence": e.sequence or 0,
+    }
+
+
+def _max(a: float | None, b: float | None) -> float | None:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return max(a, b)
+
+
+def apply(row: dict[str, Any], e: Event) -> dict[str, Any]:
+    """Fold one event into the session row (pure; used by the stage and by tests)."""
+    d = e.data
+    kind = e.event_type.removeprefix("aop.")
+    row["event_count"] += 1
+    row["last_event_at"] = max(row["last_event_at"], e.ts)
+    row["last_seen_at"] = max(row["last_seen_at"], e.received_at)
+    row["started_at"] = min(row["started_at"], e.ts)
+    row["max_sequence"] = max(row["max_sequence"], e.sequence or 0)
+    if e.parent_session_id and not row["parent_session_id"]:
+        row["parent_session_id"] = e.parent_session_id
+    version = e.body.get("attrs", {}).get("aop.agent_version")
+    if version:
+        row["agent_version"] = version
+    if e.event_type.startswith(STEP_PREFIXES):
+        row["event_steps"] += 1
+    if kind == "session.started":
+        row["started_at"] = e.ts
+        if d.get("goal"):
+            row["goal"] = d["goal"]
+    elif kind == "cognition.goal" and d.get("goal") and not row["goal"]:
+        row["goal"] = d["goal"]
+    if kind in ("session.heartbeat", "session.ended"):
+        steps = d.get("step", d.get("total_steps"))
+        if isinstance(steps, int):
+            row["reported_steps"] = max(row["reported_steps"], steps)
+        if isinstance(d.get("total_tokens"), int | float):
+            row["reported_tokens"] = max(row["reported_tokens"], float(d["total_tokens"]))
+        row["reported_cost"] = _max(row["reported_cost"], d.get("total_cost_usd"))
+    if isinstance(d.get("tokens"), int | float):
+        row["summed_tokens"] += float(d["tokens"])
+    if isinstance(d.get("cost_usd"), int | float):
+        row["summed_cost"] = (row["summed_cost"] or 0.0) + float(d["cost_usd"])
+    if kind == "session.ended":
+        row["outcome"] = d.get("outcome", "completed")
+        row["status"] = row["outcome"]
+        row["ended_at"] = e.ts
+    elif row["outcome"] is None:
+        row["status"] = "running"
+    return row
+
+
+def load_rows(engine: Engine, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    rows: dict[str, dict[str, Any]] = {}
+    with engine.connect() as conn:
+        for i in range(0, len(ids), CHUNK):
+            chunk = list(ids[i : i + CHUNK])
+            for r in conn.execute(select(aop_sessions).where(aop_sessions.c.id.in_(chunk))):
+                rows[r.id] = dict(r._mapping)
+    return rows
+
+
+_COLUMNS = [c.name for c in aop_sessions.columns if c.name != "id"]
+_UPDATE = {name: (lambda _t, ex, _n=name: getattr(ex, _n)) for name in _COLUMNS}
+
+
+def derive(engine: Engine, fresh: Sequence[Event]) -> list[dict[str, Any]]:
+    """Update the session rows touched by ``fresh`` events; returns the rows written."""
+    if not fresh:
+        return []
+    ids = list(dict.fromkeys(e.session_id for e in fresh if e.session_id))
+    rows = load_rows(engine, ids)
+    for e in fresh:
+        row = rows.get(e.session_id)  # type: ignore[arg-type]
+        if row is None:
+            row = rows[e.session_id] = new_row(e)  # type: ignore[index]
+        apply(row, e)
+    written = [rows[i] for i in ids]
+    with engine.begin() as conn:
+        upsert(conn, aop_sessions, written, ["id"], _UPDATE)
+    return written
+
+
+class SessionStage:
+    """Pipeline stage ``aop_sessions``: keeps ``aop_sessions`` in step with the events."""
+
+    name = "aop_sessions"
+
+    def __init__(self, engine: Engine, fresh: FreshFilter) -> None:
+        self.engine = engine
+        self.fresh = fresh
+
+    def process(self, batch: list[Event]) -> list[Event]:
+        try:
+            derive(self.engine, self.fresh(batch))
+        except Exception:  # a derivation bug must never lose the batch's events
+            log.exception("sessions.derive_failed", events=len(batch))
+        return batch
+
+
+def session_json(row: dict[str, Any], children: int | None = None) -> dict[str, Any]:
+    """The session as the API shows it (the original collector's fields, plus more)."""
+    cost = _max(row["reported_cost"], row["summed_cost"])
+    doc: dict[str, Any] = {
+        "id": row["id"],
+        "agent_id": row["agent_id"],
+        "agent_version": row["agent_version"],
+        "parent_session_id": row["parent_session_id"],
+        "goal": row["goal"],
+        "status": row["status"],
+        "started_at": iso(row["started_at"]),
+        "ended_at": iso(row["ended_at"]) if row["ended_at"] is not None else None,
+        "last_seen_at": iso(row["last_seen_at"]),
+        "last_event_at": iso(row["last_event_at"]),
+        "total_steps": max(row["reported_steps"], row["event_steps"]),
+        "total_tokens": int(max(row["reported_tokens"], row["summed_tokens"])),
+        "total_cost_usd": round(cost, 6) if cost is not None else None,
+        "event_count": row["event_count"],
+    }
+    if children is not None:
+        doc["children_count"] = children
+    return doc

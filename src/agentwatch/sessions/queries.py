@@ -1,0 +1,207 @@
+"""Reads and deletes over sessions, their events and their alerts (synchronous engine calls)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from sqlalchemy import Engine, and_, delete, func, select, update
+
+from agentwatch.events.model import iso
+from agentwatch.sessions.schema import aop_sessions
+from agentwatch.store.alerts_schema import alerts
+from agentwatch.store.schema import events
+
+MAX_SUBTREE = 10_000
+CHUNK = 500
+
+
+@dataclass
+class SessionQuery:
+    limit: int = 100
+    offset: int = 0
+    status: str | None = None
+    agent: str | None = None
+    since: float | None = None
+    parent: str | None = None
+
+
+def list_sessions(engine: Engine, q: SessionQuery) -> tuple[list[dict[str, Any]], int]:
+    """Sessions by most recent activity (newest receive time first)."""
+    cond = []
+    if q.status:
+        cond.append(aop_sessions.c.status == q.status)
+    if q.agent:
+        cond.append(aop_sessions.c.agent_id == q.agent)
+    if q.since is not None:
+        cond.append(aop_sessions.c.last_seen_at >= q.since)
+    if q.parent:
+        cond.append(aop_sessions.c.parent_session_id == q.parent)
+    stmt = select(aop_sessions)
+    count = select(func.count()).select_from(aop_sessions)
+    if cond:
+        stmt = stmt.where(and_(*cond))
+        count = count.where(and_(*cond))
+    stmt = stmt.order_by(aop_sessions.c.last_seen_at.desc(), aop_sessions.c.id.desc()).limit(q.limit).offset(q.offset)
+    with engine.connect() as conn:
+        rows = [dict(r._mapping) for r in conn.execute(stmt)]
+        total = conn.execute(count).scalar_one()
+    return rows, total
+
+
+def get_session(engine: Engine, session_id: str) -> dict[str, Any] | None:
+    with engine.connect() as conn:
+        r = conn.execute(select(aop_sessions).where(aop_sessions.c.id == session_id)).first()
+    return dict(r._mapping) if r is not None else None
+
+
+def raw_events(engine: Engine, session_id: str) -> list[tuple[str, bytes]]:
+    """``(event_id, bytes as sent)`` of a session's AOP events, in sequence order."""
+    stmt = (
+        select(events.c.event_id, events.c.raw, events.c.body)
+        .where(and_(events.c.session_id == session_id, events.c.source_format == "aop"))
+        .order_by(events.c.sequence, events.c.seq)
+    )
+    with engine.connect() as conn:
+        return [(r.event_id, r.raw if r.raw is not None else r.body.encode()) for r in conn.execute(stmt)]
+
+
+def aop_alert(row: dict[str, Any]) -> dict[str, Any]:
+    """An alert in the original collector's shape, plus our own fields beside it."""
+    severity = row["severity"]
+    return {
+        "id": row["id"],
+        "session_id": row["session_id"],
+        "type": row["rule_id"].removeprefix("aop."),
+        "message": row["message"],
+        "severity": "critical" if severity >= 9 else ("warning" if severity >= 4 else "info"),
+        "created_at": iso(row["created_at"]),
+        "severity_score": severity,
+        "count": row["count"],
+        "status": row["status"],
+        "rule_id": row["rule_id"],
+        "last_seen": iso(row["last_seen"]),
+    }
+
+
+def session_alerts(engine: Engine, session_id: str, limit: int = 500) -> list[dict[str, Any]]:
+    stmt = (
+        select(alerts).where(alerts.c.session_id == session_id).order_by(alerts.c.created_at, alerts.c.id).limit(limit)
+    )
+    with engine.connect() as conn:
+        return [aop_alert(dict(r._mapping)) for r in conn.execute(stmt)]
+
+
+def children(engine: Engine, session_id: str, limit: int = 1000) -> list[dict[str, Any]]:
+    stmt = (
+        select(aop_sessions)
+        .where(aop_sessions.c.parent_session_id == session_id)
+        .order_by(aop_sessions.c.started_at, aop_sessions.c.id)
+        .limit(limit)
+    )
+    with engine.connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(stmt)]
+
+
+def known(engine: Engine, session_id: str) -> bool:
+    """A session exists when it has a derived row or stored AOP events."""
+    with engine.connect() as conn:
+        if conn.execute(select(aop_sessions.c.id).where(aop_sessions.c.id == session_id)).first():
+            return True
+        stmt = select(events.c.seq).where(and_(events.c.session_id == session_id, events.c.source_format == "aop"))
+        return conn.execute(stmt.limit(1)).first() is not None
+
+
+def subtree(engine: Engine, session_id: str) -> list[str]:
+    """The session and all its descendants (breadth first, capped)."""
+    out = [session_id]
+    seen = {session_id}
+    frontier = [session_id]
+    with engine.connect() as conn:
+        while frontier and len(out) < MAX_SUBTREE:
+            nxt: list[str] = []
+            for i in range(0, len(frontier), CHUNK):
+                chunk = frontier[i : i + CHUNK]
+                stmt = select(aop_sessions.c.id).where(aop_sessions.c.parent_session_id.in_(chunk))
+                for (child,) in conn.execute(stmt):
+                    if child not in seen:
+                        seen.add(child)
+                        out.append(child)
+                        nxt.append(child)
+            frontier = nxt
+    return out[:MAX_SUBTREE]
+
+
+def delete_sessions(engine: Engine, ids: list[str]) -> dict[str, int]:
+    """Delete sessions with their events and alerts; returns how many rows of each went."""
+    counts = {"sessions": 0, "events": 0, "alerts": 0}
+    with engine.begin() as conn:
+        for i in range(0, len(ids), CHUNK):
+            chunk = ids[i : i + CHUNK]
+            ev = conn.execute(
+                delete(events).where(and_(events.c.session_id.in_(chunk), events.c.source_format == "aop"))
+            )
+            al = conn.execute(delete(alerts).where(alerts.c.session_id.in_(chunk)))
+            se = conn.execute(delete(aop_sessions).where(aop_sessions.c.id.in_(chunk)))
+            counts["events"] += ev.rowcount or 0
+            counts["alerts"] += al.rowcount or 0
+            counts["sessions"] += se.rowcount or 0
+    return counts
+
+
+def stall(engine: Engine, cutoff: float, limit: int = 1000) -> list[dict[str, Any]]:
+    """Mark running sessions silent since before ``cutoff`` as ``timeout``; returns them."""
+    stmt = (
+        select(aop_sessions)
+        .where(and_(aop_sessions.c.status == "running", aop_sessions.c.last_seen_at < cutoff))
+        .order_by(aop_sessions.c.last_seen_at)
+        .limit(limit)
+    )
+    marked: list[dict[str, Any]] = []
+    with engine.begin() as conn:
+        for r in conn.execute(stmt).all():
+            res = conn.execute(
+                update(aop_sessions)
+                .where(
+                    and_(
+                        aop_sessions.c.id == r.id,
+                        aop_sessions.c.status == "running",
+                        aop_sessions.c.last_seen_at < cutoff,
+                    )
+                )
+                .values(status="timeout")
+            )
+            if res.rowcount:
+                marked.append({**dict(r._mapping), "status": "timeout"})
+    return marked
+
+
+def replay_after(
+    engine: Engine, last_event_id: str, session_id: str | None, limit: int
+) -> tuple[list[tuple[str, bytes]], list[dict[str, Any]]] | None:
+    """Stored AOP events after ``last_event_id`` (and alerts since then); None if it is unknown."""
+    with engine.connect() as conn:
+        mark = conn.execute(
+            select(events.c.seq, events.c.received_at).where(events.c.event_id == last_event_id)
+        ).first()
+        if mark is None:
+            return None
+        cond = [events.c.seq > mark.seq, events.c.source_format == "aop"]
+        if session_id:
+            cond.append(events.c.session_id == session_id)
+        cols = select(events.c.event_id, events.c.raw, events.c.body)
+        rows = conn.execute(cols.where(and_(*cond)).order_by(events.c.seq).limit(limit)).all()
+        acond = [alerts.c.updated_at >= mark.received_at, alerts.c.session_id.is_not(None)]
+        if session_id:
+            acond.append(alerts.c.session_id == session_id)
+        arows = conn.execute(select(alerts).where(and_(*acond)).order_by(alerts.c.updated_at).limit(limit)).all()
+    evs = [(r.event_id, r.raw if r.raw is not None else r.body.encode()) for r in rows]
+    return evs, [aop_alert(dict(r._mapping)) for r in arows]
+
+
+def one_line(raw: bytes) -> bytes:
+    """The event as one JSON line (events sent pretty-printed are re-encoded compactly)."""
+    if b"\n" in raw or b"\r" in raw:
+        return orjson.dumps(orjson.loads(raw))
+    return raw

@@ -1,0 +1,313 @@
+"""Session rules: a detector in the pipeline, driven by event time, with persisted state.
+
+Rules (thresholds in :class:`agentwatch.sessions.settings.AopSettings`):
+
+- ``loop``: one tool started ``loop_min_calls`` (5) times within ``loop_window_s`` (60 s
+  of event time) and at least ``loop_repeat_ratio`` (40 %) of those calls repeat an
+  earlier call's input (``1 - distinct inputs / calls``).
+- ``confidence_drop``: ``confidence_streak`` (3) consecutive low-confidence thoughts.
+- ``error_cascade``: ``error_streak`` (3) consecutive failed tool ends; critical.
+- ``token_budget`` / ``cost_budget``: the session's tokens / cost exceed its budget
+  (``session.started`` may carry ``token_budget`` / ``cost_budget_usd``; else the setting).
+- ``repeated_tool_failure``: one tool failed in ``tool_failure_sessions`` (3) distinct
+  sessions of one agent within ``tool_failure_window_s``.
+
+(``stall`` is wall-clock based and lives in :mod:`agentwatch.sessions.service`.)
+
+State is kept per ``session:<id>`` and ``agent:<id>`` in ``aop_rule_state``, written
+after each batch, and read back on a cache miss, so it survives a restart. Events
+already stored (resent) are skipped, so a retry never counts twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import orjson
+import structlog
+from sqlalchemy import Engine, delete, select
+
+from agentwatch.events.model import Event
+from agentwatch.pipeline.pipeline import Finding
+from agentwatch.sessions.derive import FreshFilter
+from agentwatch.sessions.schema import aop_rule_state
+from agentwatch.sessions.settings import AopSettings
+from agentwatch.store.upsert import upsert
+
+log = structlog.get_logger("agentwatch.sessions.rules")
+
+DETECTOR = "session_rules"
+SEVERITY = {
+    "loop": 5,
+    "confidence_drop": 5,
+    "error_cascade": 9,
+    "token_budget": 7,
+    "cost_budget": 7,
+    "repeated_tool_failure": 6,
+    "stall": 5,
+}
+TITLES = {
+    "loop": "Agent loop: the same tool called repeatedly with repeated inputs",
+    "confidence_drop": "Agent confidence dropped: consecutive low-confidence thoughts",
+    "error_cascade": "Error cascade: consecutive failed tool calls",
+    "token_budget": "Session token budget exceeded",
+    "cost_budget": "Session cost budget exceeded",
+    "repeated_tool_failure": "One tool keeps failing across sessions of the same agent",
+    "stall": "Session stalled: no events for too long",
+}
+MAX_TOOLS = 64
+MAX_CALLS = 64
+MAX_OPEN = 256
+MAX_FAILURES = 200
+CACHE = 10_000
+CHUNK = 500
+
+
+def rule_id(kind: str) -> str:
+    return f"aop.{kind}"
+
+
+def _input_hash(value: Any) -> str:
+    try:
+        blob = orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+    except TypeError:
+        blob = repr(value).encode()
+    return hashlib.blake2b(blob, digest_size=8).hexdigest()
+
+
+def finding(kind: str, e: Event, message: str, *, dedup_key: str | None = None, **details: Any) -> Finding:
+    return Finding(
+        detector=DETECTOR,
+        rule_id=rule_id(kind),
+        title=TITLES[kind],
+        severity=SEVERITY[kind],
+        events=[e],
+        alert_type="builtin",
+        message=message,
+        tags=["aop", kind],
+        dedup_key=dedup_key,
+        session_id=e.session_id,
+        ts=e.ts,
+        details={"aop_type": kind, "agent_id": e.agent, **details},
+    )
+
+
+class SessionRules:
+    """The ``session_rules`` detector."""
+
+    name = DETECTOR
+
+    def __init__(self, engine: Engine, settings: AopSettings, fresh: FreshFilter) -> None:
+        self.engine = engine
+        self.s = settings
+        self.fresh = fresh
+        self._cache: OrderedDict[str, dict[str, Any]] = OrderedDict()
+
+    # -- state -------------------------------------------------------------
+    def _load(self, scopes: Iterable[str]) -> None:
+        missing = [s for s in dict.fromkeys(scopes) if s not in self._cache]
+        found: dict[str, dict[str, Any]] = {}
+        with self.engine.connect() as conn:
+            for i in range(0, len(missing), CHUNK):
+                chunk = missing[i : i + CHUNK]
+                for r in conn.execute(select(aop_rule_state).where(aop_rule_state.c.scope.in_(chunk))):
+                    found[r.scope] = orjson.loads(r.state)
+        for scope in missing:
+            self._cache[scope] = found.get(scope, {})
+        while len(self._cache) > CACHE:
+            self._cache.popitem(last=False)
+
+    def _state(self, scope: str) -> dict[str, Any]:
+        st = self._cache.get(scope)
+        if st is None:
+            self._load([scope])
+            st = self._cache[scope]
+        self._cache.move_to_end(scope)
+        return st
+
+    def _save(self, scopes: Iterable[str]) -> None:
+        now = time.time()
+        rows = [
+            {"scope": s, "state": orjson.dumps(self._cache[s]).decode(), "updated_at": now}
+            for s in dict.fromkeys(scopes)
+            if s in self._cache
+        ]
+        if not rows:
+            return
+        with self.engine.begin() as conn:
+            upsert(
+                conn,
+                aop_rule_state,
+                rows,
+                ["scope"],
+                {"state": lambda _t, ex: ex.state, "updated_at": lambda _t, ex: ex.updated_at},
+            )
+
+    def forget(self, session_ids: Sequence[str]) -> None:
+        """Drop the state of deleted sessions (memory and store)."""
+        scopes = [f"session:{s}" for s in session_ids]
+        for scope in scopes:
+            self._cache.pop(scope, None)
+        with self.engine.begin() as conn:
+            for i in range(0, len(scopes), CHUNK):
+                conn.execute(delete(aop_rule_state).where(aop_rule_state.c.scope.in_(scopes[i : i + CHUNK])))
+
+    # -- detection -----------------------------------------------------------
+    def detect(self, batch: Sequence[Event]) -> list[Finding]:
+        try:
+            fresh = self.fresh(batch)
+            if not fresh:
+                return []
+            scopes = [f"session:{e.session_id}" for e in fresh] + [f"agent:{e.agent}" for e in fresh]
+            self._load(scopes)
+            findings: list[Finding] = []
+            for e in fresh:
+                findings.extend(self.apply(e))
+            self._save(scopes)
+            return findings
+        except Exception:  # a rule bug must never lose the batch's events
+            log.exception("session_rules.failed", events=len(batch))
+            return []
+
+    def apply(self, e: Event) -> list[Finding]:
+        st = self._state(f"session:{e.session_id}")
+        kind = e.event_type.removeprefix("aop.")
+        d = e.data
+        out: list[Finding] = []
+        if kind == "session.started":
+            if "token_budget" in d:
+                st["tb"] = d["token_budget"]
+            if "cost_budget_usd" in d:
+                st["cb"] = d["cost_budget_usd"]
+        elif kind == "operation.tool_start":
+            out.extend(self._tool_start(st, e))
+        elif kind == "operation.tool_end":
+            out.extend(self._tool_end(st, e))
+        elif kind == "cognition.thought":
+            out.extend(self._thought(st, e))
+        out.extend(self._budgets(st, e, kind))
+        if kind == "session.ended":
+            st.pop("calls", None)
+            st.pop("open", None)
+        return out
+
+    def _tool_start(self, st: dict[str, Any], e: Event) -> list[Finding]:
+        d = e.data
+        tool = d.get("tool")
+        call_id = d.get("tool_call_id")
+        if call_id and tool:
+            opened = st.setdefault("open", {})
+            opened[call_id] = tool
+            while len(opened) > MAX_OPEN:
+                opened.pop(next(iter(opened)))
+        if not tool:
+            return []
+        calls = st.setdefault("calls", {})
+        window = self.s.loop_window_s
+        history = [c for c in calls.pop(tool, []) if e.ts - window < c[0] <= e.ts + window]
+        history.append([e.ts, _input_hash(d.get("input"))])
+        history = sorted(history)[-MAX_CALLS:]
+        calls[tool] = history
+        while len(calls) > MAX_TOOLS:
+            calls.pop(next(iter(calls)))
+        recent = [c for c in history if e.ts - window < c[0] <= e.ts]
+        n = len(recent)
+        if n < self.s.loop_min_calls:
+            return []
+        repeated = 1 - len({c[1] for c in recent}) / n
+        if repeated + 1e-9 < self.s.loop_repeat_ratio:
+            return []
+        calls[tool] = []
+        msg = (
+            f'Possible loop: "{tool}" called {n} times within {window:g} s of event time, '
+            f"{repeated:.0%} of the calls repeating an earlier input"
+        )
+        return [finding("loop", e, msg, tool=tool, calls=n, repeated_ratio=round(repeated, 3))]
+
+    def _tool_end(self, st: dict[str, Any], e: Event) -> list[Finding]:
+        d = e.data
+        tool = d.get("tool")
+        call_id = d.get("tool_call_id")
+        if call_id:
+            paired = st.get("open", {}).pop(call_id, None)
+            tool = tool or paired
+        if d.get("success", True):
+            st["err"] = 0
+            return []
+        out: list[Finding] = []
+        st["err"] = st.get("err", 0) + 1
+        if st["err"] >= self.s.error_streak:
+            n, st["err"] = st["err"], 0
+            out.append(finding("error_cascade", e, f"{n} consecutive tool failures", failures=n, tool=tool))
+        if tool and e.agent:
+            out.extend(self._cross_session(e, tool))
+        return out
+
+    def _cross_session(self, e: Event, tool: str) -> list[Finding]:
+        ag = self._state(f"agent:{e.agent}")
+        fails = ag.setdefault("fail", {})
+        window = self.s.tool_failure_window_s
+        history = [f for f in fails.pop(tool, []) if e.ts - window < f[0] <= e.ts + window]
+        history.append([e.ts, e.session_id])
+        fails[tool] = sorted(history)[-MAX_FAILURES:]
+        while len(fails) > MAX_TOOLS:
+            fails.pop(next(iter(fails)))
+        sessions = {f[1] for f in fails[tool] if e.ts - window < f[0] <= e.ts}
+        if len(sessions) < self.s.tool_failure_sessions:
+            return []
+        fails[tool] = []
+        msg = (
+            f'Tool "{tool}" failed in {len(sessions)} different sessions of agent "{e.agent}" '
+            f"within {window:g} s of event time"
+        )
+        return [
+            finding(
+                "repeated_tool_failure",
+                e,
+                msg,
+                dedup_key=f"agent:{e.agent}:tool:{tool}",
+                tool=tool,
+                sessions=sorted(sessions),
+            )
+        ]
+
+    def _thought(self, st: dict[str, Any], e: Event) -> list[Finding]:
+        if e.data.get("confidence_level") != "low":
+            st["low"] = 0
+            return []
+        st["low"] = st.get("low", 0) + 1
+        if st["low"] < self.s.confidence_streak:
+            return []
+        n, st["low"] = st["low"], 0
+        return [finding("confidence_drop", e, f"Agent expressed low confidence {n} times in a row", thoughts=n)]
+
+    def _budgets(self, st: dict[str, Any], e: Event, kind: str) -> list[Finding]:
+        d = e.data
+        if kind in ("session.heartbeat", "session.ended"):
+            if isinstance(d.get("total_tokens"), int | float):
+                st["tok_r"] = max(st.get("tok_r", 0.0), float(d["total_tokens"]))
+            if isinstance(d.get("total_cost_usd"), int | float):
+                st["cost_r"] = max(st.get("cost_r", 0.0), float(d["total_cost_usd"]))
+        if isinstance(d.get("tokens"), int | float):
+            st["tok_s"] = st.get("tok_s", 0.0) + float(d["tokens"])
+        if isinstance(d.get("cost_usd"), int | float):
+            st["cost_s"] = st.get("cost_s", 0.0) + float(d["cost_usd"])
+        fired = st.setdefault("fired", [])
+        out: list[Finding] = []
+        tokens = max(st.get("tok_r", 0.0), st.get("tok_s", 0.0))
+        budget = st.get("tb", self.s.token_budget)
+        if budget and tokens > budget and "tokens" not in fired:
+            fired.append("tokens")
+            msg = f"Session used {tokens:g} tokens, over its budget of {budget:g}"
+            out.append(finding("token_budget", e, msg, tokens=tokens, budget=budget))
+        cost = max(st.get("cost_r", 0.0), st.get("cost_s", 0.0))
+        cbudget = st.get("cb", self.s.cost_budget_usd)
+        if cbudget and cost > cbudget and "cost" not in fired:
+            fired.append("cost")
+            msg = f"Session cost ${cost:.4f}, over its budget of ${cbudget:.4f}"
+            out.append(finding("cost_budget", e, msg, cost_usd=cost, budget_usd=cbudget))
+        return out

@@ -1,0 +1,132 @@
+"""The sessions lifecycle component: stall checks and the optional second listener.
+
+Stall is the one session rule that cannot be driven by events (it fires on their
+absence), so a periodic task marks running sessions silent for ``stall_after_s``
+(server receive time) as ``timeout`` and records a ``stall`` alert through the
+shared alert recorder.
+
+With ``aop.compat_listener`` on, a second uvicorn server on ``aop.compat_port``
+(default 4317, the original collector's port) serves the same AOP router, for
+SDKs that assume that port. It shares this process's pipeline and store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import time
+from typing import Any
+
+import structlog
+
+from agentwatch.pipeline.pipeline import Finding
+from agentwatch.sessions import queries
+from agentwatch.sessions.rules import DETECTOR, SEVERITY, TITLES, rule_id
+
+log = structlog.get_logger("agentwatch.sessions")
+
+
+def stall_findings(rows: list[dict[str, Any]], stall_after_s: float) -> list[Finding]:
+    out = []
+    for row in rows:
+        silent = time.time() - row["last_seen_at"]
+        out.append(
+            Finding(
+                detector=DETECTOR,
+                rule_id=rule_id("stall"),
+                title=TITLES["stall"],
+                severity=SEVERITY["stall"],
+                events=[],
+                alert_type="builtin",
+                message=f"No event for {silent:.0f} s (limit {stall_after_s:g} s); session marked timeout",
+                tags=["aop", "stall"],
+                session_id=row["id"],
+                ts=row["last_event_at"] + stall_after_s,
+                details={"aop_type": "stall", "agent_id": row["agent_id"], "silent_s": round(silent, 1)},
+            )
+        )
+    return out
+
+
+class SessionService:
+    """Registered at ``lifecycle["aop_sessions"]``; routes find it in ``aw.components``."""
+
+    def __init__(self, aw: Any) -> None:
+        self.aw = aw
+        self.settings = aw.settings.aop
+        self.stream_clients = 0
+        self._stall_task: asyncio.Task[None] | None = None
+        self._compat: Any = None
+        self._compat_task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._stall_task = asyncio.create_task(self._stall_loop(), name="aop-stall")
+        if self.settings.compat_listener:
+            await self._start_compat()
+
+    async def stop(self) -> None:
+        if self._stall_task is not None:
+            self._stall_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._stall_task
+        if self._compat is not None and self._compat_task is not None:
+            self._compat.should_exit = True
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._compat_task, 10)
+
+    async def check_stalls(self) -> list[dict[str, Any]]:
+        """One stall pass; returns the sessions it marked (also used by tests)."""
+        cutoff = time.time() - self.settings.stall_after_s
+        rows = await asyncio.to_thread(queries.stall, self.aw.engine, cutoff)
+        if rows:
+            await self.aw.alerts.record(stall_findings(rows, self.settings.stall_after_s))
+        return rows
+
+    async def _stall_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.stall_check_interval_s)
+            try:
+                await self.check_stalls()
+            except Exception:
+                log.exception("sessions.stall_check_failed")
+
+    async def _start_compat(self) -> None:
+        import uvicorn
+        from fastapi import FastAPI
+
+        from agentwatch.api import aop, errors
+        from agentwatch.api.responses import JSON
+        from agentwatch.api.security import check_routes
+
+        app = FastAPI(title="agentwatch AOP collector", default_response_class=JSON, openapi_url=None)
+        app.state.aw = self.aw
+        errors.install(app)
+        for _name, install in self.aw.registry.middleware.items():
+            install(app, self.aw)
+        app.include_router(aop.router)
+        check_routes(app)
+        config = uvicorn.Config(
+            app,
+            host=self.aw.settings.host,
+            port=self.settings.compat_port,
+            log_config=None,
+            access_log=False,
+            lifespan="off",
+            server_header=False,
+        )
+        try:
+            sock = socket.create_server((self.aw.settings.host, self.settings.compat_port), reuse_port=False)
+        except OSError as exc:  # port taken: the main server keeps running without it
+            log.error("sessions.compat_listener_failed", port=self.settings.compat_port, error=str(exc))
+            return
+        self._compat = uvicorn.Server(config)
+        # _serve, not serve: the main server owns the process's signal handlers.
+        self._compat_task = asyncio.create_task(self._compat._serve(sockets=[sock]), name="aop-compat-listener")
+        deadline = time.monotonic() + 10
+        while not self._compat.started and not self._compat_task.done() and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        if self._compat.started:
+            log.info("sessions.compat_listener", port=self.settings.compat_port)
+        else:
+            log.error("sessions.compat_listener_failed", port=self.settings.compat_port)

@@ -1,0 +1,135 @@
+"""``GET /stream``: Server-Sent Events in the original collector's framing, plus resume.
+
+Frames::
+
+    data: {"type":"connected","timestamp":...}          first, once
+    id: <event_id>
+    data: {"kind":"event","data":<the AOP event as sent>}
+    data: {"kind":"alert","data":{id, session_id, type, message, severity, created_at}}
+    : ping                                               every ping_interval_s
+
+A client that reconnects with ``Last-Event-ID`` first gets the stored events after
+that id (and the alerts since), then the live ones. Each client has a bounded
+buffer; a client too slow to keep up is cut (the response ends) instead of growing
+the server's memory, and can resume with ``Last-Event-ID`` without a gap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+import structlog
+
+from agentwatch.events.model import Event, iso
+from agentwatch.sessions import queries
+
+log = structlog.get_logger("agentwatch.sessions.stream")
+
+
+def frame(payload: dict[str, Any] | bytes, event_id: str | None = None) -> bytes:
+    data = payload if isinstance(payload, bytes) else orjson.dumps(payload)
+    head = f"id: {event_id}\n".encode() if event_id else b""
+    return head + b"data: " + data + b"\n\n"
+
+
+def event_frame(event_id: str, raw: bytes) -> bytes:
+    return frame(b'{"kind":"event","data":' + queries.one_line(raw) + b"}", event_id)
+
+
+def alert_frame(alert: dict[str, Any]) -> bytes:
+    return frame({"kind": "alert", "data": alert})
+
+
+def hub_alert(alert: dict[str, Any]) -> dict[str, Any]:
+    """An alert published on the hub (``alerts.model.to_json``) in the AOP shape."""
+    severity = int(alert.get("severity", 0))
+    return {
+        "id": alert["id"],
+        "session_id": alert.get("session_id"),
+        "type": str(alert.get("rule_id", "")).removeprefix("aop."),
+        "message": alert.get("message", ""),
+        "severity": "critical" if severity >= 9 else ("warning" if severity >= 4 else "info"),
+        "created_at": alert.get("created_at"),
+        "severity_score": severity,
+        "count": alert.get("count", 1),
+    }
+
+
+class Predicate:
+    """Which hub items one client receives: AOP events, and alerts about a session."""
+
+    def __init__(self, session_id: str | None) -> None:
+        self.session_id = session_id
+
+    def __call__(self, channel: str, item: Any) -> bool:
+        if channel == "event":
+            if not isinstance(item, Event) or item.source_format != "aop":
+                return False
+            return self.session_id is None or item.session_id == self.session_id
+        if channel == "alert" and isinstance(item, dict) and item.get("session_id"):
+            return self.session_id is None or item["session_id"] == self.session_id
+        return False
+
+
+async def sse(
+    aw: Any,
+    service: Any,
+    *,
+    session_id: str | None,
+    last_event_id: str | None,
+) -> AsyncIterator[bytes]:
+    settings = aw.settings.aop
+    sub = aw.hub.subscribe({"event", "alert"}, Predicate(session_id), maxlen=settings.stream_buffer)
+    service.stream_clients += 1
+    try:
+        hello = {"type": "connected", "timestamp": iso(time.time())}
+        if session_id:
+            hello["session_id"] = session_id
+        yield b"retry: 2000\n" + frame(hello)
+        sent: set[str] = set()
+        if last_event_id:
+            replay = await asyncio.to_thread(
+                queries.replay_after, aw.engine, last_event_id, session_id, settings.replay_limit
+            )
+            if replay is None:
+                yield frame({"type": "resume_failed", "reason": "Last-Event-ID: unknown event id"})
+            else:
+                evs, alerts = replay
+                for eid, raw in evs:
+                    sent.add(eid)
+                    yield event_frame(eid, raw)
+                for alert in alerts:
+                    sent.add(alert["id"])
+                    yield alert_frame(alert)
+        last_ping = time.monotonic()
+        interval = settings.ping_interval_s
+        while True:
+            wait = max(0.0, interval - (time.monotonic() - last_ping))
+            batch = await sub.next_batch(timeout=wait)
+            if sub.dropped:
+                log.warning("stream.client_cut", dropped=sub.dropped, buffer=settings.stream_buffer)
+                return
+            if sub.closed:
+                return
+            out: list[bytes] = []
+            for _seq, channel, item in batch:
+                if channel == "event":
+                    if item.event_id in sent:
+                        sent.discard(item.event_id)
+                        continue
+                    raw = item.raw if item.raw is not None else item.to_json()
+                    out.append(event_frame(item.event_id, raw))
+                else:
+                    out.append(alert_frame(hub_alert(item)))
+            if time.monotonic() - last_ping >= interval:
+                out.append(b": ping\n\n")
+                last_ping = time.monotonic()
+            if out:
+                yield b"".join(out)
+    finally:
+        service.stream_clients -= 1
+        aw.hub.unsubscribe(sub)
