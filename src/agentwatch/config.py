@@ -22,6 +22,7 @@ from pydantic_settings import (
 )
 
 from agentwatch.sessions.settings import AopSettings
+from agentwatch.soc.auth.settings import AuditSettings, LoginThrottleSettings, RateLimitSettings
 
 
 class IngestSettings(BaseModel):
@@ -60,6 +61,9 @@ class AuthSettings(BaseModel):
     open_ingest_on_loopback: bool = Field(
         True, description="let agent SDKs post events without a credential while the server binds to loopback"
     )
+    rate_limit: RateLimitSettings = Field(default_factory=RateLimitSettings)
+    login: LoginThrottleSettings = Field(default_factory=LoginThrottleSettings)
+    audit: AuditSettings = Field(default_factory=AuditSettings)
 
 
 class Settings(BaseSettings):

@@ -11,8 +11,22 @@ if TYPE_CHECKING:
 
 
 def register(registry: Registry) -> None:
-    """Add this capability's codecs, stages, detectors, routers, lifecycle parts and health."""
+    """The access layer: authenticator + audit log (lifecycle), routes, and two middlewares."""
+    from agentwatch.api import audit as audit_api
+    from agentwatch.api import auth as auth_api
+    from agentwatch.soc.auth.middleware import AccessMiddleware, AuditMiddleware
+    from agentwatch.soc.auth.service import AuthService
+
+    registry.lifecycle.register("auth", lambda aw: AuthService(aw))
+    registry.routers.register("auth", auth_api.router)
+    registry.routers.register("audit", audit_api.router)
+    # add_middleware wraps what is already there: the one registered last runs first.
+    registry.middleware.register("audit", lambda app, aw: app.add_middleware(AuditMiddleware, service=aw.auth))
+    registry.middleware.register("access", lambda app, aw: app.add_middleware(AccessMiddleware, service=aw.auth))
 
 
 def install_cli(app: typer.Typer) -> None:
-    """Add this capability's commands to the `agentwatch` command."""
+    """``agentwatch users``, ``agentwatch keys`` and ``agentwatch audit``."""
+    from agentwatch.soc.auth.cli import install
+
+    install(app)

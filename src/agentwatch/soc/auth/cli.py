@@ -1,0 +1,213 @@
+"""``agentwatch users|keys|audit``: work on the database named by the settings, no server needed."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import orjson
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from agentwatch.api.errors import ApiError
+
+console = Console(stderr=True)
+ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="TOML settings file", exists=True)]
+
+users_app = typer.Typer(help="Manage user accounts.", no_args_is_help=True)
+keys_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
+audit_app = typer.Typer(help="Inspect the audit log.", no_args_is_help=True)
+
+
+class Stores:
+    """The stores of the access layer on the configured database (migrated first)."""
+
+    def __init__(self, config: Path | None) -> None:
+        from agentwatch.config import load_settings
+        from agentwatch.soc.audit import AuditLog
+        from agentwatch.soc.auth.apikeys import ApiKeyStore
+        from agentwatch.soc.auth.roles import RoleStore
+        from agentwatch.soc.auth.users import UserStore
+        from agentwatch.store.engine import make_engine, migrate
+
+        self.settings = load_settings(config)
+        self.engine = make_engine(self.settings.resolved_database_url())
+        migrate(self.engine)
+        self.users = UserStore(self.engine)
+        self.roles = RoleStore(self.engine)
+        self.keys = ApiKeyStore(self.engine)
+        self.audit = AuditLog(self.engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    console.print(f"[red]{message}[/red]")
+    return typer.Exit(code)
+
+
+def _cli_actor() -> dict[str, str]:
+    import getpass
+
+    try:
+        who = getpass.getuser()
+    except (KeyError, OSError):
+        who = "unknown"
+    return {"actor_kind": "cli", "actor_id": f"cli:{who}"[:128], "actor_name": who}
+
+
+@users_app.command("create")
+def users_create(
+    email: Annotated[str, typer.Argument(help="the user's e-mail address (their login)")],
+    role: Annotated[str, typer.Option(help="admin, analyst, viewer, ingest or a custom role")] = "viewer",
+    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="read the password from stdin")] = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Create a user; without --password-stdin a random password is generated and printed once."""
+    from agentwatch.soc.audit import AuditEntry
+    from agentwatch.soc.auth.passwords import generate_password
+
+    s = Stores(config)
+    try:
+        if not s.roles.exists(role):
+            raise _fail(f"--role: unknown role {role!r}")
+        password = sys.stdin.readline().rstrip("\n") if password_stdin else generate_password()
+        try:
+            user = s.users.create(email, password, role)
+        except ApiError as exc:
+            raise _fail(exc.message) from None
+        s.audit.append(
+            AuditEntry("user.create", **_cli_actor(), target=f"user:{user.id}", status=201, details={"role": role})
+        )
+        typer.echo(orjson.dumps(user.view()).decode())
+        if not password_stdin:
+            console.print(f"password (shown once): {password}", highlight=False, soft_wrap=True)
+    finally:
+        s.close()
+
+
+@users_app.command("list")
+def users_list(config: ConfigOpt = None) -> None:
+    """List users."""
+    s = Stores(config)
+    try:
+        table = Table("id", "email", "role", "disabled", "last login")
+        for u in s.users.list():
+            last = time.strftime("%Y-%m-%d %H:%M", time.gmtime(u.last_login_at)) if u.last_login_at else "-"
+            table.add_row(u.id, u.email, u.role, str(u.disabled), last)
+        Console().print(table)
+    finally:
+        s.close()
+
+
+@keys_app.command("create")
+def keys_create(
+    name: Annotated[str, typer.Option(help="what the key is for")],
+    scopes: Annotated[str, typer.Option(help="comma-separated permissions, e.g. events:write,alerts:read")],
+    expires_days: Annotated[int | None, typer.Option(min=1, max=3650, help="days until the key expires")] = None,
+    user: Annotated[str | None, typer.Option(help="owner's e-mail (default: the first admin)")] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Create an API key and print it once. Its scopes must be held by its owner."""
+    from agentwatch.api.security import Principal
+    from agentwatch.soc.audit import AuditEntry
+
+    if not 0 < len(name) <= 128:
+        raise _fail("--name: must be 1 to 128 characters")
+    wanted = [x.strip() for x in scopes.split(",") if x.strip()]
+    if not wanted or len(wanted) > 64:
+        raise _fail("--scopes: give 1 to 64 comma-separated permissions")
+    s = Stores(config)
+    try:
+        owner = s.users.by_email(user) if user else s.users.first_admin()
+        if owner is None:
+            raise _fail(f"--user: no user {user!r}" if user else "no admin user exists yet: create one first")
+        try:
+            wanted = s.roles.check_permissions(wanted, "--scopes")
+        except ApiError as exc:
+            raise _fail(exc.message) from None
+        holder = Principal("user", owner.id, owner.email, s.roles.permissions_of(owner.role))
+        for scope in wanted:
+            if not holder.can(scope):
+                raise _fail(f"--scopes: {scope!r} is beyond the permissions of {owner.email} (role {owner.role})")
+        expires_at = time.time() + expires_days * 86400 if expires_days else None
+        key, plaintext = s.keys.create(
+            owner_id=owner.id, created_by=_cli_actor()["actor_id"], name=name, scopes=wanted, expires_at=expires_at
+        )
+        s.audit.append(
+            AuditEntry(
+                "apikey.create", **_cli_actor(), target=f"apikey:{key.id}", status=201, details={"scopes": wanted}
+            )
+        )
+        console.print(f"key {key.id} for {owner.email}; shown once:", highlight=False)
+        typer.echo(plaintext)
+    finally:
+        s.close()
+
+
+@keys_app.command("list")
+def keys_list(config: ConfigOpt = None) -> None:
+    """List API keys (never their secrets)."""
+    s = Stores(config)
+    try:
+        table = Table("id", "prefix", "name", "owner", "scopes", "expires", "last used", "revoked")
+
+        def when(t: float | None) -> str:
+            return time.strftime("%Y-%m-%d %H:%M", time.gmtime(t)) if t else "-"
+
+        for k in s.keys.list():
+            v = k.view()
+            table.add_row(
+                k.id,
+                v["prefix"],
+                k.name,
+                k.owner_id,
+                ",".join(k.scopes),
+                when(k.expires_at),
+                when(k.last_used_at),
+                when(k.revoked_at),
+            )
+        Console().print(table)
+    finally:
+        s.close()
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: Annotated[str, typer.Argument(help="the key's id")], config: ConfigOpt = None) -> None:
+    """Revoke an API key."""
+    from agentwatch.soc.audit import AuditEntry
+
+    s = Stores(config)
+    try:
+        if not s.keys.revoke(key_id):
+            raise _fail(f"no active key {key_id!r}", 1)
+        s.audit.append(AuditEntry("apikey.revoke", **_cli_actor(), target=f"apikey:{key_id}", status=200))
+        typer.echo(f"revoked {key_id}")
+    finally:
+        s.close()
+
+
+@audit_app.command("verify")
+def audit_verify(config: ConfigOpt = None) -> None:
+    """Walk the hash chain; exit 1 naming the first changed or missing row."""
+    s = Stores(config)
+    try:
+        with console.status("verifying the audit chain"):
+            result = s.audit.verify()
+        typer.echo(orjson.dumps(result.as_dict()).decode())
+        if not result.ok:
+            console.print(f"[red]audit log broken at row {result.first_bad_seq}: {result.problem}[/red]")
+            raise typer.Exit(1)
+        console.print(f"audit log intact: {result.checked} rows, head at {result.head_seq}")
+    finally:
+        s.close()
+
+
+def install(app: typer.Typer) -> None:
+    app.add_typer(users_app, name="users")
+    app.add_typer(keys_app, name="keys")
+    app.add_typer(audit_app, name="audit")

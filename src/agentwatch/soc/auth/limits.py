@@ -1,0 +1,143 @@
+"""Fixed-window counters for request rate limits and login throttling.
+
+In-process by default; in Redis when ``redis_url`` is set, so several server processes
+share one budget (``INCR`` + expiry in one Lua call, keys named after the window). If Redis
+cannot be reached the counters fall back to the in-process ones rather than refusing every
+request, and the fallback is logged.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import structlog
+
+log = structlog.get_logger("agentwatch.auth.limits")
+
+MAX_MEMORY_KEYS = 100_000
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    limit: int
+    remaining: int
+    reset_at: float  # epoch seconds when the window ends
+
+    def headers(self) -> list[tuple[bytes, bytes]]:
+        out = [
+            (b"x-ratelimit-limit", str(self.limit).encode()),
+            (b"x-ratelimit-remaining", str(self.remaining).encode()),
+            (b"x-ratelimit-reset", str(math.ceil(self.reset_at)).encode()),
+        ]
+        if not self.allowed:
+            out.append((b"retry-after", str(self.retry_after()).encode()))
+        return out
+
+    def retry_after(self) -> int:
+        return max(1, math.ceil(self.reset_at - time.time()))
+
+
+def _window(window_s: int, now: float) -> tuple[int, float]:
+    idx = int(now // window_s)
+    return idx, (idx + 1) * window_s
+
+
+class Counter(Protocol):
+    async def hit(self, key: str, limit: int, window_s: int) -> Decision: ...
+    async def peek(self, key: str, limit: int, window_s: int) -> Decision: ...
+    async def clear(self, key: str, window_s: int) -> None: ...
+    async def close(self) -> None: ...
+
+
+class MemoryCounter:
+    """Counters of this process only."""
+
+    def __init__(self) -> None:
+        self._counts: dict[str, tuple[int, int]] = {}
+
+    def _get(self, key: str, idx: int) -> int:
+        got = self._counts.get(key)
+        return got[1] if got is not None and got[0] == idx else 0
+
+    def _prune(self, idx: int) -> None:
+        if len(self._counts) > MAX_MEMORY_KEYS:
+            self._counts = {k: v for k, v in self._counts.items() if v[0] >= idx}
+
+    async def hit(self, key: str, limit: int, window_s: int) -> Decision:
+        idx, reset = _window(window_s, time.time())
+        n = self._get(key, idx) + 1
+        self._counts[key] = (idx, n)
+        self._prune(idx)
+        return Decision(n <= limit, limit, max(0, limit - n), reset)
+
+    async def peek(self, key: str, limit: int, window_s: int) -> Decision:
+        idx, reset = _window(window_s, time.time())
+        n = self._get(key, idx)
+        return Decision(n < limit, limit, max(0, limit - n), reset)
+
+    async def clear(self, key: str, window_s: int) -> None:
+        self._counts.pop(key, None)
+
+    async def close(self) -> None:
+        return None
+
+
+_HIT = """
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+return n
+"""
+
+
+class RedisCounter:
+    """Counters shared by every process using the same Redis and prefix."""
+
+    def __init__(self, url: str, prefix: str, fallback: MemoryCounter | None = None) -> None:
+        import redis.asyncio as redis
+
+        self._redis: Any = redis.Redis.from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0)
+        self._hit = self._redis.register_script(_HIT)
+        self.prefix = prefix
+        self.fallback = fallback or MemoryCounter()
+        self._warned_at = 0.0
+
+    def _key(self, key: str, idx: int) -> str:
+        return f"{self.prefix}rl:{key}:{idx}"
+
+    def _degraded(self, exc: Exception) -> None:
+        if time.monotonic() - self._warned_at > 60:
+            self._warned_at = time.monotonic()
+            log.warning("limits.redis_unavailable", error_type=type(exc).__name__)
+
+    async def hit(self, key: str, limit: int, window_s: int) -> Decision:
+        idx, reset = _window(window_s, time.time())
+        try:
+            n = int(await self._hit(keys=[self._key(key, idx)], args=[int(window_s * 1000) + 1000]))
+        except Exception as exc:  # Redis down: keep limiting in-process
+            self._degraded(exc)
+            return await self.fallback.hit(key, limit, window_s)
+        return Decision(n <= limit, limit, max(0, limit - n), reset)
+
+    async def peek(self, key: str, limit: int, window_s: int) -> Decision:
+        idx, reset = _window(window_s, time.time())
+        try:
+            n = int(await self._redis.get(self._key(key, idx)) or 0)
+        except Exception as exc:
+            self._degraded(exc)
+            return await self.fallback.peek(key, limit, window_s)
+        return Decision(n < limit, limit, max(0, limit - n), reset)
+
+    async def clear(self, key: str, window_s: int) -> None:
+        idx, _ = _window(window_s, time.time())
+        try:
+            await self._redis.delete(self._key(key, idx))
+        except Exception as exc:
+            self._degraded(exc)
+            await self.fallback.clear(key, window_s)
+
+    async def close(self) -> None:
+        await self._redis.aclose()

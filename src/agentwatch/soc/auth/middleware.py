@@ -1,0 +1,160 @@
+"""Two plain ASGI middlewares: access (stream Origin check, rate limits) and request audit.
+
+``AccessMiddleware`` runs outermost: it refuses Server-Sent-Event requests from a foreign
+``Origin`` (WebSocket handshakes are checked by the route guard), then charges the request
+to its credential's budget (API key or user) or, without a credential, to its client
+address, and adds ``X-RateLimit-*`` headers; over budget it answers 429 with
+``Retry-After`` (a WebSocket handshake is closed with 1013, "try again later").
+
+``AuditMiddleware`` appends every POST/PUT/PATCH/DELETE to the audit log with the principal
+and the status, and holds the response until the row is stored: an action is never
+acknowledged without its audit row. Only the method, route and path are kept; bodies,
+query strings and headers (where secrets travel) are not.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+from typing import Any
+
+import orjson
+from starlette.requests import HTTPConnection
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from agentwatch.api.errors import error_body
+from agentwatch.api.security import origin_allowed
+from agentwatch.soc.audit import AuditEntry
+from agentwatch.soc.auth.credentials import is_stream
+from agentwatch.soc.auth.service import AuthService, actor_of, client_of
+
+MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+TRY_AGAIN_LATER = 1013
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+async def _send_json(send: Send, status: int, body: dict[str, Any], headers: list[tuple[bytes, bytes]]) -> None:
+    payload = orjson.dumps(body)
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(payload)).encode()),
+                *headers,
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": payload})
+
+
+class AccessMiddleware:
+    def __init__(self, app: ASGIApp, service: AuthService) -> None:
+        self.app = app
+        self.service = service
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        settings = self.service.settings
+        conn = HTTPConnection(scope)
+        if scope["type"] == "http" and is_stream(conn) and not origin_allowed(conn, settings.cors_origins):
+            await _send_json(send, 403, error_body("FORBIDDEN", "origin: not allowed"), [])
+            return
+        limits = settings.auth.rate_limit
+        if not (settings.auth.enabled and limits.enabled):
+            await self.app(scope, receive, send)
+            return
+        principal = await self.service.peek_principal(conn)
+        if principal is None:
+            client = client_of(conn)
+            if limits.loopback_exempt and _is_loopback(client):
+                await self.app(scope, receive, send)
+                return
+            key, limit = f"addr:{client}", limits.address
+        elif principal.kind == "api_key":
+            key, limit = f"key:{principal.id}", limits.api_key
+        else:
+            key, limit = f"{principal.kind}:{principal.id}", limits.user
+        decision = await self.service.counter.hit(key, limit, limits.window_s)
+        headers = decision.headers()
+        if not decision.allowed:
+            if scope["type"] == "websocket":
+                await send({"type": "websocket.close", "code": TRY_AGAIN_LATER, "reason": "rate limit exceeded"})
+                return
+            message = f"rate limit: {limit} requests per {limits.window_s}s exceeded, retry later"
+            await _send_json(send, 429, error_body("RATE_LIMITED", message), headers)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []), *headers]}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers if scope["type"] == "http" else send)
+
+
+class AuditMiddleware:
+    def __init__(self, app: ASGIApp, service: AuthService) -> None:
+        self.app = app
+        self.service = service
+
+    def _entry(self, scope: Scope, status: int) -> AuditEntry:
+        state = scope.get("state") or {}
+        principal = state.get("principal")
+        if principal is None:
+            resolved = state.get("aw_auth")
+            principal = resolved[0] if resolved else None
+        route = getattr(scope.get("route"), "path", None) or scope["path"]
+        return AuditEntry(
+            f"{scope['method']} {route}",
+            **actor_of(principal),
+            target=scope["path"],
+            status=status,
+            client=client_of(HTTPConnection(scope)),
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] not in MUTATING or not self.service.settings.auth.audit.requests:
+            await self.app(scope, receive, send)
+            return
+        start: Message | None = None
+        parts: list[bytes] = []
+        done = False
+
+        async def held_send(message: Message) -> None:
+            nonlocal start, done
+            if message["type"] == "http.response.start":
+                start = message
+                return
+            if message["type"] != "http.response.body" or start is None:
+                await send(message)
+                return
+            parts.append(message.get("body", b""))
+            if message.get("more_body", False):
+                return
+            done = True
+            try:
+                await self.service.audit.record(self._entry(scope, start["status"]))
+            except Exception:
+                body = error_body("UNAVAILABLE", "audit: the audit log cannot be written; outcome unknown")
+                await _send_json(send, 503, body, [(b"retry-after", b"5")])
+                return
+            await send(start)
+            await send({"type": "http.response.body", "body": b"".join(parts)})
+
+        try:
+            await self.app(scope, receive, held_send)
+        except Exception:
+            if not done:
+                with contextlib.suppress(Exception):  # the original error is what gets reported
+                    await self.service.audit.record(self._entry(scope, 500))
+            raise

@@ -1,0 +1,291 @@
+"""The access layer as one service: the authenticator behind every route guard, sessions,
+API keys, login throttling, rate-limit counters, and the audit trail of auth events.
+
+Created by the ``auth`` lifecycle factory; sets ``aw.auth`` (read by
+``agentwatch.api.security.Guard``) and ``aw.audit`` (for other parts that audit actions).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from typing import Any
+
+import structlog
+from fastapi import HTTPException, WebSocketException
+from starlette.requests import HTTPConnection
+
+from agentwatch.api.errors import ApiError, Conflict, Unavailable
+from agentwatch.api.security import WS_POLICY_VIOLATION, Principal
+from agentwatch.soc.audit import AuditEntry, AuditLog
+from agentwatch.soc.auth import credentials
+from agentwatch.soc.auth.apikeys import ApiKey, ApiKeyStore
+from agentwatch.soc.auth.limits import Counter, MemoryCounter, RedisCounter
+from agentwatch.soc.auth.passwords import generate_password, hash_password, needs_rehash, verify_password
+from agentwatch.soc.auth.roles import RoleStore
+from agentwatch.soc.auth.tokens import CredentialError, Issued, RefreshReuse, TokenService, digest, load_secret
+from agentwatch.soc.auth.users import User, UserStore
+
+log = structlog.get_logger("agentwatch.auth")
+
+BOOTSTRAP_EMAIL = "admin@agentwatch.local"
+STATE_KEY = "aw_auth"
+CACHE_TTL_S = 2.0
+TOUCH_EVERY_S = 60.0
+MAX_CACHE = 10_000
+
+
+def client_of(conn: HTTPConnection | None) -> str:
+    if conn is None or conn.client is None:
+        return ""
+    return conn.client.host or ""
+
+
+def actor_of(principal: Principal | None) -> dict[str, str]:
+    if principal is None:
+        return {"actor_kind": "anonymous", "actor_id": "anonymous", "actor_name": "anonymous"}
+    return {"actor_kind": principal.kind, "actor_id": principal.id, "actor_name": principal.name}
+
+
+class AuthService:
+    def __init__(self, aw: Any) -> None:
+        self.aw = aw
+        self.settings = aw.settings
+        cfg = aw.settings.auth
+        self.users = UserStore(aw.engine)
+        self.roles = RoleStore(aw.engine)
+        self.keys = ApiKeyStore(aw.engine)
+        secret = cfg.jwt_secret.get_secret_value() if cfg.jwt_secret else None
+        self.tokens = TokenService(
+            aw.engine, load_secret(secret, aw.settings.data_dir), cfg.access_ttl_s, cfg.refresh_ttl_s
+        )
+        self.audit = AuditLog(aw.engine)
+        self.counter: Counter = MemoryCounter()
+        self._cache: dict[str, tuple[float, Principal]] = {}
+        self._touched: dict[str, float] = {}
+        aw.auth = self
+        aw.audit = self.audit
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self.settings.redis_url is not None:
+            url = self.settings.redis_url.get_secret_value()
+            self.counter = RedisCounter(url, self.settings.auth.rate_limit.redis_prefix)
+        if self.settings.auth.enabled:
+            await asyncio.to_thread(self.bootstrap)
+
+    async def stop(self) -> None:
+        await self.audit.drain()
+        await self.counter.close()
+
+    def bootstrap(self) -> tuple[str, str] | None:
+        """On first start (no user at all) create an admin and print its password once, to stderr."""
+        if self.users.count():
+            return None
+        password = generate_password()
+        try:
+            user = self.users.create(BOOTSTRAP_EMAIL, password, "admin")
+        except Conflict:  # another process got there first
+            return None
+        self.audit.append(
+            AuditEntry("user.bootstrap", "system", "system", "system", target=f"user:{user.id}", status=201)
+        )
+        # Deliberately not through the structured logger: log pipelines keep what they receive.
+        print(
+            "\nagentwatch: created the first admin account (shown once, store it now)\n"
+            f"  email:    {BOOTSTRAP_EMAIL}\n  password: {password}\n",
+            file=sys.stderr,
+            flush=True,
+        )
+        return BOOTSTRAP_EMAIL, password
+
+    # -- the authenticator (called by the route guard and the access middleware) ----------------
+
+    async def authenticate(self, conn: HTTPConnection) -> Principal | None:
+        state = conn.scope.setdefault("state", {})
+        resolved = state.get(STATE_KEY)
+        if resolved is None:
+            resolved = await self._resolve(conn)
+            state[STATE_KEY] = resolved
+        principal, error = resolved
+        if error is not None:
+            raise self._deny(conn, *error)
+        return principal
+
+    async def peek_principal(self, conn: HTTPConnection) -> Principal | None:
+        """The principal for rate limiting and audit; an invalid credential counts as none."""
+        try:
+            return await self.authenticate(conn)
+        except (HTTPException, WebSocketException):
+            return None
+
+    @staticmethod
+    def _deny(conn: HTTPConnection, status: int, message: str) -> Exception:
+        if conn.scope["type"] == "websocket":
+            return WebSocketException(WS_POLICY_VIOLATION, reason=message)
+        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        return HTTPException(status, message, headers=headers)
+
+    async def _resolve(self, conn: HTTPConnection) -> tuple[Principal | None, tuple[int, str] | None]:
+        client = client_of(conn)
+        try:
+            cred = credentials.extract(conn)
+            if cred is None:
+                return None, None
+            key = digest(cred.token)
+            hit = self._cache.get(key)
+            if hit is not None and hit[0] > time.monotonic():
+                principal = hit[1]
+            else:
+                principal = await asyncio.to_thread(self._principal_sync, cred)
+                if len(self._cache) > MAX_CACHE:
+                    self._cache.clear()
+                self._cache[key] = (time.monotonic() + CACHE_TTL_S, principal)
+            if principal.kind == "api_key":
+                await self._touch(principal.id, client)
+            return principal, None
+        except CredentialError as exc:
+            message = str(exc)
+            await self.record(
+                AuditEntry(
+                    "auth.credential_rejected",
+                    target=conn.url.path[:512],
+                    status=401,
+                    client=client,
+                    details={"reason": message},
+                )
+            )
+            return None, (401, message)
+        except ApiError:
+            raise
+        except Exception:  # a failed lookup denies, never grants
+            log.exception("auth.lookup_failed")
+            return None, (503, "authentication is unavailable, retry later")
+
+    def _user_principal(self, user_id: str, email: str, role: str, session_id: str | None) -> Principal:
+        perms = self.roles.permissions_of(role)
+        return Principal("user", user_id, email, perms, extra={"role": role, "session_id": session_id})
+
+    def _principal_sync(self, cred: credentials.Credential) -> Principal:
+        if cred.kind == "jwt":
+            user_id, session_id = self.tokens.decode_access(cred.token)
+            info = self.tokens.session_user(user_id, session_id)
+            return self._user_principal(info.user_id, info.email, info.role, session_id)
+        key = self.keys.lookup(cred.token)
+        if key is None:
+            raise CredentialError("api key: invalid")
+        if key.revoked_at is not None:
+            raise CredentialError("api key: revoked")
+        if key.expires_at is not None and key.expires_at <= time.time():
+            raise CredentialError("api key: expired")
+        owner = self.users.get(key.owner_id)
+        if owner is None or owner.disabled:
+            raise CredentialError("api key: its owner no longer exists or is disabled")
+        return self.key_principal(key, owner)
+
+    def key_principal(self, key: ApiKey, owner: User) -> Principal:
+        owner_p = self._user_principal(owner.id, owner.email, owner.role, None)
+        effective = frozenset(s for s in key.scopes if owner_p.can(s))
+        extra = {"owner_id": owner.id, "owner_email": owner.email, "prefix": key.prefix, "scopes": key.scopes}
+        return Principal("api_key", key.id, key.name, effective, extra=extra)
+
+    async def _touch(self, key_id: str, client: str) -> None:
+        now = time.monotonic()
+        if now - self._touched.get(key_id, -TOUCH_EVERY_S) < TOUCH_EVERY_S:
+            return
+        self._touched[key_id] = now
+        if len(self._touched) > MAX_CACHE:
+            self._touched = {key_id: now}
+        await asyncio.to_thread(self.keys.touch, key_id, client)
+
+    def forget_credentials(self) -> None:
+        """Drop cached principals (after a revocation or a role change in this process)."""
+        self._cache.clear()
+
+    # -- audit ---------------------------------------------------------------------------------
+
+    async def record(self, entry: AuditEntry) -> None:
+        try:
+            await self.audit.record(entry)
+        except Exception:
+            raise Unavailable("audit: the audit log cannot be written; action refused") from None
+
+    def entry(self, action: str, principal: Principal | None, conn: HTTPConnection | None, **kw: Any) -> AuditEntry:
+        return AuditEntry(action, **actor_of(principal), client=client_of(conn), **kw)
+
+    # -- sessions ------------------------------------------------------------------------------
+
+    async def login(self, email: str, password: str, conn: HTTPConnection) -> tuple[Issued, User]:
+        cfg = self.settings.auth.login
+        client = client_of(conn)
+        keys = (("login:acct:" + digest(email), cfg.per_account), ("login:addr:" + client, cfg.per_address))
+        for key, limit in keys:
+            decision = await self.counter.peek(key, limit, cfg.window_s)
+            if not decision.allowed:
+                await self.record(
+                    AuditEntry("auth.login.throttled", client=client, status=429, details={"email": email})
+                )
+                raise ApiError(
+                    "login: too many failed attempts, retry later",
+                    status=429,
+                    headers={"Retry-After": str(decision.retry_after())},
+                )
+        user = await asyncio.to_thread(self._check_password, email, password)
+        if user is None:
+            for key, limit in keys:
+                await self.counter.hit(key, limit, cfg.window_s)
+            await self.record(AuditEntry("auth.login.failure", client=client, status=401, details={"email": email}))
+            raise ApiError("email or password: invalid", status=401)
+        await self.counter.clear(keys[0][0], cfg.window_s)
+        issued = await asyncio.to_thread(self.tokens.start_session, user.id, client)
+        principal = self._user_principal(user.id, user.email, user.role, issued.session_id)
+        await self.record(self.entry("auth.login", principal, conn, status=200, target=f"session:{issued.session_id}"))
+        return issued, user
+
+    def _check_password(self, email: str, password: str) -> User | None:
+        user = self.users.by_email(email)
+        ok = verify_password(user.password_hash if user else None, password)
+        if not ok or user is None or user.disabled:
+            return None
+        self.users.logged_in(user.id, hash_password(password) if needs_rehash(user.password_hash) else None)
+        return user
+
+    async def refresh(self, refresh_token: str, conn: HTTPConnection) -> tuple[Issued, User]:
+        try:
+            issued = await asyncio.to_thread(self.tokens.rotate, refresh_token)
+        except RefreshReuse as exc:
+            self.forget_credentials()
+            await self.record(AuditEntry("auth.refresh.reuse", client=client_of(conn), status=401))
+            raise ApiError(str(exc), status=401) from None
+        except CredentialError as exc:
+            await self.record(
+                AuditEntry("auth.refresh.failure", client=client_of(conn), status=401, details={"reason": str(exc)})
+            )
+            raise ApiError(str(exc), status=401) from None
+        user = await asyncio.to_thread(self.users.get, issued.user_id)
+        if user is None:
+            raise ApiError("refresh_token: invalid", status=401)
+        principal = self._user_principal(user.id, user.email, user.role, issued.session_id)
+        await self.record(
+            self.entry("auth.refresh", principal, conn, status=200, target=f"session:{issued.session_id}")
+        )
+        return issued, user
+
+    async def logout(self, conn: HTTPConnection, refresh_token: str | None) -> bool:
+        """End the session named by the bearer access token or by ``refresh_token``."""
+        principal = await self.peek_principal(conn)
+        session_id: str | None = None
+        if principal is not None and principal.kind == "user":
+            session_id = principal.extra.get("session_id")
+        if session_id is None and refresh_token:
+            found = await asyncio.to_thread(self.tokens.session_of_refresh, refresh_token)
+            if found is not None:
+                session_id = found[0]
+        if session_id is None:
+            raise ApiError("logout needs a valid access token or refresh_token", status=401)
+        await asyncio.to_thread(self.tokens.revoke_session, session_id, "logout")
+        self.forget_credentials()
+        await self.record(self.entry("auth.logout", principal, conn, status=200, target=f"session:{session_id}"))
+        return True

@@ -1,0 +1,114 @@
+"""User accounts: e-mail, argon2 password hash, one role."""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Engine, func, select, update
+from sqlalchemy.exc import IntegrityError
+
+from agentwatch.api.errors import Conflict, InvalidRequest
+from agentwatch.soc.auth.passwords import hash_password, password_problem
+from agentwatch.soc.auth_schema import users
+
+EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,255}$")
+MAX_EMAIL = 320
+
+
+def normalize_email(email: str, field: str = "email") -> str:
+    value = email.strip().lower()
+    if len(value) > MAX_EMAIL:
+        raise InvalidRequest(f"{field}: must be at most {MAX_EMAIL} characters")
+    if not EMAIL_RE.match(value):
+        raise InvalidRequest(f"{field}: must be an e-mail address (name@domain)")
+    return value
+
+
+@dataclass(frozen=True)
+class User:
+    id: str
+    email: str
+    role: str
+    disabled: bool
+    created_at: float
+    last_login_at: float | None
+    password_hash: str
+
+    @classmethod
+    def from_row(cls, row: Any) -> User:
+        m = row._mapping
+        return cls(
+            m["id"], m["email"], m["role"], bool(m["disabled"]), m["created_at"], m["last_login_at"], m["password_hash"]
+        )
+
+    def view(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "email": self.email,
+            "role": self.role,
+            "disabled": self.disabled,
+            "created_at": self.created_at,
+            "last_login_at": self.last_login_at,
+        }
+
+
+class UserStore:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def count(self) -> int:
+        with self.engine.connect() as conn:
+            return conn.execute(select(func.count()).select_from(users)).scalar_one()
+
+    def get(self, user_id: str) -> User | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(users).where(users.c.id == user_id)).first()
+        return User.from_row(row) if row else None
+
+    def by_email(self, email: str) -> User | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(users).where(users.c.email == email.strip().lower())).first()
+        return User.from_row(row) if row else None
+
+    def list(self) -> list[User]:
+        with self.engine.connect() as conn:
+            return [User.from_row(r) for r in conn.execute(select(users).order_by(users.c.created_at))]
+
+    def first_admin(self) -> User | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(users).where(users.c.role == "admin").order_by(users.c.created_at)).first()
+        return User.from_row(row) if row else None
+
+    def create(self, email: str, password: str, role: str) -> User:
+        email = normalize_email(email)
+        problem = password_problem(password)
+        if problem:
+            raise InvalidRequest(f"password: {problem}")
+        now = time.time()
+        row = {
+            "id": str(uuid.uuid4()),
+            "email": email,
+            "password_hash": hash_password(password),
+            "role": role,
+            "disabled": False,
+            "created_at": now,
+            "updated_at": now,
+            "last_login_at": None,
+        }
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(users.insert().values(**row))
+        except IntegrityError:
+            raise Conflict(f"email: a user {email!r} already exists") from None
+        return User(row["id"], email, role, False, now, None, row["password_hash"])
+
+    def logged_in(self, user_id: str, new_hash: str | None = None) -> None:
+        values: dict[str, Any] = {"last_login_at": time.time()}
+        if new_hash:
+            values["password_hash"] = new_hash
+        with self.engine.begin() as conn:
+            conn.execute(update(users).where(users.c.id == user_id).values(**values))
