@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -218,13 +219,21 @@ def load_rule(
     return rules
 
 
-def load_path(path: str | Path, *, fieldmap: FieldMap | None = None) -> tuple[list[SigmaRule], list[tuple[str, str]]]:
+def load_path(
+    path: str | Path,
+    *,
+    fieldmap: FieldMap | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[list[SigmaRule], list[tuple[str, str]]]:
     """Every ``*.yml``/``*.yaml`` under ``path``: (rules, [(file, reason)]); never raises per file."""
     root = Path(path)
     files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.suffix in (".yml", ".yaml"))
     rules: list[SigmaRule] = []
     failures: list[tuple[str, str]] = []
-    for file in files[:MAX_FILES]:
+    total = min(len(files), MAX_FILES)
+    for done, file in enumerate(files[:MAX_FILES], 1):
+        if progress is not None:
+            progress(done, total)
         try:
             text = file.read_text(encoding="utf-8")
             rules.extend(load_rule(text, str(file), fieldmap=fieldmap, max_bytes=MAX_FILE_BYTES))
