@@ -1,0 +1,234 @@
+"""The SDK's delivery core: a bounded queue drained by one background thread.
+
+The agent's thread only appends to a bounded in-memory queue (never network I/O),
+so reporting can neither raise into the agent nor stall it. The sender thread
+posts batches (a JSON array on ``POST /events``), retries with exponential
+backoff, and when the collector stays unreachable it appends the events to a
+spill file (NDJSON). Once the collector answers again the spill file is replayed
+before new events. Because the server treats ``(session_id, sequence)`` as
+idempotent, a batch resent after an uncertain failure is never stored twice.
+
+When the queue is full, new events go straight to the spill file rather than
+being dropped; only when the spill file cannot be written either is an event
+lost, and that is counted in ``stats["dropped"]``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import threading
+import time
+import uuid
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+
+log = logging.getLogger("agentwatch.sdk")
+
+RETRY_STATUS = {408, 425, 429, 500, 502, 503, 504}
+
+
+def default_spill_path() -> Path:
+    return Path(os.environ.get("AGENTWATCH_SDK_SPILL", "~/.agentwatch/sdk-spill.jsonl")).expanduser()
+
+
+class Transport:
+    """Shared by a client and every child client it spawns."""
+
+    def __init__(
+        self,
+        url: str = "http://127.0.0.1:7777",
+        *,
+        api_key: str | None = None,
+        timeout: float = 2.0,
+        batch_size: int = 100,
+        flush_interval: float = 0.2,
+        queue_size: int = 10_000,
+        max_retries: int = 3,
+        backoff_base: float = 0.1,
+        backoff_max: float = 5.0,
+        spill_path: str | Path | None = None,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.url = url.rstrip("/") + "/events"
+        headers = {"Content-Type": "application/json", "User-Agent": "agentwatch-sdk"}
+        if api_key:
+            headers["X-API-Key"] = api_key
+        self._http = httpx.Client(headers=headers, timeout=timeout, transport=transport)
+        self.timeout = timeout
+        self.batch_size = max(1, batch_size)
+        self.flush_interval = flush_interval
+        self.queue_size = max(1, queue_size)
+        self.max_retries = max(1, max_retries)
+        self.backoff_base = backoff_base
+        self.backoff_max = backoff_max
+        self.spill_path = Path(spill_path) if spill_path is not None else default_spill_path()
+        self.stats = {"sent": 0, "spilled": 0, "replayed": 0, "rejected": 0, "dropped": 0}
+        self._queue: deque[dict[str, Any]] = deque()
+        self._lock = threading.Lock()
+        self._spill_lock = threading.Lock()
+        self._wake = threading.Event()
+        self._idle = threading.Event()
+        if not self.spill_path.exists():
+            self._idle.set()
+        self._stop = False
+        self._down_until = 0.0
+        self._failures = 0
+        self._thread = threading.Thread(target=self._run, name="agentwatch-sdk", daemon=True)
+        self._thread.start()
+
+    # -- the agent's side (never blocks on the network, never raises) ----------
+    def put(self, event: dict[str, Any]) -> None:
+        try:
+            with self._lock:
+                if len(self._queue) < self.queue_size:
+                    self._queue.append(event)
+                    self._idle.clear()
+                    full = False
+                else:
+                    full = True
+            if full:
+                self._spill([event])
+            elif len(self._queue) >= self.batch_size:
+                self._wake.set()
+        except Exception:  # reporting must never break the agent
+            log.exception("agentwatch sdk: could not queue an event")
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until everything queued is delivered or spilled; False when ``timeout`` ran out."""
+        self._wake.set()
+        return self._idle.wait(self.timeout * 2 if timeout is None else timeout)
+
+    def close(self, timeout: float | None = None) -> None:
+        """Deliver what can be delivered within ``timeout``; spill the rest; stop the thread."""
+        limit = self.timeout * 2 if timeout is None else timeout
+        self.flush(limit)
+        self._stop = True
+        self._wake.set()
+        self._thread.join(limit)
+        with self._lock:
+            rest = list(self._queue)
+            self._queue.clear()
+        if rest:
+            self._spill(rest)
+        if not self._thread.is_alive():
+            self._http.close()
+
+    @property
+    def pending(self) -> int:
+        return len(self._queue)
+
+    # -- the sender thread -------------------------------------------------------
+    def _take(self) -> list[dict[str, Any]]:
+        with self._lock:
+            n = min(self.batch_size, len(self._queue))
+            return [self._queue.popleft() for _ in range(n)]
+
+    def _run(self) -> None:
+        while True:
+            if not self._queue:
+                if self._stop:
+                    return
+                self._wake.wait(self.flush_interval)
+                self._wake.clear()
+            try:
+                self._step()
+            except Exception:
+                log.exception("agentwatch sdk: sender step failed")
+                time.sleep(self.flush_interval)
+
+    def _step(self) -> None:
+        if time.monotonic() >= self._down_until and self.spill_path.exists():
+            self._replay()
+        batch = self._take()
+        if not batch:
+            self._maybe_idle()
+            return
+        if time.monotonic() < self._down_until:
+            self._spill(batch)
+        elif self._deliver(batch):
+            self.stats["sent"] += len(batch)
+        else:
+            self._spill(batch)
+        self._maybe_idle()
+
+    def _maybe_idle(self) -> None:
+        """Idle: nothing queued, and no spill file waiting while the collector is reachable."""
+        spill_waiting = self.spill_path.exists() and time.monotonic() >= self._down_until
+        with self._lock:
+            if not self._queue and not spill_waiting:
+                self._idle.set()
+
+    def _deliver(self, batch: list[dict[str, Any]]) -> bool:
+        """Post one batch with retries; True when the collector has taken it."""
+        body = orjson.dumps(batch)
+        for attempt in range(self.max_retries):
+            if self._stop and attempt > 0:
+                return False
+            try:
+                resp = self._http.post(self.url, content=body)
+            except httpx.HTTPError:
+                resp = None
+            if resp is not None and resp.status_code < 300:
+                self._failures = 0
+                self._down_until = 0.0
+                self._count_rejected(resp)
+                return True
+            if resp is not None and resp.status_code not in RETRY_STATUS and resp.status_code not in (401, 403):
+                # the collector refused the batch itself (malformed): retrying cannot help
+                log.warning("agentwatch sdk: batch refused with %s", resp.status_code)
+                self.stats["rejected"] += len(batch)
+                return True
+            time.sleep(min(self.backoff_max, self.backoff_base * (2**attempt)))
+        self._failures += 1
+        self._down_until = time.monotonic() + min(self.backoff_max, self.backoff_base * (2**self._failures))
+        return False
+
+    def _count_rejected(self, resp: httpx.Response) -> None:
+        with contextlib.suppress(Exception):
+            doc = resp.json()
+            rejected = int(doc.get("rejected", 0)) if isinstance(doc, dict) else 0
+            if rejected:
+                self.stats["rejected"] += rejected
+                log.warning("agentwatch sdk: collector rejected %d events: %s", rejected, doc.get("results"))
+
+    # -- the spill file ----------------------------------------------------------
+    def _spill(self, events: list[dict[str, Any]]) -> None:
+        try:
+            with self._spill_lock:
+                self.spill_path.parent.mkdir(parents=True, exist_ok=True)
+                with open(self.spill_path, "ab") as fh:
+                    fh.write(b"".join(orjson.dumps(e) + b"\n" for e in events))
+            self.stats["spilled"] += len(events)
+        except OSError:
+            self.stats["dropped"] += len(events)
+            log.exception("agentwatch sdk: could not write the spill file; %d events lost", len(events))
+
+    def _replay(self) -> None:
+        """Claim the spill file (an atomic rename, so two processes never both send it) and send it."""
+        claimed = self.spill_path.with_name(f"{self.spill_path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.replay")
+        with self._spill_lock:
+            try:
+                os.replace(self.spill_path, claimed)
+            except OSError:
+                return
+        try:
+            lines = [line for line in claimed.read_bytes().split(b"\n") if line.strip()]
+            events = []
+            for line in lines:
+                with contextlib.suppress(orjson.JSONDecodeError):
+                    events.append(orjson.loads(line))
+            for i in range(0, len(events), self.batch_size):
+                chunk = events[i : i + self.batch_size]
+                if not self._deliver(chunk):
+                    self._spill(events[i:])
+                    return
+                self.stats["replayed"] += len(chunk)
+        finally:
+            with contextlib.suppress(OSError):
+                claimed.unlink()
