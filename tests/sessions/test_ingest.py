@@ -12,8 +12,10 @@ from tests.sessions.aop import ev
 
 def test_single_event_answers_ok_and_is_stored_as_sent(server):
     doc = ev("s1", 1, "session.started", {"goal": "Summarize document"})
-    raw = b'{"spec": "aop/1.0",  "session_id": "s1", "agent_id": "agent-1", "sequence": 1, ' + (
-        b'"timestamp": "2026-04-03T10:00:00.000Z", "type": "session.started", "payload": {"goal": "Summarize document"}}'
+    raw = (
+        b'{"spec": "aop/1.0",  "session_id": "s1", "agent_id": "agent-1", "sequence": 1, '
+        b'"timestamp": "2026-04-03T10:00:00.000Z", "type": "session.started", '
+        b'"payload": {"goal": "Summarize document"}}'
     )
     with server.client() as c:
         r = c.post("/events", content=raw, headers={"Content-Type": "application/json"})
@@ -71,7 +73,7 @@ def test_program_dialect_drives_status_tokens_and_steps(server):
     ]
     with server.client() as c:
         r = c.post("/events", json=events)
-        assert r.json()["stored"] == 3
+        assert r.json()["stored"] == 4
         s = c.get("/sessions/p").json()["session"]
         assert s["status"] == "failed" and s["total_steps"] == 9 and s["total_tokens"] == 4200
         assert s["total_cost_usd"] == 0.5 and s["ended_at"] == "2026-04-03T10:00:03Z"
