@@ -27,6 +27,7 @@ CAPABILITIES = (
 def register(registry: Registry) -> None:
     from agentwatch.api import ingest, live_oisp, oisp, ops
     from agentwatch.events.codecs.oisp import OispCodec
+    from agentwatch.pipeline.bus_nats import NatsBus
     from agentwatch.pipeline.stages import EntityStage, ProcessFilterStage, TraceStage
 
     for event_type in [*oisp_schema.variant_titles(), *SCHEMALESS_OISP_TYPES]:
@@ -43,6 +44,7 @@ def register(registry: Registry) -> None:
     registry.stages.register("process_filter", lambda app: ProcessFilterStage(app.filters))
     registry.stages.register("entities", lambda app: EntityStage())
     registry.stages.register("traces", lambda app: TraceStage())
+    registry.lifecycle.register("bus", NatsBus)
 
     registry.routers.register("ops", ops.router)
     registry.routers.register("ingest", ingest.router)

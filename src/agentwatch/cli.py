@@ -47,6 +47,10 @@ def serve(
     data_dir: Annotated[Path | None, typer.Option(help="data directory (default ~/.agentwatch)")] = None,
     database_url: Annotated[str | None, typer.Option(help="sqlite:///... or postgresql://...")] = None,
     no_auth: Annotated[bool, typer.Option("--no-auth", help="disable authentication (loopback only)")] = False,
+    role: Annotated[
+        str | None, typer.Option(help="standalone | api | worker (scale-out over NATS JetStream, needs nats_url)")
+    ] = None,
+    nats_url: Annotated[str | None, typer.Option(help="nats://host:4222 for --role api|worker")] = None,
 ) -> None:
     """Run the server (API, pipeline, live streams)."""
     import uvicorn
@@ -55,8 +59,18 @@ def serve(
     from agentwatch.app import Agentwatch
     from agentwatch.logs import configure
 
-    overrides: dict[str, object] = {"host": host, "port": port, "data_dir": data_dir, "database_url": database_url}
+    overrides: dict[str, object] = {
+        "host": host,
+        "port": port,
+        "data_dir": data_dir,
+        "database_url": database_url,
+        "nats_url": nats_url,
+    }
     settings = _settings(config, **overrides)
+    if role is not None:
+        if role not in ("standalone", "api", "worker"):
+            raise typer.BadParameter("must be standalone, api or worker", param_hint="--role")
+        settings.pipeline.role = role  # type: ignore[assignment]
     if no_auth:
         if not settings.is_loopback:
             console.print("[red]--no-auth refuses to start on a non-loopback address[/red]")

@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -43,6 +43,14 @@ class PipelineSettings(BaseModel):
     )
     block_timeout_s: float = Field(5.0, ge=0)
     shutdown_drain_s: float = Field(30.0, ge=0, description="longest wait to commit accepted events on shutdown")
+    role: Literal["standalone", "api", "worker"] = Field(
+        "standalone",
+        description="standalone: commit in-process; api: hand events to NATS JetStream; worker: consume and commit",
+    )
+    nats_stream: str = Field("AGENTWATCH", pattern=r"^[A-Za-z0-9_-]{1,64}$", description="JetStream stream name")
+    nats_subject: str = Field(
+        "agentwatch", pattern=r"^[A-Za-z0-9_-]{1,64}$", description="subject prefix (events, live fan-out)"
+    )
 
 
 class LiveSettings(BaseModel):
@@ -108,6 +116,12 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+
+    @model_validator(mode="after")
+    def _scale_out_needs_nats(self) -> Settings:
+        if self.pipeline.role != "standalone" and self.nats_url is None:
+            raise ValueError(f"nats_url: required when pipeline.role is {self.pipeline.role!r}")
+        return self
 
     @property
     def is_loopback(self) -> bool:

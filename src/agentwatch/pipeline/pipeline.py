@@ -105,6 +105,8 @@ class Pipeline:
         self.detectors = list(detectors)
         self.finding_sinks: list[FindingSink] = []
         self.commit_hooks: list[CommitHook] = []
+        # Set on an API node of a scale-out deployment: events go to the bus, a worker commits them.
+        self.forwarder: Callable[[list[Event]], Awaitable[Outcome]] | None = None
         self._queue: asyncio.Queue[_Submission | None] = asyncio.Queue()
         self._pending = 0
         self._space = asyncio.Condition()
@@ -143,6 +145,8 @@ class Pipeline:
             return Outcome()
         if not self._accepting:
             raise ShuttingDown("the server is shutting down")
+        if self.forwarder is not None:
+            return await self.forwarder(events)
         n = len(events)
         limit = self.settings.queue_size
         if self._pending + n > limit and self._pending > 0:

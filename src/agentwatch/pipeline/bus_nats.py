@@ -1,0 +1,162 @@
+"""Scale-out over NATS JetStream: API nodes publish, worker nodes commit.
+
+On an API node (``pipeline.role = "api"``) the pipeline hands accepted events to
+a JetStream stream and answers the client once JetStream has acknowledged them
+(they are durable there); the message id is the ``event_id``, so JetStream drops
+a re-sent event within its duplicate window and the store drops it after that.
+
+On a worker node (``pipeline.role = "worker"``) a durable pull consumer fetches
+batches, runs them through the local pipeline (stages, detectors, commit) and
+acknowledges each message only after its commit, so a worker that dies mid-batch
+leaves the messages for another worker (at-least-once; the store makes it
+once). The worker fans committed events and alerts out on a plain NATS subject
+that every API node feeds into its own live hub, so live clients see events
+whichever node committed them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+from typing import Any
+
+import nats
+import orjson
+import structlog
+from nats.js.api import ConsumerConfig, StreamConfig
+from nats.js.errors import NotFoundError
+
+from agentwatch.events.model import Event
+from agentwatch.pipeline.pipeline import Outcome
+
+log = structlog.get_logger("agentwatch.bus")
+
+FETCH_TIMEOUT_S = 1.0
+
+
+def pack(e: Event) -> bytes:
+    return orjson.dumps(
+        {
+            "body": e.body,
+            "event_id": e.event_id,
+            "event_type": e.event_type,
+            "ts": e.ts,
+            "received_at": e.received_at,
+            "source_format": e.source_format,
+            "session_id": e.session_id,
+            "parent_session_id": e.parent_session_id,
+            "sequence": e.sequence,
+            "agent": e.agent,
+            "severity": e.severity,
+            "entities": e.entities,
+            "trace_id": e.trace_id,
+            "raw": base64.b64encode(e.raw).decode() if e.raw is not None else None,
+        }
+    )
+
+
+def unpack(data: bytes) -> Event:
+    d = orjson.loads(data)
+    raw = d.pop("raw")
+    return Event(**d, raw=base64.b64decode(raw) if raw is not None else None)
+
+
+class NatsBus:
+    """The lifecycle component that connects a node to the others."""
+
+    def __init__(self, aw: Any) -> None:
+        self.aw = aw
+        settings = aw.settings
+        self.role = settings.pipeline.role
+        self.url = settings.nats_url.get_secret_value() if settings.nats_url else None
+        self.stream = settings.pipeline.nats_stream
+        self.prefix = settings.pipeline.nats_subject
+        self.events_subject = f"{self.prefix}.events"
+        self.live_subject = f"{self.prefix}.live"
+        self.nc: Any = None
+        self.js: Any = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._live_sub: Any = None
+        self.published = 0
+        self.consumed = 0
+
+    async def start(self) -> None:
+        if self.role == "standalone":
+            return
+        self.nc = await nats.connect(self.url, name=f"agentwatch-{self.role}", max_reconnect_attempts=-1)
+        self.js = self.nc.jetstream()
+        try:
+            await self.js.stream_info(self.stream)
+        except NotFoundError:
+            await self.js.add_stream(
+                StreamConfig(name=self.stream, subjects=[self.events_subject], duplicate_window=120.0)
+            )
+        if self.role == "api":
+            self.aw.pipeline.forwarder = self.publish
+            self._live_sub = await self.nc.subscribe(self.live_subject, cb=self._on_live)
+        else:
+            self._tasks.append(asyncio.create_task(self._consume(), name="agentwatch-bus-consume"))
+            self._tasks.append(asyncio.create_task(self._fan_out(), name="agentwatch-bus-fanout"))
+        log.info("bus.started", role=self.role, stream=self.stream)
+
+    async def stop(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
+        if self.nc is not None:
+            with contextlib.suppress(Exception):
+                await self.nc.close()
+        self.aw.pipeline.forwarder = None
+
+    # -- API node ---------------------------------------------------------
+    async def publish(self, events: list[Event]) -> Outcome:
+        acks = await asyncio.gather(
+            *(self.js.publish(self.events_subject, pack(e), headers={"Nats-Msg-Id": e.event_id}) for e in events)
+        )
+        dup = sum(1 for a in acks if a.duplicate)
+        self.published += len(events) - dup
+        return Outcome(stored=len(events) - dup, duplicates=dup)
+
+    async def _on_live(self, msg: Any) -> None:
+        doc = orjson.loads(msg.data)
+        if doc["channel"] == "event":
+            self.aw.hub.publish("event", unpack(orjson.dumps(doc["item"])))
+        else:
+            self.aw.hub.publish(doc["channel"], doc["item"])
+
+    # -- worker node ------------------------------------------------------
+    async def _consume(self) -> None:
+        settings = self.aw.settings.pipeline
+        sub = await self.js.pull_subscribe(
+            self.events_subject,
+            durable=f"{self.stream}-workers",
+            config=ConsumerConfig(ack_wait=60, max_ack_pending=settings.queue_size),
+        )
+        while True:
+            try:
+                msgs = await sub.fetch(settings.batch_size, timeout=FETCH_TIMEOUT_S)
+            except (TimeoutError, nats.errors.TimeoutError):
+                continue
+            events = [unpack(m.data) for m in msgs]
+            try:
+                await self.aw.pipeline.submit(events)
+            except Exception:
+                log.exception("bus.commit_failed", events=len(events))
+                for m in msgs:
+                    await m.nak(delay=1)
+                continue
+            for m in msgs:
+                await m.ack()
+            self.consumed += len(msgs)
+
+    async def _fan_out(self) -> None:
+        sub = self.aw.hub.subscribe({"event", "alert"}, maxlen=self.aw.settings.live.client_buffer * 10)
+        try:
+            while True:
+                for _seq, channel, item in await sub.next_batch(timeout=None):
+                    payload = orjson.loads(pack(item)) if isinstance(item, Event) else item
+                    await self.nc.publish(self.live_subject, orjson.dumps({"channel": channel, "item": payload}))
+        finally:
+            self.aw.hub.unsubscribe(sub)

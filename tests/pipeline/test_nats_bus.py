@@ -1,0 +1,79 @@
+"""Scale-out: an API node hands events to NATS JetStream, a worker node commits them to PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+
+import pytest
+from pydantic import ValidationError
+from websockets.sync.client import connect
+
+from agentwatch.config import Settings
+from tests.support.server import run_server
+from tests.support.services import NATS_URL, drop_postgres_database, fresh_postgres_database, require_service
+
+
+@pytest.fixture
+def shared_pg():
+    url, name = fresh_postgres_database()
+    yield url
+    drop_postgres_database(name)
+
+
+def node(tmp_path, db_url: str, role: str, run: str) -> Settings:
+    return Settings(
+        data_dir=tmp_path / role,
+        database_url=db_url,
+        nats_url=NATS_URL,
+        auth={"enabled": False},
+        pipeline={"role": role, "nats_stream": f"AWTEST_{run}", "nats_subject": f"awtest_{run}"},
+    )
+
+
+def wait_for(predicate, timeout=15.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_api_node_publishes_worker_commits_and_live_clients_see_it(tmp_path, shared_pg):
+    require_service("NATS", "127.0.0.1", 4222)
+    run = uuid.uuid4().hex[:10]
+    events = [
+        {
+            "event_id": f"{run}-{i}",
+            "event_type": "process.exec",
+            "process": {"pid": i, "name": "p"},
+            "data": {"exe": "/p"},
+        }
+        for i in range(50)
+    ]
+    with (
+        run_server(node(tmp_path, shared_pg, "worker", run)) as worker,
+        run_server(node(tmp_path, shared_pg, "api", run)) as api,
+        connect(api.ws_url + "/ws/events", max_queue=None) as ws,
+    ):
+        with api.client() as c:
+            first = c.post("/api/v1/ingest", json=events).json()
+            again = c.post("/api/v1/ingest", json=events[:5]).json()
+        assert first["accepted"] == 50 and first["stored"] == 50
+        assert again["duplicates"] == 5  # JetStream's duplicate window caught the re-send
+        with worker.client() as w:
+            assert wait_for(lambda: w.get("/api/events").json()["total"] == 50)
+        # the API node reads the same store
+        with api.client() as c:
+            assert c.get(f"/api/events/{run}-7").json()["process"]["pid"] == 7
+        frame = json.loads(ws.recv(timeout=10))
+        assert frame["type"] == "event" and frame["data"]["event_id"].startswith(run)
+        assert api.aw.pipeline.committed_total == 0  # the API node committed nothing itself
+        assert worker.aw.pipeline.committed_total == 50
+
+
+def test_role_without_nats_url_is_refused(tmp_path):
+    with pytest.raises(ValidationError, match="nats_url: required when pipeline.role is 'api'"):
+        Settings(data_dir=tmp_path, pipeline={"role": "api"})
