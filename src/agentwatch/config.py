@@ -21,6 +21,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from agentwatch.capture.settings import CaptureSettings
+
 from agentwatch.sessions.settings import AopSettings
 from agentwatch.soc.auth.settings import AuditSettings, LoginThrottleSettings, RateLimitSettings
 
@@ -96,6 +98,7 @@ class Settings(BaseSettings):
     pipeline: PipelineSettings = Field(default_factory=PipelineSettings)
     live: LiveSettings = Field(default_factory=LiveSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
+    capture: CaptureSettings = Field(default_factory=CaptureSettings)
     aop: AopSettings = Field(default_factory=AopSettings)
 
     @field_validator("host")

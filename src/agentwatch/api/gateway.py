@@ -1,0 +1,62 @@
+"""``/gateway/<route>/<path>``: the LLM gateway's routes (see ``agentwatch.capture.gateway``).
+
+Agents keep their provider key in ``Authorization`` / ``x-api-key`` / ``x-goog-api-key``;
+it goes to the upstream untouched and is never used to authenticate to agentwatch. An
+agent authenticates to agentwatch with an agentwatch API key in ``X-Agentwatch-Key``, or
+not at all on a loopback-bound server (the ``open_ingest_on_loopback`` rule of ingest).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from starlette.requests import HTTPConnection
+from starlette.responses import Response
+
+from agentwatch.api.bodies import read_limited
+from agentwatch.api.errors import NotFound, Unavailable
+from agentwatch.api.security import Guard, Principal
+
+PROVIDER_KEY_HEADERS = frozenset({b"authorization", b"x-api-key", b"x-goog-api-key", b"api-key", b"cookie"})
+METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+
+
+class GatewayGuard(Guard):
+    """The permission check, run on a view of the request without the provider's credentials.
+
+    The authenticator sees only ``X-Agentwatch-Key`` (presented as both ``Authorization:
+    Bearer`` and ``X-API-Key``), so a provider key is never mistaken for, or checked as, an
+    agentwatch credential.
+    """
+
+    async def __call__(self, conn: HTTPConnection) -> Principal:
+        raw = [(k, v) for k, v in conn.scope["headers"] if k not in PROVIDER_KEY_HEADERS]
+        own = conn.headers.get("x-agentwatch-key")
+        if own:
+            raw.append((b"authorization", b"Bearer " + own.encode("latin-1")))
+            raw.append((b"x-api-key", own.encode("latin-1")))
+        view = HTTPConnection({**conn.scope, "headers": raw})
+        return await super().__call__(view)
+
+
+router = APIRouter(tags=["gateway"])
+
+
+@router.api_route(
+    "/gateway/{route}/{path:path}",
+    methods=METHODS,
+    dependencies=[Depends(GatewayGuard("gateway:use", open_on_loopback=True))],
+    include_in_schema=True,
+    response_model=None,
+)
+async def gateway(request: Request, route: str, path: str) -> Response:
+    """Forwards to the route's upstream (``capture.routes``) and records the exchange."""
+    aw = request.app.state.aw
+    gw: Any = aw.components.get("gateway")
+    if gw is None or gw.client is None:
+        raise Unavailable("gateway: not running")
+    if route not in gw.routes:
+        raise NotFound(f"route: no gateway route named {route[:64]!r} (configure capture.routes)")
+    body = await read_limited(request, gw.settings.max_request_bytes)
+    return await gw.handle(request, route, path, body)

@@ -1,0 +1,280 @@
+"""The proxy core: forward a request to its route's upstream and relay the answer byte for byte.
+
+What the hot path does, and nothing more: read the body (size-capped), parse it only when the
+guard must decide before forwarding (enforce mode), send it upstream on a pooled
+connection, relay the status, headers and body chunks as they arrive while keeping a
+bounded copy, and hand the exchange to the recorder. Everything else (parsing streams,
+rebuilding tool calls, redaction, pricing, events, alerts) happens after the response.
+
+Upstream bodies are requested with ``Accept-Encoding: identity`` so that the bytes the agent
+gets are exactly the bytes the upstream sent and the copy can be parsed without decoding.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import httpx
+import orjson
+import structlog
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from agentwatch.capture.cost import PriceTable
+from agentwatch.capture.gateway import providers
+from agentwatch.capture.gateway.events import EventBuilder
+from agentwatch.capture.gateway.exchange import Exchange
+from agentwatch.capture.gateway.identify import provider_index
+from agentwatch.capture.gateway.providers.base import ParsedRequest, Provider
+from agentwatch.capture.gateway.recorder import Recorder
+from agentwatch.capture.gateway.transport import REFUSED_PREFIX, literal_problem, upstream_client
+from agentwatch.capture.guard import Guard, Verdict
+from agentwatch.capture.redact import Redactor, mask_json
+from agentwatch.capture.settings import CaptureSettings, UpstreamRoute
+from agentwatch.events.normalize import normalize
+
+log = structlog.get_logger("agentwatch.capture.gateway")
+
+HOP_BY_HOP = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"proxy-authenticate",
+        b"proxy-authorization",
+        b"proxy-connection",
+        b"te",
+        b"trailer",
+        b"transfer-encoding",
+        b"upgrade",
+    }
+)
+DROP_REQUEST = HOP_BY_HOP | {
+    b"host",
+    b"content-length",
+    b"accept-encoding",
+    b"x-agentwatch-key",
+    b"x-agentwatch-agent",
+    b"x-agentwatch-session",
+}
+# the server adds its own Date and Server headers; two of each would be invalid
+DROP_RESPONSE = HOP_BY_HOP | {b"date", b"server"}
+STREAM_TYPES = ("text/event-stream", "application/x-ndjson", "application/jsonl", "application/stream+json")
+GEMINI_NAME = "google"
+
+
+class GatewayError(Exception):
+    """A request the gateway answers itself, in the route provider's error shape."""
+
+    def __init__(self, status: int, message: str, code: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.code = code
+
+
+class Route:
+    def __init__(self, name: str, cfg: UpstreamRoute, settings: CaptureSettings, data_dir: str) -> None:
+        self.name = name
+        self.cfg = cfg
+        self.base_url = cfg.base_url
+        if cfg.provider in ("openai", "openai_compatible"):
+            detected = provider_index(data_dir).by_url(cfg.base_url)
+            oisp_name = detected or ("openai" if cfg.provider == "openai" else name)
+        elif cfg.provider == "gemini":
+            oisp_name = GEMINI_NAME
+        else:
+            oisp_name = cfg.provider
+        self.provider: Provider = providers.get(cfg.provider, oisp_name)
+        self.refusal = literal_problem(
+            cfg.base_url,
+            allow_loopback=settings.allow_loopback_upstreams,
+            allow_private=settings.allow_private_upstreams,
+        )
+
+
+class Gateway:
+    """The lifecycle component (``aw.components["gateway"]``) serving ``/gateway/<route>/...``."""
+
+    def __init__(self, aw: Any) -> None:
+        self.aw = aw
+        self.settings: CaptureSettings = aw.settings.capture
+        data_dir = str(aw.settings.data_dir)
+        self.routes = {name: Route(name, cfg, self.settings, data_dir) for name, cfg in self.settings.routes.items()}
+        self.builder = EventBuilder(self.settings.redaction, PriceTable.for_data_dir(data_dir), provider_index(data_dir))
+        self.guard = Guard(self.settings.guard)
+        self.recorder = Recorder(aw, self.builder, self.guard)
+        self.client: httpx.AsyncClient | None = None
+
+    async def start(self) -> None:
+        self.guard.engine = self.aw.components.get("detection")
+        self.client = upstream_client(
+            allow_loopback=self.settings.allow_loopback_upstreams,
+            allow_private=self.settings.allow_private_upstreams,
+            timeout=self.settings.upstream_timeout_s,
+        )
+
+    async def stop(self) -> None:
+        await self.recorder.drain()
+        if self.client is not None:
+            await self.client.aclose()
+            self.client = None
+
+    def health(self) -> dict[str, Any]:
+        return {
+            "routes": sorted(self.routes),
+            "events_recorded": self.recorder.recorded,
+            "events_dropped": self.recorder.dropped,
+            "pending": len(self.recorder.tasks),
+        }
+
+    # -- one request -------------------------------------------------------------
+    def error_response(self, route: Route, exc: GatewayError) -> Response:
+        body = orjson.dumps(route.provider.error(exc.status, exc.message, exc.code))
+        return Response(body, exc.status, media_type="application/json")
+
+    async def handle(self, request: Request, route_name: str, path: str, body: bytes) -> Response:
+        route = self.routes[route_name]
+        t0 = time.perf_counter()
+        ts = time.time()
+        path = "/" + path.lstrip("/")
+        if route.refusal:
+            return self.error_response(route, GatewayError(403, REFUSED_PREFIX + route.refusal, "upstream_refused"))
+        mode = self.guard.mode_for(route.cfg.guard)
+        doc: Any = None
+        if body and body[:1] in (b"{", b"["):
+            try:
+                doc = orjson.loads(body)
+            except orjson.JSONDecodeError:
+                doc = None
+        preq = route.provider.parse_request(path, doc) if doc is not None else ParsedRequest(is_llm_call=False)
+        if preq.model is None:
+            preq.model = route.provider.request_model(path, doc)
+        headers = request.headers
+        ex = Exchange(
+            route=route.name,
+            provider=route.provider,
+            endpoint=route.base_url + path,
+            path=path,
+            method=request.method,
+            ts=ts,
+            t0=t0,
+            request=preq,
+            api_key=route.provider.api_key(headers, request.query_params),
+            traceparent=headers.get("traceparent"),
+            agent=_short(headers.get("x-agentwatch-agent")),
+            session_id=_short(headers.get("x-agentwatch-session")),
+            user_agent=headers.get("user-agent"),
+            client=(request.client.host, request.client.port) if request.client else None,
+        )
+
+        verdict: Verdict | None = None
+        if mode == "enforce" and preq.is_llm_call:
+            verdict = self._inline_verdict(route, ex)
+            ex.guard = verdict.summary()
+            if verdict.action == "block":
+                error = GatewayError(
+                    403, f"agentwatch guard blocked this request: {', '.join(verdict.reasons)}", "blocked_by_policy"
+                )
+                response = self.error_response(route, error)
+                ex.status_code = 403
+                ex.content_type = "application/json"
+                ex.response_chunks = [bytes(response.body)]
+                ex.t_end = ex.t_first = time.perf_counter()
+                self.recorder.schedule(ex, mode, verdict)
+                return response
+            if verdict.action == "redact" and isinstance(doc, dict | list):
+                masked, count = mask_json(doc)
+                ex.request_redactions = count
+                body = orjson.dumps(masked)
+
+        upstream_headers = [(k, v) for k, v in request.headers.raw if k not in DROP_REQUEST]
+        upstream_headers.append((b"accept-encoding", b"identity"))
+        url = route.base_url + path
+        query = request.url.query
+        if query:
+            url += "?" + query
+        client = self.client
+        if client is None:
+            return self.error_response(route, GatewayError(503, "gateway: not running", "unavailable"))
+        upstream = client.build_request(request.method, url, headers=upstream_headers, content=body)
+        try:
+            resp = await client.send(upstream, stream=True)
+        except httpx.HTTPError as exc:
+            refused = str(exc).startswith(REFUSED_PREFIX)
+            status = 403 if refused else (504 if isinstance(exc, httpx.TimeoutException) else 502)
+            message = str(exc) if refused else f"upstream {route.name} unreachable: {type(exc).__name__}"
+            ex.upstream_error = message
+            ex.status_code = status
+            ex.t_end = time.perf_counter()
+            self.recorder.schedule(ex, mode, verdict)
+            return self.error_response(route, GatewayError(status, message, "upstream_error"))
+
+        ex.status_code = resp.status_code
+        ex.content_type = resp.headers.get("content-type", "")
+        out_headers = [(k, v) for k, v in resp.headers.raw if k.lower() not in DROP_RESPONSE]
+        limit = self.settings.max_capture_bytes
+        streaming = ex.content_type.startswith(STREAM_TYPES) or (preq.streaming and "json" not in ex.content_type)
+        if not streaming:
+            try:
+                data = await resp.aread()
+            except httpx.HTTPError as exc:
+                ex.upstream_error = f"upstream {route.name} broke the response: {type(exc).__name__}"
+                ex.t_end = time.perf_counter()
+                self.recorder.schedule(ex, mode, verdict)
+                await resp.aclose()
+                return self.error_response(route, GatewayError(502, ex.upstream_error, "upstream_error"))
+            ex.t_first = ex.t_end = time.perf_counter()
+            ex.capture(data, limit)
+            self.recorder.schedule(ex, mode, verdict)
+            response = Response(data, resp.status_code)
+            response.raw_headers = [
+                (k, v) for k, v in out_headers if k.lower() != b"content-length"
+            ] + [(b"content-length", str(len(data)).encode())]
+            return response
+
+        recorder = self.recorder
+
+        async def relay() -> Any:
+            try:
+                async for chunk in resp.aiter_raw():
+                    if ex.t_first is None:
+                        ex.t_first = time.perf_counter()
+                    ex.capture(chunk, limit)
+                    yield chunk
+            except httpx.HTTPError as exc:
+                ex.upstream_error = f"upstream {route.name} broke the stream: {type(exc).__name__}"
+            finally:
+                ex.t_end = time.perf_counter()
+                recorder.schedule(ex, mode, verdict)
+                await resp.aclose()
+
+        response = StreamingResponse(relay(), resp.status_code)
+        response.raw_headers = out_headers
+        return response
+
+    def _inline_verdict(self, route: Route, ex: Exchange) -> Verdict:
+        """Scan the request (unredacted, in memory only) and ask the guard before forwarding."""
+        red = Redactor("full")
+        for m in ex.request.messages:
+            red.text(m.get("content") or "")
+        data: dict[str, Any] = {
+            "provider": {"name": route.provider.name, "endpoint": ex.endpoint},
+            "request_type": ex.request.request_type,
+            "streaming": ex.request.streaming,
+            "messages": [{k: v for k, v in m.items() if k in ("role", "content", "name")} for m in ex.request.messages],
+        }
+        if ex.request.model:
+            data["model"] = {"id": ex.request.model}
+        probe = normalize(
+            {"event_type": "ai.request", "data": data, "source": {"collector": "agentwatch-gateway"}},
+            type_validator=self.aw.type_validator,
+            source_format="gateway",
+        )
+        return self.guard.decide("enforce", probe, red.report, ex.request.model)
+
+
+def _short(value: str | None) -> str | None:
+    if not value:
+        return None
+    return value[:128]

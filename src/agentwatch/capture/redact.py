@@ -1,0 +1,230 @@
+"""Redaction of captured content before it is stored or streamed.
+
+Modes (``capture.redaction``):
+
+- ``full``: content is kept as sent; findings are still computed (the guard uses them).
+- ``safe`` (default): any string holding a secret or PII is replaced by an OISP
+  ``{"$redacted": {...}}`` object carrying the findings, the original length, a hash and a
+  preview in which every match is masked. Strings without findings are kept. A secret
+  therefore never reaches the store or a live stream.
+- ``minimal``: every content string is replaced by a ``$redacted`` object with length and
+  hash only (no preview), whatever it holds.
+
+The patterns are fixed, anchored on literal prefixes and use bounded repetition, so they
+run in linear time on any input.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any, Literal
+
+Mode = Literal["full", "safe", "minimal"]
+PREVIEW_CHARS = 100
+MAX_SCAN_CHARS = 2 * 1024 * 1024  # longer strings are scanned on their first 2 MiB and redacted whole
+
+# (type, kind, pattern). kind "secret" or "pii".
+_PATTERNS: list[tuple[str, str, str]] = [
+    ("private_key", "secret", r"-----BEGIN (?:[A-Z]{1,20} ){0,3}PRIVATE KEY-----"),
+    ("anthropic_api_key", "secret", r"\bsk-ant-[A-Za-z0-9_\-]{20,200}"),
+    ("openai_api_key", "secret", r"\bsk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{20,200}"),
+    ("aws_access_key_id", "secret", r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"),
+    ("github_token", "secret", r"\b(?:gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{22,255})"),
+    ("google_api_key", "secret", r"\bAIza[0-9A-Za-z_\-]{35}"),
+    ("slack_token", "secret", r"\bxox[abposr]-[A-Za-z0-9\-]{10,200}"),
+    ("stripe_key", "secret", r"\b[sr]k_live_[0-9A-Za-z]{20,200}"),
+    ("groq_api_key", "secret", r"\bgsk_[A-Za-z0-9]{20,200}"),
+    ("huggingface_token", "secret", r"\bhf_[A-Za-z0-9]{30,200}"),
+    ("jwt", "secret", r"\beyJ[A-Za-z0-9_\-]{10,4096}\.eyJ[A-Za-z0-9_\-]{10,8192}\.[A-Za-z0-9_\-]{10,4096}"),
+    (
+        "credential_assignment",
+        "secret",
+        r"(?i)\b(?:password|passwd|pwd|secret|api[_\-]?key|access[_\-]?token|auth[_\-]?token)"
+        r"[\"']?[ \t]{0,8}[:=][ \t]{0,8}[\"']?[^\s\"',;]{8,256}",
+    ),
+    ("email", "pii", r"\b[A-Za-z0-9._%+\-]{1,64}@[A-Za-z0-9\-]{1,63}(?:\.[A-Za-z0-9\-]{1,63}){0,8}\.[A-Za-z]{2,24}\b"),
+    ("us_ssn", "pii", r"\b\d{3}-\d{2}-\d{4}\b"),
+    ("phone", "pii", r"(?<![\w.])(?:\+\d{1,3}[ .\-]?)?\(?\d{3}\)?[ .\-]\d{3}[ .\-]\d{4}\b"),
+    ("credit_card", "pii", r"\b(?:\d[ \-]?){12,18}\d\b"),
+]
+_COMPILED = [(t, k, re.compile(p)) for t, k, p in _PATTERNS]
+KINDS = {t: k for t, k, _ in _PATTERNS}
+
+
+def _luhn(digits: str) -> bool:
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = ord(ch) - 48
+        if i % 2:
+            d *= 2
+            if d > 9:
+                d -= 9
+        total += d
+    return total % 10 == 0
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    type: str
+    kind: str  # "secret" | "pii"
+    start: int
+    end: int
+
+
+def scan(text: str) -> list[Match]:
+    """Every secret / PII match in ``text``, non-overlapping, earliest and longest first."""
+    if not text:
+        return []
+    window = text[:MAX_SCAN_CHARS]
+    found: list[Match] = []
+    for type_, kind, rx in _COMPILED:
+        for m in rx.finditer(window):
+            if type_ == "credit_card":
+                digits = re.sub(r"[ \-]", "", m.group(0))
+                if not (13 <= len(digits) <= 19 and _luhn(digits)):
+                    continue
+            found.append(Match(type_, kind, m.start(), m.end()))
+    found.sort(key=lambda x: (x.start, -(x.end - x.start)))
+    out: list[Match] = []
+    last_end = -1
+    for m in found:
+        if m.start >= last_end:
+            out.append(m)
+            last_end = m.end
+    return out
+
+
+def mask(text: str, matches: list[Match] | None = None) -> str:
+    """``text`` with every match replaced by ``[REDACTED:<type>]``."""
+    matches = scan(text) if matches is None else matches
+    if not matches:
+        return text
+    parts: list[str] = []
+    pos = 0
+    for m in matches:
+        parts.append(text[pos : m.start])
+        parts.append(f"[REDACTED:{m.type}]")
+        pos = m.end
+    parts.append(text[pos:])
+    masked = "".join(parts)
+    if len(text) > MAX_SCAN_CHARS:  # the unscanned tail may hold anything: drop it
+        masked = masked[:MAX_SCAN_CHARS]
+    return masked
+
+
+def content_hash(text: str | bytes) -> str:
+    raw = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text
+    return "sha256:" + hashlib.sha256(raw).hexdigest()
+
+
+def findings_of(matches: list[Match]) -> list[dict[str, Any]]:
+    counts = Counter(m.type for m in matches)
+    return [{"type": t, "count": c} for t, c in sorted(counts.items())]
+
+
+@dataclass
+class Report:
+    """What redaction found across one event (merged over every string it looked at)."""
+
+    counts: Counter[str]
+
+    @classmethod
+    def empty(cls) -> Report:
+        return cls(Counter())
+
+    def add(self, matches: list[Match]) -> None:
+        self.counts.update(m.type for m in matches)
+
+    @property
+    def secrets(self) -> list[str]:
+        return sorted(t for t in self.counts if KINDS.get(t) == "secret")
+
+    @property
+    def pii(self) -> list[str]:
+        return sorted(t for t in self.counts if KINDS.get(t) == "pii")
+
+    def findings(self) -> list[dict[str, Any]]:
+        return [{"type": t, "count": c} for t, c in sorted(self.counts.items())]
+
+
+class Redactor:
+    """Applies one mode to strings and JSON values, collecting findings in a :class:`Report`."""
+
+    def __init__(self, mode: Mode, report: Report | None = None) -> None:
+        self.mode = mode
+        self.report = report or Report.empty()
+
+    def text(self, value: str) -> str | dict[str, Any]:
+        matches = scan(value)
+        self.report.add(matches)
+        if self.mode == "full":
+            return value
+        if self.mode == "minimal":
+            return {
+                "$redacted": {
+                    "reason": "policy",
+                    "original_length": len(value),
+                    "hash": content_hash(value),
+                    "redaction_profile": "minimal",
+                    **({"findings": findings_of(matches)} if matches else {}),
+                }
+            }
+        if not matches and len(value) <= MAX_SCAN_CHARS:
+            return value
+        has_secret = any(m.kind == "secret" for m in matches)
+        detector = "regex_" + matches[0].type if matches else "size_limit"
+        return {
+            "$redacted": {
+                "reason": "secret_detected" if has_secret else ("pii_detected" if matches else "policy"),
+                "detector": detector,
+                "original_length": len(value),
+                "hash": content_hash(value),
+                "preview": mask(value, matches)[:PREVIEW_CHARS],
+                "redaction_profile": "safe",
+                "findings": findings_of(matches),
+            }
+        }
+
+    def value(self, value: Any, depth: int = 0) -> Any:
+        """Redact every string inside a JSON value (tool arguments, tool results)."""
+        if isinstance(value, str):
+            return self.text(value)
+        if depth > 32:
+            return {"$redacted": {"reason": "policy", "detector": "depth_limit"}}
+        if isinstance(value, dict):
+            return {k: self.value(v, depth + 1) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.value(v, depth + 1) for v in value]
+        return value
+
+
+def mask_json(value: Any, depth: int = 0) -> tuple[Any, int]:
+    """Every string in ``value`` with its secrets masked; returns (new value, number masked).
+
+    Used by the guard's ``redact`` action to clean a request before it is forwarded. Only
+    secrets are masked (PII is left to the provider's own policy).
+    """
+    if isinstance(value, str):
+        matches = [m for m in scan(value) if m.kind == "secret"]
+        return (mask(value, matches), len(matches)) if matches else (value, 0)
+    if depth > 64:
+        return value, 0
+    if isinstance(value, dict):
+        total = 0
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            out[k], n = mask_json(v, depth + 1)
+            total += n
+        return out, total
+    if isinstance(value, list):
+        total = 0
+        items = []
+        for v in value:
+            nv, n = mask_json(v, depth + 1)
+            items.append(nv)
+            total += n
+        return items, total
+    return value, 0
