@@ -68,7 +68,8 @@ def test_loop_needs_five_calls_in_sixty_seconds_with_forty_percent_repeats(serve
 
 
 def thoughts(session, confidences):
-    return [ev(session, i + 1, "cognition.thought", {"content": "hm", "confidence": x}) for i, x in enumerate(confidences)]
+    payloads = [{"content": "hm", "confidence": x} for x in confidences]
+    return [ev(session, i + 1, "cognition.thought", p) for i, p in enumerate(payloads)]
 
 
 def test_confidence_drop_after_three_consecutive_low_thoughts(server):
