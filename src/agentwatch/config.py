@@ -38,7 +38,11 @@ class IngestSettings(BaseModel):
 class PipelineSettings(BaseModel):
     queue_size: int = Field(100_000, ge=1, description="events waiting for commit before the overflow policy applies")
     batch_size: int = Field(2_000, ge=1, description="largest micro-batch committed at once")
-    batch_ms: float = Field(20.0, ge=0, description="longest wait to fill a micro-batch")
+    batch_ms: float = Field(
+        0.0,
+        ge=0,
+        description="extra wait to fill a micro-batch (0: commit what is queued; concurrent requests still share commits)",
+    )
     overflow: Literal["reject", "block"] = Field(
         "reject",
         description="reject: answer 503 with Retry-After when the queue is full; block: wait up to block_timeout_s",

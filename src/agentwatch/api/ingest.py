@@ -9,6 +9,7 @@ from starlette.concurrency import run_in_threadpool
 
 from agentwatch.api.bodies import read_events_body
 from agentwatch.api.errors import InvalidRequest, TooLarge, Unavailable
+from agentwatch.api.responses import JSON
 from agentwatch.api.security import require
 from agentwatch.events.codecs import Decoded
 from agentwatch.events.codecs.framing import BodyError
@@ -56,9 +57,9 @@ async def decode_with(codec: Any, body: bytes, content_type: str) -> Decoded:
 
 
 @router.post("/api/v1/ingest", dependencies=[require("events:write", open_on_loopback=True)])
-async def ingest(request: Request) -> dict[str, Any]:
+async def ingest(request: Request) -> JSON:
     """Accepts OISP events; answers with accepted/rejected counts and why each rejection."""
     aw = request.app.state.aw
     body = await read_events_body(request, aw.settings.ingest.max_body_bytes)
     decoded = await decode_with(aw.oisp, body, request.headers.get("content-type", ""))
-    return await submit_decoded(request, decoded, "oisp")
+    return JSON(await submit_decoded(request, decoded, "oisp"))

@@ -19,6 +19,30 @@ def _host(e: Event) -> str:
     return ""
 
 
+FACTS = ("ppid", "name", "exe", "cmdline")
+
+
+def _learn(row: dict[str, Any], e: Event, proc: dict[str, Any]) -> None:
+    """Fill the facts this event knows and the row does not yet."""
+    facts = proc
+    if e.event_type == "process.exec":
+        data = e.data
+        args = data.get("args")
+        facts = {
+            **proc,
+            "exe": proc.get("exe") or data.get("exe"),
+            "cmdline": proc.get("cmdline")
+            or (" ".join(str(a) for a in args) if isinstance(args, list) else None),
+        }
+    for col in FACTS:
+        v = facts.get(col)
+        if v is not None and row[col] is None:
+            row[col] = v if col == "ppid" else str(v)[:4096]
+    if e.event_type == "process.exit":
+        row["exited_at"] = e.ts
+    row["complete"] = all(row[c] is not None for c in FACTS)
+
+
 def record(conn: Connection, batch: Sequence[Event]) -> None:
     merged: dict[tuple[str, int], dict[str, Any]] = {}
     for e in batch:
@@ -41,24 +65,22 @@ def record(conn: Connection, batch: Sequence[Event]) -> None:
                 "exited_at": None,
                 "event_count": 0,
                 "trace_id": e.trace_id,
+                "complete": False,  # every fact known: later events only count
             }
         row["event_count"] += 1
-        row["start_time"] = min(row["start_time"], e.ts)
-        row["last_seen"] = max(row["last_seen"], e.ts)
-        facts = dict(proc)
-        if e.event_type == "process.exec":
-            data = e.data
-            facts.setdefault("exe", data.get("exe"))
-            args = data.get("args")
-            if "cmdline" not in facts and isinstance(args, list):
-                facts["cmdline"] = " ".join(str(a) for a in args)
-        for col in ("ppid", "name", "exe", "cmdline"):
-            v = facts.get(col)
-            if v is not None and row[col] is None:
-                row[col] = v if col == "ppid" else str(v)[:4096]
-        if e.event_type == "process.exit":
-            row["exited_at"] = e.ts
-    rows = sorted(merged.values(), key=lambda r: (r["host"], r["pid"]))
+        if e.ts < row["start_time"]:
+            row["start_time"] = e.ts
+        elif e.ts > row["last_seen"]:
+            row["last_seen"] = e.ts
+        if row["complete"]:
+            if e.event_type == "process.exit":
+                row["exited_at"] = e.ts
+            continue
+        _learn(row, e, proc)
+    rows = []
+    for row in sorted(merged.values(), key=lambda r: (r["host"], r["pid"])):
+        del row["complete"]
+        rows.append(row)
     upsert(
         conn,
         processes,
