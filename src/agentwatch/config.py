@@ -22,6 +22,7 @@ from pydantic_settings import (
 )
 
 from agentwatch.capture.settings import CaptureSettings
+from agentwatch.detect.settings import DetectionSettings
 
 from agentwatch.sessions.settings import AopSettings
 from agentwatch.soc.auth.settings import AuditSettings, LoginThrottleSettings, RateLimitSettings
@@ -104,6 +105,7 @@ class Settings(BaseSettings):
     auth: AuthSettings = Field(default_factory=AuthSettings)
     capture: CaptureSettings = Field(default_factory=CaptureSettings)
     aop: AopSettings = Field(default_factory=AopSettings)
+    detection: DetectionSettings = Field(default_factory=DetectionSettings)
 
     @field_validator("host")
     @classmethod

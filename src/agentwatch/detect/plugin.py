@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import typer
@@ -10,9 +10,34 @@ if TYPE_CHECKING:
     from agentwatch.extensions import Registry
 
 
+def _detector(aw: Any) -> Any:
+    from agentwatch.detect.component import engine_of
+
+    return engine_of(aw)
+
+
+def _component(aw: Any) -> Any:
+    from agentwatch.detect.component import DetectionComponent
+
+    return DetectionComponent(aw)
+
+
 def register(registry: Registry) -> None:
-    """Add this capability's codecs, stages, detectors, routers, lifecycle parts and health."""
+    """The detection engine (pipeline detector + lifecycle part) and the Seerflow /api/v1 routes."""
+    from agentwatch.api import v1_alerts, v1_events, v1_sigma, v1_system, v1_ws
+
+    registry.detectors.register("detection", _detector)
+    registry.lifecycle.register("detection", _component)
+    registry.routers.register("v1_alerts", v1_alerts.router)
+    registry.routers.register("v1_events", v1_events.router)
+    registry.routers.register("v1_sigma", v1_sigma.router)
+    registry.routers.register("v1_system", v1_system.router)
+    registry.routers.register("v1_ws", v1_ws.router)
+    registry.health.register("detection", v1_system.health_fragment)
 
 
 def install_cli(app: typer.Typer) -> None:
-    """Add this capability's commands to the `agentwatch` command."""
+    """``agentwatch atr test [PATH]``: run the test cases embedded in ATR-format rules."""
+    from agentwatch.detect.atr.cli import install
+
+    install(app)

@@ -1,0 +1,137 @@
+"""``/api/v1/sigma/rules``: the rule catalogue with 24 h fire counts, YAML, timelines, enable flags, uploads.
+
+The catalogue lists every rule of the one detection engine (Sigma, ATR, the
+agentwatch pack, built-in), each with its ``format``; uploads are Sigma YAML.
+Upload answers: 201 stored, 200 for a ``dry_run`` that validated, 409 when a
+rule id exists, 422 with the line and column of the problem, 507 when the upload
+store is full.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
+
+from agentwatch.api.errors import ApiError, Conflict, InvalidRequest, NotFound, Unavailable
+from agentwatch.api.responses import JSON
+from agentwatch.api.security import require
+from agentwatch.detect.engine import DetectionEngine, RuleConflict, RuleInfo, SigmaUnavailable, StoreFull, sigma_module
+
+router = APIRouter(prefix="/api/v1/sigma", tags=["rules"])
+
+RULE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,256}$")
+MAX_UPLOAD = 256 * 1024
+
+
+def engine_of(request: Request) -> DetectionEngine:
+    comp = request.app.state.aw.components.get("detection")
+    if comp is None:
+        raise Unavailable("detection: the detection engine is not running")
+    return comp.engine
+
+
+def _find(engine: DetectionEngine, rule_id: str) -> RuleInfo:
+    if not RULE_ID.match(rule_id):
+        raise InvalidRequest("rule_id: must be 1-256 letters, digits or . _ : -")
+    engine.ensure_loaded()
+    info = engine.infos.get(rule_id)
+    if info is None:
+        raise NotFound("rule not found", {"rule_id": rule_id})
+    return info
+
+
+@router.get("/rules", dependencies=[require("rules:read")])
+async def list_rules(
+    request: Request,
+    format: Annotated[Literal["sigma", "atr", "pack", "builtin"] | None, Query()] = None,
+    enabled: bool | None = None,
+    level: Annotated[str | None, Query(max_length=16, pattern=r"^[a-z]+$")] = None,
+    q: Annotated[str | None, Query(min_length=1, max_length=256, description="substring of id or title")] = None,
+    page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> dict[str, Any]:
+    """Every rule (ordered by format, then id) with how often it fired in the last 24 hours."""
+    engine = engine_of(request)
+    rules = await run_in_threadpool(engine.rules)
+    if format:
+        rules = [r for r in rules if r.format == format]
+    if enabled is not None:
+        rules = [r for r in rules if r.enabled == enabled]
+    if level:
+        rules = [r for r in rules if r.level == level]
+    if q:
+        needle = q.lower()
+        rules = [r for r in rules if needle in r.id.lower() or needle in r.title.lower()]
+    counts = await run_in_threadpool(engine.fire_counts)
+    start = (page - 1) * limit
+    items = [{**r.to_json(), "fire_count_24h": counts.get(r.id, 0)} for r in rules[start : start + limit]]
+    return {"rules": items, "meta": {"total": len(rules), "page": page, "limit": limit}}
+
+
+@router.get("/rules/{rule_id}", dependencies=[require("rules:read")])
+async def get_rule(request: Request, rule_id: str) -> dict[str, Any]:
+    """One rule including its YAML and its matching cost so far."""
+    engine = engine_of(request)
+    info = await run_in_threadpool(_find, engine, rule_id)
+    counts = await run_in_threadpool(engine.fire_counts)
+    cost = engine.costs().get(rule_id)
+    return {**info.to_json(), "yaml": info.text(), "fire_count_24h": counts.get(rule_id, 0), "cost": cost}
+
+
+@router.get("/rules/{rule_id}/timeline", dependencies=[require("rules:read")])
+async def rule_timeline(request: Request, rule_id: str) -> dict[str, Any]:
+    """Fires per hour over the last 24 hours (event time), oldest first, zero-filled."""
+    engine = engine_of(request)
+    await run_in_threadpool(_find, engine, rule_id)
+    buckets = await run_in_threadpool(engine.timeline, rule_id)
+    return {"rule_id": rule_id, "resolution": "1h", "buckets": buckets, "total": sum(b["count"] for b in buckets)}
+
+
+class RulePatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    enabled: bool
+
+
+@router.patch("/rules/{rule_id}", dependencies=[require("rules:write")])
+async def patch_rule(request: Request, rule_id: str, body: RulePatch) -> dict[str, Any]:
+    """Enable or disable a rule; the flag is stored and survives restarts."""
+    engine = engine_of(request)
+    await run_in_threadpool(_find, engine, rule_id)
+    info = await run_in_threadpool(engine.set_enabled, rule_id, body.enabled)
+    return info.to_json()
+
+
+class RuleUpload(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    yaml: str = Field(min_length=1, max_length=MAX_UPLOAD)
+    dry_run: bool = False
+
+
+@router.post("/rules", status_code=201, dependencies=[require("rules:write")])
+async def upload_rule(request: Request, body: RuleUpload) -> Any:
+    """Validate a Sigma rule (or a multi-document file) and, unless ``dry_run``, store and enable it."""
+    engine = engine_of(request)
+    sigma = sigma_module()
+    try:
+        infos = await run_in_threadpool(lambda: engine.upload_sigma(body.yaml, dry_run=body.dry_run))
+    except SigmaUnavailable as exc:
+        raise Unavailable(str(exc)) from None
+    except RuleConflict as exc:
+        raise Conflict(str(exc), {"rule_id": exc.rule_id}) from None
+    except StoreFull as exc:
+        raise ApiError(str(exc), status=507, code="INSUFFICIENT_STORAGE") from None
+    except Exception as exc:
+        if sigma is not None and isinstance(exc, sigma.SigmaLoadError):
+            raise ApiError(
+                f"yaml: {exc.message}",
+                {"line": exc.line, "column": exc.column, "message": exc.message},
+                status=422,
+                code="INVALID_RULE",
+            ) from None
+        raise
+    doc = {"rules": [{**i.to_json(), "yaml": i.yaml} for i in infos], "dry_run": body.dry_run}
+    return JSON(doc, status_code=200 if body.dry_run else 201)

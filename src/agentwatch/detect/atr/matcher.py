@@ -1,0 +1,130 @@
+"""Matching agent-threat rules against views, many patterns at a time.
+
+Every RE2-expressible pattern of every rule is added to a per-field ``re2.Filter``
+(FilteredRE2): the literal atoms each pattern needs are searched for all patterns
+at once, and only the patterns whose atoms occur are run, each in linear time.
+Patterns RE2 cannot express are searched one by one with a time limit. A rule
+then fires when any (or all, per its ``condition``) of its conditions hit. A
+condition whose pattern does not compile never hits (the reference engine does
+the same) and is listed in ``skipped``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import re2
+
+from agentwatch.detect.atr.regexes import Compiled, compile_pattern, options
+from agentwatch.detect.atr.rules import AtrRule, Condition
+from agentwatch.detect.atr.views import View, normalize
+
+
+@dataclass
+class _Slot:
+    rule: int
+    cond: int
+
+
+@dataclass
+class _FieldIndex:
+    filter: re2.Filter | None = None
+    slots: list[_Slot] = field(default_factory=list)
+    slow: list[tuple[_Slot, Compiled]] = field(default_factory=list)
+    other: list[tuple[_Slot, Condition]] = field(default_factory=list)
+
+
+def _other_hit(cond: Condition, normalized: str, raw: str) -> bool:
+    op, value = cond.operator, cond.value
+    if op == "contains":
+        v = value.lower()
+        return v in normalized.lower() or v in raw.lower()
+    if op == "exact":
+        return normalized == value or raw == value
+    if op == "starts_with":
+        v = value.lower()
+        return normalized.lower().startswith(v) or raw.lower().startswith(v)
+    try:
+        x, y = float(normalized), float(value)
+    except ValueError:
+        return False
+    return {"gt": x > y, "lt": x < y, "gte": x >= y, "lte": x <= y, "eq": x == y}[op]
+
+
+class AtrMatcher:
+    """A compiled, immutable set of rules; ``match`` is safe to call from any thread."""
+
+    def __init__(self, rules: Iterable[AtrRule]) -> None:
+        self.rules = [r for r in rules if r.active]
+        self.skipped: list[tuple[str, int, str]] = []
+        self.nanos = [0] * len(self.rules)  # matching time charged to each rule
+        pending: dict[str, list[tuple[_Slot, Compiled]]] = defaultdict(list)
+        self.fields: dict[str, _FieldIndex] = defaultdict(_FieldIndex)
+        for ri, rule in enumerate(self.rules):
+            for ci, cond in enumerate(rule.conditions):
+                slot = _Slot(ri, ci)
+                if cond.operator != "regex":
+                    self.fields[cond.field].other.append((slot, cond))
+                    continue
+                try:
+                    compiled = compile_pattern(cond.value)
+                except ValueError as exc:
+                    self.skipped.append((rule.id, ci, str(exc)))
+                    continue
+                if compiled.fast is not None:
+                    pending[cond.field].append((slot, compiled))
+                else:
+                    self.fields[cond.field].slow.append((slot, compiled))
+        for name, items in pending.items():
+            flt = re2.Filter()
+            for _slot, compiled in items:
+                flt.Add(compiled.re2_pattern, options())
+            flt.Compile()
+            self.fields[name].filter = flt
+            self.fields[name].slots = [slot for slot, _ in items]
+        self.fields = dict(self.fields)
+
+    def _hits(self, view: View, hits: dict[int, set[int]]) -> None:
+        for name, index in self.fields.items():
+            raw = view.resolve(name)
+            if raw is None:
+                continue
+            norm = normalize(raw)
+            texts = (norm,) if norm == raw else (norm, raw)
+            if index.filter is not None:
+                started = time.perf_counter_ns()
+                found: set[int] = set()
+                for text in texts:
+                    found.update(index.filter.Match(text) or ())
+                share = (time.perf_counter_ns() - started) // max(1, len(index.slots))
+                for k, slot in enumerate(index.slots):
+                    self.nanos[slot.rule] += share
+                    if k in found:
+                        hits[slot.rule].add(slot.cond)
+            for slot, compiled in index.slow:
+                started = time.perf_counter_ns()
+                if any(compiled.search(text) for text in texts):
+                    hits[slot.rule].add(slot.cond)
+                self.nanos[slot.rule] += time.perf_counter_ns() - started
+            for slot, cond in index.other:
+                if _other_hit(cond, norm, raw):
+                    hits[slot.rule].add(slot.cond)
+
+    def match_views(self, views: Iterable[View]) -> list[AtrRule]:
+        """Rules that fire on any of ``views``, in rule order (deterministic)."""
+        fired: set[int] = set()
+        for view in views:
+            hits: dict[int, set[int]] = defaultdict(set)
+            self._hits(view, hits)
+            for ri, conds in hits.items():
+                rule = self.rules[ri]
+                if rule.logic == "all" and len(conds) < len(rule.conditions):
+                    continue
+                fired.add(ri)
+        return [self.rules[i] for i in sorted(fired)]
+
+    def costs(self) -> dict[str, dict[str, float]]:
+        return {r.id: {"seconds": self.nanos[i] / 1e9} for i, r in enumerate(self.rules) if self.nanos[i]}
