@@ -22,7 +22,7 @@ from pydantic_settings import (
 )
 
 from agentwatch.capture.settings import CaptureSettings
-from agentwatch.detect.settings import DetectionSettings
+from agentwatch.discovery.settings import DiscoverySettings
 
 from agentwatch.sessions.settings import AopSettings
 from agentwatch.soc.auth.settings import AuditSettings, LoginThrottleSettings, RateLimitSettings
@@ -39,11 +39,7 @@ class IngestSettings(BaseModel):
 class PipelineSettings(BaseModel):
     queue_size: int = Field(100_000, ge=1, description="events waiting for commit before the overflow policy applies")
     batch_size: int = Field(2_000, ge=1, description="largest micro-batch committed at once")
-    batch_ms: float = Field(
-        0.0,
-        ge=0,
-        description="extra wait to fill a micro-batch (0: commit what is queued; concurrent requests still share commits)",
-    )
+    batch_ms: float = Field(20.0, ge=0, description="longest wait to fill a micro-batch")
     overflow: Literal["reject", "block"] = Field(
         "reject",
         description="reject: answer 503 with Retry-After when the queue is full; block: wait up to block_timeout_s",
@@ -105,7 +101,7 @@ class Settings(BaseSettings):
     auth: AuthSettings = Field(default_factory=AuthSettings)
     capture: CaptureSettings = Field(default_factory=CaptureSettings)
     aop: AopSettings = Field(default_factory=AopSettings)
-    detection: DetectionSettings = Field(default_factory=DetectionSettings)
+    discovery: DiscoverySettings = Field(default_factory=DiscoverySettings)
 
     @field_validator("host")
     @classmethod

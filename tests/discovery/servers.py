@@ -7,6 +7,7 @@ Nothing here does a DNS lookup (uvicorn binds to the literal address).
 from __future__ import annotations
 
 import asyncio
+import logging
 import ssl
 import threading
 from collections.abc import Awaitable, Callable, Iterator
@@ -27,6 +28,10 @@ class Spec:
     raw: RawHandler | None = None  # a raw TCP handler
     ssl_certfile: str | None = None
     ssl_keyfile: str | None = None
+
+
+# The TLS probe sends a ClientHello to plain-HTTP mocks on purpose; their complaints are noise here.
+logging.getLogger("uvicorn.error").setLevel(logging.CRITICAL)
 
 
 @contextmanager

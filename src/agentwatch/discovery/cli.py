@@ -1,0 +1,135 @@
+"""``agentwatch scan``: scan from the command line, no server needed."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from agentwatch.discovery.allowlist import TargetError, parse_targets
+from agentwatch.discovery.output import render
+from agentwatch.discovery.report import scan_result
+from agentwatch.discovery.scanner import DetectorError, Scanner, resolve_detectors
+
+console = Console(stderr=True)
+FORMATS = ("table", "json", "csv", "sarif")
+
+
+def _table(result: dict[str, Any]) -> Table:
+    table = Table(title=f"{result['summary']['total_agents']} agent(s) on {escape(result['target_network'])}")
+    for col in ("address", "port", "proto", "type", "framework", "level", "score", "signals"):
+        table.add_column(col)
+    for a in result["agents"]:
+        table.add_row(
+            escape(a["ip_address"]),
+            str(a["port"]),
+            escape(a["protocol"]),
+            escape(a["agent_type"]),
+            escape(str(a["framework"])),
+            a["confidence_level"],
+            f"{a['confidence_score']:.2f}",
+            escape(", ".join(sorted({s["signal_type"] for s in a["signals"]}))),
+        )
+    return table
+
+
+def install(app: typer.Typer) -> None:
+    @app.command()
+    def scan(
+        target: Annotated[str, typer.Argument(help="CIDR network or comma-separated addresses, e.g. 10.0.0.0/24")],
+        detectors: Annotated[str | None, typer.Option(help="comma-separated detectors (default: all)")] = None,
+        fmt: Annotated[str, typer.Option("--format", "-f", help="table | json | csv | sarif")] = "table",
+        output: Annotated[Path | None, typer.Option("--output", "-o", help="write the result to this file")] = None,
+        every: Annotated[
+            float | None, typer.Option(help="keep scanning every SECONDS (continuous mode)", min=1)
+        ] = None,
+        ports: Annotated[str | None, typer.Option(help="comma-separated ports (default: the AI port list)")] = None,
+        timeout: Annotated[float | None, typer.Option(help="read timeout in seconds")] = None,
+        concurrency: Annotated[int | None, typer.Option(help="global connection budget", min=1, max=10_000)] = None,
+        config: Annotated[Path | None, typer.Option("--config", "-c", help="TOML settings file", exists=True)] = None,
+    ) -> None:
+        """Find AI agents, MCP servers and LLM servers on a network (allowlisted ranges only)."""
+        from agentwatch.config import load_settings
+
+        if fmt not in FORMATS:
+            raise typer.BadParameter(f"must be one of {', '.join(FORMATS)}", param_hint="--format")
+        settings = load_settings(config).discovery
+        updates: dict[str, Any] = {}
+        if timeout is not None:
+            updates["read_timeout"] = timeout
+        if concurrency is not None:
+            updates["concurrency"] = concurrency
+        if ports:
+            try:
+                updates["ports"] = [int(p) for p in ports.split(",") if p.strip()]
+            except ValueError:
+                raise typer.BadParameter("must be comma-separated integers", param_hint="--ports") from None
+        settings = settings.model_validate({**settings.model_dump(), **updates})
+        try:
+            targets = parse_targets(
+                target, allowed=settings.allowed_networks, max_hosts=settings.max_hosts, field="target"
+            )
+            active, passive = resolve_detectors(detectors)
+        except (TargetError, DetectorError) as exc:
+            console.print(f"[red]{escape(str(exc))}[/red]")
+            raise typer.Exit(2) from None
+        known: dict[str, dict[str, Any]] = {}
+        first_seen: dict[str, str] = {}
+        while True:
+            result = asyncio.run(_run(settings, active, targets, passive))
+            for a in result["agents"]:
+                a["first_seen"] = first_seen.setdefault(a["id"], a["first_seen"])
+            current = {a["id"]: a for a in result["agents"]}
+            if every is not None and known:
+                for aid in current.keys() - known.keys():
+                    a = current[aid]
+                    console.print(f"[green]new[/green] {escape(a['framework'])} at {a['ip_address']}:{a['port']}")
+                for aid in known.keys() - current.keys():
+                    a = known[aid]
+                    console.print(f"[yellow]gone[/yellow] {escape(a['framework'])} at {a['ip_address']}:{a['port']}")
+            known = current
+            if fmt == "table" and output is None:
+                Console().print(_table(result))
+            else:
+                text = render(result, "json" if fmt == "table" else fmt)
+                if output is not None:
+                    output.write_text(text)
+                else:
+                    typer.echo(text)
+            if every is None:
+                return
+            time.sleep(every)
+
+
+async def _run(settings: Any, detectors: list[str], targets: Any, passive: list[str]) -> dict[str, Any]:
+    with Progress(
+        TextColumn("scan"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[agents]} agents"),
+        TimeElapsedColumn(),
+        console=console, transient=True,
+    ) as progress:  # fmt: skip
+        task = progress.add_task("scan", total=len(targets.hosts()), agents=0)
+
+        def on_progress(done: int, total: int, agents: int) -> None:
+            progress.update(task, completed=done, agents=agents)
+
+        outcome = await Scanner(settings, detectors).scan(targets, on_progress=on_progress)
+    stats = dict(outcome.stats)
+    if passive:
+        stats["detectors_unavailable"] = passive
+    return scan_result(
+        scan_id=outcome.scan_id,
+        started_at=outcome.started_at,
+        completed_at=outcome.completed_at,
+        target=outcome.target,
+        agents=outcome.agents,
+        detectors=outcome.detectors,
+        status="completed",
+        stats=stats,
+    )

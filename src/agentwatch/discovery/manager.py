@@ -1,0 +1,373 @@
+"""The server side of discovery: one running scan per tenant, history, live events, schedule, alerts.
+
+Attached to the app as the lifecycle component ``discovery``. Live scan events go
+to the hub channel ``scan`` as ``{"event": name, "tenant", "scan_id", "data"}``;
+the SSE route turns them into ``event:`` frames.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+import structlog
+from sqlalchemy import delete, func, select, update
+
+from agentwatch.discovery import alerting, inventory
+from agentwatch.discovery.allowlist import Targets, parse_targets
+from agentwatch.discovery.report import scan_result
+from agentwatch.discovery.scanner import Scanner, resolve_detectors
+from agentwatch.discovery.schema import scans as scans_t
+from agentwatch.discovery.settings import DiscoverySettings
+from agentwatch.discovery.telemetry import WATCHED, agents_from_events
+from agentwatch.events.model import Event, iso
+from agentwatch.notify import deliver
+from agentwatch.store import kv
+
+log = structlog.get_logger("agentwatch.discovery")
+CHANNEL = "scan"
+STOP_WAIT_S = 1.0
+
+
+class ScanBusy(RuntimeError):
+    """A scan is already running for this tenant."""
+
+
+@dataclass
+class RunningScan:
+    scan_id: str
+    tenant: str
+    target: str
+    detectors: list[str]
+    started_at: float
+    hosts_total: int
+    hosts_done: int = 0
+    agents_found: int = 0
+    task: asyncio.Task[Any] | None = None
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+    result: dict[str, Any] | None = None
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "scan_id": self.scan_id,
+            "target_network": self.target,
+            "detectors": self.detectors,
+            "started_at": iso(self.started_at),
+            "progress": {
+                "hosts_done": self.hosts_done,
+                "hosts_total": self.hosts_total,
+                "agents_found": self.agents_found,
+            },
+        }
+
+
+def discovery_settings(aw: Any) -> DiscoverySettings:
+    value = getattr(aw.settings, "discovery", None)
+    return value if isinstance(value, DiscoverySettings) else DiscoverySettings()
+
+
+class ScanManager:
+    def __init__(self, aw: Any) -> None:
+        self.aw = aw
+        self.running: dict[str, RunningScan] = {}
+        self.last_completed: dict[str, Any] | None = None
+        self._schedule: asyncio.Task[None] | None = None
+        self._background: set[asyncio.Task[Any]] = set()
+
+    @property
+    def settings(self) -> DiscoverySettings:
+        return discovery_settings(self.aw)
+
+    # -- lifecycle -----------------------------------------------------------
+    async def start(self) -> None:
+        self.aw.pipeline.commit_hooks.append(self.on_commit)
+        s = self.settings
+        if s.schedule_network and s.schedule_every_s:
+            self._schedule = asyncio.create_task(self._scheduled(s.schedule_network, s.schedule_every_s))
+
+    async def stop(self) -> None:
+        if self._schedule is not None:
+            self._schedule.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._schedule
+        for tenant in list(self.running):
+            await self.stop_scan(tenant)
+        for task in list(self._background):
+            task.cancel()
+
+    async def _scheduled(self, network: str, every: float) -> None:
+        """Continuous mode on the server: scan ``network`` every ``every`` seconds (skip while one runs)."""
+        while True:
+            try:
+                self.begin(network, None, tenant="default", who="schedule")
+            except ScanBusy:
+                pass
+            except ValueError:
+                log.exception("discovery.schedule_invalid_target")
+                return
+            await asyncio.sleep(every)
+
+    # -- scans -----------------------------------------------------------------
+    def check_target(self, network: str, detectors: str | list[str] | None) -> tuple[Targets, list[str], list[str]]:
+        s = self.settings
+        targets = parse_targets(network, allowed=s.allowed_networks, max_hosts=s.max_hosts)
+        active, passive = resolve_detectors(detectors)
+        return targets, active, passive
+
+    def begin(self, network: str, detectors: str | list[str] | None, *, tenant: str, who: str) -> RunningScan:
+        """Validate and start a scan; raises ValueError (bad input) or ScanBusy (409)."""
+        targets, active, passive = self.check_target(network, detectors)
+        if tenant in self.running:
+            raise ScanBusy(f"scan {self.running[tenant].scan_id} is already running")
+        run = RunningScan(str(uuid.uuid4()), tenant, targets.text, active, time.time(), len(targets.hosts()))
+        self.running[tenant] = run
+        run.task = asyncio.create_task(self._run(run, targets, passive, who), name=f"scan-{run.scan_id}")
+        return run
+
+    def _publish(self, run: RunningScan, event: str, data: Any) -> None:
+        self.aw.hub.publish(CHANNEL, {"event": event, "tenant": run.tenant, "scan_id": run.scan_id, "data": data})
+
+    async def _run(self, run: RunningScan, targets: Targets, passive: list[str], who: str) -> None:
+        s = self.settings
+        engine = self.aw.engine
+        await asyncio.to_thread(self._insert, run)
+        self._publish(run, "scan_started", {"scan_id": run.scan_id, "detectors": run.detectors, "target": run.target})
+        log.info("discovery.scan_started", scan_id=run.scan_id, target=run.target, by=who)
+        last_progress = 0.0
+
+        def on_agent(agent: dict[str, Any]) -> None:
+            run.agents_found += 1
+            self._publish(run, "agent_detected", agent)
+
+        def on_progress(done: int, total: int, agents: int) -> None:
+            nonlocal last_progress
+            run.hosts_done = done
+            now = time.monotonic()
+            if done == total or now - last_progress >= 0.25:
+                last_progress = now
+                self._publish(
+                    run,
+                    "progress",
+                    {"scan_id": run.scan_id, "hosts_done": done, "hosts_total": total, "agents_found": agents},
+                )
+
+        status, error = "completed", None
+        stats: dict[str, Any] = {}
+        agents: list[dict[str, Any]] = []
+        diff: dict[str, Any] | None = None
+        try:
+            outcome = await Scanner(s, run.detectors).scan(
+                targets, scan_id=run.scan_id, on_agent=on_agent, on_progress=on_progress
+            )
+            agents, stats = outcome.agents, outcome.stats
+            diff = await asyncio.to_thread(
+                inventory.apply_scan, engine, agents, scan_id=run.scan_id, targets=targets, ports=list(s.ports)
+            )
+        except asyncio.CancelledError:
+            status, error = "stopped", "scan stopped"
+        except Exception as exc:  # a scan failure is reported, never crashes the server
+            log.exception("discovery.scan_failed", scan_id=run.scan_id)
+            status, error = "failed", f"{type(exc).__name__}: scan failed"
+        if passive:
+            stats["detectors_unavailable"] = passive
+        result = scan_result(
+            scan_id=run.scan_id,
+            started_at=run.started_at,
+            completed_at=time.time(),
+            target=run.target,
+            agents=agents,
+            detectors=run.detectors,
+            status=status,
+            stats=stats,
+            diff=diff,
+            error=error,
+        )
+        run.result = result
+        try:
+            await asyncio.shield(asyncio.to_thread(self._finish, run, result))
+        finally:
+            self.running.pop(run.tenant, None)
+            run.done.set()
+        if status == "completed":
+            self.last_completed = result
+            self._publish(run, "scan_complete", result)
+            if diff:
+                task = asyncio.create_task(self._alert(diff, run.scan_id))
+                self._background.add(task)
+                task.add_done_callback(self._background.discard)
+        else:
+            self._publish(run, "scan_error", {"error": error, "scan_id": run.scan_id, "status": status})
+
+    async def stop_scan(self, tenant: str) -> RunningScan | None:
+        """Cancel the tenant's scan and wait for it (at most STOP_WAIT_S)."""
+        run = self.running.get(tenant)
+        if run is None or run.task is None:
+            return None
+        run.task.cancel()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(run.done.wait(), STOP_WAIT_S)
+        return run
+
+    # -- persistence -----------------------------------------------------------
+    def _insert(self, run: RunningScan) -> None:
+        with self.aw.engine.begin() as conn:
+            conn.execute(
+                scans_t.insert().values(
+                    scan_id=run.scan_id,
+                    tenant=run.tenant,
+                    started_at=run.started_at,
+                    target=run.target,
+                    status="running",
+                    body="{}",
+                )
+            )
+
+    def _finish(self, run: RunningScan, result: dict[str, Any]) -> None:
+        keep = self.settings.history_keep
+        with self.aw.engine.begin() as conn:
+            conn.execute(
+                update(scans_t)
+                .where(scans_t.c.scan_id == run.scan_id)
+                .values(
+                    completed_at=time.time(),
+                    status=result["status"],
+                    total_agents=result["summary"]["total_agents"],
+                    body=orjson.dumps(result).decode(),
+                )
+            )
+            old = (
+                conn.execute(
+                    select(scans_t.c.scan_id)
+                    .where(scans_t.c.tenant == run.tenant)
+                    .order_by(scans_t.c.started_at.desc())
+                    .offset(keep)
+                )
+                .scalars()
+                .all()
+            )
+            if old:
+                conn.execute(delete(scans_t).where(scans_t.c.scan_id.in_(old)))
+
+    def history(self, tenant: str, limit: int, offset: int) -> tuple[int, list[dict[str, Any]]]:
+        with self.aw.engine.connect() as conn:
+            total = conn.execute(
+                select(func.count()).select_from(scans_t).where(scans_t.c.tenant == tenant)
+            ).scalar_one()
+            rows = (
+                conn.execute(
+                    select(scans_t)
+                    .where(scans_t.c.tenant == tenant)
+                    .order_by(scans_t.c.started_at.desc())
+                    .limit(limit)
+                    .offset(offset)
+                )
+                .mappings()
+                .all()
+            )
+        return total, [self._doc(r) for r in rows]
+
+    def get(self, tenant: str, scan_id: str) -> dict[str, Any] | None:
+        with self.aw.engine.connect() as conn:
+            row = (
+                conn.execute(select(scans_t).where(scans_t.c.scan_id == scan_id, scans_t.c.tenant == tenant))
+                .mappings()
+                .first()
+            )
+        return None if row is None else self._doc(row)
+
+    def latest(self, tenant: str) -> dict[str, Any] | None:
+        with self.aw.engine.connect() as conn:
+            row = (
+                conn.execute(
+                    select(scans_t)
+                    .where(scans_t.c.tenant == tenant, scans_t.c.status != "running")
+                    .order_by(scans_t.c.started_at.desc())
+                    .limit(1)
+                )
+                .mappings()
+                .first()
+            )
+        return None if row is None else self._doc(row)
+
+    @staticmethod
+    def _doc(row: Any) -> dict[str, Any]:
+        body = orjson.loads(row["body"]) if row["body"] and row["body"] != "{}" else {}
+        if not body:
+            body = scan_result(
+                scan_id=row["scan_id"], started_at=row["started_at"], completed_at=None, target=row["target"],
+                agents=[], detectors=[], status=row["status"], stats={},
+            )  # fmt: skip
+        return body
+
+    # -- alert settings and delivery -----------------------------------------------
+    def alert_settings(self) -> dict[str, Any]:
+        return {**alerting.DEFAULTS, **(kv.get(self.aw.engine, alerting.KV_KEY, {}) or {})}
+
+    def save_alert_settings(self, new: dict[str, Any], changed: list[str], who: str) -> None:
+        kv.put(self.aw.engine, alerting.KV_KEY, new)
+        entries = kv.get(self.aw.engine, alerting.KV_LOG, []) or []
+        entries.append({"at": iso(time.time()), "by": who, "changed": changed})
+        kv.put(self.aw.engine, alerting.KV_LOG, entries[-alerting.LOG_KEEP :])
+        log.info("audit.settings_changed", area="discovery.alerts", by=who, changed=changed)
+
+    def notifiers(self, settings: dict[str, Any] | None = None) -> list[Any]:
+        settings = settings if settings is not None else self.alert_settings()
+        return alerting.build_notifiers(settings, allow_private=self.settings.notify_allow_private)
+
+    async def _alert(self, diff: dict[str, Any], scan_id: str) -> list[dict[str, Any]]:
+        settings = await asyncio.to_thread(self.alert_settings)
+        findings = alerting.change_findings(diff, settings, scan_id=scan_id)
+        if not findings:
+            return []
+        stored = await self.aw.alerts.record(findings)
+        fresh = [a for a in stored if a.get("count") == 1]
+        if settings.get("alert_enabled") and fresh:
+            try:
+                outputs = self.notifiers(settings)
+            except ValueError:
+                log.exception("discovery.outputs_invalid")
+                return []
+            results = await deliver(outputs, fresh)
+            for r in results:
+                if not r["ok"]:
+                    log.warning("discovery.alert_delivery_failed", output=r["name"], error=r["error"])
+            return results
+        return []
+
+    # -- telemetry -------------------------------------------------------------------
+    async def on_commit(self, events: list[Event]) -> None:
+        if not any(e.event_type in WATCHED for e in events):
+            return
+        seen = agents_from_events(events)
+        if not seen:
+            return
+        new = await asyncio.to_thread(inventory.record_telemetry, self.aw.engine, seen)
+        if new:
+            diff = {"new": [{**inventory.brief(a), "returned": False} for a in new]}
+            await self._alert(diff, "telemetry")
+
+    # -- health ------------------------------------------------------------------------
+    def health(self) -> dict[str, Any]:
+        from agentwatch.discovery.probes.fingerprints import signatures
+
+        last = self.last_completed
+        return {
+            "scanner": {
+                "status": "scanning" if self.running else "idle",
+                "running_scans": len(self.running),
+                "last_scan_id": last["scan_id"] if last else None,
+                "last_scan_completed_at": last["completed_at"] if last else None,
+                "schedule": {
+                    "network": self.settings.schedule_network,
+                    "every_seconds": self.settings.schedule_every_s,
+                }
+                if self._schedule is not None
+                else None,
+            },
+            "signatures": {"status": "builtin", "frameworks": len(signatures())},
+        }
