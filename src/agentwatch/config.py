@@ -23,6 +23,7 @@ from pydantic_settings import (
 
 from agentwatch.capture.settings import CaptureSettings
 from agentwatch.discovery.settings import DiscoverySettings
+from agentwatch.detect.settings import DetectionSettings
 
 from agentwatch.sessions.settings import AopSettings
 from agentwatch.soc.auth.settings import AuditSettings, LoginThrottleSettings, RateLimitSettings
@@ -39,7 +40,11 @@ class IngestSettings(BaseModel):
 class PipelineSettings(BaseModel):
     queue_size: int = Field(100_000, ge=1, description="events waiting for commit before the overflow policy applies")
     batch_size: int = Field(2_000, ge=1, description="largest micro-batch committed at once")
-    batch_ms: float = Field(20.0, ge=0, description="longest wait to fill a micro-batch")
+    batch_ms: float = Field(
+        0.0,
+        ge=0,
+        description="extra wait to fill a micro-batch (0: commit what is queued; concurrent requests still share commits)",
+    )
     overflow: Literal["reject", "block"] = Field(
         "reject",
         description="reject: answer 503 with Retry-After when the queue is full; block: wait up to block_timeout_s",
@@ -102,6 +107,7 @@ class Settings(BaseSettings):
     capture: CaptureSettings = Field(default_factory=CaptureSettings)
     aop: AopSettings = Field(default_factory=AopSettings)
     discovery: DiscoverySettings = Field(default_factory=DiscoverySettings)
+    detection: DetectionSettings = Field(default_factory=DetectionSettings)
 
     @field_validator("host")
     @classmethod
