@@ -22,8 +22,8 @@ from pydantic_settings import (
 )
 
 from agentwatch.capture.settings import CaptureSettings
-from agentwatch.discovery.settings import DiscoverySettings
 from agentwatch.detect.settings import DetectionSettings
+from agentwatch.discovery.settings import DiscoverySettings
 
 from agentwatch.sessions.settings import AopSettings
 from agentwatch.soc.auth.settings import AuditSettings, LoginThrottleSettings, RateLimitSettings
