@@ -77,6 +77,7 @@ class _Corr:
     extended: Any = None
     groups: OrderedDict = field(default_factory=OrderedDict)
     max_ts: float = float("-inf")
+    closed_until: float = float("-inf")
     late_dropped: int = 0
     fired: int = 0
 
@@ -229,13 +230,13 @@ class CorrelationEngine:
         for index, member in enumerate(corr.members):
             if member == member_id:
                 bisect.insort(items, _Item(ts, self._seq, index, value, event))
-        horizon = corr.max_ts - corr.span - self.max_lateness
-        while items and items[0].ts < horizon:
-            items.pop(0)
         while len(items) > self.max_events:
             items.pop(0)
         if corr.bounded_above:
-            return None
+            return None  # decided when the window closes (_close_windows evicts)
+        horizon = corr.max_ts - corr.span - self.max_lateness
+        while items and items[0].ts < horizon:
+            items.pop(0)
         window = self._window_with(corr, items, ts)
         if window is None:
             return None
@@ -260,6 +261,9 @@ class CorrelationEngine:
             if not corr.bounded_above or corr.rule.id in disabled:
                 continue
             watermark = corr.max_ts - self.max_lateness
+            if watermark <= corr.closed_until:
+                continue
+            corr.closed_until = watermark
             for group in list(corr.groups):
                 items = corr.groups[group]
                 while items and items[0].ts + corr.span < watermark:

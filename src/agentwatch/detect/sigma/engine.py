@@ -68,6 +68,9 @@ class SigmaEngine:
     rules: list[SigmaRule]
     fieldmap: FieldMap | None = None
     profile: bool = True
+    max_lateness: float = 300.0  # seconds an event may arrive behind the newest one (correlations)
+    max_groups: int = 10_000  # correlation groups kept per correlation rule
+    max_events: int = 1_000  # events kept per correlation group
     problems: list[Problem] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -95,7 +98,14 @@ class SigmaEngine:
             self._entries[rule.id] = entry
             ls = rule.logsource
             self._buckets.setdefault((ls.get("product"), ls.get("category"), ls.get("service")), []).append(entry)
-        self.correlations = CorrelationEngine(correlations, [e.rule for e in self._entries.values()], fm)
+        self.correlations = CorrelationEngine(
+            correlations,
+            [e.rule for e in self._entries.values()],
+            fm,
+            max_groups=self.max_groups,
+            max_events=self.max_events,
+            max_lateness=self.max_lateness,
+        )
         self.problems.extend(Problem(*p) for p in self.correlations.problems)
 
     # -- public API ---------------------------------------------------------------
