@@ -74,21 +74,22 @@ class ToolDescriptionDrift(BuiltinRule):
                 if before is None:
                     self.seen.put(key, _Seen(digest, scope, event.event_id, event.ts))
                 continue
-            if before.digest != digest:
-                out.append(
-                    self.finding(
-                        [event],
-                        f"tool {name!r}{f' of {server!r}' if server else ''} changed its description "
-                        f"(first seen in {before.scope}, now in {scope})",
-                        dedup_key=f"{key}|{digest}",
-                        tool=name,
-                        server=server,
-                        previous_digest=before.digest,
-                        digest=digest,
-                        previous_event_id=before.event_id,
-                        previous_scope=before.scope,
-                        same_session=before.scope == scope,
-                    )
+            if before.digest == digest:
+                continue  # unchanged: keep the first sighting
+            out.append(
+                self.finding(
+                    [event],
+                    f"tool {name!r}{f' of {server!r}' if server else ''} changed its description "
+                    f"(first seen in {before.scope}, now in {scope})",
+                    dedup_key=f"{key}|{digest}",
+                    tool=name,
+                    server=server,
+                    previous_digest=before.digest,
+                    digest=digest,
+                    previous_event_id=before.event_id,
+                    previous_scope=before.scope,
+                    same_session=before.scope == scope,
                 )
+            )
             self.seen.put(key, _Seen(digest, scope, event.event_id, event.ts))
         return out
