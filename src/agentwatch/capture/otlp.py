@@ -30,7 +30,7 @@ from typing import Any
 
 import orjson
 
-from agentwatch.capture.gateway.events import tool_type
+from agentwatch.capture.gateway.events import tool_def_type, tool_type
 from agentwatch.capture.gateway.providers.base import MESSAGE_ROLES, normalize_finish, text_of
 from agentwatch.capture.redact import Redactor, content_hash
 from agentwatch.events.model import iso
@@ -269,7 +269,7 @@ def _llm_events(index: int, item: dict[str, Any], a: dict[str, Any], conv: Conve
         req["messages_count"] = len(msgs)
         req["has_system_prompt"] = any(m["role"] == "system" for m in conv.messages)
     if conv.tools:
-        req["tools"] = conv.tools[:256]
+        req["tools"] = [{**t, "type": tool_def_type(t.get("type"))} for t in conv.tools[:256]]
         req["tools_count"] = len(conv.tools)
     req_body = _envelope("ai.request", base + "-req", start_ns, item, req, "req", mode)
     agent = a.get("gen_ai.agent.name")

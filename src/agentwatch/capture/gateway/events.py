@@ -48,6 +48,20 @@ TOOL_TYPES: list[tuple[re.Pattern[str], str]] = [
 RISK = {"shell": "high", "code_execution": "high", "file_write": "medium", "file_edit": "medium", "http": "medium"}
 
 
+TOOL_DEF_TYPES = {"function": "function", "custom": "function", "code_interpreter": "code_interpreter",
+                  "file_search": "file_search", "computer_use": "computer_use"}
+
+
+def tool_def_type(kind: object) -> str:
+    """A provider's tool definition type in OISP's words (``computer_20241022`` -> ``computer_use``)."""
+    k = str(kind or "function").lower()
+    if k in TOOL_DEF_TYPES:
+        return TOOL_DEF_TYPES[k]
+    if k.startswith("computer"):
+        return "computer_use"
+    return "other"
+
+
 def tool_type(name: str) -> str:
     for rx, kind in TOOL_TYPES:
         if rx.search(name):
@@ -294,7 +308,7 @@ class EventBuilder:
             rdata["has_system_prompt"] = any(m.get("role") == "system" for m in req.messages)
             rdata["has_images"] = any(m.get("has_images") for m in req.messages)
         if req.tools:
-            rdata["tools"] = req.tools[:256]
+            rdata["tools"] = [{**t, "type": tool_def_type(t.get("type"))} for t in req.tools[:256]]
             rdata["tools_count"] = len(req.tools)
         if req.tool_choice:
             rdata["tool_choice"] = req.tool_choice

@@ -97,7 +97,7 @@ def key_facts(key: str | None, index: ProviderIndex) -> dict[str, Any] | None:
     if not key:
         return None
     auth: dict[str, Any] = {"type": "oauth" if key.startswith("sk-ant-oat") else "api_key"}
-    prefix = index.key_prefix(key)
+    prefix = index.key_prefix(key)[:8]  # OISP allows 8 characters: "sk-ant-a", "sk-proj-"
     if prefix:
         auth["key_prefix"] = prefix
     auth["key_hash"] = "sha256:" + hashlib.sha256(key.encode("utf-8", "replace")).hexdigest()[:16]
