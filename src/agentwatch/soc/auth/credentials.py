@@ -1,6 +1,8 @@
 """Where a request carries its credential.
 
-``Authorization: Bearer <access JWT or API key>`` and ``X-API-Key: <key>`` everywhere; for
+``X-Agentwatch-Key: <key or JWT>`` (first: on gateway routes ``Authorization`` carries the
+LLM provider's key), ``Authorization: Bearer <access JWT or API key>`` and
+``X-API-Key: <key>`` everywhere; for
 WebSocket handshakes and Server-Sent-Event requests (browsers cannot set headers on those)
 also the ``aw_access`` cookie and the ``?access_token=`` query parameter.
 """
@@ -42,6 +44,9 @@ def _classify(token: str) -> Credential:
 
 def extract(conn: HTTPConnection) -> Credential | None:
     """The request's credential, None when it carries none; raises CredentialError when malformed."""
+    own = conn.headers.get("x-agentwatch-key")
+    if own is not None:  # the gateway's header: Authorization there belongs to the LLM provider
+        return _classify(own)
     header = conn.headers.get("authorization")
     if header is not None:
         scheme, _, value = header.partition(" ")

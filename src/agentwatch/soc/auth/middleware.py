@@ -107,12 +107,11 @@ class AuditMiddleware:
         self.app = app
         self.service = service
 
-    def _entry(self, scope: Scope, status: int) -> AuditEntry:
+    async def _entry(self, scope: Scope, status: int) -> AuditEntry:
         state = scope.get("state") or {}
-        principal = state.get("principal")
-        if principal is None:
-            resolved = state.get("aw_auth")
-            principal = resolved[0] if resolved else None
+        principal = state.get("principal")  # set by the route guard once it let the request in
+        if principal is None:  # refused, or a public route: whoever the credential names, if valid
+            principal = await self.service.peek_principal(HTTPConnection(scope))
         route = getattr(scope.get("route"), "path", None) or scope["path"]
         return AuditEntry(
             f"{scope['method']} {route}",
@@ -143,7 +142,7 @@ class AuditMiddleware:
                 return
             done = True
             try:
-                await self.service.audit.record(self._entry(scope, start["status"]))
+                await self.service.audit.record(await self._entry(scope, start["status"]))
             except Exception:
                 body = error_body("UNAVAILABLE", "audit: the audit log cannot be written; outcome unknown")
                 await _send_json(send, 503, body, [(b"retry-after", b"5")])
@@ -156,5 +155,5 @@ class AuditMiddleware:
         except Exception:
             if not done:
                 with contextlib.suppress(Exception):  # the original error is what gets reported
-                    await self.service.audit.record(self._entry(scope, 500))
+                    await self.service.audit.record(await self._entry(scope, 500))
             raise

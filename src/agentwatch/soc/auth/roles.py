@@ -107,9 +107,8 @@ class RoleStore:
     def list_roles(self) -> list[dict]:
         with self.engine.connect() as conn:
             custom = conn.execute(select(roles_table).order_by(roles_table.c.name)).all()
-            counts = dict(
-                conn.execute(select(users_table.c.role, func.count()).group_by(users_table.c.role)).tuples().all()
-            )
+            grouped = conn.execute(select(users_table.c.role, func.count()).group_by(users_table.c.role)).all()
+            counts = {role: n for role, n in grouped}
         out = [
             {"name": n, "description": d, "permissions": sorted(p), "builtin": True, "users": counts.get(n, 0)}
             for n, (d, p) in BUILTIN_ROLES.items()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
@@ -46,6 +47,13 @@ def actor_of(principal: Principal | None) -> dict[str, str]:
     if principal is None:
         return {"actor_kind": "anonymous", "actor_id": "anonymous", "actor_name": "anonymous"}
     return {"actor_kind": principal.kind, "actor_id": principal.id, "actor_name": principal.name}
+
+
+@dataclass
+class _Resolved:
+    principal: Principal | None
+    error: tuple[int, str] | None  # (status, message) for a credential that was refused
+    audited: bool = False
 
 
 class AuthService:
@@ -104,22 +112,42 @@ class AuthService:
     # -- the authenticator (called by the route guard and the access middleware) ----------------
 
     async def authenticate(self, conn: HTTPConnection) -> Principal | None:
-        state = conn.scope.setdefault("state", {})
-        resolved = state.get(STATE_KEY)
-        if resolved is None:
-            resolved = await self._resolve(conn)
-            state[STATE_KEY] = resolved
-        principal, error = resolved
-        if error is not None:
-            raise self._deny(conn, *error)
-        return principal
+        """The guard's question. An invalid credential is audited once and answered with 401."""
+        resolved = await self._resolved(conn)
+        if resolved.error is not None:
+            if not resolved.audited:
+                resolved.audited = True
+                await self.record(
+                    AuditEntry(
+                        "auth.credential_rejected",
+                        target=conn.url.path[:512],
+                        status=resolved.error[0],
+                        client=client_of(conn),
+                        details={"reason": resolved.error[1]},
+                    )
+                )
+            raise self._deny(conn, *resolved.error)
+        return resolved.principal
 
     async def peek_principal(self, conn: HTTPConnection) -> Principal | None:
         """The principal for rate limiting and audit; an invalid credential counts as none."""
+        return (await self._resolved(conn)).principal
+
+    async def _resolved(self, conn: HTTPConnection) -> _Resolved:
+        """Resolve the request's credential once per request (the result is kept in its state,
+        per credential: a guard may look at a view of the request with other headers)."""
         try:
-            return await self.authenticate(conn)
-        except (HTTPException, WebSocketException):
-            return None
+            cred = credentials.extract(conn)
+        except CredentialError as exc:
+            return _Resolved(None, (401, str(exc)))
+        if cred is None:
+            return _Resolved(None, None)
+        per_request = conn.scope.setdefault("state", {}).setdefault(STATE_KEY, {})
+        key = digest(cred.token)
+        resolved = per_request.get(key)
+        if resolved is None:
+            resolved = per_request[key] = await self._resolve(cred, client_of(conn))
+        return resolved
 
     @staticmethod
     def _deny(conn: HTTPConnection, status: int, message: str) -> Exception:
@@ -128,13 +156,9 @@ class AuthService:
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
         return HTTPException(status, message, headers=headers)
 
-    async def _resolve(self, conn: HTTPConnection) -> tuple[Principal | None, tuple[int, str] | None]:
-        client = client_of(conn)
+    async def _resolve(self, cred: credentials.Credential, client: str) -> _Resolved:
+        key = digest(cred.token)
         try:
-            cred = credentials.extract(conn)
-            if cred is None:
-                return None, None
-            key = digest(cred.token)
             hit = self._cache.get(key)
             if hit is not None and hit[0] > time.monotonic():
                 principal = hit[1]
@@ -145,24 +169,12 @@ class AuthService:
                 self._cache[key] = (time.monotonic() + CACHE_TTL_S, principal)
             if principal.kind == "api_key":
                 await self._touch(principal.id, client)
-            return principal, None
+            return _Resolved(principal, None)
         except CredentialError as exc:
-            message = str(exc)
-            await self.record(
-                AuditEntry(
-                    "auth.credential_rejected",
-                    target=conn.url.path[:512],
-                    status=401,
-                    client=client,
-                    details={"reason": message},
-                )
-            )
-            return None, (401, message)
-        except ApiError:
-            raise
+            return _Resolved(None, (401, str(exc)))
         except Exception:  # a failed lookup denies, never grants
             log.exception("auth.lookup_failed")
-            return None, (503, "authentication is unavailable, retry later")
+            return _Resolved(None, (503, "authentication is unavailable, retry later"))
 
     def _user_principal(self, user_id: str, email: str, role: str, session_id: str | None) -> Principal:
         perms = self.roles.permissions_of(role)
