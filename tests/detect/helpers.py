@@ -48,7 +48,26 @@ def wait_for(fn: Callable[[], Any], timeout: float = 15.0, interval: float = 0.0
         time.sleep(interval)
 
 
+DETECTION_TYPES = "atr,builtin,sigma,correlation"
+
+
 def alerts(client: Any, **params: Any) -> dict[str, Any]:
+    """The detection engine's alerts (other capabilities, e.g. discovery, raise their own types)."""
+    params.setdefault("type", DETECTION_TYPES)
     r = client.get("/api/v1/alerts", params=params)
     assert r.status_code == 200, r.text
     return r.json()
+
+
+def module_database(request: Any, tmp_path_factory: Any) -> Any:
+    """Like the ``database_url`` fixture, for module-scoped servers (one server for many read-only tests)."""
+    from tests.support.services import drop_postgres_database, fresh_postgres_database
+
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'agentwatch.db'}"
+        return
+    url, name = fresh_postgres_database()
+    try:
+        yield url
+    finally:
+        drop_postgres_database(name)
