@@ -30,6 +30,7 @@ from typing import Any
 
 import orjson
 
+from agentwatch.capture.gateway.identify import oisp_provider
 from agentwatch.capture.gateway.events import tool_def_type, tool_type
 from agentwatch.capture.gateway.providers.base import MESSAGE_ROLES, normalize_finish, text_of
 from agentwatch.capture.redact import Redactor, content_hash
@@ -55,7 +56,6 @@ PARAMS = {
     "gen_ai.request.frequency_penalty": "frequency_penalty",
     "gen_ai.request.presence_penalty": "presence_penalty",
 }
-PROVIDER_NAMES = {"gcp.gemini": "google", "gcp.vertex_ai": "google", "gemini": "google", "vertex_ai": "google"}
 
 
 def _json(v: Any) -> Any:
@@ -243,8 +243,8 @@ def _base_id(item: dict[str, Any], index: int) -> str:
 def _llm_events(index: int, item: dict[str, Any], a: dict[str, Any], conv: Conversation, start_ns: int, end_ns: int, error: str | None, mode: str) -> list[dict[str, Any]]:
     red = Redactor(mode)  # type: ignore[arg-type]
     base = _base_id(item, index)
-    provider = a.get("gen_ai.provider.name") or a.get("gen_ai.system") or "unknown"
-    provider = PROVIDER_NAMES.get(str(provider), str(provider))[:128]
+    raw_provider = str(a.get("gen_ai.provider.name") or a.get("gen_ai.system") or "")[:128]
+    provider = oisp_provider(raw_provider)
     op = str(a.get("gen_ai.operation.name") or "chat")
     request_type = {"embeddings": "embedding", "embedding": "embedding", "text_completion": "completion", "completion": "completion"}.get(op, "chat")
     req: dict[str, Any] = {"request_id": base, "provider": {"name": provider}, "request_type": request_type}
@@ -272,6 +272,8 @@ def _llm_events(index: int, item: dict[str, Any], a: dict[str, Any], conv: Conve
         req["tools"] = [{**t, "type": tool_def_type(t.get("type"))} for t in conv.tools[:256]]
         req["tools_count"] = len(conv.tools)
     req_body = _envelope("ai.request", base + "-req", start_ns, item, req, "req", mode)
+    if raw_provider and raw_provider.lower() != provider:
+        req_body.setdefault("attrs", {})["gen_ai.provider.name"] = raw_provider
     agent = a.get("gen_ai.agent.name")
     if isinstance(agent, str):
         req_body.setdefault("attrs", {})["agent.name"] = agent[:128]

@@ -102,3 +102,37 @@ def key_facts(key: str | None, index: ProviderIndex) -> dict[str, Any] | None:
         auth["key_prefix"] = prefix
     auth["key_hash"] = "sha256:" + hashlib.sha256(key.encode("utf-8", "replace")).hexdigest()[:16]
     return auth
+
+
+OISP_PROVIDERS = frozenset(
+    {
+        "openai", "anthropic", "google", "azure_openai", "aws_bedrock", "cohere", "mistral", "groq", "together",
+        "fireworks", "replicate", "huggingface", "ollama", "lmstudio", "vllm", "other",
+    }
+)
+PROVIDER_ALIASES = {
+    "gcp.gemini": "google",
+    "gcp.vertex_ai": "google",
+    "gcp.gen_ai": "google",
+    "gemini": "google",
+    "vertex_ai": "google",
+    "vertexai": "google",
+    "google_genai": "google",
+    "aws.bedrock": "aws_bedrock",
+    "bedrock": "aws_bedrock",
+    "azure.ai.openai": "azure_openai",
+    "az.ai.openai": "azure_openai",
+    "azure": "azure_openai",
+    "mistral_ai": "mistral",
+    "mistralai": "mistral",
+    "together_ai": "together",
+    "togetherai": "together",
+    "hf": "huggingface",
+}
+
+
+def oisp_provider(name: str | None) -> str:
+    """A provider name as OISP's enumeration has it; anything it does not list is ``other``."""
+    n = (name or "").strip().lower()
+    n = PROVIDER_ALIASES.get(n, n)
+    return n if n in OISP_PROVIDERS else "other"

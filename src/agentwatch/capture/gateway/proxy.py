@@ -25,7 +25,7 @@ from agentwatch.capture.cost import PriceTable
 from agentwatch.capture.gateway import providers
 from agentwatch.capture.gateway.events import EventBuilder
 from agentwatch.capture.gateway.exchange import Exchange
-from agentwatch.capture.gateway.identify import provider_index
+from agentwatch.capture.gateway.identify import oisp_provider, provider_index
 from agentwatch.capture.gateway.providers.base import ParsedRequest, Provider
 from agentwatch.capture.gateway.recorder import Recorder
 from agentwatch.capture.gateway.transport import REFUSED_PREFIX, literal_problem, upstream_client
@@ -80,7 +80,7 @@ class Route:
         self.base_url = cfg.base_url
         if cfg.provider in ("openai", "openai_compatible"):
             detected = provider_index(data_dir).by_url(cfg.base_url)
-            oisp_name = detected or ("openai" if cfg.provider == "openai" else name)
+            oisp_name = oisp_provider(detected or ("openai" if cfg.provider == "openai" else name))
         elif cfg.provider == "gemini":
             oisp_name = GEMINI_NAME
         else:

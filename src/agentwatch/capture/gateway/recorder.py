@@ -18,7 +18,7 @@ import structlog
 from agentwatch.capture.gateway.events import EventBuilder
 from agentwatch.capture.gateway.exchange import Exchange
 from agentwatch.capture.guard import Guard, Verdict
-from agentwatch.events.model import Event
+from agentwatch.events.model import Event, EventError
 from agentwatch.events.normalize import normalize
 from agentwatch.pipeline.pipeline import Finding, QueueFull, ShuttingDown
 
@@ -45,14 +45,21 @@ class Recorder:
 
     def _build(self, ex: Exchange, mode: str, verdict: Verdict | None) -> tuple[list[Event], list[Finding]]:
         bodies, report, _parsed = self.builder.build(ex)
-        events = [
-            normalize(b, type_validator=self.aw.type_validator, source_format="gateway")
-            for b in bodies
-        ]
-        for e in events:
+        events: list[Event] = []
+        for b in bodies:
+            try:
+                e = normalize(b, type_validator=self.aw.type_validator, source_format="gateway")
+            except EventError as exc:  # a builder bug: count it, keep the exchange's other events
+                log.error("gateway.invalid_event", event_type=b.get("event_type"), field=exc.field, rule=exc.rule)
+                self.dropped += 1
+                self.aw.metrics.dropped.labels("gateway_invalid_event").inc()
+                continue
             e.agent = ex.agent
             e.session_id = ex.session_id
-        request_event = next(e for e in events if e.event_type == "ai.request")
+            events.append(e)
+        request_event = next((e for e in events if e.event_type == "ai.request"), None)
+        if request_event is None:
+            return events, []
         findings: list[Finding] = []
         if verdict is not None:  # decided inline (enforce mode): point its findings at the stored event
             for f in verdict.findings:

@@ -83,6 +83,7 @@ def normalize_finish(reason: Any) -> str | None:
         "max_tokens": "length",
         "max_output_tokens": "length",
         "tool_calls": "tool_calls",
+        "tool_call": "tool_calls",
         "tool_use": "tool_calls",
         "function_call": "tool_calls",
         "content_filter": "content_filter",
