@@ -397,7 +397,10 @@ def agentpin_agent(*, forged: bool = False) -> Starlette:
 
 # -- decoys --------------------------------------------------------------------------
 
-SPA_INDEX = '<!doctype html><html><head><title>Acme Portal</title></head><body><div id="root"></div><script src="/assets/index-4f2a.js"></script></body></html>'
+SPA_INDEX = (
+    "<!doctype html><html><head><title>Acme Portal</title></head>"
+    '<body><div id="root"></div><script src="/assets/index-4f2a.js"></script></body></html>'
+)
 
 
 def spa() -> Starlette:
@@ -422,12 +425,14 @@ def plain_web() -> Starlette:
 def git_forge() -> Starlette:
     async def index(_: Request) -> Response:
         return HTMLResponse(
-            "<html><head><title>Gitea: Git with a cup of tea</title></head><body><a href='/user/login'>Sign In</a></body></html>"
+            "<html><head><title>Gitea: Git with a cup of tea</title></head>"
+            "<body><a href='/user/login'>Sign In</a></body></html>"
         )
 
     async def login(_: Request) -> Response:
         return HTMLResponse(
-            "<html><head><title>Sign In - Gitea</title></head><body><form method='post'><input name='user_name'><input name='password' type='password'></form></body></html>"
+            "<html><head><title>Sign In - Gitea</title></head><body><form method='post'>"
+            "<input name='user_name'><input name='password' type='password'></form></body></html>"
         )
 
     async def version(_: Request) -> Response:
@@ -465,7 +470,8 @@ def dns_admin() -> Starlette:
 
     async def admin(_: Request) -> Response:
         return HTMLResponse(
-            "<html><head><title>Pi-hole - dns.internal</title></head><body><form id='loginform'><input type='password' id='current-password'></form></body></html>"
+            "<html><head><title>Pi-hole - dns.internal</title></head><body><form id='loginform'>"
+            "<input type='password' id='current-password'></form></body></html>"
         )
 
     async def api(_: Request) -> Response:
@@ -489,7 +495,8 @@ async def banner_service(reader: asyncio.StreamReader, writer: asyncio.StreamWri
         await asyncio.wait_for(reader.read(100), 2)
     except (TimeoutError, ConnectionError):
         pass
-    writer.close()
+    finally:
+        writer.close()
 
 
 # -- all together ------------------------------------------------------------------

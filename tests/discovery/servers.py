@@ -83,6 +83,11 @@ def serve(specs: list[Spec], timeout: float = 10.0) -> Iterator[None]:
         for r in raws:
             r.close()
         await asyncio.gather(*tasks, return_exceptions=True)
+        # raw handlers still waiting on a client (a tarpit) are cancelled, not left to die with the loop
+        leftovers = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for t in leftovers:
+            t.cancel()
+        await asyncio.gather(*leftovers, return_exceptions=True)
 
     thread = threading.Thread(target=loop.run_until_complete, args=(main(),), daemon=True)
     thread.start()

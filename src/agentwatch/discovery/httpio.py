@@ -61,7 +61,11 @@ def make_client(*, connect_timeout: float, read_timeout: float, concurrency: int
         verify=scanner_ssl_context(),
         follow_redirects=False,
         trust_env=False,
-        timeout=httpx.Timeout(connect=connect_timeout, read=read_timeout, write=read_timeout, pool=None),
+        # The port scan already proved the port accepts connections; an HTTP connect can only be slow here
+        # because anyio resolves even literal addresses in a worker thread, so it gets the read budget.
+        timeout=httpx.Timeout(
+            connect=max(connect_timeout, read_timeout), read=read_timeout, write=read_timeout, pool=None
+        ),
         limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=min(concurrency, 64)),
         headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity"},
     )
