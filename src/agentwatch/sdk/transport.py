@@ -33,6 +33,11 @@ log = logging.getLogger("agentwatch.sdk")
 RETRY_STATUS = {408, 425, 429, 500, 502, 503, 504}
 
 
+def _fallback(value: object) -> str:
+    """Values JSON cannot carry (a tool's arbitrary input or output) travel as their repr."""
+    return repr(value)[:1000]
+
+
 def default_spill_path() -> Path:
     return Path(os.environ.get("AGENTWATCH_SDK_SPILL", "~/.agentwatch/sdk-spill.jsonl")).expanduser()
 
@@ -100,7 +105,10 @@ class Transport:
             log.exception("agentwatch sdk: could not queue an event")
 
     def flush(self, timeout: float | None = None) -> bool:
-        """Wait until everything queued is delivered or spilled; False when ``timeout`` ran out."""
+        """Try to deliver now (the spill file first); wait until everything is delivered, or
+        spilled after a failed attempt. False when ``timeout`` ran out first."""
+        self._down_until = 0.0
+        self._idle.clear()
         self._wake.set()
         return self._idle.wait(self.timeout * 2 if timeout is None else timeout)
 
@@ -166,7 +174,7 @@ class Transport:
 
     def _deliver(self, batch: list[dict[str, Any]]) -> bool:
         """Post one batch with retries; True when the collector has taken it."""
-        body = orjson.dumps(batch)
+        body = orjson.dumps(batch, default=_fallback)
         for attempt in range(self.max_retries):
             if self._stop and attempt > 0:
                 return False
@@ -203,7 +211,7 @@ class Transport:
             with self._spill_lock:
                 self.spill_path.parent.mkdir(parents=True, exist_ok=True)
                 with open(self.spill_path, "ab") as fh:
-                    fh.write(b"".join(orjson.dumps(e) + b"\n" for e in events))
+                    fh.write(b"".join(orjson.dumps(e, default=_fallback) + b"\n" for e in events))
             self.stats["spilled"] += len(events)
         except OSError:
             self.stats["dropped"] += len(events)
