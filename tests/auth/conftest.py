@@ -18,7 +18,9 @@ PASSWORD = "correct horse battery staple"
 def auth_settings(tmp_path: Path, database_url: str, **auth: Any) -> Settings:
     """Authentication on, ingest closed, generous limits unless a test narrows them."""
     cfg: dict[str, Any] = {"enabled": True, "open_ingest_on_loopback": False, **auth}
-    return Settings(data_dir=tmp_path, database_url=database_url, auth=cfg)
+    # The bundled detection rule sets take seconds to compile and play no part here.
+    detection = {"atr_bundled": False, "pack": False}
+    return Settings(data_dir=tmp_path, database_url=database_url, auth=cfg, detection=detection)
 
 
 @pytest.fixture
