@@ -137,3 +137,31 @@ def test_auth_required_to_read_but_not_to_post_on_loopback(tmp_path):
         assert c.get("/health").status_code == 200
         body = orjson.loads(c.get("/health").content)
         assert body["ok"] is True
+
+
+def test_optional_second_listener_serves_the_same_collector(tmp_path):
+    import httpx
+
+    from agentwatch.config import Settings
+    from tests.support.server import free_port, run_server
+
+    port = free_port()
+    settings = Settings(
+        data_dir=tmp_path,
+        database_url=f"sqlite:///{tmp_path / 'a.db'}",
+        auth={"enabled": False},
+        aop={"compat_listener": True, "compat_port": port},
+    )
+    with run_server(settings) as srv, httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as compat:
+        assert compat.get("/health").json()["ok"] is True
+        assert compat.post("/events", json=ev("via-4317", 1, "session.started")).status_code == 200
+        assert compat.get("/api/health").status_code == 404  # only the AOP routes live there
+        with srv.client() as main:
+            assert main.get("/sessions/via-4317").json()["session"]["id"] == "via-4317"
+    with httpx.Client(timeout=2) as c:
+        try:
+            c.get(f"http://127.0.0.1:{port}/health")
+            still_up = True
+        except httpx.ConnectError:
+            still_up = False
+    assert not still_up  # stopped with the server
