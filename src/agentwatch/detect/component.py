@@ -92,6 +92,6 @@ class DetectionComponent:
             "invalid": self.output_errors,
             "recent_failures": len(failed),
         }
-        if self.output_errors and doc["status"] == "ok":
+        if self.output_errors:
             doc["status"] = "degraded"
         return doc
