@@ -96,6 +96,8 @@ def test_refusals_happen_before_any_scan(api, params, message):
 async def _tarpit(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     try:
         await asyncio.sleep(60)  # accepts and never answers: every probe waits for its timeout
+    except asyncio.CancelledError:
+        pass
     finally:
         writer.close()
 
