@@ -37,7 +37,10 @@ def register(registry: Registry) -> None:
 
 
 def install_cli(app: typer.Typer) -> None:
-    """``agentwatch atr test [PATH]``: run the test cases embedded in ATR-format rules."""
+    """``agentwatch rules test PATH`` (Sigma corpus report) and ``agentwatch atr test [PATH]``
+    (the test cases embedded in ATR-format rules)."""
     from agentwatch.detect.atr.cli import install
+    from agentwatch.detect.sigma.cli import install_rules_cli
 
+    install_rules_cli(app)
     install(app)
