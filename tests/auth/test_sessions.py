@@ -119,8 +119,8 @@ def test_tampered_and_expired_tokens_are_refused(tmp_path: Path, sqlite_url: str
             assert c.get("/api/v1/users/me", headers={"Authorization": "Basic eDp5"}).status_code == 401
 
 
-def test_login_throttled_per_account_with_the_same_answer_for_unknown_accounts(tmp_path: Path, database_url: str):
-    settings = auth_settings(tmp_path, database_url, login={"per_account": 3, "per_address": 100})
+def test_login_throttled_per_account_with_the_same_answer_for_unknown_accounts(tmp_path: Path, sqlite_url: str):
+    settings = auth_settings(tmp_path, sqlite_url, login={"per_account": 3, "per_address": 100})
     with run_server(settings) as srv:
         add_user(srv, "gu@example.com", "viewer")
         with srv.client() as c:
