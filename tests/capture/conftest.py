@@ -58,5 +58,3 @@ def wait_events(client: httpx.Client, event_type: str, count: int, timeout: floa
 
 def by_type(client: httpx.Client, counts: dict[str, int]) -> dict[str, list[dict[str, Any]]]:
     return {t: wait_events(client, t, n) for t, n in counts.items()}
-
-

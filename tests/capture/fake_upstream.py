@@ -71,14 +71,22 @@ OPENAI_CHAT_STREAM = sse(
                 "index": 0,
                 "delta": {
                     "tool_calls": [
-                        {"index": 0, "id": "call_s1", "type": "function", "function": {"name": "read_file", "arguments": ""}}
+                        {
+                            "index": 0,
+                            "id": "call_s1",
+                            "type": "function",
+                            "function": {"name": "read_file", "arguments": ""},
+                        }
                     ]
                 },
             }
         ],
     },
     {**_chunk, "choices": [{"index": 0, "delta": {"tool_calls": [{"index": 0, "function": {"arguments": '{"pa'}}]}}]},
-    {**_chunk, "choices": [{"index": 0, "delta": {"tool_calls": [{"index": 0, "function": {"arguments": 'th": "/tmp/a"}'}}]}}]},
+    {
+        **_chunk,
+        "choices": [{"index": 0, "delta": {"tool_calls": [{"index": 0, "function": {"arguments": 'th": "/tmp/a"}'}}]}}],
+    },
     {
         **_chunk,
         "choices": [
@@ -86,13 +94,21 @@ OPENAI_CHAT_STREAM = sse(
                 "index": 0,
                 "delta": {
                     "tool_calls": [
-                        {"index": 1, "id": "call_s2", "type": "function", "function": {"name": "run_shell", "arguments": '{"cmd"'}}
+                        {
+                            "index": 1,
+                            "id": "call_s2",
+                            "type": "function",
+                            "function": {"name": "run_shell", "arguments": '{"cmd"'},
+                        }
                     ]
                 },
             }
         ],
     },
-    {**_chunk, "choices": [{"index": 0, "delta": {"tool_calls": [{"index": 1, "function": {"arguments": ': "ls -la"}'}}]}}]},
+    {
+        **_chunk,
+        "choices": [{"index": 0, "delta": {"tool_calls": [{"index": 1, "function": {"arguments": ': "ls -la"}'}}]}}],
+    },
     {**_chunk, "choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]},
     {**_chunk, "choices": [], "usage": {"prompt_tokens": 2000, "completion_tokens": 50, "total_tokens": 2050}},
     done=True,
@@ -114,14 +130,24 @@ RESPONSES = orjson.dumps(
         "status": "completed",
         "output": [
             {"type": "reasoning", "id": "rs_1", "summary": [{"type": "summary_text", "text": "need the weather"}]},
-            {"type": "function_call", "id": "fc_1", "call_id": "call_w1", "name": "get_weather", "arguments": '{"city": "Paris"}'},
+            {
+                "type": "function_call",
+                "id": "fc_1",
+                "call_id": "call_w1",
+                "name": "get_weather",
+                "arguments": '{"city": "Paris"}',
+            },
         ],
         "usage": {"input_tokens": 300, "output_tokens": 20, "total_tokens": 320},
     }
 )
 RESPONSES_STREAM = sse(
     {"type": "response.created", "response": {"id": "resp_2", "status": "in_progress", "model": "gpt-4o"}},
-    {"type": "response.output_item.added", "output_index": 0, "item": {"type": "function_call", "id": "fc_2", "call_id": "call_w2", "name": "get_weather", "arguments": ""}},
+    {
+        "type": "response.output_item.added",
+        "output_index": 0,
+        "item": {"type": "function_call", "id": "fc_2", "call_id": "call_w2", "name": "get_weather", "arguments": ""},
+    },
     {"type": "response.function_call_arguments.delta", "item_id": "fc_2", "output_index": 0, "delta": '{"city": '},
     {"type": "response.function_call_arguments.delta", "item_id": "fc_2", "output_index": 0, "delta": '"Rome"}'},
     {
@@ -130,11 +156,25 @@ RESPONSES_STREAM = sse(
             "id": "resp_2",
             "status": "completed",
             "model": "gpt-4o",
-            "output": [{"type": "function_call", "id": "fc_2", "call_id": "call_w2", "name": "get_weather", "arguments": '{"city": "Rome"}'}],
+            "output": [
+                {
+                    "type": "function_call",
+                    "id": "fc_2",
+                    "call_id": "call_w2",
+                    "name": "get_weather",
+                    "arguments": '{"city": "Rome"}',
+                }
+            ],
             "usage": {"input_tokens": 100, "output_tokens": 10, "total_tokens": 110},
         },
     },
-    events=["response.created", "response.output_item.added", "response.function_call_arguments.delta", "response.function_call_arguments.delta", "response.completed"],
+    events=[
+        "response.created",
+        "response.output_item.added",
+        "response.function_call_arguments.delta",
+        "response.function_call_arguments.delta",
+        "response.completed",
+    ],
 )
 
 # -- Anthropic --------------------------------------------------------------------------
@@ -154,18 +194,41 @@ ANTHROPIC = orjson.dumps(
     }
 )
 ANTHROPIC_STREAM = sse(
-    {"type": "message_start", "message": {"id": "msg_2", "model": "claude-3-5-sonnet-20241022", "usage": {"input_tokens": 700, "output_tokens": 1}}},
+    {
+        "type": "message_start",
+        "message": {
+            "id": "msg_2",
+            "model": "claude-3-5-sonnet-20241022",
+            "usage": {"input_tokens": 700, "output_tokens": 1},
+        },
+    },
     {"type": "content_block_start", "index": 0, "content_block": {"type": "thinking", "thinking": ""}},
     {"type": "content_block_delta", "index": 0, "delta": {"type": "thinking_delta", "thinking": "I should "}},
     {"type": "content_block_delta", "index": 0, "delta": {"type": "thinking_delta", "thinking": "list files."}},
     {"type": "content_block_stop", "index": 0},
-    {"type": "content_block_start", "index": 1, "content_block": {"type": "tool_use", "id": "toolu_2", "name": "bash", "input": {}}},
+    {
+        "type": "content_block_start",
+        "index": 1,
+        "content_block": {"type": "tool_use", "id": "toolu_2", "name": "bash", "input": {}},
+    },
     {"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta", "partial_json": '{"command": '}},
     {"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta", "partial_json": '"ls /"}'}},
     {"type": "content_block_stop", "index": 1},
     {"type": "message_delta", "delta": {"stop_reason": "tool_use"}, "usage": {"output_tokens": 33}},
     {"type": "message_stop"},
-    events=["message_start", "content_block_start", "content_block_delta", "content_block_delta", "content_block_stop", "content_block_start", "content_block_delta", "content_block_delta", "content_block_stop", "message_delta", "message_stop"],
+    events=[
+        "message_start",
+        "content_block_start",
+        "content_block_delta",
+        "content_block_delta",
+        "content_block_stop",
+        "content_block_start",
+        "content_block_delta",
+        "content_block_delta",
+        "content_block_stop",
+        "message_delta",
+        "message_stop",
+    ],
 )
 
 # -- Gemini -----------------------------------------------------------------------------
@@ -184,16 +247,57 @@ GEMINI = orjson.dumps(
     }
 )
 GEMINI_STREAM = sse(
-    {"candidates": [{"content": {"role": "model", "parts": [{"text": "The time "}]}, "index": 0}], "modelVersion": "gemini-1.5-flash-002"},
-    {"candidates": [{"content": {"role": "model", "parts": [{"text": "is noon."}]}, "finishReason": "STOP", "index": 0}], "usageMetadata": {"promptTokenCount": 90, "candidatesTokenCount": 5, "totalTokenCount": 95}, "modelVersion": "gemini-1.5-flash-002"},
+    {
+        "candidates": [{"content": {"role": "model", "parts": [{"text": "The time "}]}, "index": 0}],
+        "modelVersion": "gemini-1.5-flash-002",
+    },
+    {
+        "candidates": [
+            {"content": {"role": "model", "parts": [{"text": "is noon."}]}, "finishReason": "STOP", "index": 0}
+        ],
+        "usageMetadata": {"promptTokenCount": 90, "candidatesTokenCount": 5, "totalTokenCount": 95},
+        "modelVersion": "gemini-1.5-flash-002",
+    },
 )
 
 # -- Ollama -----------------------------------------------------------------------------
 OLLAMA_STREAM = [
-    orjson.dumps({"model": "llama3.1", "created_at": "2025-01-01T00:00:00Z", "message": {"role": "assistant", "content": "", "tool_calls": [{"function": {"name": "get_time", "arguments": {"tz": "CET"}}}]}, "done": False}) + b"\n",
-    orjson.dumps({"model": "llama3.1", "created_at": "2025-01-01T00:00:01Z", "message": {"role": "assistant", "content": ""}, "done": True, "done_reason": "stop", "prompt_eval_count": 42, "eval_count": 9}) + b"\n",
+    orjson.dumps(
+        {
+            "model": "llama3.1",
+            "created_at": "2025-01-01T00:00:00Z",
+            "message": {
+                "role": "assistant",
+                "content": "",
+                "tool_calls": [{"function": {"name": "get_time", "arguments": {"tz": "CET"}}}],
+            },
+            "done": False,
+        }
+    )
+    + b"\n",
+    orjson.dumps(
+        {
+            "model": "llama3.1",
+            "created_at": "2025-01-01T00:00:01Z",
+            "message": {"role": "assistant", "content": ""},
+            "done": True,
+            "done_reason": "stop",
+            "prompt_eval_count": 42,
+            "eval_count": 9,
+        }
+    )
+    + b"\n",
 ]
-OLLAMA = orjson.dumps({"model": "llama3.1", "message": {"role": "assistant", "content": "Hi there"}, "done": True, "done_reason": "stop", "prompt_eval_count": 10, "eval_count": 3})
+OLLAMA = orjson.dumps(
+    {
+        "model": "llama3.1",
+        "message": {"role": "assistant", "content": "Hi there"},
+        "done": True,
+        "done_reason": "stop",
+        "prompt_eval_count": 10,
+        "eval_count": 3,
+    }
+)
 
 
 @dataclass
@@ -215,20 +319,36 @@ def make_app(record: list[dict[str, Any]]) -> Starlette:
     async def handler(request: Request) -> Response:
         body = await request.body()
         doc = orjson.loads(body) if body else {}
-        record.append({"path": request.url.path, "query": request.url.query, "headers": dict(request.headers), "body": body})
+        record.append(
+            {"path": request.url.path, "query": request.url.query, "headers": dict(request.headers), "body": body}
+        )
         path = request.url.path
         stream = isinstance(doc, dict) and doc.get("stream") is True
         if path.endswith("/chat/completions"):
             if doc.get("model") == "fail-model":
-                return Response(orjson.dumps({"error": {"message": "no such model", "type": "invalid_request_error"}}), 404, media_type="application/json")
+                return Response(
+                    orjson.dumps({"error": {"message": "no such model", "type": "invalid_request_error"}}),
+                    404,
+                    media_type="application/json",
+                )
             if stream:
                 tools = bool(doc.get("tools"))
                 return _stream(OPENAI_CHAT_STREAM if tools else OPENAI_TEXT_STREAM, "text/event-stream")
-            return Response(OPENAI_CHAT, media_type="application/json", headers={"openai-processing-ms": "12", "x-request-id": "r1"})
+            return Response(
+                OPENAI_CHAT, media_type="application/json", headers={"openai-processing-ms": "12", "x-request-id": "r1"}
+            )
         if path.endswith("/responses"):
-            return _stream(RESPONSES_STREAM, "text/event-stream") if stream else Response(RESPONSES, media_type="application/json")
+            return (
+                _stream(RESPONSES_STREAM, "text/event-stream")
+                if stream
+                else Response(RESPONSES, media_type="application/json")
+            )
         if path.endswith("/messages"):
-            return _stream(ANTHROPIC_STREAM, "text/event-stream") if stream else Response(ANTHROPIC, media_type="application/json")
+            return (
+                _stream(ANTHROPIC_STREAM, "text/event-stream")
+                if stream
+                else Response(ANTHROPIC, media_type="application/json")
+            )
         if ":streamGenerateContent" in path:
             return _stream(GEMINI_STREAM, "text/event-stream")
         if ":generateContent" in path:
@@ -246,7 +366,9 @@ def make_app(record: list[dict[str, Any]]) -> Starlette:
 def fake_upstream(host: str = "127.0.0.2") -> Iterator[FakeUpstream]:
     port = free_port(host)
     fake = FakeUpstream(f"http://{host}:{port}")
-    config = uvicorn.Config(make_app(fake.requests), host=host, port=port, log_config=None, access_log=False, lifespan="off")
+    config = uvicorn.Config(
+        make_app(fake.requests), host=host, port=port, log_config=None, access_log=False, lifespan="off"
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

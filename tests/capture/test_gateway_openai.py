@@ -25,7 +25,9 @@ PROVIDER_KEY = "sk-proj-ABCDEFGHIJKLMNOPQRSTUVWX1234"
 def test_chat_completion_bytes_events_cost_and_key_handling(gateway, upstream):
     body = {"model": "gpt-4o", "messages": [{"role": "user", "content": "read /etc/hosts"}], "tools": TOOLS}
     with gateway.client() as c:
-        r = c.post("/gateway/openai/v1/chat/completions", json=body, headers={"Authorization": f"Bearer {PROVIDER_KEY}"})
+        r = c.post(
+            "/gateway/openai/v1/chat/completions", json=body, headers={"Authorization": f"Bearer {PROVIDER_KEY}"}
+        )
         assert r.status_code == 200
         assert r.content == OPENAI_CHAT
         assert r.headers["openai-processing-ms"] == "12"  # upstream headers are relayed
@@ -61,7 +63,13 @@ def test_chat_completion_bytes_events_cost_and_key_handling(gateway, upstream):
 
 
 def test_stream_rebuilds_tool_calls_from_deltas_and_takes_usage_from_last_chunk(gateway):
-    body = {"model": "gpt-4o", "stream": True, "stream_options": {"include_usage": True}, "messages": [{"role": "user", "content": "go"}], "tools": TOOLS}
+    body = {
+        "model": "gpt-4o",
+        "stream": True,
+        "stream_options": {"include_usage": True},
+        "messages": [{"role": "user", "content": "go"}],
+        "tools": TOOLS,
+    }
     with gateway.client() as c:
         with c.stream("POST", "/gateway/openai/v1/chat/completions", json=body) as r:
             chunks = list(r.iter_raw())
@@ -89,7 +97,13 @@ def test_stream_rebuilds_tool_calls_from_deltas_and_takes_usage_from_last_chunk(
             "stream": True,
             "messages": [
                 {"role": "user", "content": "go"},
-                {"role": "assistant", "content": None, "tool_calls": [{"id": "call_s1", "type": "function", "function": {"name": "read_file", "arguments": "{}"}}]},
+                {
+                    "role": "assistant",
+                    "content": None,
+                    "tool_calls": [
+                        {"id": "call_s1", "type": "function", "function": {"name": "read_file", "arguments": "{}"}}
+                    ],
+                },
                 {"role": "tool", "tool_call_id": "call_s1", "content": "file body"},
                 {"role": "tool", "tool_call_id": "call_s2", "content": "total 0"},
             ],
@@ -116,9 +130,16 @@ def test_stream_rebuilds_tool_calls_from_deltas_and_takes_usage_from_last_chunk(
 
 def test_responses_api_plain_and_streamed(gateway):
     with gateway.client() as c:
-        r = c.post("/gateway/openai/v1/responses", json={"model": "gpt-4o", "input": "weather in Paris?", "instructions": "be brief"})
+        r = c.post(
+            "/gateway/openai/v1/responses",
+            json={"model": "gpt-4o", "input": "weather in Paris?", "instructions": "be brief"},
+        )
         assert r.content == RESPONSES
-        with c.stream("POST", "/gateway/openai/v1/responses", json={"model": "gpt-4o", "input": [{"role": "user", "content": "and Rome?"}], "stream": True}) as s:
+        with c.stream(
+            "POST",
+            "/gateway/openai/v1/responses",
+            json={"model": "gpt-4o", "input": [{"role": "user", "content": "and Rome?"}], "stream": True},
+        ) as s:
             assert s.read() == b"".join(RESPONSES_STREAM)
         ev = by_type(c, {"ai.request": 2, "ai.response": 2, "agent.tool_call": 2})
         plain = next(e for e in ev["ai.response"] if e["data"].get("provider_request_id") == "resp_1")["data"]
@@ -149,7 +170,10 @@ def test_upstream_error_is_relayed_and_recorded(gateway):
 
 def test_openai_compatible_route_and_unknown_route(gateway):
     with gateway.client() as c:
-        r = c.post("/gateway/groq/v1/chat/completions", json={"model": "llama-3.1-8b-instant", "messages": [{"role": "user", "content": "x"}]})
+        r = c.post(
+            "/gateway/groq/v1/chat/completions",
+            json={"model": "llama-3.1-8b-instant", "messages": [{"role": "user", "content": "x"}]},
+        )
         assert r.content == OPENAI_CHAT
         req = wait_events(c, "ai.request", 1)[0]
         assert req["data"]["provider"]["name"] == "groq"  # named after the route when the host is not known

@@ -53,7 +53,12 @@ def test_anthropic_messages(gateway, upstream):
             "messages": [
                 {"role": "user", "content": "list"},
                 {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_2", "name": "bash", "input": {}}]},
-                {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_2", "content": "bin etc", "is_error": False}]},
+                {
+                    "role": "user",
+                    "content": [
+                        {"type": "tool_result", "tool_use_id": "toolu_2", "content": "bin etc", "is_error": False}
+                    ],
+                },
             ],
         }
         c.post("/gateway/anthropic/v1/messages", json=follow, headers=headers)
@@ -69,10 +74,19 @@ def test_gemini_generate_and_stream(gateway, upstream):
         "tools": [{"functionDeclarations": [{"name": "get_time", "description": "clock"}]}],
     }
     with gateway.client() as c:
-        r = c.post("/gateway/gemini/v1beta/models/gemini-1.5-flash:generateContent", json=body, params={"key": "AIzaSyFAKEFAKEFAKEFAKEFAKEFAKEFAKEFAKE12"})
+        r = c.post(
+            "/gateway/gemini/v1beta/models/gemini-1.5-flash:generateContent",
+            json=body,
+            params={"key": "AIzaSyFAKEFAKEFAKEFAKEFAKEFAKEFAKEFAKE12"},
+        )
         assert r.content == GEMINI
         assert upstream.requests[-1]["query"] == "key=AIzaSyFAKEFAKEFAKEFAKEFAKEFAKEFAKEFAKE12"
-        with c.stream("POST", "/gateway/gemini/v1beta/models/gemini-1.5-flash:streamGenerateContent", json=body, params={"alt": "sse"}) as s:
+        with c.stream(
+            "POST",
+            "/gateway/gemini/v1beta/models/gemini-1.5-flash:streamGenerateContent",
+            json=body,
+            params={"alt": "sse"},
+        ) as s:
             assert s.read() == b"".join(GEMINI_STREAM)
         ev = by_type(c, {"ai.request": 2, "ai.response": 2, "agent.tool_call": 1})
         req = ev["ai.request"][0]["data"]
@@ -84,7 +98,12 @@ def test_gemini_generate_and_stream(gateway, upstream):
         assert plain["finish_reason"] == "tool_calls"
         streamed = next(e["data"] for e in ev["ai.response"] if e["data"].get("provider_request_id") is None)
         assert streamed["choices"][0]["message"]["content"] == "The time is noon."
-        assert streamed["usage"] == {**streamed["usage"], "prompt_tokens": 90, "completion_tokens": 5, "total_tokens": 95}
+        assert streamed["usage"] == {
+            **streamed["usage"],
+            "prompt_tokens": 90,
+            "completion_tokens": 5,
+            "total_tokens": 95,
+        }
         assert streamed["usage"]["total_cost_usd"] > 0
         # the functionResponse (no id in Gemini) links to the call by name
         follow = {
@@ -102,13 +121,22 @@ def test_gemini_generate_and_stream(gateway, upstream):
 
 def test_ollama_native_stream_and_plain(gateway):
     with gateway.client() as c:
-        with c.stream("POST", "/gateway/ollama/api/chat", json={"model": "llama3.1", "messages": [{"role": "user", "content": "time?"}]}) as s:
+        with c.stream(
+            "POST",
+            "/gateway/ollama/api/chat",
+            json={"model": "llama3.1", "messages": [{"role": "user", "content": "time?"}]},
+        ) as s:
             assert s.read() == b"".join(OLLAMA_STREAM)  # Ollama streams unless told not to
-        r = c.post("/gateway/ollama/api/chat", json={"model": "llama3.1", "stream": False, "messages": [{"role": "user", "content": "hi"}]})
+        r = c.post(
+            "/gateway/ollama/api/chat",
+            json={"model": "llama3.1", "stream": False, "messages": [{"role": "user", "content": "hi"}]},
+        )
         assert r.content == OLLAMA
         ev = by_type(c, {"ai.request": 2, "ai.response": 2, "agent.tool_call": 1})
         streamed = next(e["data"] for e in ev["ai.response"] if e["data"].get("tool_calls"))
-        assert streamed["tool_calls"][0]["name"] == "get_time" and streamed["tool_calls"][0]["arguments"] == {"tz": "CET"}
+        assert streamed["tool_calls"][0]["name"] == "get_time" and streamed["tool_calls"][0]["arguments"] == {
+            "tz": "CET"
+        }
         assert streamed["usage"]["prompt_tokens"] == 42 and streamed["usage"]["completion_tokens"] == 9
         plain = next(e["data"] for e in ev["ai.response"] if not e["data"].get("tool_calls"))
         assert plain["choices"][0]["message"]["content"] == "Hi there"

@@ -34,7 +34,13 @@ def json_export(spans: list[dict]) -> dict:
     return {
         "resourceSpans": [
             {
-                "resource": {"attributes": [jattr("service.name", "billing-agent"), jattr("host.name", "box1"), jattr("process.pid", 4242)]},
+                "resource": {
+                    "attributes": [
+                        jattr("service.name", "billing-agent"),
+                        jattr("host.name", "box1"),
+                        jattr("process.pid", 4242),
+                    ]
+                },
                 "scopeSpans": [{"scope": {"name": "opentelemetry.instrumentation.openai"}, "spans": spans}],
             }
         ]
@@ -62,12 +68,22 @@ CURRENT_SPAN = {
         jattr("gen_ai.agent.name", "billing"),
         jattr(
             "gen_ai.input.messages",
-            orjson.dumps([{"role": "user", "parts": [{"type": "text", "content": "weather in Paris? key AKIAIOSFODNN7EXAMPLE"}]}]).decode(),
+            orjson.dumps(
+                [{"role": "user", "parts": [{"type": "text", "content": "weather in Paris? key AKIAIOSFODNN7EXAMPLE"}]}]
+            ).decode(),
         ),
         jattr(
             "gen_ai.output.messages",
             orjson.dumps(
-                [{"role": "assistant", "parts": [{"type": "tool_call", "id": "call_1", "name": "get_weather", "arguments": {"city": "Paris"}}], "finish_reason": "tool_call"}]
+                [
+                    {
+                        "role": "assistant",
+                        "parts": [
+                            {"type": "tool_call", "id": "call_1", "name": "get_weather", "arguments": {"city": "Paris"}}
+                        ],
+                        "finish_reason": "tool_call",
+                    }
+                ]
             ).decode(),
         ),
     ],
@@ -112,7 +128,12 @@ LEGACY_SPAN = {
         jattr("llm.request.functions.0.name", "bash"),
     ],
 }
-NOT_GENAI = {"traceId": TRACE, "spanId": "1111111111111111", "name": "GET /health", "attributes": [jattr("http.method", "GET")]}
+NOT_GENAI = {
+    "traceId": TRACE,
+    "spanId": "1111111111111111",
+    "name": "GET /health",
+    "attributes": [jattr("http.method", "GET")],
+}
 
 
 def test_current_genai_span_json(server):
@@ -127,7 +148,9 @@ def test_current_genai_span_json(server):
         assert req["data"]["conversation_id"] == "conv-7"
         assert req["process"]["pid"] == 4242 and req["host"]["hostname"] == "box1"
         # content is redacted (safe mode by default) before it is stored
-        assert req["data"]["messages"][0]["content"]["$redacted"]["findings"] == [{"type": "aws_access_key_id", "count": 1}]
+        assert req["data"]["messages"][0]["content"]["$redacted"]["findings"] == [
+            {"type": "aws_access_key_id", "count": 1}
+        ]
         assert resp["data"]["usage"]["prompt_tokens"] == 1000 and resp["data"]["usage"]["completion_tokens"] == 100
         assert resp["data"]["usage"]["total_cost_usd"] == 0.0035
         assert resp["data"]["latency_ms"] == 850
@@ -157,7 +180,9 @@ def test_legacy_attributes_protobuf(server):
     span.end_time_unix_nano = T0 + 400_000_000
     for a in LEGACY_SPAN["attributes"]:
         v = a["value"]
-        any_value = AnyValue(int_value=int(v["intValue"])) if "intValue" in v else AnyValue(string_value=v["stringValue"])
+        any_value = (
+            AnyValue(int_value=int(v["intValue"])) if "intValue" in v else AnyValue(string_value=v["stringValue"])
+        )
         span.attributes.append(KeyValue(key=a["key"], value=any_value))
     with server.client() as c:
         r = c.post("/v1/traces", content=req_pb.SerializeToString(), headers={"Content-Type": "application/x-protobuf"})
@@ -171,21 +196,47 @@ def test_legacy_attributes_protobuf(server):
         assert resp["choices"][0]["message"]["content"] == "Listing."
         assert resp["finish_reason"] == "tool_calls"
         assert resp["usage"]["prompt_tokens"] == 500 and resp["usage"]["completion_tokens"] == 40
-        assert resp["tool_calls"][0] == {**resp["tool_calls"][0], "id": "toolu_9", "name": "bash", "arguments": {"command": "ls"}}
+        assert resp["tool_calls"][0] == {
+            **resp["tool_calls"][0],
+            "id": "toolu_9",
+            "name": "bash",
+            "arguments": {"command": "ls"},
+        }
         call = wait_events(c, "agent.tool_call", 1)[0]["data"]
         assert call["tool"] == {"name": "bash", "type": "shell"}
 
 
 def test_logs_json_grouped_per_span_and_protobuf(server):
     records = [
-        {"timeUnixNano": str(T0), "traceId": TRACE, "spanId": SPAN, "eventName": "gen_ai.user.message",
-         "attributes": [jattr("gen_ai.system", "openai")], "body": {"kvlistValue": {"values": [jattr("content", "hi there")]}}},
-        {"timeUnixNano": str(T0 + 300_000_000), "traceId": TRACE, "spanId": SPAN,
-         "attributes": [jattr("event.name", "gen_ai.choice"), jattr("gen_ai.system", "openai")],
-         "body": {"kvlistValue": {"values": [jattr("finish_reason", "stop"), {"key": "message", "value": {"kvlistValue": {"values": [jattr("content", "hello!")]}}}]}}},
+        {
+            "timeUnixNano": str(T0),
+            "traceId": TRACE,
+            "spanId": SPAN,
+            "eventName": "gen_ai.user.message",
+            "attributes": [jattr("gen_ai.system", "openai")],
+            "body": {"kvlistValue": {"values": [jattr("content", "hi there")]}},
+        },
+        {
+            "timeUnixNano": str(T0 + 300_000_000),
+            "traceId": TRACE,
+            "spanId": SPAN,
+            "attributes": [jattr("event.name", "gen_ai.choice"), jattr("gen_ai.system", "openai")],
+            "body": {
+                "kvlistValue": {
+                    "values": [
+                        jattr("finish_reason", "stop"),
+                        {"key": "message", "value": {"kvlistValue": {"values": [jattr("content", "hello!")]}}},
+                    ]
+                }
+            },
+        },
         {"timeUnixNano": str(T0), "attributes": [jattr("http.route", "/x")], "body": {"stringValue": "unrelated"}},
     ]
-    doc = {"resourceLogs": [{"resource": {"attributes": []}, "scopeLogs": [{"scope": {"name": "s"}, "logRecords": records}]}]}
+    doc = {
+        "resourceLogs": [
+            {"resource": {"attributes": []}, "scopeLogs": [{"scope": {"name": "s"}, "logRecords": records}]}
+        ]
+    }
     with server.client() as c:
         assert c.post("/v1/logs", json=doc).status_code == 200
         req = wait_events(c, "ai.request", 1)[0]["data"]

@@ -106,7 +106,11 @@ def test_enforce_blocks_secrets_with_provider_shaped_errors_and_alerts(settings,
         assert "guard.secret_in_prompt" in err["message"]
         a = c.post(
             "/gateway/anthropic/v1/messages",
-            json={"model": "claude-3-5-sonnet-20241022", "max_tokens": 5, "messages": [{"role": "user", "content": PROMPT}]},
+            json={
+                "model": "claude-3-5-sonnet-20241022",
+                "max_tokens": 5,
+                "messages": [{"role": "user", "content": PROMPT}],
+            },
         )
         assert a.status_code == 403
         assert a.json()["type"] == "error" and a.json()["error"]["type"] == "permission_error"
@@ -128,7 +132,10 @@ def test_enforce_redact_action_and_unapproved_model(settings, upstream):
         r = chat(c, PROMPT)
         assert r.status_code == 200 and r.content == OPENAI_CHAT
         forwarded = orjson.loads(upstream.requests[-1]["body"])
-        assert forwarded["messages"][0]["content"] == "deploy with key [REDACTED:aws_access_key_id] and mail ops@example.com"
+        assert (
+            forwarded["messages"][0]["content"]
+            == "deploy with key [REDACTED:aws_access_key_id] and mail ops@example.com"
+        )
         other = chat(c, "hello", model="gpt-3.5-turbo")
         assert other.status_code == 403 and "guard.unapproved_model" in other.json()["error"]["message"]
         assert wait_alerts(srv, "guard.unapproved_model")

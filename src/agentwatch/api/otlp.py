@@ -37,9 +37,7 @@ def _codec(aw: Any) -> OtlpCodec:
 async def _decode(aw: Any, body: bytes, content_type: str, signal: str) -> Decoded:
     ct = content_type.split(";", 1)[0].strip().lower()
     if ct and not is_protobuf(ct) and ct != "application/json":
-        raise InvalidRequest(
-            "header content-type: must be application/x-protobuf or application/json", status=415
-        )
+        raise InvalidRequest("header content-type: must be application/x-protobuf or application/json", status=415)
     try:
         return await run_in_threadpool(_codec(aw).decode_signal, body, content_type, signal)
     except BodyError as exc:

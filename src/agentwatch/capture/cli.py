@@ -28,7 +28,9 @@ def sensor(
     watch: Annotated[list[str] | None, typer.Option(help="path to watch (repeatable; replaces the defaults)")] = None,
     poll_interval: Annotated[float | None, typer.Option(help="seconds between process/connection polls")] = None,
     buffer_dir: Annotated[Path | None, typer.Option(help="on-disk buffer (default: <data_dir>/sensor-buffer)")] = None,
-    duration: Annotated[float | None, typer.Option(help="stop after this many seconds (default: run until stopped)")] = None,
+    duration: Annotated[
+        float | None, typer.Option(help="stop after this many seconds (default: run until stopped)")
+    ] = None,
 ) -> None:
     """Watch this host: process exec/exit, outbound connections, watched files, AI agent processes."""
     from agentwatch.capture.sensor.runner import LIMITATIONS, run_sensor
@@ -59,6 +61,7 @@ def sensor(
         api_key or os.environ.get("AGENTWATCH_API_KEY"),
         buffer_dir or settings.data_dir / "sensor-buffer",
         duration,
+        on_ready=lambda watches: console.print(f"agentwatch sensor: ready ({watches} watches) -> {server}"),
     )
     typer.echo(orjson.dumps(stats).decode())
 
@@ -66,7 +69,8 @@ def sensor(
 @prices_app.command("refresh")
 def prices_refresh(
     from_file: Annotated[
-        Path | None, typer.Option("--from", help="OISP bundle JSON to install; default: the packaged bundle", exists=True)
+        Path | None,
+        typer.Option("--from", help="OISP bundle JSON to install; default: the packaged bundle", exists=True),
     ] = None,
     config: Annotated[Path | None, typer.Option("--config", "-c", help="TOML settings file", exists=True)] = None,
 ) -> None:

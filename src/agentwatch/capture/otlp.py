@@ -30,8 +30,8 @@ from typing import Any
 
 import orjson
 
-from agentwatch.capture.gateway.identify import oisp_provider
 from agentwatch.capture.gateway.events import tool_def_type, tool_type
+from agentwatch.capture.gateway.identify import oisp_provider
 from agentwatch.capture.gateway.providers.base import MESSAGE_ROLES, normalize_finish, text_of
 from agentwatch.capture.redact import Redactor, content_hash
 from agentwatch.events.model import iso
@@ -97,7 +97,9 @@ def _tool_calls_of_parts(parts: Any) -> list[dict[str, Any]]:
     calls = []
     for p in parts if isinstance(parts, list) else []:
         if isinstance(p, dict) and p.get("type") == "tool_call":
-            calls.append({"id": str(p.get("id") or ""), "name": str(p.get("name") or ""), "arguments": p.get("arguments")})
+            calls.append(
+                {"id": str(p.get("id") or ""), "name": str(p.get("name") or ""), "arguments": p.get("arguments")}
+            )
     return calls
 
 
@@ -114,14 +116,25 @@ class Conversation:
     def from_attributes(self, a: dict[str, Any]) -> None:
         system = _json(a.get("gen_ai.system_instructions"))
         if system:
-            self.messages.append({"role": "system", "content": _parts_text(system) if isinstance(system, list) else text_of(system)})
+            self.messages.append(
+                {"role": "system", "content": _parts_text(system) if isinstance(system, list) else text_of(system)}
+            )
         inputs = _json(a.get("gen_ai.input.messages"))
         for m in inputs if isinstance(inputs, list) else []:
             if isinstance(m, dict):
-                msg = {"role": _role(m.get("role")), "content": _parts_text(m.get("parts")) or text_of(m.get("content"))}
+                msg = {
+                    "role": _role(m.get("role")),
+                    "content": _parts_text(m.get("parts")) or text_of(m.get("content")),
+                }
                 for p in m.get("parts") or []:
                     if isinstance(p, dict) and p.get("type") == "tool_call_response":
-                        msg = {"role": "tool", "content": text_of(p.get("response")) if not isinstance(p.get("response"), str) else p["response"], "tool_call_id": str(p.get("id") or "")}
+                        msg = {
+                            "role": "tool",
+                            "content": text_of(p.get("response"))
+                            if not isinstance(p.get("response"), str)
+                            else p["response"],
+                            "tool_call_id": str(p.get("id") or ""),
+                        }
                 self.messages.append(msg)
         outputs = _json(a.get("gen_ai.output.messages"))
         for m in outputs if isinstance(outputs, list) else []:
@@ -156,7 +169,9 @@ class Conversation:
                 self.output_text.append(text_of(_json(c.get("content"))))
             self.finish = self.finish or normalize_finish(c.get("finish_reason"))
         for _, tc in sorted(calls.items()):
-            self.tool_calls.append({"id": str(tc.get("id") or ""), "name": str(tc.get("name") or ""), "arguments": tc.get("arguments")})
+            self.tool_calls.append(
+                {"id": str(tc.get("id") or ""), "name": str(tc.get("name") or ""), "arguments": tc.get("arguments")}
+            )
         self.tools += [{"name": n, "type": "function"} for _, n in sorted(functions.items())]
         defs = _json(a.get("gen_ai.tool.definitions"))
         for d in defs if isinstance(defs, list) else []:
@@ -185,7 +200,13 @@ class Conversation:
             for tc in message.get("tool_calls") or []:
                 if isinstance(tc, dict):
                     fn = tc.get("function") or {}
-                    self.tool_calls.append({"id": str(tc.get("id") or ""), "name": str(fn.get("name") or ""), "arguments": fn.get("arguments")})
+                    self.tool_calls.append(
+                        {
+                            "id": str(tc.get("id") or ""),
+                            "name": str(fn.get("name") or ""),
+                            "arguments": fn.get("arguments"),
+                        }
+                    )
             self.finish = self.finish or normalize_finish(merged.get("finish_reason"))
 
 
@@ -198,15 +219,25 @@ def _args_object(v: Any) -> dict[str, Any]:
     return {"value": v}
 
 
-def _envelope(event_type: str, event_id: str, ts_ns: int, item: dict[str, Any], data: dict[str, Any], span_suffix: str, mode: str) -> dict[str, Any]:
+def _envelope(
+    event_type: str, event_id: str, ts_ns: int, item: dict[str, Any], data: dict[str, Any], span_suffix: str, mode: str
+) -> dict[str, Any]:
     res = item.get("resource") or {}
     body: dict[str, Any] = {
         "oisp_version": "0.1",
         "event_id": event_id,
         "event_type": event_type,
         "ts": iso(ts_ns / 1e9) if ts_ns else iso(time.time()),
-        "source": {"collector": "agentwatch-otlp", "capture_method": "sdk_instrumentation", "capture_point": str(item.get("scope") or "otlp")[:256]},
-        "confidence": {"level": "high", "completeness": "full" if mode == "full" else "redacted", "reasons": ["otel_genai_semconv"]},
+        "source": {
+            "collector": "agentwatch-otlp",
+            "capture_method": "sdk_instrumentation",
+            "capture_point": str(item.get("scope") or "otlp")[:256],
+        },
+        "confidence": {
+            "level": "high",
+            "completeness": "full" if mode == "full" else "redacted",
+            "reasons": ["otel_genai_semconv"],
+        },
         "data": data,
     }
     if isinstance(res.get("host.name"), str):
@@ -214,12 +245,20 @@ def _envelope(event_type: str, event_id: str, ts_ns: int, item: dict[str, Any], 
     proc: dict[str, Any] = {}
     if _int(res.get("process.pid")) is not None:
         proc["pid"] = _int(res["process.pid"])
-    for src, dst in (("process.executable.name", "name"), ("process.executable.path", "exe"), ("process.command_line", "cmdline")):
+    for src, dst in (
+        ("process.executable.name", "name"),
+        ("process.executable.path", "exe"),
+        ("process.command_line", "cmdline"),
+    ):
         if isinstance(res.get(src), str):
             proc[dst] = res[src][:4096]
     if proc:
         body["process"] = proc
-    attrs = {k: v for k, v in res.items() if k.startswith(("service.", "telemetry.sdk.")) and isinstance(v, str | int | float | bool)}
+    attrs = {
+        k: v
+        for k, v in res.items()
+        if k.startswith(("service.", "telemetry.sdk.")) and isinstance(v, str | int | float | bool)
+    }
     if attrs:
         body["attrs"] = attrs
     tid, sid = item.get("trace_id") or "", item.get("span_id") or ""
@@ -240,13 +279,27 @@ def _base_id(item: dict[str, Any], index: int) -> str:
     return f"otlp-{content_hash(orjson.dumps(item, default=str))[7:39]}-{index}"
 
 
-def _llm_events(index: int, item: dict[str, Any], a: dict[str, Any], conv: Conversation, start_ns: int, end_ns: int, error: str | None, mode: str) -> list[dict[str, Any]]:
+def _llm_events(
+    index: int,
+    item: dict[str, Any],
+    a: dict[str, Any],
+    conv: Conversation,
+    start_ns: int,
+    end_ns: int,
+    error: str | None,
+    mode: str,
+) -> list[dict[str, Any]]:
     red = Redactor(mode)  # type: ignore[arg-type]
     base = _base_id(item, index)
     raw_provider = str(a.get("gen_ai.provider.name") or a.get("gen_ai.system") or "")[:128]
     provider = oisp_provider(raw_provider)
     op = str(a.get("gen_ai.operation.name") or "chat")
-    request_type = {"embeddings": "embedding", "embedding": "embedding", "text_completion": "completion", "completion": "completion"}.get(op, "chat")
+    request_type = {
+        "embeddings": "embedding",
+        "embedding": "embedding",
+        "text_completion": "completion",
+        "completion": "completion",
+    }.get(op, "chat")
     req: dict[str, Any] = {"request_id": base, "provider": {"name": provider}, "request_type": request_type}
     if isinstance(a.get("server.address"), str):
         req["provider"]["endpoint"] = a["server.address"][:512]
@@ -255,7 +308,11 @@ def _llm_events(index: int, item: dict[str, Any], a: dict[str, Any], conv: Conve
         req["model"] = {"id": model[:256]}
     if isinstance(a.get("gen_ai.conversation.id"), str):
         req["conversation_id"] = a["gen_ai.conversation.id"][:256]
-    params = {dst: a[src] for src, dst in PARAMS.items() if isinstance(a.get(src), int | float) and not isinstance(a.get(src), bool)}
+    params = {
+        dst: a[src]
+        for src, dst in PARAMS.items()
+        if isinstance(a.get(src), int | float) and not isinstance(a.get(src), bool)
+    }
     if params:
         req["parameters"] = params
     if isinstance(a.get("gen_ai.request.stream"), bool):
@@ -313,11 +370,25 @@ def _llm_events(index: int, item: dict[str, Any], a: dict[str, Any], conv: Conve
         resp["finish_reason"] = finish
     text = "".join(conv.output_text)
     if text or finish:
-        resp["choices"] = [{"index": 0, "message": {"role": "assistant", "content": red.text(text)}, **({"finish_reason": finish} if finish else {})}]
+        resp["choices"] = [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": red.text(text)},
+                **({"finish_reason": finish} if finish else {}),
+            }
+        ]
     calls = []
     for tc in conv.tool_calls:
         args = _args_object(tc.get("arguments"))
-        calls.append({"id": tc["id"], "name": tc["name"], "type": "function", "arguments": red.value(args), "arguments_hash": content_hash(orjson.dumps(args, option=orjson.OPT_SORT_KEYS))})
+        calls.append(
+            {
+                "id": tc["id"],
+                "name": tc["name"],
+                "type": "function",
+                "arguments": red.value(args),
+                "arguments_hash": content_hash(orjson.dumps(args, option=orjson.OPT_SORT_KEYS)),
+            }
+        )
     if calls:
         resp["tool_calls"] = calls
         resp["tool_calls_count"] = len(calls)
@@ -325,14 +396,22 @@ def _llm_events(index: int, item: dict[str, Any], a: dict[str, Any], conv: Conve
     resp_body["related_events"] = [{"event_id": req_body["event_id"], "relationship": "parent"}]
     out = [req_body, resp_body]
     for i, c in enumerate(calls):
-        data = {"tool": {"name": c["name"], "type": tool_type(c["name"])}, "call_id": c["id"], "triggered_by": "llm_decision", "arguments": c["arguments"], "arguments_hash": c["arguments_hash"]}
+        data = {
+            "tool": {"name": c["name"], "type": tool_type(c["name"])},
+            "call_id": c["id"],
+            "triggered_by": "llm_decision",
+            "arguments": c["arguments"],
+            "arguments_hash": c["arguments_hash"],
+        }
         tb = _envelope("agent.tool_call", f"{base}-call-{i}", end_ns or start_ns, item, data, "call", mode)
         tb["related_events"] = [{"event_id": resp_body["event_id"], "relationship": "caused_by"}]
         out.append(tb)
     return out
 
 
-def _tool_events(index: int, item: dict[str, Any], a: dict[str, Any], start_ns: int, end_ns: int, error: str | None, mode: str) -> list[dict[str, Any]]:
+def _tool_events(
+    index: int, item: dict[str, Any], a: dict[str, Any], start_ns: int, end_ns: int, error: str | None, mode: str
+) -> list[dict[str, Any]]:
     red = Redactor(mode)  # type: ignore[arg-type]
     base = _base_id(item, index)
     name = str(a.get("gen_ai.tool.name") or item.get("name") or "tool")[:256]
@@ -341,7 +420,13 @@ def _tool_events(index: int, item: dict[str, Any], a: dict[str, Any], start_ns: 
     tool = {"name": name, "type": tool_type(name)}
     if isinstance(a.get("gen_ai.tool.description"), str):
         tool["description"] = a["gen_ai.tool.description"][:1000]
-    call = {"tool": tool, "call_id": call_id, "triggered_by": "llm_decision", "arguments": red.value(args), "arguments_hash": content_hash(orjson.dumps(args, option=orjson.OPT_SORT_KEYS))}
+    call = {
+        "tool": tool,
+        "call_id": call_id,
+        "triggered_by": "llm_decision",
+        "arguments": red.value(args),
+        "arguments_hash": content_hash(orjson.dumps(args, option=orjson.OPT_SORT_KEYS)),
+    }
     call_body = _envelope("agent.tool_call", base + "-call", start_ns, item, call, "call", mode)
     result_raw = a.get("gen_ai.tool.call.result")
     result: dict[str, Any] = {"tool": tool, "call_id": call_id, "success": error is None}

@@ -48,8 +48,13 @@ TOOL_TYPES: list[tuple[re.Pattern[str], str]] = [
 RISK = {"shell": "high", "code_execution": "high", "file_write": "medium", "file_edit": "medium", "http": "medium"}
 
 
-TOOL_DEF_TYPES = {"function": "function", "custom": "function", "code_interpreter": "code_interpreter",
-                  "file_search": "file_search", "computer_use": "computer_use"}
+TOOL_DEF_TYPES = {
+    "function": "function",
+    "custom": "function",
+    "code_interpreter": "code_interpreter",
+    "file_search": "file_search",
+    "computer_use": "computer_use",
+}
 
 
 def tool_def_type(kind: object) -> str:
@@ -266,8 +271,15 @@ class EventBuilder:
                 "tool": {"name": rec.name, "type": tool_type(rec.name)},
                 "call_id": call_id,
                 "success": not r.is_error,
-                "result": self.texts.redact(red, text) if len(text) <= MAX_MESSAGE_CHARS else {
-                    "$redacted": {"reason": "policy", "detector": "size_limit", "original_length": len(text), "hash": content_hash(text)}
+                "result": self.texts.redact(red, text)
+                if len(text) <= MAX_MESSAGE_CHARS
+                else {
+                    "$redacted": {
+                        "reason": "policy",
+                        "detector": "size_limit",
+                        "original_length": len(text),
+                        "hash": content_hash(text),
+                    }
                 },
                 "result_hash": content_hash(text),
                 "result_size_bytes": len(text.encode("utf-8", "replace")),
@@ -278,7 +290,13 @@ class EventBuilder:
             if ex.agent:
                 data["agent"] = {"name": ex.agent, **({"session_id": ex.session_id} if ex.session_id else {})}
             body = self.envelope(
-                "agent.tool_result", ex.ts, ex, data, rec.trace_id, span, rec.span_id,
+                "agent.tool_result",
+                ex.ts,
+                ex,
+                data,
+                rec.trace_id,
+                span,
+                rec.span_id,
                 [{"event_id": rec.event_id, "relationship": "parent"}],
                 "full" if self.mode == "full" else "redacted",
                 ["tool_result_in_next_request"],
@@ -318,7 +336,13 @@ class EventBuilder:
         if ex.request_redactions:
             req_reasons.append("secrets_masked_before_forwarding")
         req_body = self.envelope(
-            "ai.request", ex.ts, ex, rdata, trace_id, req_span, parent_span,
+            "ai.request",
+            ex.ts,
+            ex,
+            rdata,
+            trace_id,
+            req_span,
+            parent_span,
             [{"event_id": i, "relationship": "caused_by"} for i in result_ids],
             "full" if self.mode == "full" else "redacted",
             req_reasons,
@@ -332,7 +356,9 @@ class EventBuilder:
         if ex.upstream_error is None:
             parsed = ex.provider.parse_response(ex.path, req, ex.response_body, ex.content_type)
         else:
-            parsed = ParsedResponse(error={"type": "upstream_unreachable", "message": ex.upstream_error[:500]}, finish_reason="error")
+            parsed = ParsedResponse(
+                error={"type": "upstream_unreachable", "message": ex.upstream_error[:500]}, finish_reason="error"
+            )
         resp_span = new_span()
         rred = Redactor(self.mode)  # response findings are kept apart from the request's
         end = ex.t_end or ex.t0
@@ -363,7 +389,10 @@ class EventBuilder:
             ddata["choices"] = [
                 {
                     "index": 0,
-                    "message": {"role": "assistant", "content": self.texts.redact(rred, parsed.text[:MAX_MESSAGE_CHARS])},
+                    "message": {
+                        "role": "assistant",
+                        "content": self.texts.redact(rred, parsed.text[:MAX_MESSAGE_CHARS]),
+                    },
                     **({"finish_reason": parsed.finish_reason} if parsed.finish_reason else {}),
                 }
             ]
@@ -397,7 +426,13 @@ class EventBuilder:
         if ex.truncated:
             missing.append("response_body_after_capture_limit")
         resp_body = self.envelope(
-            "ai.response", resp_ts, ex, ddata, trace_id, resp_span, req_span,
+            "ai.response",
+            resp_ts,
+            ex,
+            ddata,
+            trace_id,
+            resp_span,
+            req_span,
             [{"event_id": req_body["event_id"], "relationship": "parent"}],
             "partial" if (ex.truncated or not parsed.complete) else ("full" if self.mode == "full" else "redacted"),
             reasons,
@@ -420,7 +455,13 @@ class EventBuilder:
             if ex.agent:
                 data["agent"] = {"name": ex.agent, **({"session_id": ex.session_id} if ex.session_id else {})}
             body = self.envelope(
-                "agent.tool_call", resp_ts, ex, data, trace_id, span, resp_span,
+                "agent.tool_call",
+                resp_ts,
+                ex,
+                data,
+                trace_id,
+                span,
+                resp_span,
                 [{"event_id": resp_body["event_id"], "relationship": "caused_by"}],
                 "full" if self.mode == "full" else "redacted",
                 ["llm_tool_call_observed"],
@@ -429,4 +470,3 @@ class EventBuilder:
             if tc.id:
                 self.book.add(ex.route, tc.id, CallRecord(body["event_id"], trace_id, span, tc.name, resp_ts))
         return bodies, red.report, parsed
-

@@ -106,8 +106,22 @@ def key_facts(key: str | None, index: ProviderIndex) -> dict[str, Any] | None:
 
 OISP_PROVIDERS = frozenset(
     {
-        "openai", "anthropic", "google", "azure_openai", "aws_bedrock", "cohere", "mistral", "groq", "together",
-        "fireworks", "replicate", "huggingface", "ollama", "lmstudio", "vllm", "other",
+        "openai",
+        "anthropic",
+        "google",
+        "azure_openai",
+        "aws_bedrock",
+        "cohere",
+        "mistral",
+        "groq",
+        "together",
+        "fireworks",
+        "replicate",
+        "huggingface",
+        "ollama",
+        "lmstudio",
+        "vllm",
+        "other",
     }
 )
 PROVIDER_ALIASES = {

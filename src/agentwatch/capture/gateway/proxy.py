@@ -101,7 +101,9 @@ class Gateway:
         self.settings: CaptureSettings = aw.settings.capture
         data_dir = str(aw.settings.data_dir)
         self.routes = {name: Route(name, cfg, self.settings, data_dir) for name, cfg in self.settings.routes.items()}
-        self.builder = EventBuilder(self.settings.redaction, PriceTable.for_data_dir(data_dir), provider_index(data_dir))
+        self.builder = EventBuilder(
+            self.settings.redaction, PriceTable.for_data_dir(data_dir), provider_index(data_dir)
+        )
         self.guard = Guard(self.settings.guard)
         self.recorder = Recorder(aw, self.builder, self.guard)
         self.client: httpx.AsyncClient | None = None
@@ -228,9 +230,9 @@ class Gateway:
             ex.capture(data, limit)
             self.recorder.schedule(ex, mode, verdict)
             response = Response(data, resp.status_code)
-            response.raw_headers = [
-                (k, v) for k, v in out_headers if k.lower() != b"content-length"
-            ] + [(b"content-length", str(len(data)).encode())]
+            response.raw_headers = [(k, v) for k, v in out_headers if k.lower() != b"content-length"] + [
+                (b"content-length", str(len(data)).encode())
+            ]
             return response
 
         recorder = self.recorder

@@ -108,4 +108,3 @@ class Recorder:
         if self.tasks:
             await asyncio.wait(list(self.tasks), timeout=timeout)
         self.executor.shutdown(wait=False)
-

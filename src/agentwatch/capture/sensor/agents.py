@@ -23,7 +23,9 @@ KNOWN_AGENTS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"langgraph|langchain"), "langchain"),
     (re.compile(r"(?:^|[/\s])ollama(?:\s|$)"), "ollama"),
 ]
-MCP_SERVER = re.compile(r"mcp-server|server-[a-z0-9-]{1,64}\b.*\bmcp|@modelcontextprotocol/|(?:^|[/\s])mcp(?:\s|$)|fastmcp|mcp[_-]server")
+MCP_SERVER = re.compile(
+    r"mcp-server|server-[a-z0-9-]{1,64}\b.*\bmcp|@modelcontextprotocol/|(?:^|[/\s])mcp(?:\s|$)|fastmcp|mcp[_-]server"
+)
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ Directories are watched non-recursively plus their existing direct subdirectorie
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from pathlib import Path
@@ -35,10 +36,8 @@ class FileWatcher:
     def add(self, path: Path) -> None:
         targets = [path]
         if path.is_dir():
-            try:
+            with contextlib.suppress(OSError):
                 targets += [p for p in path.iterdir() if p.is_dir() and not p.is_symlink()][:256]
-            except OSError:
-                pass
         elif not path.exists():
             if path.parent.is_dir():  # watch the parent for the file's creation
                 targets = [path.parent]

@@ -7,6 +7,7 @@ A poll diffs the set of (pid, create_time) against the previous one: new ones ar
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import os
 import socket
@@ -21,6 +22,8 @@ from agentwatch.capture.sensor.agents import AgentMatch, classify
 
 HOSTNAME = socket.gethostname()
 OUTBOUND = {psutil.CONN_ESTABLISHED, psutil.CONN_SYN_SENT}
+ANY_V4, ANY_V6 = "0.0.0.0", "::"  # noqa: S104 - wildcard listeners, compared against, never bound
+YOUNG_S = 3.0  # processes this young are re-read each poll to catch their exec after fork
 LLM_PORTS = {11434: "ollama", 1234: "lmstudio"}
 
 
@@ -127,6 +130,13 @@ class ProcessPoller:
             except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
                 continue
             if prev is not None and abs(prev.create_time - ctime) < 0.01:
+                # a young process may have been seen between fork and exec: look again
+                if now - ctime < YOUNG_S and self.primed:
+                    again = read_proc(p)
+                    if again is not None and (again.exe, again.cmdline) != (prev.exe, prev.cmdline):
+                        seen[p.pid] = again
+                        out.append(self._exec(again))
+                        continue
                 seen[p.pid] = prev
                 continue
             info = read_proc(p)
@@ -181,16 +191,18 @@ class ProcessPoller:
             conns = psutil.net_connections(kind="tcp")
         except (psutil.AccessDenied, OSError):
             return out
-        listening = {c.laddr.port for c in conns if c.status == psutil.CONN_LISTEN}
+        listening = {(c.laddr.ip, c.laddr.port) for c in conns if c.status == psutil.CONN_LISTEN}
         current: set[tuple[int, str, int, str, int]] = set()
         for c in conns:
             if not c.pid or not c.raddr or c.status not in OUTBOUND:
                 continue
-            if c.laddr.port in listening:  # accepted by a local listener: inbound, not a connect
+            port = c.laddr.port
+            if (c.laddr.ip, port) in listening or (ANY_V4, port) in listening or (ANY_V6, port) in listening:
+                # accepted by a local listener: inbound, not a connect
                 continue
             key = (c.pid, c.laddr.ip, c.laddr.port, c.raddr.ip, c.raddr.port)
             current.add(key)
-            if key in self.conns or c.pid == self.own_pid:
+            if key in self.conns or c.pid == self.own_pid or not self.primed:
                 continue
             out.append(self._connect_event(c, now))
         self.conns = current
@@ -201,10 +213,8 @@ class ProcessPoller:
         body = base_event("network.connect", now, info, "socket_scan")
         body["confidence"]["process_attribution"] = "socket_inode"
         dest: dict[str, Any] = {"ip": c.raddr.ip, "port": c.raddr.port}
-        try:
+        with contextlib.suppress(ValueError):
             dest["is_private"] = not ipaddress.ip_address(c.raddr.ip).is_global
-        except ValueError:
-            pass
         body["data"] = {
             "dest": dest,
             "src": {"ip": c.laddr.ip, "port": c.laddr.port},

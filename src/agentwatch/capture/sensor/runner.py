@@ -39,6 +39,7 @@ class Sensor:
         self.pending: list[dict[str, Any]] = []
         self.running = True
         self.last_flush = time.monotonic()
+        self.on_ready: Any = None
 
     def step(self) -> None:
         self.pending += self.poller.poll()
@@ -61,6 +62,8 @@ class Sensor:
             log.info("sensor.watch_skipped", problem=problem)
         started = time.monotonic()
         self.poller.poll()  # prime: what runs already is not "new"
+        if self.on_ready is not None:
+            self.on_ready(len(self.files.watches))
         next_poll = time.monotonic()
         while self.running:
             if duration_s is not None and time.monotonic() - started >= duration_s:
@@ -81,8 +84,16 @@ class Sensor:
         self.running = False
 
 
-def run_sensor(settings: SensorSettings, server: str, api_key: str | None, buffer_dir: Path, duration_s: float | None) -> dict[str, int]:
+def run_sensor(
+    settings: SensorSettings,
+    server: str,
+    api_key: str | None,
+    buffer_dir: Path,
+    duration_s: float | None,
+    on_ready: Any = None,
+) -> dict[str, int]:
     sensor = Sensor(settings, server, api_key, buffer_dir)
+    sensor.on_ready = on_ready
     signal.signal(signal.SIGTERM, sensor.stop)
     signal.signal(signal.SIGINT, sensor.stop)
     sensor.run(duration_s)

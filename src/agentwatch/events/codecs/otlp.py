@@ -294,7 +294,9 @@ class OtlpCodec:
             kind = "log record"
         if len(items) > self.max_items:
             raise BodyError("body", f"more than {self.max_items} {kind}s in one request", status=413)
-        bodies = mapping.map_spans(items, self.redaction) if signal == "traces" else mapping.map_logs(items, self.redaction)
+        bodies = (
+            mapping.map_spans(items, self.redaction) if signal == "traces" else mapping.map_logs(items, self.redaction)
+        )
         out = Decoded()
         for index, item in bodies:
             try:

@@ -61,7 +61,9 @@ class AnthropicProvider(Provider):
                 req.tools.append(entry)
         choice = body.get("tool_choice")
         if isinstance(choice, dict):
-            req.tool_choice = {"tool": "specific", "any": "required"}.get(str(choice.get("type")), str(choice.get("type")))
+            req.tool_choice = {"tool": "specific", "any": "required"}.get(
+                str(choice.get("type")), str(choice.get("type"))
+            )
         system = body.get("system")
         if system:
             req.messages.append({"role": "system", "content": text_of(system)})
@@ -80,7 +82,10 @@ class AnthropicProvider(Provider):
                 req.messages.append({"role": "tool", "content": text, "tool_call_id": str(b.get("tool_use_id", ""))})
             others = [b for b in blocks if not (isinstance(b, dict) and b.get("type") == "tool_result")]
             if isinstance(content, str) or others:
-                msg: dict[str, Any] = {"role": role, "content": text_of(content if isinstance(content, str) else others)}
+                msg: dict[str, Any] = {
+                    "role": role,
+                    "content": text_of(content if isinstance(content, str) else others),
+                }
                 if has_images(others):
                     msg["has_images"] = True
                 req.messages.append(msg)
@@ -112,7 +117,9 @@ class AnthropicProvider(Provider):
             elif kind == "thinking":
                 out.thinking += str(block.get("thinking", ""))
             elif kind in ("tool_use", "server_tool_use"):
-                out.tool_calls.append(ToolCall(str(block.get("id", "")), str(block.get("name", "")), block.get("input")))
+                out.tool_calls.append(
+                    ToolCall(str(block.get("id", "")), str(block.get("name", "")), block.get("input"))
+                )
         out.finish_reason = normalize_finish(doc.get("stop_reason"))
         return out
 
@@ -157,7 +164,10 @@ class AnthropicProvider(Provider):
             elif kind == "message_stop":
                 out.complete = True
             elif kind == "error" and isinstance(doc.get("error"), dict):
-                out.error = {"type": str(doc["error"].get("type", "error")), "message": str(doc["error"].get("message", ""))[:1000]}
+                out.error = {
+                    "type": str(doc["error"].get("type", "error")),
+                    "message": str(doc["error"].get("message", ""))[:1000],
+                }
                 out.finish_reason = "error"
         for _, b in sorted(blocks.items()):
             joined = "".join(b["parts"])

@@ -127,7 +127,9 @@ def has_images(content: Any) -> bool:
         return False
     for block in content:
         if isinstance(block, dict) and (
-            block.get("type") in ("image", "image_url", "input_image") or "inline_data" in block or "inlineData" in block
+            block.get("type") in ("image", "image_url", "input_image")
+            or "inline_data" in block
+            or "inlineData" in block
         ):
             return True
     return False

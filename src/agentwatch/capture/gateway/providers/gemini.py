@@ -140,4 +140,10 @@ class GeminiProvider(Provider):
         return out
 
     def error(self, status: int, message: str, code: str) -> dict[str, Any]:
-        return {"error": {"code": status, "message": message, "status": "PERMISSION_DENIED" if status == 403 else "INVALID_ARGUMENT"}}
+        return {
+            "error": {
+                "code": status,
+                "message": message,
+                "status": "PERMISSION_DENIED" if status == 403 else "INVALID_ARGUMENT",
+            }
+        }

@@ -214,7 +214,10 @@ class OpenAIProvider(Provider):
             if isinstance(chunk.get("usage"), dict):  # the final chunk with include_usage
                 out.usage = _usage(chunk["usage"])
             if isinstance(chunk.get("error"), dict):
-                out.error = {"type": str(chunk["error"].get("type", "error")), "message": str(chunk["error"].get("message", ""))[:1000]}
+                out.error = {
+                    "type": str(chunk["error"].get("type", "error")),
+                    "message": str(chunk["error"].get("message", ""))[:1000],
+                }
             for choice in chunk.get("choices") or []:
                 if not isinstance(choice, dict):
                     continue
@@ -243,9 +246,7 @@ class OpenAIProvider(Provider):
                     out.finish_reason = normalize_finish(choice["finish_reason"])
         out.text = "".join(text)
         out.thinking = "".join(thinking)
-        out.tool_calls = [
-            ToolCall(s["id"], s["name"], "".join(s["args"]), s["type"]) for _, s in sorted(calls.items())
-        ]
+        out.tool_calls = [ToolCall(s["id"], s["name"], "".join(s["args"]), s["type"]) for _, s in sorted(calls.items())]
         out.complete = saw_done or out.finish_reason is not None
         return out
 
@@ -260,7 +261,11 @@ class OpenAIProvider(Provider):
                 out.text += text_of(item.get("content"))
             elif kind == "function_call":
                 out.tool_calls.append(
-                    ToolCall(str(item.get("call_id") or item.get("id") or ""), str(item.get("name", "")), item.get("arguments"))
+                    ToolCall(
+                        str(item.get("call_id") or item.get("id") or ""),
+                        str(item.get("name", "")),
+                        item.get("arguments"),
+                    )
                 )
             elif kind == "reasoning":
                 out.thinking += text_of(item.get("summary")) + text_of(item.get("content"))
@@ -269,11 +274,16 @@ class OpenAIProvider(Provider):
             out.finish_reason = "tool_calls"
         elif status == "incomplete":
             details = doc.get("incomplete_details") or {}
-            out.finish_reason = normalize_finish(details.get("reason") if isinstance(details, dict) else None) or "length"
+            out.finish_reason = (
+                normalize_finish(details.get("reason") if isinstance(details, dict) else None) or "length"
+            )
         else:
             out.finish_reason = normalize_finish(status)
         if isinstance(doc.get("error"), dict):
-            out.error = {"type": str(doc["error"].get("code", "error")), "message": str(doc["error"].get("message", ""))[:1000]}
+            out.error = {
+                "type": str(doc["error"].get("code", "error")),
+                "message": str(doc["error"].get("message", ""))[:1000],
+            }
         return out
 
     def _responses_stream(self, body: bytes) -> ParsedResponse:
@@ -286,11 +296,15 @@ class OpenAIProvider(Provider):
             if not isinstance(doc, dict):
                 continue
             kind = doc.get("type") or event
-            if kind in ("response.completed", "response.incomplete", "response.failed") and isinstance(doc.get("response"), dict):
+            if kind in ("response.completed", "response.incomplete", "response.failed") and isinstance(
+                doc.get("response"), dict
+            ):
                 final = doc["response"]
             elif kind == "response.output_text.delta" and isinstance(doc.get("delta"), str):
                 text.append(doc["delta"])
-            elif kind in ("response.reasoning_summary_text.delta", "response.reasoning_text.delta") and isinstance(doc.get("delta"), str):
+            elif kind in ("response.reasoning_summary_text.delta", "response.reasoning_text.delta") and isinstance(
+                doc.get("delta"), str
+            ):
                 thinking.append(doc["delta"])
             elif kind == "response.output_item.added" and isinstance(doc.get("item"), dict):
                 item = doc["item"]
@@ -310,7 +324,9 @@ class OpenAIProvider(Provider):
                 out.thinking = "".join(thinking)
             return out
         out = ParsedResponse(text="".join(text), thinking="".join(thinking), complete=False)
-        out.tool_calls = [ToolCall(str(items[k]["call_id"]), str(items[k]["name"]), "".join(items[k]["args"])) for k in order]
+        out.tool_calls = [
+            ToolCall(str(items[k]["call_id"]), str(items[k]["name"]), "".join(items[k]["args"])) for k in order
+        ]
         if out.tool_calls:
             out.finish_reason = "tool_calls"
         return out
