@@ -150,8 +150,21 @@ def _expand(product: str | None, categories: tuple[str, ...], service: str | Non
     return [(product, c, service) for c in categories]
 
 
+_WINDOWS_KEYS: dict[tuple, list[LogsourceKey]] = {}
+
+
 def windows_keys(attrs: dict, channel: str, event_id: int | None) -> list[LogsourceKey]:
-    """Logsource keys of one Windows event-log record."""
+    """Logsource keys of one Windows event-log record (memoised: few distinct combinations exist)."""
+    memo = (channel, event_id, attrs.get("EventType") if event_id == 12 else None)
+    keys = _WINDOWS_KEYS.get(memo)
+    if keys is None:
+        keys = _windows_keys(attrs, channel, event_id)
+        if len(_WINDOWS_KEYS) < 4096:
+            _WINDOWS_KEYS[memo] = keys
+    return keys
+
+
+def _windows_keys(attrs: dict, channel: str, event_id: int | None) -> list[LogsourceKey]:
     service = CHANNEL_SERVICES.get(channel.lower())
     categories: tuple[str, ...] = ()
     if service == "sysmon" and event_id is not None:
@@ -178,10 +191,12 @@ def event_keys(event: Event) -> list[LogsourceKey]:
         attrs = event.data.get("attrs")
         if not isinstance(attrs, dict):
             return []
-        try:
-            eid = int(attrs.get("EventID"))
-        except (TypeError, ValueError):
-            eid = None
+        eid = attrs.get("EventID")
+        if type(eid) is not int:
+            try:
+                eid = int(eid)
+            except (TypeError, ValueError):
+                eid = None
         return windows_keys(attrs, str(attrs.get("Channel") or ""), eid)
     etype = event.event_type
     cats = AGENT_CATEGORIES.get(etype)

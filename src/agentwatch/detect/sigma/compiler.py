@@ -15,6 +15,7 @@ walks that tree once per rule and produces:
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,7 +47,8 @@ from sigma.types import (
 
 from agentwatch.detect.fieldmap import FieldMap, FieldRef, UnmappedField
 from agentwatch.detect.safe_regex import SafeRegex, UnsafeRegexError
-from agentwatch.detect.sigma.leaves import Leaf, Matcher, leaf_function
+from agentwatch.detect.sigma.leaves import Leaf, Matcher, anchor_char, leaf_function
+from agentwatch.detect.sigma.literals import best_alternatives, usable
 from agentwatch.detect.sigma.view import EventView
 
 MAX_EXPANSIONS = 512
@@ -59,7 +61,7 @@ REGEX_FLAGS = {
 # Rough relative cost of a leaf kind; an AND evaluates cheap children first.
 KIND_COST = {"eq": 1, "ceq": 1, "num": 1, "bool": 1, "exists": 1, "null": 1, "prefix": 2, "suffix": 2}
 KIND_COST |= {"cprefix": 2, "csuffix": 2, "contains": 3, "ccontains": 3, "cidr": 4, "cmp": 2, "fieldref": 4}
-KIND_COST |= {"wild": 6, "cwild": 6, "tspart": 6, "re": 10}
+KIND_COST |= {"glob": 4, "cglob": 4, "wild": 6, "cwild": 6, "tspart": 6, "re": 10}
 
 
 class CompileError(ValueError):
@@ -78,6 +80,8 @@ Node = tuple  # ("and"|"or", [nodes]) | ("not", node) | ("leaf", Leaf) | ("const
 class Compiled:
     match: Matcher
     clauses: list[frozenset[str]]
+    char_clause: frozenset[str] = frozenset()  # when no literal clause exists: single characters
+    node: Any = None  # the simplified tree, kept so the engine can re-rank clauses corpus-wide
     refs: dict[str, FieldRef] = field(default_factory=dict)
     raw_fields: set[str] = field(default_factory=set)
     regex_engines: dict[str, int] = field(default_factory=dict)
@@ -154,7 +158,8 @@ class Compiler:
             except UnsafeRegexError as exc:
                 raise CompileError(str(exc), field=name, needle=name) from None
             self.regex_engines[rx.engine] = self.regex_engines.get(rx.engine, 0) + 1
-            return ("leaf", Leaf("re", ref, [rx], [None], engine=rx.engine))
+            literals: list[str | None] = best_alternatives(str(val.regexp), flags) or [None]  # type: ignore[assignment]
+            return ("leaf", Leaf("re", ref, [rx], literals, engine=rx.engine))
         if isinstance(val, SigmaCIDRExpression):
             return ("leaf", Leaf("cidr", ref, [val.network], [None]))
         if isinstance(val, SigmaCompareExpression):
@@ -206,6 +211,15 @@ class Compiler:
             return ("leaf", Leaf(cased + "prefix", ref, [parts[0]], [literal]))
         if len(parts) == 3 and parts[0] is multi and parts[2] is multi and isinstance(parts[1], str):
             return ("leaf", Leaf(cased + "contains", ref, [parts[1]], [literal]))
+        if SpecialChars.WILDCARD_SINGLE not in parts:
+            # only '*': a linear fragment search (no regex engine call on the hot path)
+            glob: list[str] = [""]
+            for p in parts:
+                if p is multi:
+                    glob.append("")
+                else:
+                    glob[-1] += p
+            return ("leaf", Leaf(cased + "glob", ref, [tuple(glob)], [literal]))
         pattern = []
         for p in parts:
             if p is multi:
@@ -239,9 +253,12 @@ class Compiler:
 
     def finish(self, node: Node) -> Compiled:
         node = self.simplify(node)
+        clauses = best_clauses(necessary(node))
         return Compiled(
             match=function(node),
-            clauses=best_clauses(necessary(node)),
+            clauses=clauses,
+            char_clause=frozenset() if clauses else char_clause(node),
+            node=node,
             refs=dict(self.refs),
             raw_fields=set(self.raw_fields),
             regex_engines=dict(self.regex_engines),
@@ -321,27 +338,51 @@ def function(node: Node) -> Matcher:
 Clauses = list[frozenset[str]]
 
 
-def necessary(node: Node) -> Clauses:
+Rank = Callable[[frozenset[str]], Any]
+
+
+def necessary(node: Node, rank: Rank | None = None) -> Clauses:
     """Clauses (sets of literals) that must each be hit for ``node`` to be true; [] = no constraint."""
     kind = node[0]
     if kind == "leaf":
         leaf: Leaf = node[1]
-        if not leaf.literals or any(lit is None or lit == "" for lit in leaf.literals):
-            return []
+        if not leaf.literals or not all(usable(lit) for lit in leaf.literals):
+            return []  # a clause with a very short literal would hit almost every event: no constraint
         return [frozenset(lit for lit in leaf.literals if lit is not None)]
     if kind == "const":
         return [] if node[1] else [frozenset()]
     if kind == "not":
         return []
-    children = [necessary(c) for c in node[1]]
+    children = [necessary(c, rank) for c in node[1]]
     if kind == "and":
         return [clause for sub in children for clause in sub]
     if any(not sub for sub in children):
         return []
     union: set[str] = set()
     for sub in children:
-        union |= best_clauses(sub)[0]
+        union |= best_clauses(sub, rank)[0]
     return [frozenset(union)]
+
+
+def char_clause(node: Node) -> frozenset[str]:
+    """Single characters one of which must occur (``contains`` lists of emoji), or empty."""
+    kind = node[0]
+    if kind == "leaf":
+        leaf: Leaf = node[1]
+        kinds = ("eq", "prefix", "suffix", "contains", "glob", "re")
+        if leaf.kind in kinds and leaf.literals and all(lit and not lit.isascii() for lit in leaf.literals):
+            return frozenset(anchor_char(lit) for lit in leaf.literals)  # type: ignore[arg-type]
+        return frozenset()
+    if kind == "and":
+        for child in node[1]:
+            chars = char_clause(child)
+            if chars:
+                return chars
+        return frozenset()
+    if kind == "or":
+        parts = [char_clause(c) for c in node[1]]
+        return frozenset().union(*parts) if parts and all(parts) else frozenset()
+    return frozenset()
 
 
 def clause_rank(clause: frozenset[str]) -> tuple[int, int]:
@@ -349,10 +390,22 @@ def clause_rank(clause: frozenset[str]) -> tuple[int, int]:
     return (-min(shortest, 12), len(clause))
 
 
-def best_clauses(clauses: Clauses) -> Clauses:
+def best_clauses(clauses: Clauses, rank: Rank | None = None) -> Clauses:
+    """The most selective clauses first (by ``rank``, default: longest shortest literal)."""
     unique = list(dict.fromkeys(clauses))
-    unique.sort(key=clause_rank)
+    unique.sort(key=rank or clause_rank)
     return unique[:MAX_CLAUSES]
+
+
+def leaf_literals(node: Node) -> list[str]:
+    """Every literal of every leaf of ``node`` (for corpus-wide literal popularity)."""
+    if node[0] == "leaf":
+        return [lit for lit in node[1].literals if lit]
+    if node[0] == "not":
+        return leaf_literals(node[1])
+    if node[0] in ("and", "or"):
+        return [lit for child in node[1] for lit in leaf_literals(child)]
+    return []
 
 
 def compile_condition(trees: list[Any], compiler: Compiler, extra: list[Any] = ()) -> Compiled:

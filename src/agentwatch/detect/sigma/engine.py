@@ -16,6 +16,7 @@ events and agent tool calls each get a small automaton of their own.
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from itertools import product as cartesian
@@ -24,7 +25,7 @@ import ahocorasick
 
 from agentwatch.detect.fieldmap import DEFAULT, FieldMap, FieldRef
 from agentwatch.detect.fieldmap.taxonomy import LogsourceKey
-from agentwatch.detect.sigma.compiler import Compiled, CompileError
+from agentwatch.detect.sigma.compiler import Compiled, CompileError, best_clauses, leaf_literals, necessary
 from agentwatch.detect.sigma.correlation import CorrelationEngine
 from agentwatch.detect.sigma.loader import SigmaRule
 from agentwatch.detect.sigma.rules import compile_rule
@@ -39,6 +40,9 @@ class _Entry:
     compiled: Compiled
     trigger: frozenset[int] = frozenset()
     rest: tuple[frozenset[int], ...] = ()
+    chars: frozenset[str] = frozenset()  # single characters, one of which must occur (emoji, homoglyphs)
+    enabled: bool = True
+    match: object = None
     evaluations: int = 0
     matches: int = 0
     seconds: float = 0.0
@@ -52,6 +56,8 @@ class _Group:
     automaton: object | None
     by_literal: dict[int, list[_Entry]]
     always: list[_Entry]
+    charset: frozenset[str] = frozenset()
+    char_rules: list[_Entry] = field(default_factory=list)
 
 
 @dataclass
@@ -84,6 +90,8 @@ class SigmaEngine:
         self._entries: dict[str, _Entry] = {}
         self._disabled: set[str] = set()
         self._groups: dict[tuple, _Group] = {}
+        compiled_rules: list[tuple[SigmaRule, Compiled]] = []
+        popularity: Counter[str] = Counter()
         for rule in detections:
             applicable = [f for f in filters if _filter_applies(f, rule)]
             try:
@@ -91,10 +99,24 @@ class SigmaEngine:
             except CompileError as exc:
                 self.problems.append(Problem(rule.id, rule.title, str(exc)))
                 continue
-            entry = _Entry(len(self._entries), rule, compiled)
-            clauses = [frozenset(self._literal_id(lit) for lit in clause) for clause in compiled.clauses]
+            compiled_rules.append((rule, compiled))
+            popularity.update(set(leaf_literals(compiled.node)))
+
+        popularity = _containment(popularity)
+
+        def rank(clause: frozenset[str]) -> tuple[int, int, int]:
+            # a literal many rules use ("\\windows\\", ".exe") is likely common in events too
+            shortest = min((len(lit) for lit in clause), default=0)
+            return (sum(popularity[lit] for lit in clause), -min(shortest, 12), len(clause))
+
+        for rule, compiled in compiled_rules:
+            ranked = best_clauses(necessary(compiled.node, rank), rank) if compiled.clauses else []
+            entry = _Entry(len(self._entries), rule, compiled, match=compiled.match)
+            clauses = [frozenset(self._literal_id(lit) for lit in clause) for clause in ranked]
             if clauses:
                 entry.trigger, entry.rest = clauses[0], tuple(clauses[1:])
+            elif compiled.char_clause:
+                entry.chars = compiled.char_clause
             self._entries[rule.id] = entry
             ls = rule.logsource
             self._buckets.setdefault((ls.get("product"), ls.get("category"), ls.get("service")), []).append(entry)
@@ -119,42 +141,45 @@ class SigmaEngine:
             return []
         view = EventView(event)
         candidates: list[_Entry] = list(group.always)
-        if group.automaton is not None:
-            parts = []
-            for ref in group.refs:
-                parts.extend(view.low(ref))
-            if parts:
-                hits = {lit for _, lit in group.automaton.iter("\n".join(parts))}  # type: ignore[attr-defined]
-                if hits:
-                    seen: set[int] = set()
-                    by_literal = group.by_literal
-                    for lit in hits:
-                        for entry in by_literal.get(lit, ()):
-                            if entry.index in seen:
-                                continue
-                            seen.add(entry.index)
-                            for clause in entry.rest:
-                                if hits.isdisjoint(clause):
-                                    break
-                            else:
-                                candidates.append(entry)
+        haystack = view.haystack(group.refs)
+        if group.charset and not group.charset.isdisjoint(haystack):
+            present = group.charset.intersection(haystack)
+            candidates.extend(e for e in group.char_rules if not e.chars.isdisjoint(present))
+        if group.automaton is not None and haystack:
+            hits = {lit for _, lit in group.automaton.iter(haystack)}  # type: ignore[attr-defined]
+            if hits:
+                seen: set[int] = set()
+                by_literal = group.by_literal
+                for lit in hits:
+                    for entry in by_literal.get(lit, ()):
+                        if entry.index in seen:
+                            continue
+                        seen.add(entry.index)
+                        for clause in entry.rest:
+                            if hits.isdisjoint(clause):
+                                break
+                        else:
+                            candidates.append(entry)
         matched: list[SigmaRule] = []
-        disabled = self._disabled
-        profile = self.profile
-        clock = time.perf_counter
-        for entry in candidates:
-            if entry.rule.id in disabled:
-                continue
-            if profile:
+        if self.profile:
+            clock = time.perf_counter
+            for entry in candidates:
+                if not entry.enabled:
+                    continue
                 start = clock()
-                ok = entry.compiled.match(view)
+                ok = entry.match(view)
                 entry.seconds += clock() - start
-            else:
-                ok = entry.compiled.match(view)
-            entry.evaluations += 1
-            if ok:
-                entry.matches += 1
-                matched.append(entry.rule)
+                entry.evaluations += 1
+                if ok:
+                    entry.matches += 1
+                    matched.append(entry.rule)
+        else:
+            for entry in candidates:
+                if entry.enabled:
+                    entry.evaluations += 1
+                    if entry.match(view):
+                        entry.matches += 1
+                        matched.append(entry.rule)
         return matched
 
     def observe(self, event: Event, matched: list[SigmaRule]) -> list[tuple[SigmaRule, list[Event]]]:
@@ -179,6 +204,9 @@ class SigmaEngine:
             self._disabled.discard(rule_id)
         else:
             self._disabled.add(rule_id)
+        entry = self._entries.get(rule_id)
+        if entry is not None:
+            entry.enabled = enabled
 
     def compiled_ids(self) -> set[str]:
         return set(self._entries)
@@ -214,10 +242,15 @@ class SigmaEngine:
         refs: dict[str, FieldRef] = {}
         by_literal: dict[int, list[_Entry]] = {}
         always: list[_Entry] = []
+        char_rules: list[_Entry] = []
+        charset: set[str] = set()
         literals: set[int] = set()
         for entry in sorted(entries.values(), key=lambda e: e.index):
             refs.update(entry.compiled.refs)
-            if entry.trigger:
+            if entry.chars:
+                char_rules.append(entry)
+                charset |= entry.chars
+            elif entry.trigger:
                 for lit in entry.trigger:
                     by_literal.setdefault(lit, []).append(entry)
                 literals |= entry.trigger
@@ -227,14 +260,28 @@ class SigmaEngine:
                 always.append(entry)
         automaton = None
         if literals:
-            automaton = ahocorasick.Automaton()
+            automaton = ahocorasick.Automaton(ahocorasick.STORE_INTS)
             names = {v: k for k, v in self._literal_ids.items()}
             for lit in literals:
                 automaton.add_word(names[lit], lit)
             automaton.make_automaton()
-        group = _Group(list(refs.values()), automaton, by_literal, always)
+        group = _Group(list(refs.values()), automaton, by_literal, always, frozenset(charset), char_rules)
         self._groups[keys] = group
         return group
+
+
+def _containment(counts: Counter[str]) -> Counter[str]:
+    """How many rule literals contain each literal: "\\windows\\" sits inside hundreds of
+    paths, so it is probably common in events too, even if few rules use it on its own."""
+    automaton = ahocorasick.Automaton()
+    for lit in counts:
+        automaton.add_word(lit, lit)
+    automaton.make_automaton()
+    out: Counter[str] = Counter()
+    for lit, n in counts.items():
+        for inner in {found for _, found in automaton.iter(lit)}:
+            out[inner] += n
+    return out
 
 
 def _filter_applies(flt: SigmaRule, rule: SigmaRule) -> bool:

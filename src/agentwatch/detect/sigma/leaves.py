@@ -31,7 +31,7 @@ from agentwatch.detect.sigma.view import EventView
 
 Matcher = Callable[[EventView], bool]
 
-STRING_KINDS = frozenset({"eq", "prefix", "suffix", "contains", "wild"})
+STRING_KINDS = frozenset({"eq", "prefix", "suffix", "contains", "glob", "wild"})
 CASED_KINDS = frozenset("c" + k for k in STRING_KINDS)
 MERGEABLE = STRING_KINDS | CASED_KINDS | {"num"}
 AHO_THRESHOLD = 6
@@ -58,6 +58,31 @@ class Leaf:
         return None
 
 
+def anchor_char(literal: str) -> str:
+    """The character to index a literal by: its first non-ASCII one (rarer), else its first."""
+    for ch in literal:
+        if not ch.isascii():
+            return ch
+    return literal[0]
+
+
+def glob_match(x: str, glob: tuple[str, ...]) -> bool:
+    """Match a '*'-only wildcard pattern split at its stars; greedy leftmost search is exact here."""
+    first, last = glob[0], glob[-1]
+    if not x.startswith(first) or not x.endswith(last):
+        return False
+    pos, end = len(first), len(x) - len(last)
+    if end < pos:
+        return False
+    for fragment in glob[1:-1]:
+        if fragment:
+            i = x.find(fragment, pos, end)
+            if i < 0:
+                return False
+            pos = i + len(fragment)
+    return True
+
+
 def _any_low(ref: FieldRef, test: Callable[[str], bool]) -> Matcher:
     def match(view: EventView) -> bool:
         for x in view.low(ref):  # noqa: SIM110 - explicit loop is faster than any()/all() on the hot path
@@ -71,7 +96,7 @@ def _any_low(ref: FieldRef, test: Callable[[str], bool]) -> Matcher:
 def _string_matcher(kind: str, ref: FieldRef, values: list[str]) -> Matcher:
     cased = kind in CASED_KINDS
     base = kind[1:] if cased else kind
-    if not cased and base != "wild":
+    if not cased and base not in ("wild", "glob"):
         values = [v.lower() for v in values]
     values = list(dict.fromkeys(values))
 
@@ -109,7 +134,13 @@ def _string_matcher(kind: str, ref: FieldRef, values: list[str]) -> Matcher:
                         return True
                 return False
 
-        else:
+        elif all(len(lit) == 1 for lit in values):
+            chars = frozenset(values)  # e.g. a list of emoji: one C-level set scan
+
+            def test(x: str) -> bool:
+                return not chars.isdisjoint(x)
+
+        elif all(lit.isascii() for lit in values):
             automaton = ahocorasick.Automaton()
             for lit in values:
                 automaton.add_word(lit, lit)
@@ -120,6 +151,31 @@ def _string_matcher(kind: str, ref: FieldRef, values: list[str]) -> Matcher:
                 for _ in it(x):
                     return True
                 return False
+
+        else:  # wide alphabets (emoji, homoglyphs): index the literals by their first character
+            by_first: dict[str, tuple[str, ...]] = {}
+            for lit in values:
+                key = anchor_char(lit)
+                by_first[key] = (*by_first.get(key, ()), lit)
+            firsts = frozenset(by_first)
+
+            def test(x: str) -> bool:
+                if firsts.isdisjoint(x):
+                    return False
+                for ch in firsts.intersection(x):
+                    for lit in by_first[ch]:
+                        if lit in x:
+                            return True
+                return False
+
+    elif base == "glob":  # values are fragment tuples of a '*'-only pattern: "a*b*c" -> ("a", "b", "c")
+        globs = [g if cased else tuple(f.lower() for f in g) for g in values]
+
+        def test(x: str) -> bool:
+            for glob in globs:  # noqa: SIM110 - explicit loop is faster on the hot path
+                if glob_match(x, glob):
+                    return True
+            return False
 
     else:  # wild: values are already regex source (escaped literals, .* and .)
         pattern = re2.compile("(?:" + "|".join(values) + ")", _RE2_OPTIONS)

@@ -51,6 +51,31 @@ class EventView:
         self._strs: dict[str, tuple[str, ...]] = {}
         self._low: dict[str, tuple[str, ...]] = {}
 
+    def haystack(self, refs: list[FieldRef]) -> str:
+        """Lower-cased values of ``refs`` joined by newlines (and cached for the leaves)."""
+        event, raw, strs, low = self.event, self._raw, self._strs, self._low
+        parts: list[str] = []
+        for ref in refs:
+            key = ref.key
+            forms = low.get(key)
+            if forms is None:
+                value = ref.get(event)
+                raw[key] = value
+                if type(value) is str:
+                    strs[key] = (value,)
+                    lowered = value.lower()
+                    forms = (lowered,)
+                    parts.append(lowered)
+                else:
+                    original = _str_forms(value)
+                    strs[key] = original
+                    forms = tuple(x.lower() for x in original)
+                    parts.extend(forms)
+                low[key] = forms
+            else:
+                parts.extend(forms)
+        return "\n".join(parts)
+
     def raw(self, ref: FieldRef) -> Any:
         key = ref.key
         try:
