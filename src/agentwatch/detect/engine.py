@@ -43,6 +43,7 @@ from agentwatch.store.upsert import upsert
 log = structlog.get_logger("agentwatch.detect")
 
 HOUR = 3600
+AGENT_TEXT = frozenset({"llm_input", "llm_output", "tool_call", "tool_response", "tool_description"})
 SIGMA_LEVELS = {"informational": 1, "low": 3, "medium": 5, "high": 7, "critical": 9}
 
 
@@ -285,7 +286,9 @@ class DetectionEngine:
                 views = atr.views_of(event)
                 if not views:
                     return out
-            for rule in matcher.match_views(views):
+            # ATR rules are about agent text; their catch-all ``content`` field must not scan paths and command lines
+            scope = [v for v in views if v.kind in AGENT_TEXT] if fmt == "atr" else views
+            for rule in matcher.match_views(scope):
                 if rule.id in self.disabled:
                     continue
                 out.append(

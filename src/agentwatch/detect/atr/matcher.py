@@ -33,6 +33,8 @@ class _Slot:
 class _FieldIndex:
     filter: re2.Filter | None = None
     slots: list[_Slot] = field(default_factory=list)
+    confirm: dict[int, Compiled] = field(default_factory=dict)
+    nanos: int = 0  # time in the shared filter, charged to its patterns evenly by costs()
     slow: list[tuple[_Slot, Compiled]] = field(default_factory=list)
     other: list[tuple[_Slot, Condition]] = field(default_factory=list)
 
@@ -74,17 +76,19 @@ class AtrMatcher:
                 except ValueError as exc:
                     self.skipped.append((rule.id, ci, str(exc)))
                     continue
-                if compiled.fast is not None:
+                if compiled.fast is not None or compiled.pre_pattern is not None:
                     pending[cond.field].append((slot, compiled))
                 else:
                     self.fields[cond.field].slow.append((slot, compiled))
         for name, items in pending.items():
             flt = re2.Filter()
             for _slot, compiled in items:
-                flt.Add(compiled.re2_pattern, options())
+                flt.Add(compiled.re2_pattern or compiled.pre_pattern, options())
             flt.Compile()
             self.fields[name].filter = flt
             self.fields[name].slots = [slot for slot, _ in items]
+            # a hit of a prefilter (superset of a slow pattern) only says "run the slow pattern"
+            self.fields[name].confirm = {k: c for k, (_s, c) in enumerate(items) if c.fast is None}
         self.fields = dict(self.fields)
 
     def _hits(self, view: View, hits: dict[int, set[int]]) -> None:
@@ -99,11 +103,17 @@ class AtrMatcher:
                 found: set[int] = set()
                 for text in texts:
                     found.update(index.filter.Match(text) or ())
-                share = (time.perf_counter_ns() - started) // max(1, len(index.slots))
-                for k, slot in enumerate(index.slots):
-                    self.nanos[slot.rule] += share
-                    if k in found:
-                        hits[slot.rule].add(slot.cond)
+                index.nanos += time.perf_counter_ns() - started
+                for k in sorted(found):
+                    slot = index.slots[k]
+                    slow = index.confirm.get(k)
+                    if slow is not None:
+                        started = time.perf_counter_ns()
+                        ok = any(slow.search(text) for text in texts)
+                        self.nanos[slot.rule] += time.perf_counter_ns() - started
+                        if not ok:
+                            continue
+                    hits[slot.rule].add(slot.cond)
             for slot, compiled in index.slow:
                 started = time.perf_counter_ns()
                 if any(compiled.search(text) for text in texts):
@@ -127,4 +137,11 @@ class AtrMatcher:
         return [self.rules[i] for i in sorted(fired)]
 
     def costs(self) -> dict[str, dict[str, float]]:
-        return {r.id: {"seconds": self.nanos[i] / 1e9} for i, r in enumerate(self.rules) if self.nanos[i]}
+        """Seconds of matching charged to each rule (shared filter time split over its patterns)."""
+        nanos = [float(n) for n in self.nanos]
+        for index in self.fields.values():
+            if index.slots and index.nanos:
+                share = index.nanos / len(index.slots)
+                for slot in index.slots:
+                    nanos[slot.rule] += share
+        return {r.id: {"seconds": nanos[i] / 1e9} for i, r in enumerate(self.rules) if nanos[i]}

@@ -129,6 +129,72 @@ def to_re2(pattern: str) -> str:
     return "".join(out)
 
 
+def _group_end(pattern: str, start: int) -> int:
+    """Index just past the group opened at ``start`` (escapes, classes and nesting respected)."""
+    depth, i, n, in_class = 0, start, len(pattern), False
+    while i < n:
+        c = pattern[i]
+        if c == "\\":
+            i += 2
+            continue
+        if in_class:
+            if c == "]":
+                in_class = False
+        elif c == "[":
+            in_class = True
+            if pattern[i + 1 : i + 2] == "^":
+                i += 1
+            if pattern[i + 1 : i + 2] == "]":
+                i += 1
+        elif c == "(":
+            depth += 1
+        elif c == ")":
+            depth -= 1
+            if depth == 0:
+                return i + 1
+        i += 1
+    raise Unsupported("unbalanced group")
+
+
+def necessary(pattern: str) -> str:
+    """A pattern every match of ``pattern`` also matches: look-arounds dropped, atomic groups made plain.
+
+    A look-around only forbids matches, so without it the pattern accepts a superset; RE2 can
+    run that superset as a prefilter and the slow engine only sees texts that pass it."""
+    out: list[str] = []
+    i, n = 0, len(pattern)
+    in_class = False
+    while i < n:
+        c = pattern[i]
+        if c == "\\":
+            out.append(pattern[i : i + 2])
+            i += 2
+            continue
+        if in_class:
+            in_class = c != "]"
+        elif c == "[":
+            in_class = True
+            out.append(c)
+            i += 1
+            for lead in ("^", "]"):
+                if pattern[i : i + 1] == lead:
+                    out.append(lead)
+                    i += 1
+            continue
+        elif pattern.startswith(("(?=", "(?!", "(?<=", "(?<!"), i):
+            i = _group_end(pattern, i)
+            if pattern[i : i + 1] in ("?", "*", "+"):
+                i += 1
+            continue
+        elif pattern.startswith("(?>", i):
+            out.append("(?:")
+            i += 3
+            continue
+        out.append(c)
+        i += 1
+    return "".join(out)
+
+
 def options() -> re2.Options:
     opts = re2.Options()
     opts.case_sensitive = False
@@ -149,6 +215,7 @@ class Compiled:
     re2_pattern: str | None
     fast: re2._Regexp | None = None
     slow: regex.Pattern[str] | None = None
+    pre_pattern: str | None = None  # RE2 superset of a slow pattern: texts it rejects cannot match
     timeouts: int = 0
     reason: str = ""
 
@@ -181,4 +248,10 @@ def compile_pattern(pattern: str) -> Compiled:
         slow = regex.compile(cleaned, regex.IGNORECASE | regex.VERSION0)
     except regex.error as exc:
         raise ValueError(f"invalid regular expression: {exc}") from None
-    return Compiled(pattern, None, slow=slow, reason=reason)
+    pre: str | None = None
+    try:
+        pre = to_re2(necessary(cleaned))
+        re2.compile(pre, options())
+    except (Unsupported, re2.error):
+        pre = None
+    return Compiled(pattern, None, slow=slow, reason=reason, pre_pattern=pre)
