@@ -278,3 +278,35 @@ def test_agents_seen_in_telemetry_join_the_inventory(api):
         server = agents["mcp_server"]
         assert server["protocol"] == "mcp/github" and server["mcp_capabilities"]["tools"] == [{"name": "create_issue"}]
         assert server["id"] == agent_id(call["host"]["hostname"], 0, "mcp/github")
+
+
+def test_server_side_schedule_scans_on_its_own(settings, fleet):
+    scheduled = fast_settings(schedule_network="127.0.0.2", schedule_every_s=60)
+    with run_server(settings.model_copy(update={"discovery": scheduled})) as srv, srv.client() as c:
+        _wait_for(
+            lambda: (
+                c.get("/api/scan/history").json()["total"] == 1 and c.get("/api/scan/status").json()["status"] == "idle"
+            )
+        )
+        result = c.get("/api/scan/results").json()
+        assert result["target_network"] == "127.0.0.2" and [a["framework"] for a in result["agents"]] == ["ollama"]
+        assert c.get("/api/health").json()["scanner"]["schedule"] == {"network": "127.0.0.2", "every_seconds": 60}
+
+
+def test_routes_require_credentials_when_auth_is_on(tmp_path, fleet):
+    from agentwatch.config import Settings
+
+    secured = Settings(data_dir=tmp_path, database_url=f"sqlite:///{tmp_path / 'aw.db'}", discovery=fast_settings())
+    with run_server(secured) as srv, srv.client() as c:
+        routes = [
+            ("POST", "/api/scan?network=127.0.0.2"),
+            ("GET", "/api/scan/status"),
+            ("GET", "/api/agents"),
+            ("GET", "/api/settings"),
+            ("PUT", "/api/settings"),
+            ("POST", "/api/settings/test"),
+        ]
+        for method, path in routes:
+            r = c.request(method, path)
+            assert r.status_code == 401, (method, path, r.status_code)
+        assert c.get("/api/scan/history").json()["error"]["code"] == "UNAUTHORIZED"
