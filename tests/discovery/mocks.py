@@ -61,6 +61,7 @@ AGENTS = [
     Expect(PREFIX + "11", 8443, "llama.cpp", "llm_server", "confirmed", "https"),  # models + /props, over TLS
     Expect(PREFIX + "12", 8123, "langgraph", "framework", "high"),  # .2 + .2 + .8 -> .872
     Expect(PREFIX + "13", 8080, "a2a", "a2a_agent", "high"),  # forged AgentPin signature: not confirmed
+    Expect(PREFIX + "14", 3001, "mcp", "mcp_server", "confirmed", "tcp"),  # stdio MCP server behind a TCP bridge
 ]
 DECOYS = {
     PREFIX + "20": (8080, "single-page app answering 200 to everything"),
@@ -308,6 +309,32 @@ def mcp_legacy(state: McpState) -> Starlette:
     return Starlette(routes=[Route("/sse", sse), Route("/messages/", messages, methods=["POST"])])
 
 
+def mcp_raw_tcp(state: McpState):  # type: ignore[no-untyped-def]
+    """Newline-delimited JSON-RPC over TCP, like a stdio MCP server behind socat."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while line := await reader.readline():
+                try:
+                    msg = json.loads(line)
+                except ValueError:
+                    error = {"code": -32700, "message": "Parse error"}
+                    writer.write(json.dumps({"jsonrpc": "2.0", "id": None, "error": error}).encode() + b"\n")
+                    await writer.drain()
+                    continue
+                if "id" not in msg:
+                    continue
+                result = _mcp_result(state, msg.get("method", ""), msg.get("params") or {})
+                writer.write(json.dumps({"jsonrpc": "2.0", "id": msg["id"], "result": result}).encode() + b"\n")
+                await writer.drain()
+        except (ConnectionError, asyncio.CancelledError):
+            pass
+        finally:
+            writer.close()
+
+    return handle
+
+
 # -- A2A and AgentPin --------------------------------------------------------------
 
 
@@ -550,6 +577,7 @@ def fleet(directory: Path | None = None) -> Fleet:
         Spec(p + "11", 8443, llama_cpp(), ssl_certfile=certfile, ssl_keyfile=keyfile),
         Spec(p + "12", 8123, langgraph()),
         Spec(p + "13", 8080, agentpin_agent(forged=True)),
+        Spec(p + "14", 3001, raw=mcp_raw_tcp(McpState())),
         Spec(p + "20", 8080, spa()),
         Spec(p + "21", 8000, plain_web()),
         Spec(p + "22", 3000, git_forge()),

@@ -116,3 +116,10 @@ def test_detector_selection_limits_the_probes(fleet):
     targets = parse_targets("127.0.0.2,127.0.0.4", allowed=settings.allowed_networks, max_hosts=8)
     outcome = asyncio.run(Scanner(settings, ["port_scanner", "ollama"]).scan(targets))
     assert [(a["ip_address"], a["framework"]) for a in outcome.agents] == [("127.0.0.2", "ollama")]
+
+
+def test_mcp_over_raw_tcp(result):
+    a = by_host(result)[("127.0.0.14", 3001)]
+    assert a["protocol"] == "tcp" and a["mcp_capabilities"]["transport"] == "tcp"
+    assert [t["name"] for t in a["mcp_capabilities"]["tools"]] == ["read_file", "search_docs", "run_query"]
+    assert a["mcp_capabilities"]["server_info"]["name"] == "files-mcp"

@@ -22,7 +22,7 @@ from agentwatch.discovery import probes
 from agentwatch.discovery.allowlist import Targets
 from agentwatch.discovery.httpio import Http, make_client
 from agentwatch.discovery.limits import Limits
-from agentwatch.discovery.probes import negative, tcp, tls
+from agentwatch.discovery.probes import mcp_tcp, negative, tcp, tls
 from agentwatch.discovery.report import service_agent
 from agentwatch.discovery.scoring import score_service
 from agentwatch.discovery.settings import DiscoverySettings
@@ -165,6 +165,10 @@ class Scanner:
             root = await http.get("/")
             if root is None:
                 service.scheme = "tcp"
+                if "mcp_detector" in self.detectors:
+                    service.signals.extend(
+                        await mcp_tcp.probe(service, limits, connect_timeout=s.connect_timeout, deadline=s.read_timeout)
+                    )
             else:
                 stats["services"] += 1
                 await negative.check_root(http, service)
