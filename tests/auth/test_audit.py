@@ -195,3 +195,22 @@ def test_head_row_loss_is_detected_and_appends_refuse(sqlite_url: str):
     with pytest.raises(AuditError):
         log.append(AuditEntry("test.after"))
     log.engine.dispose()
+
+
+def test_a_mutation_is_not_acknowledged_when_its_audit_row_cannot_be_written(sqlite_server):
+    auth = sqlite_server.aw.auth
+    admin = auth.users.create("root@example.com", PASSWORD, "admin")
+    _, key = auth.keys.create(owner_id=admin.id, created_by="t", name="k", scopes=["admin"], expires_at=None)
+    with sqlite_server.aw.engine.begin() as conn:
+        conn.execute(delete(audit_head))  # appends now refuse: the log was tampered with
+    ev = {"event_type": "process.exec", "process": {"pid": 1, "name": "x"}, "data": {"exe": "/bin/x"}}
+    with sqlite_server.client(headers={"X-API-Key": key}) as c:
+        for method, path, body in [
+            ("POST", "/api/v1/ingest", ev),
+            ("POST", "/api/v1/rbac/permissions", {"name": "a:b"}),
+        ]:
+            r = c.request(method, path, json=body)
+            assert r.status_code == 503, (path, r.text)
+            assert r.json()["error"]["message"].startswith("audit: the audit log cannot be written")
+            assert r.headers["retry-after"]
+        assert c.get("/api/events").status_code == 200  # reads carry on

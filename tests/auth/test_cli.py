@@ -77,5 +77,14 @@ def test_users_and_keys_commands(tmp_path: Path, sqlite_url: str):
         assert found.expires_at is not None
     finally:
         engine.dispose()
+    reset = cli(tmp_path, sqlite_url, "users", "set-password", "vi@example.com")
+    assert reset.returncode == 0, reset.stderr
+    new_password = reset.stderr.split("password (shown once):", 1)[1].split()[0]
+    engine = make_engine(sqlite_url)
+    try:
+        assert verify_password(UserStore(engine).by_email("vi@example.com").password_hash, new_password)
+    finally:
+        engine.dispose()
+    assert cli(tmp_path, sqlite_url, "users", "set-password", "nobody@example.com").returncode == 2
     audit = cli(tmp_path, sqlite_url, "audit", "verify")
-    assert audit.returncode == 0 and orjson.loads(audit.stdout)["checked"] == 3  # 2 users + 1 key
+    assert audit.returncode == 0 and orjson.loads(audit.stdout)["checked"] == 4  # 2 users, 1 key, 1 reset

@@ -12,12 +12,14 @@ from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.concurrency import run_in_threadpool
 
 from agentwatch.api.bodies import read_limited
 from agentwatch.api.errors import ApiError, Conflict, InvalidRequest, NotFound
 from agentwatch.api.responses import JSON
 from agentwatch.api.security import PUBLIC, Principal, require
 from agentwatch.soc.auth.credentials import COOKIE
+from agentwatch.soc.auth.passwords import generate_password, verify_password
 from agentwatch.soc.auth.roles import ACCOUNT
 from agentwatch.soc.auth.service import AuthService
 from agentwatch.soc.auth.tokens import Issued
@@ -45,6 +47,22 @@ class RefreshBody(_Body):
 
 class LogoutBody(_Body):
     refresh_token: str | None = Field(None, min_length=1, max_length=256)
+
+
+class PasswordChange(_Body):
+    current_password: str = Field(min_length=1, max_length=1024)
+    new_password: str = Field(min_length=1, max_length=1024)
+
+
+class UserBody(_Body):
+    email: str = Field(min_length=1, max_length=320)
+    role: str = Field(min_length=1, max_length=64)
+    password: str | None = Field(None, min_length=1, max_length=1024)
+
+
+class UserUpdate(_Body):
+    role: str | None = Field(None, min_length=1, max_length=64)
+    disabled: bool | None = None
 
 
 class ApiKeyBody(_Body):
@@ -180,6 +198,80 @@ def me(request: Request) -> dict[str, Any]:
             "scopes": list(p.extra["scopes"]),
         }
     return doc
+
+
+@router.put("/api/v1/users/me/password", dependencies=[require(ACCOUNT)], openapi_extra=_doc(PasswordChange))
+async def change_password(request: Request) -> dict[str, Any]:
+    """Change your own password; every other session of yours ends."""
+    body = await parse_json(request, PasswordChange)
+    svc, p = service(request), principal_of(request)
+    if p.kind != "user":
+        raise ApiError("only a signed-in user can change a password (not an API key)", status=403)
+    user = svc.users.get(p.id)
+    if user is None or not await run_in_threadpool(verify_password, user.password_hash, body.current_password):
+        await svc.record(svc.entry("user.password_change", p, request, status=403, details={"ok": False}))
+        raise ApiError("current_password: invalid", status=403)
+    await run_in_threadpool(svc.users.set_password, p.id, body.new_password)
+    ended = svc.tokens.revoke_user_sessions(p.id, "password_change", keep=p.extra.get("session_id"))
+    svc.forget_credentials()
+    await svc.record(svc.entry("user.password_change", p, request, status=200, target=f"user:{p.id}"))
+    return {"changed": True, "other_sessions_ended": ended}
+
+
+@router.get("/api/v1/users", dependencies=[require("users:admin")])
+def list_users(request: Request) -> dict[str, Any]:
+    return {"users": [u.view() for u in service(request).users.list()]}
+
+
+@router.post("/api/v1/users", dependencies=[require("users:admin")], openapi_extra=_doc(UserBody), status_code=201)
+async def create_user(request: Request) -> JSON:
+    """A new user; without ``password`` one is generated and returned once."""
+    body = await parse_json(request, UserBody)
+    svc = service(request)
+    if not svc.roles.exists(body.role):
+        raise InvalidRequest(f"role: unknown role {body.role!r}")
+    password = body.password or generate_password()
+    user = await run_in_threadpool(svc.users.create, body.email, password, body.role)
+    await svc.record(
+        svc.entry(
+            "user.create",
+            principal_of(request),
+            request,
+            status=201,
+            target=f"user:{user.id}",
+            details={"role": body.role},
+        )
+    )
+    doc: dict[str, Any] = user.view()
+    if body.password is None:
+        doc["password"] = password
+    return JSON(doc, 201, headers={"Cache-Control": "no-store"})
+
+
+@router.put("/api/v1/users/{user_id}", dependencies=[require("users:admin")], openapi_extra=_doc(UserUpdate))
+async def update_user(request: Request, user_id: Annotated[str, Path(max_length=64)]) -> dict[str, Any]:
+    """Change a user's role or disable them (their sessions end at once)."""
+    body = await parse_json(request, UserUpdate)
+    svc = service(request)
+    if body.role is not None and not svc.roles.exists(body.role):
+        raise InvalidRequest(f"role: unknown role {body.role!r}")
+    user = svc.users.update(user_id, role=body.role, disabled=body.disabled)
+    if user is None:
+        raise NotFound(f"user {user_id!r} not found")
+    if body.disabled:
+        svc.tokens.revoke_user_sessions(user_id, "disabled")
+    svc.forget_credentials()
+    await svc.record(
+        svc.entry(
+            "user.update",
+            principal_of(request),
+            request,
+            status=200,
+            target=f"user:{user_id}",
+            details=body.model_dump(exclude_none=True),
+        )
+    )
+    return user.view()
 
 
 # -- API keys ---------------------------------------------------------------------------------

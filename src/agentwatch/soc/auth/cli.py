@@ -90,6 +90,35 @@ def users_create(
         s.close()
 
 
+@users_app.command("set-password")
+def users_set_password(
+    email: Annotated[str, typer.Argument(help="the user's e-mail address")],
+    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="read the password from stdin")] = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Reset a password (a lost admin password, say); the user's sessions end."""
+    from agentwatch.soc.audit import AuditEntry
+    from agentwatch.soc.auth.passwords import generate_password
+    from agentwatch.soc.auth.tokens import TokenService
+
+    s = Stores(config)
+    try:
+        user = s.users.by_email(email)
+        if user is None:
+            raise _fail(f"no user {email!r}")
+        password = sys.stdin.readline().rstrip("\n") if password_stdin else generate_password()
+        try:
+            s.users.set_password(user.id, password)
+        except ApiError as exc:
+            raise _fail(exc.message.replace("new_password", "password")) from None
+        TokenService(s.engine, b"unused", 60, 60).revoke_user_sessions(user.id, "password_reset")
+        s.audit.append(AuditEntry("user.password_reset", **_cli_actor(), target=f"user:{user.id}", status=200))
+        if not password_stdin:
+            console.print(f"password (shown once): {password}", highlight=False, soft_wrap=True)
+    finally:
+        s.close()
+
+
 @users_app.command("list")
 def users_list(config: ConfigOpt = None) -> None:
     """List users."""

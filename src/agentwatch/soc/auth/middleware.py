@@ -110,8 +110,9 @@ class AuditMiddleware:
     async def _entry(self, scope: Scope, status: int) -> AuditEntry:
         state = scope.get("state") or {}
         principal = state.get("principal")  # set by the route guard once it let the request in
-        if principal is None:  # refused, or a public route: whoever the credential names, if valid
-            principal = await self.service.peek_principal(HTTPConnection(scope))
+        if principal is None or principal.kind == "anonymous":
+            # refused, or a public route (logout): whoever a valid credential names
+            principal = await self.service.peek_principal(HTTPConnection(scope)) or principal
         route = getattr(scope.get("route"), "path", None) or scope["path"]
         return AuditEntry(
             f"{scope['method']} {route}",
@@ -126,34 +127,39 @@ class AuditMiddleware:
             await self.app(scope, receive, send)
             return
         start: Message | None = None
-        parts: list[bytes] = []
-        done = False
+        audited = False
 
         async def held_send(message: Message) -> None:
-            nonlocal start, done
+            # The response start is held until the audit row is stored. A streamed response
+            # (an LLM stream through the gateway) is audited at its first chunk and then
+            # passed through as it comes, so streaming is not turned into buffering.
+            nonlocal start, audited
             if message["type"] == "http.response.start":
                 start = message
                 return
-            if message["type"] != "http.response.body" or start is None:
+            if audited or message["type"] != "http.response.body" or start is None:
                 await send(message)
                 return
-            parts.append(message.get("body", b""))
-            if message.get("more_body", False):
-                return
-            done = True
+            audited = True
             try:
                 await self.service.audit.record(await self._entry(scope, start["status"]))
             except Exception:
                 body = error_body("UNAVAILABLE", "audit: the audit log cannot be written; outcome unknown")
                 await _send_json(send, 503, body, [(b"retry-after", b"5")])
-                return
+                raise AuditUnavailable from None
             await send(start)
-            await send({"type": "http.response.body", "body": b"".join(parts)})
+            await send(message)
 
         try:
             await self.app(scope, receive, held_send)
+        except AuditUnavailable:
+            return
         except Exception:
-            if not done:
+            if not audited:
                 with contextlib.suppress(Exception):  # the original error is what gets reported
                     await self.service.audit.record(await self._entry(scope, 500))
             raise
+
+
+class AuditUnavailable(Exception):
+    """Raised into the app to stop a response whose audit row could not be written."""

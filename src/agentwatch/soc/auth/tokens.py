@@ -226,3 +226,14 @@ class TokenService:
                 .values(revoked_at=time.time(), revoke_reason=reason[:64])
             )
         return done.rowcount == 1
+
+    def revoke_user_sessions(self, user_id: str, reason: str, keep: str | None = None) -> int:
+        """End every session of ``user_id`` (but ``keep``): after a password change or disabling."""
+        cond = [sessions.c.user_id == user_id, sessions.c.revoked_at.is_(None)]
+        if keep is not None:
+            cond.append(sessions.c.id != keep)
+        with self.engine.begin() as conn:
+            done = conn.execute(
+                update(sessions).where(and_(*cond)).values(revoked_at=time.time(), revoke_reason=reason)
+            )
+        return done.rowcount

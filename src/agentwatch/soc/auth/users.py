@@ -112,3 +112,33 @@ class UserStore:
             values["password_hash"] = new_hash
         with self.engine.begin() as conn:
             conn.execute(update(users).where(users.c.id == user_id).values(**values))
+
+    def set_password(self, user_id: str, password: str) -> None:
+        problem = password_problem(password)
+        if problem:
+            raise InvalidRequest(f"new_password: {problem}")
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(users)
+                .where(users.c.id == user_id)
+                .values(password_hash=hash_password(password), updated_at=time.time())
+            )
+
+    def update(self, user_id: str, *, role: str | None = None, disabled: bool | None = None) -> User | None:
+        """Change role and/or disabled; refuses to leave no enabled admin."""
+        values: dict[str, Any] = {"updated_at": time.time()}
+        if role is not None:
+            values["role"] = role
+        if disabled is not None:
+            values["disabled"] = disabled
+        with self.engine.begin() as conn:
+            row = conn.execute(select(users).where(users.c.id == user_id)).first()
+            if row is None:
+                return None
+            conn.execute(update(users).where(users.c.id == user_id).values(**values))
+            admins = conn.execute(
+                select(func.count()).select_from(users).where(users.c.role == "admin", users.c.disabled.is_(False))
+            ).scalar_one()
+            if admins == 0:
+                raise Conflict("role: this change would leave no enabled admin")
+        return self.get(user_id)

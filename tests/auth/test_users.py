@@ -1,0 +1,70 @@
+"""User administration and password changes."""
+
+from __future__ import annotations
+
+from tests.auth.conftest import PASSWORD, bearer, login, user_headers
+
+
+def test_admin_creates_changes_and_disables_users(auth_server):
+    with auth_server.client() as c:
+        admin = user_headers(auth_server, c, "root@example.com", "admin")
+        r = c.post("/api/v1/users", headers=admin, json={"email": "new@example.com", "role": "viewer"})
+        assert r.status_code == 201, r.text
+        made = r.json()
+        assert made["role"] == "viewer" and len(made["password"]) >= 20
+        h = bearer(login(c, "new@example.com", made["password"])["access_token"])
+        assert "alerts:write" not in c.get("/api/v1/users/me", headers=h).json()["permissions"]
+
+        r = c.put(f"/api/v1/users/{made['id']}", headers=admin, json={"role": "analyst"})
+        assert r.status_code == 200 and r.json()["role"] == "analyst"
+        assert "alerts:write" in c.get("/api/v1/users/me", headers=h).json()["permissions"]
+
+        assert c.put(f"/api/v1/users/{made['id']}", headers=admin, json={"disabled": True}).status_code == 200
+        assert c.get("/api/v1/users/me", headers=h).status_code == 401
+        r = c.post("/api/v1/auth/login", json={"email": "new@example.com", "password": made["password"]})
+        assert r.status_code == 401 and r.json()["error"]["message"] == "email or password: invalid"
+
+        emails = {u["email"] for u in c.get("/api/v1/users", headers=admin).json()["users"]}
+        assert {"root@example.com", "new@example.com", "admin@agentwatch.local"} <= emails
+        r = c.post("/api/v1/users", headers=admin, json={"email": "new@example.com", "role": "viewer"})
+        assert r.status_code == 409
+        r = c.post("/api/v1/users", headers=admin, json={"email": "x@example.com", "role": "wizard"})
+        assert r.status_code == 400 and r.json()["error"]["message"] == "role: unknown role 'wizard'"
+        r = c.post(
+            "/api/v1/users", headers=admin, json={"email": "y@example.com", "role": "viewer", "password": "short"}
+        )
+        assert r.status_code == 400 and r.json()["error"]["message"] == "password: must be at least 12 characters"
+        assert c.put("/api/v1/users/nope", headers=admin, json={"role": "viewer"}).status_code == 404
+    actions = [e["action"] for e in auth_server.aw.audit.query(action="user.*")]
+    assert actions.count("user.update") == 2 and "user.create" in actions
+
+
+def test_the_last_enabled_admin_cannot_be_removed(auth_server):
+    users = auth_server.aw.auth.users
+    with auth_server.client() as c:
+        admin = user_headers(auth_server, c, "root@example.com", "admin")
+        first = users.by_email("admin@agentwatch.local")
+        assert c.put(f"/api/v1/users/{first.id}", headers=admin, json={"disabled": True}).status_code == 200
+        root = users.by_email("root@example.com")
+        r = c.put(f"/api/v1/users/{root.id}", headers=admin, json={"role": "viewer"})
+        assert r.status_code == 409 and "no enabled admin" in r.json()["error"]["message"]
+        assert users.get(root.id).role == "admin"  # nothing changed
+
+
+def test_password_change_ends_other_sessions(auth_server):
+    with auth_server.client() as c:
+        here = user_headers(auth_server, c, "pw@example.com", "viewer")
+        elsewhere = bearer(login(c, "pw@example.com")["access_token"])
+        body = {"current_password": "not it at all", "new_password": "a brand new passphrase"}
+        r = c.put("/api/v1/users/me/password", headers=here, json=body)
+        assert r.status_code == 403 and r.json()["error"]["message"] == "current_password: invalid"
+        r = c.put(
+            "/api/v1/users/me/password", headers=here, json={**body, "current_password": PASSWORD, "new_password": "x"}
+        )
+        assert r.status_code == 400 and r.json()["error"]["message"] == "new_password: must be at least 12 characters"
+        r = c.put("/api/v1/users/me/password", headers=here, json={**body, "current_password": PASSWORD})
+        assert r.status_code == 200 and r.json() == {"changed": True, "other_sessions_ended": 1}
+        assert c.get("/api/v1/users/me", headers=here).status_code == 200
+        assert c.get("/api/v1/users/me", headers=elsewhere).status_code == 401
+        assert c.post("/api/v1/auth/login", json={"email": "pw@example.com", "password": PASSWORD}).status_code == 401
+        login(c, "pw@example.com", "a brand new passphrase")
