@@ -117,7 +117,9 @@ def resolve(field: str, logsource: dict, extra: dict[str, str] | None = None) ->
     if mapped is not None:
         return _ref(
             f"{mapped}|{raw_key}",
-            lambda: FieldRef(f"{mapped}|{raw_key}", first_of(path_getter(mapped), _attr_getter(field)), raw=True),
+            # the record's own field first (it is the source for raw-record logsources),
+            # the canonical path for native agentwatch events that have no record
+            lambda: FieldRef(f"{mapped}|{raw_key}", first_of(_attr_getter(field), path_getter(mapped)), raw=True),
         )
     named = canonical(field) if field in NAMED else None
     if named is not None:

@@ -32,6 +32,10 @@ from agentwatch.detect.sigma.rules import compile_rule
 from agentwatch.detect.sigma.view import EventView
 from agentwatch.events.model import Event
 
+MEMO_SIZE = 50_000  # distinct field values whose scan result is remembered per logsource group
+MEMO_VALUE_LEN = 4096  # longer values are scanned every time (and never held in memory)
+_EMPTY: frozenset = frozenset()
+
 
 @dataclass
 class _Entry:
@@ -58,6 +62,7 @@ class _Group:
     always: list[_Entry]
     charset: frozenset[str] = frozenset()
     char_rules: list[_Entry] = field(default_factory=list)
+    memo: dict[str, tuple[frozenset, frozenset]] = field(default_factory=dict)
 
 
 @dataclass
@@ -141,25 +146,22 @@ class SigmaEngine:
             return []
         view = EventView(event)
         candidates: list[_Entry] = list(group.always)
-        haystack = view.haystack(group.refs)
-        if group.charset and not group.charset.isdisjoint(haystack):
-            present = group.charset.intersection(haystack)
-            candidates.extend(e for e in group.char_rules if not e.chars.isdisjoint(present))
-        if group.automaton is not None and haystack:
-            hits = {lit for _, lit in group.automaton.iter(haystack)}  # type: ignore[attr-defined]
-            if hits:
-                seen: set[int] = set()
-                by_literal = group.by_literal
-                for lit in hits:
-                    for entry in by_literal.get(lit, ()):
-                        if entry.index in seen:
-                            continue
-                        seen.add(entry.index)
-                        for clause in entry.rest:
-                            if hits.isdisjoint(clause):
-                                break
-                        else:
-                            candidates.append(entry)
+        hits, chars = self._scan(group, view)
+        if chars:
+            candidates.extend(e for e in group.char_rules if not e.chars.isdisjoint(chars))
+        if hits:
+            seen: set[int] = set()
+            by_literal = group.by_literal
+            for lit in hits:
+                for entry in by_literal.get(lit, ()):
+                    if entry.index in seen:
+                        continue
+                    seen.add(entry.index)
+                    for clause in entry.rest:
+                        if hits.isdisjoint(clause):
+                            break
+                    else:
+                        candidates.append(entry)
         matched: list[SigmaRule] = []
         if self.profile:
             clock = time.perf_counter
@@ -219,6 +221,34 @@ class SigmaEngine:
         return out
 
     # -- internals ----------------------------------------------------------------
+    def _scan(self, group: _Group, view: EventView) -> tuple[set[int], set[str]]:
+        """Literal ids and rare characters present in the event's field values.
+
+        Each distinct lower-cased value is scanned once and its result memoised (bounded):
+        image paths, users, companies and parent processes repeat across events.
+        """
+        memo = group.memo
+        automaton = group.automaton
+        charset = group.charset
+        hits: set[int] = set()
+        chars: set[str] = set()
+        for forms in view.prime(group.refs):
+            for value in forms:
+                found = memo.get(value)
+                if found is None:
+                    lits = frozenset(lit for _, lit in automaton.iter(value)) if automaton is not None else _EMPTY
+                    rare = charset.intersection(value) if charset and not charset.isdisjoint(value) else _EMPTY
+                    found = (lits, rare)
+                    if len(value) <= MEMO_VALUE_LEN:
+                        if len(memo) >= MEMO_SIZE:
+                            memo.clear()
+                        memo[value] = found
+                if found[0]:
+                    hits |= found[0]
+                if found[1]:
+                    chars |= found[1]
+        return hits, chars
+
     def _literal_id(self, literal: str) -> int:
         ident = self._literal_ids.get(literal)
         if ident is None:

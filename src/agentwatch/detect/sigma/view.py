@@ -15,6 +15,7 @@ from agentwatch.detect.fieldmap.pipelines import FieldRef
 from agentwatch.events.model import Event
 
 MAX_VALUES = 256  # list elements considered per field
+_UNSET = object()
 
 
 def _str_forms(value: Any) -> tuple[str, ...]:
@@ -51,10 +52,10 @@ class EventView:
         self._strs: dict[str, tuple[str, ...]] = {}
         self._low: dict[str, tuple[str, ...]] = {}
 
-    def haystack(self, refs: list[FieldRef]) -> str:
-        """Lower-cased values of ``refs`` joined by newlines (and cached for the leaves)."""
+    def prime(self, refs: list[FieldRef]) -> list[tuple[str, ...]]:
+        """Read, stringify and lower-case ``refs`` once; returns their lower-cased forms."""
         event, raw, strs, low = self.event, self._raw, self._strs, self._low
-        parts: list[str] = []
+        out: list[tuple[str, ...]] = []
         for ref in refs:
             key = ref.key
             forms = low.get(key)
@@ -63,42 +64,36 @@ class EventView:
                 raw[key] = value
                 if type(value) is str:
                     strs[key] = (value,)
-                    lowered = value.lower()
-                    forms = (lowered,)
-                    parts.append(lowered)
+                    forms = (value.lower(),)
                 else:
                     original = _str_forms(value)
                     strs[key] = original
                     forms = tuple(x.lower() for x in original)
-                    parts.extend(forms)
                 low[key] = forms
-            else:
-                parts.extend(forms)
-        return "\n".join(parts)
+            out.append(forms)
+        return out
+
+    def haystack(self, refs: list[FieldRef]) -> str:
+        """Lower-cased values of ``refs`` joined by newlines."""
+        return "\n".join(x for forms in self.prime(refs) for x in forms)
 
     def raw(self, ref: FieldRef) -> Any:
-        key = ref.key
-        try:
-            return self._raw[key]
-        except KeyError:
+        value = self._raw.get(ref.key, _UNSET)
+        if value is _UNSET:
             value = ref.get(self.event)
-            self._raw[key] = value
-            return value
+            self._raw[ref.key] = value
+        return value
 
     def strs(self, ref: FieldRef) -> tuple[str, ...]:
-        key = ref.key
-        try:
-            return self._strs[key]
-        except KeyError:
+        forms = self._strs.get(ref.key)
+        if forms is None:
             forms = _str_forms(self.raw(ref))
-            self._strs[key] = forms
-            return forms
+            self._strs[ref.key] = forms
+        return forms
 
     def low(self, ref: FieldRef) -> tuple[str, ...]:
-        key = ref.key
-        try:
-            return self._low[key]
-        except KeyError:
+        forms = self._low.get(ref.key)
+        if forms is None:
             forms = tuple(s.lower() for s in self.strs(ref))
-            self._low[key] = forms
-            return forms
+            self._low[ref.key] = forms
+        return forms
