@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import re2
 
-from agentwatch.detect.atr.regexes import Compiled, compile_pattern, options
+from agentwatch.detect.atr.regexes import Compiled, compile_pattern, fallback_for, options
 from agentwatch.detect.atr.rules import AtrRule, Condition
 from agentwatch.detect.atr.views import View, normalize
 
@@ -72,23 +72,36 @@ class AtrMatcher:
                     self.fields[cond.field].other.append((slot, cond))
                     continue
                 try:
-                    compiled = compile_pattern(cond.value)
+                    compiled = compile_pattern(cond.value, validate=False)
                 except ValueError as exc:
                     self.skipped.append((rule.id, ci, str(exc)))
                     continue
-                if compiled.fast is not None or compiled.pre_pattern is not None:
+                if compiled.re2_pattern is not None or compiled.pre_pattern is not None:
                     pending[cond.field].append((slot, compiled))
                 else:
                     self.fields[cond.field].slow.append((slot, compiled))
         for name, items in pending.items():
             flt = re2.Filter()
-            for _slot, compiled in items:
-                flt.Add(compiled.re2_pattern or compiled.pre_pattern, options())
+            added: list[tuple[_Slot, Compiled]] = []
+            for slot, compiled in items:
+                try:
+                    flt.Add(compiled.re2_pattern or compiled.pre_pattern, options())
+                except re2.error as exc:  # RE2 refused the translation (e.g. a repetition over 1000)
+                    try:
+                        slow = fallback_for(compiled.source, str(exc))
+                    except ValueError as bad:
+                        rule = self.rules[slot.rule]
+                        self.skipped.append((rule.id, slot.cond, str(bad)))
+                        continue
+                    self.fields[name].slow.append((slot, slow))
+                    continue
+                added.append((slot, compiled))
+            items = added
             flt.Compile()
             self.fields[name].filter = flt
             self.fields[name].slots = [slot for slot, _ in items]
             # a hit of a prefilter (superset of a slow pattern) only says "run the slow pattern"
-            self.fields[name].confirm = {k: c for k, (_s, c) in enumerate(items) if c.fast is None}
+            self.fields[name].confirm = {k: c for k, (_s, c) in enumerate(items) if c.re2_pattern is None}
         self.fields = dict(self.fields)
 
     def _hits(self, view: View, hits: dict[int, set[int]]) -> None:

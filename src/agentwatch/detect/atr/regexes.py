@@ -209,19 +209,29 @@ def strip_flags(pattern: str) -> str:
 
 @dataclass
 class Compiled:
-    """One pattern: RE2 when expressible, else the bounded fallback."""
+    """One pattern: RE2 when expressible, else the bounded fallback.
+
+    The RE2 object itself is built on first use: engines add ``re2_pattern`` to a
+    shared ``re2.Filter`` and rarely need it, and compiling thousands of
+    Unicode-aware patterns twice would double the load time."""
 
     source: str
     re2_pattern: str | None
-    fast: re2._Regexp | None = None
     slow: regex.Pattern[str] | None = None
     pre_pattern: str | None = None  # RE2 superset of a slow pattern: texts it rejects cannot match
     timeouts: int = 0
     reason: str = ""
+    _fast: re2._Regexp | None = None
+
+    @property
+    def fast(self) -> re2._Regexp | None:
+        if self._fast is None and self.re2_pattern is not None:
+            self._fast = re2.compile(self.re2_pattern, options())
+        return self._fast
 
     def search(self, text: str) -> bool:
-        if self.fast is not None:
-            return self.fast.search(text) is not None
+        if self.re2_pattern is not None:
+            return self.fast.search(text) is not None  # type: ignore[union-attr]
         assert self.slow is not None
         try:
             return self.slow.search(text, timeout=FALLBACK_TIMEOUT_S) is not None
@@ -230,20 +240,7 @@ class Compiled:
             return False
 
 
-@functools.lru_cache(maxsize=8192)
-def compile_pattern(pattern: str) -> Compiled:
-    """Compile one rule pattern; raises ValueError when neither engine accepts it.
-
-    Cached: the bundled rule set takes seconds to compile and every engine in
-    the process (tests start many servers) shares the compiled patterns."""
-    if len(pattern) > MAX_PATTERN:
-        raise ValueError(f"pattern longer than {MAX_PATTERN} characters")
-    cleaned = strip_flags(pattern)
-    try:
-        translated = to_re2(cleaned)
-        return Compiled(pattern, translated, fast=re2.compile(translated, options()))
-    except (Unsupported, re2.error) as exc:
-        reason = str(exc)
+def _fallback(pattern: str, cleaned: str, reason: str) -> Compiled:
     try:
         slow = regex.compile(cleaned, regex.IGNORECASE | regex.VERSION0)
     except regex.error as exc:
@@ -255,3 +252,29 @@ def compile_pattern(pattern: str) -> Compiled:
     except (Unsupported, re2.error):
         pre = None
     return Compiled(pattern, None, slow=slow, reason=reason, pre_pattern=pre)
+
+
+@functools.lru_cache(maxsize=8192)
+def compile_pattern(pattern: str, *, validate: bool = True) -> Compiled:
+    """Compile one rule pattern; raises ValueError when neither engine accepts it.
+
+    With ``validate=False`` the RE2 translation is not compiled here: the caller
+    (a matcher adding it to an ``re2.Filter``) finds out, and calls
+    :func:`fallback_for` when RE2 refuses it. Cached: every engine in the process
+    shares the work."""
+    if len(pattern) > MAX_PATTERN:
+        raise ValueError(f"pattern longer than {MAX_PATTERN} characters")
+    cleaned = strip_flags(pattern)
+    try:
+        compiled = Compiled(pattern, to_re2(cleaned))
+        if validate:
+            compiled.fast  # noqa: B018 - compiling is the validation
+        return compiled
+    except (Unsupported, re2.error) as exc:
+        return _fallback(pattern, cleaned, str(exc))
+
+
+@functools.lru_cache(maxsize=8192)
+def fallback_for(pattern: str, reason: str) -> Compiled:
+    """The bounded fallback of a pattern whose RE2 translation RE2 refused."""
+    return _fallback(pattern, strip_flags(pattern), reason)
