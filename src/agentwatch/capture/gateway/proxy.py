@@ -110,6 +110,7 @@ class Gateway:
 
     async def start(self) -> None:
         self.guard.engine = self.aw.components.get("detection")
+        self.recorder.start()
         self.client = upstream_client(
             allow_loopback=self.settings.allow_loopback_upstreams,
             allow_private=self.settings.allow_private_upstreams,
@@ -127,7 +128,7 @@ class Gateway:
             "routes": sorted(self.routes),
             "events_recorded": self.recorder.recorded,
             "events_dropped": self.recorder.dropped,
-            "pending": len(self.recorder.tasks),
+            "pending": self.recorder.pending,
         }
 
     # -- one request -------------------------------------------------------------

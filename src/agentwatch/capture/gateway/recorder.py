@@ -1,15 +1,20 @@
-"""Turning finished exchanges into events and alerts, off the request path.
+"""Turning finished exchanges into events and alerts, off the request path and in batches.
 
-The proxy hands each exchange over once the agent has its response. Event building runs on
-one worker thread (it holds the tool-call book, so it is serial), then the events go through
-``aw.pipeline.submit``. An exchange is never dropped silently: when the pipeline refuses,
-the submit is retried a few times and then the events are counted in
-``agentwatch_events_dropped{reason="gateway_*"}``.
+The proxy hands each exchange over once the agent has its response (``schedule`` only
+appends to a bounded queue). One consumer task takes what has accumulated, builds the
+events on the event loop (small exchanges: no thread hand-off, whose GIL wait would land on
+the next request's latency) or on one worker thread (large ones), and submits the whole batch
+through ``aw.pipeline.submit`` at once, so a burst of LLM calls costs one commit.
+
+Nothing is dropped silently: an exchange that does not fit the queue, a batch the pipeline
+refuses after retries, or an event the builder got wrong is counted in
+``agentwatch_events_dropped{reason="gateway_*"}`` and in :attr:`Recorder.dropped`.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -26,6 +31,10 @@ log = structlog.get_logger("agentwatch.capture.gateway")
 
 SUBMIT_RETRIES = 5
 RETRY_DELAY_S = 0.2
+MAX_PENDING = 10_000  # exchanges waiting to be recorded
+BATCH_WAIT_S = 0.25  # gather a burst: one build pass and one commit per window, not per call
+MAX_BATCH = 500
+INLINE_BYTES = 128 * 1024  # larger exchanges are built on the worker thread
 
 
 class Recorder:
@@ -34,14 +43,77 @@ class Recorder:
         self.builder = builder
         self.guard = guard
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aw-gateway-events")
-        self.tasks: set[asyncio.Task[None]] = set()
+        self.queue: deque[tuple[Exchange, str, Verdict | None]] = deque()
+        self.wakeup = asyncio.Event()
+        self.task: asyncio.Task[None] | None = None
         self.recorded = 0
         self.dropped = 0
+        self.stopping = False
+
+    @property
+    def pending(self) -> int:
+        return len(self.queue)
+
+    def start(self) -> None:
+        self.task = asyncio.get_running_loop().create_task(self._run(), name="agentwatch-gateway-recorder")
 
     def schedule(self, ex: Exchange, mode: str, verdict: Verdict | None = None) -> None:
-        task = asyncio.get_running_loop().create_task(self.record(ex, mode, verdict))
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
+        if len(self.queue) >= MAX_PENDING:
+            self.dropped += 1
+            self.aw.metrics.dropped.labels("gateway_backlog").inc()
+            log.warning("gateway.exchange_dropped", reason="backlog", route=ex.route)
+            return
+        self.queue.append((ex, mode, verdict))
+        self.wakeup.set()
+
+    async def _run(self) -> None:
+        while True:
+            await self.wakeup.wait()
+            self.wakeup.clear()
+            if not self.stopping:
+                await asyncio.sleep(BATCH_WAIT_S)
+            while self.queue:
+                batch = [self.queue.popleft() for _ in range(min(MAX_BATCH, len(self.queue)))]
+                try:
+                    await self._record(batch)
+                except Exception:
+                    log.exception("gateway.record_failed", exchanges=len(batch))
+                    self.dropped += len(batch)
+                    self.aw.metrics.dropped.labels("gateway_build_error").inc(len(batch))
+            if self.stopping:
+                return
+
+    async def _record(self, batch: list[tuple[Exchange, str, Verdict | None]]) -> None:
+        loop = asyncio.get_running_loop()
+        events: list[Event] = []
+        findings: list[Finding] = []
+        for ex, mode, verdict in batch:
+            if ex.captured_bytes > INLINE_BYTES:
+                ev, fs = await loop.run_in_executor(self.executor, self._build, ex, mode, verdict)
+            else:
+                ev, fs = self._build(ex, mode, verdict)
+            events += ev
+            findings += fs
+        if not events:
+            return
+        for attempt in range(SUBMIT_RETRIES):
+            try:
+                await self.aw.pipeline.submit(events)
+                self.recorded += len(events)
+                break
+            except QueueFull:
+                if attempt == SUBMIT_RETRIES - 1:
+                    self._drop(events, "gateway_queue_full")
+                    return
+                await asyncio.sleep(RETRY_DELAY_S * (attempt + 1))
+            except ShuttingDown:
+                self._drop(events, "gateway_shutdown")
+                return
+        if findings:
+            try:
+                await self.aw.alerts.record(findings)
+            except Exception:
+                log.exception("gateway.alert_failed", findings=len(findings))
 
     def _build(self, ex: Exchange, mode: str, verdict: Verdict | None) -> tuple[list[Event], list[Finding]]:
         bodies, report, _parsed = self.builder.build(ex)
@@ -71,40 +143,19 @@ class Recorder:
             findings = self.guard.decide("monitor", request_event, report, ex.request.model).findings
         return events, findings
 
-    async def record(self, ex: Exchange, mode: str, verdict: Verdict | None) -> None:
-        loop = asyncio.get_running_loop()
-        try:
-            events, findings = await loop.run_in_executor(self.executor, self._build, ex, mode, verdict)
-        except Exception:
-            log.exception("gateway.record_failed", route=ex.route)
-            self.dropped += 1
-            self.aw.metrics.dropped.labels("gateway_build_error").inc()
-            return
-        for attempt in range(SUBMIT_RETRIES):
-            try:
-                await self.aw.pipeline.submit(events)
-                self.recorded += len(events)
-                break
-            except QueueFull:
-                if attempt == SUBMIT_RETRIES - 1:
-                    self._drop(events, "gateway_queue_full")
-                    return
-                await asyncio.sleep(RETRY_DELAY_S * (attempt + 1))
-            except ShuttingDown:
-                self._drop(events, "gateway_shutdown")
-                return
-        if findings:
-            try:
-                await self.aw.alerts.record(findings)
-            except Exception:
-                log.exception("gateway.alert_failed", route=ex.route)
-
     def _drop(self, events: list[Event], reason: str) -> None:
         self.dropped += len(events)
         self.aw.metrics.dropped.labels(reason).inc(len(events))
         log.warning("gateway.events_dropped", reason=reason, count=len(events))
 
     async def drain(self, timeout: float = 30.0) -> None:
-        if self.tasks:
-            await asyncio.wait(list(self.tasks), timeout=timeout)
+        """Record everything queued, then stop the consumer (called before the pipeline stops)."""
+        self.stopping = True
+        self.wakeup.set()
+        if self.task is not None:
+            try:
+                await asyncio.wait_for(self.task, timeout)
+            except TimeoutError:
+                log.error("gateway.drain_timeout", pending=len(self.queue))
+                self.task.cancel()
         self.executor.shutdown(wait=False)
