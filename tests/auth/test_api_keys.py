@@ -56,18 +56,18 @@ def test_scope_escalation_is_refused(auth_server):
     assert len(refused) == 4
 
 
-def test_key_shrinks_with_its_owner(auth_server):
+def test_key_shrinks_with_its_owner(sqlite_server):
     """Effective rights are scopes intersected with the owner's current role."""
     from agentwatch.soc.auth_schema import users
 
-    with auth_server.client() as c:
-        h = user_headers(auth_server, c, "an@example.com", "analyst")
+    with sqlite_server.client() as c:
+        h = user_headers(sqlite_server, c, "an@example.com", "analyst")
         key = c.post("/api/v1/api-keys", headers=h, json={"name": "k", "scopes": ["alerts:write", "events:read"]})
         key = key.json()["key"]
         assert "alerts:write" in c.get("/api/v1/users/me", headers=bearer(h["Authorization"][7:])).json()["permissions"]
-        with auth_server.aw.engine.begin() as conn:
+        with sqlite_server.aw.engine.begin() as conn:
             conn.execute(update(users).where(users.c.email == "an@example.com").values(role="ingest"))
-        auth_server.aw.auth.forget_credentials()
+        sqlite_server.aw.auth.forget_credentials()
         assert c.get("/api/events", headers={"X-API-Key": key}).status_code == 403
 
 
@@ -92,11 +92,11 @@ def test_expired_and_revoked_keys_are_refused(auth_server):
         assert c.get("/api/events", headers={"X-API-Key": forged}).json()["error"]["message"] == "api key: invalid"
 
 
-def test_users_cannot_see_or_revoke_each_others_keys(auth_server):
-    with auth_server.client() as c:
-        a = user_headers(auth_server, c, "a@example.com", "analyst")
-        b = user_headers(auth_server, c, "b@example.com", "analyst")
-        admin = user_headers(auth_server, c, "root@example.com", "admin")
+def test_users_cannot_see_or_revoke_each_others_keys(sqlite_server):
+    with sqlite_server.client() as c:
+        a = user_headers(sqlite_server, c, "a@example.com", "analyst")
+        b = user_headers(sqlite_server, c, "b@example.com", "analyst")
+        admin = user_headers(sqlite_server, c, "root@example.com", "admin")
         ka = c.post("/api/v1/api-keys", headers=a, json={"name": "a", "scopes": ["events:read"]}).json()
         assert c.get("/api/v1/api-keys", headers=b).json()["keys"] == []
         assert c.delete(f"/api/v1/api-keys/{ka['id']}", headers=b).status_code == 404
@@ -105,11 +105,11 @@ def test_users_cannot_see_or_revoke_each_others_keys(auth_server):
         assert c.delete(f"/api/v1/api-keys/{ka['id']}", headers=admin).status_code == 200
 
 
-def test_ingest_service_key_can_only_send_events(auth_server):
-    with auth_server.client() as c:
-        admin = user_headers(auth_server, c, "root@example.com", "admin")
-        uid = auth_server.aw.auth.users.create("svc@example.com", "correct horse battery staple", "ingest").id
-        key, plain = auth_server.aw.auth.keys.create(
+def test_ingest_service_key_can_only_send_events(sqlite_server):
+    with sqlite_server.client() as c:
+        admin = user_headers(sqlite_server, c, "root@example.com", "admin")
+        uid = sqlite_server.aw.auth.users.create("svc@example.com", "correct horse battery staple", "ingest").id
+        key, plain = sqlite_server.aw.auth.keys.create(
             owner_id=uid, created_by="test", name="agent", scopes=["events:write"], expires_at=None
         )
         ev = {"event_type": "process.exec", "process": {"pid": 1, "name": "x"}, "data": {"exe": "/bin/x"}}

@@ -8,9 +8,9 @@ from agentwatch.soc.auth_schema import users
 from tests.auth.conftest import user_headers
 
 
-def test_builtin_roles_and_catalogue_are_listed_and_read_only(auth_server):
-    with auth_server.client() as c:
-        h = user_headers(auth_server, c, "root@example.com", "admin")
+def test_builtin_roles_and_catalogue_are_listed_and_read_only(sqlite_server):
+    with sqlite_server.client() as c:
+        h = user_headers(sqlite_server, c, "root@example.com", "admin")
         roles = {r["name"]: r for r in c.get("/api/v1/rbac/roles", headers=h).json()["roles"]}
         assert {"admin", "analyst", "viewer", "ingest"} <= set(roles)
         assert roles["ingest"]["permissions"] == ["events:write"]
@@ -46,14 +46,14 @@ def test_custom_role_grants_exactly_its_permissions_and_changes_apply(auth_serve
         assert r.status_code == 409 and "held by 1 user" in r.json()["error"]["message"]
 
 
-def test_unknown_role_denies_everything(auth_server):
+def test_unknown_role_denies_everything(sqlite_server):
     """A user whose role no longer resolves gets no permission (fail closed)."""
-    with auth_server.client() as c:
-        h = user_headers(auth_server, c, "lost@example.com", "viewer")
+    with sqlite_server.client() as c:
+        h = user_headers(sqlite_server, c, "lost@example.com", "viewer")
         assert c.get("/api/events", headers=h).status_code == 200
-        with auth_server.aw.engine.begin() as conn:
+        with sqlite_server.aw.engine.begin() as conn:
             conn.execute(update(users).where(users.c.email == "lost@example.com").values(role="vanished"))
-        auth_server.aw.auth.forget_credentials()
+        sqlite_server.aw.auth.forget_credentials()
         assert c.get("/api/events", headers=h).status_code == 403
         assert c.get("/api/v1/users/me", headers=h).status_code == 403
 

@@ -25,9 +25,9 @@ def test_login_gives_working_tokens_and_me_describes_the_user(auth_server):
         assert body["user"]["last_login_at"] is not None
 
 
-def test_unknown_account_and_wrong_password_get_the_same_answer(auth_server):
-    add_user(auth_server, "bo@example.com", "viewer")
-    with auth_server.client() as c:
+def test_unknown_account_and_wrong_password_get_the_same_answer(sqlite_server):
+    add_user(sqlite_server, "bo@example.com", "viewer")
+    with sqlite_server.client() as c:
         wrong = c.post("/api/v1/auth/login", json={"email": "bo@example.com", "password": "not the password"})
         unknown = c.post("/api/v1/auth/login", json={"email": "nobody@example.com", "password": "not the password"})
         assert wrong.status_code == unknown.status_code == 401
@@ -78,9 +78,9 @@ def test_logout_revokes_access_and_refresh_tokens_of_that_session_only(auth_serv
         assert c.post("/api/v1/auth/logout").status_code == 401
 
 
-def test_login_sets_a_cookie_accepted_only_for_streams(auth_server):
-    add_user(auth_server, "ed@example.com", "viewer")
-    with auth_server.client() as c:
+def test_login_sets_a_cookie_accepted_only_for_streams(sqlite_server):
+    add_user(sqlite_server, "ed@example.com", "viewer")
+    with sqlite_server.client() as c:
         login(c, "ed@example.com")
         assert c.cookies.get("aw_access")
         # a plain API call does not authenticate by cookie (no CSRF through cookies)

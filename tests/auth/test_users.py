@@ -39,10 +39,10 @@ def test_admin_creates_changes_and_disables_users(auth_server):
     assert actions.count("user.update") == 2 and "user.create" in actions
 
 
-def test_the_last_enabled_admin_cannot_be_removed(auth_server):
-    users = auth_server.aw.auth.users
-    with auth_server.client() as c:
-        admin = user_headers(auth_server, c, "root@example.com", "admin")
+def test_the_last_enabled_admin_cannot_be_removed(sqlite_server):
+    users = sqlite_server.aw.auth.users
+    with sqlite_server.client() as c:
+        admin = user_headers(sqlite_server, c, "root@example.com", "admin")
         first = users.by_email("admin@agentwatch.local")
         assert c.put(f"/api/v1/users/{first.id}", headers=admin, json={"disabled": True}).status_code == 200
         root = users.by_email("root@example.com")
@@ -51,9 +51,9 @@ def test_the_last_enabled_admin_cannot_be_removed(auth_server):
         assert users.get(root.id).role == "admin"  # nothing changed
 
 
-def test_password_change_ends_other_sessions(auth_server):
-    with auth_server.client() as c:
-        here = user_headers(auth_server, c, "pw@example.com", "viewer")
+def test_password_change_ends_other_sessions(sqlite_server):
+    with sqlite_server.client() as c:
+        here = user_headers(sqlite_server, c, "pw@example.com", "viewer")
         elsewhere = bearer(login(c, "pw@example.com")["access_token"])
         body = {"current_password": "not it at all", "new_password": "a brand new passphrase"}
         r = c.put("/api/v1/users/me/password", headers=here, json=body)
