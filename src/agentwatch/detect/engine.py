@@ -27,6 +27,7 @@ from typing import Any
 
 import structlog
 from sqlalchemy import Engine, select
+from sqlalchemy.exc import IntegrityError
 
 from agentwatch.detect import atr
 from agentwatch.detect.atr.matcher import AtrMatcher
@@ -472,6 +473,16 @@ class DetectionEngine:
         if dry_run:
             return infos
         now = time.time()
+        if self.db is None:
+            raise StoreFull("rules: this engine has no store for uploaded rules")
+        try:
+            self._store_upload(text, rules, now)
+        except IntegrityError:  # a concurrent upload of the same id won the race
+            raise RuleConflict(rules[0].id) from None
+        self.reload()
+        return infos
+
+    def _store_upload(self, text: str, rules: list[Any], now: float) -> None:
         assert self.db is not None
         with self.db.begin() as conn:
             rows = conn.execute(select(detect_rules.c.yaml).where(detect_rules.c.uploaded.is_(True))).scalars().all()
@@ -496,8 +507,6 @@ class DetectionEngine:
                     for r in rules
                 ],
             )
-        self.reload()
-        return infos
 
     # -- introspection ---------------------------------------------------
     def rules(self) -> list[RuleInfo]:
