@@ -232,8 +232,9 @@ class DetectionEngine:
                     continue
                 rules.extend(found)
                 uploaded_ids.update(r.id for r in found)
-            out.sigma = sigma.SigmaEngine(rules)
-            out.errors.extend((p.rule_id, p.reason) for p in getattr(out.sigma, "problems", []))
+            # no Sigma rule loaded: no per-event Sigma work at all
+            out.sigma = sigma.SigmaEngine(rules) if rules else None
+            out.errors.extend((p.rule_id, p.reason) for p in getattr(out.sigma, "problems", None) or [])
             for r in rules:
                 out.sigma_rules[r.id] = r
                 sev = SIGMA_LEVELS.get(str(r.level or "medium").lower(), 5)

@@ -20,7 +20,7 @@ import re2
 
 from agentwatch.detect.atr.regexes import Compiled, compile_pattern, fallback_for, options
 from agentwatch.detect.atr.rules import AtrRule, Condition
-from agentwatch.detect.atr.views import View, normalize
+from agentwatch.detect.atr.views import View, candidate_fields, normalize
 
 
 @dataclass
@@ -103,9 +103,15 @@ class AtrMatcher:
             # a hit of a prefilter (superset of a slow pattern) only says "run the slow pattern"
             self.fields[name].confirm = {k: c for k, (_s, c) in enumerate(items) if c.re2_pattern is None}
         self.fields = dict(self.fields)
+        self._field_names = frozenset(self.fields)
+        self._names: dict[str, frozenset[str]] = {}
 
     def _hits(self, view: View, hits: dict[int, set[int]]) -> None:
-        for name, index in self.fields.items():
+        names = self._names.get(view.kind)
+        if names is None:
+            names = self._names[view.kind] = candidate_fields(view.kind)
+        for name in (names | view.fields.keys()) & self._field_names:
+            index = self.fields[name]
             raw = view.resolve(name)
             if raw is None:
                 continue

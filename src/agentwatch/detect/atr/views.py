@@ -16,12 +16,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-import re2
 
 from agentwatch.events.model import Event
 
 MAX_TEXT = 64 * 1024  # characters of one field looked at by rules
-ZERO_WIDTH = re2.compile("[\u200b\u200c\u200d\ufeff\u2060\u180e\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+INVISIBLE = "\u200b\u200c\u200d\ufeff\u2060\u180e\u200e\u200f" + "".join(
+    chr(c) for c in [*range(0x202A, 0x202F), *range(0x2066, 0x206A)]
+)
+STRIP_INVISIBLE = {ord(c): None for c in INVISIBLE}
 
 # kind -> the field that ``content`` stands for (as in the ATR reference engine)
 KIND_FIELD = {
@@ -58,9 +60,22 @@ class View:
         return None
 
 
+def candidate_fields(kind: str) -> frozenset[str]:
+    """Field names that can resolve on a view of ``kind`` besides its own ``fields``."""
+    names = {"content"}
+    if kind in KIND_FIELD:
+        names.add(KIND_FIELD[kind])
+    names.update(name for name, k in ALIASES.items() if k == kind)
+    if kind == "tool_call":
+        names.update(("tool_name", "tool_args"))
+    return frozenset(names)
+
+
 def normalize(text: str) -> str:
     """NFC and no zero-width or bidi control characters (hidden-text evasion)."""
-    return ZERO_WIDTH.sub("", unicodedata.normalize("NFC", text))
+    if text.isascii():
+        return text
+    return unicodedata.normalize("NFC", text).translate(STRIP_INVISIBLE)
 
 
 def text_of(value: Any) -> str:

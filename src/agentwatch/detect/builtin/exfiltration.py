@@ -9,21 +9,25 @@ engine has observed (bounded), so a routine destination does not fire.
 from __future__ import annotations
 
 import ipaddress
+import re
 from urllib.parse import urlsplit
-
-import re2
 
 from agentwatch.detect.atr.views import text_of
 from agentwatch.detect.builtin.base import BuiltinRule, Lru, host_of, scope_of
 from agentwatch.events.model import Event
 from agentwatch.pipeline.pipeline import Finding
 
-SENSITIVE = re2.compile(
+# Our own patterns (alternations of literals, no nested repetition): safe for the backtracking engine,
+# and stdlib ``re`` is much cheaper per call than the RE2 wrapper on the hot path.
+SENSITIVE = re.compile(
     r"(?i)(\.aws/credentials|\.aws/config|\.ssh/id_[a-z0-9_]+|\.ssh/authorized_keys|/etc/shadow|\.netrc|"
     r"\.git-credentials|\.docker/config\.json|\.kube/config|\.config/gcloud|\.azure/|\.pgpass|"
     r"\.npmrc|\.pypirc|(?:^|/)\.env(?:\.[a-z]+)?(?:$|[\s\"'])|\.gnupg/|keychain|id_rsa|id_ed25519)"
 )
-URL = re2.compile(r"(?i)\bhttps?://[^\s\"'<>]+")
+URL = re.compile(r"(?i)\bhttps?://[^\s\"'<>]+")
+
+
+WATCHED = frozenset({"file.open", "file.read", "agent.tool_call", "process.exec", "network.connect", "network.flow"})
 
 
 def sensitive_target(event: Event) -> str | None:
@@ -99,6 +103,8 @@ class SensitiveReadThenEgress(BuiltinRule):
         return len(self.reads) + len(self.known)
 
     def observe(self, event: Event) -> list[Finding]:
+        if event.event_type not in WATCHED:
+            return []
         scope = scope_of(event)
         target = sensitive_target(event)
         if target is not None:

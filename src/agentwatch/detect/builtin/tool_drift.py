@@ -65,8 +65,9 @@ class ToolDescriptionDrift(BuiltinRule):
 
     def observe(self, event: Event) -> list[Finding]:
         out: list[Finding] = []
-        scope = scope_of(event)
+        scope = ""
         for server, name, desc in tool_descriptions(event):
+            scope = scope or scope_of(event)
             key = (host_of(event), server, name)
             digest = hashlib.sha256(desc.encode()).hexdigest()
             before = self.seen.get(key)
