@@ -68,3 +68,16 @@ def test_password_change_ends_other_sessions(sqlite_server):
         assert c.get("/api/v1/users/me", headers=elsewhere).status_code == 401
         assert c.post("/api/v1/auth/login", json={"email": "pw@example.com", "password": PASSWORD}).status_code == 401
         login(c, "pw@example.com", "a brand new passphrase")
+
+
+def test_password_change_attempts_are_throttled(tmp_path, sqlite_url):
+    from tests.auth.conftest import auth_settings
+    from tests.support.server import run_server
+
+    with run_server(auth_settings(tmp_path, sqlite_url, login={"per_account": 2})) as srv, srv.client() as c:
+        h = user_headers(srv, c, "pw@example.com", "viewer")
+        body = {"current_password": "guess guess guess", "new_password": "a brand new passphrase"}
+        codes = [c.put("/api/v1/users/me/password", headers=h, json=body).status_code for _ in range(3)]
+        assert codes == [403, 403, 429]
+        r = c.put("/api/v1/users/me/password", headers=h, json={**body, "current_password": PASSWORD})
+        assert r.status_code == 429 and int(r.headers["retry-after"]) > 0

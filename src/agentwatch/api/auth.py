@@ -19,7 +19,7 @@ from agentwatch.api.errors import ApiError, Conflict, InvalidRequest, NotFound
 from agentwatch.api.responses import JSON
 from agentwatch.api.security import PUBLIC, Principal, require
 from agentwatch.soc.auth.credentials import COOKIE
-from agentwatch.soc.auth.passwords import generate_password, verify_password
+from agentwatch.soc.auth.passwords import generate_password
 from agentwatch.soc.auth.roles import ACCOUNT
 from agentwatch.soc.auth.service import AuthService
 from agentwatch.soc.auth.tokens import Issued
@@ -208,7 +208,7 @@ async def change_password(request: Request) -> dict[str, Any]:
     if p.kind != "user":
         raise ApiError("only a signed-in user can change a password (not an API key)", status=403)
     user = svc.users.get(p.id)
-    if user is None or not await run_in_threadpool(verify_password, user.password_hash, body.current_password):
+    if user is None or not await svc.verify_current_password(user, body.current_password):
         await svc.record(svc.entry("user.password_change", p, request, status=403, details={"ok": False}))
         raise ApiError("current_password: invalid", status=403)
     await run_in_threadpool(svc.users.set_password, p.id, body.new_password)

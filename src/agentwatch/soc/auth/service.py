@@ -256,6 +256,22 @@ class AuthService:
         await self.record(self.entry("auth.login", principal, conn, status=200, target=f"session:{issued.session_id}"))
         return issued, user
 
+    async def verify_current_password(self, user: User, password: str) -> bool:
+        """A password re-check (password change), throttled with the account's failed logins."""
+        cfg = self.settings.auth.login
+        key = "login:acct:" + digest(user.email)
+        decision = await self.counter.peek(key, cfg.per_account, cfg.window_s)
+        if not decision.allowed:
+            raise ApiError(
+                "current_password: too many failed attempts, retry later",
+                status=429,
+                headers={"Retry-After": str(decision.retry_after())},
+            )
+        ok = await asyncio.to_thread(verify_password, user.password_hash, password)
+        if not ok:
+            await self.counter.hit(key, cfg.per_account, cfg.window_s)
+        return ok
+
     def _check_password(self, email: str, password: str) -> User | None:
         user = self.users.by_email(email)
         ok = verify_password(user.password_hash if user else None, password)
