@@ -25,11 +25,19 @@ COMPLETION = json.dumps(
 
 def stream_chunks(n: int) -> list[bytes]:
     base = {"id": "chatcmpl-bench", "object": "chat.completion.chunk", "created": 1700000000, "model": "gpt-4o"}
-    out = [b"data: " + json.dumps({**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]}).encode() + b"\n\n"]
+    out = [
+        b"data: "
+        + json.dumps({**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]}).encode()
+        + b"\n\n"
+    ]
     for i in range(n):
         d = {**base, "choices": [{"index": 0, "delta": {"content": f"tok{i} "}}]}
         out.append(b"data: " + json.dumps(d).encode() + b"\n\n")
-    out.append(b"data: " + json.dumps({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}).encode() + b"\n\n")
+    out.append(
+        b"data: "
+        + json.dumps({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}).encode()
+        + b"\n\n"
+    )
     usage = {**base, "choices": [], "usage": {"prompt_tokens": 20, "completion_tokens": n, "total_tokens": 20 + n}}
     out.append(b"data: " + json.dumps(usage).encode() + b"\n\n")
     out.append(b"data: [DONE]\n\n")
@@ -49,7 +57,9 @@ def make_app(chunks: int):
             if not msg.get("more_body"):
                 break
         if b'"stream": true' in body or b'"stream":true' in body:
-            await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/event-stream")]})
+            await send(
+                {"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/event-stream")]}
+            )
             for c in stream:
                 await send({"type": "http.response.body", "body": c, "more_body": True})
             await send({"type": "http.response.body", "body": b""})

@@ -23,7 +23,6 @@ import asyncio
 import os
 import shutil
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -104,7 +103,9 @@ async def latency(url: str, stream: bool, n: int, headers: dict[str, str]) -> tu
     return lat, ttfb, errors
 
 
-async def throughput(url: str, stream: bool, duration: float, concurrency: int, headers: dict[str, str]) -> tuple[float, int]:
+async def throughput(
+    url: str, stream: bool, duration: float, concurrency: int, headers: dict[str, str]
+) -> tuple[float, int]:
     done = 0
     errors = 0
     stop = time.perf_counter() + duration
@@ -124,6 +125,17 @@ async def throughput(url: str, stream: bool, duration: float, concurrency: int, 
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         elapsed = time.perf_counter() - t0
     return done / elapsed, errors
+
+
+def settle(health_url: str, timeout: float = 60.0) -> None:
+    """Wait until agentwatch has recorded everything of the previous run (its backlog is not the next run's noise)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        doc = httpx.get(health_url, timeout=5).json()
+        if doc.get("capture", {}).get("gateway", {}).get("pending", 0) == 0:
+            break
+        time.sleep(0.2)
+    time.sleep(1.0)
 
 
 def start_upstream(port: int) -> subprocess.Popen[bytes]:
@@ -150,7 +162,18 @@ provider = "openai"
 base_url = "{upstream}"
 """
     )
-    cmd = [sys.executable, "-m", "agentwatch.cli", "serve", "--config", str(cfg), "--port", str(port), "--data-dir", str(data_dir)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "agentwatch.cli",
+        "serve",
+        "--config",
+        str(cfg),
+        "--port",
+        str(port),
+        "--data-dir",
+        str(data_dir),
+    ]
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=open(data_dir / "server.log", "wb"), env=env)  # noqa: SIM115
 
@@ -222,19 +245,30 @@ def main() -> None:
             procs.append(litellm)
         targets = {
             "direct": (f"{upstream}/v1/chat/completions", {}),
-            "agentwatch": (f"http://127.0.0.1:{aw_port}/gateway/openai/v1/chat/completions", {"Authorization": "Bearer sk-bench"}),
+            "agentwatch": (
+                f"http://127.0.0.1:{aw_port}/gateway/openai/v1/chat/completions",
+                {"Authorization": "Bearer sk-bench"},
+            ),
         }
         if litellm is not None:
-            targets["litellm"] = (f"http://127.0.0.3:{ll_port}/v1/chat/completions", {"Authorization": f"Bearer {LITELLM_KEY}"})
+            targets["litellm"] = (
+                f"http://127.0.0.3:{ll_port}/v1/chat/completions",
+                {"Authorization": f"Bearer {LITELLM_KEY}"},
+            )
         results: list[Result] = []
+        health = f"http://127.0.0.1:{aw_port}/api/health"
         for mode in ("json", "stream"):
             for name, (url, headers) in targets.items():
+                settle(health)
                 res = Result(name, mode)
                 res.latencies_ms, res.ttfb_ms, e1 = asyncio.run(latency(url, mode == "stream", args.requests, headers))
                 res.rps, e2 = asyncio.run(throughput(url, mode == "stream", args.duration, args.concurrency, headers))
                 res.errors = e1 + e2
                 results.append(res)
-                print(f"  {mode:6} {name:10} p50={fmt(res.pct(res.latencies_ms, 0.5))} ms  rps={res.rps:.0f}  errors={res.errors}", file=sys.stderr)
+                print(
+                    f"  {mode:6} {name:10} p50={fmt(res.pct(res.latencies_ms, 0.5))} ms  rps={res.rps:.0f}  errors={res.errors}",
+                    file=sys.stderr,
+                )
         print_table(results, args, why_not)
     finally:
         for p in reversed(procs):
@@ -253,7 +287,9 @@ def print_table(results: list[Result], args: argparse.Namespace, why_not: str) -
         f"\nrequests={args.requests} duration={args.duration}s concurrency={args.concurrency} "
         f"detection={'on' if args.detection else 'off'} (2 shared cores: expect noise)\n"
     )
-    print("| mode | target | p50 ms | p99 ms | added p50 ms | added p99 ms | TTFB p50 ms | added TTFB p50 ms | req/s | req/s vs direct | req/s vs LiteLLM | errors |")
+    print(
+        "| mode | target | p50 ms | p99 ms | added p50 ms | added p99 ms | TTFB p50 ms | added TTFB p50 ms | req/s | req/s vs direct | req/s vs LiteLLM | errors |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
         d = by[("direct", r.mode)]

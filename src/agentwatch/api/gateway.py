@@ -54,7 +54,7 @@ async def gateway(request: Request, route: str, path: str) -> Response:
     """Forwards to the route's upstream (``capture.routes``) and records the exchange."""
     aw = request.app.state.aw
     gw: Any = aw.components.get("gateway")
-    if gw is None or gw.client is None:
+    if gw is None or gw.pool is None:
         raise Unavailable("gateway: not running")
     if route not in gw.routes:
         raise NotFound(f"route: no gateway route named {route[:64]!r} (configure capture.routes)")

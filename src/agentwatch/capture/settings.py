@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -29,6 +30,13 @@ class UpstreamRoute(BaseModel):
     def _http_url(cls, v: str) -> str:
         if not v.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
+        parts = urlsplit(v)
+        if parts.username is not None or parts.password is not None:
+            raise ValueError("must not carry credentials (agents send their own provider key)")
+        if not parts.hostname:
+            raise ValueError("must name a host")
+        if parts.query or parts.fragment:
+            raise ValueError("must not have a query string or fragment")
         return v.rstrip("/")
 
 

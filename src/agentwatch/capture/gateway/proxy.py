@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import time
 from typing import Any
+from urllib.parse import urlsplit
 
-import httpx
 import orjson
 import structlog
 from starlette.requests import Request
@@ -28,7 +28,14 @@ from agentwatch.capture.gateway.exchange import Exchange
 from agentwatch.capture.gateway.identify import oisp_provider, provider_index
 from agentwatch.capture.gateway.providers.base import ParsedRequest, Provider
 from agentwatch.capture.gateway.recorder import Recorder
-from agentwatch.capture.gateway.transport import REFUSED_PREFIX, literal_problem, upstream_client
+from agentwatch.capture.gateway.transport import (
+    REFUSED_PREFIX,
+    TRANSPORT_ERRORS,
+    UpstreamFailure,
+    UpstreamPool,
+    failure,
+    literal_problem,
+)
 from agentwatch.capture.guard import Guard, Verdict
 from agentwatch.capture.redact import Redactor, mask_json
 from agentwatch.capture.settings import CaptureSettings, UpstreamRoute
@@ -78,6 +85,9 @@ class Route:
         self.name = name
         self.cfg = cfg
         self.base_url = cfg.base_url
+        parts = urlsplit(cfg.base_url)
+        host = (parts.hostname or "").encode("idna")
+        self.host_header = host if parts.port is None else host + b":" + str(parts.port).encode()
         if cfg.provider in ("openai", "openai_compatible"):
             detected = provider_index(data_dir).by_url(cfg.base_url)
             oisp_name = oisp_provider(detected or ("openai" if cfg.provider == "openai" else name))
@@ -106,12 +116,12 @@ class Gateway:
         )
         self.guard = Guard(self.settings.guard)
         self.recorder = Recorder(aw, self.builder, self.guard)
-        self.client: httpx.AsyncClient | None = None
+        self.pool: UpstreamPool | None = None
 
     async def start(self) -> None:
         self.guard.engine = self.aw.components.get("detection")
         self.recorder.start()
-        self.client = upstream_client(
+        self.pool = UpstreamPool(
             allow_loopback=self.settings.allow_loopback_upstreams,
             allow_private=self.settings.allow_private_upstreams,
             timeout=self.settings.upstream_timeout_s,
@@ -119,9 +129,9 @@ class Gateway:
 
     async def stop(self) -> None:
         await self.recorder.drain()
-        if self.client is not None:
-            await self.client.aclose()
-            self.client = None
+        if self.pool is not None:
+            await self.pool.aclose()
+            self.pool = None
 
     def health(self) -> dict[str, Any]:
         return {
@@ -192,46 +202,57 @@ class Gateway:
                 body = orjson.dumps(masked)
 
         upstream_headers = [(k, v) for k, v in request.headers.raw if k not in DROP_REQUEST]
-        upstream_headers.append((b"accept-encoding", b"identity"))
+        upstream_headers += [
+            (b"host", route.host_header),
+            (b"accept-encoding", b"identity"),
+            (b"content-length", str(len(body)).encode()),
+        ]
         url = route.base_url + path
         query = request.url.query
         if query:
             url += "?" + query
-        client = self.client
-        if client is None:
+        pool = self.pool
+        if pool is None:
             return self.error_response(route, GatewayError(503, "gateway: not running", "unavailable"))
-        upstream = client.build_request(request.method, url, headers=upstream_headers, content=body)
         try:
-            resp = await client.send(upstream, stream=True)
-        except httpx.HTTPError as exc:
-            refused = str(exc).startswith(REFUSED_PREFIX)
-            status = 403 if refused else (504 if isinstance(exc, httpx.TimeoutException) else 502)
-            message = str(exc) if refused else f"upstream {route.name} unreachable: {type(exc).__name__}"
-            ex.upstream_error = message
-            ex.status_code = status
+            resp = await pool.send(request.method, url, upstream_headers, body, route.name)
+        except UpstreamFailure as exc:
+            ex.upstream_error = str(exc)
+            ex.status_code = exc.status
             ex.t_end = time.perf_counter()
             self.recorder.schedule(ex, mode, verdict)
-            return self.error_response(route, GatewayError(status, message, "upstream_error"))
+            code = "upstream_refused" if exc.status == 403 else "upstream_error"
+            return self.error_response(route, GatewayError(exc.status, str(exc), code))
 
-        ex.status_code = resp.status_code
-        ex.content_type = resp.headers.get("content-type", "")
-        out_headers = [(k, v) for k, v in resp.headers.raw if k.lower() not in DROP_RESPONSE]
+        ex.status_code = resp.status
+        out_headers: list[tuple[bytes, bytes]] = []
+        for k, v in resp.headers:
+            lk = k.lower()
+            if lk == b"content-type":
+                ex.content_type = v.decode("latin-1")
+            if lk not in DROP_RESPONSE:
+                out_headers.append((lk, v))
         limit = self.settings.max_capture_bytes
+        stream = resp.stream
         streaming = ex.content_type.startswith(STREAM_TYPES) or (preq.streaming and "json" not in ex.content_type)
         if not streaming:
+            parts: list[bytes] = []
             try:
-                data = await resp.aread()
-            except httpx.HTTPError as exc:
-                ex.upstream_error = f"upstream {route.name} broke the response: {type(exc).__name__}"
+                async for chunk in stream:  # type: ignore[union-attr]
+                    parts.append(chunk)
+            except TRANSPORT_ERRORS as exc:
+                ex.upstream_error = str(failure(exc, route.name))
                 ex.t_end = time.perf_counter()
                 self.recorder.schedule(ex, mode, verdict)
-                await resp.aclose()
                 return self.error_response(route, GatewayError(502, ex.upstream_error, "upstream_error"))
+            finally:
+                await resp.aclose()
+            data = b"".join(parts)
             ex.t_first = ex.t_end = time.perf_counter()
             ex.capture(data, limit)
             self.recorder.schedule(ex, mode, verdict)
-            response = Response(data, resp.status_code)
-            response.raw_headers = [(k, v) for k, v in out_headers if k.lower() != b"content-length"] + [
+            response = Response(data, resp.status)
+            response.raw_headers = [(k, v) for k, v in out_headers if k != b"content-length"] + [
                 (b"content-length", str(len(data)).encode())
             ]
             return response
@@ -240,19 +261,19 @@ class Gateway:
 
         async def relay() -> Any:
             try:
-                async for chunk in resp.aiter_raw():
+                async for chunk in stream:  # type: ignore[union-attr]
                     if ex.t_first is None:
                         ex.t_first = time.perf_counter()
                     ex.capture(chunk, limit)
                     yield chunk
-            except httpx.HTTPError as exc:
-                ex.upstream_error = f"upstream {route.name} broke the stream: {type(exc).__name__}"
+            except TRANSPORT_ERRORS as exc:
+                ex.upstream_error = str(failure(exc, route.name))
             finally:
                 ex.t_end = time.perf_counter()
                 recorder.schedule(ex, mode, verdict)
                 await resp.aclose()
 
-        response = StreamingResponse(relay(), resp.status_code)
+        response = StreamingResponse(relay(), resp.status)
         response.raw_headers = out_headers
         return response
 

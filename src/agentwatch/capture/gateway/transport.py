@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import ssl
 from collections.abc import Iterable
 from typing import Any
 from urllib.parse import urlsplit
 
+import certifi
 import httpcore
-import httpx
 
 from agentwatch.net.ssrf import IPAddress, SSRFError, address_problem, check_addresses
 
@@ -93,19 +94,59 @@ class UpstreamBackend(httpcore.AsyncNetworkBackend):
         await self.inner.sleep(seconds)
 
 
-def upstream_client(*, allow_loopback: bool, allow_private: bool, timeout: float) -> httpx.AsyncClient:
-    transport = httpx.AsyncHTTPTransport(retries=0, trust_env=False)
-    # httpx 0.28 takes no network backend; rebuild its pool on the guarded backend.
-    transport._pool = httpcore.AsyncConnectionPool(
-        ssl_context=httpx.create_ssl_context(trust_env=False),
-        max_connections=1000,
-        max_keepalive_connections=200,
-        keepalive_expiry=30.0,
-        network_backend=UpstreamBackend(allow_loopback=allow_loopback, allow_private=allow_private),
-    )
-    return httpx.AsyncClient(
-        transport=transport,
-        timeout=httpx.Timeout(timeout, connect=10.0),
-        follow_redirects=False,
-        trust_env=False,
-    )
+class UpstreamFailure(Exception):
+    """The upstream could not be reached or broke the exchange; ``status`` is the answer to give."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+TRANSPORT_ERRORS = (
+    httpcore.TimeoutException,
+    httpcore.NetworkError,
+    httpcore.ProtocolError,
+    httpcore.UnsupportedProtocol,
+)
+
+
+def failure(exc: Exception, route: str) -> UpstreamFailure:
+    text = str(exc)
+    if text.startswith(REFUSED_PREFIX):
+        return UpstreamFailure(text, 403)
+    if isinstance(exc, httpcore.TimeoutException):
+        return UpstreamFailure(f"upstream {route} timed out ({type(exc).__name__})", 504)
+    return UpstreamFailure(f"upstream {route} unreachable ({type(exc).__name__})", 502)
+
+
+class UpstreamPool:
+    """Pooled keep-alive connections to the upstreams, straight on httpcore.
+
+    httpcore rather than an httpx client: no cookie jar (a client-wide jar would carry one
+    agent's provider cookies into another agent's requests), no redirects, and less work per
+    request on the hot path.
+    """
+
+    def __init__(self, *, allow_loopback: bool, allow_private: bool, timeout: float) -> None:
+        self.timeout = {"connect": min(10.0, timeout), "read": timeout, "write": timeout, "pool": timeout}
+        self.pool = httpcore.AsyncConnectionPool(
+            ssl_context=ssl.create_default_context(cafile=certifi.where()),
+            max_connections=1000,
+            max_keepalive_connections=200,
+            keepalive_expiry=30.0,
+            retries=0,
+            network_backend=UpstreamBackend(allow_loopback=allow_loopback, allow_private=allow_private),
+        )
+
+    async def send(
+        self, method: str, url: str, headers: list[tuple[bytes, bytes]], body: bytes, route: str
+    ) -> httpcore.Response:
+        """The upstream's response with its body still to be read from ``.stream`` (then ``aclose()``)."""
+        request = httpcore.Request(method, url, headers=headers, content=body, extensions={"timeout": self.timeout})
+        try:
+            return await self.pool.handle_async_request(request)
+        except TRANSPORT_ERRORS as exc:
+            raise failure(exc, route) from None
+
+    async def aclose(self) -> None:
+        await self.pool.aclose()
