@@ -180,3 +180,25 @@ def test_openai_compatible_route_and_unknown_route(gateway):
         missing = c.post("/gateway/nope/v1/chat/completions", json={})
         assert missing.status_code == 404
         assert missing.json()["error"]["message"].startswith("route: no gateway route named 'nope'")
+
+
+def test_provider_key_is_not_an_agentwatch_credential(tmp_path, upstream):
+    """With authentication on, a loopback agent passes with only its provider key; a bad agentwatch key is refused."""
+    from agentwatch.config import Settings
+    from tests.capture.conftest import gateway_settings
+    from tests.support.server import run_server
+
+    settings = gateway_settings(Settings(data_dir=tmp_path), upstream)
+    assert settings.auth.enabled
+    body = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}
+    with run_server(settings) as srv, srv.client() as c:
+        ok = c.post("/gateway/openai/v1/chat/completions", json=body, headers={"Authorization": f"Bearer {PROVIDER_KEY}"})
+        assert ok.status_code == 200 and ok.content == OPENAI_CHAT
+        assert upstream.requests[-1]["headers"]["authorization"] == f"Bearer {PROVIDER_KEY}"
+        bad = c.post(
+            "/gateway/openai/v1/chat/completions",
+            json=body,
+            headers={"Authorization": f"Bearer {PROVIDER_KEY}", "X-Agentwatch-Key": "aw_not_a_real_key"},
+        )
+        assert bad.status_code == 401
+        assert "x-agentwatch-key" not in {k.lower() for k in upstream.requests[-1]["headers"]}

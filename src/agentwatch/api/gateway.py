@@ -31,6 +31,8 @@ class GatewayGuard(Guard):
     """
 
     async def __call__(self, conn: HTTPConnection) -> Principal:
+        if not conn.app.state.aw.settings.auth.enabled:
+            return await super().__call__(conn)
         raw = [(k, v) for k, v in conn.scope["headers"] if k not in PROVIDER_KEY_HEADERS]
         own = conn.headers.get("x-agentwatch-key")
         if own:
