@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from pydantic import SecretStr
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
@@ -164,3 +165,16 @@ def test_two_server_processes_share_one_budget_through_redis(tmp_path: Path, sql
             proc.wait(timeout=30)
         for log in logs:
             log.close()
+
+
+def test_unreachable_redis_falls_back_to_in_process_limits(tmp_path: Path, sqlite_url: str):
+    settings = auth_settings(tmp_path, sqlite_url, rate_limit={"api_key": 2, "window_s": 3600})
+    settings = settings.model_copy(update={"redis_url": SecretStr("redis://127.0.0.1:1/0")})  # nothing listens
+    with run_server(settings) as srv:
+        uid = add_user(srv, "ana@example.com", "analyst")
+        _, key = srv.aw.auth.keys.create(
+            owner_id=uid, created_by="t", name="k", scopes=["events:read"], expires_at=None
+        )
+        _wait_out_window_edge(3600)
+        with srv.client(headers={"X-API-Key": key}) as c:
+            assert [c.get("/api/events").status_code for _ in range(3)] == [200, 200, 429]

@@ -35,6 +35,7 @@ STATE_KEY = "aw_auth"
 CACHE_TTL_S = 2.0
 TOUCH_EVERY_S = 60.0
 MAX_CACHE = 10_000
+MIN_SECRET_BYTES = 32
 
 
 def client_of(conn: HTTPConnection | None) -> str:
@@ -65,6 +66,8 @@ class AuthService:
         self.roles = RoleStore(aw.engine)
         self.keys = ApiKeyStore(aw.engine)
         secret = cfg.jwt_secret.get_secret_value() if cfg.jwt_secret else None
+        if secret is not None and len(secret.encode()) < MIN_SECRET_BYTES:
+            raise ValueError(f"auth.jwt_secret: must be at least {MIN_SECRET_BYTES} bytes (HS256 key)")
         self.tokens = TokenService(
             aw.engine, load_secret(secret, aw.settings.data_dir), cfg.access_ttl_s, cfg.refresh_ttl_s
         )
