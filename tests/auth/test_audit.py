@@ -214,3 +214,39 @@ def test_a_mutation_is_not_acknowledged_when_its_audit_row_cannot_be_written(sql
             assert r.json()["error"]["message"].startswith("audit: the audit log cannot be written")
             assert r.headers["retry-after"]
         assert c.get("/api/events").status_code == 200  # reads carry on
+
+
+def test_a_streamed_post_is_audited_without_being_buffered(tmp_path: Path, sqlite_url: str):
+    """An LLM stream through the gateway is a POST: its audit row is written at the first
+    chunk and the rest is relayed as it comes (the fake provider streams in pauses)."""
+    from tests.auth.conftest import auth_settings
+    from tests.capture.fake_upstream import OPENAI_TEXT_STREAM, fake_upstream
+    from tests.support.server import run_server
+
+    with fake_upstream("127.0.0.3") as upstream:
+        settings = auth_settings(tmp_path, sqlite_url)
+        capture = {
+            "allow_loopback_upstreams": True,
+            "routes": {"openai": {"provider": "openai", "base_url": upstream.url}},
+        }
+        settings = settings.model_copy(update={"capture": type(settings.capture).model_validate(capture)})
+        with run_server(settings) as srv:
+            admin = srv.aw.auth.users.create("root@example.com", PASSWORD, "admin")
+            _, key = srv.aw.auth.keys.create(
+                owner_id=admin.id, created_by="t", name="k", scopes=["gateway:use"], expires_at=None
+            )
+            body = {"model": "gpt-4o", "stream": True, "messages": [{"role": "user", "content": "hi"}]}
+            headers = {"X-Agentwatch-Key": key, "Authorization": "Bearer sk-provider-key-not-ours"}
+            with (
+                srv.client() as c,
+                c.stream("POST", "/gateway/openai/v1/chat/completions", json=body, headers=headers) as r,
+            ):
+                chunks = list(r.iter_raw())
+            assert r.status_code == 200
+            assert b"".join(chunks) == b"".join(OPENAI_TEXT_STREAM) and len(chunks) > 1
+            rows = srv.aw.audit.query(action="POST /gateway/*")
+            assert len(rows) == 1 and rows[0]["status"] == 200
+            assert rows[0]["actor"]["kind"] == "api_key" and rows[0]["target"] == "/gateway/openai/v1/chat/completions"
+            assert "sk-provider-key-not-ours" not in all_rows_text(srv.aw.engine)
+            # the provider's key was not taken for an agentwatch credential
+            assert srv.aw.audit.query(action="auth.credential_rejected") == []
