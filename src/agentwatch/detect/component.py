@@ -75,14 +75,24 @@ class DetectionComponent:
         self.deliveries = [*self.deliveries, *task.result()][-100:]
 
     async def start(self) -> None:
-        self._loading = asyncio.create_task(asyncio.to_thread(self.engine.ensure_loaded))
+        self._loading = asyncio.create_task(self._load())
+
+    async def _load(self) -> None:
+        """Load the rules; once the bundled ATR set is compiled, alert on what arrived meanwhile."""
+        await asyncio.to_thread(self.engine.ensure_loaded)
+        while not await asyncio.to_thread(self.engine.atr_ready.wait, 1.0):
+            pass  # short waits: a stopping server never has to join a thread blocked on the load
+        findings = await asyncio.to_thread(self.engine.drain_backlog)
+        if findings:
+            await self.aw.alerts.record(findings)
 
     async def stop(self) -> None:
         if self._sending:
             await asyncio.wait(self._sending, timeout=10)
         if self._loading is not None and not self._loading.done():
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(asyncio.shield(self._loading), 30)
+            self._loading.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._loading
 
     def health(self) -> dict[str, Any]:
         doc = self.engine.health()

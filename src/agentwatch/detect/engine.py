@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -44,6 +44,7 @@ from agentwatch.store.upsert import upsert
 log = structlog.get_logger("agentwatch.detect")
 
 HOUR = 3600
+MAX_BACKLOG = 100_000  # agent-text events kept while the bundled ATR set loads
 AGENT_TEXT = frozenset({"llm_input", "llm_output", "tool_call", "tool_response", "tool_description"})
 SIGMA_LEVELS = {"informational": 1, "low": 3, "medium": 5, "high": 7, "critical": 9}
 
@@ -118,7 +119,6 @@ class SigmaUnavailable(Exception):
 
 @dataclass
 class _Loaded:
-    atr: AtrMatcher | None = None
     pack: AtrMatcher | None = None
     sigma: Any = None
     sigma_rules: dict[str, Any] = field(default_factory=dict)
@@ -153,6 +153,45 @@ class DetectionEngine:
         self.batches = 0
         self.events_seen = 0
         self.findings_total = 0
+        # The bundled ATR set takes seconds to compile: it is built in the background while the
+        # pipeline runs; agent-text events seen meanwhile wait in a bounded backlog and are
+        # matched as soon as it is ready (see drain_backlog), so none goes unchecked.
+        self.atr_matcher: AtrMatcher | None = None
+        self.atr_ready = threading.Event()
+        self.backlog: deque[Event] = deque()
+        self.backlog_dropped = 0
+        if settings.enabled and settings.atr_bundled:
+            threading.Thread(target=self._build_atr, name="agentwatch-atr-load", daemon=True).start()
+        else:
+            self.atr_ready.set()
+
+    def _build_atr(self) -> None:
+        try:
+            matcher = atr.bundled_matcher()
+        except Exception as exc:
+            log.exception("detect.atr_load_failed")
+            self.failure = f"atr: {type(exc).__name__}: {exc}"[:500]
+            self.atr_ready.set()
+            return
+        with self._state_lock:
+            self.atr_matcher = matcher
+        self.atr_ready.set()
+        log.info("detect.atr_ready", rules=len(matcher.rules), backlog=len(self.backlog))
+
+    def drain_backlog(self) -> list[Finding]:
+        """Findings of the bundled ATR set for the events that arrived while it was loading."""
+        with self._state_lock:
+            pending, self.backlog = list(self.backlog), deque()
+            matcher = self.atr_matcher
+        if matcher is None or not pending:
+            return []
+        out: list[Finding] = []
+        for event in pending:
+            out.extend(self._atr_findings(matcher, "atr", event, atr.views_of(event)))
+        if out:
+            self.findings_total += len(out)
+            self._count(out)
+        return out
 
     # -- loading ---------------------------------------------------------
     @property
@@ -180,8 +219,7 @@ class DetectionEngine:
         infos: dict[str, RuleInfo] = {}
         atr_rules: list[AtrRule] = []
         if s.atr_bundled:
-            out.atr = atr.bundled_matcher()
-            atr_rules.extend(out.atr.rules)
+            atr_rules.extend(r for r in atr.bundled_rules() if r.active)
         extra: list[AtrRule] = []
         for directory in s.atr_rules_dirs:
             found, errors = atr.load_dir(directory)
@@ -278,36 +316,47 @@ class DetectionEngine:
             self._loaded = self._load()
 
     # -- matching --------------------------------------------------------
-    def _pattern_findings(self, loaded: _Loaded, event: Event) -> list[Finding]:
+    def _pattern_findings(self, loaded: _Loaded, event: Event, *, backlog: bool) -> list[Finding]:
+        """ATR and pack findings for one event; with ``backlog``, agent-text events seen while the
+        bundled ATR set is still loading are kept to be matched when it is ready."""
+        views = atr.views_of(event)
+        if not views:
+            return []
         out: list[Finding] = []
-        views = None
-        for matcher, fmt in ((loaded.atr, "atr"), (loaded.pack, "pack")):
-            if matcher is None:
+        matcher = self.atr_matcher
+        if matcher is not None:
+            out.extend(self._atr_findings(matcher, "atr", event, views))
+        elif backlog and not self.atr_ready.is_set() and any(v.kind in AGENT_TEXT for v in views):
+            if len(self.backlog) < MAX_BACKLOG:
+                self.backlog.append(event)
+            else:
+                self.backlog_dropped += 1
+        if loaded.pack is not None:
+            out.extend(self._atr_findings(loaded.pack, "pack", event, views))
+        return out
+
+    def _atr_findings(self, matcher: AtrMatcher, fmt: str, event: Event, views: list[Any]) -> list[Finding]:
+        # bundled ATR rules are about agent text: their catch-all ``content`` must not scan paths or command lines
+        scope = [v for v in views if v.kind in AGENT_TEXT] if fmt == "atr" else views
+        out: list[Finding] = []
+        for rule in matcher.match_views(scope):
+            if rule.id in self.disabled:
                 continue
-            if views is None:
-                views = atr.views_of(event)
-                if not views:
-                    return out
-            # ATR rules are about agent text; their catch-all ``content`` field must not scan paths and command lines
-            scope = [v for v in views if v.kind in AGENT_TEXT] if fmt == "atr" else views
-            for rule in matcher.match_views(scope):
-                if rule.id in self.disabled:
-                    continue
-                out.append(
-                    Finding(
-                        detector=DETECTOR,
-                        rule_id=rule.id,
-                        title=rule.title,
-                        severity=rule.severity,
-                        events=[event],
-                        alert_type="atr",
-                        message=rule.title,
-                        tags=list(rule.tags),
-                        session_id=event.session_id,
-                        ts=event.ts,
-                        details={"format": fmt, "category": rule.category, "source": rule.source},
-                    )
+            out.append(
+                Finding(
+                    detector=DETECTOR,
+                    rule_id=rule.id,
+                    title=rule.title,
+                    severity=rule.severity,
+                    events=[event],
+                    alert_type="atr",
+                    message=rule.title,
+                    tags=list(rule.tags),
+                    session_id=event.session_id,
+                    ts=event.ts,
+                    details={"format": fmt, "category": rule.category, "source": rule.source},
                 )
+            )
         return out
 
     def _sigma_finding(self, rule: Any, events: list[Event], correlation: bool) -> Finding:
@@ -329,7 +378,9 @@ class DetectionEngine:
     def evaluate(self, event: Event) -> list[Finding]:
         """Stateless verdict on one event: pattern rules and stateless built-ins; nothing is remembered."""
         loaded = self.ensure_loaded()
-        out = self._pattern_findings(loaded, event)
+        if not self.atr_ready.is_set():  # an inline guard waits for the full rule set
+            self.atr_ready.wait(timeout=120)
+        out = self._pattern_findings(loaded, event, backlog=False)
         if loaded.sigma is not None:
             out.extend(self._sigma_finding(r, [event], False) for r in loaded.sigma.match(event) if _alerts(r))
         for b in self.builtins:
@@ -345,7 +396,7 @@ class DetectionEngine:
         out: list[Finding] = []
         with self._state_lock:
             for event in sorted(batch, key=lambda e: e.ts):
-                out.extend(self._pattern_findings(loaded, event))
+                out.extend(self._pattern_findings(loaded, event, backlog=True))
                 if loaded.sigma is not None:
                     matched = loaded.sigma.match(event)
                     out.extend(self._sigma_finding(r, [event], False) for r in matched if _alerts(r))
@@ -517,7 +568,7 @@ class DetectionEngine:
     def costs(self) -> dict[str, dict[str, Any]]:
         loaded = self.ensure_loaded()
         out: dict[str, dict[str, Any]] = {}
-        for matcher in (loaded.atr, loaded.pack):
+        for matcher in (self.atr_matcher, loaded.pack):
             if matcher is not None:
                 out.update(matcher.costs())
         if loaded.sigma is not None:
@@ -535,6 +586,11 @@ class DetectionEngine:
             "disabled": len(self.disabled),
             "sigma_available": sigma_module() is not None,
             "load_errors": len(loaded.errors) if loaded else 0,
+            "atr": "off"
+            if not (self.settings.enabled and self.settings.atr_bundled)
+            else ("ready" if self.atr_matcher is not None else ("failed" if self.atr_ready.is_set() else "loading")),
+            "atr_backlog": len(self.backlog),
+            "atr_backlog_dropped": self.backlog_dropped,
             "state_entries": sum(b.state_size() for b in self.builtins),
             "batches": self.batches,
             "events": self.events_seen,
