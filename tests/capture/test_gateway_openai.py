@@ -192,7 +192,9 @@ def test_provider_key_is_not_an_agentwatch_credential(tmp_path, upstream):
     assert settings.auth.enabled
     body = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}
     with run_server(settings) as srv, srv.client() as c:
-        ok = c.post("/gateway/openai/v1/chat/completions", json=body, headers={"Authorization": f"Bearer {PROVIDER_KEY}"})
+        ok = c.post(
+            "/gateway/openai/v1/chat/completions", json=body, headers={"Authorization": f"Bearer {PROVIDER_KEY}"}
+        )
         assert ok.status_code == 200 and ok.content == OPENAI_CHAT
         assert upstream.requests[-1]["headers"]["authorization"] == f"Bearer {PROVIDER_KEY}"
         bad = c.post(
@@ -202,3 +204,15 @@ def test_provider_key_is_not_an_agentwatch_credential(tmp_path, upstream):
         )
         assert bad.status_code == 401
         assert "x-agentwatch-key" not in {k.lower() for k in upstream.requests[-1]["headers"]}
+
+
+def test_requests_are_attributed_to_the_local_process_that_sent_them(gateway):
+    """The gateway finds the sending process from its socket: here, this test process."""
+    import os
+
+    with gateway.client() as c:
+        c.post("/gateway/openai/v1/chat/completions", json={"model": "gpt-4o", "messages": []})
+        req = wait_events(c, "ai.request", 1)[0]
+        assert req["process"]["pid"] == os.getpid()
+        assert req["process"]["ppid"] == os.getppid()
+        assert req["confidence"]["process_attribution"] == "socket_inode"

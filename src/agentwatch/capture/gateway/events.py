@@ -188,6 +188,11 @@ class EventBuilder:
             attrs["client.address"] = f"{ex.client[0]}:{ex.client[1]}"
         if ex.guard:
             attrs["guard"] = ex.guard
+        proc = ex.process
+        if proc:
+            if "_agent" in proc and not ex.agent:
+                attrs["agent.name"] = proc["_agent"]
+                attrs["agent.detection"] = "known_program"
         body: dict[str, Any] = {
             "oisp_version": "0.1",
             "event_id": new_id(),
@@ -210,6 +215,9 @@ class EventBuilder:
             "trace_context": tc,
             "attrs": attrs,
         }
+        if proc:
+            body["process"] = {k: v for k, v in proc.items() if not k.startswith("_")}
+            body["confidence"]["process_attribution"] = "socket_inode"
         if self.mode != "full":
             body["confidence"]["redaction_applied"] = True
             body["confidence"]["redaction_profile"] = self.mode

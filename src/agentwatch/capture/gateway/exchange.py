@@ -24,6 +24,8 @@ class Exchange:
     session_id: str | None = None
     user_agent: str | None = None
     client: tuple[str, int] | None = None
+    server_port: int | None = None
+    process: dict[str, Any] | None = None  # the local process that sent the request, when found
     t_first: float | None = None  # perf_counter at the first response byte
     t_end: float | None = None
     status_code: int | None = None

@@ -179,6 +179,7 @@ class Gateway:
             session_id=_short(headers.get("x-agentwatch-session")),
             user_agent=headers.get("user-agent"),
             client=(request.client.host, request.client.port) if request.client else None,
+            server_port=(request.scope.get("server") or (None, None))[1],
         )
 
         verdict: Verdict | None = None

@@ -14,12 +14,14 @@ refuses after retries, or an event the builder got wrong is counted in
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import structlog
 
+from agentwatch.capture.gateway.attribution import Attribution
 from agentwatch.capture.gateway.events import EventBuilder
 from agentwatch.capture.gateway.exchange import Exchange
 from agentwatch.capture.guard import Guard, Verdict
@@ -28,6 +30,14 @@ from agentwatch.events.normalize import normalize
 from agentwatch.pipeline.pipeline import Finding, QueueFull, ShuttingDown
 
 log = structlog.get_logger("agentwatch.capture.gateway")
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
 
 SUBMIT_RETRIES = 5
 RETRY_DELAY_S = 0.2
@@ -49,6 +59,7 @@ class Recorder:
         self.recorded = 0
         self.dropped = 0
         self.stopping = False
+        self.attribution = Attribution()
 
     @property
     def pending(self) -> int:
@@ -87,6 +98,7 @@ class Recorder:
         loop = asyncio.get_running_loop()
         events: list[Event] = []
         findings: list[Finding] = []
+        await self._attribute(loop, [ex for ex, _, _ in batch])
         for ex, mode, verdict in batch:
             if ex.captured_bytes > INLINE_BYTES:
                 ev, fs = await loop.run_in_executor(self.executor, self._build, ex, mode, verdict)
@@ -114,6 +126,27 @@ class Recorder:
                 await self.aw.alerts.record(findings)
             except Exception:
                 log.exception("gateway.alert_failed", findings=len(findings))
+
+    async def _attribute(self, loop: asyncio.AbstractEventLoop, exchanges: list[Exchange]) -> None:
+        """Find the local process behind each loopback client (cached per connection; /proc reads off the loop)."""
+        todo: list[Exchange] = []
+        for ex in exchanges:
+            if not self.attribution.enabled or ex.client is None or ex.server_port is None:
+                continue
+            if not _is_loopback(ex.client[0]):
+                continue
+            found, info = self.attribution.cached(ex.client[1], ex.server_port)
+            if found:
+                ex.process = info
+            else:
+                todo.append(ex)
+        if todo:
+
+            def resolve_all() -> None:
+                for ex in todo:
+                    ex.process = self.attribution.resolve(ex.client[1], ex.server_port)  # type: ignore[index,arg-type]
+
+            await loop.run_in_executor(self.executor, resolve_all)
 
     def _build(self, ex: Exchange, mode: str, verdict: Verdict | None) -> tuple[list[Event], list[Finding]]:
         bodies, report, _parsed = self.builder.build(ex)
