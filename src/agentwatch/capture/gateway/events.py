@@ -189,10 +189,9 @@ class EventBuilder:
         if ex.guard:
             attrs["guard"] = ex.guard
         proc = ex.process
-        if proc:
-            if "_agent" in proc and not ex.agent:
-                attrs["agent.name"] = proc["_agent"]
-                attrs["agent.detection"] = "known_program"
+        if proc and "_agent" in proc and not ex.agent:
+            attrs["agent.name"] = proc["_agent"]
+            attrs["agent.detection"] = "known_program"
         body: dict[str, Any] = {
             "oisp_version": "0.1",
             "event_id": new_id(),
