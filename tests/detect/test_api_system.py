@@ -10,7 +10,7 @@ from tests.support.server import run_server
 
 SECRETS = {
     "redis": "hunter2-redis",
-    "jwt": "jwt-signing-secret-value",
+    "jwt": "jwt-signing-secret-value-0123456789abcdef",
     "slack": "XXXXSLACKPATHSECRET",
     "hook_token": "querytok3n",
     "hmac": "webhook-hmac-secret",
@@ -49,7 +49,10 @@ def test_health_503_when_a_component_is_degraded(settings: Settings):
         assert r.status_code == 503
         doc = r.json()
         assert doc["status"] == "degraded" and "detection" in doc["degraded"]
-        assert "metadata" in doc["components"]["detection"]["outputs"]["invalid"][0]
+        assert doc["components"]["detection"]["outputs"]["invalid"] == 1
+        assert "169.254.169.254" not in r.text  # a public probe does not show configured hosts
+        stats = c.get("/api/v1/stats").json()
+        assert "metadata" in stats["outputs"]["invalid"][0]
 
 
 def test_config_masks_every_secret(settings: Settings):

@@ -153,6 +153,10 @@ async def stats(request: Request) -> dict[str, Any]:
             "dropped": int(m.get("agentwatch_live_dropped_total", 0)),
         },
         "detection": comp.engine.health() if comp is not None else None,
+        "outputs": {
+            "invalid": comp.output_errors if comp is not None else [],
+            "recent_deliveries": comp.deliveries[-20:] if comp is not None else [],
+        },
         "uptime_seconds": int(time.time() - aw.started_at),
     }
 

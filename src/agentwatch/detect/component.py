@@ -97,9 +97,10 @@ class DetectionComponent:
     def health(self) -> dict[str, Any]:
         doc = self.engine.health()
         failed = [d for d in self.deliveries[-20:] if not d.get("ok")]
+        # counts only: /api/v1/health is public, the reasons (with hosts) are in /api/v1/stats
         doc["outputs"] = {
             "configured": len(self.outputs),
-            "invalid": self.output_errors,
+            "invalid": len(self.output_errors),
             "recent_failures": len(failed),
         }
         if self.output_errors:
