@@ -214,3 +214,13 @@ def test_pretty_printed_single_event_is_one_event(server):
         assert r.status_code == 200 and r.json()["ok"] is True
         line = c.get("/sessions/pp/export").content
         assert orjson.loads(line) == doc and line.count(b"\n") == 1
+
+
+def test_event_id_is_the_uuid5_of_session_and_sequence():
+    import uuid
+
+    from agentwatch.sessions.codec import AOP_NS, aop_event_id
+
+    for sid, seq in [("s1", 1), ("weird é", 99), ("x" * 128, 2**63 - 1)]:
+        assert aop_event_id(sid, seq) == str(uuid.uuid5(AOP_NS, f"{sid}\x1f{seq}"))
+    assert aop_event_id("s1", 1) != aop_event_id("s1", 2) != aop_event_id("s2", 1)

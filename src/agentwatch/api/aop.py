@@ -196,7 +196,12 @@ def _delete(aw: Any, session_id: str, recursive: bool) -> dict[str, Any] | None:
     if not queries.known(aw.engine, session_id):
         return None
     ids = queries.subtree(aw.engine, session_id) if recursive else [session_id]
+    cache = getattr(aw, "aop_session_rows", None)
+    if cache is not None:
+        cache.evict(ids)
     counts = queries.delete_sessions(aw.engine, ids)
+    if cache is not None:
+        cache.evict(ids)
     rules = getattr(aw, "aop_rules", None)
     if rules is not None:
         rules.forget(ids)

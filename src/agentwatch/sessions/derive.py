@@ -12,6 +12,7 @@ cancelled, timeout); the stall check turns a silent running session into
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
@@ -151,12 +152,49 @@ _COLUMNS = [c.name for c in aop_sessions.columns if c.name != "id"]
 _UPDATE = {name: (lambda _t, ex, _n=name: getattr(ex, _n)) for name in _COLUMNS}
 
 
-def derive(engine: Engine, fresh: Sequence[Event]) -> list[dict[str, Any]]:
+class RowCache:
+    """Recently written session rows, so a busy session is not read back before every batch.
+
+    Only one writer may use it (the standalone pipeline's worker): with several workers
+    sharing a database each would hold stale rows, so it is off in that case. The stall
+    check changes only ``status`` in the store, and the next event of that session sets
+    the status again anyway; a deleted session is evicted by the delete route.
+    """
+
+    def __init__(self, size: int = 10_000) -> None:
+        self.size = size
+        self._rows: OrderedDict[str, dict[str, Any]] = OrderedDict()
+
+    def get(self, ids: Sequence[str]) -> tuple[dict[str, dict[str, Any]], list[str]]:
+        found = {i: self._rows[i] for i in ids if i in self._rows}
+        return found, [i for i in ids if i not in found]
+
+    def put(self, rows: Sequence[dict[str, Any]]) -> None:
+        for row in rows:
+            self._rows[row["id"]] = row
+            self._rows.move_to_end(row["id"])
+        while len(self._rows) > self.size:
+            self._rows.popitem(last=False)
+
+    def evict(self, ids: Sequence[str]) -> None:
+        for i in ids:
+            self._rows.pop(i, None)
+
+    def clear(self) -> None:
+        self._rows.clear()
+
+
+def derive(engine: Engine, fresh: Sequence[Event], cache: RowCache | None = None) -> list[dict[str, Any]]:
     """Update the session rows touched by ``fresh`` events; returns the rows written."""
     if not fresh:
         return []
     ids = list(dict.fromkeys(e.session_id for e in fresh if e.session_id))
-    rows = load_rows(engine, ids)
+    if cache is not None:
+        cached, missing = cache.get(ids)
+        rows = {k: dict(v) for k, v in cached.items()}
+        rows.update(load_rows(engine, missing))
+    else:
+        rows = load_rows(engine, ids)
     for e in fresh:
         row = rows.get(e.session_id)  # type: ignore[arg-type]
         if row is None:
@@ -165,6 +203,8 @@ def derive(engine: Engine, fresh: Sequence[Event]) -> list[dict[str, Any]]:
     written = [rows[i] for i in ids]
     with engine.begin() as conn:
         upsert(conn, aop_sessions, written, ["id"], _UPDATE)
+    if cache is not None:
+        cache.put(written)
     return written
 
 
@@ -173,15 +213,18 @@ class SessionStage:
 
     name = "aop_sessions"
 
-    def __init__(self, engine: Engine, fresh: FreshFilter) -> None:
+    def __init__(self, engine: Engine, fresh: FreshFilter, cache: RowCache | None = None) -> None:
         self.engine = engine
         self.fresh = fresh
+        self.cache = cache
 
     def process(self, batch: list[Event]) -> list[Event]:
         try:
-            derive(self.engine, self.fresh(batch))
+            derive(self.engine, self.fresh(batch), self.cache)
         except Exception:  # a derivation bug must never lose the batch's events
             log.exception("sessions.derive_failed", events=len(batch))
+            if self.cache is not None:
+                self.cache.clear()
         return batch
 
 

@@ -21,9 +21,12 @@ def _fresh(aw: Any) -> Any:
 
 
 def _stage(aw: Any) -> Any:
-    from agentwatch.sessions.derive import SessionStage
+    from agentwatch.sessions.derive import RowCache, SessionStage
 
-    return SessionStage(aw.engine, _fresh(aw))
+    # one writer only: with several pipeline workers on one database a row cache would go stale
+    standalone = getattr(aw.settings.pipeline, "role", "standalone") == "standalone"
+    aw.aop_session_rows = RowCache() if standalone else None
+    return SessionStage(aw.engine, _fresh(aw), aw.aop_session_rows)
 
 
 def _rules(aw: Any) -> Any:

@@ -39,6 +39,7 @@ SPEC_RE = re.compile(r"^aop/(\d{1,4})\.(\d{1,4})(?:\.\d{1,4})?$")
 SUPPORTED_MAJOR = 1
 RFC3339_RE = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:[Zz]|[+-]\d{2}:\d{2})$")
 MAX_ID = 128
+CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 MAX_TEXT = 64 * 1024  # the whole event is capped at 64 KiB anyway
 MAX_SEQUENCE = 2**63 - 1
 OUTCOMES = ("completed", "failed", "cancelled", "timeout")
@@ -84,7 +85,7 @@ def identifier(value: Any, field: str, *, required: bool = True) -> str | None:
         return None
     if not text:
         raise EventError(field, "must not be empty")
-    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in text):
+    if CONTROL_RE.search(text) is not None:
         raise EventError(field, "must not contain control characters")
     return text
 
