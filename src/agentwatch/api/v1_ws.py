@@ -9,6 +9,7 @@ drop, with ``dropped``), ``filter_ack`` and ``error``. Client frames:
 ``ws_filter_min_interval_ms``. Each client has its own buffer of
 ``ws_queue_maxlen`` frames; when it cannot keep up the oldest are dropped and
 counted. At most ``ws_max_connections`` clients; the route guard checks Origin.
+Alerts are sent only to principals that also hold ``alerts:read``.
 """
 
 from __future__ import annotations
@@ -103,7 +104,11 @@ class _Client:
         self.filter_at = 0.0
         self.lock = asyncio.Lock()
         self.reported_dropped = 0
-        self.sub = aw.hub.subscribe({"event", "alert"}, self._predicate, maxlen=self.s.ws_queue_maxlen)
+        principal = getattr(ws.state, "principal", None)
+        channels = {"event"}
+        if principal is not None and principal.can("alerts:read"):  # alerts only for who may read them
+            channels.add("alert")
+        self.sub = aw.hub.subscribe(channels, self._predicate, maxlen=self.s.ws_queue_maxlen)
 
     def _predicate(self, channel: str, item: Any) -> bool:
         return self.filter(channel, item)
