@@ -127,3 +127,39 @@ def test_state_is_bounded():
             )
         )
     assert rule.state_size() == 5
+
+
+def test_sensor_file_read_then_connect_from_the_same_process():
+    rule = SensitiveReadThenEgress(cap=100, window_s=600)
+    proc = {"pid": 4242, "name": "node"}
+    read = ev(
+        {
+            "event_type": "file.open",
+            "host": {"hostname": "dev"},
+            "process": proc,
+            "data": {"path": "/root/.netrc", "flags": ["read"]},
+        },
+        "2026-01-01T10:00:00Z",
+    )
+    other = ev(
+        {
+            "event_type": "network.connect",
+            "host": {"hostname": "dev"},
+            "process": {"pid": 1, "name": "systemd"},
+            "data": {"dest": {"ip": "198.51.100.7", "port": 443}},
+        },
+        "2026-01-01T10:00:30Z",
+    )
+    conn = ev(
+        {
+            "event_type": "network.connect",
+            "host": {"hostname": "dev"},
+            "process": proc,
+            "data": {"dest": {"ip": "203.0.113.9", "port": 443}},
+        },
+        "2026-01-01T10:01:00Z",
+    )
+    assert rule.observe(read) == []
+    assert rule.observe(other) == []  # another process: not this read's egress
+    (found,) = rule.observe(conn)
+    assert found.details["destination"] == "203.0.113.9" and found.details["sensitive"] == "/root/.netrc"
