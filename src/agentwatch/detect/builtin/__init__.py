@@ -12,9 +12,18 @@ from __future__ import annotations
 from agentwatch.detect.builtin.base import BuiltinRule, Lru
 from agentwatch.detect.builtin.exfiltration import SensitiveReadThenEgress
 from agentwatch.detect.builtin.models import UnapprovedModel
+from agentwatch.detect.builtin.prompt_echo import SystemPromptEcho
 from agentwatch.detect.builtin.tool_drift import ToolDescriptionDrift
 
-__all__ = ["BuiltinRule", "Lru", "SensitiveReadThenEgress", "ToolDescriptionDrift", "UnapprovedModel", "default_rules"]
+__all__ = [
+    "BuiltinRule",
+    "Lru",
+    "SensitiveReadThenEgress",
+    "SystemPromptEcho",
+    "ToolDescriptionDrift",
+    "UnapprovedModel",
+    "default_rules",
+]
 
 
 def default_rules(settings: object) -> list[BuiltinRule]:
@@ -23,5 +32,6 @@ def default_rules(settings: object) -> list[BuiltinRule]:
     return [
         ToolDescriptionDrift(cap),
         SensitiveReadThenEgress(cap, window_s=getattr(settings, "exfil_window_s", 600.0)),
+        SystemPromptEcho(cap),
         UnapprovedModel(getattr(settings, "approved_providers", []), getattr(settings, "approved_models", [])),
     ]

@@ -1,0 +1,89 @@
+"""System-prompt leakage, stateful: a response repeats a verbatim stretch of its request's system prompt.
+
+The pack rule AW-LEAK-001 catches answers that *say* they are revealing their
+instructions; this one catches the leak itself, whatever the wording, by
+remembering each request's system prompt (by request id and conversation id)
+and looking for a long verbatim piece of it in the matching response.
+"""
+
+from __future__ import annotations
+
+from agentwatch.detect.atr.views import text_of
+from agentwatch.detect.builtin.base import BuiltinRule, Lru
+from agentwatch.events.model import Event
+from agentwatch.pipeline.pipeline import Finding
+
+MIN_PROMPT = 80  # characters: shorter system prompts are too generic to call a repeat a leak
+PIECE = 60  # a verbatim stretch this long is not a coincidence
+STEP = 20
+MAX_PROMPT = 16_384
+
+
+def _squash(text: str) -> str:
+    return " ".join(text.lower().split())
+
+
+def _messages_text(messages: object, role: str | None) -> str:
+    if not isinstance(messages, list):
+        return ""
+    parts = []
+    for m in messages:
+        if isinstance(m, dict) and (role is None or m.get("role") == role):
+            parts.append(text_of(m.get("content")))
+    return "\n".join(parts)
+
+
+class SystemPromptEcho(BuiltinRule):
+    id = "AW-BUILTIN-PROMPT-ECHO"
+    title = "Model response repeats its system prompt"
+    severity = 6
+    tags = ["atlas.aml.t0056", "atlas.aml.t0057", "attack.collection"]
+    description = (
+        f"A model response contains a verbatim stretch ({PIECE}+ characters) of the system prompt "
+        "sent in the matching request (same request id or conversation id)."
+    )
+
+    def __init__(self, cap: int) -> None:
+        self.prompts: Lru[tuple[str, Event]] = Lru(cap)
+
+    def state_size(self) -> int:
+        return len(self.prompts)
+
+    def observe(self, event: Event) -> list[Finding]:
+        data = event.data
+        keys = [f"{k}:{data[k]}" for k in ("request_id", "conversation_id") if isinstance(data.get(k), str)]
+        if not keys:
+            return []
+        if event.event_type == "ai.request":
+            system = _squash(_messages_text(data.get("messages"), "system"))[:MAX_PROMPT]
+            if len(system) >= MIN_PROMPT:
+                for key in keys:
+                    self.prompts.put(key, (system, event))
+            return []
+        if event.event_type != "ai.response":
+            return []
+        remembered = next((p for p in (self.prompts.get(k) for k in keys) if p is not None), None)
+        if remembered is None:
+            return []
+        system, request = remembered
+        answer = _squash(
+            "\n".join(
+                _messages_text([c.get("message")], None)
+                for c in data.get("choices") or []
+                if isinstance(c, dict) and isinstance(c.get("message"), dict)
+            )
+        )
+        if len(answer) < PIECE:
+            return []
+        for start in range(0, max(1, len(system) - PIECE + 1), STEP):
+            piece = system[start : start + PIECE]
+            if len(piece) == PIECE and piece in answer:
+                return [
+                    self.finding(
+                        [request, event],
+                        f"the response repeats {PIECE}+ characters of its system prompt verbatim",
+                        dedup_key=keys[0],
+                        excerpt_offset=start,
+                    )
+                ]
+        return []
