@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import threading
 
 from agentwatch.detect.atr.matcher import AtrMatcher
 from agentwatch.detect.atr.rules import AtrRule, RuleError, bundled_rules, load_dir, load_file, parse_rule
@@ -23,7 +24,16 @@ __all__ = [
 ]
 
 
-@functools.cache
+_LOCK = threading.Lock()
+
+
 def bundled_matcher() -> AtrMatcher:
-    """The compiled bundled rule set, built once per process (it takes a few seconds)."""
+    """The compiled bundled rule set, built once per process (it takes seconds); concurrent
+    callers (several engines starting at once) wait for the one build."""
+    with _LOCK:
+        return _build()
+
+
+@functools.cache
+def _build() -> AtrMatcher:
     return AtrMatcher(bundled_rules())
