@@ -19,8 +19,9 @@ def shared_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempP
         url = f"sqlite:///{tmp / 'agentwatch.db'}"
     else:
         url, name = fresh_postgres_database()
+    aop = getattr(request.module, "SHARED_AOP", {})  # a module may tune the collector for its tests
     try:
-        with run_server(Settings(data_dir=tmp, database_url=url, auth={"enabled": False})) as srv:
+        with run_server(Settings(data_dir=tmp, database_url=url, auth={"enabled": False}, aop=aop)) as srv:
             yield srv
     finally:
         if name is not None:

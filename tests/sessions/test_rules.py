@@ -46,8 +46,8 @@ def tool_starts(session, inputs, times):
     ]
 
 
-def test_loop_needs_five_calls_in_sixty_seconds_with_forty_percent_repeats(server):
-    with server.client() as c:
+def test_loop_needs_five_calls_in_sixty_seconds_with_forty_percent_repeats(shared_server):
+    with shared_server.client() as c:
         post(c, tool_starts("four", ["a"] * 4, [0, 1, 2, 3]))
         post(c, tool_starts("five", ["a"] * 5, [0, 1, 2, 3, 4]))
         post(c, tool_starts("distinct", ["a", "b", "c", "d", "e"], [0, 1, 2, 3, 4]))
@@ -72,8 +72,8 @@ def thoughts(session, confidences):
     return [ev(session, i + 1, "cognition.thought", p) for i, p in enumerate(payloads)]
 
 
-def test_confidence_drop_after_three_consecutive_low_thoughts(server):
-    with server.client() as c:
+def test_confidence_drop_after_three_consecutive_low_thoughts(shared_server):
+    with shared_server.client() as c:
         post(c, thoughts("broken", ["low", "low", "high", "low", "low"]))
         post(c, thoughts("three", ["low", "low", "low"]))
         post(c, thoughts("numeric", [0.39, 0.1, 0.0]))
@@ -93,22 +93,22 @@ def tool_ends(session, outcomes, agent="agent-1", start=1):
     ]
 
 
-def test_error_cascade_is_critical_after_three_consecutive_failures(server):
-    with server.client() as c:
-        post(c, tool_ends("broken", [False, False, True, False, False], agent="a1"))
-        post(c, tool_ends("three", [False, False, False], agent="a2"))
+def test_error_cascade_is_critical_after_three_consecutive_failures(shared_server):
+    with shared_server.client() as c:
+        post(c, tool_ends("ec-broken", [False, False, True, False, False], agent="a1"))
+        post(c, tool_ends("ec-three", [False, False, False], agent="a2"))
         post(
             c,
             [
-                ev("docs", i, "operation.tool_end", {"tool": f"t{i}", "outcome": "failure"}, agent="a3")
+                ev("ec-docs", i, "operation.tool_end", {"tool": f"t{i}", "outcome": "failure"}, agent="a3")
                 for i in (1, 2, 3)
             ],
         )
-        assert alert_types(c, "broken") == []
-        assert alert_types(c, "three") == ["error_cascade"]
-        assert alert_types(c, "docs") == ["error_cascade"]
+        assert alert_types(c, "ec-broken") == []
+        assert alert_types(c, "ec-three") == ["error_cascade"]
+        assert alert_types(c, "ec-docs") == ["error_cascade"]
         settle(c)
-        assert c.get("/sessions/three").json()["alerts"][0]["severity"] == "critical"
+        assert c.get("/sessions/ec-three").json()["alerts"][0]["severity"] == "critical"
 
 
 def test_rule_state_survives_a_restart(settings):
@@ -120,17 +120,17 @@ def test_rule_state_survives_a_restart(settings):
         assert alert_types(c, "r") == ["error_cascade"]
 
 
-def test_resent_events_do_not_count_twice(server):
-    with server.client() as c:
+def test_resent_events_do_not_count_twice(shared_server):
+    with shared_server.client() as c:
         events = tool_ends("again", [False, False])
         post(c, events)
         post(c, events)  # a retry of the same session steps
         assert alert_types(c, "again") == []
 
 
-def test_token_and_cost_budgets_per_session(server):
+def test_token_and_cost_budgets_per_session(shared_server):
     start = {"goal": "g", "token_budget": 1000, "cost_budget_usd": 0.5}
-    with server.client() as c:
+    with shared_server.client() as c:
         post(
             c,
             [
@@ -156,11 +156,11 @@ def test_token_and_cost_budgets_per_session(server):
         assert alert_types(c, "dflt") == ["token_budget"]
 
 
-def test_same_tool_failing_across_sessions_of_one_agent(server):
+def test_same_tool_failing_across_sessions_of_one_agent(shared_server):
     def fail(session, agent, seq=1):
         return ev(session, seq, "operation.tool_end", {"tool": "deploy", "success": False}, agent=agent)
 
-    with server.client() as c:
+    with shared_server.client() as c:
         post(c, [fail("x1", "builder"), fail("x2", "builder")])
         post(c, [fail("y1", "other"), fail("y2", "another")])
         assert "repeated_tool_failure" not in alert_types(c, "x2")

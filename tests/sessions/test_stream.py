@@ -7,20 +7,10 @@ from collections.abc import Iterator
 
 import httpx
 import orjson
-import pytest
 
-from agentwatch.config import Settings
 from tests.sessions.aop import ev
 
-
-@pytest.fixture
-def settings(tmp_path, database_url):
-    return Settings(
-        data_dir=tmp_path,
-        database_url=database_url,
-        auth={"enabled": False},
-        aop={"ping_interval_s": 0.3, "stream_buffer": 8},
-    )
+SHARED_AOP = {"ping_interval_s": 0.3, "stream_buffer": 8}  # see tests/sessions/conftest.py
 
 
 def frames(lines: Iterator[str]) -> Iterator[dict]:
@@ -44,12 +34,12 @@ def post(c, events):
     assert r.status_code == 200 and r.json()["rejected"] == 0, r.text
 
 
-def test_framing_events_as_sent_alerts_and_pings(server):
+def test_framing_events_as_sent_alerts_and_pings(shared_server):
     raw = (
         b'{"spec":"aop/1.0","session_id":"live","agent_id":"a","sequence":1,'
         b'"timestamp":"2026-04-03T10:00:00Z","type":"session.started","payload":{"goal":"watch me"}}'
     )
-    with server.client() as c, c.stream("GET", "/stream") as resp:
+    with shared_server.client() as c, c.stream("GET", "/stream") as resp:
         assert resp.headers["content-type"].startswith("text/event-stream")
         lines = resp.iter_lines()
         assert next(lines) == "retry: 2000"
@@ -91,8 +81,8 @@ def event_frames(lines, n, timeout=10.0):
     return out
 
 
-def test_resume_with_last_event_id_replays_then_goes_live(server):
-    with server.client() as c:
+def test_resume_with_last_event_id_replays_then_goes_live(shared_server):
+    with shared_server.client() as c:
         with c.stream("GET", "/stream") as resp:
             lines = resp.iter_lines()
             post(c, [ev("r", 1, "session.started")])
@@ -117,8 +107,8 @@ def test_resume_with_last_event_id_replays_then_goes_live(server):
             assert [n["type"] for n in notices] == ["connected", "resume_failed"]
 
 
-def test_session_filter(server):
-    with server.client() as c, c.stream("GET", "/stream", params={"session_id": "mine"}) as resp:
+def test_session_filter(shared_server):
+    with shared_server.client() as c, c.stream("GET", "/stream", params={"session_id": "mine"}) as resp:
         lines = resp.iter_lines()
         post(c, [ev("other", 1, "session.started"), ev("mine", 1, "session.started")])
         post(c, [ev("other", 2, "session.ended"), ev("mine", 2, "session.ended")])
@@ -127,10 +117,10 @@ def test_session_filter(server):
         assert c.get("/stream", params={"session_id": "x" * 200}).status_code == 400
 
 
-def test_slow_client_is_cut_and_resumes_without_a_gap(server):
+def test_slow_client_is_cut_and_resumes_without_a_gap(shared_server):
     big = "x" * 60_000
     total = 150
-    with httpx.Client(base_url=server.url, timeout=30) as reader, server.client() as c:
+    with httpx.Client(base_url=shared_server.url, timeout=30) as reader, shared_server.client() as c:
         with reader.stream("GET", "/stream") as resp:
             lines = resp.iter_lines()
             next(lines)
