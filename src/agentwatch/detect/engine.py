@@ -354,7 +354,12 @@ class DetectionEngine:
                     tags=list(rule.tags),
                     session_id=event.session_id,
                     ts=event.ts,
-                    details={"format": fmt, "category": rule.category, "source": rule.source},
+                    details={
+                        "format": fmt,
+                        "category": rule.category,
+                        "subcategory": rule.subcategory,
+                        "source": rule.source,
+                    },
                 )
             )
         return out

@@ -69,6 +69,7 @@ class AtrRule:
     source: str
     test_cases: dict[str, list[dict[str, Any]]] | None = None
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
+    subcategory: str = ""  # e.g. "secrets": lets an inline guard redact instead of block
 
     @property
     def active(self) -> bool:
@@ -156,6 +157,7 @@ def parse_rule(data: Any, source: str) -> AtrRule:
         source=source,
         test_cases=cases,
         raw=data,
+        subcategory=str(raw_tags.get("subcategory", "")),
     )
 
 

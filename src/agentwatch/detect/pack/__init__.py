@@ -19,4 +19,6 @@ def pack_rules() -> list[AtrRule]:
     rules, errors = load_dir(RULES_DIR)
     if errors:  # a broken built-in rule is a bug in agentwatch, never silently skipped
         raise ValueError("; ".join(f"{f}: {e}" for f, e in errors))
+    for rule in rules:  # no install paths in alerts and APIs
+        rule.source = f"agentwatch-pack:{Path(rule.source).name}"
     return rules
