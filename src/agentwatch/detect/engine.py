@@ -44,7 +44,7 @@ from agentwatch.store.upsert import upsert
 log = structlog.get_logger("agentwatch.detect")
 
 HOUR = 3600
-MAX_BACKLOG = 100_000  # agent-text events kept while the bundled ATR set loads
+MAX_BACKLOG = 20_000  # agent-text events kept while the bundled ATR set loads (then counted as dropped)
 AGENT_TEXT = frozenset({"llm_input", "llm_output", "tool_call", "tool_response", "tool_description"})
 SIGMA_LEVELS = {"informational": 1, "low": 3, "medium": 5, "high": 7, "critical": 9}
 

@@ -78,6 +78,23 @@ class BuiltinRule:
         )
 
 
+def slim(event: Event) -> Event:
+    """What a finding needs of a remembered event (id, time, type, session, entities), without its
+    payload: state kept for thousands of events must not hold thousands of prompts."""
+    return Event(
+        body={},
+        event_id=event.event_id,
+        event_type=event.event_type,
+        ts=event.ts,
+        received_at=event.received_at,
+        source_format=event.source_format,
+        session_id=event.session_id,
+        agent=event.agent,
+        severity=event.severity,
+        entities=list(event.entities),
+    )
+
+
 def scope_of(event: Event) -> str:
     """Whose activity an event belongs to: the session, else agent, else host and process."""
     if event.session_id:

@@ -13,7 +13,7 @@ import re
 from urllib.parse import urlsplit
 
 from agentwatch.detect.atr.views import text_of
-from agentwatch.detect.builtin.base import BuiltinRule, Lru, host_of, scope_of
+from agentwatch.detect.builtin.base import BuiltinRule, Lru, host_of, scope_of, slim
 from agentwatch.events.model import Event
 from agentwatch.pipeline.pipeline import Finding
 
@@ -110,7 +110,7 @@ class SensitiveReadThenEgress(BuiltinRule):
         if target is not None:
             prior = self.reads.get(scope)
             if prior is None or prior[0].ts <= event.ts:
-                self.reads.put(scope, (event, target))
+                self.reads.put(scope, (slim(event), target))
         out: list[Finding] = []
         host = host_of(event)
         for dest in destinations(event):

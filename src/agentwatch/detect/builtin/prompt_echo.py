@@ -9,14 +9,15 @@ and looking for a long verbatim piece of it in the matching response.
 from __future__ import annotations
 
 from agentwatch.detect.atr.views import text_of
-from agentwatch.detect.builtin.base import BuiltinRule, Lru
+from agentwatch.detect.builtin.base import BuiltinRule, Lru, slim
 from agentwatch.events.model import Event
 from agentwatch.pipeline.pipeline import Finding
 
 MIN_PROMPT = 80  # characters: shorter system prompts are too generic to call a repeat a leak
 PIECE = 60  # a verbatim stretch this long is not a coincidence
 STEP = 20
-MAX_PROMPT = 16_384
+MAX_PROMPT = 4096  # characters of a system prompt remembered
+MAX_PROMPTS = 5000  # requests remembered (bounded memory: at most ~20 MB of prompt text)
 
 
 def _squash(text: str) -> str:
@@ -44,7 +45,7 @@ class SystemPromptEcho(BuiltinRule):
     )
 
     def __init__(self, cap: int) -> None:
-        self.prompts: Lru[tuple[str, Event]] = Lru(cap)
+        self.prompts: Lru[tuple[str, Event]] = Lru(min(cap, MAX_PROMPTS))
 
     def state_size(self) -> int:
         return len(self.prompts)
@@ -57,8 +58,9 @@ class SystemPromptEcho(BuiltinRule):
         if event.event_type == "ai.request":
             system = _squash(_messages_text(data.get("messages"), "system"))[:MAX_PROMPT]
             if len(system) >= MIN_PROMPT:
+                remembered = (system, slim(event))
                 for key in keys:
-                    self.prompts.put(key, (system, event))
+                    self.prompts.put(key, remembered)
             return []
         if event.event_type != "ai.response":
             return []
