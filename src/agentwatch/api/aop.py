@@ -138,15 +138,17 @@ async def list_sessions(
 
 
 def _detail(engine: Any, session_id: str) -> bytes | None:
-    row = queries.get_session(engine, session_id)
-    if row is None:
-        return None
-    evs = queries.raw_events(engine, session_id)
-    kids = queries.children(engine, session_id)
+    with engine.connect() as conn:  # one connection for the four reads
+        row = queries.get_session(conn, session_id)
+        if row is None:
+            return None
+        evs = queries.raw_events(conn, session_id)
+        kids = queries.children(conn, session_id)
+        alerts = queries.session_alerts(conn, session_id)
     head = orjson.dumps(
         {
             "session": session_json(row, children=len(kids)),
-            "alerts": queries.session_alerts(engine, session_id),
+            "alerts": alerts,
             "children": [session_json(k) for k in kids],
         }
     )

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import Engine, and_, delete, func, select, update
+from sqlalchemy import Connection, Engine, and_, delete, func, select, update
 
 from agentwatch.events.model import iso
 from agentwatch.sessions.schema import aop_sessions
@@ -15,6 +17,16 @@ from agentwatch.store.schema import events
 
 MAX_SUBTREE = 10_000
 CHUNK = 500
+
+
+@contextmanager
+def _conn(bind: Engine | Connection) -> Iterator[Connection]:
+    """Use the caller's connection (several reads of one request share it) or open one."""
+    if isinstance(bind, Connection):
+        yield bind
+        return
+    with bind.connect() as conn:
+        yield conn
 
 
 @dataclass
@@ -50,20 +62,20 @@ def list_sessions(engine: Engine, q: SessionQuery) -> tuple[list[dict[str, Any]]
     return rows, total
 
 
-def get_session(engine: Engine, session_id: str) -> dict[str, Any] | None:
-    with engine.connect() as conn:
+def get_session(engine: Engine | Connection, session_id: str) -> dict[str, Any] | None:
+    with _conn(engine) as conn:
         r = conn.execute(select(aop_sessions).where(aop_sessions.c.id == session_id)).first()
     return dict(r._mapping) if r is not None else None
 
 
-def raw_events(engine: Engine, session_id: str) -> list[tuple[str, bytes]]:
+def raw_events(engine: Engine | Connection, session_id: str) -> list[tuple[str, bytes]]:
     """``(event_id, bytes as sent)`` of a session's AOP events, in sequence order."""
     stmt = (
         select(events.c.event_id, events.c.raw, events.c.body)
         .where(and_(events.c.session_id == session_id, events.c.source_format == "aop"))
         .order_by(events.c.sequence, events.c.seq)
     )
-    with engine.connect() as conn:
+    with _conn(engine) as conn:
         return [(r.event_id, r.raw if r.raw is not None else r.body.encode()) for r in conn.execute(stmt)]
 
 
@@ -85,22 +97,22 @@ def aop_alert(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def session_alerts(engine: Engine, session_id: str, limit: int = 500) -> list[dict[str, Any]]:
+def session_alerts(engine: Engine | Connection, session_id: str, limit: int = 500) -> list[dict[str, Any]]:
     stmt = (
         select(alerts).where(alerts.c.session_id == session_id).order_by(alerts.c.created_at, alerts.c.id).limit(limit)
     )
-    with engine.connect() as conn:
+    with _conn(engine) as conn:
         return [aop_alert(dict(r._mapping)) for r in conn.execute(stmt)]
 
 
-def children(engine: Engine, session_id: str, limit: int = 1000) -> list[dict[str, Any]]:
+def children(engine: Engine | Connection, session_id: str, limit: int = 1000) -> list[dict[str, Any]]:
     stmt = (
         select(aop_sessions)
         .where(aop_sessions.c.parent_session_id == session_id)
         .order_by(aop_sessions.c.started_at, aop_sessions.c.id)
         .limit(limit)
     )
-    with engine.connect() as conn:
+    with _conn(engine) as conn:
         return [dict(r._mapping) for r in conn.execute(stmt)]
 
 
