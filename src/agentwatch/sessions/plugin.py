@@ -32,7 +32,8 @@ def _stage(aw: Any) -> Any:
 def _rules(aw: Any) -> Any:
     from agentwatch.sessions.rules import SessionRules
 
-    aw.aop_rules = SessionRules(aw.engine, aw.settings.aop, _fresh(aw))
+    standalone = getattr(aw.settings.pipeline, "role", "standalone") == "standalone"
+    aw.aop_rules = SessionRules(aw.engine, aw.settings.aop, _fresh(aw), keep_cache=standalone)
     return aw.aop_rules
 
 

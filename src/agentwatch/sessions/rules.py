@@ -101,10 +101,13 @@ class SessionRules:
 
     name = DETECTOR
 
-    def __init__(self, engine: Engine, settings: AopSettings, fresh: FreshFilter) -> None:
+    def __init__(self, engine: Engine, settings: AopSettings, fresh: FreshFilter, *, keep_cache: bool = True) -> None:
         self.engine = engine
         self.s = settings
         self.fresh = fresh
+        # Only the single writer of a standalone server may keep state between batches; with
+        # several pipeline workers on one database, each batch reads the state afresh.
+        self.keep_cache = keep_cache
         self._cache: OrderedDict[str, dict[str, Any]] = OrderedDict()
 
     # -- state -------------------------------------------------------------
@@ -162,6 +165,8 @@ class SessionRules:
             fresh = self.fresh(batch)
             if not fresh:
                 return []
+            if not self.keep_cache:
+                self._cache.clear()
             scopes = [f"session:{e.session_id}" for e in fresh] + [f"agent:{e.agent}" for e in fresh]
             self._load(scopes)
             findings: list[Finding] = []
