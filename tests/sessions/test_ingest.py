@@ -224,3 +224,11 @@ def test_event_id_is_the_uuid5_of_session_and_sequence():
     for sid, seq in [("s1", 1), ("weird é", 99), ("x" * 128, 2**63 - 1)]:
         assert aop_event_id(sid, seq) == str(uuid.uuid5(AOP_NS, f"{sid}\x1f{seq}"))
     assert aop_event_id("s1", 1) != aop_event_id("s1", 2) != aop_event_id("s2", 1)
+
+
+def test_any_minor_version_of_spec_1_is_accepted(shared_server):
+    with shared_server.client() as c:
+        for i, spec in enumerate(["aop/1.0", "aop/1.7", "aop/1.2.3"]):
+            doc = {**ev("minor", i + 1, "cognition.goal", {"goal": "g"}), "spec": spec}
+            assert c.post("/events", json=doc).status_code == 200, spec
+        assert c.get("/sessions/minor").json()["session"]["event_count"] == 3

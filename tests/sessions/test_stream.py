@@ -140,3 +140,20 @@ def test_slow_client_is_cut_and_resumes_without_a_gap(shared_server):
             rest = event_frames(resp.iter_lines(), total - len(received))
         seqs = [orjson.loads(f["data"])["data"]["sequence"] for f in rest]
         assert seqs == list(range(len(received) + 1, total + 1))
+
+
+def test_stream_client_cap_answers_503(tmp_path):
+    from agentwatch.config import Settings
+    from tests.support.server import run_server
+
+    settings = Settings(
+        data_dir=tmp_path,
+        database_url=f"sqlite:///{tmp_path / 'a.db'}",
+        auth={"enabled": False},
+        aop={"stream_max_clients": 1},
+    )
+    with run_server(settings) as srv, srv.client() as c, c.stream("GET", "/stream") as first:
+        lines = first.iter_lines()
+        assert next(lines) == "retry: 2000"
+        r = c.get("/stream")
+        assert r.status_code == 503 and r.json()["error"]["message"] == "stream: too many live clients"
