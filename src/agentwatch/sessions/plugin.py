@@ -74,3 +74,6 @@ def register(registry: Registry) -> None:
 
 def install_cli(app: typer.Typer) -> None:
     """Add this capability's commands to the `agentwatch` command."""
+    from agentwatch.sessions.cli import app as sessions_app
+
+    app.add_typer(sessions_app, name="sessions")
