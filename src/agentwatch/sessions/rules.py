@@ -132,13 +132,16 @@ class SessionRules:
         self._cache.move_to_end(scope)
         return st
 
-    def _save(self, scopes: Iterable[str]) -> None:
+    def _save(self, scopes: Iterable[str], before: dict[str, bytes]) -> None:
+        """Write the states that changed in this batch (``before``: their serialized form at its start)."""
         now = time.time()
-        rows = [
-            {"scope": s, "state": orjson.dumps(self._cache[s]).decode(), "updated_at": now}
-            for s in dict.fromkeys(scopes)
-            if s in self._cache
-        ]
+        rows = []
+        for s in dict.fromkeys(scopes):
+            if s not in self._cache:
+                continue
+            blob = orjson.dumps(self._cache[s])
+            if blob != before.get(s, b"{}"):
+                rows.append({"scope": s, "state": blob.decode(), "updated_at": now})
         if not rows:
             return
         with self.engine.begin() as conn:
@@ -169,10 +172,11 @@ class SessionRules:
                 self._cache.clear()
             scopes = [f"session:{e.session_id}" for e in fresh] + [f"agent:{e.agent}" for e in fresh]
             self._load(scopes)
+            before = {s: orjson.dumps(self._cache[s]) for s in dict.fromkeys(scopes) if s in self._cache}
             findings: list[Finding] = []
             for e in fresh:
                 findings.extend(self.apply(e))
-            self._save(scopes)
+            self._save(scopes, before)
             return findings
         except Exception:  # a rule bug must never lose the batch's events
             log.exception("session_rules.failed", events=len(batch))
