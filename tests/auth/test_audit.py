@@ -250,3 +250,23 @@ def test_a_streamed_post_is_audited_without_being_buffered(tmp_path: Path, sqlit
             assert "sk-provider-key-not-ours" not in all_rows_text(srv.aw.engine)
             # the provider's key was not taken for an agentwatch credential
             assert srv.aw.audit.query(action="auth.credential_rejected") == []
+
+
+def test_concurrent_writers_keep_one_unbroken_chain(database_url: str):
+    """Writers in several threads (or processes: the lock is the database's) serialize on the
+    head row, so seqs stay gap-free and every row chains to the one before."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    engine = make_engine(database_url)
+    migrate(engine)
+    logs = [AuditLog(engine) for _ in range(4)]  # separate writers, as separate processes would be
+
+    def write(i: int) -> None:
+        for j in range(20):
+            logs[i].append_many([AuditEntry(f"w{i}.{j}"), AuditEntry(f"w{i}.{j}b")])
+
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(write, range(4)))
+    result = logs[0].verify()
+    assert result.ok and result.checked == 160 and result.head_seq == 160
+    engine.dispose()
