@@ -216,3 +216,13 @@ def test_requests_are_attributed_to_the_local_process_that_sent_them(gateway):
         assert req["process"]["pid"] == os.getpid()
         assert req["process"]["ppid"] == os.getppid()
         assert req["confidence"]["process_attribution"] == "socket_inode"
+
+
+def test_non_inference_calls_are_relayed_but_not_recorded_as_llm_calls(gateway, upstream):
+    with gateway.client() as c:
+        r = c.get("/gateway/openai/v1/models", params={"limit": "2"})
+        assert r.status_code == 404 and r.content == b'{"error": "not found"}'  # the fake's own answer
+        assert upstream.requests[-1]["path"] == "/v1/models" and upstream.requests[-1]["query"] == "limit=2"
+        c.post("/gateway/openai/v1/chat/completions", json={"model": "gpt-4o", "messages": []})
+        assert len(wait_events(c, "ai.request", 1)) == 1
+        assert len(wait_events(c, "ai.request", 2, timeout=1.0)) == 1  # only the chat completion

@@ -12,6 +12,7 @@ gets are exactly the bytes the upstream sent and the copy can be parsed without 
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 from urllib.parse import urlsplit
@@ -19,7 +20,7 @@ from urllib.parse import urlsplit
 import orjson
 import structlog
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
 from agentwatch.capture.cost import PriceTable
 from agentwatch.capture.gateway import providers
@@ -68,6 +69,39 @@ DROP_REQUEST = HOP_BY_HOP | {
 DROP_RESPONSE = HOP_BY_HOP | {b"date", b"server"}
 STREAM_TYPES = ("text/event-stream", "application/x-ndjson", "application/jsonl", "application/stream+json")
 GEMINI_NAME = "google"
+
+
+class RelayResponse(Response):
+    """A streamed relay: each upstream chunk is sent as it comes.
+
+    Starlette's StreamingResponse runs an anyio task group per response on ASGI 2.3 servers
+    (uvicorn); this watches for the client going away with one plain task instead, and stops
+    reading the upstream when it does (an abandoned LLM stream is not read to its end).
+    """
+
+    def __init__(self, status: int, raw_headers: list[tuple[bytes, bytes]], chunks: Any) -> None:
+        self.status_code = status
+        self.raw_headers = raw_headers
+        self.chunks = chunks
+        self.background = None
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        async def disconnected() -> None:
+            while (await receive())["type"] != "http.disconnect":
+                pass
+
+        watcher = asyncio.ensure_future(disconnected())
+        try:
+            await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+            async for chunk in self.chunks:
+                if watcher.done():
+                    break
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            else:
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+        finally:
+            watcher.cancel()
+            await self.chunks.aclose()
 
 
 class GatewayError(Exception):
@@ -274,9 +308,7 @@ class Gateway:
                 recorder.schedule(ex, mode, verdict)
                 await resp.aclose()
 
-        response = StreamingResponse(relay(), resp.status)
-        response.raw_headers = out_headers
-        return response
+        return RelayResponse(resp.status, out_headers, relay())
 
     def _inline_verdict(self, route: Route, ex: Exchange) -> Verdict:
         """Scan the request (unredacted, in memory only) and ask the guard before forwarding."""

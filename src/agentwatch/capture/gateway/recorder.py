@@ -149,6 +149,8 @@ class Recorder:
             await loop.run_in_executor(self.executor, resolve_all)
 
     def _build(self, ex: Exchange, mode: str, verdict: Verdict | None) -> tuple[list[Event], list[Finding]]:
+        if not ex.request.is_llm_call and verdict is None:
+            return [], []  # model listings, token counts...: relayed, not recorded as LLM calls
         bodies, report, _parsed = self.builder.build(ex)
         events: list[Event] = []
         for b in bodies:
