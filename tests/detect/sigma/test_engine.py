@@ -59,3 +59,27 @@ def test_prefilter_needs_every_and_clause_but_keeps_not_and_or_sound():
     assert eng.match(proc("alpha", exe="/bin/beta"))
     assert eng.match(proc("nothing"))  # "not c" holds without any literal
     assert not eng.match(proc("gamma alpha", exe="/bin/other"))
+
+
+def test_prefilter_from_regex_literals_keeps_every_match():
+    eng = engine(one_rule("sel:\n  CommandLine|re|i: 'inv[o0]ke-(?:expression|webrequest)\\s'\ncondition: sel\n"))
+    assert eng.match(proc("powershell INV0KE-WebRequest http://x"))
+    assert eng.match(proc("powershell invoke-expression $x"))
+    assert not eng.match(proc("powershell invoke-command $x"))
+
+
+def test_rare_character_prefilter_for_emoji_lists():
+    det = "sel:\n  CommandLine|contains:\n    - '\U0001f600'\n    - '1\ufe0f\u20e3'\ncondition: sel\n"
+    eng = engine(one_rule(det))
+    assert eng.match(proc("run \U0001f600 now"))
+    assert eng.match(proc("pick 1\ufe0f\u20e3"))
+    assert not eng.match(proc("pick 1 now"))
+    (entry,) = eng._entries.values()
+    assert entry.chars == frozenset({"\U0001f600", "\ufe0f"})  # selected by characters, not always evaluated
+
+
+def test_repeated_values_give_the_same_answer_as_fresh_ones():
+    eng = engine(one_rule("sel:\n  CommandLine|contains|all: ['-enc', 'hidden']\ncondition: sel\n"))
+    for _ in range(3):  # the per-value scan memo must not change results
+        assert eng.match(proc("powershell -w hidden -enc AAA"))
+        assert not eng.match(proc("powershell -w hidden"))

@@ -32,8 +32,8 @@ from agentwatch.detect.sigma.rules import compile_rule
 from agentwatch.detect.sigma.view import EventView
 from agentwatch.events.model import Event
 
-MEMO_SIZE = 50_000  # distinct field values whose scan result is remembered per logsource group
-MEMO_VALUE_LEN = 4096  # longer values are scanned every time (and never held in memory)
+MEMO_SIZE = 20_000  # distinct field values whose scan result is remembered per logsource group
+MEMO_VALUE_LEN = 1024  # longer values are scanned every time (bounds the memo to ~20 MB)
 _EMPTY: frozenset = frozenset()
 
 
@@ -63,6 +63,7 @@ class _Group:
     charset: frozenset[str] = frozenset()
     char_rules: list[_Entry] = field(default_factory=list)
     memo: dict[str, tuple[frozenset, frozenset]] = field(default_factory=dict)
+    once: set[str] = field(default_factory=set)
 
 
 @dataclass
@@ -227,7 +228,7 @@ class SigmaEngine:
         Each distinct lower-cased value is scanned once and its result memoised (bounded):
         image paths, users, companies and parent processes repeat across events.
         """
-        memo = group.memo
+        memo, once = group.memo, group.once
         automaton = group.automaton
         charset = group.charset
         hits: set[int] = set()
@@ -240,9 +241,16 @@ class SigmaEngine:
                     rare = charset.intersection(value) if charset and not charset.isdisjoint(value) else _EMPTY
                     found = (lits, rare)
                     if len(value) <= MEMO_VALUE_LEN:
-                        if len(memo) >= MEMO_SIZE:
-                            memo.clear()
-                        memo[value] = found
+                        # remember a value from its second sighting on: unique values (command
+                        # lines, GUIDs) would otherwise flush the repeating ones out of the memo
+                        if value in once:
+                            if len(memo) >= MEMO_SIZE:
+                                memo.clear()
+                            memo[value] = found
+                        else:
+                            if len(once) >= MEMO_SIZE:
+                                once.clear()
+                            once.add(value)
                 if found[0]:
                     hits |= found[0]
                 if found[1]:
