@@ -68,9 +68,12 @@ def rule_files(path: Path) -> list[Path]:
 
 
 def default_regression_dir(rules_path: Path) -> Path | None:
-    """``<repo>/regression_data`` for a SigmaHQ checkout's ``rules`` folder."""
-    candidate = rules_path.parent / "regression_data"
-    return candidate if candidate.is_dir() else None
+    """``<checkout>/regression_data`` for a SigmaHQ ``rules`` folder or any folder inside it."""
+    for parent in [rules_path.resolve(), *rules_path.resolve().parents][:8]:
+        candidate = parent.parent / "regression_data"
+        if candidate.is_dir():
+            return candidate
+    return None
 
 
 def iter_samples(regression: Path) -> list[tuple[str, Path, int | None]]:
