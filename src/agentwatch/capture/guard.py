@@ -134,8 +134,7 @@ class Guard:
         blocking = [f for f in findings if f.severity >= self.settings.block_severity]
         if not blocking:
             return verdict
-        secrets_only = all(f.rule_id == "guard.secret_in_prompt" for f in blocking)
-        verdict.action = "redact" if (secrets_only and self.settings.enforce_action == "redact") else "block"
+        verdict.action = "block"  # the gateway may turn it into "redact" (see Gateway._inline_verdict)
         return verdict
 
     @staticmethod

@@ -38,7 +38,7 @@ from agentwatch.capture.gateway.transport import (
     literal_problem,
 )
 from agentwatch.capture.guard import Guard, Verdict
-from agentwatch.capture.redact import Redactor, mask_json
+from agentwatch.capture.redact import Redactor, Report, mask, mask_json, scan
 from agentwatch.capture.settings import CaptureSettings, UpstreamRoute
 from agentwatch.events.normalize import normalize
 
@@ -310,16 +310,21 @@ class Gateway:
 
         return RelayResponse(resp.status, out_headers, relay())
 
-    def _inline_verdict(self, route: Route, ex: Exchange) -> Verdict:
-        """Scan the request (unredacted, in memory only) and ask the guard before forwarding."""
+    def _probe(self, route: Route, ex: Exchange, masked: bool) -> tuple[Any, Report]:
+        """An unstored ai.request event of the request (secrets masked or not) and what the scan found."""
         red = Redactor("full")
+        messages = []
         for m in ex.request.messages:
-            red.text(m.get("content") or "")
+            text = m.get("content") or ""
+            if masked:
+                text = mask(text, [x for x in scan(text) if x.kind == "secret"])
+            red.text(text)
+            messages.append({**{k: v for k, v in m.items() if k in ("role", "name")}, "content": text})
         data: dict[str, Any] = {
             "provider": {"name": route.provider.name, "endpoint": ex.endpoint},
             "request_type": ex.request.request_type,
             "streaming": ex.request.streaming,
-            "messages": [{k: v for k, v in m.items() if k in ("role", "content", "name")} for m in ex.request.messages],
+            "messages": messages,
         }
         if ex.request.model:
             data["model"] = {"id": ex.request.model}
@@ -328,7 +333,21 @@ class Gateway:
             type_validator=self.aw.type_validator,
             source_format="gateway",
         )
-        return self.guard.decide("enforce", probe, red.report, ex.request.model)
+        return probe, red.report
+
+    def _inline_verdict(self, route: Route, ex: Exchange) -> Verdict:
+        """Ask the guard (and the detection engine) before forwarding; the request stays in memory only.
+
+        With ``enforce_action = "redact"``, a blocked request is checked again with its secrets
+        masked: when nothing blocking is left, it is forwarded masked instead of blocked.
+        """
+        probe, report = self._probe(route, ex, masked=False)
+        verdict = self.guard.decide("enforce", probe, report, ex.request.model)
+        if verdict.action == "block" and self.guard.settings.enforce_action == "redact" and report.secrets:
+            masked_probe, masked_report = self._probe(route, ex, masked=True)
+            if self.guard.decide("enforce", masked_probe, masked_report, ex.request.model).action == "allow":
+                verdict.action = "redact"
+        return verdict
 
 
 def _short(value: str | None) -> str | None:
