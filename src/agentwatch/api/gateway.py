@@ -45,13 +45,6 @@ class GatewayGuard(Guard):
 router = APIRouter(tags=["gateway"])
 
 
-@router.api_route(
-    "/gateway/{route}/{path:path}",
-    methods=METHODS,
-    dependencies=[Depends(GatewayGuard("gateway:use", open_on_loopback=True))],
-    include_in_schema=True,
-    response_model=None,
-)
 async def gateway(request: Request, route: str, path: str) -> Response:
     """Forwards to the route's upstream (``capture.routes``) and records the exchange."""
     aw = request.app.state.aw
@@ -62,3 +55,15 @@ async def gateway(request: Request, route: str, path: str) -> Response:
         raise NotFound(f"route: no gateway route named {route[:64]!r} (configure capture.routes)")
     body = await read_limited(request, gw.settings.max_request_bytes)
     return await gw.handle(request, route, path, body)
+
+
+for _method in METHODS:  # one operation per method: OpenAPI operation ids must be unique
+    router.add_api_route(
+        "/gateway/{route}/{path:path}",
+        gateway,
+        methods=[_method],
+        operation_id=f"gateway_{_method.lower()}",
+        name=f"gateway_{_method.lower()}",
+        dependencies=[Depends(GatewayGuard("gateway:use", open_on_loopback=True))],
+        response_model=None,
+    )
