@@ -226,3 +226,15 @@ def test_non_inference_calls_are_relayed_but_not_recorded_as_llm_calls(gateway, 
         c.post("/gateway/openai/v1/chat/completions", json={"model": "gpt-4o", "messages": []})
         assert len(wait_events(c, "ai.request", 1)) == 1
         assert len(wait_events(c, "ai.request", 2, timeout=1.0)) == 1  # only the chat completion
+
+
+def test_client_leaving_mid_stream_is_recorded_as_partial(gateway):
+    body = {"model": "gpt-4o", "stream": True, "messages": [{"role": "user", "content": "go"}], "tools": TOOLS}
+    with gateway.client() as c:
+        with c.stream("POST", "/gateway/openai/v1/chat/completions", json=body) as r:
+            first = next(r.iter_raw())
+            assert first and OPENAI_CHAT_STREAM[0].startswith(first[: len(OPENAI_CHAT_STREAM[0])])
+        # the agent hung up after the first chunk: the exchange is still recorded, as partial
+        resp = wait_events(c, "ai.response", 1)[0]
+        assert resp["confidence"]["completeness"] == "partial"
+        assert "usage" not in resp["data"]
