@@ -24,7 +24,6 @@ from pydantic_settings import (
 from agentwatch.capture.settings import CaptureSettings
 from agentwatch.detect.settings import DetectionSettings
 from agentwatch.discovery.settings import DiscoverySettings
-
 from agentwatch.sessions.settings import AopSettings
 from agentwatch.soc.auth.settings import AuditSettings, LoginThrottleSettings, RateLimitSettings
 
@@ -43,7 +42,7 @@ class PipelineSettings(BaseModel):
     batch_ms: float = Field(
         0.0,
         ge=0,
-        description="extra wait to fill a micro-batch (0: commit what is queued; concurrent requests still share commits)",
+        description="extra wait to fill a micro-batch (0: commit what is queued; concurrent requests share commits)",
     )
     overflow: Literal["reject", "block"] = Field(
         "reject",

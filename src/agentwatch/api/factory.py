@@ -39,7 +39,14 @@ def create_app(aw: Agentwatch) -> FastAPI:
             allow_origins=aw.settings.cors_origins,
             allow_credentials=True,
             allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
-            allow_headers=["Authorization", "Content-Type", "X-API-Key", "Idempotency-Key", "Last-Event-ID"],
+            allow_headers=[
+                "Authorization",
+                "Content-Type",
+                "X-API-Key",
+                "X-Agentwatch-Key",
+                "Idempotency-Key",
+                "Last-Event-ID",
+            ],
         )
     for _name, install in aw.registry.middleware.items():
         install(app, aw)

@@ -24,5 +24,6 @@ PERMISSIONS: dict[str, str] = {
     "metrics:read": "read Prometheus metrics",
     "audit:read": "read and verify the audit log",
     "users:admin": "manage users, roles and other users' API keys",
+    "account": "see your own profile and manage your own API keys",
     "admin": "everything",
 }

@@ -31,8 +31,7 @@ def _learn(row: dict[str, Any], e: Event, proc: dict[str, Any]) -> None:
         facts = {
             **proc,
             "exe": proc.get("exe") or data.get("exe"),
-            "cmdline": proc.get("cmdline")
-            or (" ".join(str(a) for a in args) if isinstance(args, list) else None),
+            "cmdline": proc.get("cmdline") or (" ".join(str(a) for a in args) if isinstance(args, list) else None),
         }
     for col in FACTS:
         v = facts.get(col)

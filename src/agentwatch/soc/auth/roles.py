@@ -21,10 +21,9 @@ from agentwatch.soc.auth_schema import permissions as permissions_table
 from agentwatch.soc.auth_schema import roles as roles_table
 from agentwatch.soc.auth_schema import users as users_table
 
-ACCOUNT = "account"
 # Seeing one's own profile and managing one's own API keys is a permission too, so a service
-# key (role "ingest") cannot mint further keys. Added here until the core catalogue lists it.
-PERMISSIONS.setdefault(ACCOUNT, "see your own profile and manage your own API keys")
+# key (role "ingest") cannot mint further keys.
+ACCOUNT = "account"
 
 _READ = ["events:read", "sessions:read", "alerts:read", "rules:read", "scans:read", "settings:read"]
 BUILTIN_ROLES: dict[str, tuple[str, tuple[str, ...]]] = {
