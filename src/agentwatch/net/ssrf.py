@@ -128,9 +128,18 @@ def check_url(
 class GuardedBackend(httpcore.AsyncNetworkBackend):
     """An httpcore network backend that checks every address right before connecting to it."""
 
+    refused_prefix = ""
+
     def __init__(self, *, allow_private: bool = False, inner: httpcore.AsyncNetworkBackend | None = None) -> None:
         self.allow_private = allow_private
         self.inner = inner or httpcore.AnyIOBackend()
+
+    async def _addresses(self, host: str, port: int) -> list[IPAddress]:
+        """The checked addresses to try for ``host``; raises ``ConnectError`` when refused."""
+        try:
+            return await asyncio.to_thread(check_addresses, host, port, allow_private=self.allow_private)
+        except SSRFError as exc:
+            raise httpcore.ConnectError(str(exc)) from exc
 
     async def connect_tcp(
         self,
@@ -140,12 +149,8 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
         local_address: str | None = None,
         socket_options: Iterable[Any] | None = None,
     ) -> httpcore.AsyncNetworkStream:
-        try:
-            addresses = await asyncio.to_thread(check_addresses, host, port, allow_private=self.allow_private)
-        except SSRFError as exc:
-            raise httpcore.ConnectError(str(exc)) from exc
         last: Exception | None = None
-        for ip in addresses:
+        for ip in await self._addresses(host, port):
             try:
                 return await self.inner.connect_tcp(
                     str(ip), port, timeout=timeout, local_address=local_address, socket_options=socket_options
@@ -155,7 +160,7 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
         raise last or httpcore.ConnectError(f"cannot connect to {host}:{port}")
 
     async def connect_unix_socket(self, *args: Any, **kwargs: Any) -> httpcore.AsyncNetworkStream:
-        raise httpcore.ConnectError("unix sockets are not allowed for outbound URLs")
+        raise httpcore.ConnectError(self.refused_prefix + "unix sockets are not allowed for outbound URLs")
 
     async def sleep(self, seconds: float) -> None:
         await self.inner.sleep(seconds)

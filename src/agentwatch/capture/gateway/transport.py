@@ -11,14 +11,12 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import ssl
-from collections.abc import Iterable
-from typing import Any
 from urllib.parse import urlsplit
 
 import certifi
 import httpcore
 
-from agentwatch.net.ssrf import IPAddress, SSRFError, address_problem, check_addresses
+from agentwatch.net.ssrf import GuardedBackend, IPAddress, SSRFError, address_problem, check_addresses
 
 REFUSED_PREFIX = "upstream refused by the SSRF guard: "
 
@@ -49,11 +47,14 @@ def literal_problem(url: str, *, allow_loopback: bool, allow_private: bool) -> s
     return upstream_problem(ip, allow_loopback=allow_loopback, allow_private=allow_private)
 
 
-class UpstreamBackend(httpcore.AsyncNetworkBackend):
+class UpstreamBackend(GuardedBackend):
+    """The shared guarded backend with the gateway's own address policy (loopback by setting)."""
+
+    refused_prefix = REFUSED_PREFIX
+
     def __init__(self, *, allow_loopback: bool, allow_private: bool) -> None:
+        super().__init__(allow_private=allow_private)
         self.allow_loopback = allow_loopback
-        self.allow_private = allow_private
-        self.inner = httpcore.AnyIOBackend()
 
     async def _addresses(self, host: str, port: int) -> list[IPAddress]:
         try:
@@ -68,30 +69,6 @@ class UpstreamBackend(httpcore.AsyncNetworkBackend):
             if problem:
                 raise httpcore.ConnectError(f"{REFUSED_PREFIX}host {host!r}: {problem}")
         return addresses
-
-    async def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Iterable[Any] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        last: Exception | None = None
-        for ip in await self._addresses(host, port):
-            try:
-                return await self.inner.connect_tcp(
-                    str(ip), port, timeout=timeout, local_address=local_address, socket_options=socket_options
-                )
-            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
-                last = exc
-        raise last or httpcore.ConnectError(f"cannot connect to {host}:{port}")
-
-    async def connect_unix_socket(self, *args: Any, **kwargs: Any) -> httpcore.AsyncNetworkStream:
-        raise httpcore.ConnectError(REFUSED_PREFIX + "unix sockets are not allowed")
-
-    async def sleep(self, seconds: float) -> None:
-        await self.inner.sleep(seconds)
 
 
 class UpstreamFailure(Exception):
