@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from agentwatch.detect import atr
 from agentwatch.discovery.settings import DiscoverySettings
 from tests.discovery import mocks
 from tests.discovery.servers import serve
@@ -14,6 +15,10 @@ from tests.discovery.servers import serve
 
 @pytest.fixture(scope="session")
 def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[mocks.Fleet]:
+    # Scans run against short timeouts. A server started by a test compiles the bundled ATR rules
+    # (seconds of CPU under the GIL) in the background, which would starve the mocks and the scanner
+    # during the scan; the compiled set is shared by the whole process, so build it once up front.
+    atr.bundled_matcher()
     f = mocks.fleet(Path(tmp_path_factory.mktemp("fleet")))
     with serve(f.specs):
         yield f

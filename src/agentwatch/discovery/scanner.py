@@ -156,7 +156,7 @@ class Scanner:
             service.signals.append(tcp.port_signal(host, port))
         if service.banner is None:
             async with limits.slot(host):
-                facts = await tls.handshake(host, port, s.connect_timeout)
+                facts = await tls.handshake(host, port, s.connect_timeout, s.read_timeout)
             service.scheme = "https" if facts else "http"
             if facts and "tls_fingerprint" in self.detectors:
                 service.tls = facts

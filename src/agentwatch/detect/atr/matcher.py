@@ -84,6 +84,9 @@ class AtrMatcher:
             flt = re2.Filter()
             added: list[tuple[_Slot, Compiled]] = []
             for slot, compiled in items:
+                # RE2 holds the GIL while it parses; let waiting threads (request handlers, the
+                # pipeline) run between patterns so a background build does not stall the server
+                time.sleep(0)
                 try:
                     flt.Add(compiled.re2_pattern or compiled.pre_pattern, options())
                 except re2.error as exc:  # RE2 refused the translation (e.g. a repetition over 1000)

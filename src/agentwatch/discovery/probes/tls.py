@@ -13,11 +13,16 @@ from cryptography.hazmat.primitives import hashes
 from agentwatch.discovery.httpio import scanner_ssl_context
 
 
-async def handshake(host: str, port: int, timeout: float) -> dict[str, Any] | None:
-    """The TLS facts of ``host:port``, or None when it does not complete a TLS handshake."""
+async def handshake(host: str, port: int, connect_timeout: float, handshake_timeout: float) -> dict[str, Any] | None:
+    """The TLS facts of ``host:port``, or None when it does not complete a TLS handshake.
+
+    The handshake is an exchange of messages, not a connect, so it gets the read budget: a busy server that
+    accepts at once but answers its ClientHello late is still recognised as TLS.
+    """
     try:
         reader, writer = await asyncio.wait_for(
-            asyncio.open_connection(host, port, ssl=scanner_ssl_context(), ssl_handshake_timeout=timeout), timeout
+            asyncio.open_connection(host, port, ssl=scanner_ssl_context(), ssl_handshake_timeout=handshake_timeout),
+            connect_timeout + handshake_timeout,
         )
     except (OSError, TimeoutError, ValueError):
         return None
