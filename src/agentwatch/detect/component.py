@@ -90,6 +90,10 @@ class DetectionComponent:
         if self._sending:
             await asyncio.wait(self._sending, timeout=10)
         if self._loading is not None and not self._loading.done():
+            # A rule load in flight holds a database connection in its thread; let it finish
+            # (it returns at once when the rules are loaded) so the engine is disposed with
+            # every connection back in the pool. Only the wait for the ATR build is cut short.
+            await asyncio.to_thread(self.engine.ensure_loaded)
             self._loading.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._loading

@@ -48,16 +48,58 @@ def _base(
     }
 
 
+def _merge(prev: dict[str, Any], metadata: dict[str, Any], tool: str | None, ts: float) -> None:
+    """Fold one more sighting of an agent already seen in this batch into its entry."""
+    prev["_ts"] = max(prev["_ts"], ts)
+    for k, v in metadata.items():
+        if v and isinstance(v, list) and not set(v) <= set(prev["metadata"].get(k, [])):
+            prev["metadata"][k] = sorted(set(prev["metadata"].get(k, [])) | set(v))[:50]
+    caps = prev["mcp_capabilities"]
+    if tool and caps is not None and all(t["name"] != tool for t in caps["tools"]):
+        caps["tools"] = [{"name": n} for n in sorted({t["name"] for t in caps["tools"]} | {tool})][:200]
+
+
 def agents_from_events(events: Sequence[Event]) -> list[dict[str, Any]]:
-    found: dict[str, dict[str, Any]] = {}
+    """One inventory entry per agent seen in ``events``; its signal is the first sighting's.
+
+    A batch often holds thousands of calls by the same few processes, so an entry is built
+    once per agent and later sightings only widen its time and metadata.
+    """
+    found: dict[tuple[str, str], dict[str, Any]] = {}
     for e in events:
         if e.event_type not in WATCHED:
             continue
-        host_doc = e.body.get("host") if isinstance(e.body.get("host"), dict) else {}
-        host = _str(host_doc.get("hostname"), 255) or "unknown-host"
+        host_doc = e.body.get("host")
+        host = _str(host_doc.get("hostname"), 255) if isinstance(host_doc, dict) else None
+        host = host or "unknown-host"
         proc = e.process
         pname = _str(proc.get("name"), 100) or (os.path.basename(str(proc.get("exe", ""))) or "unknown")[:100]
         data = e.data
+        if e.event_type == "ai.request":
+            provider_doc, model_doc = data.get("provider"), data.get("model")
+            provider = _str(provider_doc.get("name")) if isinstance(provider_doc, dict) else None
+            model = _str(model_doc.get("id")) if isinstance(model_doc, dict) else None
+            protocol, tool = f"llm-client/{pname}", None
+            metadata: dict[str, Any] = {
+                "process_name": pname,
+                "exe": _str(proc.get("exe"), 500),
+                "pid": proc.get("pid"),
+                "providers": [provider] if provider else [],
+                "models": [model] if model else [],
+            }
+        else:
+            tool_doc = data.get("tool") if isinstance(data.get("tool"), dict) else {}
+            server = _str(tool_doc.get("server"))
+            if not server and tool_doc.get("provider") != "mcp":
+                continue
+            server = server or "unknown"
+            tool = _str(tool_doc.get("name"))
+            protocol = f"mcp/{server}"
+            metadata = {"sessions": [e.session_id] if e.session_id else [], "clients": [pname]}
+        prev = found.get((host, protocol))
+        if prev is not None:
+            _merge(prev, metadata, tool, e.ts)
+            continue
         signal = {
             "detector": "telemetry",
             "signal_type": "",
@@ -67,10 +109,6 @@ def agents_from_events(events: Sequence[Event]) -> list[dict[str, Any]]:
             "timestamp": iso(e.ts),
         }
         if e.event_type == "ai.request":
-            provider = (
-                _str((data.get("provider") or {}).get("name")) if isinstance(data.get("provider"), dict) else None
-            )
-            model = _str((data.get("model") or {}).get("id")) if isinstance(data.get("model"), dict) else None
             agent_doc = data.get("agent") if isinstance(data.get("agent"), dict) else {}
             framework = _str(agent_doc.get("framework")) or _str(agent_doc.get("name")) or provider or "unknown"
             signal.update(
@@ -79,41 +117,16 @@ def agents_from_events(events: Sequence[Event]) -> list[dict[str, Any]]:
                 + (f" ({model})" if model else ""),
             )
             signal["evidence"].update(provider=provider, model=model)
-            agent = _base(host, f"llm-client/{pname}", "llm_client", framework, signal, e.ts)
-            agent["metadata"] = {
-                "process_name": pname,
-                "exe": _str(proc.get("exe"), 500),
-                "pid": proc.get("pid"),
-                "providers": [provider] if provider else [],
-                "models": [model] if model else [],
-            }
+            agent = _base(host, protocol, "llm_client", framework, signal, e.ts)
         else:
-            tool = data.get("tool") if isinstance(data.get("tool"), dict) else {}
-            server = _str(tool.get("server"))
-            if not server and tool.get("provider") != "mcp":
-                continue
-            server = server or "unknown"
-            name = _str(tool.get("name"))
             signal.update(signal_type="mcp_tool_call", description=f"MCP server {server} used by {pname} on {host}")
-            signal["evidence"].update(server=server, tool=name, session_id=e.session_id)
-            agent = _base(host, f"mcp/{server}", "mcp_server", "mcp", signal, e.ts)
+            signal["evidence"].update(server=server, tool=tool, session_id=e.session_id)
+            agent = _base(host, protocol, "mcp_server", "mcp", signal, e.ts)
             agent["mcp_capabilities"] = {
                 "transport": "observed",
                 "server_info": {"name": server},
-                "tools": [{"name": name}] if name else [],
+                "tools": [{"name": tool}] if tool else [],
             }
-            agent["metadata"] = {"sessions": [e.session_id] if e.session_id else [], "clients": [pname]}
-        prev = found.get(agent["id"])
-        if prev is None:
-            found[agent["id"]] = agent
-            continue
-        prev["_ts"] = max(prev["_ts"], agent["_ts"])
-        for k, v in agent["metadata"].items():
-            if isinstance(v, list):
-                prev["metadata"][k] = sorted(set(prev["metadata"].get(k, [])) | set(v))[:50]
-        if agent["mcp_capabilities"]:
-            names = {t["name"] for t in prev["mcp_capabilities"]["tools"]} | {
-                t["name"] for t in agent["mcp_capabilities"]["tools"]
-            }
-            prev["mcp_capabilities"]["tools"] = [{"name": n} for n in sorted(names)][:200]
+        agent["metadata"] = metadata
+        found[(host, protocol)] = agent
     return list(found.values())

@@ -4,20 +4,26 @@ The envelope is validated with agentwatch's extension fields added to it; each
 ``data`` payload is validated against the ``$defs`` variant whose ``title`` is
 the event type (``ai.request`` -> ``ai.schema.json#/$defs/request``). The spec's
 example ids are not strict ULIDs, so ``event_id`` is only required non-empty.
+
+The schemas declare draft 2020-12; jsonschema-rs implements that draft, resolves
+references only inside the packaged bundle (a registry of its files, nothing
+fetched) and validates an event in a couple of microseconds, which matters on the
+ingest path. A valid event costs one ``is_valid`` call; the error walk runs only
+for a rejected one.
 """
 
 from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Callable
 from functools import cache
 from importlib import resources
 from typing import Any
 
-import fastjsonschema
+import jsonschema_rs
 
 BASE = "https://oisp.dev/schema/v0.1/"
+MAX_RULE_CHARS = 300
 
 # Fields agentwatch adds to the envelope (ARCHITECTURE: canonical event).
 EXTENSION_PROPERTIES: dict[str, Any] = {
@@ -27,6 +33,8 @@ EXTENSION_PROPERTIES: dict[str, Any] = {
     "agent": {"type": ["string", "null"], "maxLength": 256},
     "severity": {"type": "integer", "minimum": 0, "maximum": 10},
 }
+
+Validator = Any  # a compiled jsonschema_rs validator
 
 
 def _schema_dir() -> Any:
@@ -38,21 +46,32 @@ def _load(relative: str) -> dict[str, Any]:
     return json.loads(_schema_dir().joinpath(relative).read_text())
 
 
-def _resolve(uri: str) -> dict[str, Any]:
-    if not uri.startswith(BASE):
-        raise ValueError(f"schema reference outside the OISP bundle: {uri}")
-    return _load(uri[len(BASE) :].split("#", 1)[0])
-
-
-HANDLERS = {"https": _resolve}
+def _documents() -> list[tuple[str, dict[str, Any]]]:
+    out = []
+    for folder in ("", "common", "events"):
+        base = _schema_dir().joinpath(folder) if folder else _schema_dir()
+        for entry in base.iterdir():
+            if entry.name.endswith(".schema.json"):
+                doc = _load(f"{folder}/{entry.name}" if folder else entry.name)
+                out.append((doc.get("$id") or BASE + (f"{folder}/" if folder else "") + entry.name, doc))
+    return out
 
 
 @cache
-def envelope_validator() -> Callable[[Any], Any]:
+def _registry() -> Any:
+    """Every packaged schema under its ``$id``: references resolve here and nowhere else."""
+    return jsonschema_rs.Registry(_documents())
+
+
+def _compile(schema: dict[str, Any]) -> Validator:
+    return jsonschema_rs.validator_for(schema, registry=_registry(), validate_formats=True)
+
+
+@cache
+def envelope_validator() -> Validator:
     schema = copy.deepcopy(_load("envelope.schema.json"))
     schema["properties"].update(EXTENSION_PROPERTIES)
-    schema.pop("$schema", None)
-    return fastjsonschema.compile(schema, handlers=HANDLERS, use_formats=True)
+    return _compile(schema)
 
 
 @cache
@@ -71,23 +90,24 @@ def variant_titles() -> dict[str, str]:
 
 
 @cache
-def data_validator(event_type: str) -> Callable[[Any], Any] | None:
+def data_validator(event_type: str) -> Validator | None:
     ref = variant_titles().get(event_type)
     if ref is None:
         return None
-    path, pointer = ref.split("#", 1)
-    doc = copy.deepcopy(_resolve(path))
-    doc.pop("$schema", None)
-    doc.pop("oneOf", None)
-    doc["$ref"] = "#" + pointer
-    return fastjsonschema.compile(doc, handlers=HANDLERS, use_formats=True)
+    return _compile({"$ref": ref})
 
 
-def problems(validator: Callable[[Any], Any], value: Any, prefix: str) -> list[str]:
-    try:
-        validator(value)
-    except fastjsonschema.JsonSchemaValueException as exc:
-        where = exc.name.replace("data", prefix, 1) if exc.name else prefix
-        rule = exc.message.split(" must ", 1)[-1] if " must " in exc.message else exc.message
-        return [f"{where}: must {rule}" if " must " in exc.message else f"{where}: {rule}"]
-    return []
+def _path(prefix: str, parts: Any) -> str:
+    out = prefix
+    for part in parts:
+        out += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return out
+
+
+def problems(validator: Validator, value: Any, prefix: str) -> list[str]:
+    """``["<field path>: <rule broken>"]`` for the first problem, or ``[]`` when ``value`` is valid."""
+    if validator.is_valid(value):
+        return []
+    for error in validator.iter_errors(value):
+        return [f"{_path(prefix, error.instance_path)}: {error.message[:MAX_RULE_CHARS]}"]
+    return [f"{prefix}: does not match its schema"]

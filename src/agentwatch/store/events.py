@@ -19,30 +19,56 @@ from agentwatch.store.upsert import insert_ignore
 CHUNK = 500  # ids per IN (...) lookup
 
 
-def _row(e: Event) -> dict[str, Any]:
+def _values(e: Event) -> tuple[Any, ...]:
+    """The row of one event, in the order of ``COLUMNS`` (checked below at import)."""
     proc = e.process
     host = e.body.get("host")
-    return {
-        "event_id": e.event_id,
-        "event_type": e.event_type,
-        "ts": e.ts,
-        "received_at": e.received_at,
-        "source_format": e.source_format,
-        "session_id": e.session_id,
-        "parent_session_id": e.parent_session_id,
-        "sequence": e.sequence,
-        "agent": e.agent,
-        "severity": e.severity,
-        "host": host.get("hostname") if isinstance(host, dict) else None,
-        "pid": proc.get("pid") if isinstance(proc.get("pid"), int) else None,
-        "ppid": proc.get("ppid") if isinstance(proc.get("ppid"), int) else None,
-        "process_name": proc.get("name") if isinstance(proc.get("name"), str) else None,
-        "trace_id": e.trace_id,
-        "entity_ids": " ".join(x["id"] for x in e.entities),
-        "entities": orjson.dumps(e.entities).decode(),
-        "body": orjson.dumps(e.body).decode(),
-        "raw": e.raw,
-    }
+    pid, ppid, name = proc.get("pid"), proc.get("ppid"), proc.get("name")
+    ents = e.entities
+    return (
+        e.event_id,
+        e.event_type,
+        e.ts,
+        e.received_at,
+        e.source_format,
+        e.session_id,
+        e.parent_session_id,
+        e.sequence,
+        e.agent,
+        e.severity,
+        host.get("hostname") if isinstance(host, dict) else None,
+        pid if isinstance(pid, int) else None,
+        ppid if isinstance(ppid, int) else None,
+        name if isinstance(name, str) else None,
+        e.trace_id,
+        " ".join([x["id"] for x in ents]),
+        orjson.dumps(ents).decode(),
+        orjson.dumps(e.body).decode(),
+        e.raw,
+    )
+
+
+ROW_COLUMNS = (
+    "event_id",
+    "event_type",
+    "ts",
+    "received_at",
+    "source_format",
+    "session_id",
+    "parent_session_id",
+    "sequence",
+    "agent",
+    "severity",
+    "host",
+    "pid",
+    "ppid",
+    "process_name",
+    "trace_id",
+    "entity_ids",
+    "entities",
+    "body",
+    "raw",
+)
 
 
 def existing_ids(conn: Connection, ids: Sequence[str]) -> set[str]:
@@ -54,19 +80,20 @@ def existing_ids(conn: Connection, ids: Sequence[str]) -> set[str]:
 
 
 COLUMNS = [c.name for c in events.columns if c.name != "seq"]
+if tuple(COLUMNS) != ROW_COLUMNS:  # a schema change must update _values too
+    raise RuntimeError(f"events columns {COLUMNS} do not match the row layout {ROW_COLUMNS}")
 # Column names come from the table definition, never from input.
 SQLITE_INSERT = f"INSERT OR IGNORE INTO events ({','.join(COLUMNS)}) VALUES ({','.join('?' for _ in COLUMNS)})"  # noqa: S608
 PG_COPY = f"COPY events ({','.join(COLUMNS)}) FROM STDIN"
 
 
-def _bulk_insert(conn: Connection, rows: list[dict[str, Any]]) -> None:
+def _bulk_insert(conn: Connection, tuples: list[tuple[Any, ...]]) -> None:
     """The hot path: rows straight to the driver (COPY on PostgreSQL), no per-row SQL compilation.
 
     Duplicates were removed by the caller inside this same transaction. Should a
     concurrent writer have stored one of these ids meanwhile, the PostgreSQL
     path falls back to INSERT .. ON CONFLICT DO NOTHING inside a savepoint.
     """
-    tuples = [tuple(r[c] for c in COLUMNS) for r in rows]
     if conn.dialect.name == "sqlite":
         conn.exec_driver_sql(SQLITE_INSERT, tuples)
         return
@@ -82,7 +109,7 @@ def _bulk_insert(conn: Connection, rows: list[dict[str, Any]]) -> None:
             return
         except psycopg.errors.UniqueViolation:
             pass
-    insert_ignore(conn, events, rows, ["event_id"])
+    insert_ignore(conn, events, [dict(zip(COLUMNS, t, strict=True)) for t in tuples], ["event_id"])
 
 
 def commit_batch(engine: Engine, batch: Sequence[Event]) -> list[Event]:
@@ -97,7 +124,7 @@ def commit_batch(engine: Engine, batch: Sequence[Event]) -> list[Event]:
             fresh.append(e)
         if not fresh:
             return []
-        _bulk_insert(conn, [_row(e) for e in fresh])
+        _bulk_insert(conn, [_values(e) for e in fresh])
         counters_store.add(conn, tally(fresh))
         process_store.record(conn, fresh)
     return fresh
