@@ -18,6 +18,7 @@ from starlette.responses import StreamingResponse
 
 from agentwatch.api.bodies import read_events_body
 from agentwatch.api.errors import InvalidRequest, NotFound, TooLarge, Unavailable
+from agentwatch.api.fastlane import fast_lane
 from agentwatch.api.ingest import submit_decoded
 from agentwatch.api.security import PUBLIC, require
 from agentwatch.events.codecs.framing import BodyError
@@ -43,6 +44,7 @@ def _session_id(value: str, field: str = "id") -> str:
 
 
 @router.post("/events", dependencies=[require("events:write", open_on_loopback=True)])
+@fast_lane
 async def post_events(request: Request) -> dict[str, Any]:
     """One AOP event (answers ``{"ok": true}``), or a batch as a JSON array or NDJSON (per-item results)."""
     aw = request.app.state.aw

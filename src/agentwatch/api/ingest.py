@@ -9,6 +9,7 @@ from starlette.concurrency import run_in_threadpool
 
 from agentwatch.api.bodies import read_events_body
 from agentwatch.api.errors import InvalidRequest, TooLarge, Unavailable
+from agentwatch.api.fastlane import fast_lane
 from agentwatch.api.responses import JSON
 from agentwatch.api.security import require
 from agentwatch.events.codecs import Decoded
@@ -57,6 +58,7 @@ async def decode_with(codec: Any, body: bytes, content_type: str) -> Decoded:
 
 
 @router.post("/api/v1/ingest", dependencies=[require("events:write", open_on_loopback=True)])
+@fast_lane
 async def ingest(request: Request) -> JSON:
     """Accepts OISP events; answers with accepted/rejected counts and why each rejection."""
     aw = request.app.state.aw

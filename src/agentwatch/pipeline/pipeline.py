@@ -166,8 +166,10 @@ class Pipeline:
         self._pending += n
         self.metrics.queue_depth.set(self._pending)
         fut: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
-        await self._queue.put(_Submission(events, fut))
-        return await asyncio.shield(fut)
+        self._queue.put_nowait(_Submission(events, fut))  # unbounded: the event count above is the bound
+        # Not shielded: a client that goes away cancels only its wait; the worker skips a
+        # cancelled future, and the events are committed all the same.
+        return await fut
 
     # -- worker ----------------------------------------------------------
     async def _gather(self, first: _Submission) -> tuple[list[_Submission], bool]:

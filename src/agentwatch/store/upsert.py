@@ -15,10 +15,28 @@ def _insert(conn: Connection, table: Table):  # type: ignore[no-untyped-def]
     return sqlite.insert(table)
 
 
+# Statements are built once per (dialect, table, keys, update expressions) and reused:
+# building one (column proxies for ``excluded``) costs more than executing it for a small
+# batch. An update expression is identified by its code, so the lambdas written at one place
+# share one statement; they must depend only on the table, ``excluded`` and the dialect.
+_STATEMENTS: dict[tuple[Any, ...], Any] = {}
+_MAX_STATEMENTS = 256
+
+
+def _remember(key: tuple[Any, ...], stmt: Any) -> Any:
+    if len(_STATEMENTS) >= _MAX_STATEMENTS:
+        _STATEMENTS.clear()
+    _STATEMENTS[key] = stmt
+    return stmt
+
+
 def insert_ignore(conn: Connection, table: Table, rows: Sequence[dict[str, Any]], keys: Sequence[str]) -> None:
     if not rows:
         return
-    stmt = _insert(conn, table).on_conflict_do_nothing(index_elements=list(keys))
+    cache_key = ("ignore", conn.dialect.name, table, tuple(keys))
+    stmt = _STATEMENTS.get(cache_key)
+    if stmt is None:
+        stmt = _remember(cache_key, _insert(conn, table).on_conflict_do_nothing(index_elements=list(keys)))
     conn.execute(stmt, list(rows))
 
 
@@ -35,8 +53,14 @@ def upsert(
     """
     if not rows:
         return
-    ins = _insert(conn, table)
-    stmt = ins.on_conflict_do_update(
-        index_elements=list(keys), set_={col: fn(table, ins.excluded) for col, fn in update.items()}
-    )
+    cache_key = ("update", conn.dialect.name, table, tuple(keys), tuple((c, fn.__code__) for c, fn in update.items()))
+    stmt = _STATEMENTS.get(cache_key)
+    if stmt is None:
+        ins = _insert(conn, table)
+        stmt = _remember(
+            cache_key,
+            ins.on_conflict_do_update(
+                index_elements=list(keys), set_={col: fn(table, ins.excluded) for col, fn in update.items()}
+            ),
+        )
     conn.execute(stmt, list(rows))
