@@ -16,6 +16,7 @@ exponential time on patterns such as ``(a+)+$``, so:
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import re2
@@ -55,7 +56,7 @@ class SafeRegex:
         try:
             self._re2 = re2.compile(prefix + self.pattern, _RE2_OPTIONS)
             self.engine = "re2"
-            self._search = self._re2.search
+            self._found = _re2_found(self._re2)
             return
         except re2.error:
             pass
@@ -69,20 +70,42 @@ class SafeRegex:
         except (regex.error, re.error, OverflowError, RecursionError) as exc:
             raise UnsafeRegexError(f"invalid regex {self.pattern!r}: {exc}") from None
         self.engine = "python-regex-guarded"
-        self._search = self._guarded_search
+        self._found = self._guarded_found
 
-    def _guarded_search(self, text: str) -> object:
+    def _guarded_found(self, text: str) -> bool:
         try:
-            return self._py.search(text[: self.max_input], timeout=self.timeout_s)
+            return self._py.search(text[: self.max_input], timeout=self.timeout_s) is not None
         except TimeoutError:
             self.timeouts += 1
-            return None
+            return False
 
     def search(self, text: str) -> bool:
         """True when the pattern occurs in ``text`` (unanchored, like ``re.search``)."""
         if len(text) > self.max_input:
             text = text[: self.max_input]
-        return self._search(text) is not None
+        return self._found(text)
+
+
+def _re2_found(compiled: re2._Regexp) -> Callable[[str], bool]:
+    """Yes/no unanchored search on the compiled RE2 program itself.
+
+    The module's ``search`` builds a match object and maps its byte offsets back to
+    characters, which costs more than the search on a command line; a detection only
+    needs to know whether the pattern occurs. The text is encoded exactly as the
+    module's own ``search`` encodes it.
+    """
+    program = getattr(compiled, "_regexp", None)
+    if program is None or not hasattr(program, "Match"):  # another binding layout: the public API
+        search = compiled.search
+        return lambda text: search(text) is not None
+    run = program.Match
+    unanchored = re2._Anchor.UNANCHORED
+
+    def found(text: str) -> bool:
+        data = text.encode("utf-8")
+        return run(unanchored, data, 0, len(data))[0][0] >= 0
+
+    return found
 
 
 def compile_safe(pattern: str, flags: str = "", *, timeout_s: float = DEFAULT_TIMEOUT_S) -> SafeRegex:
