@@ -69,6 +69,9 @@ class FieldRef:
     key: str
     get: Getter
     raw: bool = False  # True when read from the raw record (``data.attrs``)
+    # The raw record's field this ref reads first: when ``data.attrs`` holds ``attr``, that
+    # is the value (a matcher reading many fields fetches ``data.attrs`` once); else ``get``.
+    attr: str | None = None
 
 
 _CACHE: dict[str, FieldRef] = {}
@@ -119,12 +122,14 @@ def resolve(field: str, logsource: dict, extra: dict[str, str] | None = None) ->
             f"{mapped}|{raw_key}",
             # the record's own field first (it is the source for raw-record logsources),
             # the canonical path for native agentwatch events that have no record
-            lambda: FieldRef(f"{mapped}|{raw_key}", first_of(_attr_getter(field), path_getter(mapped)), raw=True),
+            lambda: FieldRef(
+                f"{mapped}|{raw_key}", first_of(_attr_getter(field), path_getter(mapped)), raw=True, attr=field
+            ),
         )
     named = canonical(field) if field in NAMED else None
     if named is not None:
         return named
-    return _ref(raw_key, lambda: FieldRef(raw_key, _attr_getter(field), raw=True))
+    return _ref(raw_key, lambda: FieldRef(raw_key, _attr_getter(field), raw=True, attr=field))
 
 
 def _attr_getter(name: str) -> Getter:

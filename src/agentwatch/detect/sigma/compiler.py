@@ -7,9 +7,10 @@ walks that tree once per rule and produces:
 - a closure ``match(view) -> bool`` (leaves merged per field and kind, cheap tests
   first inside an AND);
 - the rule's *necessary literals* in conjunctive form: a list of clauses, each a set
-  of lower-cased strings at least one of which must occur in the event's field values
-  for the rule to be able to match. The engine's Aho-Corasick prefilter uses them to
-  skip rules that cannot match (see ``engine.py``).
+  of ``(field key, lower-cased string)`` pairs at least one of which must occur (the
+  string in that field's lower-cased value) for the rule to be able to match. The
+  engine's per-field Aho-Corasick prefilter uses them to skip rules that cannot match
+  (see ``engine.py`` and ``scan.py``).
 """
 
 from __future__ import annotations
@@ -74,13 +75,13 @@ class CompileError(ValueError):
 
 
 Node = tuple  # ("and"|"or", [nodes]) | ("not", node) | ("leaf", Leaf) | ("const", bool)
+Literal = tuple[str, str]  # (field key, lower-cased text that must occur in that field's value)
 
 
 @dataclass
 class Compiled:
     match: Matcher
-    clauses: list[frozenset[str]]
-    char_clause: frozenset[str] = frozenset()  # when no literal clause exists: single characters
+    clauses: list[frozenset[Literal]]
     node: Any = None  # the simplified tree, kept so the engine can re-rank clauses corpus-wide
     refs: dict[str, FieldRef] = field(default_factory=dict)
     raw_fields: set[str] = field(default_factory=set)
@@ -257,7 +258,6 @@ class Compiler:
         return Compiled(
             match=function(node),
             clauses=clauses,
-            char_clause=frozenset() if clauses else char_clause(node),
             node=node,
             refs=dict(self.refs),
             raw_fields=set(self.raw_fields),
@@ -335,10 +335,10 @@ def function(node: Node) -> Matcher:
     return any_of
 
 
-Clauses = list[frozenset[str]]
+Clauses = list[frozenset[Literal]]
 
 
-Rank = Callable[[frozenset[str]], Any]
+Rank = Callable[[frozenset[Literal]], Any]
 
 
 def necessary(node: Node, rank: Rank | None = None) -> Clauses:
@@ -346,9 +346,11 @@ def necessary(node: Node, rank: Rank | None = None) -> Clauses:
     kind = node[0]
     if kind == "leaf":
         leaf: Leaf = node[1]
-        if not leaf.literals or not all(usable(lit) for lit in leaf.literals):
+        texts = [prefilter_text(leaf, lit) for lit in leaf.literals]
+        if not texts or None in texts:
             return []  # a clause with a very short literal would hit almost every event: no constraint
-        return [frozenset(lit for lit in leaf.literals if lit is not None)]
+        key = leaf.ref.key
+        return [frozenset((key, text) for text in texts)]
     if kind == "const":
         return [] if node[1] else [frozenset()]
     if kind == "not":
@@ -358,35 +360,32 @@ def necessary(node: Node, rank: Rank | None = None) -> Clauses:
         return [clause for sub in children for clause in sub]
     if any(not sub for sub in children):
         return []
-    union: set[str] = set()
+    union: set[Literal] = set()
     for sub in children:
         union |= best_clauses(sub, rank)[0]
     return [frozenset(union)]
 
 
-def char_clause(node: Node) -> frozenset[str]:
-    """Single characters one of which must occur (``contains`` lists of emoji), or empty."""
-    kind = node[0]
-    if kind == "leaf":
-        leaf: Leaf = node[1]
-        kinds = ("eq", "prefix", "suffix", "contains", "glob", "re")
-        if leaf.kind in kinds and leaf.literals and all(lit and not lit.isascii() for lit in leaf.literals):
-            return frozenset(anchor_char(lit) for lit in leaf.literals)  # type: ignore[arg-type]
-        return frozenset()
-    if kind == "and":
-        for child in node[1]:
-            chars = char_clause(child)
-            if chars:
-                return chars
-        return frozenset()
-    if kind == "or":
-        parts = [char_clause(c) for c in node[1]]
-        return frozenset().union(*parts) if parts and all(parts) else frozenset()
-    return frozenset()
+# Leaf kinds whose literals are lower-cased text of the field's value: a short non-ASCII
+# literal (an emoji, a homoglyph) still filters well through its rarest character.
+ANCHOR_KINDS = frozenset({"eq", "prefix", "suffix", "contains", "glob", "re"})
 
 
-def clause_rank(clause: frozenset[str]) -> tuple[int, int]:
-    shortest = min((len(lit) for lit in clause), default=0)
+def prefilter_text(leaf: Leaf, literal: str | None) -> str | None:
+    """What the prefilter looks for in the leaf's field for ``literal``, or None when nothing filters.
+
+    A usable literal is looked for as it is; a shorter non-ASCII one (emoji lists,
+    homoglyphs) by its first non-ASCII character, which must occur wherever it does.
+    """
+    if usable(literal):
+        return literal
+    if literal and not literal.isascii() and leaf.kind in ANCHOR_KINDS:
+        return anchor_char(literal)
+    return None
+
+
+def clause_rank(clause: frozenset[Literal]) -> tuple[int, int]:
+    shortest = min((len(text) for _, text in clause), default=0)
     return (-min(shortest, 12), len(clause))
 
 
@@ -397,10 +396,11 @@ def best_clauses(clauses: Clauses, rank: Rank | None = None) -> Clauses:
     return unique[:MAX_CLAUSES]
 
 
-def leaf_literals(node: Node) -> list[str]:
+def leaf_literals(node: Node) -> list[Literal]:
     """Every literal of every leaf of ``node`` (for corpus-wide literal popularity)."""
     if node[0] == "leaf":
-        return [lit for lit in node[1].literals if lit]
+        key = node[1].ref.key
+        return [(key, lit) for lit in node[1].literals if lit]
     if node[0] == "not":
         return leaf_literals(node[1])
     if node[0] in ("and", "or"):

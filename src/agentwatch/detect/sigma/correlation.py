@@ -38,7 +38,7 @@ from sigma.correlations import (
 from agentwatch.detect.fieldmap import FieldMap, FieldRef, UnmappedField
 from agentwatch.detect.fieldmap.accessors import MISSING
 from agentwatch.detect.sigma.loader import SigmaRule
-from agentwatch.detect.sigma.view import _str_forms
+from agentwatch.detect.sigma.view import str_forms
 from agentwatch.events.model import Event
 
 MAX_GROUPS = 10_000
@@ -214,7 +214,7 @@ class CorrelationEngine:
         value = None
         if corr.kind == "value_count":
             ref = corr.value_refs.get(member_id)
-            forms = _str_forms(ref.get(event)) if ref is not None else ()
+            forms = str_forms(ref.get(event)) if ref is not None else ()
             if not forms:
                 return None  # an event without the counted field adds no value
             value = forms[0].lower()
@@ -342,7 +342,7 @@ def _key(event: Event, ref: FieldRef) -> str:
     value = ref.get(event)
     if value is MISSING or value is None:
         return ""
-    forms = _str_forms(value)
+    forms = str_forms(value)
     return forms[0].lower() if forms else ""
 
 

@@ -3,14 +3,15 @@
 For each event:
 
 1. its logsource keys select the rule buckets that apply (``fieldmap.taxonomy``);
-2. the values of every field those rules read are lower-cased once and scanned once
-   with one Aho-Corasick automaton holding every rule's necessary literals;
+2. the values of every field those rules read are read and lower-cased once, and each
+   is scanned once with the Aho-Corasick automaton of the literals rules need in that
+   field (``scan.py``);
 3. a rule is evaluated only when each of its literal clauses was hit (rules without
    any necessary literal, e.g. a lone regex or a ``NOT``, are always evaluated);
 4. the rule's compiled closure decides; time and evaluations are counted per rule.
 
-The per-bucket-combination automaton is built lazily and cached, so Windows process
-events and agent tool calls each get a small automaton of their own.
+The per-bucket-combination scanner is built lazily and cached, so Windows process
+events and agent tool calls each get small automata of their own.
 """
 
 from __future__ import annotations
@@ -25,26 +26,28 @@ import ahocorasick
 
 from agentwatch.detect.fieldmap import DEFAULT, FieldMap, FieldRef
 from agentwatch.detect.fieldmap.taxonomy import LogsourceKey
-from agentwatch.detect.sigma.compiler import Compiled, CompileError, best_clauses, leaf_literals, necessary
+from agentwatch.detect.sigma.compiler import (
+    Compiled,
+    CompileError,
+    Literal,
+    best_clauses,
+    leaf_literals,
+    necessary,
+)
 from agentwatch.detect.sigma.correlation import CorrelationEngine
 from agentwatch.detect.sigma.loader import SigmaRule
 from agentwatch.detect.sigma.rules import compile_rule
-from agentwatch.detect.sigma.view import EventView
+from agentwatch.detect.sigma.scan import FieldScanner
 from agentwatch.events.model import Event
 
-MEMO_SIZE = 20_000  # distinct field values whose scan result is remembered per logsource group
-MEMO_VALUE_LEN = 1024  # longer values are scanned every time (bounds the memo to ~20 MB)
-_EMPTY: frozenset = frozenset()
 
-
-@dataclass
+@dataclass(slots=True)
 class _Entry:
     index: int
     rule: SigmaRule
     compiled: Compiled
     trigger: frozenset[int] = frozenset()
     rest: tuple[frozenset[int], ...] = ()
-    chars: frozenset[str] = frozenset()  # single characters, one of which must occur (emoji, homoglyphs)
     enabled: bool = True
     match: object = None
     evaluations: int = 0
@@ -54,16 +57,11 @@ class _Entry:
 
 @dataclass
 class _Group:
-    """What one combination of logsource buckets needs: fields, automaton, triggers."""
+    """What one combination of logsource buckets needs: the field scanner and the triggers."""
 
-    refs: list[FieldRef]
-    automaton: object | None
-    by_literal: dict[int, list[_Entry]]
+    scanner: FieldScanner
+    by_literal: dict[int, dict[int, _Entry]]  # literal id -> the rules it triggers, by index
     always: list[_Entry]
-    charset: frozenset[str] = frozenset()
-    char_rules: list[_Entry] = field(default_factory=list)
-    memo: dict[str, tuple[frozenset, frozenset]] = field(default_factory=dict)
-    once: set[str] = field(default_factory=set)
 
 
 @dataclass
@@ -91,13 +89,13 @@ class SigmaEngine:
         filters = [r for r in self.rules if r.kind == "filter"]
         detections = [r for r in self.rules if r.kind == "detection"]
         correlations = [r for r in self.rules if r.kind == "correlation"]
-        self._literal_ids: dict[str, int] = {}
+        self._literal_ids: dict[Literal, int] = {}
         self._buckets: dict[LogsourceKey, list[_Entry]] = {}
         self._entries: dict[str, _Entry] = {}
         self._disabled: set[str] = set()
         self._groups: dict[tuple, _Group] = {}
         compiled_rules: list[tuple[SigmaRule, Compiled]] = []
-        popularity: Counter[str] = Counter()
+        popularity: Counter[Literal] = Counter()
         for rule in detections:
             applicable = [f for f in filters if _filter_applies(f, rule)]
             try:
@@ -110,9 +108,9 @@ class SigmaEngine:
 
         popularity = _containment(popularity)
 
-        def rank(clause: frozenset[str]) -> tuple[int, int, int]:
+        def rank(clause: frozenset[Literal]) -> tuple[int, int, int]:
             # a literal many rules use ("\\windows\\", ".exe") is likely common in events too
-            shortest = min((len(lit) for lit in clause), default=0)
+            shortest = min((len(text) for _, text in clause), default=0)
             return (sum(popularity[lit] for lit in clause), -min(shortest, 12), len(clause))
 
         for rule, compiled in compiled_rules:
@@ -121,8 +119,6 @@ class SigmaEngine:
             clauses = [frozenset(self._literal_id(lit) for lit in clause) for clause in ranked]
             if clauses:
                 entry.trigger, entry.rest = clauses[0], tuple(clauses[1:])
-            elif compiled.char_clause:
-                entry.chars = compiled.char_clause
             self._entries[rule.id] = entry
             ls = rule.logsource
             self._buckets.setdefault((ls.get("product"), ls.get("category"), ls.get("service")), []).append(entry)
@@ -145,24 +141,21 @@ class SigmaEngine:
         group = self._group(tuple(keys))
         if group is None:
             return []
-        view = EventView(event)
+        view, hits = group.scanner.read(event)
         candidates: list[_Entry] = list(group.always)
-        hits, chars = self._scan(group, view)
-        if chars:
-            candidates.extend(e for e in group.char_rules if not e.chars.isdisjoint(chars))
         if hits:
-            seen: set[int] = set()
+            triggered: dict[int, _Entry] = {}
             by_literal = group.by_literal
             for lit in hits:
-                for entry in by_literal.get(lit, ()):
-                    if entry.index in seen:
-                        continue
-                    seen.add(entry.index)
-                    for clause in entry.rest:
-                        if hits.isdisjoint(clause):
-                            break
-                    else:
-                        candidates.append(entry)
+                entries = by_literal.get(lit)
+                if entries is not None:
+                    triggered.update(entries)
+            for entry in triggered.values():
+                for clause in entry.rest:
+                    if hits.isdisjoint(clause):
+                        break
+                else:
+                    candidates.append(entry)
         matched: list[SigmaRule] = []
         if self.profile:
             clock = time.perf_counter
@@ -222,42 +215,7 @@ class SigmaEngine:
         return out
 
     # -- internals ----------------------------------------------------------------
-    def _scan(self, group: _Group, view: EventView) -> tuple[set[int], set[str]]:
-        """Literal ids and rare characters present in the event's field values.
-
-        Each distinct lower-cased value is scanned once and its result memoised (bounded):
-        image paths, users, companies and parent processes repeat across events.
-        """
-        memo, once = group.memo, group.once
-        automaton = group.automaton
-        charset = group.charset
-        hits: set[int] = set()
-        chars: set[str] = set()
-        for forms in view.prime(group.refs):
-            for value in forms:
-                found = memo.get(value)
-                if found is None:
-                    lits = frozenset(lit for _, lit in automaton.iter(value)) if automaton is not None else _EMPTY
-                    rare = charset.intersection(value) if charset and not charset.isdisjoint(value) else _EMPTY
-                    found = (lits, rare)
-                    if len(value) <= MEMO_VALUE_LEN:
-                        # remember a value from its second sighting on: unique values (command
-                        # lines, GUIDs) would otherwise flush the repeating ones out of the memo
-                        if value in once:
-                            if len(memo) >= MEMO_SIZE:
-                                memo.clear()
-                            memo[value] = found
-                        else:
-                            if len(once) >= MEMO_SIZE:
-                                once.clear()
-                            once.add(value)
-                if found[0]:
-                    hits |= found[0]
-                if found[1]:
-                    chars |= found[1]
-        return hits, chars
-
-    def _literal_id(self, literal: str) -> int:
+    def _literal_id(self, literal: Literal) -> int:
         ident = self._literal_ids.get(literal)
         if ident is None:
             ident = len(self._literal_ids)
@@ -278,47 +236,46 @@ class SigmaEngine:
             self._groups[keys] = None  # type: ignore[assignment]
             return None
         refs: dict[str, FieldRef] = {}
-        by_literal: dict[int, list[_Entry]] = {}
+        by_literal: dict[int, dict[int, _Entry]] = {}
         always: list[_Entry] = []
-        char_rules: list[_Entry] = []
-        charset: set[str] = set()
         literals: set[int] = set()
         for entry in sorted(entries.values(), key=lambda e: e.index):
             refs.update(entry.compiled.refs)
-            if entry.chars:
-                char_rules.append(entry)
-                charset |= entry.chars
-            elif entry.trigger:
+            if entry.trigger:
                 for lit in entry.trigger:
-                    by_literal.setdefault(lit, []).append(entry)
+                    by_literal.setdefault(lit, {})[entry.index] = entry
                 literals |= entry.trigger
                 for clause in entry.rest:
                     literals |= clause
             else:
                 always.append(entry)
-        automaton = None
-        if literals:
-            automaton = ahocorasick.Automaton(ahocorasick.STORE_INTS)
-            names = {v: k for k, v in self._literal_ids.items()}
-            for lit in literals:
-                automaton.add_word(names[lit], lit)
-            automaton.make_automaton()
-        group = _Group(list(refs.values()), automaton, by_literal, always, frozenset(charset), char_rules)
+        names = {v: k for k, v in self._literal_ids.items()}
+        per_field: dict[str, dict[str, int]] = {}
+        for ident in literals:
+            key, text = names[ident]
+            per_field.setdefault(key, {})[text] = ident
+        group = _Group(FieldScanner(list(refs.values()), per_field), by_literal, always)
         self._groups[keys] = group
         return group
 
 
-def _containment(counts: Counter[str]) -> Counter[str]:
-    """How many rule literals contain each literal: "\\windows\\" sits inside hundreds of
-    paths, so it is probably common in events too, even if few rules use it on its own."""
-    automaton = ahocorasick.Automaton()
-    for lit in counts:
-        automaton.add_word(lit, lit)
-    automaton.make_automaton()
-    out: Counter[str] = Counter()
-    for lit, n in counts.items():
-        for inner in {found for _, found in automaton.iter(lit)}:
-            out[inner] += n
+def _containment(counts: Counter[Literal]) -> Counter[Literal]:
+    """How many rule literals of a field contain each literal: "\\windows\\" sits inside hundreds
+    of paths, so it is probably common in events too, even if few rules use it on its own."""
+    by_field: dict[str, list[str]] = {}
+    for key, text in counts:
+        by_field.setdefault(key, []).append(text)
+    automata: dict[str, ahocorasick.Automaton] = {}
+    for key, texts in by_field.items():
+        automaton = ahocorasick.Automaton()
+        for text in texts:
+            automaton.add_word(text, text)
+        automaton.make_automaton()
+        automata[key] = automaton
+    out: Counter[Literal] = Counter()
+    for (key, text), n in counts.items():
+        for inner in {found for _, found in automata[key].iter(text)}:
+            out[(key, inner)] += n
     return out
 
 

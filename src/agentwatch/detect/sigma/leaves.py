@@ -6,10 +6,9 @@ that are OR-linked (``CommandLine|contains: [a, b, c]``) are merged into one lea
 a list of suffixes is one ``str.endswith(tuple)`` call, a list of exact values one
 set lookup, and a long list of substrings one Aho-Corasick scan.
 
-String kinds on lower-cased values (Sigma's default is case-insensitive):
-``eq``, ``prefix``, ``suffix``, ``contains``, ``wild`` (inner ``*``/``?`` wildcards, a
-linear-time RE2 full match). The same kinds prefixed with ``c`` (``ceq`` ...) compare
-the values as they are (the ``cased`` modifier).
+String kinds (``eq``, ``prefix``, ``suffix``, ``contains``, ``glob``, ``wild`` and their
+case-sensitive ``c`` forms) are built in ``strings.py``; this module has the others
+(regex, numbers, booleans, CIDR, field references, existence, null, timestamp parts).
 """
 
 from __future__ import annotations
@@ -21,24 +20,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import ahocorasick
-import re2
-
 from agentwatch.detect.fieldmap.accessors import MISSING
 from agentwatch.detect.fieldmap.pipelines import FieldRef
 from agentwatch.detect.safe_regex import SafeRegex
+from agentwatch.detect.sigma.strings import CASED_KINDS, STRING_KINDS, Matcher, anchor_char, string_matcher
 from agentwatch.detect.sigma.view import EventView
 
-Matcher = Callable[[EventView], bool]
+__all__ = ["Leaf", "Matcher", "anchor_char", "leaf_function"]
 
-STRING_KINDS = frozenset({"eq", "prefix", "suffix", "contains", "glob", "wild"})
-CASED_KINDS = frozenset("c" + k for k in STRING_KINDS)
 MERGEABLE = STRING_KINDS | CASED_KINDS | {"num"}
-AHO_THRESHOLD = 6
-
-_RE2_OPTIONS = re2.Options()
-_RE2_OPTIONS.log_errors = False
-_RE2_OPTIONS.dot_nl = True
 
 
 @dataclass
@@ -56,144 +46,6 @@ class Leaf:
         if self.kind in MERGEABLE:
             return (self.kind, self.ref.key)
         return None
-
-
-def anchor_char(literal: str) -> str:
-    """The character to index a literal by: its first non-ASCII one (rarer), else its first."""
-    for ch in literal:
-        if not ch.isascii():
-            return ch
-    return literal[0]
-
-
-def glob_match(x: str, glob: tuple[str, ...]) -> bool:
-    """Match a '*'-only wildcard pattern split at its stars; greedy leftmost search is exact here."""
-    first, last = glob[0], glob[-1]
-    if not x.startswith(first) or not x.endswith(last):
-        return False
-    pos, end = len(first), len(x) - len(last)
-    if end < pos:
-        return False
-    for fragment in glob[1:-1]:
-        if fragment:
-            i = x.find(fragment, pos, end)
-            if i < 0:
-                return False
-            pos = i + len(fragment)
-    return True
-
-
-def _any_low(ref: FieldRef, test: Callable[[str], bool]) -> Matcher:
-    def match(view: EventView) -> bool:
-        for x in view.low(ref):  # noqa: SIM110 - explicit loop is faster than any()/all() on the hot path
-            if test(x):
-                return True
-        return False
-
-    return match
-
-
-def _string_matcher(kind: str, ref: FieldRef, values: list[str]) -> Matcher:
-    cased = kind in CASED_KINDS
-    base = kind[1:] if cased else kind
-    if not cased and base not in ("wild", "glob"):
-        values = [v.lower() for v in values]
-    values = list(dict.fromkeys(values))
-
-    if base == "eq":
-        if len(values) == 1:
-            only = values[0]
-            test: Callable[[str], bool] = only.__eq__
-        else:
-            test = frozenset(values).__contains__
-    elif base == "prefix":
-        tup = tuple(values)
-
-        def test(x: str) -> bool:
-            return x.startswith(tup)
-
-    elif base == "suffix":
-        tup = tuple(values)
-
-        def test(x: str) -> bool:
-            return x.endswith(tup)
-
-    elif base == "contains":
-        if len(values) == 1:
-            only = values[0]
-
-            def test(x: str) -> bool:
-                return only in x
-
-        elif len(values) < AHO_THRESHOLD:
-            tup = tuple(values)
-
-            def test(x: str) -> bool:
-                for lit in tup:  # noqa: SIM110 - explicit loop is faster than any()/all() on the hot path
-                    if lit in x:
-                        return True
-                return False
-
-        elif all(len(lit) == 1 for lit in values):
-            chars = frozenset(values)  # e.g. a list of emoji: one C-level set scan
-
-            def test(x: str) -> bool:
-                return not chars.isdisjoint(x)
-
-        elif all(lit.isascii() for lit in values):
-            automaton = ahocorasick.Automaton()
-            for lit in values:
-                automaton.add_word(lit, lit)
-            automaton.make_automaton()
-            it = automaton.iter
-
-            def test(x: str) -> bool:
-                for _ in it(x):
-                    return True
-                return False
-
-        else:  # wide alphabets (emoji, homoglyphs): index the literals by their first character
-            by_first: dict[str, tuple[str, ...]] = {}
-            for lit in values:
-                key = anchor_char(lit)
-                by_first[key] = (*by_first.get(key, ()), lit)
-            firsts = frozenset(by_first)
-
-            def test(x: str) -> bool:
-                if firsts.isdisjoint(x):
-                    return False
-                for ch in firsts.intersection(x):
-                    for lit in by_first[ch]:
-                        if lit in x:
-                            return True
-                return False
-
-    elif base == "glob":  # values are fragment tuples of a '*'-only pattern: "a*b*c" -> ("a", "b", "c")
-        globs = [g if cased else tuple(f.lower() for f in g) for g in values]
-
-        def test(x: str) -> bool:
-            for glob in globs:  # noqa: SIM110 - explicit loop is faster on the hot path
-                if glob_match(x, glob):
-                    return True
-            return False
-
-    else:  # wild: values are already regex source (escaped literals, .* and .)
-        pattern = re2.compile("(?:" + "|".join(values) + ")", _RE2_OPTIONS)
-        fullmatch = pattern.fullmatch
-
-        def test(x: str) -> bool:
-            return fullmatch(x) is not None
-
-    if cased:
-
-        def match(view: EventView) -> bool:
-            for x in view.strs(ref):  # noqa: SIM110 - explicit loop is faster than any()/all() on the hot path
-                if test(x):
-                    return True
-            return False
-
-        return match
-    return _any_low(ref, test)
 
 
 def _as_number(value: Any) -> float | None:
@@ -261,7 +113,7 @@ def leaf_function(leaf: Leaf) -> Matcher:
     """The closure that evaluates ``leaf`` on an event view."""
     kind, ref = leaf.kind, leaf.ref
     if kind in STRING_KINDS or kind in CASED_KINDS:
-        return _string_matcher(kind, ref, leaf.values)
+        return string_matcher(kind, ref, leaf.values)
     if kind == "re":
         regexes: list[SafeRegex] = leaf.values
 

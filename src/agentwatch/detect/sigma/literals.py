@@ -36,7 +36,7 @@ def usable(literal: str | None) -> bool:
 
 
 def keep_run(run: str) -> bool:
-    """A literal run worth reporting: usable, or short but non-ASCII (see ``compiler.char_clause``)."""
+    """A literal run worth reporting: usable, or short but non-ASCII (see ``compiler.prefilter_text``)."""
     return usable(run) or not run.isascii()
 
 

@@ -18,7 +18,7 @@ MAX_VALUES = 256  # list elements considered per field
 _UNSET = object()
 
 
-def _str_forms(value: Any) -> tuple[str, ...]:
+def str_forms(value: Any) -> tuple[str, ...]:
     if value is MISSING or value is None:
         return ()
     t = type(value)
@@ -31,7 +31,7 @@ def _str_forms(value: Any) -> tuple[str, ...]:
     if t is list or t is tuple:
         out: list[str] = []
         for item in value[:MAX_VALUES]:
-            out.extend(_str_forms(item))
+            out.extend(str_forms(item))
         return tuple(out)
     if t is dict:
         try:
@@ -42,58 +42,38 @@ def _str_forms(value: Any) -> tuple[str, ...]:
 
 
 class EventView:
-    """Cached field values of one event: ``raw``, ``strs`` (as is) and ``low`` (lower-cased)."""
+    """Field values of one event by field key: ``raws`` (as read), ``strings`` (string forms, as is)
+    and ``lows`` (string forms, lower-cased).
 
-    __slots__ = ("event", "_raw", "_strs", "_low")
+    The engine fills ``raws`` and ``lows`` for every field a rule group reads (``scan.py``);
+    leaves read ``lows`` directly and fall back to the methods, which fill the rest lazily.
+    """
 
-    def __init__(self, event: Event) -> None:
+    __slots__ = ("event", "raws", "strings", "lows")
+
+    def __init__(self, event: Event, raws: dict[str, Any] | None = None, lows: dict | None = None) -> None:
         self.event = event
-        self._raw: dict[str, Any] = {}
-        self._strs: dict[str, tuple[str, ...]] = {}
-        self._low: dict[str, tuple[str, ...]] = {}
-
-    def prime(self, refs: list[FieldRef]) -> list[tuple[str, ...]]:
-        """Read, stringify and lower-case ``refs`` once; returns their lower-cased forms."""
-        event, raw, strs, low = self.event, self._raw, self._strs, self._low
-        out: list[tuple[str, ...]] = []
-        for ref in refs:
-            key = ref.key
-            forms = low.get(key)
-            if forms is None:
-                value = ref.get(event)
-                raw[key] = value
-                if type(value) is str:
-                    strs[key] = (value,)
-                    forms = (value.lower(),)
-                else:
-                    original = _str_forms(value)
-                    strs[key] = original
-                    forms = tuple(x.lower() for x in original)
-                low[key] = forms
-            out.append(forms)
-        return out
-
-    def haystack(self, refs: list[FieldRef]) -> str:
-        """Lower-cased values of ``refs`` joined by newlines."""
-        return "\n".join(x for forms in self.prime(refs) for x in forms)
+        self.raws: dict[str, Any] = {} if raws is None else raws
+        self.strings: dict[str, tuple[str, ...]] = {}
+        self.lows: dict[str, tuple[str, ...]] = {} if lows is None else lows
 
     def raw(self, ref: FieldRef) -> Any:
-        value = self._raw.get(ref.key, _UNSET)
+        value = self.raws.get(ref.key, _UNSET)
         if value is _UNSET:
             value = ref.get(self.event)
-            self._raw[ref.key] = value
+            self.raws[ref.key] = value
         return value
 
     def strs(self, ref: FieldRef) -> tuple[str, ...]:
-        forms = self._strs.get(ref.key)
+        forms = self.strings.get(ref.key)
         if forms is None:
-            forms = _str_forms(self.raw(ref))
-            self._strs[ref.key] = forms
+            forms = str_forms(self.raw(ref))
+            self.strings[ref.key] = forms
         return forms
 
     def low(self, ref: FieldRef) -> tuple[str, ...]:
-        forms = self._low.get(ref.key)
+        forms = self.lows.get(ref.key)
         if forms is None:
             forms = tuple(s.lower() for s in self.strs(ref))
-            self._low[ref.key] = forms
+            self.lows[ref.key] = forms
         return forms
