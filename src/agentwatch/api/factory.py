@@ -31,6 +31,9 @@ def create_app(aw: Agentwatch) -> FastAPI:
         description="Security and observability for AI agents",
         default_response_class=JSON,
         lifespan=lifespan,
+        # agentwatch exports nothing through the framework's OpenTelemetry bridge; off, it
+        # also stops asking the OpenTelemetry API for its providers on every request
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.aw = aw
     errors.install(app)

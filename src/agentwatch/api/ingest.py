@@ -22,9 +22,7 @@ router = APIRouter(tags=["ingest"])
 async def submit_decoded(request: Request, decoded: Decoded, source: str) -> dict[str, Any]:
     """Commit what decoded cleanly and report per-item rejections; shared by every ingest route."""
     aw = request.app.state.aw
-    aw.metrics.received.labels(source).inc(len(decoded.events) + len(decoded.rejected))
-    if decoded.rejected:
-        aw.metrics.rejected.labels(source).inc(len(decoded.rejected))
+    aw.metrics.count_intake(source, len(decoded.events) + len(decoded.rejected), len(decoded.rejected))
     try:
         outcome = await aw.pipeline.submit(decoded.events)
     except QueueFull:

@@ -35,3 +35,13 @@ class Metrics:
         self.live_dropped = Counter(
             "agentwatch_live_dropped", "Frames dropped for slow live-stream clients", registry=r
         )
+        self._by_source: dict[str, tuple[Counter, Counter]] = {}
+
+    def count_intake(self, source: str, received: int, rejected: int) -> None:
+        """Count one request's decoded and refused events (the labelled children are looked up once)."""
+        pair = self._by_source.get(source)
+        if pair is None:
+            pair = self._by_source[source] = (self.received.labels(source), self.rejected.labels(source))
+        pair[0].inc(received)
+        if rejected:
+            pair[1].inc(rejected)

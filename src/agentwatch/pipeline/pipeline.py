@@ -163,8 +163,7 @@ class Pipeline:
             else:
                 self.metrics.dropped.labels("queue_full").inc(n)
                 raise QueueFull("pipeline queue is full")
-        self._pending += n
-        self.metrics.queue_depth.set(self._pending)
+        self._pending += n  # the queue-depth gauge reads this when /metrics is scraped
         fut: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait(_Submission(events, fut))  # unbounded: the event count above is the bound
         # Not shielded: a client that goes away cancels only its wait; the worker skips a
@@ -263,7 +262,6 @@ class Pipeline:
 
     def _release(self, n: int) -> None:
         self._pending -= n
-        self.metrics.queue_depth.set(self._pending)
 
         async def _notify() -> None:
             async with self._space:
