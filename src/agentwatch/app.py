@@ -18,6 +18,7 @@ from agentwatch.pipeline.filters import RuntimeFilters
 from agentwatch.pipeline.hub import LiveHub
 from agentwatch.pipeline.metrics import Metrics
 from agentwatch.pipeline.pipeline import Pipeline
+from agentwatch.runtime import settle_heap
 from agentwatch.store.engine import make_engine, migrate
 
 log = structlog.get_logger("agentwatch")
@@ -62,6 +63,7 @@ class Agentwatch:
             if start is not None:
                 await start()
                 log.info("component.started", component=name)
+        settle_heap()
 
     async def stop(self) -> None:
         for name, comp in reversed(list(self.components.items())):

@@ -39,6 +39,7 @@ from agentwatch.detect.schema import detect_rules, rule_fires
 from agentwatch.detect.settings import DetectionSettings
 from agentwatch.events.model import Event
 from agentwatch.pipeline.pipeline import Finding
+from agentwatch.runtime import settle_heap
 from agentwatch.store.upsert import upsert
 
 log = structlog.get_logger("agentwatch.detect")
@@ -175,6 +176,7 @@ class DetectionEngine:
             return
         with self._state_lock:
             self.atr_matcher = matcher
+        settle_heap()  # the compiled set lives as long as the process: keep it out of collections
         self.atr_ready.set()
         log.info("detect.atr_ready", rules=len(matcher.rules), backlog=len(self.backlog))
 
