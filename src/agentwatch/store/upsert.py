@@ -17,8 +17,8 @@ def _insert(conn: Connection, table: Table):  # type: ignore[no-untyped-def]
 
 # Statements are built once per (dialect, table, keys, update expressions) and reused:
 # building one (column proxies for ``excluded``) costs more than executing it for a small
-# batch. An update expression is identified by its code, so the lambdas written at one place
-# share one statement; they must depend only on the table, ``excluded`` and the dialect.
+# batch. An update expression is identified by its code and default arguments, so the lambdas
+# written at one place share one statement; closures may read only the dialect.
 _STATEMENTS: dict[tuple[Any, ...], Any] = {}
 _MAX_STATEMENTS = 256
 
@@ -53,7 +53,13 @@ def upsert(
     """
     if not rows:
         return
-    cache_key = ("update", conn.dialect.name, table, tuple(keys), tuple((c, fn.__code__) for c, fn in update.items()))
+    cache_key = (
+        "update",
+        conn.dialect.name,
+        table,
+        tuple(keys),
+        tuple((c, fn.__code__, fn.__defaults__) for c, fn in update.items()),
+    )
     stmt = _STATEMENTS.get(cache_key)
     if stmt is None:
         ins = _insert(conn, table)
