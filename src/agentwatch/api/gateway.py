@@ -20,6 +20,11 @@ from agentwatch.api.security import Guard, Principal
 
 PROVIDER_KEY_HEADERS = frozenset({b"authorization", b"x-api-key", b"x-goog-api-key", b"api-key", b"cookie"})
 METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+# the path parameters, documented here because the endpoint reads them from the matched path itself
+PATH_PARAMETERS = [
+    {"name": "route", "in": "path", "required": True, "schema": {"type": "string", "title": "Route"}},
+    {"name": "path", "in": "path", "required": True, "schema": {"type": "string", "title": "Path"}},
+]
 
 
 class GatewayGuard(Guard):
@@ -45,10 +50,14 @@ class GatewayGuard(Guard):
 router = APIRouter(tags=["gateway"])
 
 
-async def gateway(request: Request, route: str, path: str) -> Response:
+async def gateway(request: Request) -> Response:
     """Forwards to the route's upstream (``capture.routes``) and records the exchange."""
-    aw = request.app.state.aw
-    gw: Any = aw.components.get("gateway")
+    # route and path are plain strings taken from the matched path: declared as parameters,
+    # they would be validated again on every request for nothing
+    params = request.path_params
+    route: str = params["route"]
+    path: str = params["path"]
+    gw: Any = request.app.state.aw.components.get("gateway")
     if gw is None or gw.pool is None:
         raise Unavailable("gateway: not running")
     if route not in gw.routes:
@@ -66,4 +75,5 @@ for _method in METHODS:  # one operation per method: OpenAPI operation ids must 
         name=f"gateway_{_method.lower()}",
         dependencies=[Depends(GatewayGuard("gateway:use", open_on_loopback=True))],
         response_model=None,
+        openapi_extra={"parameters": PATH_PARAMETERS},
     )

@@ -251,7 +251,7 @@ class EventBuilder:
     def build(self, ex: Exchange) -> tuple[list[dict[str, Any]], Report, ParsedResponse | None]:
         """The OISP bodies of this exchange (request first) and what redaction found."""
         red = Redactor(self.mode)
-        req = ex.request
+        req = ex.parsed()
         bodies: list[dict[str, Any]] = []
 
         trace_id, parent_span = None, None

@@ -5,7 +5,23 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from agentwatch.capture.gateway.providers.base import ParsedRequest, Provider
+
+
+def parse_request(provider: Provider, path: str, body: bytes) -> tuple[Any, ParsedRequest]:
+    """The request body as JSON (None when it is not JSON) and what the provider makes of it."""
+    doc: Any = None
+    if body and body[:1] in (b"{", b"["):
+        try:
+            doc = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            doc = None
+    preq = provider.parse_request(path, doc) if doc is not None else ParsedRequest(is_llm_call=False)
+    if preq.model is None:
+        preq.model = provider.request_model(path, doc)
+    return doc, preq
 
 
 @dataclass
@@ -17,7 +33,8 @@ class Exchange:
     method: str
     ts: float  # epoch seconds when the request arrived
     t0: float  # perf_counter at arrival
-    request: ParsedRequest
+    request: ParsedRequest | None = None  # parsed on the request path only when the guard enforces
+    request_body: bytes = b""  # as forwarded, until the recorder parses it (see ``parsed``)
     api_key: str | None = None  # in memory only: hashed by the recorder, never stored
     traceparent: str | None = None
     agent: str | None = None
@@ -45,6 +62,13 @@ class Exchange:
             return
         self.response_chunks.append(chunk)
         self.captured_bytes += len(chunk)
+
+    def parsed(self) -> ParsedRequest:
+        """The parsed request; parsing waits for the recorder, after the agent has its answer."""
+        if self.request is None:
+            self.request = parse_request(self.provider, self.path, self.request_body)[1]
+            self.request_body = b""
+        return self.request
 
     @property
     def response_body(self) -> bytes:

@@ -3,11 +3,14 @@
 What the hot path does, and nothing more: read the body (size-capped), parse it only when the
 guard must decide before forwarding (enforce mode), send it upstream on a pooled
 connection, relay the status, headers and body chunks as they arrive while keeping a
-bounded copy, and hand the exchange to the recorder. Everything else (parsing streams,
-rebuilding tool calls, redaction, pricing, events, alerts) happens after the response.
+bounded copy, and hand the exchange to the recorder. Everything else (parsing the request
+and the streams, rebuilding tool calls, redaction, pricing, events, alerts) happens after the
+response.
 
-Upstream bodies are requested with ``Accept-Encoding: identity`` so that the bytes the agent
-gets are exactly the bytes the upstream sent and the copy can be parsed without decoding.
+The request goes upstream with the path and query string as the agent sent them (still
+percent-encoded) after the route's base path. Upstream bodies are requested with
+``Accept-Encoding: identity`` so that the bytes the agent gets are exactly the bytes the
+upstream sent and the copy can be parsed without decoding.
 """
 
 from __future__ import annotations
@@ -15,26 +18,27 @@ from __future__ import annotations
 import asyncio
 import time
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote
 
 import orjson
 import structlog
+from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.responses import Response
 
 from agentwatch.capture.cost import PriceTable
 from agentwatch.capture.gateway import providers
 from agentwatch.capture.gateway.events import EventBuilder
-from agentwatch.capture.gateway.exchange import Exchange
+from agentwatch.capture.gateway.exchange import Exchange, parse_request
 from agentwatch.capture.gateway.identify import oisp_provider, provider_index
 from agentwatch.capture.gateway.providers.base import ParsedRequest, Provider
 from agentwatch.capture.gateway.recorder import Recorder
 from agentwatch.capture.gateway.transport import (
     REFUSED_PREFIX,
-    TRANSPORT_ERRORS,
+    Origin,
     UpstreamFailure,
     UpstreamPool,
-    failure,
+    UpstreamResponse,
     literal_problem,
 )
 from agentwatch.capture.guard import Guard, Verdict
@@ -65,24 +69,52 @@ DROP_REQUEST = HOP_BY_HOP | {
     b"x-agentwatch-agent",
     b"x-agentwatch-session",
 }
+# what the exchange records from the request headers, besides the route provider's key headers
+RECORDED_HEADERS = frozenset({b"traceparent", b"x-agentwatch-agent", b"x-agentwatch-session", b"user-agent"})
 # the server adds its own Date and Server headers; two of each would be invalid
 DROP_RESPONSE = HOP_BY_HOP | {b"date", b"server"}
 STREAM_TYPES = ("text/event-stream", "application/x-ndjson", "application/jsonl", "application/stream+json")
 GEMINI_NAME = "google"
 
 
+class BodyResponse(Response):
+    """A complete upstream answer, sent as is (two ASGI messages, nothing computed)."""
+
+    def __init__(self, status: int, raw_headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+        self.status_code = status
+        self.raw_headers = raw_headers
+        self.body = body
+        self.background = None
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+        await send({"type": "http.response.body", "body": self.body})
+
+
 class RelayResponse(Response):
-    """A streamed relay: each upstream chunk is sent as it comes.
+    """A streamed relay: the upstream bytes are sent as they come, a copy is kept for the recorder.
 
     Starlette's StreamingResponse runs an anyio task group per response on ASGI 2.3 servers
     (uvicorn); this watches for the client going away with one plain task instead, and stops
-    reading the upstream when it does (an abandoned LLM stream is not read to its end).
+    reading the upstream when it does (an abandoned LLM stream is not read to its end). The
+    exchange is handed to the recorder when the relay ends, however it ends.
     """
 
-    def __init__(self, status: int, raw_headers: list[tuple[bytes, bytes]], chunks: Any) -> None:
+    def __init__(
+        self,
+        status: int,
+        raw_headers: list[tuple[bytes, bytes]],
+        upstream: UpstreamResponse,
+        ex: Exchange,
+        limit: int,
+        done: Any,
+    ) -> None:
         self.status_code = status
         self.raw_headers = raw_headers
-        self.chunks = chunks
+        self.upstream = upstream
+        self.ex = ex
+        self.limit = limit
+        self.done = done  # called once with the exchange when the relay is over
         self.background = None
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
@@ -90,18 +122,31 @@ class RelayResponse(Response):
             while (await receive())["type"] != "http.disconnect":
                 pass
 
+        ex, upstream, limit = self.ex, self.upstream, self.limit
         watcher = asyncio.ensure_future(disconnected())
         try:
             await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
-            async for chunk in self.chunks:
+            while True:
+                chunk = await upstream.next_chunk()
+                if chunk is None:
+                    await send({"type": "http.response.body", "body": b"", "more_body": False})
+                    break
+                if ex.t_first is None:
+                    ex.t_first = time.perf_counter()
+                ex.capture(chunk, limit)
                 if watcher.done():
                     break
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
-            else:
-                await send({"type": "http.response.body", "body": b"", "more_body": False})
+                more = not upstream.complete  # the last bytes go out with the end of the response
+                await send({"type": "http.response.body", "body": chunk, "more_body": more})
+                if not more:
+                    break
+        except UpstreamFailure as exc:
+            ex.upstream_error = str(exc)
         finally:
             watcher.cancel()
-            await self.chunks.aclose()
+            ex.t_end = time.perf_counter()
+            self.done(ex)
+            await upstream.aclose()
 
 
 class GatewayError(Exception):
@@ -119,9 +164,9 @@ class Route:
         self.name = name
         self.cfg = cfg
         self.base_url = cfg.base_url
-        parts = urlsplit(cfg.base_url)
-        host = (parts.hostname or "").encode("idna")
-        self.host_header = host if parts.port is None else host + b":" + str(parts.port).encode()
+        self.origin = Origin(cfg.base_url)
+        self.host_header = self.origin.host_header
+        self.prefix = f"/gateway/{name}/".encode()  # the raw request path up to the upstream path
         if cfg.provider in ("openai", "openai_compatible"):
             detected = provider_index(data_dir).by_url(cfg.base_url)
             oisp_name = oisp_provider(detected or ("openai" if cfg.provider == "openai" else name))
@@ -130,6 +175,7 @@ class Route:
         else:
             oisp_name = cfg.provider
         self.provider: Provider = providers.get(cfg.provider, oisp_name)
+        self.recorded_headers = RECORDED_HEADERS | {h.encode() for h in self.provider.key_headers}
         self.refusal = literal_problem(
             cfg.base_url,
             allow_loopback=settings.allow_loopback_upstreams,
@@ -184,40 +230,50 @@ class Gateway:
         route = self.routes[route_name]
         t0 = time.perf_counter()
         ts = time.time()
+        scope = request.scope
         path = "/" + path.lstrip("/")
         if route.refusal:
             return self.error_response(route, GatewayError(403, REFUSED_PREFIX + route.refusal, "upstream_refused"))
         mode = self.guard.mode_for(route.cfg.guard)
+        provider = route.provider
         doc: Any = None
-        if body and body[:1] in (b"{", b"["):
-            try:
-                doc = orjson.loads(body)
-            except orjson.JSONDecodeError:
-                doc = None
-        preq = route.provider.parse_request(path, doc) if doc is not None else ParsedRequest(is_llm_call=False)
-        if preq.model is None:
-            preq.model = route.provider.request_model(path, doc)
-        headers = request.headers
+        preq: ParsedRequest | None = None
+        if mode == "enforce":  # the guard decides before forwarding; otherwise the recorder parses, later
+            doc, preq = parse_request(provider, path, body)
+
+        # one pass over the request headers: what goes upstream, and what the exchange records
+        upstream_headers: list[tuple[bytes, bytes]] = []
+        seen: dict[bytes, bytes] = {}
+        recorded = route.recorded_headers
+        for k, v in scope["headers"]:
+            if k in recorded and k not in seen:
+                seen[k] = v
+            if k not in DROP_REQUEST:
+                upstream_headers.append((k, v))
+        names = {k.decode("latin-1"): v.decode("latin-1") for k, v in seen.items()}
+        query_string: bytes = scope.get("query_string") or b""
+        client = scope.get("client")
         ex = Exchange(
             route=route.name,
-            provider=route.provider,
+            provider=provider,
             endpoint=route.base_url + path,
             path=path,
-            method=request.method,
+            method=scope["method"],
             ts=ts,
             t0=t0,
             request=preq,
-            api_key=route.provider.api_key(headers, request.query_params),
-            traceparent=headers.get("traceparent"),
-            agent=_short(headers.get("x-agentwatch-agent")),
-            session_id=_short(headers.get("x-agentwatch-session")),
-            user_agent=headers.get("user-agent"),
-            client=(request.client.host, request.client.port) if request.client else None,
-            server_port=(request.scope.get("server") or (None, None))[1],
+            request_body=body if preq is None else b"",
+            api_key=provider.api_key(names, QueryParams(query_string) if provider.key_query else {}),
+            traceparent=names.get("traceparent"),
+            agent=_short(names.get("x-agentwatch-agent")),
+            session_id=_short(names.get("x-agentwatch-session")),
+            user_agent=names.get("user-agent"),
+            client=(client[0], client[1]) if client else None,
+            server_port=(scope.get("server") or (None, None))[1],
         )
 
         verdict: Verdict | None = None
-        if mode == "enforce" and preq.is_llm_call:
+        if preq is not None and preq.is_llm_call:
             verdict = self._inline_verdict(route, ex)
             ex.guard = verdict.summary()
             if verdict.action == "block":
@@ -236,85 +292,79 @@ class Gateway:
                 ex.request_redactions = count
                 body = orjson.dumps(masked)
 
-        upstream_headers = [(k, v) for k, v in request.headers.raw if k not in DROP_REQUEST]
         upstream_headers += [
             (b"host", route.host_header),
             (b"accept-encoding", b"identity"),
             (b"content-length", str(len(body)).encode()),
         ]
-        url = route.base_url + path
-        query = request.url.query
-        if query:
-            url += "?" + query
+        # the path as the agent sent it (still percent-encoded), after the route's base path
+        raw_path: bytes = scope.get("raw_path") or b""
+        if raw_path.startswith(route.prefix):
+            rest = b"/" + raw_path[len(route.prefix) :].lstrip(b"/")
+        else:
+            rest = quote(path, safe="/:@!$&'()*+,;=~").encode("ascii")
+        target = route.origin.base_path + rest
+        if query_string:
+            target += b"?" + query_string
         pool = self.pool
         if pool is None:
             return self.error_response(route, GatewayError(503, "gateway: not running", "unavailable"))
+        recorder = self.recorder
         try:
-            resp = await pool.send(request.method, url, upstream_headers, body, route.name)
+            resp = await pool.send(route.origin, ex.method, target, upstream_headers, body, route.name)
         except UpstreamFailure as exc:
             ex.upstream_error = str(exc)
             ex.status_code = exc.status
             ex.t_end = time.perf_counter()
-            self.recorder.schedule(ex, mode, verdict)
+            recorder.schedule(ex, mode, verdict)
             code = "upstream_refused" if exc.status == 403 else "upstream_error"
             return self.error_response(route, GatewayError(exc.status, str(exc), code))
 
         ex.status_code = resp.status
         out_headers: list[tuple[bytes, bytes]] = []
-        for k, v in resp.headers:
-            lk = k.lower()
-            if lk == b"content-type":
+        has_length = False
+        for k, v in resp.headers:  # names are lower-case
+            if k == b"content-type":
                 ex.content_type = v.decode("latin-1")
-            if lk not in DROP_RESPONSE:
-                out_headers.append((lk, v))
+            elif k == b"content-length":
+                has_length = True
+            if k not in DROP_RESPONSE:
+                out_headers.append((k, v))
         limit = self.settings.max_capture_bytes
-        stream = resp.stream
-        streaming = ex.content_type.startswith(STREAM_TYPES) or (preq.streaming and "json" not in ex.content_type)
+        ctype = ex.content_type
+        # streams are relayed as they come; a JSON answer, or one of a declared length, is read whole first
+        # (an upstream failure midway is then answered with a clean 502)
+        streaming = ctype.startswith(STREAM_TYPES) or ("json" not in ctype and not has_length)
         if not streaming:
-            parts: list[bytes] = []
             try:
-                async for chunk in stream:  # type: ignore[union-attr]
-                    parts.append(chunk)
-            except TRANSPORT_ERRORS as exc:
-                ex.upstream_error = str(failure(exc, route.name))
+                data = await resp.read()
+            except UpstreamFailure as exc:
+                ex.upstream_error = str(exc)
                 ex.t_end = time.perf_counter()
-                self.recorder.schedule(ex, mode, verdict)
+                recorder.schedule(ex, mode, verdict)
                 return self.error_response(route, GatewayError(502, ex.upstream_error, "upstream_error"))
             finally:
                 await resp.aclose()
-            data = b"".join(parts)
             ex.t_first = ex.t_end = time.perf_counter()
             ex.capture(data, limit)
-            self.recorder.schedule(ex, mode, verdict)
-            response = Response(data, resp.status)
-            response.raw_headers = [(k, v) for k, v in out_headers if k != b"content-length"] + [
-                (b"content-length", str(len(data)).encode())
-            ]
-            return response
+            recorder.schedule(ex, mode, verdict)
+            if ex.method != "HEAD":  # a HEAD answer keeps the length of the body it describes
+                if has_length:
+                    out_headers = [(k, v) for k, v in out_headers if k != b"content-length"]
+                out_headers.append((b"content-length", str(len(data)).encode()))
+            return BodyResponse(resp.status, out_headers, data)
 
-        recorder = self.recorder
+        def done(finished: Exchange) -> None:
+            recorder.schedule(finished, mode, verdict)
 
-        async def relay() -> Any:
-            try:
-                async for chunk in stream:  # type: ignore[union-attr]
-                    if ex.t_first is None:
-                        ex.t_first = time.perf_counter()
-                    ex.capture(chunk, limit)
-                    yield chunk
-            except TRANSPORT_ERRORS as exc:
-                ex.upstream_error = str(failure(exc, route.name))
-            finally:
-                ex.t_end = time.perf_counter()
-                recorder.schedule(ex, mode, verdict)
-                await resp.aclose()
-
-        return RelayResponse(resp.status, out_headers, relay())
+        return RelayResponse(resp.status, out_headers, resp, ex, limit, done)
 
     def _probe(self, route: Route, ex: Exchange, masked: bool) -> tuple[Any, Report]:
         """An unstored ai.request event of the request (secrets masked or not) and what the scan found."""
         red = Redactor("full")
+        req = ex.parsed()
         messages = []
-        for m in ex.request.messages:
+        for m in req.messages:
             text = m.get("content") or ""
             if masked:
                 text = mask(text, [x for x in scan(text) if x.kind == "secret"])
@@ -322,12 +372,12 @@ class Gateway:
             messages.append({**{k: v for k, v in m.items() if k in ("role", "name")}, "content": text})
         data: dict[str, Any] = {
             "provider": {"name": route.provider.name, "endpoint": ex.endpoint},
-            "request_type": ex.request.request_type,
-            "streaming": ex.request.streaming,
+            "request_type": req.request_type,
+            "streaming": req.streaming,
             "messages": messages,
         }
-        if ex.request.model:
-            data["model"] = {"id": ex.request.model}
+        if req.model:
+            data["model"] = {"id": req.model}
         probe = normalize(
             {"event_type": "ai.request", "data": data, "source": {"collector": "agentwatch-gateway"}},
             type_validator=self.aw.type_validator,
@@ -341,11 +391,12 @@ class Gateway:
         With ``enforce_action = "redact"``, a blocked request is checked again with its secrets
         masked: when nothing blocking is left, it is forwarded masked instead of blocked.
         """
+        model = ex.parsed().model
         probe, report = self._probe(route, ex, masked=False)
-        verdict = self.guard.decide("enforce", probe, report, ex.request.model)
+        verdict = self.guard.decide("enforce", probe, report, model)
         if verdict.action == "block" and self.guard.settings.enforce_action == "redact" and report.secrets:
             masked_probe, masked_report = self._probe(route, ex, masked=True)
-            if self.guard.decide("enforce", masked_probe, masked_report, ex.request.model).action == "allow":
+            if self.guard.decide("enforce", masked_probe, masked_report, model).action == "allow":
                 verdict.action = "redact"
         return verdict
 

@@ -1,9 +1,10 @@
 """Turning finished exchanges into events and alerts, off the request path and in batches.
 
 The proxy hands each exchange over once the agent has its response (``schedule`` only
-appends to a bounded queue). One consumer task takes what has accumulated, builds the
-events on the event loop (small exchanges: no thread hand-off, whose GIL wait would land on
-the next request's latency) or on one worker thread (large ones), and submits the whole batch
+appends to a bounded queue); parsing the request waits until then too. One consumer task
+takes what has accumulated, builds the events on the event loop (small exchanges: no thread
+hand-off, whose GIL wait would land on the next request's latency; the loop is let go every
+couple of milliseconds) or on one worker thread (large ones), and submits the whole batch
 through ``aw.pipeline.submit`` at once, so a burst of LLM calls costs one commit.
 
 Nothing is dropped silently: an exchange that does not fit the queue, a batch the pipeline
@@ -15,8 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
+from functools import lru_cache
 from typing import Any
 
 import structlog
@@ -32,6 +35,7 @@ from agentwatch.pipeline.pipeline import Finding, QueueFull, ShuttingDown
 log = structlog.get_logger("agentwatch.capture.gateway")
 
 
+@lru_cache(maxsize=1024)
 def _is_loopback(host: str) -> bool:
     try:
         return ipaddress.ip_address(host).is_loopback
@@ -44,7 +48,8 @@ RETRY_DELAY_S = 0.2
 MAX_PENDING = 10_000  # exchanges waiting to be recorded
 BATCH_WAIT_S = 0.25  # gather a burst: one build pass and one commit per window, not per call
 MAX_BATCH = 500
-INLINE_BYTES = 128 * 1024  # larger exchanges are built on the worker thread
+INLINE_BYTES = 128 * 1024  # larger exchanges (request + captured response) are built on the worker thread
+SLICE_S = 0.002  # the longest the batch keeps the event loop before letting requests through
 
 
 class Recorder:
@@ -99,11 +104,16 @@ class Recorder:
         events: list[Event] = []
         findings: list[Finding] = []
         await self._attribute(loop, [ex for ex, _, _ in batch])
+        since = time.perf_counter()
         for ex, mode, verdict in batch:
-            if ex.captured_bytes > INLINE_BYTES:
+            if ex.captured_bytes + len(ex.request_body) > INLINE_BYTES:
                 ev, fs = await loop.run_in_executor(self.executor, self._build, ex, mode, verdict)
+                since = time.perf_counter()
             else:
                 ev, fs = self._build(ex, mode, verdict)
+                if time.perf_counter() - since > SLICE_S:  # let waiting requests through, then go on
+                    await asyncio.sleep(0)
+                    since = time.perf_counter()
             events += ev
             findings += fs
         if not events:
@@ -149,7 +159,8 @@ class Recorder:
             await loop.run_in_executor(self.executor, resolve_all)
 
     def _build(self, ex: Exchange, mode: str, verdict: Verdict | None) -> tuple[list[Event], list[Finding]]:
-        if not ex.request.is_llm_call and verdict is None:
+        req = ex.parsed()
+        if not req.is_llm_call and verdict is None:
             return [], []  # model listings, token counts...: relayed, not recorded as LLM calls
         bodies, report, _parsed = self.builder.build(ex)
         events: list[Event] = []
@@ -174,8 +185,8 @@ class Recorder:
             findings = list(verdict.findings)
             if verdict.action == "block":
                 findings.append(self.guard.block_finding(request_event, verdict, ex.route))
-        elif mode == "monitor" and ex.request.is_llm_call:
-            findings = self.guard.decide("monitor", request_event, report, ex.request.model).findings
+        elif mode == "monitor" and req.is_llm_call:
+            findings = self.guard.decide("monitor", request_event, report, req.model).findings
         return events, findings
 
     def _drop(self, events: list[Event], reason: str) -> None:
