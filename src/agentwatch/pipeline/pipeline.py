@@ -1,4 +1,4 @@
-"""Micro-batching pipeline: accepted events -> stages -> detectors -> commit -> publish.
+"""Micro-batching pipeline: accepted events -> stages -> commit -> detectors -> publish.
 
 ``submit`` returns only after the events are committed (persist before
 acknowledge), so an event acknowledged to a client is never lost; concurrent
@@ -102,6 +102,8 @@ class Pipeline:
         self.hub = hub
         self.metrics = metrics
         self.stages = list(stages)
+        # A stage may also write derived rows in the commit's transaction: ``in_commit(conn, fresh)``.
+        self.commit_steps = [st.in_commit for st in self.stages if callable(getattr(st, "in_commit", None))]
         self.detectors = list(detectors)
         self.finding_sinks: list[FindingSink] = []
         self.commit_hooks: list[CommitHook] = []
@@ -201,15 +203,18 @@ class Pipeline:
             await self._commit(subs)
 
     def _process(self, batch: list[Event]) -> tuple[list[Event], list[Event], list[Finding]]:
-        """Worker-thread part: stages, detectors, commit. Returns (kept, stored, findings)."""
+        """Worker-thread part: stages, commit (with the stages' commit steps), then detectors on
+        the events stored for the first time (a resent event is never detected twice).
+        Returns (kept, stored, findings)."""
         kept = run_stages(self.stages, batch)
+        stored = event_store.commit_batch(self.engine, kept, self.commit_steps) if kept else []
         findings: list[Finding] = []
-        for det in self.detectors:
-            found = det.detect(kept)
-            if found:
-                self.metrics.findings.labels(det.name).inc(len(found))
-                findings.extend(found)
-        stored = event_store.commit_batch(self.engine, kept) if kept else []
+        if stored:
+            for det in self.detectors:
+                found = det.detect(stored)
+                if found:
+                    self.metrics.findings.labels(det.name).inc(len(found))
+                    findings.extend(found)
         return kept, stored, findings
 
     async def _commit(self, subs: list[_Submission]) -> None:

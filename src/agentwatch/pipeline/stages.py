@@ -1,7 +1,9 @@
 """Built-in pipeline stages. A stage takes a micro-batch and returns the events to keep.
 
 Stages run in registration order in the pipeline's worker thread, before the
-detectors and the commit.
+commit and the detectors. A stage that keeps derived rows in the store also defines
+``in_commit(conn, fresh)``: it runs inside the commit's transaction with exactly the
+events stored for the first time (see ``agentwatch.store.events.commit_batch``).
 """
 
 from __future__ import annotations

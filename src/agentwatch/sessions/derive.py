@@ -1,9 +1,9 @@
 """Sessions derived on the server from AOP events (a pipeline stage).
 
-The stage runs in the pipeline's worker thread before the batch is committed, so
-when ``POST /events`` answers, ``GET /sessions/{id}`` already shows the event's
-effect. Events already stored (a resent ``(session_id, sequence)``) are skipped, so
-derivation counts each session step once.
+The stage runs in the pipeline's worker thread inside the transaction that stores
+the events, so when ``POST /events`` answers, ``GET /sessions/{id}`` already shows
+the event's effect. It sees only the events stored for the first time (a resent
+``(session_id, sequence)`` is not), so derivation counts each session step once.
 
 Status: ``running`` until ``session.ended`` sets its outcome (completed, failed,
 cancelled, timeout); the stall check turns a silent running session into
@@ -13,15 +13,14 @@ cancelled, timeout); the stall check turns a silent running session into
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import structlog
-from sqlalchemy import Engine, select
+from sqlalchemy import Connection, select
 
 from agentwatch.events.model import Event, iso
 from agentwatch.sessions.schema import aop_sessions
-from agentwatch.store.events import existing_ids
 from agentwatch.store.upsert import upsert
 
 log = structlog.get_logger("agentwatch.sessions")
@@ -29,39 +28,11 @@ CHUNK = 500
 STEP_PREFIXES = ("aop.cognition.", "aop.operation.")
 
 
-class FreshFilter:
-    """The AOP events of a batch that are not stored yet (shared by the stage and the rules).
-
-    Both run on the same batch in the same worker thread; the result of the last
-    batch is remembered (by the identity of its Event objects, which it keeps alive,
-    so a later resend of the same events is never mistaken for it) so the store is
-    asked once.
-    """
-
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-        self._key: tuple[int, ...] = ()
-        self._aop: list[Event] = []
-        self._fresh: list[Event] = []
-
-    def __call__(self, batch: Sequence[Event]) -> list[Event]:
-        aop = [e for e in batch if e.source_format == "aop" and e.session_id]
-        if not aop:
-            return []
-        key = tuple(id(e) for e in aop)
-        if key == self._key:
-            return self._fresh
-        with self.engine.connect() as conn:
-            seen = existing_ids(conn, [e.event_id for e in aop])
-        fresh: list[Event] = []
-        for e in aop:
-            if e.event_id in seen:
-                continue
-            seen.add(e.event_id)
-            fresh.append(e)
-        fresh.sort(key=lambda e: (e.ts, e.sequence or 0))
-        self._key, self._aop, self._fresh = key, aop, fresh
-        return fresh
+def session_events(events: Sequence[Event]) -> list[Event]:
+    """The AOP events among ``events`` that belong to a session, in session order."""
+    out = [e for e in events if e.source_format == "aop" and e.session_id]
+    out.sort(key=lambda e: (e.ts, e.sequence or 0))
+    return out
 
 
 def new_row(e: Event) -> dict[str, Any]:
@@ -138,13 +109,12 @@ def apply(row: dict[str, Any], e: Event) -> dict[str, Any]:
     return row
 
 
-def load_rows(engine: Engine, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+def load_rows(conn: Connection, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
     rows: dict[str, dict[str, Any]] = {}
-    with engine.connect() as conn:
-        for i in range(0, len(ids), CHUNK):
-            chunk = list(ids[i : i + CHUNK])
-            for r in conn.execute(select(aop_sessions).where(aop_sessions.c.id.in_(chunk))):
-                rows[r.id] = dict(r._mapping)
+    for i in range(0, len(ids), CHUNK):
+        chunk = list(ids[i : i + CHUNK])
+        for r in conn.execute(select(aop_sessions).where(aop_sessions.c.id.in_(chunk))):
+            rows[r.id] = dict(r._mapping)
     return rows
 
 
@@ -184,48 +154,55 @@ class RowCache:
         self._rows.clear()
 
 
-def derive(engine: Engine, fresh: Sequence[Event], cache: RowCache | None = None) -> list[dict[str, Any]]:
-    """Update the session rows touched by ``fresh`` events; returns the rows written."""
-    if not fresh:
-        return []
+def fold(conn: Connection, fresh: Sequence[Event], cache: RowCache | None = None) -> list[dict[str, Any]]:
+    """The session rows touched by ``fresh`` events, with those events applied (nothing written)."""
     ids = list(dict.fromkeys(e.session_id for e in fresh if e.session_id))
     if cache is not None:
         cached, missing = cache.get(ids)
         rows = {k: dict(v) for k, v in cached.items()}
-        rows.update(load_rows(engine, missing))
+        rows.update(load_rows(conn, missing))
     else:
-        rows = load_rows(engine, ids)
+        rows = load_rows(conn, ids)
     for e in fresh:
         row = rows.get(e.session_id)  # type: ignore[arg-type]
         if row is None:
             row = rows[e.session_id] = new_row(e)  # type: ignore[index]
         apply(row, e)
-    written = [rows[i] for i in ids]
-    with engine.begin() as conn:
-        upsert(conn, aop_sessions, written, ["id"], _UPDATE)
-    if cache is not None:
-        cache.put(written)
-    return written
+    return [rows[i] for i in ids]
 
 
 class SessionStage:
-    """Pipeline stage ``aop_sessions``: keeps ``aop_sessions`` in step with the events."""
+    """Pipeline stage ``aop_sessions``: keeps ``aop_sessions`` in step with the events.
+
+    Its work happens in the events' own transaction (``in_commit``), on exactly the events
+    stored for the first time, so a resent ``(session_id, sequence)`` never counts twice and
+    a session row is committed with its events or not at all.
+    """
 
     name = "aop_sessions"
 
-    def __init__(self, engine: Engine, fresh: FreshFilter, cache: RowCache | None = None) -> None:
-        self.engine = engine
-        self.fresh = fresh
+    def __init__(self, cache: RowCache | None = None) -> None:
         self.cache = cache
 
     def process(self, batch: list[Event]) -> list[Event]:
+        return batch
+
+    def in_commit(self, conn: Connection, fresh: list[Event]) -> Callable[[], None] | None:
+        events = session_events(fresh)
+        if not events:
+            return None
         try:
-            derive(self.engine, self.fresh(batch), self.cache)
+            written = fold(conn, events, self.cache)
         except Exception:  # a derivation bug must never lose the batch's events
-            log.exception("sessions.derive_failed", events=len(batch))
+            log.exception("sessions.derive_failed", events=len(events))
             if self.cache is not None:
                 self.cache.clear()
-        return batch
+            return None
+        upsert(conn, aop_sessions, written, ["id"], _UPDATE)
+        cache = self.cache
+        if cache is None:
+            return None
+        return lambda: cache.put(written)  # only once the transaction has committed
 
 
 def session_json(row: dict[str, Any], children: int | None = None) -> dict[str, Any]:

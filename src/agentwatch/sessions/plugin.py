@@ -10,30 +10,20 @@ if TYPE_CHECKING:
     from agentwatch.extensions import Registry
 
 
-def _fresh(aw: Any) -> Any:
-    """The one fresh-event filter shared by the session stage and the session rules of ``aw``."""
-    from agentwatch.sessions.derive import FreshFilter
-
-    fresh = getattr(aw, "aop_fresh", None)
-    if fresh is None:
-        fresh = aw.aop_fresh = FreshFilter(aw.engine)
-    return fresh
-
-
 def _stage(aw: Any) -> Any:
     from agentwatch.sessions.derive import RowCache, SessionStage
 
     # one writer only: with several pipeline workers on one database a row cache would go stale
     standalone = getattr(aw.settings.pipeline, "role", "standalone") == "standalone"
     aw.aop_session_rows = RowCache() if standalone else None
-    return SessionStage(aw.engine, _fresh(aw), aw.aop_session_rows)
+    return SessionStage(aw.aop_session_rows)
 
 
 def _rules(aw: Any) -> Any:
     from agentwatch.sessions.rules import SessionRules
 
     standalone = getattr(aw.settings.pipeline, "role", "standalone") == "standalone"
-    aw.aop_rules = SessionRules(aw.engine, aw.settings.aop, _fresh(aw), keep_cache=standalone)
+    aw.aop_rules = SessionRules(aw.engine, aw.settings.aop, keep_cache=standalone)
     return aw.aop_rules
 
 

@@ -33,7 +33,7 @@ from sqlalchemy import Engine, delete, select
 
 from agentwatch.events.model import Event
 from agentwatch.pipeline.pipeline import Finding
-from agentwatch.sessions.derive import FreshFilter
+from agentwatch.sessions.derive import session_events
 from agentwatch.sessions.schema import aop_rule_state
 from agentwatch.sessions.settings import AopSettings
 from agentwatch.store.upsert import upsert
@@ -101,10 +101,9 @@ class SessionRules:
 
     name = DETECTOR
 
-    def __init__(self, engine: Engine, settings: AopSettings, fresh: FreshFilter, *, keep_cache: bool = True) -> None:
+    def __init__(self, engine: Engine, settings: AopSettings, *, keep_cache: bool = True) -> None:
         self.engine = engine
         self.s = settings
-        self.fresh = fresh
         # Only the single writer of a standalone server may keep state between batches; with
         # several pipeline workers on one database, each batch reads the state afresh.
         self.keep_cache = keep_cache
@@ -164,8 +163,9 @@ class SessionRules:
 
     # -- detection -----------------------------------------------------------
     def detect(self, batch: Sequence[Event]) -> list[Finding]:
+        """Runs on the events just stored for the first time (the pipeline gives it no other)."""
         try:
-            fresh = self.fresh(batch)
+            fresh = session_events(batch)
             if not fresh:
                 return []
             if not self.keep_cache:

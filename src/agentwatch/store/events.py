@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -112,8 +112,18 @@ def _bulk_insert(conn: Connection, tuples: list[tuple[Any, ...]]) -> None:
     insert_ignore(conn, events, [dict(zip(COLUMNS, t, strict=True)) for t in tuples], ["event_id"])
 
 
-def commit_batch(engine: Engine, batch: Sequence[Event]) -> list[Event]:
-    """Store the events not stored before; returns exactly those, in order."""
+# A step writes in the commit's transaction and may return what to do once it has committed.
+CommitStep = Callable[[Connection, list[Event]], Callable[[], None] | None]
+
+
+def commit_batch(engine: Engine, batch: Sequence[Event], steps: Sequence[CommitStep] = ()) -> list[Event]:
+    """Store the events not stored before; returns exactly those, in order.
+
+    Each of ``steps`` runs inside the same transaction with those events, so what it writes
+    (derived rows) is committed together with them or not at all, and never for a resent event;
+    what a step returns is called after the commit succeeded (to update an in-memory cache).
+    """
+    after: list[Callable[[], None]] = []
     with engine.begin() as conn:
         seen = existing_ids(conn, [e.event_id for e in batch])
         fresh: list[Event] = []
@@ -127,6 +137,12 @@ def commit_batch(engine: Engine, batch: Sequence[Event]) -> list[Event]:
         _bulk_insert(conn, [_values(e) for e in fresh])
         counters_store.add(conn, tally(fresh))
         process_store.record(conn, fresh)
+        for step in steps:
+            done = step(conn, fresh)
+            if done is not None:
+                after.append(done)
+    for done in after:
+        done()
     return fresh
 
 
