@@ -125,3 +125,53 @@ async def test_duplicates_in_one_batch_and_across_batches_store_once(aw):
     assert (out.stored, out.duplicates) == (2, 1)
     assert (again.stored, again.duplicates) == (0, 1)
     assert event_store.count(aw.engine) == 2
+
+
+class Recorder:
+    """A detector that remembers which events it was shown."""
+
+    name = "recorder"
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+    def detect(self, batch):
+        self.seen.extend(e.event_id for e in batch)
+        return []
+
+
+async def test_detectors_see_each_event_once_even_when_resent(aw):
+    recorder = Recorder()
+    aw.pipeline.detectors = [recorder]
+    await aw.pipeline.start()
+    first = make_events(aw, 3)
+    await aw.pipeline.submit(first)
+    resent = make_events(aw, 3)
+    for e, old in zip(resent, first, strict=True):
+        e.event_id = old.event_id
+    outcome = await aw.pipeline.submit(resent + make_events(aw, 1, start=100))
+    await aw.pipeline.stop()
+    assert outcome.stored == 1 and outcome.duplicates == 3
+    assert len(recorder.seen) == 4 and len(set(recorder.seen)) == 4
+
+
+def test_commit_steps_write_in_the_events_transaction(aw):
+    calls: list[str] = []
+
+    def step(conn, fresh):
+        calls.append(f"step:{len(fresh)}")
+        return lambda: calls.append("after commit")
+
+    def failing(conn, fresh):
+        raise RuntimeError("the store refused")
+
+    events = make_events(aw, 2)
+    assert event_store.commit_batch(aw.engine, events, [step]) == events
+    assert calls == ["step:2", "after commit"]
+    assert event_store.commit_batch(aw.engine, events, [step]) == []  # nothing new: no step, no write
+    assert calls == ["step:2", "after commit"]
+    more = make_events(aw, 2, start=50)
+    with pytest.raises(RuntimeError):
+        event_store.commit_batch(aw.engine, more, [step, failing])
+    assert calls == ["step:2", "after commit", "step:2"]  # the after-commit action did not run
+    assert event_store.count(aw.engine) == 2  # and the events rolled back with the step
