@@ -8,7 +8,8 @@ walks that tree once per rule and produces:
   first inside an AND);
 - the rule's *necessary literals* in conjunctive form: a list of clauses, each a set
   of ``(field key, lower-cased string)`` pairs at least one of which must occur (the
-  string in that field's lower-cased value) for the rule to be able to match. The
+  string in that field's lower-cased value) for the rule to be able to match; a number
+  is filed under the field key + ``NUMBER_KEY`` and must be the field's number. The
   engine's per-field Aho-Corasick prefilter uses them to skip rules that cannot match
   (see ``engine.py`` and ``scan.py``).
 """
@@ -48,8 +49,8 @@ from sigma.types import (
 
 from agentwatch.detect.fieldmap import FieldMap, FieldRef, UnmappedField
 from agentwatch.detect.safe_regex import SafeRegex, UnsafeRegexError
-from agentwatch.detect.sigma.leaves import Leaf, Matcher, anchor_char, leaf_function
-from agentwatch.detect.sigma.literals import best_alternatives, usable
+from agentwatch.detect.sigma.leaves import NUMBER_KEY, Leaf, Matcher, anchor_char, leaf_function
+from agentwatch.detect.sigma.literals import CAPITAL_SIGMA, best_alternatives, usable
 from agentwatch.detect.sigma.view import EventView
 
 MAX_EXPANSIONS = 512
@@ -140,10 +141,15 @@ class Compiler:
             return ("leaf", Leaf("tspart", ref, arg=(val.timestamp_part.name.lower(), int(val.number))))
         if isinstance(val, SigmaNumber):
             number = val.number
-            literal = str(int(number)) if float(number).is_integer() else str(number)
             if keyword:
+                literal = str(int(number)) if float(number).is_integer() else str(number)
                 return ("leaf", Leaf("contains", ref, [literal], [literal]))
-            return ("leaf", Leaf("num", ref, [number], [literal if float(number).is_integer() else None]))
+            # the literal is the number itself, tested with the leaf's own parser (see NUMBER_KEY)
+            try:
+                literal_number: str | None = repr(float(number))
+            except OverflowError:
+                literal_number = None
+            return ("leaf", Leaf("num", ref, [number], [literal_number]))
         if isinstance(val, SigmaBool):
             return ("leaf", Leaf("bool", ref, arg=bool(val.boolean)))
         if isinstance(val, SigmaNull):
@@ -159,7 +165,7 @@ class Compiler:
             except UnsafeRegexError as exc:
                 raise CompileError(str(exc), field=name, needle=name) from None
             self.regex_engines[rx.engine] = self.regex_engines.get(rx.engine, 0) + 1
-            literals: list[str | None] = best_alternatives(str(val.regexp), flags) or [None]  # type: ignore[assignment]
+            literals: list[str | None] = best_alternatives(str(val.regexp), flags, rx.engine) or [None]  # type: ignore[assignment]
             return ("leaf", Leaf("re", ref, [rx], literals, engine=rx.engine))
         if isinstance(val, SigmaCIDRExpression):
             return ("leaf", Leaf("cidr", ref, [val.network], [None]))
@@ -201,7 +207,7 @@ class Compiler:
         specials = [p for p in parts if not isinstance(p, str)]
         if any(isinstance(p, Placeholder) for p in parts):
             raise CompileError("unresolved placeholder", field=name)
-        literal = max(texts, key=len).lower() if texts else None
+        literal = _cased_literal(texts) if cased else max(texts, key=len).lower() if texts else None
         multi = SpecialChars.WILDCARD_MULTI
         if not specials:
             text = "".join(texts)
@@ -263,6 +269,19 @@ class Compiler:
             raw_fields=set(self.raw_fields),
             regex_engines=dict(self.regex_engines),
         )
+
+
+def _cased_literal(texts: list[str]) -> str | None:
+    """The prefilter literal of a case-sensitive value: its longest lower-cased piece without a capital sigma.
+
+    The prefilter scans the lower-cased field value, and Σ lower-cases by its neighbours
+    (``ς`` at the end of a word, ``σ`` elsewhere): "ΑΣ".lower() is "ας", but in "ΑΣΒ" it
+    is "ασ". Every other character lower-cases on its own, so a piece without Σ occurring
+    in the value occurs lower-cased in the lower-cased value.
+    """
+    pieces = [piece for text in texts for piece in text.split(CAPITAL_SIGMA)]
+    longest = max(pieces, key=len, default="")
+    return longest.lower() or None
 
 
 def merge_leaves(children: list[Node]) -> list[Node]:
@@ -349,7 +368,7 @@ def necessary(node: Node, rank: Rank | None = None) -> Clauses:
         texts = [prefilter_text(leaf, lit) for lit in leaf.literals]
         if not texts or None in texts:
             return []  # a clause with a very short literal would hit almost every event: no constraint
-        key = leaf.ref.key
+        key = literal_key(leaf)
         return [frozenset((key, text) for text in texts)]
     if kind == "const":
         return [] if node[1] else [frozenset()]
@@ -371,12 +390,20 @@ def necessary(node: Node, rank: Rank | None = None) -> Clauses:
 ANCHOR_KINDS = frozenset({"eq", "prefix", "suffix", "contains", "glob", "re"})
 
 
+def literal_key(leaf: Leaf) -> str:
+    """The key the leaf's literals are filed under: its field's, or the field's number index."""
+    return leaf.ref.key + NUMBER_KEY if leaf.kind == "num" else leaf.ref.key
+
+
 def prefilter_text(leaf: Leaf, literal: str | None) -> str | None:
     """What the prefilter looks for in the leaf's field for ``literal``, or None when nothing filters.
 
     A usable literal is looked for as it is; a shorter non-ASCII one (emoji lists,
     homoglyphs) by its first non-ASCII character, which must occur wherever it does.
+    A number is looked up, not searched for: any number filters.
     """
+    if leaf.kind == "num":
+        return literal
     if usable(literal):
         return literal
     if literal and not literal.isascii() and leaf.kind in ANCHOR_KINDS:
@@ -399,7 +426,7 @@ def best_clauses(clauses: Clauses, rank: Rank | None = None) -> Clauses:
 def leaf_literals(node: Node) -> list[Literal]:
     """Every literal of every leaf of ``node`` (for corpus-wide literal popularity)."""
     if node[0] == "leaf":
-        key = node[1].ref.key
+        key = literal_key(node[1])
         return [(key, lit) for lit in node[1].literals if lit]
     if node[0] == "not":
         return leaf_literals(node[1])

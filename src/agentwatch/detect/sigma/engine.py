@@ -78,6 +78,7 @@ class SigmaEngine:
     rules: list[SigmaRule]
     fieldmap: FieldMap | None = None
     profile: bool = True
+    prefilter: bool = True  # False: every rule of the event's logsource is evaluated (to check the prefilter)
     max_lateness: float = 300.0  # seconds an event may arrive behind the newest one (correlations)
     max_groups: int = 10_000  # correlation groups kept per correlation rule
     max_events: int = 1_000  # events kept per correlation group
@@ -241,7 +242,7 @@ class SigmaEngine:
         literals: set[int] = set()
         for entry in sorted(entries.values(), key=lambda e: e.index):
             refs.update(entry.compiled.refs)
-            if entry.trigger:
+            if entry.trigger and self.prefilter:
                 for lit in entry.trigger:
                     by_literal.setdefault(lit, {})[entry.index] = entry
                 literals |= entry.trigger

@@ -26,9 +26,13 @@ from agentwatch.detect.safe_regex import SafeRegex
 from agentwatch.detect.sigma.strings import CASED_KINDS, STRING_KINDS, Matcher, anchor_char, string_matcher
 from agentwatch.detect.sigma.view import EventView
 
-__all__ = ["Leaf", "Matcher", "anchor_char", "leaf_function"]
+__all__ = ["NUMBER_KEY", "Leaf", "Matcher", "anchor_char", "as_number", "elements", "leaf_function"]
 
 MERGEABLE = STRING_KINDS | CASED_KINDS | {"num"}
+# A ``num`` leaf's literals are its numbers (``repr(float)``) under the field key + NUMBER_KEY: the
+# scanner tests the field's value with ``as_number``, the leaf's own test, instead of looking for text
+# (31 is also written "0x1F", "3.1e1", "3_1" or in fullwidth digits, none of which contains "31").
+NUMBER_KEY = "#number"
 
 
 @dataclass
@@ -48,11 +52,12 @@ class Leaf:
         return None
 
 
-def _as_number(value: Any) -> float | None:
+def as_number(value: Any) -> float | None:
+    """The number a field value stands for, as ``num`` and ``cmp`` leaves compare it (None: not a number)."""
     if type(value) is bool:
         return None
     if isinstance(value, (int, float)):
-        return float(value)
+        return _float(value)
     if isinstance(value, str):
         text = value.strip()
         try:
@@ -60,13 +65,20 @@ def _as_number(value: Any) -> float | None:
         except ValueError:
             if text[:2].lower() == "0x":
                 try:
-                    return float(int(text, 16))
+                    return _float(int(text, 16))
                 except ValueError:
                     return None
     return None
 
 
-def _elements(value: Any) -> list[Any]:
+def _float(number: float) -> float:
+    try:
+        return float(number)
+    except OverflowError:  # an int beyond the float range (it runs on every event's value: never raise)
+        return math.inf if number > 0 else -math.inf
+
+
+def elements(value: Any) -> list[Any]:
     if value is MISSING or value is None:
         return []
     if isinstance(value, (list, tuple)):
@@ -129,8 +141,8 @@ def leaf_function(leaf: Leaf) -> Matcher:
         numbers = frozenset(float(n) for n in leaf.values)
 
         def match_num(view: EventView) -> bool:
-            for value in _elements(view.raw(ref)):
-                n = _as_number(value)
+            for value in elements(view.raw(ref)):
+                n = as_number(value)
                 if n is not None and n in numbers:
                     return True
             return False
@@ -141,7 +153,7 @@ def leaf_function(leaf: Leaf) -> Matcher:
         text = "true" if expected else "false"
 
         def match_bool(view: EventView) -> bool:
-            for value in _elements(view.raw(ref)):
+            for value in elements(view.raw(ref)):
                 if value is expected or (isinstance(value, str) and value.strip().lower() == text):
                     return True
             return False
@@ -152,8 +164,8 @@ def leaf_function(leaf: Leaf) -> Matcher:
         compare = COMPARE[op]
 
         def match_cmp(view: EventView) -> bool:
-            for value in _elements(view.raw(ref)):
-                n = _as_number(value)
+            for value in elements(view.raw(ref)):
+                n = as_number(value)
                 if n is not None and not math.isnan(n) and compare(n, bound):
                     return True
             return False
@@ -215,7 +227,7 @@ def leaf_function(leaf: Leaf) -> Matcher:
         extract = TIME_PARTS[part]
 
         def match_tspart(view: EventView) -> bool:
-            for value in _elements(view.raw(ref)):
+            for value in elements(view.raw(ref)):
                 moment = _timestamp(value)
                 if moment is not None and extract(moment) == number:
                     return True
