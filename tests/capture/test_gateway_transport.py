@@ -101,6 +101,7 @@ def raw_upstream(script: Script, host: str = "127.0.0.2", tls: ssl.SSLContext | 
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.sleep(0.05)  # the closed connections' transports finish closing
 
         asyncio.run_coroutine_threadsafe(stop(), loop).result(10)
         loop.call_soon_threadsafe(loop.stop)
@@ -119,6 +120,11 @@ def chunked(*parts: bytes) -> bytes:
 
 def pool(timeout: float = 10.0, **kw: Any) -> UpstreamPool:
     return UpstreamPool(allow_loopback=kw.get("allow_loopback", True), allow_private=False, timeout=timeout)
+
+
+async def close(p: UpstreamPool) -> None:
+    await p.aclose()
+    await asyncio.sleep(0.01)  # the closed connections' transports finish closing before the loop ends
 
 
 async def fetch(p: UpstreamPool, up: RawUpstream, method: str = "POST", target: bytes = b"/v1/x", body: bytes = b"{}"):
@@ -153,7 +159,7 @@ def test_keep_alive_connection_serves_length_and_chunked_bodies():
         assert status == 200 and headers["transfer-encoding"] == b"chunked"
         assert data == bodies[1] + bodies[2]  # de-chunked, byte for byte
         assert (await fetch(p, up, target=b"/json"))[2] == bodies[0]
-        await p.aclose()
+        await close(p)
 
     with raw_upstream(script) as up:
         asyncio.run(run(up))
@@ -182,7 +188,7 @@ def test_body_until_close_interim_answers_and_head():
         assert "link" not in headers  # the 103's headers are not the answer's
         status, headers, data = await fetch(p, up, method="HEAD", target=b"/head", body=b"")
         assert (status, headers["content-length"], data) == (200, b"10", b"")
-        await p.aclose()
+        await close(p)
 
     with raw_upstream(script) as up:
         asyncio.run(run(up))
@@ -201,7 +207,7 @@ def test_connection_closed_by_the_upstream_while_idle_is_replaced():
         for _ in range(2):
             assert (await fetch(p, up))[2] == b"ok"
             time.sleep(0.1)  # the FIN arrives while the event loop is busy: it is still unread at the next request
-        await p.aclose()
+        await close(p)
 
     with raw_upstream(script) as up:
         asyncio.run(run(up))
@@ -223,7 +229,7 @@ def test_upstream_failures_before_the_answer(steps, timeout, status, what):
             await fetch(p, up)
         assert err.value.status == status and what in str(err.value)
         assert p.slots._value == transport.MAX_CONNECTIONS  # the slot was given back
-        await p.aclose()
+        await close(p)
 
     with raw_upstream(lambda req: (steps, False)) as up:
         asyncio.run(run(up))
@@ -252,7 +258,7 @@ def test_upstream_failures_during_the_body_and_refusals():
         with pytest.raises(UpstreamFailure) as err:
             await fetch(p, closed_port)
         assert err.value.status == 502 and "ConnectError" in str(err.value)
-        await p.aclose()
+        await close(p)
 
     with raw_upstream(script) as up:
         asyncio.run(run(up))
@@ -278,7 +284,7 @@ def test_slow_reader_pauses_the_upstream_and_gets_every_byte():
         await resp.aclose()
         assert b"".join(got) == payload
         assert peak <= transport.MAX_READ_AHEAD + 256 * 1024  # read-ahead stays bounded (one socket read over)
-        await p.aclose()
+        await close(p)
 
     with raw_upstream(script) as up:
         asyncio.run(run(up))
@@ -323,7 +329,7 @@ def test_gateway_answers_502_when_the_upstream_breaks_a_json_answer(settings):
         started = time.monotonic()
         r = c.post("/gateway/openai/v1/chat/completions", json={"model": "gpt-4o", "messages": []})
         assert r.status_code == 502 and "unreachable" in r.json()["error"]["message"]
-        assert time.monotonic() - started < 5
+        assert time.monotonic() - started < 60  # not left waiting for the read timeout (600 s)
         resp = wait_events(c, "ai.response", 1)[0]["data"]
         assert resp["success"] is False and resp["error"]["type"] == "upstream_unreachable"
 
@@ -366,12 +372,12 @@ def test_tls_upstream_is_verified_and_kept_alive(tmp_path):
         with pytest.raises(UpstreamFailure) as err:
             await fetch(untrusted, up)
         assert err.value.status == 502 and "TLSError" in str(err.value)
-        await untrusted.aclose()
+        await close(untrusted)
         p = pool()
         p.ssl_context = ssl.create_default_context(cadata=pem.decode())
         for _ in range(2):
             assert (await fetch(p, up))[::2] == (200, b"secure")
-        await p.aclose()
+        await close(p)
 
     with raw_upstream(script, tls=server_ctx) as up:
         asyncio.run(run(up))
