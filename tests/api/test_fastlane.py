@@ -9,15 +9,35 @@ from agentwatch.api.fastlane import FastLaneMiddleware, fast_lane, lanes_of
 from agentwatch.api.security import require
 
 
-def lane_table(app: FastAPI) -> dict:
+def lane_table(app: FastAPI):
     (mw,) = [m for m in app.user_middleware if m.cls is FastLaneMiddleware]
     return mw.kwargs["lanes"]
 
 
-def test_the_ingest_routes_are_in_the_lane(server):
+def test_the_data_plane_routes_are_in_the_lane(server):
     lanes = lane_table(server.server.config.app)
-    assert {("POST", "/api/v1/ingest"), ("POST", "/events")} <= set(lanes)
-    assert all(method == "POST" for method, _ in lanes)
+    assert set(lanes.exact) == {("POST", "/api/v1/ingest"), ("POST", "/events")}
+    assert {(m, prefix) for m, prefix, _ in lanes.patterned} == {
+        (m, "/gateway/") for m in ("GET", "POST", "PUT", "PATCH", "DELETE")
+    }
+
+
+def test_a_patterned_lane_sets_the_path_parameters():
+    router = APIRouter()
+
+    @router.get("/items/{kind}/{rest:path}", dependencies=[require("events:read")])
+    @fast_lane
+    async def item(request: Request) -> dict:
+        return dict(request.path_params)
+
+    app = FastAPI()
+    app.include_router(router)
+    table = lanes_of(app)
+    scope = {"type": "http", "method": "GET", "path": "/items/a/b/c", "root_path": ""}
+    lane = table.find(scope)
+    assert lane is not None and scope["path_params"] == {"kind": "a", "rest": "b/c"}
+    assert table.find({"type": "http", "method": "POST", "path": "/items/a/b", "root_path": ""}) is None
+    assert table.find({"type": "http", "method": "GET", "path": "/other", "root_path": ""}) is None
 
 
 def test_a_marked_route_with_more_than_the_request_is_refused():

@@ -10,7 +10,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from agentwatch import __version__
 from agentwatch.api import errors
-from agentwatch.api.fastlane import FastLaneMiddleware, lanes_of
+from agentwatch.api.fastlane import FastLaneMiddleware, LaneTable
 from agentwatch.api.responses import JSON
 from agentwatch.api.security import check_routes
 from agentwatch.app import Agentwatch
@@ -37,7 +37,7 @@ def create_app(aw: Agentwatch) -> FastAPI:
     )
     app.state.aw = aw
     errors.install(app)
-    lanes: dict = {}  # filled below, once every router is included
+    lanes = LaneTable()  # filled below, once every router is included
     app.add_middleware(FastLaneMiddleware, lanes=lanes)  # added first: innermost
     if aw.settings.cors_origins:
         app.add_middleware(
@@ -59,5 +59,5 @@ def create_app(aw: Agentwatch) -> FastAPI:
     for _name, router in aw.registry.routers.items():
         app.include_router(router)
     check_routes(app)
-    lanes.update(lanes_of(app))
+    lanes.fill(app)
     return app

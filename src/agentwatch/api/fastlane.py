@@ -13,7 +13,9 @@ access and audit middlewares, by the same guard and the same endpoint function:
 - exceptions go to the app's exception handlers, so errors keep the one JSON shape.
 
 Only endpoints whose single parameter is the request and whose only dependency is the
-guard can be marked; anything else is refused when the app is built.
+guard can be marked; anything else is refused when the app is built. A path with
+parameters (``/gateway/{route}/{path:path}``) is matched by the route's own pattern,
+and its ``path_params`` are set as the router would set them.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Match
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from agentwatch.api.responses import JSON
@@ -50,36 +53,63 @@ class _Lane:
         self.endpoint = route.endpoint
 
 
-def lanes_of(app: FastAPI) -> dict[tuple[str, str], _Lane]:
-    """The marked routes of ``app`` by (method, path); raises when a marked route cannot be served here."""
-    out: dict[tuple[str, str], _Lane] = {}
-    for path, route in iter_api_routes(app.routes):
-        if not isinstance(route, APIRoute) or not getattr(route.endpoint, MARK, False):
-            continue
-        guard = route_guard(route)
-        params = list(inspect.signature(route.endpoint).parameters.values())
-        if (
-            guard is None
-            or len(route.dependant.dependencies) != 1
-            or len(params) != 1
-            or params[0].annotation not in (Request, "Request")
-            or "{" in path
-        ):
-            raise RuntimeError(f"{path}: a fast-lane route takes only the request and depends only on its guard")
-        for method in route.methods or ():
-            out[(method, path)] = _Lane(route, guard)
-    return out
+class LaneTable:
+    """The marked routes: exact paths by (method, path); paths with parameters by their static prefix."""
+
+    def __init__(self) -> None:
+        self.exact: dict[tuple[str, str], _Lane] = {}
+        self.patterned: list[tuple[str, str, _Lane]] = []
+
+    def fill(self, app: FastAPI) -> None:
+        """Take the marked routes of ``app``; raises when a marked route cannot be served here."""
+        for path, route in iter_api_routes(app.routes):
+            if not isinstance(route, APIRoute) or not getattr(route.endpoint, MARK, False):
+                continue
+            guard = route_guard(route)
+            params = list(inspect.signature(route.endpoint).parameters.values())
+            if (
+                guard is None
+                or len(route.dependant.dependencies) != 1
+                or len(params) != 1
+                or params[0].annotation not in (Request, "Request")
+                or path != route.path  # the lane matches the route's own pattern: not under a prefix
+            ):
+                raise RuntimeError(f"{path}: a fast-lane route takes only the request and depends only on its guard")
+            for method in route.methods or ():
+                if "{" in path:
+                    self.patterned.append((method, path.split("{", 1)[0], _Lane(route, guard)))
+                else:
+                    self.exact[(method, path)] = _Lane(route, guard)
+
+    def find(self, scope: Scope) -> _Lane | None:
+        method, path = scope.get("method", ""), scope["path"]
+        lane = self.exact.get((method, path))
+        if lane is not None or not self.patterned:
+            return lane
+        for lane_method, prefix, candidate in self.patterned:
+            if lane_method == method and path.startswith(prefix):
+                match, child = candidate.route.matches(scope)
+                if match is Match.FULL:
+                    scope.update(child)  # path_params, endpoint and route, as the router would set
+                    return candidate
+        return None
+
+
+def lanes_of(app: FastAPI) -> LaneTable:
+    table = LaneTable()
+    table.fill(app)
+    return table
 
 
 class FastLaneMiddleware:
     """Installed innermost of the middlewares; the lane table is filled once every router is included."""
 
-    def __init__(self, app: ASGIApp, lanes: dict[tuple[str, str], _Lane]) -> None:
+    def __init__(self, app: ASGIApp, lanes: LaneTable) -> None:
         self.app = app
         self.lanes = lanes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        lane = self.lanes.get((scope.get("method", ""), scope["path"])) if scope["type"] == "http" else None
+        lane = self.lanes.find(scope) if scope["type"] == "http" else None
         if lane is None:
             await self.app(scope, receive, send)
             return

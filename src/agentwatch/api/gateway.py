@@ -16,6 +16,7 @@ from starlette.responses import Response
 
 from agentwatch.api.bodies import read_limited
 from agentwatch.api.errors import NotFound, Unavailable
+from agentwatch.api.fastlane import fast_lane
 from agentwatch.api.security import Guard, Principal
 
 PROVIDER_KEY_HEADERS = frozenset({b"authorization", b"x-api-key", b"x-goog-api-key", b"api-key", b"cookie"})
@@ -50,6 +51,7 @@ class GatewayGuard(Guard):
 router = APIRouter(tags=["gateway"])
 
 
+@fast_lane
 async def gateway(request: Request) -> Response:
     """Forwards to the route's upstream (``capture.routes``) and records the exchange."""
     # route and path are plain strings taken from the matched path: declared as parameters,
