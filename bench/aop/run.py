@@ -39,6 +39,7 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from bench.loadgen import LoadResult, build_request, run_load  # noqa: E402
+from bench.warm import wait_warm  # noqa: E402
 
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 BIN = Path(sys.executable).parent / "agentwatch"
@@ -95,6 +96,7 @@ def start_agentwatch(db_url: str, data_dir: str) -> tuple[subprocess.Popen, str]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     wait_up(url, proc)
+    wait_warm(url)
     return proc, url
 
 

@@ -28,6 +28,7 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from bench.loadgen import build_request, run_load  # noqa: E402
+from bench.warm import wait_warm  # noqa: E402
 
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 BIN = Path(sys.executable).parent / "agentwatch"
@@ -66,6 +67,7 @@ def start_server(db_url: str, data_dir: str) -> tuple[subprocess.Popen, str]:
     for _ in range(300):
         try:
             if httpx.get(url + "/api/health", timeout=1).status_code == 200:
+                wait_warm(url)
                 return proc, url
         except httpx.TransportError:
             time.sleep(0.1)

@@ -36,6 +36,10 @@ def _service(request: Request) -> Any:
     return request.app.state.aw.components["aop_sessions"]
 
 
+# documented here: the fast-lane endpoint reads it from the matched path and validates it itself
+SESSION_ID_PARAMETER = {"name": "session_id", "in": "path", "required": True, "schema": {"type": "string"}}
+
+
 def _session_id(value: str, field: str = "id") -> str:
     try:
         return identifier(value, field)  # type: ignore[return-value]
@@ -158,10 +162,16 @@ def _detail(engine: Any, session_id: str) -> bytes | None:
     return head[:-1] + b',"events":' + events + b"}"
 
 
-@router.get("/sessions/{session_id}", dependencies=[require("sessions:read")], response_class=Response)
-async def get_session(request: Request, session_id: str) -> Response:
+@router.get(
+    "/sessions/{session_id}",
+    dependencies=[require("sessions:read")],
+    response_class=Response,
+    openapi_extra={"parameters": [SESSION_ID_PARAMETER]},
+)
+@fast_lane
+async def get_session(request: Request) -> Response:
     """The session, its events as sent (in sequence order), its alerts and its child sessions."""
-    sid = _session_id(session_id)
+    sid = _session_id(request.path_params["session_id"])  # validated here: the fast lane declares no parameters
     body = await run_in_threadpool(_detail, request.app.state.aw.engine, sid)
     if body is None:
         raise NotFound(f"session {sid!r} not found")
