@@ -43,25 +43,38 @@ def _finding_ts(f: Finding) -> float:
 
 
 def store_findings(engine: Engine, findings: Sequence[Finding], window_s: float) -> list[tuple[dict[str, Any], bool]]:
-    """Persist findings; returns (alert JSON, is_new) for each alert created or updated."""
+    """Persist findings; returns (alert JSON, is_new) for each alert created or updated.
+
+    A batch often holds many findings of one alert (a rule firing on every request): the alert
+    is read once, folded in memory finding by finding, and written once at the end.
+    """
     out: list[tuple[dict[str, Any], bool]] = []
     now = time.time()
+    touched: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}  # dedup key -> (row, body)
+    dirty: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}  # alert id -> (row, body) to write
     with engine.begin() as conn:
         for f in findings:
             key = model.dedup_hash(f.alert_type, f.rule_id, _dedup_key(f))
             ts = _finding_ts(f)
             event_ids = [e.event_id for e in f.events][: model.MAX_EVENT_IDS]
-            existing = conn.execute(
-                select(alerts)
-                .where(
-                    and_(alerts.c.dedup_key == key, alerts.c.last_seen >= ts - window_s, alerts.c.status != "closed")
-                )
-                .order_by(alerts.c.last_seen.desc())
-                .limit(1)
-            ).first()
-            if existing is not None:
-                row = dict(existing._mapping)
-                body = orjson.loads(row["body"])
+            hit = touched.get(key)
+            if hit is not None and hit[0]["last_seen"] >= ts - window_s:
+                row, body = hit
+            else:
+                existing = conn.execute(
+                    select(alerts)
+                    .where(
+                        and_(
+                            alerts.c.dedup_key == key, alerts.c.last_seen >= ts - window_s, alerts.c.status != "closed"
+                        )
+                    )
+                    .order_by(alerts.c.last_seen.desc())
+                    .limit(1)
+                ).first()
+                row, body = (dict(existing._mapping), {}) if existing is not None else ({}, {})
+                if existing is not None:
+                    body = orjson.loads(row["body"])
+            if row:
                 merged = list(dict.fromkeys([*body.get("event_ids", []), *event_ids]))[: model.MAX_EVENT_IDS]
                 body["event_ids"] = merged
                 row.update(
@@ -70,20 +83,8 @@ def store_findings(engine: Engine, findings: Sequence[Finding], window_s: float)
                     first_seen=min(row["first_seen"], ts),
                     severity=max(row["severity"], f.severity),
                     updated_at=now,
-                    body=orjson.dumps(body).decode(),
                 )
-                conn.execute(
-                    update(alerts)
-                    .where(alerts.c.id == row["id"])
-                    .values(
-                        count=row["count"],
-                        last_seen=row["last_seen"],
-                        first_seen=row["first_seen"],
-                        severity=row["severity"],
-                        updated_at=now,
-                        body=row["body"],
-                    )
-                )
+                touched[key] = dirty[row["id"]] = (row, body)
                 out.append((model.to_json(row, body, orjson.loads(row["tags"])), False))
                 continue
             entities: dict[str, dict[str, str]] = {}
@@ -115,7 +116,21 @@ def store_findings(engine: Engine, findings: Sequence[Finding], window_s: float)
             if conn.execute(select(alerts.c.id).where(alerts.c.id == row["id"])).first() is not None:
                 continue  # the same finding replayed: already stored
             conn.execute(alerts.insert().values(**row))
+            touched[key] = (row, body)
             out.append((model.to_json(row, body, f.tags), True))
+        for alert_id, (row, body) in dirty.items():
+            conn.execute(
+                update(alerts)
+                .where(alerts.c.id == alert_id)
+                .values(
+                    count=row["count"],
+                    last_seen=row["last_seen"],
+                    first_seen=row["first_seen"],
+                    severity=row["severity"],
+                    updated_at=now,
+                    body=orjson.dumps(body).decode(),
+                )
+            )
     return out
 
 
