@@ -310,3 +310,32 @@ def test_routes_require_credentials_when_auth_is_on(tmp_path, fleet):
             r = c.request(method, path)
             assert r.status_code == 401, (method, path, r.status_code)
         assert c.get("/api/scan/history").json()["error"]["code"] == "UNAUTHORIZED"
+
+
+def test_a_busy_agent_is_rewritten_only_when_it_shows_something_new(api):
+    from tests.conftest import OISP_EXAMPLES
+
+    first = json.loads((OISP_EXAMPLES / "ai-request-openai.json").read_text())
+
+    def again(i: int, model: str | None = None) -> dict:
+        doc = json.loads(json.dumps(first))
+        doc["event_id"] = f"{first['event_id']}-again-{i}"
+        doc["ts"] = f"2030-01-01T00:00:0{i}Z"  # later than the first sighting
+        if model:
+            doc["data"]["model"]["id"] = model
+        return doc
+
+    def client(c) -> dict:
+        (agent,) = c.get("/api/agents", params={"source": "telemetry"}).json()["agents"]
+        return agent
+
+    with api.client() as c:
+        c.post("/api/v1/ingest", json=[first])
+        _wait_for(lambda: c.get("/api/agents", params={"source": "telemetry"}).json()["total"] == 1)
+        seen_first = client(c)["last_seen"]
+        c.post("/api/v1/ingest", json=[again(1)])  # nothing new within the refresh interval: not rewritten
+        time.sleep(0.5)
+        assert client(c)["last_seen"] == seen_first
+        c.post("/api/v1/ingest", json=[again(2, model="gpt-new")])  # a new model is written at once
+        _wait_for(lambda: "gpt-new" in client(c)["metadata"]["models"])
+        assert client(c)["last_seen"].startswith("2030-01-01T00:00:02")

@@ -29,6 +29,7 @@ from agentwatch.events.model import Event, iso
 from agentwatch.notify import deliver
 from agentwatch.store import kv
 
+TELEMETRY_REFRESH_S = 60.0
 log = structlog.get_logger("agentwatch.discovery")
 CHANNEL = "scan"
 STOP_WAIT_S = 1.0
@@ -78,6 +79,7 @@ class ScanManager:
         self.last_completed: dict[str, Any] | None = None
         self._schedule: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[Any]] = set()
+        self._recorded: dict[tuple[Any, ...], float] = {}  # telemetry sighting -> when written
 
     @property
     def settings(self) -> DiscoverySettings:
@@ -343,13 +345,35 @@ class ScanManager:
     async def on_commit(self, events: list[Event]) -> None:
         if not any(e.event_type in WATCHED for e in events):
             return
-        seen = agents_from_events(events)
+        seen = self._not_recent(agents_from_events(events))
         if not seen:
             return
         new = await asyncio.to_thread(inventory.record_telemetry, self.aw.engine, seen)
         if new:
             diff = {"new": [{**inventory.brief(a), "returned": False} for a in new]}
             await self._alert(diff, "telemetry")
+
+    def _not_recent(self, seen: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The sightings that tell the inventory something: a new agent, new metadata or tools,
+        or the first sighting of an agent for ``TELEMETRY_REFRESH_S`` (its ``last_seen``).
+        A busy agent calling an LLM on every request is written once a minute, not per batch."""
+        now = time.monotonic()
+        out = []
+        for agent in seen:
+            lists = agent.get("metadata", {})
+            caps = agent.get("mcp_capabilities") or {}
+            sig = (
+                agent["id"],
+                tuple(sorted((k, tuple(v)) for k, v in lists.items() if isinstance(v, list))),
+                tuple(t["name"] for t in caps.get("tools", [])),
+            )
+            if now - self._recorded.get(sig, -TELEMETRY_REFRESH_S) < TELEMETRY_REFRESH_S:
+                continue
+            if len(self._recorded) >= 10_000:
+                self._recorded.clear()
+            self._recorded[sig] = now
+            out.append(agent)
+        return out
 
     # -- health ------------------------------------------------------------------------
     def health(self) -> dict[str, Any]:
