@@ -19,13 +19,11 @@ from typing import Any
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from agentwatch.capture.gateway import transport
 from agentwatch.capture.gateway.transport import REFUSED_PREFIX, Origin, UpstreamFailure, UpstreamPool
 from tests.capture.conftest import gateway_settings, wait_events
+from tests.support import certs
 from tests.support.server import free_port, run_server
 
 # what the script returns: (bytes to write, seconds to wait before writing) steps, then whether to hang up
@@ -336,29 +334,11 @@ def test_gateway_answers_502_when_the_upstream_breaks_a_json_answer(settings):
 
 def self_signed(ip: str, tmp_path) -> tuple[ssl.SSLContext, bytes]:
     """A server context with a fresh self-signed certificate for ``ip``, and that certificate (PEM)."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "upstream.test")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(hours=1))
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(ip))]), critical=False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    pem = cert.public_bytes(serialization.Encoding.PEM)
-    (tmp_path / "cert.pem").write_bytes(pem)
-    (tmp_path / "key.pem").write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
+    san = x509.IPAddress(ipaddress.ip_address(ip))
+    certfile, keyfile = certs.self_signed(tmp_path, "upstream.test", san, ca=True, valid=datetime.timedelta(hours=1))
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ctx.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")
-    return ctx, pem
+    ctx.load_cert_chain(certfile, keyfile)
+    return ctx, certfile.read_bytes()
 
 
 def test_tls_upstream_is_verified_and_kept_alive(tmp_path):

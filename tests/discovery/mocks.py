@@ -17,9 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import (
@@ -33,6 +32,7 @@ from starlette.responses import (
 from starlette.routing import Route
 
 from tests.discovery.servers import Spec
+from tests.support import certs
 
 PREFIX = "127.0.0."
 
@@ -530,25 +530,8 @@ async def banner_service(reader: asyncio.StreamReader, writer: asyncio.StreamWri
 
 
 def self_signed(directory: Path) -> tuple[str, str]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "llm.internal")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=30))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName("llm.internal")]), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    certfile, keyfile = directory / "cert.pem", directory / "key.pem"
-    certfile.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    keyfile.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
+    san = x509.DNSName("llm.internal")
+    certfile, keyfile = certs.self_signed(directory, "llm.internal", san, valid=dt.timedelta(days=30))
     return str(certfile), str(keyfile)
 
 
