@@ -253,6 +253,11 @@ def test_settings_masking_validation_and_test_alert(api):
         assert "s1" not in json.dumps(shown) and "t0k" not in json.dumps(shown)
         # sending the masked form back keeps the real secret
         assert c.put("/api/settings", json={"outputs": shown["outputs"]}).json()["updated"] == []
+        # each change is in the hash-chained audit log with the names of what changed, never the values
+        audited = api.aw.audit.query(action="PUT /api/settings", limit=100)
+        assert [row["details"] for row in audited if row["status"] == 200] == [{}, {"changed": ["outputs"]}]
+        assert "s1" not in json.dumps(audited) and "t0k" not in json.dumps(audited)
+        assert api.aw.audit.verify().ok
         test = c.post("/api/settings/test").json()
         assert test["ok"] is True and [o["sent"] for o in test["outcomes"]] == [1, 1]
         by_path = {req["path"]: req for req in receiver.requests}

@@ -220,6 +220,7 @@ async def put_settings(request: Request) -> dict:
         raise InvalidRequest(str(exc)) from None
     if changed:
         await run_in_threadpool(mgr.save_alert_settings, new, changed, _who(request))
+        request.state.audit_details = {"changed": changed}  # into this request's hash-chained audit row
     return {"updated": changed, "count": len(changed), "settings": alerting.masked(new)}
 
 

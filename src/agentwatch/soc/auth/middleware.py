@@ -8,8 +8,9 @@ address, and adds ``X-RateLimit-*`` headers; over budget it answers 429 with
 
 ``AuditMiddleware`` appends every POST/PUT/PATCH/DELETE to the audit log with the principal
 and the status, and holds the response until the row is stored: an action is never
-acknowledged without its audit row. Only the method, route and path are kept; bodies,
-query strings and headers (where secrets travel) are not.
+acknowledged without its audit row. The method, route and path are kept, and the names of
+the fields a route says it changed (``request.state.audit_details``); bodies, values, query
+strings and headers (where secrets travel) are not.
 """
 
 from __future__ import annotations
@@ -120,6 +121,8 @@ class AuditMiddleware:
             target=scope["path"],
             status=status,
             client=client_of(HTTPConnection(scope)),
+            # A route may say what its request changed (names, never values): request.state.audit_details.
+            details=state.get("audit_details") or {},
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
