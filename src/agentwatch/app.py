@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from typing import Any
@@ -19,7 +20,7 @@ from agentwatch.pipeline.hub import LiveHub
 from agentwatch.pipeline.metrics import Metrics
 from agentwatch.pipeline.pipeline import Pipeline
 from agentwatch.runtime import settle_heap
-from agentwatch.store.engine import make_engine, migrate
+from agentwatch.store.engine import checkpointer_for, make_engine, migrate
 
 log = structlog.get_logger("agentwatch")
 
@@ -33,6 +34,7 @@ class Agentwatch:
         self.registry = registry or load_registry()
         self.engine: Engine = make_engine(settings.resolved_database_url())
         migrate(self.engine)
+        self.checkpointer = checkpointer_for(self.engine)  # SQLite only
         self.metrics = Metrics()
         self.hub = LiveHub(client_buffer=settings.live.client_buffer, on_drop=self.metrics.live_dropped.inc)
         self.filters = RuntimeFilters(self.engine)
@@ -57,6 +59,8 @@ class Agentwatch:
         return self.registry.event_types.get(event_type)
 
     async def start(self) -> None:
+        if self.checkpointer is not None:
+            self.checkpointer.start()
         await self.pipeline.start()
         for name, comp in self.components.items():
             start = getattr(comp, "start", None)
@@ -75,4 +79,6 @@ class Agentwatch:
                     log.exception("component.stop_failed", component=name)
         await self.pipeline.stop()
         self.engine.dispose()
+        if self.checkpointer is not None:
+            await asyncio.to_thread(self.checkpointer.stop)
         log.info("server.stopped", committed=self.pipeline.committed_total, pending=self.pipeline.pending)

@@ -10,6 +10,8 @@ from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
+from agentwatch.store.checkpoint import BACKSTOP_PAGES, WalCheckpointer
+
 
 def normalize_url(url: str) -> str:
     """Accept ``postgresql://`` and ``postgres://`` and use the psycopg 3 driver."""
@@ -21,6 +23,18 @@ def normalize_url(url: str) -> str:
 
 def is_sqlite(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
+
+
+def sqlite_file(engine: Engine) -> str | None:
+    """The database file of a file-backed SQLite engine, else None."""
+    if not is_sqlite(engine) or engine.url.database in (None, "", ":memory:"):
+        return None
+    return str(Path(engine.url.database).expanduser())
+
+
+def checkpointer_for(engine: Engine) -> WalCheckpointer | None:
+    path = sqlite_file(engine)
+    return WalCheckpointer(path) if path else None
 
 
 def make_engine(url: str) -> Engine:
@@ -38,6 +52,8 @@ def make_engine(url: str) -> Engine:
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
+            # Checkpoints run on a background thread (store.checkpoint); this is the backstop.
+            cur.execute(f"PRAGMA wal_autocheckpoint={BACKSTOP_PAGES}")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA busy_timeout=30000")
             cur.close()
