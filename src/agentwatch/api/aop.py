@@ -20,6 +20,7 @@ from agentwatch.api.bodies import read_events_body
 from agentwatch.api.errors import InvalidRequest, NotFound, TooLarge, Unavailable
 from agentwatch.api.fastlane import fast_lane
 from agentwatch.api.ingest import submit_decoded
+from agentwatch.api.responses import JSON
 from agentwatch.api.security import PUBLIC, require
 from agentwatch.events.codecs.framing import BodyError
 from agentwatch.events.model import EventError, parse_ts
@@ -113,7 +114,7 @@ async def get_stream(
     )
 
 
-@router.get("/sessions", dependencies=[require("sessions:read")])
+@router.get("/sessions", dependencies=[require("sessions:read")], response_class=JSON)
 async def list_sessions(
     request: Request,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
@@ -122,7 +123,7 @@ async def list_sessions(
     agent: Annotated[str | None, Query(min_length=1, max_length=128)] = None,
     since: Annotated[str | None, Query(max_length=64)] = None,
     parent: Annotated[str | None, Query(min_length=1, max_length=128)] = None,
-) -> dict[str, Any]:
+) -> JSON:
     """Sessions, most recently active first; ``since`` is an RFC 3339 time of last activity."""
     aw = request.app.state.aw
     since_ts = None
@@ -134,13 +135,15 @@ async def list_sessions(
     q = queries.SessionQuery(limit=limit, offset=offset, status=status, agent=agent, since=since_ts, parent=parent)
     rows, total = await run_in_threadpool(queries.list_sessions, aw.engine, q)
     nxt = offset + len(rows)
-    return {
-        "sessions": [session_json(r) for r in rows],
-        "total": total,
-        "limit": limit,
-        "offset": offset,
-        "next_offset": nxt if nxt < total else None,
-    }
+    return JSON(
+        {
+            "sessions": [session_json(r) for r in rows],
+            "total": total,
+            "limit": limit,
+            "offset": offset,
+            "next_offset": nxt if nxt < total else None,
+        }
+    )
 
 
 def _detail(engine: Any, session_id: str) -> bytes | None:

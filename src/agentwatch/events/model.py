@@ -67,7 +67,9 @@ class Event:
 
 
 def iso(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, UTC).isoformat().replace("+00:00", "Z")
+    """RFC 3339 in UTC with ``Z``; microseconds only when there are any (as ``isoformat``).
+    orjson writes it: half the cost of ``isoformat`` with a time zone."""
+    return orjson.dumps(datetime.fromtimestamp(epoch, UTC), option=orjson.OPT_UTC_Z)[1:-1].decode()
 
 
 def parse_ts(value: Any, field: str = "ts") -> float:

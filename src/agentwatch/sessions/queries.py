@@ -8,11 +8,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Engine, and_, delete, func, select, update
+from sqlalchemy import Connection, Engine, and_, bindparam, case, delete, func, null, select, update
 
 from agentwatch.events.model import iso
 from agentwatch.sessions.schema import aop_sessions
 from agentwatch.store.alerts_schema import alerts
+from agentwatch.store.prepared import Prepared
 from agentwatch.store.schema import events
 
 MAX_SUBTREE = 10_000
@@ -39,44 +40,70 @@ class SessionQuery:
     parent: str | None = None
 
 
+_LIST_FILTERS = {
+    "status": lambda: aop_sessions.c.status == bindparam("status"),
+    "agent": lambda: aop_sessions.c.agent_id == bindparam("agent"),
+    "since": lambda: aop_sessions.c.last_seen_at >= bindparam("since"),
+    "parent": lambda: aop_sessions.c.parent_session_id == bindparam("parent"),
+}
+_LISTS: dict[tuple[str, ...], tuple[Prepared, Prepared]] = {}
+
+
+def _list_statements(used: tuple[str, ...]) -> tuple[Prepared, Prepared]:
+    """The page and count statements for one combination of filters (16 at most)."""
+    found = _LISTS.get(used)
+    if found is None:
+        cond = and_(*(_LIST_FILTERS[name]() for name in used)) if used else None
+        page = select(aop_sessions)
+        count = select(func.count()).select_from(aop_sessions)
+        if cond is not None:
+            page = page.where(cond)
+            count = count.where(cond)
+        page = (
+            page.order_by(aop_sessions.c.last_seen_at.desc(), aop_sessions.c.id.desc())
+            .limit(bindparam("lim"))
+            .offset(bindparam("off"))
+        )
+        found = _LISTS[used] = (Prepared(page), Prepared(count))
+    return found
+
+
 def list_sessions(engine: Engine, q: SessionQuery) -> tuple[list[dict[str, Any]], int]:
     """Sessions by most recent activity (newest receive time first)."""
-    cond = []
-    if q.status:
-        cond.append(aop_sessions.c.status == q.status)
-    if q.agent:
-        cond.append(aop_sessions.c.agent_id == q.agent)
-    if q.since is not None:
-        cond.append(aop_sessions.c.last_seen_at >= q.since)
-    if q.parent:
-        cond.append(aop_sessions.c.parent_session_id == q.parent)
-    stmt = select(aop_sessions)
-    count = select(func.count()).select_from(aop_sessions)
-    if cond:
-        stmt = stmt.where(and_(*cond))
-        count = count.where(and_(*cond))
-    stmt = stmt.order_by(aop_sessions.c.last_seen_at.desc(), aop_sessions.c.id.desc()).limit(q.limit).offset(q.offset)
+    values = {
+        name: value
+        for name, value in (("status", q.status), ("agent", q.agent), ("since", q.since), ("parent", q.parent))
+        if value is not None and value != ""
+    }
+    page, count = _list_statements(tuple(values))
     with engine.connect() as conn:
-        rows = [dict(r._mapping) for r in conn.execute(stmt)]
-        total = conn.execute(count).scalar_one()
+        rows = page.mappings(conn, lim=q.limit, off=q.offset, **values)
+        total = count.rows(conn, **values)[0][0]
     return rows, total
+
+
+_SESSION = Prepared(select(aop_sessions).where(aop_sessions.c.id == bindparam("sid")))
+# The bytes as sent, or the stored body when none were kept (never both: the body is large).
+_RAW_EVENTS = Prepared(
+    select(events.c.event_id, events.c.raw, case((events.c.raw.is_(None), events.c.body), else_=null()))
+    .where(and_(events.c.session_id == bindparam("sid"), events.c.source_format == "aop"))
+    .order_by(events.c.sequence, events.c.seq)
+)
 
 
 def get_session(engine: Engine | Connection, session_id: str) -> dict[str, Any] | None:
     with _conn(engine) as conn:
-        r = conn.execute(select(aop_sessions).where(aop_sessions.c.id == session_id)).first()
-    return dict(r._mapping) if r is not None else None
+        rows = _SESSION.mappings(conn, sid=session_id)
+    return rows[0] if rows else None
 
 
 def raw_events(engine: Engine | Connection, session_id: str) -> list[tuple[str, bytes]]:
     """``(event_id, bytes as sent)`` of a session's AOP events, in sequence order."""
-    stmt = (
-        select(events.c.event_id, events.c.raw, events.c.body)
-        .where(and_(events.c.session_id == session_id, events.c.source_format == "aop"))
-        .order_by(events.c.sequence, events.c.seq)
-    )
     with _conn(engine) as conn:
-        return [(r.event_id, r.raw if r.raw is not None else r.body.encode()) for r in conn.execute(stmt)]
+        return [
+            (eid, raw if raw is not None else body.encode())
+            for eid, raw, body in _RAW_EVENTS.rows(conn, sid=session_id)
+        ]
 
 
 def aop_alert(row: dict[str, Any]) -> dict[str, Any]:
@@ -97,23 +124,28 @@ def aop_alert(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+_ALERTS = Prepared(
+    select(alerts)
+    .where(alerts.c.session_id == bindparam("sid"))
+    .order_by(alerts.c.created_at, alerts.c.id)
+    .limit(bindparam("lim"))
+)
+_CHILDREN = Prepared(
+    select(aop_sessions)
+    .where(aop_sessions.c.parent_session_id == bindparam("sid"))
+    .order_by(aop_sessions.c.started_at, aop_sessions.c.id)
+    .limit(bindparam("lim"))
+)
+
+
 def session_alerts(engine: Engine | Connection, session_id: str, limit: int = 500) -> list[dict[str, Any]]:
-    stmt = (
-        select(alerts).where(alerts.c.session_id == session_id).order_by(alerts.c.created_at, alerts.c.id).limit(limit)
-    )
     with _conn(engine) as conn:
-        return [aop_alert(dict(r._mapping)) for r in conn.execute(stmt)]
+        return [aop_alert(r) for r in _ALERTS.mappings(conn, sid=session_id, lim=limit)]
 
 
 def children(engine: Engine | Connection, session_id: str, limit: int = 1000) -> list[dict[str, Any]]:
-    stmt = (
-        select(aop_sessions)
-        .where(aop_sessions.c.parent_session_id == session_id)
-        .order_by(aop_sessions.c.started_at, aop_sessions.c.id)
-        .limit(limit)
-    )
     with _conn(engine) as conn:
-        return [dict(r._mapping) for r in conn.execute(stmt)]
+        return _CHILDREN.mappings(conn, sid=session_id, lim=limit)
 
 
 def known(engine: Engine, session_id: str) -> bool:
