@@ -34,6 +34,13 @@ things = Table(
     Column("blob", LargeBinary),
     Column("rank", Integer),
 )
+with_defaults = Table(
+    "prepared_defaults",
+    meta,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("label", String(16), nullable=False, default="none"),
+    Column("made", Float, default=lambda: 1.5),
+)
 odd = Table(
     "prepared_odd",
     meta,
@@ -93,3 +100,31 @@ def test_binds_get_the_conversions_sqlalchemy_applies(engine):
     with engine.connect() as conn:
         assert prepared.rows(conn, least=1) == [("c",)]  # an int where a float is compared
         assert sorted(prepared.rows(conn, least=0.05)) == [("a",), ("c",)]
+
+
+def test_inserts_take_scalar_defaults_and_refuse_computed_ones(engine):
+    with engine.begin() as conn:
+        Prepared(with_defaults.insert(), ["id", "made"]).execute_many(
+            conn, [{"id": 1, "made": 2.0}, {"id": 2, "made": 3}]
+        )
+        Prepared(with_defaults.insert(), ["id", "label", "made"]).execute_many(
+            conn, [{"id": 3, "label": "x", "made": 0}]
+        )
+        got = Prepared(select(with_defaults).order_by(with_defaults.c.id)).rows(conn)
+        assert got == [(1, "none", 2.0), (2, "none", 3.0), (3, "x", 0.0)]
+        with pytest.raises(TypeError, match="computed default"):
+            Prepared(with_defaults.insert(), ["id"]).execute_many(conn, [{"id": 4}])
+        with pytest.raises(KeyError):  # a value the statement needs was not given: never a silent NULL
+            Prepared(with_defaults.insert(), ["id", "made"]).execute_many(conn, [{"id": 5}])
+
+
+def test_execute_reports_the_rows_changed(engine):
+    change = Prepared(things.update().where(things.c.rank >= bindparam("least")).values(note=bindparam("new_note")))
+    with engine.begin() as conn:
+        assert change.execute(conn, least=2, new_note="seen") == 2
+        assert change.execute(conn, least=99, new_note="none") == 0
+        assert sorted(Prepared(select(things.c.id, things.c.note)).rows(conn)) == [
+            ("a", "seen"),
+            ("b", None),
+            ("c", "seen"),
+        ]

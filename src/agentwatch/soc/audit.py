@@ -23,9 +23,10 @@ from typing import Any
 
 import orjson
 import structlog
-from sqlalchemy import Engine, and_, func, or_, select, update
+from sqlalchemy import Engine, and_, bindparam, func, or_, select, update
 
 from agentwatch.soc.auth_schema import audit_head, audit_log
+from agentwatch.store.prepared import Prepared
 from agentwatch.store.upsert import insert_ignore
 
 log = structlog.get_logger("agentwatch.audit")
@@ -131,6 +132,18 @@ def row_view(row: Any) -> dict[str, Any]:
     }
 
 
+# The append path runs once per batch of requests: compiled once, run on the driver's cursor.
+_HEAD = audit_head.c.id == bindparam("head")
+_LOCK_HEAD = Prepared(update(audit_head).where(_HEAD).values(updated_at=bindparam("now")))
+_READ_HEAD = Prepared(select(audit_head.c.seq, audit_head.c.hash).where(_HEAD))
+_INSERT = Prepared(
+    audit_log.insert(),
+    ["seq", "ts", "actor_kind", "actor_id", "actor_name", "action", "target", "status", "client", "details"]
+    + ["prev_hash", "hash"],
+)
+_MOVE_HEAD = Prepared(update(audit_head).where(_HEAD).values(seq=bindparam("new_seq"), hash=bindparam("new_hash")))
+
+
 class AuditLog:
     """Append, query and verify the audit chain on one database."""
 
@@ -159,19 +172,18 @@ class AuditLog:
             # The UPDATE comes first: it takes the write lock (row lock on PostgreSQL, the
             # database write lock on SQLite) before the head is read, so concurrent writers,
             # in this process or another, serialize here.
-            locked = conn.execute(update(audit_head).where(audit_head.c.id == HEAD_ID).values(updated_at=now))
-            if locked.rowcount != 1:
+            if _LOCK_HEAD.execute(conn, head=HEAD_ID, now=now) != 1:
                 raise AuditError("audit log head row is missing; run `agentwatch audit verify`")
-            head = conn.execute(select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == HEAD_ID)).one()
-            seq, prev = int(head.seq), head.hash
+            ((head_seq, prev),) = _READ_HEAD.rows(conn, head=HEAD_ID)
+            seq = int(head_seq)
             rows = []
             for entry in entries:
                 seq += 1
                 row = {"seq": seq, **entry.fields(), "prev_hash": prev}
                 row["hash"] = prev = row_hash(row)
                 rows.append(row)
-            conn.execute(audit_log.insert(), rows)
-            conn.execute(update(audit_head).where(audit_head.c.id == HEAD_ID).values(seq=seq, hash=prev))
+            _INSERT.execute_many(conn, rows)
+            _MOVE_HEAD.execute(conn, head=HEAD_ID, new_seq=seq, new_hash=prev)
         return [r["seq"] for r in rows]
 
     def append(self, entry: AuditEntry) -> int:

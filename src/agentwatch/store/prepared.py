@@ -14,18 +14,20 @@ the shortcut never returns something SQLAlchemy would have converted.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, Float, Integer, LargeBinary, String
 from sqlalchemy.sql import Executable
+from sqlalchemy.sql.crud import REQUIRED
 
 
 @dataclass(frozen=True)
 class _Compiled:
     sql: str
-    order: tuple[str, ...] | None  # bind names in placeholder order (positional drivers)
+    order: tuple[str, ...]  # bind names, in placeholder order for positional drivers
+    positional: bool
     defaults: dict[str, Any]  # values written into the statement itself
     converters: dict[str, Callable[[Any], Any]]  # the bind conversions SQLAlchemy would apply
 
@@ -38,36 +40,81 @@ def _plain(col_type: Any) -> bool:
     return isinstance(col_type, String | Integer | LargeBinary)
 
 
+def _fixed_values(compiled: Any) -> dict[str, Any]:
+    """Values the statement carries itself: literals written into it, and the scalar defaults
+    of columns an INSERT or UPDATE does not name. A bind with neither must be given by the
+    caller (a missing one is a KeyError, never a silent NULL)."""
+    fixed = {k: v for k, v in compiled.params.items() if v is not None and v is not REQUIRED}
+    for col in [*compiled.insert_prefetch, *compiled.update_prefetch]:
+        default = col.default if col in compiled.insert_prefetch else col.onupdate
+        if default is None or not default.is_scalar:
+            raise TypeError(f"prepared statement: column {col.key!r} has a computed default; give its value")
+        fixed[col.key] = default.arg
+    return fixed
+
+
 class Prepared:
-    def __init__(self, stmt: Executable) -> None:
+    """``column_keys`` names the values an INSERT or UPDATE takes (the keys of each row)."""
+
+    def __init__(self, stmt: Executable, column_keys: Sequence[str] | None = None) -> None:
         self.stmt = stmt
+        self.column_keys = list(column_keys) if column_keys is not None else None
         self._by_dialect: dict[str, _Compiled] = {}
 
     def _compiled(self, conn: Connection) -> _Compiled:
         key = conn.dialect.name
         found = self._by_dialect.get(key)
         if found is None:
-            compiled = self.stmt.compile(dialect=conn.dialect)
+            compiled = self.stmt.compile(dialect=conn.dialect, column_keys=self.column_keys)
             for entry in compiled._result_columns:
                 if not _plain(entry[3]):
                     raise TypeError(f"prepared statement column {entry[0]!r} is not of a plain type")
-            order = tuple(compiled.positiontup) if compiled.positiontup is not None else None
+            positional = compiled.positiontup is not None
+            order = tuple(compiled.positiontup if positional else dict.fromkeys(compiled.bind_names.values()))
             found = self._by_dialect[key] = _Compiled(
-                compiled.string, order, dict(compiled.params), dict(compiled._bind_processors)
+                compiled.string, order, positional, _fixed_values(compiled), dict(compiled._bind_processors)
             )
         return found
+
+    def _params(self, c: _Compiled, values: dict[str, Any]) -> Any:
+        params = values
+        if c.defaults or c.converters:
+            params = {**c.defaults, **values}
+            for name, convert in c.converters.items():  # what SQLAlchemy does to these binds (float(x), ...)
+                if params.get(name) is not None:
+                    params[name] = convert(params[name])
+        if c.positional:
+            return tuple(params[name] for name in c.order)
+        return {name: params[name] for name in c.order}
 
     def rows(self, conn: Connection, **values: Any) -> list[tuple[Any, ...]]:
         """All result rows as tuples, in the statement's column order."""
         c = self._compiled(conn)
-        params = {**c.defaults, **values} if c.defaults else values
-        for name, convert in c.converters.items():  # what SQLAlchemy does to these binds (float(x), ...)
-            if params.get(name) is not None:
-                params[name] = convert(params[name])
         cur = conn.connection.driver_connection.cursor()
         try:
-            cur.execute(c.sql, tuple(params[name] for name in c.order) if c.order is not None else params)
+            cur.execute(c.sql, self._params(c, values))
             return cur.fetchall()
+        finally:
+            cur.close()
+
+    def execute(self, conn: Connection, **values: Any) -> int:
+        """Run a statement that returns no rows; the count of rows it changed."""
+        c = self._compiled(conn)
+        cur = conn.connection.driver_connection.cursor()
+        try:
+            cur.execute(c.sql, self._params(c, values))
+            return cur.rowcount
+        finally:
+            cur.close()
+
+    def execute_many(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+        """Run the statement once per row (one driver call), each row keyed by ``column_keys``."""
+        if not rows:
+            return
+        c = self._compiled(conn)
+        cur = conn.connection.driver_connection.cursor()
+        try:
+            cur.executemany(c.sql, [self._params(c, row) for row in rows])
         finally:
             cur.close()
 

@@ -8,6 +8,8 @@ from typing import Any
 from sqlalchemy import Connection, Table
 from sqlalchemy.dialects import postgresql, sqlite
 
+from agentwatch.store.prepared import Prepared
+
 
 def _insert(conn: Connection, table: Table):  # type: ignore[no-untyped-def]
     if conn.dialect.name == "postgresql":
@@ -15,10 +17,12 @@ def _insert(conn: Connection, table: Table):  # type: ignore[no-untyped-def]
     return sqlite.insert(table)
 
 
-# Statements are built once per (dialect, table, keys, update expressions) and reused:
-# building one (column proxies for ``excluded``) costs more than executing it for a small
-# batch. An update expression is identified by its code and default arguments, so the lambdas
-# written at one place share one statement; closures may read only the dialect.
+# Statements are built once per (dialect, table, keys, update expressions, row columns),
+# compiled once, and run on the driver's cursor (``store.prepared``): building one (column
+# proxies for ``excluded``) and SQLAlchemy's work per execution cost more than executing it
+# for a small batch. Every row of one call has the same columns. An update expression is
+# identified by its code and default arguments, so the lambdas written at one place share
+# one statement; closures may read only the dialect.
 _STATEMENTS: dict[tuple[Any, ...], Any] = {}
 _MAX_STATEMENTS = 256
 
@@ -33,11 +37,14 @@ def _remember(key: tuple[Any, ...], stmt: Any) -> Any:
 def insert_ignore(conn: Connection, table: Table, rows: Sequence[dict[str, Any]], keys: Sequence[str]) -> None:
     if not rows:
         return
-    cache_key = ("ignore", conn.dialect.name, table, tuple(keys))
+    columns = tuple(rows[0])
+    cache_key = ("ignore", conn.dialect.name, table, tuple(keys), columns)
     stmt = _STATEMENTS.get(cache_key)
     if stmt is None:
-        stmt = _remember(cache_key, _insert(conn, table).on_conflict_do_nothing(index_elements=list(keys)))
-    conn.execute(stmt, list(rows))
+        stmt = _remember(
+            cache_key, Prepared(_insert(conn, table).on_conflict_do_nothing(index_elements=list(keys)), columns)
+        )
+    stmt.execute_many(conn, rows)
 
 
 def upsert(
@@ -53,20 +60,20 @@ def upsert(
     """
     if not rows:
         return
+    columns = tuple(rows[0])
     cache_key = (
         "update",
         conn.dialect.name,
         table,
         tuple(keys),
         tuple((c, fn.__code__, fn.__defaults__) for c, fn in update.items()),
+        columns,
     )
     stmt = _STATEMENTS.get(cache_key)
     if stmt is None:
         ins = _insert(conn, table)
-        stmt = _remember(
-            cache_key,
-            ins.on_conflict_do_update(
-                index_elements=list(keys), set_={col: fn(table, ins.excluded) for col, fn in update.items()}
-            ),
+        built = ins.on_conflict_do_update(
+            index_elements=list(keys), set_={col: fn(table, ins.excluded) for col, fn in update.items()}
         )
-    conn.execute(stmt, list(rows))
+        stmt = _remember(cache_key, Prepared(built, columns))
+    stmt.execute_many(conn, rows)
