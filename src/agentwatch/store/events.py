@@ -9,12 +9,12 @@ from typing import Any
 
 import orjson
 from sqlalchemy import Connection, Engine, and_, func, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from agentwatch.events.model import Event
 from agentwatch.store import counters as counters_store
 from agentwatch.store import processes as process_store
 from agentwatch.store.schema import events
-from agentwatch.store.upsert import insert_ignore
 
 CHUNK = 500  # ids per IN (...) lookup
 
@@ -82,34 +82,75 @@ def existing_ids(conn: Connection, ids: Sequence[str]) -> set[str]:
 COLUMNS = [c.name for c in events.columns if c.name != "seq"]
 if tuple(COLUMNS) != ROW_COLUMNS:  # a schema change must update _values too
     raise RuntimeError(f"events columns {COLUMNS} do not match the row layout {ROW_COLUMNS}")
-# Column names come from the table definition, never from input.
-SQLITE_INSERT = f"INSERT OR IGNORE INTO events ({','.join(COLUMNS)}) VALUES ({','.join('?' for _ in COLUMNS)})"  # noqa: S608
+# Column names come from the table definition, never from input. Only a repeated event_id is
+# skipped; any other constraint a row breaks fails the batch.
+SQLITE_INSERT = (
+    f"INSERT INTO events ({','.join(COLUMNS)}) VALUES ({','.join('?' for _ in COLUMNS)})"  # noqa: S608
+    " ON CONFLICT (event_id) DO NOTHING"
+)
+SQLITE_WRITTEN = "SELECT event_id FROM events WHERE seq BETWEEN ? AND ?"
 PG_COPY = f"COPY events ({','.join(COLUMNS)}) FROM STDIN"
 
 
-def _bulk_insert(conn: Connection, tuples: list[tuple[Any, ...]]) -> None:
-    """The hot path: rows straight to the driver (COPY on PostgreSQL), no per-row SQL compilation.
+def _first_of_each(batch: Sequence[Event]) -> list[Event]:
+    """The batch without repeats of an event_id (the first one stays), in order."""
+    by_id: dict[str, Event] = {}
+    for e in batch:
+        by_id.setdefault(e.event_id, e)
+    return list(by_id.values())
 
-    Duplicates were removed by the caller inside this same transaction. Should a
-    concurrent writer have stored one of these ids meanwhile, the PostgreSQL
-    path falls back to INSERT .. ON CONFLICT DO NOTHING inside a savepoint.
+
+def _insert_new_sqlite(conn: Connection, batch: Sequence[Event]) -> list[Event]:
+    """Insert and return the events not stored before, without looking them up first.
+
+    The transaction holds SQLite's write lock from this INSERT on, so the rows it writes get
+    consecutive rowids ending at ``last_insert_rowid()``: when fewer rows were written than
+    offered, those rowids say which.
     """
-    if conn.dialect.name == "sqlite":
-        conn.exec_driver_sql(SQLITE_INSERT, tuples)
-        return
-    if conn.dialect.name == "postgresql":
-        import psycopg
+    unique = _first_of_each(batch)
+    raw = conn.connection.driver_connection
+    before = raw.total_changes
+    conn.exec_driver_sql(SQLITE_INSERT, [_values(e) for e in unique])
+    written = raw.total_changes - before
+    if written == len(unique):
+        return unique
+    if written == 0:
+        return []
+    last = raw.execute("SELECT last_insert_rowid()").fetchone()[0]
+    stored = {r[0] for r in raw.execute(SQLITE_WRITTEN, (last - written + 1, last))}
+    return [e for e in unique if e.event_id in stored]
 
-        try:
-            with conn.begin_nested():
-                cur = conn.connection.driver_connection.cursor()
-                with cur.copy(PG_COPY) as copy:
-                    for t in tuples:
-                        copy.write_row(t)
-            return
-        except psycopg.errors.UniqueViolation:
-            pass
-    insert_ignore(conn, events, [dict(zip(COLUMNS, t, strict=True)) for t in tuples], ["event_id"])
+
+def _insert_new_postgresql(conn: Connection, batch: Sequence[Event]) -> list[Event]:
+    """Look the ids up, then COPY the new rows in.
+
+    Should a concurrent writer have stored one of these ids meanwhile, the COPY fails on the
+    unique index and the rows go in through INSERT .. ON CONFLICT DO NOTHING inside a savepoint.
+    """
+    import psycopg
+
+    seen = existing_ids(conn, [e.event_id for e in batch])
+    fresh = [e for e in _first_of_each(batch) if e.event_id not in seen]
+    if not fresh:
+        return []
+    tuples = [_values(e) for e in fresh]
+    try:
+        with conn.begin_nested():
+            cur = conn.connection.driver_connection.cursor()
+            with cur.copy(PG_COPY) as copy:
+                for t in tuples:
+                    copy.write_row(t)
+        return fresh
+    except psycopg.errors.UniqueViolation:
+        pass
+    stored = {
+        r[0]
+        for r in conn.execute(
+            pg_insert(events).on_conflict_do_nothing(index_elements=["event_id"]).returning(events.c.event_id),
+            [dict(zip(COLUMNS, t, strict=True)) for t in tuples],
+        )
+    }
+    return [e for e in fresh if e.event_id in stored]
 
 
 # A step writes in the commit's transaction and may return what to do once it has committed.
@@ -124,17 +165,11 @@ def commit_batch(engine: Engine, batch: Sequence[Event], steps: Sequence[CommitS
     what a step returns is called after the commit succeeded (to update an in-memory cache).
     """
     after: list[Callable[[], None]] = []
+    insert_new = _insert_new_sqlite if engine.dialect.name == "sqlite" else _insert_new_postgresql
     with engine.begin() as conn:
-        seen = existing_ids(conn, [e.event_id for e in batch])
-        fresh: list[Event] = []
-        for e in batch:
-            if e.event_id in seen:
-                continue
-            seen.add(e.event_id)
-            fresh.append(e)
+        fresh = insert_new(conn, batch)
         if not fresh:
             return []
-        _bulk_insert(conn, [_values(e) for e in fresh])
         counters_store.add(conn, tally(fresh))
         process_store.record(conn, fresh)
         for step in steps:

@@ -1,0 +1,82 @@
+"""Committing events: each event_id stored once, and exactly the new ones reported, on both stores."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import orjson
+import pytest
+from sqlalchemy import func, select
+
+from agentwatch.events.model import Event
+from agentwatch.store.engine import make_engine, migrate
+from agentwatch.store.events import COLUMNS, _values, commit_batch
+from agentwatch.store.schema import events
+from tests.support.services import drop_postgres_database, fresh_postgres_database
+
+
+def ev(event_id: str, note: str = "") -> Event:
+    body = {"event_id": event_id, "event_type": "agent.message", "ts": "2026-04-03T10:00:00Z", "data": {"n": note}}
+    return Event(body=body, event_id=event_id, event_type="agent.message", ts=1775210400.0, received_at=1775210401.0)
+
+
+@pytest.fixture
+def engine(database_url):
+    eng = make_engine(database_url)
+    migrate(eng)
+    yield eng
+    eng.dispose()
+
+
+def stored_notes(engine) -> dict[str, str]:
+    with engine.connect() as conn:
+        return {r.event_id: orjson.loads(r.body)["data"]["n"] for r in conn.execute(select(events))}
+
+
+def test_only_new_events_are_stored_and_reported_in_order(engine):
+    assert [e.event_id for e in commit_batch(engine, [ev("a", "first"), ev("b", "first")])] == ["a", "b"]
+    batch = [ev("c"), ev("a", "again"), ev("d"), ev("c", "repeat in batch"), ev("b", "again"), ev("e")]
+    assert [e.event_id for e in commit_batch(engine, batch)] == ["c", "d", "e"]
+    assert commit_batch(engine, [ev("a", "third"), ev("d", "again")]) == []
+    notes = stored_notes(engine)
+    assert notes == {"a": "first", "b": "first", "c": "", "d": "", "e": ""}  # the first copy is what stays
+
+
+def test_a_batch_of_new_events_after_many_stored(engine):
+    commit_batch(engine, [ev(f"old-{i}") for i in range(1500)])
+    batch = [ev(f"old-{i}") if i % 3 == 0 else ev(f"new-{i}") for i in range(1500)]
+    fresh = commit_batch(engine, batch)
+    assert [e.event_id for e in fresh] == [f"new-{i}" for i in range(1500) if i % 3]
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(events)).scalar_one() == 1500 + 1000
+
+
+@pytest.fixture
+def pg_url():
+    url, name = fresh_postgres_database()
+    yield url
+    drop_postgres_database(name)
+
+
+@pytest.mark.postgres
+def test_postgresql_concurrent_writer_of_the_same_id(pg_url):
+    """Another writer stores an id between our lookup and our bulk copy: we report only ours."""
+    engine = make_engine(pg_url)
+    migrate(engine)
+    other = engine.connect()
+    try:
+        other_tx = other.begin()
+        theirs = ev("shared", "other writer")
+        other.execute(events.insert(), [dict(zip(COLUMNS, _values(theirs), strict=True))])
+        result: list[list[Event]] = []
+        ours = threading.Thread(target=lambda: result.append(commit_batch(engine, [ev("mine"), ev("shared", "us")])))
+        ours.start()
+        time.sleep(0.5)  # our lookup saw nothing; our copy now waits on the other writer's row
+        other_tx.commit()
+        ours.join(timeout=30)
+        assert [e.event_id for e in result[0]] == ["mine"]
+        assert stored_notes(engine) == {"shared": "other writer", "mine": ""}
+    finally:
+        other.close()
+        engine.dispose()
