@@ -56,15 +56,17 @@ class WalCheckpointer:
         self._stop.set()
         self._thread.join(timeout=30)
         self._thread = None
-        self._checkpoint("TRUNCATE")
+        # Waits at most a second for readers still open elsewhere; the log is then left for
+        # SQLite's own checkpoint when the last connection closes.
+        self._checkpoint("TRUNCATE", busy_timeout_s=1.0)
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval_s):
             self._checkpoint("PASSIVE")
 
-    def _checkpoint(self, mode: str) -> None:
+    def _checkpoint(self, mode: str, busy_timeout_s: float = 5.0) -> None:
         try:
-            conn = sqlite3.connect(self.path, timeout=5, isolation_level=None, check_same_thread=False)
+            conn = sqlite3.connect(self.path, timeout=busy_timeout_s, isolation_level=None, check_same_thread=False)
             try:
                 busy, log_pages, copied = conn.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
             finally:
