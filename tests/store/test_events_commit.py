@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import time
 
 import orjson
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from agentwatch.events.model import Event
 from agentwatch.store.engine import make_engine, migrate
@@ -80,3 +81,21 @@ def test_postgresql_concurrent_writer_of_the_same_id(pg_url):
     finally:
         other.close()
         engine.dispose()
+
+
+def test_sqlite_batches_larger_than_one_statement(tmp_path):
+    """Several multi-row INSERTs in one commit, some rows repeats: the new ones are still exact."""
+    eng = make_engine(f"sqlite:///{tmp_path / 'chunks.db'}")
+
+    @event.listens_for(eng, "connect")
+    def _small_limit(dbapi_conn, _record):  # 2 rows of 19 values per statement
+        dbapi_conn.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 40)
+
+    migrate(eng)
+    try:
+        commit_batch(eng, [ev(f"e{i}") for i in range(0, 30, 3)])
+        fresh = commit_batch(eng, [ev(f"e{i}") for i in range(30)])
+        assert [e.event_id for e in fresh] == [f"e{i}" for i in range(30) if i % 3]
+        assert len(stored_notes(eng)) == 30
+    finally:
+        eng.dispose()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+
 import pytest
 from sqlalchemy import (
     JSON,
@@ -17,11 +19,13 @@ from sqlalchemy import (
     Table,
     Text,
     bindparam,
+    event,
     select,
 )
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from agentwatch.store.engine import make_engine
-from agentwatch.store.prepared import Prepared
+from agentwatch.store.prepared import Prepared, sqlite_chunk_rows
 
 meta = MetaData()
 things = Table(
@@ -128,3 +132,31 @@ def test_execute_reports_the_rows_changed(engine):
             ("b", None),
             ("c", "seen"),
         ]
+
+
+def test_sqlite_inserts_go_in_multi_row_chunks_under_the_variable_limit(tmp_path):
+    engine = make_engine(f"sqlite:///{tmp_path / 'chunks.db'}")
+
+    @event.listens_for(engine, "connect")
+    def _small_limit(dbapi_conn, _record):  # 20 variables: 3 rows of 6 values per statement
+        dbapi_conn.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 20)
+
+    meta.create_all(engine)
+    rows = [{"id": f"r{i}", "n": i, "x": i / 2, "note": f"n{i}", "blob": bytes([i]), "rank": i % 4} for i in range(25)]
+    try:
+        with engine.begin() as conn:
+            assert sqlite_chunk_rows(conn.connection.driver_connection, 6) == 3
+            Prepared(things.insert(), list(rows[0])).execute_many(conn, rows)
+            got = Prepared(select(things).order_by(things.c.n)).mappings(conn)
+        assert got == rows
+        # an upsert whose rows repeat a key inside one statement adds up, as row-by-row would
+        bump = Prepared(
+            sqlite_insert(things).on_conflict_do_update(index_elements=["id"], set_={"n": things.c.n + 1}),
+            ["id", "n", "x", "note", "blob", "rank"],
+        )
+        again = [{**rows[0], "n": 0}] * 7
+        with engine.begin() as conn:
+            bump.execute_many(conn, again)
+            assert Prepared(select(things.c.n).where(things.c.id == "r0")).rows(conn) == [(7,)]
+    finally:
+        engine.dispose()

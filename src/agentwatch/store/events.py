@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -14,6 +15,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from agentwatch.events.model import Event
 from agentwatch.store import counters as counters_store
 from agentwatch.store import processes as process_store
+from agentwatch.store.prepared import sqlite_chunk_rows
 from agentwatch.store.schema import events
 
 CHUNK = 500  # ids per IN (...) lookup
@@ -84,10 +86,19 @@ if tuple(COLUMNS) != ROW_COLUMNS:  # a schema change must update _values too
     raise RuntimeError(f"events columns {COLUMNS} do not match the row layout {ROW_COLUMNS}")
 # Column names come from the table definition, never from input. Only a repeated event_id is
 # skipped; any other constraint a row breaks fails the batch.
-SQLITE_INSERT = (
-    f"INSERT INTO events ({','.join(COLUMNS)}) VALUES ({','.join('?' for _ in COLUMNS)})"  # noqa: S608
-    " ON CONFLICT (event_id) DO NOTHING"
-)
+_ROW = f"({','.join('?' for _ in COLUMNS)})"
+
+
+@lru_cache(maxsize=64)
+def sqlite_insert(rows: int) -> str:
+    """One INSERT of ``rows`` rows: a single statement, not ``executemany`` (see
+    ``store.prepared.sqlite_chunk_rows``)."""
+    return (
+        f"INSERT INTO events ({','.join(COLUMNS)}) VALUES {','.join([_ROW] * rows)}"  # noqa: S608
+        " ON CONFLICT (event_id) DO NOTHING"
+    )
+
+
 SQLITE_WRITTEN = "SELECT event_id FROM events WHERE seq BETWEEN ? AND ?"
 PG_COPY = f"COPY events ({','.join(COLUMNS)}) FROM STDIN"
 
@@ -110,7 +121,10 @@ def _insert_new_sqlite(conn: Connection, batch: Sequence[Event]) -> list[Event]:
     unique = _first_of_each(batch)
     raw = conn.connection.driver_connection
     before = raw.total_changes
-    conn.exec_driver_sql(SQLITE_INSERT, [_values(e) for e in unique])
+    per = sqlite_chunk_rows(raw, len(COLUMNS))
+    for i in range(0, len(unique), per):
+        chunk = unique[i : i + per]
+        conn.exec_driver_sql(sqlite_insert(len(chunk)), tuple(v for e in chunk for v in _values(e)))
     written = raw.total_changes - before
     if written == len(unique):
         return unique

@@ -14,6 +14,7 @@ the shortcut never returns something SQLAlchemy would have converted.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -51,6 +52,28 @@ def _fixed_values(compiled: Any) -> dict[str, Any]:
             raise TypeError(f"prepared statement: column {col.key!r} has a computed default; give its value")
         fixed[col.key] = default.arg
     return fixed
+
+
+def sqlite_chunk_rows(raw_conn: Any, values_per_row: int) -> int:
+    """Rows per multi-row INSERT on this SQLite connection (its limit on bound variables).
+
+    One statement instead of ``executemany``: the driver lets go of the GIL once for the
+    whole statement instead of once per row, and a thread taking the GIL back after each
+    row waits out every other busy thread's time slice (5 ms by default), row after row.
+    """
+    limit = raw_conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+    return max(1, min(500, limit // max(values_per_row, 1)))
+
+
+def _row_tuple(c: _Compiled) -> str | None:
+    """The ``VALUES (?, ...)`` row of a single-row SQLite INSERT whose only placeholders are
+    that row's, else None (the statement is then run per row)."""
+    if not c.positional or not c.sql.startswith("INSERT"):
+        return None
+    row = "(" + ", ".join("?" * len(c.order)) + ")"
+    if c.sql.count("?") != len(c.order) or c.sql.count("VALUES " + row) != 1:
+        return None
+    return row
 
 
 class Prepared:
@@ -108,13 +131,26 @@ class Prepared:
             cur.close()
 
     def execute_many(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
-        """Run the statement once per row (one driver call), each row keyed by ``column_keys``."""
+        """Run the statement for every row, each keyed by ``column_keys``.
+
+        On SQLite an INSERT takes the rows as one multi-row statement per chunk (see
+        :func:`sqlite_chunk_rows`); elsewhere the driver's ``executemany`` runs it per row.
+        """
         if not rows:
             return
         c = self._compiled(conn)
-        cur = conn.connection.driver_connection.cursor()
+        raw = conn.connection.driver_connection
+        row_sql = _row_tuple(c) if conn.dialect.name == "sqlite" else None
+        cur = raw.cursor()
         try:
-            cur.executemany(c.sql, [self._params(c, row) for row in rows])
+            if row_sql is None:
+                cur.executemany(c.sql, [self._params(c, row) for row in rows])
+                return
+            per = sqlite_chunk_rows(raw, len(c.order))
+            for i in range(0, len(rows), per):
+                chunk = rows[i : i + per]
+                sql = c.sql.replace(row_sql, ", ".join([row_sql] * len(chunk)), 1) if len(chunk) > 1 else c.sql
+                cur.execute(sql, tuple(v for row in chunk for v in self._params(c, row)))
         finally:
             cur.close()
 
