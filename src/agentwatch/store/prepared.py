@@ -1,10 +1,12 @@
 """Statements compiled once per dialect and run on the database driver's own cursor.
 
-For the hottest reads (a session's detail page, the session list) SQLAlchemy's work per
-execution (the cache key, result metadata adapted to each execution, a ``Row`` per row)
-cost more than SQLite took to answer. A :class:`Prepared` statement is still written with
-SQLAlchemy Core, so it is the same SQL on SQLite and PostgreSQL; it is compiled the first
-time each dialect runs it, and from then on goes straight to the driver with its values.
+For the hottest statements (a session's detail page and list, the audit append, the
+pipeline's upserts) SQLAlchemy's work per execution (the cache key, result metadata adapted
+to each execution, a ``Row`` per row, parameter processing per row) cost more than SQLite
+took to answer. A :class:`Prepared` statement is still written with SQLAlchemy Core, so it
+is the same SQL on SQLite and PostgreSQL; it is compiled the first time each dialect runs
+it, and from then on goes straight to the driver with its values. On SQLite, an INSERT for
+many rows is sent as multi-row statements (see :func:`sqlite_chunk_rows`).
 
 Bind values get the conversions SQLAlchemy would apply. Result columns must be of plain
 types (text, integers, floats, bytes): a statement returning a column that needs a
