@@ -96,30 +96,19 @@ def _lower_matcher(base: str, ref: FieldRef, values: list[str]) -> Matcher | Non
 
         return match_eq_any
     tup = tuple(values)
-    if base == "prefix":
+    if base in ("prefix", "suffix"):
+        ends = str.startswith if base == "prefix" else str.endswith  # as fast as the bound method
 
-        def match_prefix(view: EventView) -> bool:
+        def match_end(view: EventView) -> bool:
             forms = view.lows.get(key)
             if forms is None:
                 forms = view.low(ref)
             for x in forms:  # noqa: SIM110 - explicit loop is faster than any()/all() on the hot path
-                if x.startswith(tup):
+                if ends(x, tup):
                     return True
             return False
 
-        return match_prefix
-    if base == "suffix":
-
-        def match_suffix(view: EventView) -> bool:
-            forms = view.lows.get(key)
-            if forms is None:
-                forms = view.low(ref)
-            for x in forms:  # noqa: SIM110 - explicit loop is faster than any()/all() on the hot path
-                if x.endswith(tup):
-                    return True
-            return False
-
-        return match_suffix
+        return match_end
     if base == "contains" and len(values) == 1:
         only = values[0]
 
