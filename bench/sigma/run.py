@@ -26,7 +26,7 @@ REPO = HERE.parents[1]
 sys.path.insert(0, str(REPO / "src"))
 sys.path.insert(0, str(HERE))
 
-from events import build, to_record  # noqa: E402
+from corpus_events import build, to_record  # noqa: E402
 
 from agentwatch.detect.fieldmap import windows  # noqa: E402
 from agentwatch.detect.sigma import SigmaEngine, load_path  # noqa: E402
