@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from pydantic import ValidationError
 
@@ -47,3 +49,23 @@ def test_secrets_are_masked(tmp_path):
     )
     dumped = str(s.masked())
     assert "hunter2" not in dumped and ":pw@" not in dumped
+
+
+def test_config_command_masks_secrets_inside_nested_settings(tmp_path):
+    """`agentwatch config` shows what `GET /api/v1/config` shows: output secrets and hook URLs hidden."""
+    from typer.testing import CliRunner
+
+    from agentwatch.cli import app
+
+    outputs = [
+        {"kind": "webhook", "url": "http://127.0.0.1:9/hook/path-token", "secret": "s3cr3t-value"},
+        {"kind": "slack", "url": "https://hooks.slack.com/services/T000/B000/XXXXSECRET"},
+    ]
+    env = {"AGENTWATCH_DATA_DIR": str(tmp_path), "AGENTWATCH_DETECTION__OUTPUTS": json.dumps(outputs)}
+    result = CliRunner().invoke(app, ["config"], env=env)
+    assert result.exit_code == 0, result.output
+    shown = json.loads(result.output)["detection"]["outputs"]
+    assert "s3cr3t-value" not in result.output and "XXXXSECRET" not in result.output
+    assert "path-token" not in result.output
+    assert shown[0]["secret"] == "***" and shown[0]["kind"] == "webhook"
+    assert shown[1]["url"] == "https://hooks.slack.com/***"

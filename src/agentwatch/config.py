@@ -24,6 +24,7 @@ from pydantic_settings import (
 from agentwatch.capture.settings import CaptureSettings
 from agentwatch.detect.settings import DetectionSettings
 from agentwatch.discovery.settings import DiscoverySettings
+from agentwatch.masking import mask
 from agentwatch.sessions.settings import AopSettings
 from agentwatch.soc.auth.settings import AuditSettings, LoginThrottleSettings, RateLimitSettings
 
@@ -146,7 +147,7 @@ class Settings(BaseSettings):
 
     def masked(self) -> dict[str, Any]:
         """The settings as JSON, every secret replaced by ``"***"`` (also credentials inside URLs)."""
-        return self.model_dump(mode="json")  # SecretStr dumps as '**********'
+        return mask(self.model_dump(mode="json"))  # SecretStr fields already dump as stars
 
 
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:

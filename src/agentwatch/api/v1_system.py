@@ -16,7 +16,6 @@ from starlette.concurrency import run_in_threadpool
 
 from agentwatch.api.responses import JSON
 from agentwatch.api.security import PUBLIC, require
-from agentwatch.detect.masking import mask
 from agentwatch.detect.schema import alert_feedback
 from agentwatch.store import counters
 from agentwatch.store.alerts_schema import alerts
@@ -165,4 +164,4 @@ async def stats(request: Request) -> dict[str, Any]:
 async def config(request: Request) -> dict[str, Any]:
     """The running configuration with every secret (and credentials inside URLs) masked."""
     settings = request.app.state.aw.settings
-    return mask(settings.model_dump(mode="json"))
+    return settings.masked()

@@ -1,4 +1,4 @@
-"""Masking secrets in the running configuration before an API shows it.
+"""Masking secrets in the running configuration before the API or the CLI shows it.
 
 Masked: every value under a key that names a credential (secret, password,
 token, key, credential, dsn, routing key, webhook...), every ``SecretStr``
