@@ -81,6 +81,17 @@ def test_events_filters_and_pagination(server):
         assert fam["total"] == 6
 
 
+def test_events_filter_by_session(server):
+    events = [exec_ev(f"2026-01-01T00:00:0{i}Z", 200 + i, "node") for i in range(4)]
+    for i, e in enumerate(events):
+        e["session_id"] = "sess-a" if i < 3 else "sess-b"
+    with server.client() as c:
+        c.post("/api/v1/ingest", json=events)
+        a = c.get("/api/events", params={"session_id": "sess-a"}).json()
+        assert a["total"] == 3 and {e["session_id"] for e in a["events"]} == {"sess-a"}
+        assert c.get("/api/events", params={"session_id": "sess-none"}).json()["total"] == 0
+
+
 def test_events_bad_parameters_name_the_field(server):
     with server.client() as c:
         cases = [
@@ -90,6 +101,8 @@ def test_events_bad_parameters_name_the_field(server):
             ({"offset": -1}, "offset"),
             ({"since": "last tuesday"}, "since"),
             ({"type": "Not A Type!"}, "type"),
+            ({"session_id": "s" * 257}, "session_id"),
+            ({"sesion_id": "misspelt"}, "sesion_id"),
         ]
         for params, field in cases:
             r = c.get("/api/events", params=params)
@@ -97,6 +110,8 @@ def test_events_bad_parameters_name_the_field(server):
             err = r.json()["error"]
             assert err["code"] == "INVALID_REQUEST"
             assert err["message"].startswith(f"{field}:"), err
+        r = c.get("/api/traces", params={"lmit": 5})
+        assert r.status_code == 400 and r.json()["error"]["message"].startswith("lmit: unknown query parameter")
 
 
 def test_unknown_event_and_route_use_the_error_envelope(server):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
@@ -89,7 +89,26 @@ def parse_since(value: str | None, field: str = "since") -> float | None:
 EVENT_TYPE_PATTERN = r"^[a-z][a-z0-9_]*(\.[a-z0-9_*]+)*$"
 
 
-@router.get("/api/events", dependencies=[require("events:read")])
+def only_query(*names: str) -> Any:
+    """A dependency refusing query parameters the route does not know (a misspelt filter would
+    otherwise be ignored silently and the answer would look filtered when it is not)."""
+    known = frozenset(names)
+
+    def check(request: Request) -> None:
+        for name in request.query_params:
+            if name not in known:
+                raise InvalidRequest(f"{name[:64]}: unknown query parameter (known: {', '.join(sorted(known))})")
+
+    return Depends(check)
+
+
+@router.get(
+    "/api/events",
+    dependencies=[
+        require("events:read"),
+        only_query("limit", "offset", "type", "process", "since", "session_id"),
+    ],
+)
 async def list_events(
     request: Request,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
@@ -97,9 +116,17 @@ async def list_events(
     type: Annotated[str | None, Query(max_length=128, pattern=EVENT_TYPE_PATTERN)] = None,
     process: Annotated[str | None, Query(max_length=256)] = None,
     since: Annotated[str | None, Query(max_length=64)] = None,
+    session_id: Annotated[str | None, Query(max_length=256)] = None,
 ) -> dict[str, Any]:
     aw = request.app.state.aw
-    q = event_store.EventQuery(limit=limit, offset=offset, event_type=type, process=process, since=parse_since(since))
+    q = event_store.EventQuery(
+        limit=limit,
+        offset=offset,
+        event_type=type,
+        process=process,
+        since=parse_since(since),
+        session_id=session_id,
+    )
     rows, total = await run_in_threadpool(event_store.query, aw.engine, q)
     return {"events": rows, "total": total, "limit": limit, "offset": offset}
 
@@ -206,7 +233,7 @@ async def clear_filters(request: Request) -> dict[str, Any]:
     return aw.filters.as_dict()
 
 
-@router.get("/api/traces", dependencies=[require("events:read")])
+@router.get("/api/traces", dependencies=[require("events:read"), only_query("limit", "offset")])
 async def list_traces(
     request: Request,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
