@@ -114,3 +114,31 @@ def test_unknown_envelope_field_is_named(server):
         r = c.post("/api/v1/ingest", json=minimal(surprise=1))
         assert r.json()["errors"][0]["field"] == "event"
         assert "surprise" in r.json()["errors"][0]["reason"]
+
+
+def test_events_the_store_cannot_hold_are_refused_alone(server):
+    """Nesting past 255 levels or an integer past 64 bits: refused at intake, naming the rule;
+    the valid events of the same request are stored."""
+    deep = orjson.dumps(minimal(1, attrs={"a": "X"})).replace(b'"X"', b"[" * 300 + b"]" * 300)
+    huge = orjson.dumps(minimal(2)).replace(b'"pid":102', b'"pid":1' + b"0" * 25)  # parsed as a float
+    unsigned = orjson.dumps(minimal(3, sequence=5)).replace(b'"pid":103', b'"pid":18446744073709551615')
+    body = b"\n".join([orjson.dumps(minimal(0)), deep, huge, unsigned])
+    with server.client() as c:
+        r = c.post("/api/v1/ingest", content=body, headers={"Content-Type": "application/x-ndjson"})
+        assert r.status_code == 200, r.text
+        out = r.json()
+        assert out["stored"] == 3 and out["rejected"] == 1
+        assert out["errors"] == [{"index": 1, "field": "event", "reason": "nested deeper than 255 levels"}]
+        stored = c.get("/api/events").json()
+        assert stored["total"] == 3
+        assert {e["process"]["pid"] for e in stored["events"]} == {100, 1e25, 2**64 - 1}  # kept as sent
+
+
+def test_absurd_token_counts_do_not_break_stats(server):
+    usage = {"prompt_tokens": 2**64, "completion_tokens": 5, "total_tokens": 1e300}
+    response = {"event_type": "ai.response", "data": {"request_id": "r1", "usage": usage}}
+    with server.client() as c:
+        assert c.post("/api/v1/ingest", json=response).json()["stored"] == 1
+        r = c.get("/api/stats")
+        assert r.status_code == 200, r.text
+        assert r.json()["ai"]["tokens"] == {"prompt": 0, "completion": 5, "total": 5}

@@ -110,6 +110,8 @@ def test_events_bad_parameters_name_the_field(server):
             err = r.json()["error"]
             assert err["code"] == "INVALID_REQUEST"
             assert err["message"].startswith(f"{field}:"), err
+        r = c.get("/api/traces", params={"offset": 2**63})
+        assert r.status_code == 400 and r.json()["error"]["message"].startswith("offset:")
         r = c.get("/api/traces", params={"lmit": 5})
         assert r.status_code == 400 and r.json()["error"]["message"].startswith("lmit: unknown query parameter")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from websockets.exceptions import InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
 VALID_DATA = {
@@ -85,3 +85,25 @@ def test_slow_ws_client_is_bounded_and_drops_counted(server):
         assert len(sub.buffer) <= 5
         assert sub.dropped + sub.delivered + len(sub.buffer) >= 50 - 1
         assert "agentwatch_live_dropped_total" in c.get("/metrics").text
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("path", ["/ws/events", "/ws/stats"])
+def test_binary_frames_close_with_unsupported_data(server, path):
+    with connect(server.ws_url + path) as ws, pytest.raises(ConnectionClosed) as info:
+        ws.send(b"\x00")
+        while True:
+            ws.recv(timeout=5)
+    assert info.value.rcvd.code == 1003
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_past_the_client_limit_the_socket_closes_with_try_again_later(server):
+    server.aw.settings.live.max_clients = 1
+    with (
+        connect(server.ws_url + "/ws/events"),
+        connect(server.ws_url + "/ws/events") as second,
+        pytest.raises(ConnectionClosed) as info,
+    ):
+        second.recv(timeout=5)
+    assert info.value.rcvd.code == 1013

@@ -175,3 +175,42 @@ def test_commit_steps_write_in_the_events_transaction(aw):
         event_store.commit_batch(aw.engine, more, [step, failing])
     assert calls == ["step:2", "after commit", "step:2"]  # the after-commit action did not run
     assert event_store.count(aw.engine) == 2  # and the events rolled back with the step
+
+
+async def test_a_submission_the_store_refuses_does_not_fail_the_others(aw):
+    slow = SlowStage()
+    aw.pipeline.stages.insert(0, slow)  # holds the worker so the next submissions share one commit
+    await aw.pipeline.start()
+    first = asyncio.create_task(aw.pipeline.submit(make_events(aw, 1, 9000)))
+    await asyncio.sleep(0.05)
+    bad = make_events(aw, 1, 5000)[0]
+    bad.body["attrs"] = {"x": {1, 2}}  # a set: the store cannot serialise it
+    bad.body_json = None  # the body changed after intake, so its serialised form is gone
+    good = [asyncio.create_task(aw.pipeline.submit(make_events(aw, 5, 100 * i))) for i in range(1, 4)]
+    refused = asyncio.create_task(aw.pipeline.submit([bad]))
+    await asyncio.sleep(0.05)
+    slow.gate.set()
+    assert (await first).stored == 1
+    assert [(await t).stored for t in good] == [5, 5, 5]
+    with pytest.raises(TypeError):
+        await refused
+    await aw.pipeline.stop()
+    assert event_store.count(aw.engine) == 16
+    assert aw.metrics.dropped.labels("commit_failed")._value.get() == 1
+
+
+class BrokenDetector:
+    name = "broken"
+
+    def detect(self, batch):
+        raise RuntimeError("a detector bug")
+
+
+async def test_a_failing_detector_does_not_fail_committed_events(aw):
+    aw.pipeline.detectors.insert(0, BrokenDetector())
+    await aw.pipeline.start()
+    outcome = await aw.pipeline.submit(make_events(aw, 3))
+    await aw.pipeline.stop()
+    assert outcome.stored == 3
+    assert event_store.count(aw.engine) == 3
+    assert aw.metrics.detector_errors.labels("broken")._value.get() == 1

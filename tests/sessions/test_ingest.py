@@ -175,6 +175,8 @@ BAD_PAYLOADS = [
     ("operation.tool_end", {"tool": "t", "latency_ms": "fast"}, "payload.latency_ms"),
     ("cognition.decision", {"alternatives": "B"}, "payload.alternatives"),
     ("operation.external_call", {"status_code": 7000}, "payload.status_code"),
+    ("cognition.thought", {"content": "x", "tokens": 2**63 - 1}, "payload.tokens"),
+    ("session.heartbeat", {"token_spend": 1e300}, "payload.token_spend"),
 ]
 
 
@@ -188,6 +190,11 @@ def test_bad_payload_gets_400_naming_the_field(shared_server, kind, payload, fie
 
 def test_bodies_that_cannot_be_read(shared_server):
     with shared_server.client() as c:
+        r = c.post("/events", content=b"[" * 1000 + b"]" * 1000)
+        assert r.status_code == 400 and r.json()["error"]["message"] == "body: nested too deeply"
+        deep = orjson.dumps(ev("s", 1, "operation.tool_start", {"tool": "t", "input": "X"}))
+        r = c.post("/events", content=deep.replace(b'"X"', b"[" * 300 + b"]" * 300))
+        assert r.status_code == 400 and r.json()["error"]["message"] == "event: nested deeper than 255 levels"
         big = orjson.dumps(ev("s", 1, "cognition.thought", {"content": "x" * (65 * 1024)}))
         r = c.post("/events", content=big)
         assert r.status_code == 413 and "65536" in r.json()["error"]["message"]

@@ -10,6 +10,7 @@ import orjson
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from agentwatch.api.security import require
+from agentwatch.api.wsframes import receive_text
 from agentwatch.events.model import Event
 from agentwatch.store import counters
 from agentwatch.store.processes import active_count
@@ -71,10 +72,10 @@ async def _pump(ws: WebSocket, sub: Any) -> None:
 @router.websocket("/ws/events", dependencies=[require("events:read")])
 async def ws_events(ws: WebSocket) -> None:
     aw = ws.app.state.aw
+    await ws.accept()  # then closed with 1013 when full: a refused handshake would read as 403
     if aw.hub.subscribers >= aw.settings.live.max_clients:
         await ws.close(code=1013, reason="too many live clients")
         return
-    await ws.accept()
     flt = TypeFilter(None)
 
     def predicate(channel: str, item: Any) -> bool:
@@ -84,7 +85,7 @@ async def ws_events(ws: WebSocket) -> None:
     pump = asyncio.create_task(_pump(ws, sub))
     try:
         while True:
-            raw = await ws.receive_text()
+            raw = await receive_text(ws)
             types, error = parse_subscribe(raw)
             if error is not None:
                 await ws.send_json({"type": "error", "error": {"code": "INVALID_REQUEST", "message": error}})
@@ -115,7 +116,7 @@ async def ws_stats(ws: WebSocket) -> None:
 
     async def _drain_client() -> None:
         while True:
-            await ws.receive_text()
+            await receive_text(ws)
 
     reader = asyncio.create_task(_drain_client())
     try:

@@ -49,11 +49,16 @@ def health(request: Request) -> dict[str, Any]:
     return doc
 
 
+def _count(v: float) -> int:
+    """A stored counter as a JSON integer (saturating: the encoder holds signed 64 bits)."""
+    return int(min(max(v, 0.0), 2**63 - 1)) if v == v else 0
+
+
 @router.get("/api/stats", dependencies=[require("events:read")])
 async def stats(request: Request) -> dict[str, Any]:
     aw = request.app.state.aw
     c = await run_in_threadpool(counters.read, aw.engine)
-    by_type = {k: int(v) for k, v in sorted(c.get("event_type", {}).items())}
+    by_type = {k: _count(v) for k, v in sorted(c.get("event_type", {}).items())}
     tokens = c.get("ai_tokens", {})
     return {
         "events": {"total": sum(by_type.values()), "by_type": by_type},
@@ -61,13 +66,13 @@ async def stats(request: Request) -> dict[str, Any]:
             "requests": by_type.get("ai.request", 0),
             "responses": by_type.get("ai.response", 0),
             "tokens": {
-                "prompt": int(tokens.get("prompt", 0)),
-                "completion": int(tokens.get("completion", 0)),
-                "total": int(tokens.get("total", 0)),
+                "prompt": _count(tokens.get("prompt", 0)),
+                "completion": _count(tokens.get("completion", 0)),
+                "total": _count(tokens.get("total", 0)),
             },
             "cost_usd": round(c.get("ai_cost", {}).get("usd", 0.0), 6),
-            "providers": {k: int(v) for k, v in c.get("ai_provider", {}).items()},
-            "models": {k: int(v) for k, v in c.get("ai_model", {}).items()},
+            "providers": {k: _count(v) for k, v in c.get("ai_provider", {}).items()},
+            "models": {k: _count(v) for k, v in c.get("ai_model", {}).items()},
         },
         "capture": {
             "running": aw.pipeline._worker is not None,
@@ -237,7 +242,7 @@ async def clear_filters(request: Request) -> dict[str, Any]:
 async def list_traces(
     request: Request,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> dict[str, Any]:
     rows, total = await run_in_threadpool(traces.list_traces, request.app.state.aw.engine, limit, offset)
     return {"traces": rows, "total": total, "limit": limit, "offset": offset}

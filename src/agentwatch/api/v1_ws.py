@@ -24,6 +24,7 @@ import orjson
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from agentwatch.api.security import require
+from agentwatch.api.wsframes import receive_text
 from agentwatch.detect.queries import entity_ids_for
 from agentwatch.events.model import Event
 
@@ -197,7 +198,7 @@ async def live(ws: WebSocket) -> None:
     try:
         await client.status()
         while True:
-            raw = await ws.receive_text()
+            raw = await receive_text(ws)
             await client.on_frame(raw)
     except (WebSocketDisconnect, RuntimeError):
         pass

@@ -25,6 +25,24 @@ class EventError(ValueError):
         self.rule = rule
 
 
+def storable(body: dict[str, Any]) -> bytes:
+    """``body`` serialised as it will be stored; raises :class:`EventError` when it cannot be.
+
+    A JSON parser takes documents nested deeper, and integers larger, than the store's
+    serialiser does: such an event must be refused on its own at intake, not fail the
+    commit it would share with other clients' events.
+    """
+    try:
+        return orjson.dumps(body)
+    except TypeError as exc:
+        text = str(exc)
+        if "ecursion" in text:
+            raise EventError("event", "nested deeper than 255 levels") from None
+        if "64-bit" in text:
+            raise EventError("event", "holds an integer outside the signed 64-bit range") from None
+        raise EventError("event", f"cannot be stored as JSON ({text[:200]})") from None
+
+
 @dataclass(slots=True)
 class Event:
     body: dict[str, Any]
@@ -41,6 +59,7 @@ class Event:
     entities: list[dict[str, str]] = field(default_factory=list)
     trace_id: str | None = None  # assigned by the trace stage
     raw: bytes | None = None  # the original wire form when it differs from body (AOP export)
+    body_json: bytes | None = None  # ``body`` serialised, when a codec already did it (see ``storable``)
 
     @property
     def data(self) -> dict[str, Any]:
@@ -53,7 +72,7 @@ class Event:
         return p if isinstance(p, dict) else {}
 
     def to_json(self) -> bytes:
-        return orjson.dumps(self.body)
+        return self.body_json if self.body_json is not None else orjson.dumps(self.body)
 
     def summary(self) -> dict[str, Any]:
         """The body plus the derived fields, for APIs that show both."""

@@ -9,7 +9,7 @@ from typing import Any
 from ulid import ULID
 
 from agentwatch.events import oisp_schema
-from agentwatch.events.model import Event, EventError, iso, parse_ts
+from agentwatch.events.model import Event, EventError, iso, parse_ts, storable
 
 MAX_TYPE_LEN = 128
 # Envelope fields the server may fill when a source leaves them out.
@@ -69,6 +69,7 @@ def normalize(
             field, _, rule = problems[0].partition(": ")
             raise EventError(field, rule)
 
+    body_json = storable(body)
     return Event(
         body=body,
         event_id=event_id,
@@ -82,6 +83,7 @@ def normalize(
         agent=body.get("agent"),
         severity=body.get("severity", 0),
         raw=raw,
+        body_json=body_json,
     )
 
 

@@ -29,7 +29,7 @@ MAX_RULE_CHARS = 300
 EXTENSION_PROPERTIES: dict[str, Any] = {
     "session_id": {"type": ["string", "null"], "minLength": 1, "maxLength": 256},
     "parent_session_id": {"type": ["string", "null"], "maxLength": 256},
-    "sequence": {"type": ["integer", "null"], "minimum": 0},
+    "sequence": {"type": ["integer", "null"], "minimum": 0, "maximum": 2**63 - 1},
     "agent": {"type": ["string", "null"], "maxLength": 256},
     "severity": {"type": "integer", "minimum": 0, "maximum": 10},
 }

@@ -31,6 +31,12 @@ class Metrics:
             registry=r,
         )
         self.findings = Counter("agentwatch_findings", "Detector findings", ["detector"], registry=r)
+        self.detector_errors = Counter(
+            "agentwatch_detector_errors",
+            "Batches a detector failed on (their events stay stored)",
+            ["detector"],
+            registry=r,
+        )
         self.live_clients = Gauge("agentwatch_live_clients", "Connected live-stream clients", registry=r)
         self.live_dropped = Counter(
             "agentwatch_live_dropped", "Frames dropped for slow live-stream clients", registry=r

@@ -211,7 +211,12 @@ class Pipeline:
         findings: list[Finding] = []
         if stored:
             for det in self.detectors:
-                found = det.detect(stored)
+                try:
+                    found = det.detect(stored)
+                except Exception:  # the events are committed: a detector's fault must not fail their intake
+                    log.exception("pipeline.detector_failed", detector=det.name, events=len(stored))
+                    self.metrics.detector_errors.labels(det.name).inc()
+                    continue
                 if found:
                     self.metrics.findings.labels(det.name).inc(len(found))
                     findings.extend(found)
@@ -223,6 +228,13 @@ class Pipeline:
         try:
             kept, stored, findings = await asyncio.to_thread(self._process, batch)
         except Exception as exc:  # a storage failure: tell every waiting client
+            if len(subs) > 1:
+                # One submission's events may be what the store refused: commit each apart, so
+                # the others' events are not lost with it.
+                log.warning("pipeline.group_commit_failed", submissions=len(subs), error=type(exc).__name__)
+                for s in subs:
+                    await self._commit([s])
+                return
             log.exception("pipeline.commit_failed", events=len(batch))
             self.metrics.dropped.labels("commit_failed").inc(len(batch))
             self._release(len(batch))

@@ -21,7 +21,7 @@ import orjson
 
 from agentwatch.events.codecs import Decoded, Rejection
 from agentwatch.events.codecs.framing import BodyError
-from agentwatch.events.model import Event, EventError
+from agentwatch.events.model import Event, EventError, storable
 from agentwatch.sessions import wire
 
 AOP_NS = uuid.UUID("7d2b6a51-3c0e-4f6a-9e1b-5a8c2d4f7e90")
@@ -74,6 +74,7 @@ def to_event(doc: Any, raw: bytes, *, received_at: float, low_confidence_below: 
         "data": data,
         "attrs": attrs,
     }
+    body_json = storable(body)
     return Event(
         body=body,
         event_id=event_id,
@@ -87,6 +88,7 @@ def to_event(doc: Any, raw: bytes, *, received_at: float, low_confidence_below: 
         agent=fields["agent_id"],
         severity=_severity(fields["type"], data),
         raw=raw,
+        body_json=body_json,
     )
 
 
@@ -104,6 +106,8 @@ def split_raw(body: bytes, *, max_items: int) -> tuple[bool, Iterator[tuple[int,
             items = _RAW_LIST.decode(stripped)
         except msgspec.DecodeError as exc:
             raise BodyError("body", f"malformed JSON array ({exc})") from None
+        except RecursionError:  # the skipped items are walked recursively
+            raise BodyError("body", "nested too deeply") from None
         if len(items) > max_items:
             raise BodyError("body", f"more than {max_items} events in one request", status=413)
         return True, ((i, bytes(item), _UNPARSED) for i, item in enumerate(items))

@@ -220,7 +220,7 @@ def session_json(row: dict[str, Any], children: int | None = None) -> dict[str, 
         "last_seen_at": iso(row["last_seen_at"]),
         "last_event_at": iso(row["last_event_at"]),
         "total_steps": max(row["reported_steps"], row["event_steps"]),
-        "total_tokens": int(max(row["reported_tokens"], row["summed_tokens"])),
+        "total_tokens": int(min(max(row["reported_tokens"], row["summed_tokens"]), 2**63 - 1)),
         "total_cost_usd": round(cost, 6) if cost is not None else None,
         "event_count": row["event_count"],
     }

@@ -90,6 +90,11 @@ def identifier(value: Any, field: str, *, required: bool = True) -> str | None:
     return text
 
 
+# Token counts, costs and durations above this are not real measurements; bounding them keeps
+# a session's sums inside what the store and the JSON encoder hold (a signed 64-bit integer).
+MAX_QUANTITY = 1e15
+
+
 def _number(value: Any, field: str, *, minimum: float = 0.0) -> float | None:
     if value is None:
         return None
@@ -97,6 +102,8 @@ def _number(value: Any, field: str, *, minimum: float = 0.0) -> float | None:
         raise EventError(field, "must be a number")
     if value < minimum:
         raise EventError(field, f"must be >= {minimum:g}")
+    if value > MAX_QUANTITY:
+        raise EventError(field, f"must be <= {MAX_QUANTITY:g}")
     return float(value)
 
 

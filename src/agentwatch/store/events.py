@@ -15,6 +15,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from agentwatch.events.model import Event
 from agentwatch.store import counters as counters_store
 from agentwatch.store import processes as process_store
+from agentwatch.store.columns import int64
 from agentwatch.store.prepared import sqlite_chunk_rows
 from agentwatch.store.schema import events
 
@@ -35,17 +36,17 @@ def _values(e: Event) -> tuple[Any, ...]:
         e.source_format,
         e.session_id,
         e.parent_session_id,
-        e.sequence,
+        int64(e.sequence),
         e.agent,
         e.severity,
         host.get("hostname") if isinstance(host, dict) else None,
-        pid if isinstance(pid, int) else None,
-        ppid if isinstance(ppid, int) else None,
+        int64(pid),
+        int64(ppid),
         name if isinstance(name, str) else None,
         e.trace_id,
         " ".join([x["id"] for x in ents]),
         orjson.dumps(ents).decode(),
-        orjson.dumps(e.body).decode(),
+        e.to_json().decode(),
         e.raw,
     )
 
@@ -195,6 +196,15 @@ def commit_batch(engine: Engine, batch: Sequence[Event], steps: Sequence[CommitS
     return fresh
 
 
+MAX_QUANTITY = 1e15  # a token count or a cost above this is not a measurement: not added to the totals
+
+
+def _quantity(v: Any) -> float | None:
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        return None
+    return float(v) if 0 <= v <= MAX_QUANTITY else None  # NaN fails both comparisons
+
+
 def tally(batch: Sequence[Event]) -> Counter[tuple[str, str]]:
     c: Counter[tuple[str, str]] = Counter()
     for e in batch:
@@ -210,22 +220,21 @@ def tally(batch: Sequence[Event]) -> Counter[tuple[str, str]]:
         elif e.event_type == "ai.response":
             usage = e.data.get("usage")
             if isinstance(usage, dict):
-                for name, key in (("prompt", "prompt_tokens"), ("completion", "completion_tokens")):
-                    v = usage.get(key)
-                    if isinstance(v, int | float):
+                parts = {name: _quantity(usage.get(key)) for name, key in PARTS}
+                for name, v in parts.items():
+                    if v is not None:
                         c[("ai_tokens", name)] += v
-                total = usage.get("total_tokens")
-                if not isinstance(total, int | float):
-                    total = sum(
-                        v
-                        for k, v in usage.items()
-                        if k in ("prompt_tokens", "completion_tokens") and isinstance(v, int | float)
-                    )
+                total = _quantity(usage.get("total_tokens"))
+                if total is None:
+                    total = sum(v for v in parts.values() if v is not None)
                 c[("ai_tokens", "total")] += total
-                cost = usage.get("total_cost_usd")
-                if isinstance(cost, int | float):
+                cost = _quantity(usage.get("total_cost_usd"))
+                if cost is not None:
                     c[("ai_cost", "usd")] += cost
     return c
+
+
+PARTS = (("prompt", "prompt_tokens"), ("completion", "completion_tokens"))
 
 
 @dataclass

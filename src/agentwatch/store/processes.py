@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, func, select
 
 from agentwatch.events.model import Event
+from agentwatch.store.columns import int64
 from agentwatch.store.schema import processes
 from agentwatch.store.upsert import upsert
 
@@ -36,7 +37,7 @@ def _learn(row: dict[str, Any], e: Event, proc: dict[str, Any]) -> None:
     for col in FACTS:
         v = facts.get(col)
         if v is not None and row[col] is None:
-            row[col] = v if col == "ppid" else str(v)[:4096]
+            row[col] = int64(v) if col == "ppid" else str(v)[:4096]
     if e.event_type == "process.exit":
         row["exited_at"] = e.ts
     row["complete"] = all(row[c] is not None for c in FACTS)
@@ -46,8 +47,8 @@ def record(conn: Connection, batch: Sequence[Event]) -> None:
     merged: dict[tuple[str, int], dict[str, Any]] = {}
     for e in batch:
         proc = e.process
-        pid = proc.get("pid")
-        if not isinstance(pid, int):
+        pid = int64(proc.get("pid"))
+        if pid is None:
             continue
         key = (_host(e), pid)
         row = merged.get(key)
