@@ -7,6 +7,7 @@ the route declares. WebSocket routes must refuse the handshake in both cases.
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -37,10 +38,12 @@ def concrete(path: str) -> str:
     return re.sub(r"\{[^}]+\}", "1", path)
 
 
-def ws_refused(url: str, headers: dict[str, str]) -> int:
+def ws_refused(url: str, headers: dict[str, str]) -> tuple[int, str]:
+    """The HTTP status and error code a refused WebSocket handshake answers with."""
     with pytest.raises(InvalidStatus) as exc, connect(url, additional_headers=headers, open_timeout=10):
         pass
-    return exc.value.response.status_code
+    response = exc.value.response
+    return response.status_code, json.loads(response.body)["error"]["code"]
 
 
 def test_every_non_public_route_needs_a_credential_and_its_permission(tmp_path: Path, sqlite_url: str):
@@ -69,8 +72,8 @@ def test_every_non_public_route_needs_a_credential_and_its_permission(tmp_path: 
                 url = concrete(path)
                 if isinstance(route, APIWebSocketRoute):
                     ws = srv.ws_url + url
-                    assert ws_refused(ws, {}) == 403, path
-                    assert ws_refused(ws, {"X-API-Key": lacking[guard.permission]}) == 403, path
+                    assert ws_refused(ws, {}) == (401, "UNAUTHORIZED"), path
+                    assert ws_refused(ws, {"X-API-Key": lacking[guard.permission]}) == (403, "FORBIDDEN"), path
                     checked += 1
                     continue
                 for method in sorted(route.methods - {"HEAD"}):

@@ -8,6 +8,7 @@ Exception tree::
      ├─ TooLarge        413 PAYLOAD_TOO_LARGE
      ├─ Conflict        409 CONFLICT
      └─ Unavailable     503 UNAVAILABLE (with Retry-After)
+    WebSocketDenied     a WebSocket handshake refused with an HTTP 401/403 and this shape
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 import structlog
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, WebSocket
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -99,7 +100,29 @@ def _field(loc: tuple[Any, ...] | list[Any]) -> str:
     return f"{name}" if where != "header" else f"header {name}"
 
 
+WS_POLICY_VIOLATION = 1008
+
+
+class WebSocketDenied(Exception):
+    """Refuses a WebSocket handshake as an HTTP answer, so a client tells 401 from 403 as on
+    any other route (servers without the ASGI denial-response extension get a 1008 close)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
 def install(app: FastAPI) -> None:
+    @app.exception_handler(WebSocketDenied)
+    async def _ws_denied(ws: WebSocket, exc: WebSocketDenied) -> None:
+        if "websocket.http.response" in ws.scope.get("extensions", {}):
+            headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+            code = STATUS_CODES.get(exc.status, "ERROR")
+            await ws.send_denial_response(JSON(error_body(code, exc.message), exc.status, headers=headers))
+        else:
+            await ws.close(WS_POLICY_VIOLATION, reason=exc.message)
+
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSON:
         return JSON(error_body(exc.code, exc.message, exc.details), exc.status, headers=exc.headers)

@@ -16,17 +16,17 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import structlog
-from fastapi import Depends, FastAPI, HTTPException, WebSocketException
+from fastapi import Depends, FastAPI, HTTPException
 from fastapi.routing import APIRoute, APIWebSocketRoute
 from starlette.requests import HTTPConnection
 from starlette.routing import Mount
 
+from agentwatch.api.errors import WebSocketDenied
 from agentwatch.api.permissions import PERMISSIONS
 
 log = structlog.get_logger("agentwatch.security")
 
 PUBLIC = "public"
-WS_POLICY_VIOLATION = 1008
 
 
 @dataclass(frozen=True)
@@ -54,9 +54,10 @@ class Authenticator(Protocol):
         ...
 
 
-def _deny(conn: HTTPConnection, status: int, message: str) -> Exception:
+def deny(conn: HTTPConnection, status: int, message: str) -> Exception:
+    """The exception refusing ``conn`` with ``status`` (401 or 403), for HTTP and WebSocket alike."""
     if conn.scope["type"] == "websocket":
-        return WebSocketException(WS_POLICY_VIOLATION, reason=message)
+        return WebSocketDenied(status, message)
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
     return HTTPException(status, message, headers=headers)
 
@@ -86,7 +87,7 @@ class Guard:
         aw = conn.app.state.aw
         settings = aw.settings
         if conn.scope["type"] == "websocket" and not origin_allowed(conn, settings.cors_origins):
-            raise _deny(conn, 403, "origin: not allowed")
+            raise deny(conn, 403, "origin: not allowed")
         if self.permission == PUBLIC:
             conn.state.principal = ANONYMOUS
             return ANONYMOUS
@@ -101,14 +102,14 @@ class Guard:
             if self.open_on_loopback and settings.auth.open_ingest_on_loopback and settings.is_loopback:
                 conn.state.principal = ANONYMOUS
                 return ANONYMOUS
-            raise _deny(conn, 401, "authentication required")
+            raise deny(conn, 401, "authentication required")
         try:
             allowed = principal.can(self.permission)
         except Exception:  # a failed role lookup denies
             log.exception("security.permission_lookup_failed", permission=self.permission)
             allowed = False
         if not allowed:
-            raise _deny(conn, 403, f"permission {self.permission!r} required")
+            raise deny(conn, 403, f"permission {self.permission!r} required")
         conn.state.principal = principal
         return principal
 

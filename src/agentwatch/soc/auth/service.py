@@ -14,11 +14,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import structlog
-from fastapi import HTTPException, WebSocketException
 from starlette.requests import HTTPConnection
 
 from agentwatch.api.errors import ApiError, Conflict, Unavailable
-from agentwatch.api.security import WS_POLICY_VIOLATION, Principal
+from agentwatch.api.security import Principal, deny
 from agentwatch.soc.audit import AuditEntry, AuditLog
 from agentwatch.soc.auth import credentials
 from agentwatch.soc.auth.apikeys import ApiKey, ApiKeyStore
@@ -129,7 +128,7 @@ class AuthService:
                         details={"reason": resolved.error[1]},
                     )
                 )
-            raise self._deny(conn, *resolved.error)
+            raise deny(conn, *resolved.error)
         return resolved.principal
 
     async def peek_principal(self, conn: HTTPConnection) -> Principal | None:
@@ -151,13 +150,6 @@ class AuthService:
         if resolved is None:
             resolved = per_request[key] = await self._resolve(cred, client_of(conn))
         return resolved
-
-    @staticmethod
-    def _deny(conn: HTTPConnection, status: int, message: str) -> Exception:
-        if conn.scope["type"] == "websocket":
-            return WebSocketException(WS_POLICY_VIOLATION, reason=message)
-        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-        return HTTPException(status, message, headers=headers)
 
     async def _resolve(self, cred: credentials.Credential, client: str) -> _Resolved:
         key = digest(cred.token)
