@@ -69,3 +69,13 @@ def test_config_command_masks_secrets_inside_nested_settings(tmp_path):
     assert "path-token" not in result.output
     assert shown[0]["secret"] == "***" and shown[0]["kind"] == "webhook"
     assert shown[1]["url"] == "https://hooks.slack.com/***"
+
+
+def test_configured_gateway_routes_add_to_the_built_in_ones(tmp_path):
+    groq = {"provider": "openai_compatible", "base_url": "https://api.groq.com/openai"}
+    s = Settings(data_dir=tmp_path, capture={"routes": {"groq": groq}})
+    assert set(s.capture.routes) == {"openai", "anthropic", "gemini", "ollama", "groq"}
+    moved = {"openai": {"provider": "openai", "base_url": "https://proxy.internal.test"}, "ollama": None}
+    s = Settings(data_dir=tmp_path, capture={"routes": moved})
+    assert set(s.capture.routes) == {"openai", "anthropic", "gemini"}
+    assert s.capture.routes["openai"].base_url == "https://proxy.internal.test"

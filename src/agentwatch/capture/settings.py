@@ -6,7 +6,7 @@ Imports only pydantic and the standard library: ``agentwatch.config`` imports it
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -118,6 +118,21 @@ class CaptureSettings(BaseModel):
     )
     guard: GuardSettings = Field(default_factory=GuardSettings)
     sensor: SensorSettings = Field(default_factory=SensorSettings)
+
+    @field_validator("routes", mode="before")
+    @classmethod
+    def _over_the_built_ins(cls, v: Any) -> Any:
+        """Configured routes add to the built-in ones or replace one of the same name; a route
+        set to null (``{"ollama": null}`` in JSON) removes it."""
+        if not isinstance(v, dict):
+            return v
+        merged: dict[str, Any] = dict(default_routes())
+        for name, route in v.items():
+            if route is None:
+                merged.pop(name, None)
+            else:
+                merged[name] = route
+        return merged
 
     @field_validator("routes")
     @classmethod
