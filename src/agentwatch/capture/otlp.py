@@ -19,10 +19,20 @@ An LLM span becomes an ``ai.request`` (at its start) and an ``ai.response`` (at 
 one ``agent.tool_call`` per tool call in the output; an ``execute_tool`` span becomes an
 ``agent.tool_call`` and its ``agent.tool_result``. Event ids derive from the span ids, so a
 re-sent export deduplicates. Content goes through the capture redactor first.
+
+Values the mapping turns into numbers are checked first (:func:`check_span`, :func:`check_log`):
+timestamps must lie in 0..2**64-1 ns; ``process.pid`` and the token counts, when they are
+numbers (or digit strings), must be whole numbers from 0 to 2**53, else the span is refused with
+an :class:`ItemError` naming the attribute (the codec turns it into a 400 with the request path).
+Other attributes are carried along as the decoder read them: their integers are int64 (the
+decoder refuses larger ones), so every event body stays serialisable. Content that came as JSON
+text (messages, tool arguments) is read defensively: a wrong shape is ignored, never a crash,
+and tool arguments too deeply nested to store are refused naming the attribute.
 """
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from collections import defaultdict
@@ -34,7 +44,7 @@ from agentwatch.capture.gateway.events import tool_def_type, tool_type
 from agentwatch.capture.gateway.identify import oisp_provider
 from agentwatch.capture.gateway.providers.base import MESSAGE_ROLES, normalize_finish, text_of
 from agentwatch.capture.redact import Redactor, content_hash
-from agentwatch.events.model import iso
+from agentwatch.events.model import EventError, iso
 
 LLM_OPERATIONS = {"chat", "text_completion", "generate_content", "completion", "embeddings", "embedding"}
 PROMPT_KEY = re.compile(r"^gen_ai\.prompt\.(\d{1,4})\.(\w{1,32})$")
@@ -58,6 +68,27 @@ PARAMS = {
 }
 
 
+MAX_NS = 2**64 - 1  # OTLP timestamps are fixed64 nanoseconds since the epoch
+MAX_COUNT = 2**53  # pid and token counts: any real one is far smaller, and sums stay exact and storable
+TOKEN_KEYS = (
+    ("gen_ai.usage.input_tokens", "prompt_tokens"),
+    ("gen_ai.usage.prompt_tokens", "prompt_tokens"),
+    ("gen_ai.usage.output_tokens", "completion_tokens"),
+    ("gen_ai.usage.completion_tokens", "completion_tokens"),
+    ("llm.usage.total_tokens", "total_tokens"),
+    ("gen_ai.usage.cache_read.input_tokens", "cached_tokens"),
+)
+
+
+class ItemError(EventError):
+    """Span or log record ``index`` broke a rule; ``field`` is named relative to it (``resource.`` for its
+    resource, OTLP/JSON names: ``attributes[gen_ai.usage.input_tokens]``, ``startTimeUnixNano``)."""
+
+    def __init__(self, index: int, field: str, rule: str) -> None:
+        super().__init__(field, rule)
+        self.index = index
+
+
 def _json(v: Any) -> Any:
     if isinstance(v, str) and v[:1] in ("[", "{"):
         try:
@@ -67,16 +98,93 @@ def _json(v: Any) -> Any:
     return v
 
 
-def _int(v: Any) -> int | None:
-    if isinstance(v, bool):
+def _count(v: Any, field: str) -> int | None:
+    """A pid or token count: None when absent or not a number at all (a name, a list: ignored, as
+    before); a number or digit string that is not a whole number in 0..2**53 raises EventError."""
+    if v is None or isinstance(v, bool):
         return None
-    if isinstance(v, int) and v >= 0:
+    if isinstance(v, str):
+        if not (v.isascii() and v.isdigit()):
+            return None
+        if len(v) > 20:
+            raise EventError(field, f"must be a whole number from 0 to {MAX_COUNT}")
+        v = int(v)
+    if isinstance(v, float):
+        if not math.isfinite(v) or not 0 <= v <= MAX_COUNT:
+            raise EventError(field, f"must be a whole number from 0 to {MAX_COUNT}")
+        return int(v)
+    if isinstance(v, int):
+        if not 0 <= v <= MAX_COUNT:
+            raise EventError(field, f"must be a whole number from 0 to {MAX_COUNT}")
         return v
-    if isinstance(v, float) and v >= 0:
-        return int(v)
-    if isinstance(v, str) and v.isdigit():
-        return int(v)
     return None
+
+
+def _int(v: Any) -> int | None:
+    """:func:`_count` for values already checked; anything invalid is None, never an exception."""
+    try:
+        return _count(v, "")
+    except EventError:
+        return None
+
+
+def _attr(key: str) -> str:
+    return f"attributes[{key}]"
+
+
+def _check_ns(ns: Any, field: str) -> None:
+    if not isinstance(ns, int) or isinstance(ns, bool) or not 0 <= ns <= MAX_NS:
+        raise EventError(field, "out of range")
+
+
+def _check_common(item: dict[str, Any]) -> None:
+    res = item.get("resource")
+    if isinstance(res, dict):
+        _count(res.get("process.pid"), "resource." + _attr("process.pid"))
+    attrs = item.get("attributes")
+    if isinstance(attrs, dict):
+        for key, _ in TOKEN_KEYS:
+            _count(attrs.get(key), _attr(key))
+
+
+def check_span(s: dict[str, Any]) -> None:
+    """Raises EventError (field relative to the span) for a value the mapping cannot turn into a number."""
+    _check_ns(s.get("start_ns") or 0, "startTimeUnixNano")
+    _check_ns(s.get("end_ns") or 0, "endTimeUnixNano")
+    for i, e in enumerate(s.get("events") or []):
+        _check_ns(e.get("time_ns") or 0, f"events[{i}].timeUnixNano")
+    _check_common(s)
+
+
+def check_log(r: dict[str, Any]) -> None:
+    """Raises EventError (field relative to the log record) as :func:`check_span` does."""
+    _check_ns(r.get("time_ns") or 0, "timeUnixNano")
+    _check_common(r)
+
+
+def _dumps(v: Any, field: str, **kw: Any) -> bytes:
+    """orjson.dumps, refusing (naming ``field``) what cannot be stored: nesting past orjson's 255 levels."""
+    try:
+        return orjson.dumps(v, **kw)
+    except TypeError:
+        raise EventError(field, "nested too deeply (or holds a value JSON cannot store)") from None
+
+
+def _s(v: Any, limit: int = 256) -> str:
+    """A name or id out of JSON text: scalars as text, anything else (objects, lists) is no name."""
+    if isinstance(v, str):
+        return v[:limit]
+    if isinstance(v, bool | int | float):
+        return str(v)[:limit]
+    return ""
+
+
+def _list(v: Any) -> list[Any]:
+    return v if isinstance(v, list) else []
+
+
+def _dict(v: Any) -> dict[str, Any]:
+    return v if isinstance(v, dict) else {}
 
 
 def _role(v: Any) -> str:
@@ -97,9 +205,7 @@ def _tool_calls_of_parts(parts: Any) -> list[dict[str, Any]]:
     calls = []
     for p in parts if isinstance(parts, list) else []:
         if isinstance(p, dict) and p.get("type") == "tool_call":
-            calls.append(
-                {"id": str(p.get("id") or ""), "name": str(p.get("name") or ""), "arguments": p.get("arguments")}
-            )
+            calls.append({"id": _s(p.get("id")), "name": _s(p.get("name")), "arguments": p.get("arguments")})
     return calls
 
 
@@ -126,21 +232,23 @@ class Conversation:
                     "role": _role(m.get("role")),
                     "content": _parts_text(m.get("parts")) or text_of(m.get("content")),
                 }
-                for p in m.get("parts") or []:
+                for p in _list(m.get("parts")):
                     if isinstance(p, dict) and p.get("type") == "tool_call_response":
                         msg = {
                             "role": "tool",
                             "content": text_of(p.get("response"))
                             if not isinstance(p.get("response"), str)
                             else p["response"],
-                            "tool_call_id": str(p.get("id") or ""),
+                            "tool_call_id": _s(p.get("id")),
                         }
                 self.messages.append(msg)
         outputs = _json(a.get("gen_ai.output.messages"))
         for m in outputs if isinstance(outputs, list) else []:
             if isinstance(m, dict):
                 self.output_text.append(_parts_text(m.get("parts")) or text_of(m.get("content")))
-                self.tool_calls += _tool_calls_of_parts(m.get("parts"))
+                self.tool_calls += [
+                    {**tc, "source": _attr("gen_ai.output.messages")} for tc in _tool_calls_of_parts(m.get("parts"))
+                ]
                 self.finish = self.finish or normalize_finish(m.get("finish_reason"))
         # older flattened attributes
         prompts: dict[int, dict[str, Any]] = defaultdict(dict)
@@ -168,24 +276,30 @@ class Conversation:
             if c.get("content") is not None:
                 self.output_text.append(text_of(_json(c.get("content"))))
             self.finish = self.finish or normalize_finish(c.get("finish_reason"))
-        for _, tc in sorted(calls.items()):
+        for (i, j), tc in sorted(calls.items()):
             self.tool_calls.append(
-                {"id": str(tc.get("id") or ""), "name": str(tc.get("name") or ""), "arguments": tc.get("arguments")}
+                {
+                    "id": _s(tc.get("id")),
+                    "name": _s(tc.get("name")),
+                    "arguments": tc.get("arguments"),
+                    "source": _attr(f"gen_ai.completion.{i}.tool_calls.{j}.arguments"),
+                }
             )
         self.tools += [{"name": n, "type": "function"} for _, n in sorted(functions.items())]
         defs = _json(a.get("gen_ai.tool.definitions"))
         for d in defs if isinstance(defs, list) else []:
             if isinstance(d, dict):
-                name = d.get("name") or (d.get("function") or {}).get("name")
+                name = d.get("name") or _dict(d.get("function")).get("name")
                 if isinstance(name, str):
-                    self.tools.append({"name": name, "type": str(d.get("type", "function"))})
+                    self.tools.append({"name": name[:256], "type": _s(d.get("type", "function"), 64)})
         reasons = a.get("gen_ai.response.finish_reasons")
         if isinstance(reasons, list) and reasons:
             self.finish = self.finish or normalize_finish(reasons[0])
         elif isinstance(reasons, str):
             self.finish = self.finish or normalize_finish(reasons)
 
-    def from_event(self, name: str, attrs: dict[str, Any], body: Any = None) -> None:
+    def from_event(self, name: str, attrs: dict[str, Any], body: Any = None, where: str = "") -> None:
+        """A span event or log record; ``where`` names it in errors (``events[0].attributes``, ``body``)."""
         payload = body if isinstance(body, dict) else {}
         merged = {**payload, **{k: v for k, v in attrs.items() if not k.startswith("gen_ai.system")}}
         if name in MESSAGE_EVENTS:
@@ -197,14 +311,15 @@ class Conversation:
         elif name == "gen_ai.choice":
             message = merged.get("message") if isinstance(merged.get("message"), dict) else merged
             self.output_text.append(text_of(_json(message.get("content"))))
-            for tc in message.get("tool_calls") or []:
+            for tc in _list(message.get("tool_calls")):
                 if isinstance(tc, dict):
-                    fn = tc.get("function") or {}
+                    fn = _dict(tc.get("function"))
                     self.tool_calls.append(
                         {
-                            "id": str(tc.get("id") or ""),
-                            "name": str(fn.get("name") or ""),
+                            "id": _s(tc.get("id")),
+                            "name": _s(fn.get("name")),
                             "arguments": fn.get("arguments"),
+                            "source": where or "attributes",
                         }
                     )
             self.finish = self.finish or normalize_finish(merged.get("finish_reason"))
@@ -311,7 +426,7 @@ def _llm_events(
     params = {
         dst: a[src]
         for src, dst in PARAMS.items()
-        if isinstance(a.get(src), int | float) and not isinstance(a.get(src), bool)
+        if isinstance(a.get(src), int | float) and not isinstance(a.get(src), bool) and math.isfinite(a[src])
     }
     if params:
         req["parameters"] = params
@@ -344,15 +459,8 @@ def _llm_events(
     if start_ns and end_ns >= start_ns:
         resp["latency_ms"] = int((end_ns - start_ns) / 1e6)
     usage: dict[str, int] = {}
-    for key, dst in (
-        ("gen_ai.usage.input_tokens", "prompt_tokens"),
-        ("gen_ai.usage.prompt_tokens", "prompt_tokens"),
-        ("gen_ai.usage.output_tokens", "completion_tokens"),
-        ("gen_ai.usage.completion_tokens", "completion_tokens"),
-        ("llm.usage.total_tokens", "total_tokens"),
-        ("gen_ai.usage.cache_read.input_tokens", "cached_tokens"),
-    ):
-        v = _int(a.get(key))
+    for key, dst in TOKEN_KEYS:
+        v = _count(a.get(key), _attr(key))
         if v is not None and dst not in usage:
             usage[dst] = v
     if "total_tokens" not in usage and "prompt_tokens" in usage and "completion_tokens" in usage:
@@ -386,7 +494,9 @@ def _llm_events(
                 "name": tc["name"],
                 "type": "function",
                 "arguments": red.value(args),
-                "arguments_hash": content_hash(orjson.dumps(args, option=orjson.OPT_SORT_KEYS)),
+                "arguments_hash": content_hash(
+                    _dumps(args, tc.get("source") or "attributes", option=orjson.OPT_SORT_KEYS)
+                ),
             }
         )
     if calls:
@@ -425,13 +535,15 @@ def _tool_events(
         "call_id": call_id,
         "triggered_by": "llm_decision",
         "arguments": red.value(args),
-        "arguments_hash": content_hash(orjson.dumps(args, option=orjson.OPT_SORT_KEYS)),
+        "arguments_hash": content_hash(_dumps(args, _attr("gen_ai.tool.call.arguments"), option=orjson.OPT_SORT_KEYS)),
     }
     call_body = _envelope("agent.tool_call", base + "-call", start_ns, item, call, "call", mode)
     result_raw = a.get("gen_ai.tool.call.result")
     result: dict[str, Any] = {"tool": tool, "call_id": call_id, "success": error is None}
     if result_raw is not None:
-        text = result_raw if isinstance(result_raw, str) else orjson.dumps(result_raw).decode()
+        text = (
+            result_raw if isinstance(result_raw, str) else _dumps(result_raw, _attr("gen_ai.tool.call.result")).decode()
+        )
         result["result"] = red.text(text)
         result["result_hash"] = content_hash(text)
         result["result_size_bytes"] = len(text.encode())
@@ -449,34 +561,47 @@ def _is_genai(a: dict[str, Any]) -> bool:
 
 
 def map_spans(spans: list[dict[str, Any]], mode: str = "safe") -> list[tuple[int, dict[str, Any]]]:
-    """(span index, OISP body) for every event the GenAI spans describe."""
+    """(span index, OISP body) for every event the GenAI spans describe; :class:`ItemError` for a bad span."""
     out: list[tuple[int, dict[str, Any]]] = []
     for index, s in enumerate(spans):
-        a = s.get("attributes") or {}
-        if not _is_genai(a) and not any(str(e.get("name", "")).startswith("gen_ai.") for e in s.get("events") or []):
-            continue
-        status = s.get("status") or {}
-        error = (status.get("message") or "error") if status.get("code") == 2 else None
-        op = str(a.get("gen_ai.operation.name") or "")
-        start, end = int(s.get("start_ns") or 0), int(s.get("end_ns") or 0)
-        if op == "execute_tool" or (not op and "gen_ai.tool.name" in a and "gen_ai.request.model" not in a):
-            bodies = _tool_events(index, s, a, start, end, error, mode)
-        elif op in LLM_OPERATIONS or "gen_ai.request.model" in a or any(k.startswith("gen_ai.prompt.") for k in a):
-            conv = Conversation()
-            conv.from_attributes(a)
-            for e in s.get("events") or []:
-                conv.from_event(str(e.get("name", "")), e.get("attributes") or {})
-            bodies = _llm_events(index, s, a, conv, start, end, error, mode)
-        else:
-            continue  # invoke_agent, create_agent...: not an LLM call or a tool call
-        out += [(index, b) for b in bodies]
+        try:
+            check_span(s)
+            out += [(index, b) for b in _span_events(index, s, mode)]
+        except EventError as exc:
+            raise ItemError(index, exc.field, exc.rule) from None
     return out
 
 
+def _span_events(index: int, s: dict[str, Any], mode: str) -> list[dict[str, Any]]:
+    a = s.get("attributes") or {}
+    if not _is_genai(a) and not any(str(e.get("name", "")).startswith("gen_ai.") for e in s.get("events") or []):
+        return []
+    status = s.get("status") or {}
+    error = (status.get("message") or "error") if status.get("code") == 2 else None
+    op = str(a.get("gen_ai.operation.name") or "")
+    start, end = int(s.get("start_ns") or 0), int(s.get("end_ns") or 0)
+    if op == "execute_tool" or (not op and "gen_ai.tool.name" in a and "gen_ai.request.model" not in a):
+        return _tool_events(index, s, a, start, end, error, mode)
+    if op in LLM_OPERATIONS or "gen_ai.request.model" in a or any(k.startswith("gen_ai.prompt.") for k in a):
+        conv = Conversation()
+        conv.from_attributes(a)
+        for i, e in enumerate(s.get("events") or []):
+            conv.from_event(str(e.get("name", "")), e.get("attributes") or {}, where=f"events[{i}].attributes")
+        return _llm_events(index, s, a, conv, start, end, error, mode)
+    return []  # invoke_agent, create_agent...: not an LLM call or a tool call
+
+
 def map_logs(records: list[dict[str, Any]], mode: str = "safe") -> list[tuple[int, dict[str, Any]]]:
-    """GenAI log records grouped per span into one request/response; others are skipped."""
+    """GenAI log records grouped per span into one request/response; others are skipped.
+
+    :class:`ItemError` for a bad record (a problem found after grouping names the group's first record).
+    """
     groups: dict[str, list[tuple[int, dict[str, Any]]]] = {}
     for index, r in enumerate(records):
+        try:
+            check_log(r)
+        except EventError as exc:
+            raise ItemError(index, exc.field, exc.rule) from None
         a = r.get("attributes") or {}
         name = r.get("event_name") or a.get("event.name") or ""
         if not (str(name).startswith("gen_ai.") or _is_genai(a)):
@@ -486,18 +611,27 @@ def map_logs(records: list[dict[str, Any]], mode: str = "safe") -> list[tuple[in
     out: list[tuple[int, dict[str, Any]]] = []
     for items in groups.values():
         first_index, first = items[0]
-        attrs: dict[str, Any] = {}
-        conv = Conversation()
-        times = []
-        for _, r in items:
-            a = r.get("attributes") or {}
-            attrs.update({k: v for k, v in a.items() if k != "event.name"})
-            name = str(r.get("event_name") or a.get("event.name") or "")
-            conv.from_event(name, a, r.get("body"))
-            if r.get("time_ns"):
-                times.append(int(r["time_ns"]))
-        conv.from_attributes(attrs)
-        item = {**first, "name": "gen_ai.logs"}
-        start, end = (min(times), max(times)) if times else (0, 0)
-        out += [(first_index, b) for b in _llm_events(first_index, item, attrs, conv, start, end, None, mode)]
+        try:
+            out += [(first_index, b) for b in _log_group_events(first_index, first, items, mode)]
+        except EventError as exc:
+            raise ItemError(first_index, exc.field, exc.rule) from None
     return out
+
+
+def _log_group_events(
+    first_index: int, first: dict[str, Any], items: list[tuple[int, dict[str, Any]]], mode: str
+) -> list[dict[str, Any]]:
+    attrs: dict[str, Any] = {}
+    conv = Conversation()
+    times = []
+    for _, r in items:
+        a = r.get("attributes") or {}
+        attrs.update({k: v for k, v in a.items() if k != "event.name"})
+        name = str(r.get("event_name") or a.get("event.name") or "")
+        conv.from_event(name, a, r.get("body"), where="body")
+        if r.get("time_ns"):
+            times.append(int(r["time_ns"]))
+    conv.from_attributes(attrs)
+    item = {**first, "name": "gen_ai.logs"}
+    start, end = (min(times), max(times)) if times else (0, 0)
+    return _llm_events(first_index, item, attrs, conv, start, end, None, mode)

@@ -4,12 +4,24 @@ Both encodings are read into the same plain form (ids as lowercase hex, attribut
 Python values), then :mod:`agentwatch.capture.otlp` maps the OpenTelemetry GenAI spans and
 log records into OISP ``ai.*`` and ``agent.*`` events. Spans and logs that are not GenAI
 telemetry are skipped (counted in ``Decoded``'s caller as neither accepted nor rejected).
+
+Validation: every structural field of the OTLP/JSON encoding is type-checked (lists are
+lists, objects are objects, strings are strings, integers are integers in the range their
+protobuf type allows, timestamps are nanoseconds since the epoch that fit ``fixed64``), and
+the mapping checks the values it turns into numbers (pid, token counts). A request that breaks
+a rule is refused as a whole with a 400 naming the field by its OTLP/JSON path (for example
+``resourceSpans[0].scopeSpans: must be a list``, ``...spans[2].attributes[process.pid].value.
+intValue: ...``; attributes are named by their key once the key is known, by their index
+before). Nothing of a refused request is stored, so nothing that was accepted is lost.
+JSON ``null`` stands for an absent field, as in the protobuf JSON mapping.
 """
 
 from __future__ import annotations
 
 import base64
-from dataclasses import dataclass
+import math
+import re
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -25,10 +37,48 @@ from agentwatch.events.normalize import TypeValidators, normalize
 
 MAX_STRING = 256 * 1024
 MAX_DEPTH = 16
+MAX_KEY = 256
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+# Timestamps are ``fixed64`` nanoseconds since the Unix epoch: 0 (unset) up to 2**64-1, which is
+# in the year 2554, well inside what a datetime can hold (before 1970 or past it is refused).
+MAX_NS = 2**64 - 1
+INTEGER_TEXT = re.compile(r"-?[0-9]+")
+SPAN_KINDS = {
+    "SPAN_KIND_UNSPECIFIED": 0,
+    "SPAN_KIND_INTERNAL": 1,
+    "SPAN_KIND_SERVER": 2,
+    "SPAN_KIND_CLIENT": 3,
+    "SPAN_KIND_PRODUCER": 4,
+    "SPAN_KIND_CONSUMER": 5,
+}
+STATUS_CODES = {"STATUS_CODE_UNSET": 0, "STATUS_CODE_OK": 1, "STATUS_CODE_ERROR": 2}
+
+
+@dataclass
+class Plain:
+    """Decoded spans or log records in the plain form, with where each came from in the request."""
+
+    items: list[dict[str, Any]] = field(default_factory=list)
+    paths: list[tuple[str, str]] = field(default_factory=list)  # (item path, its resource's path)
+
+    def add(self, item: dict[str, Any], path: str, resource_path: str) -> None:
+        self.items.append(item)
+        self.paths.append((path, resource_path))
+
+    def where(self, index: int, rel: str) -> str:
+        """The request path of ``rel``, a field named relative to item ``index`` (``resource.`` for its resource)."""
+        path, resource_path = self.paths[index] if 0 <= index < len(self.paths) else ("item", "resource")
+        if rel == "resource" or rel.startswith("resource."):
+            return resource_path + rel[len("resource") :]
+        return f"{path}.{rel}" if rel else path
+
+
+def _key_path(path: str, key: str) -> str:
+    return f"{path}[{key[:128]}]"
 
 
 # -- protobuf -> plain -----------------------------------------------------------
-def _pb_value(v: AnyValue, depth: int = 0) -> Any:
+def _pb_value(v: AnyValue, path: str, depth: int = 0) -> Any:
     kind = v.WhichOneof("value")
     if kind is None:
         return None
@@ -37,146 +87,238 @@ def _pb_value(v: AnyValue, depth: int = 0) -> Any:
     if kind == "bool_value":
         return v.bool_value
     if kind == "int_value":
-        return v.int_value
+        return v.int_value  # int64: always in range
     if kind == "double_value":
         return v.double_value
     if kind == "bytes_value":
         return base64.b64encode(v.bytes_value[:MAX_STRING]).decode()
-    if depth > MAX_DEPTH:
-        return None
+    if depth >= MAX_DEPTH:
+        raise BodyError(path, f"nested deeper than {MAX_DEPTH} levels")
     if kind == "array_value":
-        return [_pb_value(x, depth + 1) for x in v.array_value.values]
+        return [_pb_value(x, f"{path}.arrayValue.values[{i}]", depth + 1) for i, x in enumerate(v.array_value.values)]
     if kind == "kvlist_value":
-        return _pb_attrs(v.kvlist_value.values, depth + 1)
+        return _pb_attrs(v.kvlist_value.values, f"{path}.kvlistValue.values", depth + 1)
     return None
 
 
-def _pb_attrs(kvs: Any, depth: int = 0) -> dict[str, Any]:
+def _pb_attrs(kvs: Any, path: str, depth: int = 0) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for kv in kvs:
         if isinstance(kv, KeyValue):
-            out[kv.key[:256]] = _pb_value(kv.value, depth)
+            out[kv.key[:MAX_KEY]] = _pb_value(kv.value, _key_path(path, kv.key) + ".value", depth)
     return out
 
 
-def _resource_pb(res: Any) -> dict[str, Any]:
-    return _pb_attrs(res.attributes)
-
-
-def traces_from_protobuf(body: bytes) -> list[dict[str, Any]]:
+def traces_from_protobuf(body: bytes) -> Plain:
     req = ExportTraceServiceRequest()
     try:
         req.ParseFromString(body)
     except DecodeError as exc:
         raise BodyError("body", f"not an OTLP ExportTraceServiceRequest ({exc})") from None
-    spans = []
-    for rs in req.resource_spans:
-        resource = _resource_pb(rs.resource)
-        for ss in rs.scope_spans:
-            for s in ss.spans:
-                spans.append(
-                    {
-                        "resource": resource,
-                        "scope": ss.scope.name,
-                        "trace_id": s.trace_id.hex(),
-                        "span_id": s.span_id.hex(),
-                        "parent_span_id": s.parent_span_id.hex(),
-                        "name": s.name[:1024],
-                        "kind": s.kind,
-                        "start_ns": s.start_time_unix_nano,
-                        "end_ns": s.end_time_unix_nano,
-                        "attributes": _pb_attrs(s.attributes),
-                        "events": [
-                            {"name": e.name[:256], "time_ns": e.time_unix_nano, "attributes": _pb_attrs(e.attributes)}
-                            for e in s.events
-                        ],
-                        "status": {"code": s.status.code, "message": s.status.message[:1024]},
-                    }
-                )
-    return spans
+    out = Plain()
+    for i, rs in enumerate(req.resource_spans):
+        rpath = f"resourceSpans[{i}]"
+        resource = _pb_attrs(rs.resource.attributes, f"{rpath}.resource.attributes")
+        for j, ss in enumerate(rs.scope_spans):
+            for k, s in enumerate(ss.spans):
+                path = f"{rpath}.scopeSpans[{j}].spans[{k}]"
+                item = {
+                    "resource": resource,
+                    "scope": ss.scope.name[:256],
+                    "trace_id": s.trace_id.hex(),
+                    "span_id": s.span_id.hex(),
+                    "parent_span_id": s.parent_span_id.hex(),
+                    "name": s.name[:1024],
+                    "kind": s.kind,
+                    "start_ns": s.start_time_unix_nano,
+                    "end_ns": s.end_time_unix_nano,
+                    "attributes": _pb_attrs(s.attributes, f"{path}.attributes"),
+                    "events": [
+                        {
+                            "name": e.name[:256],
+                            "time_ns": e.time_unix_nano,
+                            "attributes": _pb_attrs(e.attributes, f"{path}.events[{n}].attributes"),
+                        }
+                        for n, e in enumerate(s.events)
+                    ],
+                    "status": {"code": s.status.code, "message": s.status.message[:1024]},
+                }
+                out.add(item, path, f"{rpath}.resource")
+    return out
 
 
-def logs_from_protobuf(body: bytes) -> list[dict[str, Any]]:
+def logs_from_protobuf(body: bytes) -> Plain:
     req = ExportLogsServiceRequest()
     try:
         req.ParseFromString(body)
     except DecodeError as exc:
         raise BodyError("body", f"not an OTLP ExportLogsServiceRequest ({exc})") from None
-    records = []
-    for rl in req.resource_logs:
-        resource = _resource_pb(rl.resource)
-        for sl in rl.scope_logs:
-            for r in sl.log_records:
-                records.append(
-                    {
-                        "resource": resource,
-                        "scope": sl.scope.name,
-                        "time_ns": r.time_unix_nano or r.observed_time_unix_nano,
-                        "trace_id": r.trace_id.hex(),
-                        "span_id": r.span_id.hex(),
-                        "event_name": getattr(r, "event_name", "")[:256],
-                        "body": _pb_value(r.body),
-                        "attributes": _pb_attrs(r.attributes),
-                    }
-                )
-    return records
-
-
-# -- OTLP/JSON -> plain -------------------------------------------------------------
-def _js_value(v: Any, depth: int = 0) -> Any:
-    if not isinstance(v, dict) or depth > MAX_DEPTH:
-        return None
-    if "stringValue" in v:
-        return str(v["stringValue"])[:MAX_STRING]
-    if "boolValue" in v:
-        return bool(v["boolValue"])
-    if "intValue" in v:
-        try:
-            return int(v["intValue"])
-        except (TypeError, ValueError):
-            return None
-    if "doubleValue" in v:
-        try:
-            return float(v["doubleValue"])
-        except (TypeError, ValueError):
-            return None
-    if "bytesValue" in v:
-        return str(v["bytesValue"])[:MAX_STRING]
-    if "arrayValue" in v:
-        values = (v["arrayValue"] or {}).get("values") or []
-        return [_js_value(x, depth + 1) for x in values if isinstance(values, list)]
-    if "kvlistValue" in v:
-        return _js_attrs((v["kvlistValue"] or {}).get("values"), depth + 1)
-    return None
-
-
-def _js_attrs(kvs: Any, depth: int = 0) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for kv in kvs if isinstance(kvs, list) else []:
-        if isinstance(kv, dict) and isinstance(kv.get("key"), str):
-            out[kv["key"][:256]] = _js_value(kv.get("value"), depth)
+    out = Plain()
+    for i, rl in enumerate(req.resource_logs):
+        rpath = f"resourceLogs[{i}]"
+        resource = _pb_attrs(rl.resource.attributes, f"{rpath}.resource.attributes")
+        for j, sl in enumerate(rl.scope_logs):
+            for k, r in enumerate(sl.log_records):
+                path = f"{rpath}.scopeLogs[{j}].logRecords[{k}]"
+                item = {
+                    "resource": resource,
+                    "scope": sl.scope.name[:256],
+                    "time_ns": r.time_unix_nano or r.observed_time_unix_nano,
+                    "trace_id": r.trace_id.hex(),
+                    "span_id": r.span_id.hex(),
+                    "event_name": getattr(r, "event_name", "")[:256],
+                    "body": _pb_value(r.body, f"{path}.body"),
+                    "attributes": _pb_attrs(r.attributes, f"{path}.attributes"),
+                }
+                out.add(item, path, f"{rpath}.resource")
     return out
 
 
-def _hex_id(v: Any, size: int) -> str:
-    """OTLP/JSON ids are hex; some exporters send base64 (protobuf JSON mapping): accept both."""
-    if not isinstance(v, str) or not v:
+# -- OTLP/JSON -> plain -------------------------------------------------------------
+def _obj(v: Any, path: str, *, required: bool = False) -> dict[str, Any]:
+    """An object field; ``null`` / absent is an empty object unless ``required`` (list elements)."""
+    if v is None and not required:
+        return {}
+    if not isinstance(v, dict):
+        raise BodyError(path, "must be an object")
+    return v
+
+
+def _list(v: Any, path: str) -> list[Any]:
+    if v is None:
+        return []
+    if not isinstance(v, list):
+        raise BodyError(path, "must be a list")
+    return v
+
+
+def _str(v: Any, path: str, limit: int) -> str:
+    if v is None:
         return ""
+    if not isinstance(v, str):
+        raise BodyError(path, "must be a string")
+    return v[:limit]
+
+
+def _integer(v: Any, path: str, what: str) -> int:
+    """An integer given as a JSON number or a decimal string (the protobuf JSON mapping allows both)."""
+    if isinstance(v, bool):
+        raise BodyError(path, f"must be {what}")
+    if isinstance(v, int):
+        return v
+    if isinstance(v, float):
+        if not math.isfinite(v):
+            raise BodyError(path, "out of range")
+        if not v.is_integer():
+            raise BodyError(path, f"must be {what}")
+        return int(v)
+    if isinstance(v, str) and INTEGER_TEXT.fullmatch(v.strip()):
+        digits = v.strip()
+        if len(digits) > 40:  # far outside every range checked here; int() of it is not worth the work
+            raise BodyError(path, "out of range")
+        return int(digits)
+    raise BodyError(path, f"must be {what}")
+
+
+def _ns(v: Any, path: str) -> int:
+    if v is None:
+        return 0
+    n = _integer(v, path, "an integer (nanoseconds since the Unix epoch)")
+    if not 0 <= n <= MAX_NS:
+        raise BodyError(path, "out of range")
+    return n
+
+
+def _enum(v: Any, path: str, names: dict[str, int]) -> int:
+    if v is None:
+        return 0
+    if isinstance(v, str) and not INTEGER_TEXT.fullmatch(v.strip()):
+        if v not in names:
+            raise BodyError(path, f"must be one of {', '.join(names)} or its number")
+        return names[v]
+    n = _integer(v, path, "an integer or an enum name")
+    if not 0 <= n <= 2**31 - 1:
+        raise BodyError(path, "out of range")
+    return n
+
+
+def _double(v: Any, path: str) -> float:
+    if isinstance(v, bool):
+        raise BodyError(path, "must be a number")
+    if isinstance(v, int | float):
+        return float(v)  # an int from JSON is at most ~1e19 digits long here: orjson reads longer ones as floats
+    if isinstance(v, str) and len(v) <= 64:
+        try:
+            return float(v)  # also "NaN", "Infinity", "-Infinity", as the protobuf JSON mapping writes them
+        except ValueError:
+            pass
+    raise BodyError(path, "must be a number")
+
+
+def _js_value(v: Any, path: str, depth: int = 0) -> Any:
+    """An OTLP ``AnyValue`` in its JSON form."""
+    if v is None:
+        return None
+    if not isinstance(v, dict):
+        raise BodyError(path, "must be an object (an OTLP AnyValue)")
+    if v.get("stringValue") is not None:
+        return _str(v["stringValue"], f"{path}.stringValue", MAX_STRING)
+    if v.get("boolValue") is not None:
+        if not isinstance(v["boolValue"], bool):
+            raise BodyError(f"{path}.boolValue", "must be true or false")
+        return v["boolValue"]
+    if v.get("intValue") is not None:
+        p = f"{path}.intValue"
+        n = _integer(v["intValue"], p, "an integer (a number or a decimal string)")
+        if not INT64_MIN <= n <= INT64_MAX:
+            raise BodyError(p, "out of the signed 64-bit range")
+        return n
+    if v.get("doubleValue") is not None:
+        return _double(v["doubleValue"], f"{path}.doubleValue")
+    if v.get("bytesValue") is not None:
+        return _str(v["bytesValue"], f"{path}.bytesValue", MAX_STRING)
+    if v.get("arrayValue") is not None or v.get("kvlistValue") is not None:
+        if depth >= MAX_DEPTH:
+            raise BodyError(path, f"nested deeper than {MAX_DEPTH} levels")
+        if v.get("arrayValue") is not None:
+            p = f"{path}.arrayValue"
+            values = _list(_obj(v["arrayValue"], p).get("values"), f"{p}.values")
+            return [_js_value(x, f"{p}.values[{i}]", depth + 1) for i, x in enumerate(values)]
+        p = f"{path}.kvlistValue"
+        return _js_attrs(_obj(v["kvlistValue"], p).get("values"), f"{p}.values", depth + 1)
+    return None
+
+
+def _js_attrs(kvs: Any, path: str, depth: int = 0) -> dict[str, Any]:
+    """A list of OTLP ``KeyValue``; named ``path[index]`` until the key is known, ``path[key]`` after."""
+    out: dict[str, Any] = {}
+    for i, kv in enumerate(_list(kvs, path)):
+        if not isinstance(kv, dict):
+            raise BodyError(f"{path}[{i}]", "must be an object (an OTLP KeyValue)")
+        key = kv.get("key")
+        if not isinstance(key, str):
+            raise BodyError(f"{path}[{i}].key", "must be a string")
+        out[key[:MAX_KEY]] = _js_value(kv.get("value"), _key_path(path, key) + ".value", depth)
+    return out
+
+
+def _hex_id(v: Any, size: int, path: str) -> str:
+    """OTLP/JSON ids are hex; some exporters send base64 (protobuf JSON mapping): accept both."""
+    if v is None or v == "":
+        return ""
+    rule = f"must be {size * 2} hex digits (or {size} bytes in base64)"
+    if not isinstance(v, str) or len(v) > size * 4:
+        raise BodyError(path, rule)
     s = v.strip().lower()
     if len(s) == size * 2 and all(c in "0123456789abcdef" for c in s):
         return s
     try:
         raw = base64.b64decode(v, validate=True)
     except ValueError:
-        return ""
-    return raw.hex() if len(raw) == size else ""
-
-
-def _ns(v: Any) -> int:
-    try:
-        return int(v)
-    except (TypeError, ValueError):
-        return 0
+        raise BodyError(path, rule) from None
+    if len(raw) != size:
+        raise BodyError(path, rule)
+    return raw.hex()
 
 
 def _load_json(body: bytes) -> dict[str, Any]:
@@ -189,78 +331,92 @@ def _load_json(body: bytes) -> dict[str, Any]:
     return doc
 
 
-def traces_from_json(body: bytes) -> list[dict[str, Any]]:
-    doc = _load_json(body)
-    spans = []
-    for rs in doc.get("resourceSpans") or []:
-        if not isinstance(rs, dict):
-            continue
-        resource = _js_attrs((rs.get("resource") or {}).get("attributes"))
-        for ss in rs.get("scopeSpans") or rs.get("instrumentationLibrarySpans") or []:
-            if not isinstance(ss, dict):
-                continue
-            scope = (ss.get("scope") or ss.get("instrumentationLibrary") or {}).get("name", "")
-            for s in ss.get("spans") or []:
-                if not isinstance(s, dict):
-                    continue
-                status = s.get("status") or {}
-                spans.append(
-                    {
-                        "resource": resource,
-                        "scope": str(scope)[:256],
-                        "trace_id": _hex_id(s.get("traceId"), 16),
-                        "span_id": _hex_id(s.get("spanId"), 8),
-                        "parent_span_id": _hex_id(s.get("parentSpanId"), 8),
-                        "name": str(s.get("name", ""))[:1024],
-                        "kind": s.get("kind", 0),
-                        "start_ns": _ns(s.get("startTimeUnixNano")),
-                        "end_ns": _ns(s.get("endTimeUnixNano")),
-                        "attributes": _js_attrs(s.get("attributes")),
-                        "events": [
-                            {
-                                "name": str(e.get("name", ""))[:256],
-                                "time_ns": _ns(e.get("timeUnixNano")),
-                                "attributes": _js_attrs(e.get("attributes")),
-                            }
-                            for e in s.get("events") or []
-                            if isinstance(e, dict)
-                        ],
-                        "status": {
-                            "code": status.get("code", 0) if isinstance(status, dict) else 0,
-                            "message": str(status.get("message", ""))[:1024] if isinstance(status, dict) else "",
-                        },
-                    }
-                )
-    return spans
+def _js_resource(rs: dict[str, Any], rpath: str) -> dict[str, Any]:
+    resource = _obj(rs.get("resource"), f"{rpath}.resource")
+    return _js_attrs(resource.get("attributes"), f"{rpath}.resource.attributes")
 
 
-def logs_from_json(body: bytes) -> list[dict[str, Any]]:
+def _js_scope(parent: dict[str, Any], key: str, spath: str) -> str:
+    scope = _obj(parent.get(key), f"{spath}.{key}")
+    return _str(scope.get("name"), f"{spath}.{key}.name", 256)
+
+
+def traces_from_json(body: bytes) -> Plain:
     doc = _load_json(body)
-    records = []
-    for rl in doc.get("resourceLogs") or []:
-        if not isinstance(rl, dict):
-            continue
-        resource = _js_attrs((rl.get("resource") or {}).get("attributes"))
-        for sl in rl.get("scopeLogs") or []:
-            if not isinstance(sl, dict):
-                continue
-            scope = (sl.get("scope") or {}).get("name", "")
-            for r in sl.get("logRecords") or []:
-                if not isinstance(r, dict):
-                    continue
-                records.append(
-                    {
-                        "resource": resource,
-                        "scope": str(scope)[:256],
-                        "time_ns": _ns(r.get("timeUnixNano")) or _ns(r.get("observedTimeUnixNano")),
-                        "trace_id": _hex_id(r.get("traceId"), 16),
-                        "span_id": _hex_id(r.get("spanId"), 8),
-                        "event_name": str(r.get("eventName", ""))[:256],
-                        "body": _js_value(r.get("body")),
-                        "attributes": _js_attrs(r.get("attributes")),
-                    }
-                )
-    return records
+    out = Plain()
+    for i, rs in enumerate(_list(doc.get("resourceSpans"), "resourceSpans")):
+        rpath = f"resourceSpans[{i}]"
+        rs = _obj(rs, rpath, required=True)
+        resource = _js_resource(rs, rpath)
+        # instrumentationLibrarySpans: the name before OTLP 0.15, still sent by old exporters
+        skey = "scopeSpans" if rs.get("scopeSpans") is not None else "instrumentationLibrarySpans"
+        for j, ss in enumerate(_list(rs.get(skey), f"{rpath}.{skey}")):
+            spath = f"{rpath}.{skey}[{j}]"
+            ss = _obj(ss, spath, required=True)
+            scope = _js_scope(ss, "scope" if skey == "scopeSpans" else "instrumentationLibrary", spath)
+            for k, s in enumerate(_list(ss.get("spans"), f"{spath}.spans")):
+                path = f"{spath}.spans[{k}]"
+                s = _obj(s, path, required=True)
+                status = _obj(s.get("status"), f"{path}.status")
+                events = []
+                for n, e in enumerate(_list(s.get("events"), f"{path}.events")):
+                    epath = f"{path}.events[{n}]"
+                    e = _obj(e, epath, required=True)
+                    events.append(
+                        {
+                            "name": _str(e.get("name"), f"{epath}.name", 256),
+                            "time_ns": _ns(e.get("timeUnixNano"), f"{epath}.timeUnixNano"),
+                            "attributes": _js_attrs(e.get("attributes"), f"{epath}.attributes"),
+                        }
+                    )
+                item = {
+                    "resource": resource,
+                    "scope": scope,
+                    "trace_id": _hex_id(s.get("traceId"), 16, f"{path}.traceId"),
+                    "span_id": _hex_id(s.get("spanId"), 8, f"{path}.spanId"),
+                    "parent_span_id": _hex_id(s.get("parentSpanId"), 8, f"{path}.parentSpanId"),
+                    "name": _str(s.get("name"), f"{path}.name", 1024),
+                    "kind": _enum(s.get("kind"), f"{path}.kind", SPAN_KINDS),
+                    "start_ns": _ns(s.get("startTimeUnixNano"), f"{path}.startTimeUnixNano"),
+                    "end_ns": _ns(s.get("endTimeUnixNano"), f"{path}.endTimeUnixNano"),
+                    "attributes": _js_attrs(s.get("attributes"), f"{path}.attributes"),
+                    "events": events,
+                    "status": {
+                        "code": _enum(status.get("code"), f"{path}.status.code", STATUS_CODES),
+                        "message": _str(status.get("message"), f"{path}.status.message", 1024),
+                    },
+                }
+                out.add(item, path, f"{rpath}.resource")
+    return out
+
+
+def logs_from_json(body: bytes) -> Plain:
+    doc = _load_json(body)
+    out = Plain()
+    for i, rl in enumerate(_list(doc.get("resourceLogs"), "resourceLogs")):
+        rpath = f"resourceLogs[{i}]"
+        rl = _obj(rl, rpath, required=True)
+        resource = _js_resource(rl, rpath)
+        for j, sl in enumerate(_list(rl.get("scopeLogs"), f"{rpath}.scopeLogs")):
+            spath = f"{rpath}.scopeLogs[{j}]"
+            sl = _obj(sl, spath, required=True)
+            scope = _js_scope(sl, "scope", spath)
+            for k, r in enumerate(_list(sl.get("logRecords"), f"{spath}.logRecords")):
+                path = f"{spath}.logRecords[{k}]"
+                r = _obj(r, path, required=True)
+                observed = _ns(r.get("observedTimeUnixNano"), f"{path}.observedTimeUnixNano")
+                item = {
+                    "resource": resource,
+                    "scope": scope,
+                    "time_ns": _ns(r.get("timeUnixNano"), f"{path}.timeUnixNano") or observed,
+                    "trace_id": _hex_id(r.get("traceId"), 16, f"{path}.traceId"),
+                    "span_id": _hex_id(r.get("spanId"), 8, f"{path}.spanId"),
+                    "event_name": _str(r.get("eventName"), f"{path}.eventName", 256),
+                    "body": _js_value(r.get("body"), f"{path}.body"),
+                    "attributes": _js_attrs(r.get("attributes"), f"{path}.attributes"),
+                }
+                out.add(item, path, f"{rpath}.resource")
+    return out
 
 
 def is_protobuf(content_type: str) -> bool:
@@ -281,22 +437,28 @@ class OtlpCodec:
         return self.decode_signal(body, content_type, "traces")
 
     def decode_signal(self, body: bytes, content_type: str, signal: str) -> Decoded:
+        """Raises :class:`BodyError` (a 400 naming the field) when any part of the request is invalid."""
         from agentwatch.capture import otlp as mapping
 
         if not body.strip():
             raise BodyError("body", "is empty")
         proto = is_protobuf(content_type)
         if signal == "traces":
-            items = traces_from_protobuf(body) if proto else traces_from_json(body)
+            plain = traces_from_protobuf(body) if proto else traces_from_json(body)
             kind = "span"
         else:
-            items = logs_from_protobuf(body) if proto else logs_from_json(body)
+            plain = logs_from_protobuf(body) if proto else logs_from_json(body)
             kind = "log record"
-        if len(items) > self.max_items:
+        if len(plain.items) > self.max_items:
             raise BodyError("body", f"more than {self.max_items} {kind}s in one request", status=413)
-        bodies = (
-            mapping.map_spans(items, self.redaction) if signal == "traces" else mapping.map_logs(items, self.redaction)
-        )
+        try:
+            bodies = (
+                mapping.map_spans(plain.items, self.redaction)
+                if signal == "traces"
+                else mapping.map_logs(plain.items, self.redaction)
+            )
+        except mapping.ItemError as exc:
+            raise BodyError(plain.where(exc.index, exc.field), exc.rule) from None
         out = Decoded()
         for index, item in bodies:
             try:
