@@ -38,6 +38,7 @@ from sigma.correlations import (
 from agentwatch.detect.fieldmap import FieldMap, FieldRef, UnmappedField
 from agentwatch.detect.fieldmap.accessors import MISSING
 from agentwatch.detect.sigma.loader import SigmaRule
+from agentwatch.detect.sigma.rule_yaml import load_yaml
 from agentwatch.detect.sigma.view import str_forms
 from agentwatch.events.model import Event
 
@@ -378,7 +379,7 @@ def _conditions(rule: SigmaRule, cond: SigmaCorrelationCondition) -> list[tuple[
 
 def _raw_document(rule: SigmaRule) -> dict:
     try:
-        for doc in yaml.safe_load_all(rule.yaml):
+        for doc in load_yaml(rule.yaml):  # as the loader read it (dates stay strings)
             if (
                 isinstance(doc, dict)
                 and "correlation" in doc

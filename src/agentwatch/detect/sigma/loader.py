@@ -5,6 +5,12 @@ from the YAML parser; rule errors (unknown modifier, bad condition, unmapped fie
 carry the position of the offending text when it can be found in the document.
 Each rule is also compiled once against the field map, so an unmapped field is
 reported here, at load time, and never silently matched later.
+
+Rules are untrusted: the YAML reader refuses documents nested deeper than
+:data:`~agentwatch.detect.sigma.rule_yaml.MAX_DEPTH` and aliases, keeps dates as strings (pySigma reads ``date`` and
+``modified`` itself), and turns a scalar it cannot convert (``!!int x``, an integer
+of thousands of digits) into an error naming the field; the fields the code relies
+on are type-checked before pySigma sees them.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +28,11 @@ from sigma.collection import SigmaCollection
 from sigma.correlations import SigmaCorrelationRule
 from sigma.exceptions import SigmaError
 from sigma.filters import SigmaFilter
+from sigma.modifiers import reverse_modifier_mapping
 from sigma.rule import SigmaRule as PySigmaRule
 
 from agentwatch.detect.fieldmap import DEFAULT, FieldMap
+from agentwatch.detect.sigma.rule_yaml import RuleYamlError, load_yaml
 
 MAX_RULE_BYTES = 256 * 1024  # one upload
 MAX_FILE_BYTES = 4 * 1024 * 1024  # one file of a trusted rule directory
@@ -124,13 +133,18 @@ def locate(text: str, needle: str | None) -> tuple[int | None, int | None]:
 
 
 _QUOTED = re.compile(r"'([^']{1,200})'")
+_MODIFIER_CLASS = re.compile(r"\b(Sigma\w+Modifier)\b")
+_OBJECT_REPR = re.compile(r"'?<sigma\.types\.Sigma(\w+) object at 0x[0-9a-f]+>'?")
 
 
 def _needle(exc: BaseException) -> str | None:
     """What to search in the YAML to place a pySigma error (pySigma gives no line)."""
-    message = str(exc)
+    message = _OBJECT_REPR.sub("", str(exc))
     lower = message.lower()
     if "modifier" in lower:
+        m = _MODIFIER_CLASS.search(message)  # "Modifier SigmaContainsModifier incompatible to value type of ..."
+        if m and m.group(1) in reverse_modifier_mapping:
+            return "|" + reverse_modifier_mapping[m.group(1)]
         m = _QUOTED.search(message)
         if m:
             return "|" + m.group(1)
@@ -148,6 +162,8 @@ def _needle(exc: BaseException) -> str | None:
 
 def _error(message: str, text: str, source: str, needle: str | None) -> SigmaLoadError:
     line, column = locate(text, needle)
+    # pySigma shows some values as a Python object repr: name the value kind instead (``null``)
+    message = _OBJECT_REPR.sub(lambda m: m.group(1).lower(), message)
     return SigmaLoadError(message, line, column, source)
 
 
@@ -155,7 +171,10 @@ def parse_documents(text: str, source: str, max_bytes: int = MAX_RULE_BYTES) -> 
     if len(text.encode("utf-8", "surrogatepass")) > max_bytes:
         raise SigmaLoadError(f"rule text larger than {max_bytes} bytes", source=source)
     try:
-        docs = [d for d in yaml.safe_load_all(text) if d is not None]
+        docs = [d for d in load_yaml(text) if d is not None]
+    except RuleYamlError as exc:
+        mark = exc.problem_mark
+        raise SigmaLoadError(str(exc.problem), mark.line + 1, mark.column + 1, source) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
@@ -169,7 +188,79 @@ def parse_documents(text: str, source: str, max_bytes: int = MAX_RULE_BYTES) -> 
     for doc in docs:
         if not isinstance(doc, dict):
             raise SigmaLoadError("a Sigma document must be a YAML mapping", 1, 1, source)
+        problem = _type_problem(doc)
+        if problem is not None:
+            message, needle = problem
+            raise _error(message, text, source, needle)
     return [_normalise(d) for d in docs]
+
+
+_STRING_FIELDS = ("id", "title", "name", "level", "status", "description", "author", "license", "taxonomy")
+_DATE_FIELDS = ("date", "modified")
+_CORRELATION_STRINGS = ("type", "timespan")
+
+
+def _strings(value: Any) -> bool:
+    return isinstance(value, str) or (isinstance(value, list) and all(isinstance(v, str) for v in value))
+
+
+def _type_problem(doc: dict) -> tuple[str, str] | None:
+    """(message naming the field, text to locate) for a field of the wrong type, before pySigma sees it.
+
+    pySigma checks most fields itself; these are the ones it (or the compiler) would
+    otherwise fail on with a bare Python error (``id: 5``, ``correlation.type: 5``).
+    """
+    for key in _STRING_FIELDS:
+        if doc.get(key) is not None and not isinstance(doc[key], str):
+            return f"{key}: must be a string", f"{key}:"
+    for key in _DATE_FIELDS:
+        if doc.get(key) is not None and not isinstance(doc[key], (str, date)):
+            return f"{key}: must be a date (yyyy-mm-dd)", f"{key}:"
+    corr = doc.get("correlation")
+    if isinstance(corr, dict):
+        for key in _CORRELATION_STRINGS:
+            if corr.get(key) is not None and not isinstance(corr[key], str):
+                return f"correlation.{key}: must be a string", f"{key}:"
+        for key in ("rules", "group-by"):
+            if corr.get(key) is not None and not _strings(corr[key]):
+                return f"correlation.{key}: must be a string or a list of strings", f"{key}:"
+        cond = corr.get("condition")
+        if isinstance(cond, str):  # the extended (boolean) condition of temporal types
+            from agentwatch.detect.sigma.rules import condition_problem
+
+            message = condition_problem(cond, "correlation.condition")
+            if message is not None:
+                return message, "condition"
+        if isinstance(cond, dict):
+            percentile = cond.get("percentile")
+            if percentile is not None and (isinstance(percentile, bool) or not isinstance(percentile, (int, str))):
+                return "correlation.condition.percentile: must be an integer", "percentile"
+            if cond.get("field") is not None and not _strings(cond["field"]):
+                return "correlation.condition.field: must be a string or a list of strings", "field"
+    for section in ("detection", "filter"):
+        block = doc.get(section)
+        if isinstance(block, dict):
+            for name, item in block.items():
+                problem = _item_problem(f"{section}.{name}", item)
+                if problem is not None:
+                    return problem
+    return None
+
+
+def _item_problem(where: str, item: Any) -> tuple[str, str] | None:
+    """Field names of a detection item are strings; ``|re`` values are strings."""
+    maps = (
+        [item] if isinstance(item, dict) else [m for m in item if isinstance(m, dict)] if isinstance(item, list) else []
+    )
+    for mapping in maps:
+        for key, value in mapping.items():
+            if key is not None and not isinstance(key, str):
+                return f"{where}: field name {key!r} must be a string", where.rsplit(".", 1)[-1] + ":"
+            if isinstance(key, str) and "re" in key.split("|")[1:]:
+                values = value if isinstance(value, list) else [value]
+                if not all(isinstance(v, str) for v in values):
+                    return f"{where}.{key}: a regular expression must be a string", key
+    return None
 
 
 def _normalise(doc: dict) -> dict:
