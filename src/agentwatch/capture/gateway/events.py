@@ -22,7 +22,7 @@ from agentwatch import __version__
 from agentwatch.capture.cost import PriceTable, price_usage
 from agentwatch.capture.gateway.exchange import Exchange
 from agentwatch.capture.gateway.identify import ProviderIndex, key_facts
-from agentwatch.capture.gateway.providers.base import ParsedResponse, ToolResult
+from agentwatch.capture.gateway.providers.base import ParsedResponse, ToolResult, json_text
 from agentwatch.capture.redact import Mode, Redactor, Report, content_hash
 from agentwatch.events.model import iso
 
@@ -68,10 +68,20 @@ def tool_def_type(kind: object) -> str:
 
 
 def tool_type(name: str) -> str:
+    if not isinstance(name, str):
+        return "other"
     for rx, kind in TOOL_TYPES:
         if rx.search(name):
             return kind
     return "other"
+
+
+def _args_hash(args: dict[str, Any], redacted: Any) -> str:
+    """Hash of a tool call's arguments; of their redacted form when nested deeper than orjson writes."""
+    try:
+        return content_hash(orjson.dumps(args, option=orjson.OPT_SORT_KEYS))
+    except TypeError:
+        return content_hash(orjson.dumps(redacted, option=orjson.OPT_SORT_KEYS))
 
 
 def new_id() -> str:
@@ -113,9 +123,10 @@ class CallBook:
 
     def take(self, route: str, result: ToolResult) -> tuple[str, CallRecord] | None:
         """The pending call this result answers (by id, else by tool name), removed from the book."""
-        call_id = result.call_id
-        if not call_id and result.name:
-            call_id = self.by_name.get((route, result.name))
+        call_id = result.call_id if isinstance(result.call_id, str) else None
+        name = result.name if isinstance(result.name, str) else None
+        if not call_id and name:
+            call_id = self.by_name.get((route, name))
         if not call_id:
             return None
         rec = self.calls.pop((route, call_id), None)
@@ -228,7 +239,9 @@ class EventBuilder:
         out = []
         keep_from = max(0, len(messages) - MAX_MESSAGES_WITH_CONTENT)
         for i, m in enumerate(messages):
-            text = m.get("content") or ""
+            text = m.get("content")
+            if not isinstance(text, str):
+                text = ""
             msg = {k: v for k, v in m.items() if k != "content"}
             msg["content_length"] = len(text)
             if i < keep_from or len(text) > MAX_MESSAGE_CHARS:
@@ -272,7 +285,7 @@ class EventBuilder:
 
         result_ids: list[str] = []
         for r, call_id, rec in results:
-            text = r.content if isinstance(r.content, str) else orjson.dumps(r.content).decode()
+            text = r.content if isinstance(r.content, str) else json_text(r.content)
             span = new_span()
             data = {
                 "tool": {"name": rec.name, "type": tool_type(rec.name)},
@@ -372,7 +385,7 @@ class EventBuilder:
         resp_ts = ex.ts + (end - ex.t0)
         status = ex.status_code or 502
         ok = 200 <= status < 300 and parsed.error is None
-        model = parsed.model or req.model
+        model = next((m for m in (parsed.model, req.model) if isinstance(m, str) and m), None)
         ddata: dict[str, Any] = {
             "request_id": request_id,
             "provider": {"name": ex.provider.name, "endpoint": ex.endpoint},
@@ -392,18 +405,19 @@ class EventBuilder:
             ddata["error"] = {"type": f"http_{status}", "message": f"upstream answered {status}"}
         if parsed.finish_reason:
             ddata["finish_reason"] = parsed.finish_reason
-        if parsed.text or parsed.finish_reason:
+        text = parsed.text if isinstance(parsed.text, str) else ""
+        if text or parsed.finish_reason:
             ddata["choices"] = [
                 {
                     "index": 0,
                     "message": {
                         "role": "assistant",
-                        "content": self.texts.redact(rred, parsed.text[:MAX_MESSAGE_CHARS]),
+                        "content": self.texts.redact(rred, text[:MAX_MESSAGE_CHARS]),
                     },
                     **({"finish_reason": parsed.finish_reason} if parsed.finish_reason else {}),
                 }
             ]
-        if parsed.thinking:
+        if parsed.thinking and isinstance(parsed.thinking, str):
             ddata["thinking"] = self.texts.redact(rred, parsed.thinking[:MAX_MESSAGE_CHARS])
         if parsed.usage:
             usage = dict(parsed.usage)
@@ -411,14 +425,18 @@ class EventBuilder:
             ddata["usage"] = usage
         calls = []
         for tc in parsed.tool_calls:
+            tc.id = tc.id if isinstance(tc.id, str) else ""
+            tc.name = tc.name if isinstance(tc.name, str) else ""
+            tc.type = tc.type if isinstance(tc.type, str) else "function"
             args = tc.arguments_object()
+            redacted = rred.value(args)
             calls.append(
                 {
                     "id": tc.id,
                     "name": tc.name,
                     "type": tc.type,
-                    "arguments": rred.value(args),
-                    "arguments_hash": content_hash(orjson.dumps(args, option=orjson.OPT_SORT_KEYS)),
+                    "arguments": redacted,
+                    "arguments_hash": _args_hash(args, redacted),
                 }
             )
         if calls:

@@ -7,15 +7,19 @@ hand-off, whose GIL wait would land on the next request's latency; the loop is l
 couple of milliseconds) or on one worker thread (large ones), and submits the whole batch
 through ``aw.pipeline.submit`` at once, so a burst of LLM calls costs one commit.
 
-Nothing is dropped silently: an exchange that does not fit the queue, a batch the pipeline
-refuses after retries, or an event the builder got wrong is counted in
-``agentwatch_events_dropped{reason="gateway_*"}`` and in :attr:`Recorder.dropped`.
+Each exchange is turned into events on its own: one that cannot be (a body no parser
+expected) is counted and logged, and the other exchanges of its batch are recorded as usual.
+
+Nothing is dropped silently: an exchange that does not fit the queue or cannot be turned
+into events, a batch the pipeline refuses after retries, or an event the builder got wrong
+is counted in ``agentwatch_events_dropped{reason="gateway_*"}`` and in :attr:`Recorder.dropped`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import ipaddress
+import os
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
@@ -50,6 +54,16 @@ BATCH_WAIT_S = 0.25  # gather a burst: one build pass and one commit per window,
 MAX_BATCH = 500
 INLINE_BYTES = 128 * 1024  # larger exchanges (request + captured response) are built on the worker thread
 SLICE_S = 0.002  # the longest the batch keeps the event loop before letting requests through
+
+
+def _where(exc: BaseException) -> str:
+    """``file:line`` where ``exc`` was raised: enough to find the bug, nothing of the bodies involved."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    if tb is None:
+        return "?"
+    return f"{os.path.basename(tb.tb_frame.f_code.co_filename)}:{tb.tb_lineno}"
 
 
 class Recorder:
@@ -92,8 +106,10 @@ class Recorder:
                 batch = [self.queue.popleft() for _ in range(min(MAX_BATCH, len(self.queue)))]
                 try:
                     await self._record(batch)
-                except Exception:
-                    log.exception("gateway.record_failed", exchanges=len(batch))
+                except Exception as exc:  # not one exchange's doing (each is built apart): the batch is lost
+                    log.error(
+                        "gateway.record_failed", exchanges=len(batch), error=type(exc).__name__, where=_where(exc)
+                    )
                     self.dropped += len(batch)
                     self.aw.metrics.dropped.labels("gateway_build_error").inc(len(batch))
             if self.stopping:
@@ -103,14 +119,17 @@ class Recorder:
         loop = asyncio.get_running_loop()
         events: list[Event] = []
         findings: list[Finding] = []
-        await self._attribute(loop, [ex for ex, _, _ in batch])
+        try:
+            await self._attribute(loop, [ex for ex, _, _ in batch])
+        except Exception as exc:  # attribution is best effort: the exchanges are recorded without it
+            log.warning("gateway.attribution_failed", error=type(exc).__name__, where=_where(exc))
         since = time.perf_counter()
         for ex, mode, verdict in batch:
             if ex.captured_bytes + len(ex.request_body) > INLINE_BYTES:
-                ev, fs = await loop.run_in_executor(self.executor, self._build, ex, mode, verdict)
+                ev, fs = await loop.run_in_executor(self.executor, self._build_one, ex, mode, verdict)
                 since = time.perf_counter()
             else:
-                ev, fs = self._build(ex, mode, verdict)
+                ev, fs = self._build_one(ex, mode, verdict)
                 if time.perf_counter() - since > SLICE_S:  # let waiting requests through, then go on
                     await asyncio.sleep(0)
                     since = time.perf_counter()
@@ -158,6 +177,17 @@ class Recorder:
 
             await loop.run_in_executor(self.executor, resolve_all)
 
+    def _build_one(self, ex: Exchange, mode: str, verdict: Verdict | None) -> tuple[list[Event], list[Finding]]:
+        """The events of one exchange; a failure is counted and logged, and costs this exchange only."""
+        try:
+            return self._build(ex, mode, verdict)
+        except Exception as exc:  # a body no parser expected: never the other exchanges' loss
+            self.dropped += 1
+            self.aw.metrics.dropped.labels("gateway_build_error").inc()
+            # the exception's type and place only: its message may quote the bodies
+            log.error("gateway.exchange_unrecorded", route=ex.route, error=type(exc).__name__, where=_where(exc))
+            return [], []
+
     def _build(self, ex: Exchange, mode: str, verdict: Verdict | None) -> tuple[list[Event], list[Finding]]:
         req = ex.parsed()
         if not req.is_llm_call and verdict is None:
@@ -179,14 +209,18 @@ class Recorder:
         if request_event is None:
             return events, []
         findings: list[Finding] = []
-        if verdict is not None:  # decided inline (enforce mode): point its findings at the stored event
-            for f in verdict.findings:
-                f.events = [request_event]
-            findings = list(verdict.findings)
-            if verdict.action == "block":
-                findings.append(self.guard.block_finding(request_event, verdict, ex.route))
-        elif mode == "monitor" and req.is_llm_call:
-            findings = self.guard.decide("monitor", request_event, report, req.model).findings
+        try:
+            if verdict is not None:  # decided inline (enforce mode): point its findings at the stored event
+                for f in verdict.findings:
+                    f.events = [request_event]
+                findings = list(verdict.findings)
+                if verdict.action == "block":
+                    findings.append(self.guard.block_finding(request_event, verdict, ex.route))
+            elif mode == "monitor" and req.is_llm_call:
+                findings = self.guard.decide("monitor", request_event, report, req.model).findings
+        except Exception as exc:  # the events are recorded all the same
+            log.error("gateway.guard_failed", route=ex.route, error=type(exc).__name__, where=_where(exc))
+            findings = []
         return events, findings
 
     def _drop(self, events: list[Event], reason: str) -> None:

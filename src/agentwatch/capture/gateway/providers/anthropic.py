@@ -17,14 +17,21 @@ from agentwatch.capture.gateway.providers.base import (
     Provider,
     ToolCall,
     ToolResult,
+    as_dict,
+    as_list,
+    as_str,
     has_images,
+    index_key,
     normalize_finish,
+    pick_params,
+    set_total,
     set_usage,
     text_of,
 )
 from agentwatch.capture.gateway.sse import is_sse, iter_sse_json
 
-PARAMS = ("temperature", "top_p", "top_k", "max_tokens")
+NUMBER_PARAMS = ("temperature", "top_p", "top_k")
+INTEGER_PARAMS = ("max_tokens",)
 
 
 def _usage(u: Any, usage: dict[str, int]) -> None:
@@ -33,8 +40,7 @@ def _usage(u: Any, usage: dict[str, int]) -> None:
     set_usage(usage, "prompt_tokens", u.get("input_tokens"))
     set_usage(usage, "completion_tokens", u.get("output_tokens"))
     set_usage(usage, "cached_tokens", u.get("cache_read_input_tokens"))
-    if "prompt_tokens" in usage and "completion_tokens" in usage:
-        usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
+    set_total(usage)
 
 
 class AnthropicProvider(Provider):
@@ -50,24 +56,24 @@ class AnthropicProvider(Provider):
             return req
         req.model = body.get("model") if isinstance(body.get("model"), str) else None
         req.streaming = body.get("stream") is True
-        req.parameters = {k: body[k] for k in PARAMS if isinstance(body.get(k), int | float)}
+        req.parameters = pick_params(body, NUMBER_PARAMS, INTEGER_PARAMS)
         if isinstance(body.get("thinking"), dict):
-            req.parameters["thinking"] = str(body["thinking"].get("type", "enabled"))
-        for t in body.get("tools") or []:
+            req.parameters["thinking"] = (as_str(body["thinking"].get("type")) or "enabled")[:64]
+        for t in as_list(body.get("tools")):
             if isinstance(t, dict) and isinstance(t.get("name"), str):
-                entry = {"name": t["name"], "type": str(t.get("type", "custom"))}
+                entry = {"name": t["name"], "type": as_str(t.get("type")) or "custom"}
                 if isinstance(t.get("description"), str):
                     entry["description"] = t["description"][:1000]
                 req.tools.append(entry)
         choice = body.get("tool_choice")
         if isinstance(choice, dict):
-            req.tool_choice = {"tool": "specific", "any": "required"}.get(
-                str(choice.get("type")), str(choice.get("type"))
-            )
+            kind = as_str(choice.get("type"))
+            if kind is not None:
+                req.tool_choice = {"tool": "specific", "any": "required"}.get(kind, kind[:64])
         system = body.get("system")
         if system:
             req.messages.append({"role": "system", "content": text_of(system)})
-        for m in body.get("messages") or []:
+        for m in as_list(body.get("messages")):
             if not isinstance(m, dict):
                 continue
             role = "assistant" if m.get("role") == "assistant" else "user"
@@ -76,10 +82,9 @@ class AnthropicProvider(Provider):
             results = [b for b in blocks if isinstance(b, dict) and b.get("type") == "tool_result"]
             for b in results:
                 text = text_of(b.get("content"))
-                req.tool_results.append(
-                    ToolResult(b.get("tool_use_id"), None, text, is_error=b.get("is_error") is True)
-                )
-                req.messages.append({"role": "tool", "content": text, "tool_call_id": str(b.get("tool_use_id", ""))})
+                call_id = as_str(b.get("tool_use_id"))
+                req.tool_results.append(ToolResult(call_id, None, text, is_error=b.get("is_error") is True))
+                req.messages.append({"role": "tool", "content": text, "tool_call_id": call_id or ""})
             others = [b for b in blocks if not (isinstance(b, dict) and b.get("type") == "tool_result")]
             if isinstance(content, str) or others:
                 msg: dict[str, Any] = {
@@ -101,50 +106,50 @@ class AnthropicProvider(Provider):
         if not isinstance(doc, dict):
             return ParsedResponse(complete=False)
         if doc.get("type") == "error" or isinstance(doc.get("error"), dict):
-            err = doc.get("error") or {}
+            err = as_dict(doc.get("error"))
             return ParsedResponse(
                 error={"type": str(err.get("type", "error")), "message": str(err.get("message", ""))[:1000]},
                 finish_reason="error",
             )
-        out = ParsedResponse(provider_request_id=doc.get("id"), model=doc.get("model"))
+        out = ParsedResponse(provider_request_id=as_str(doc.get("id")), model=as_str(doc.get("model")))
         _usage(doc.get("usage"), out.usage)
-        for block in doc.get("content") or []:
+        for block in as_list(doc.get("content")):
             if not isinstance(block, dict):
                 continue
             kind = block.get("type")
             if kind == "text":
-                out.text += str(block.get("text", ""))
+                out.text += as_str(block.get("text")) or ""
             elif kind == "thinking":
-                out.thinking += str(block.get("thinking", ""))
+                out.thinking += as_str(block.get("thinking")) or ""
             elif kind in ("tool_use", "server_tool_use"):
                 out.tool_calls.append(
-                    ToolCall(str(block.get("id", "")), str(block.get("name", "")), block.get("input"))
+                    ToolCall(as_str(block.get("id")) or "", as_str(block.get("name")) or "", block.get("input"))
                 )
         out.finish_reason = normalize_finish(doc.get("stop_reason"))
         return out
 
     def _stream(self, body: bytes) -> ParsedResponse:
         out = ParsedResponse(complete=False)
-        blocks: dict[int, dict[str, Any]] = {}
+        blocks: dict[tuple[int, int, str], dict[str, Any]] = {}
         for event, doc in iter_sse_json(body):
             if not isinstance(doc, dict):
                 continue
             kind = doc.get("type") or event
             if kind == "message_start" and isinstance(doc.get("message"), dict):
                 msg = doc["message"]
-                out.provider_request_id = msg.get("id")
-                out.model = msg.get("model")
+                out.provider_request_id = as_str(msg.get("id"))
+                out.model = as_str(msg.get("model"))
                 _usage(msg.get("usage"), out.usage)
             elif kind == "content_block_start" and isinstance(doc.get("content_block"), dict):
                 cb = doc["content_block"]
-                blocks[int(doc.get("index", len(blocks)))] = {
-                    "type": cb.get("type"),
-                    "id": cb.get("id", ""),
-                    "name": cb.get("name", ""),
-                    "parts": [str(cb.get("text", "") or cb.get("thinking", "") or "")],
+                blocks[index_key(doc.get("index", len(blocks)))] = {
+                    "type": as_str(cb.get("type")),
+                    "id": as_str(cb.get("id")) or "",
+                    "name": as_str(cb.get("name")) or "",
+                    "parts": [as_str(cb.get("text")) or as_str(cb.get("thinking")) or ""],
                 }
             elif kind == "content_block_delta" and isinstance(doc.get("delta"), dict):
-                slot = blocks.get(int(doc.get("index", -1)))
+                slot = blocks.get(index_key(doc.get("index", -1)))
                 if slot is None:
                     continue
                 d = doc["delta"]

@@ -7,6 +7,7 @@ the response has been relayed, on the captured bytes, so it never adds latency.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,6 +15,8 @@ import orjson
 
 FINISH_REASONS = {"stop", "length", "tool_calls", "content_filter", "error", "other"}
 MESSAGE_ROLES = {"system", "user", "assistant", "tool", "function"}
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1  # what the store (orjson) and the OISP schema can hold
+MAX_TEXT_DEPTH = 32  # nested content blocks followed by text_of
 
 
 @dataclass
@@ -31,8 +34,8 @@ class ToolCall:
             except orjson.JSONDecodeError:
                 return {"_raw": args}
         if isinstance(args, dict):
-            return args
-        return {} if args is None else {"_value": args}
+            return json_safe(args)
+        return {} if args is None else {"_value": json_safe(args)}
 
 
 @dataclass
@@ -96,13 +99,15 @@ def normalize_finish(reason: Any) -> str | None:
     return table.get(r, "other")
 
 
-def text_of(content: Any) -> str:
+def text_of(content: Any, _depth: int = 0) -> str:
     """Plain text of a message content in any provider's shape (string, parts, blocks)."""
     if content is None:
         return ""
     if isinstance(content, str):
         return content
     if isinstance(content, list):
+        if _depth > MAX_TEXT_DEPTH:
+            return ""
         parts: list[str] = []
         for block in content:
             if isinstance(block, str):
@@ -114,12 +119,14 @@ def text_of(content: Any) -> str:
                         parts.append(v)
                         break
                     if key == "content" and isinstance(v, list):
-                        parts.append(text_of(v))
+                        parts.append(text_of(v, _depth + 1))
                         break
         return "\n".join(p for p in parts if p)
     if isinstance(content, dict):
-        return text_of([content])
-    return str(content)
+        return text_of([content], _depth + 1)
+    if isinstance(content, bool | int | float):
+        return str(content)
+    return ""
 
 
 def has_images(content: Any) -> bool:
@@ -135,14 +142,127 @@ def has_images(content: Any) -> bool:
     return False
 
 
+def as_str(v: Any) -> str | None:
+    """``v`` when it is a string, else None (a field of the wrong type is ignored)."""
+    return v if isinstance(v, str) else None
+
+
+def as_dict(v: Any) -> dict[str, Any]:
+    """``v`` when it is an object, else an empty one."""
+    return v if isinstance(v, dict) else {}
+
+
+def as_list(v: Any) -> list[Any]:
+    """``v`` when it is an array, else an empty one."""
+    return v if isinstance(v, list) else []
+
+
+def role_of(v: Any) -> str | None:
+    """A message role as sent (``developer`` is the system role), or None when it is not a string."""
+    if not isinstance(v, str):
+        return None
+    return "system" if v == "developer" else v
+
+
+def number(v: Any) -> int | float | None:
+    """A JSON number the store can hold: not a bool, finite, an integer within the signed 64-bit range."""
+    if isinstance(v, bool):
+        return None
+    if isinstance(v, int):
+        return v if INT64_MIN <= v <= INT64_MAX else None
+    if isinstance(v, float):
+        return v if math.isfinite(v) else None
+    return None
+
+
+def integer(v: Any) -> int | None:
+    n = number(v)
+    return n if isinstance(n, int) else None
+
+
 def int_or_none(v: Any) -> int | None:
-    return v if isinstance(v, int) and not isinstance(v, bool) and v >= 0 else None
+    """A count (tokens): a non-negative integer within the signed 64-bit range, else None (left out)."""
+    n = integer(v)
+    return n if n is not None and n >= 0 else None
 
 
 def set_usage(usage: dict[str, int], key: str, value: Any) -> None:
     v = int_or_none(value)
     if v is not None:
         usage[key] = v
+
+
+def set_total(usage: dict[str, int]) -> None:
+    """``total_tokens`` as prompt + completion, left out when the sum leaves the signed 64-bit range."""
+    if "prompt_tokens" in usage and "completion_tokens" in usage:
+        usage.pop("total_tokens", None)
+        set_usage(usage, "total_tokens", usage["prompt_tokens"] + usage["completion_tokens"])
+
+
+def pick_params(
+    src: Any, numbers: tuple[str, ...] = (), integers: tuple[str, ...] = (), strings: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """The model parameters of ``src`` of the expected type (``integers`` must be whole numbers).
+
+    A parameter of another type, or a number the store cannot hold (an integer beyond the signed
+    64-bit range), is left out.
+    """
+    out: dict[str, Any] = {}
+    if not isinstance(src, dict):
+        return out
+    for k in numbers:
+        n = number(src.get(k))
+        if n is not None:
+            out[k] = n
+    for k in integers:
+        i = integer(src.get(k))
+        if i is not None:
+            out[k] = i
+    for k in strings:
+        v = src.get(k)
+        if isinstance(v, str):
+            out[k] = v[:256]
+    return out
+
+
+def json_text(v: Any) -> str:
+    """``v`` as JSON text; "" for what orjson cannot write (nested deeper than it goes)."""
+    try:
+        return orjson.dumps(v).decode()
+    except TypeError:
+        return ""
+
+
+def index_key(v: Any) -> tuple[int, int, str]:
+    """Sort key of a stream slot's ``index``: integers in their order, then anything else by its JSON text."""
+    i = integer(v)
+    if i is not None:
+        return (0, i, "")
+    return (1, 0, json_text(v))  # "" (one slot for all) when nested deeper than orjson writes
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` (decoded JSON, changed in place) with what the store cannot serialise made safe.
+
+    An integer beyond the signed 64-bit range becomes its decimal string, a non-finite float
+    None. Used on opaque payloads recorded as sent (tool arguments).
+    """
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int | float):
+        n = number(value)
+        return n if n is not None else (str(value) if isinstance(value, int) else None)
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        keys = list(node.keys()) if isinstance(node, dict) else range(len(node)) if isinstance(node, list) else ()
+        for k in keys:
+            v = node[k]
+            if isinstance(v, dict | list):
+                stack.append(v)
+            elif isinstance(v, int | float) and not isinstance(v, bool) and number(v) is None:
+                node[k] = str(v) if isinstance(v, int) else None
+    return value
 
 
 def json_error(message: str, status: int) -> dict[str, str]:

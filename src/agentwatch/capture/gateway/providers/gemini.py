@@ -18,7 +18,12 @@ from agentwatch.capture.gateway.providers.base import (
     Provider,
     ToolCall,
     ToolResult,
+    as_dict,
+    as_list,
+    as_str,
+    json_text,
     normalize_finish,
+    pick_params,
     set_usage,
 )
 from agentwatch.capture.gateway.sse import is_sse, iter_sse_json
@@ -56,13 +61,11 @@ class GeminiProvider(Provider):
             req.request_type = "embedding" if "embed" in method.lower() else "other"
             return req
         req.streaming = method == "streamGenerateContent"
-        cfg = body.get("generationConfig") or {}
-        if isinstance(cfg, dict):
-            req.parameters = {k: cfg[k] for k in PARAMS if isinstance(cfg.get(k), int | float)}
-        for t in body.get("tools") or []:
+        req.parameters = pick_params(body.get("generationConfig"), PARAMS)
+        for t in as_list(body.get("tools")):
             if not isinstance(t, dict):
                 continue
-            for fd in t.get("functionDeclarations") or t.get("function_declarations") or []:
+            for fd in as_list(t.get("functionDeclarations") or t.get("function_declarations")):
                 if isinstance(fd, dict) and isinstance(fd.get("name"), str):
                     entry = {"name": fd["name"], "type": "function"}
                     if isinstance(fd.get("description"), str):
@@ -71,18 +74,19 @@ class GeminiProvider(Provider):
         system = body.get("systemInstruction") or body.get("system_instruction")
         if isinstance(system, dict):
             req.messages.append({"role": "system", "content": _parts_text(system.get("parts"))})
-        for c in body.get("contents") or []:
+        for c in as_list(body.get("contents")):
             if not isinstance(c, dict):
                 continue
-            parts = c.get("parts") or []
+            parts = as_list(c.get("parts"))
             role = "assistant" if c.get("role") == "model" else "user"
-            for p in parts if isinstance(parts, list) else []:
+            for p in parts:
                 fr = p.get("functionResponse") if isinstance(p, dict) else None
                 if isinstance(fr, dict):
                     response = fr.get("response")
-                    text = response if isinstance(response, str) else orjson.dumps(response).decode()
-                    req.tool_results.append(ToolResult(fr.get("id"), fr.get("name"), text))
-                    req.messages.append({"role": "tool", "content": text, "name": str(fr.get("name", ""))})
+                    text = response if isinstance(response, str) else json_text(response)
+                    name = as_str(fr.get("name"))
+                    req.tool_results.append(ToolResult(as_str(fr.get("id")), name, text))
+                    req.messages.append({"role": "tool", "content": text, "name": name or ""})
             text = _parts_text(parts)
             if text or not any(isinstance(p, dict) and "functionResponse" in p for p in parts):
                 req.messages.append({"role": role, "content": text})
@@ -110,8 +114,8 @@ class GeminiProvider(Provider):
                 out.finish_reason = "error"
                 out.complete = True
                 continue
-            out.provider_request_id = out.provider_request_id or chunk.get("responseId")
-            out.model = out.model or chunk.get("modelVersion")
+            out.provider_request_id = out.provider_request_id or as_str(chunk.get("responseId"))
+            out.model = out.model or as_str(chunk.get("modelVersion"))
             um = chunk.get("usageMetadata")
             if isinstance(um, dict):
                 set_usage(out.usage, "prompt_tokens", um.get("promptTokenCount"))
@@ -119,17 +123,18 @@ class GeminiProvider(Provider):
                 set_usage(out.usage, "total_tokens", um.get("totalTokenCount"))
                 set_usage(out.usage, "cached_tokens", um.get("cachedContentTokenCount"))
                 set_usage(out.usage, "reasoning_tokens", um.get("thoughtsTokenCount"))
-            for cand in chunk.get("candidates") or []:
+            for cand in as_list(chunk.get("candidates")):
                 if not isinstance(cand, dict) or cand.get("index", 0) != 0:
                     continue
-                parts = (cand.get("content") or {}).get("parts") if isinstance(cand.get("content"), dict) else []
+                parts = as_list(as_dict(cand.get("content")).get("parts"))
                 text.append(_parts_text(parts))
                 thinking.append(_parts_text(parts, thoughts=True))
-                for p in parts or []:
+                for p in parts:
                     fc = p.get("functionCall") if isinstance(p, dict) else None
                     if isinstance(fc, dict):
-                        call_id = fc.get("id") or f"gemini-call-{len(out.tool_calls)}"
-                        out.tool_calls.append(ToolCall(str(call_id), str(fc.get("name", "")), fc.get("args") or {}))
+                        call_id = as_str(fc.get("id")) or f"gemini-call-{len(out.tool_calls)}"
+                        name = as_str(fc.get("name")) or ""
+                        out.tool_calls.append(ToolCall(call_id, name, fc.get("args") or {}))
                 if cand.get("finishReason"):
                     out.finish_reason = normalize_finish(cand["finishReason"])
                     out.complete = True

@@ -14,7 +14,11 @@ from agentwatch.capture.gateway.providers.base import (
     Provider,
     ToolCall,
     ToolResult,
+    as_list,
+    as_str,
     normalize_finish,
+    pick_params,
+    set_total,
     set_usage,
     text_of,
 )
@@ -41,10 +45,8 @@ class OllamaProvider(Provider):
             return req
         req.model = body.get("model") if isinstance(body.get("model"), str) else None
         req.streaming = body.get("stream", True) is not False
-        opts = body.get("options") or {}
-        if isinstance(opts, dict):
-            req.parameters = {k: opts[k] for k in OPTIONS if isinstance(opts.get(k), int | float)}
-        for t in body.get("tools") or []:
+        req.parameters = pick_params(body.get("options"), OPTIONS)
+        for t in as_list(body.get("tools")):
             fn = t.get("function") if isinstance(t, dict) else None
             if isinstance(fn, dict) and isinstance(fn.get("name"), str):
                 req.tools.append({"name": fn["name"], "type": "function"})
@@ -54,18 +56,19 @@ class OllamaProvider(Provider):
                 req.messages.append({"role": "system", "content": body["system"]})
             req.messages.append({"role": "user", "content": text_of(body.get("prompt"))})
             return req
-        for m in body.get("messages") or []:
+        for m in as_list(body.get("messages")):
             if not isinstance(m, dict):
                 continue
-            role = m.get("role") if m.get("role") in MESSAGE_ROLES else "user"
+            role = as_str(m.get("role"))
+            if role not in MESSAGE_ROLES:
+                role = "user"
             msg: dict[str, Any] = {"role": role, "content": text_of(m.get("content"))}
-            name = m.get("tool_name") or m.get("name")
-            if isinstance(name, str):
+            name = as_str(m.get("tool_name")) or as_str(m.get("name"))
+            if name is not None:
                 msg["name"] = name
             req.messages.append(msg)
             if role == "tool":
-                call_id = m.get("tool_call_id")
-                req.tool_results.append(ToolResult(call_id if isinstance(call_id, str) else None, name, msg["content"]))
+                req.tool_results.append(ToolResult(as_str(m.get("tool_call_id")), name, msg["content"]))
         return req
 
     def parse_response(self, path: str, req: ParsedRequest, body: bytes, content_type: str) -> ParsedResponse:
@@ -81,17 +84,17 @@ class OllamaProvider(Provider):
                 out.error = {"type": "error", "message": doc["error"][:1000]}
                 out.finish_reason = "error"
                 continue
-            out.model = out.model or doc.get("model")
+            out.model = out.model or as_str(doc.get("model"))
             msg = doc.get("message")
             if isinstance(msg, dict):
                 text.append(text_of(msg.get("content")))
                 if isinstance(msg.get("thinking"), str):
                     thinking.append(msg["thinking"])
-                for tc in msg.get("tool_calls") or []:
+                for tc in as_list(msg.get("tool_calls")):
                     fn = tc.get("function") if isinstance(tc, dict) else None
                     if isinstance(fn, dict):
-                        call_id = tc.get("id") or f"ollama-call-{len(out.tool_calls)}"
-                        out.tool_calls.append(ToolCall(str(call_id), str(fn.get("name", "")), fn.get("arguments")))
+                        call_id = as_str(tc.get("id")) or f"ollama-call-{len(out.tool_calls)}"
+                        out.tool_calls.append(ToolCall(call_id, as_str(fn.get("name")) or "", fn.get("arguments")))
             if isinstance(doc.get("response"), str):
                 text.append(doc["response"])
             if isinstance(doc.get("thinking"), str) and not isinstance(msg, dict):
@@ -100,9 +103,8 @@ class OllamaProvider(Provider):
                 out.complete = True
                 set_usage(out.usage, "prompt_tokens", doc.get("prompt_eval_count"))
                 set_usage(out.usage, "completion_tokens", doc.get("eval_count"))
-                if "prompt_tokens" in out.usage and "completion_tokens" in out.usage:
-                    out.usage["total_tokens"] = out.usage["prompt_tokens"] + out.usage["completion_tokens"]
-                out.finish_reason = normalize_finish(doc.get("done_reason") or "stop")
+                set_total(out.usage)
+                out.finish_reason = normalize_finish(as_str(doc.get("done_reason")) or "stop")
         out.text = "".join(text)
         out.thinking = "".join(thinking)
         if out.tool_calls and out.finish_reason == "stop":

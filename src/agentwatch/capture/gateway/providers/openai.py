@@ -18,25 +18,23 @@ from agentwatch.capture.gateway.providers.base import (
     Provider,
     ToolCall,
     ToolResult,
+    as_dict,
+    as_list,
+    as_str,
     has_images,
+    index_key,
     normalize_finish,
+    pick_params,
+    role_of,
+    set_total,
     set_usage,
     text_of,
 )
 from agentwatch.capture.gateway.sse import is_sse, iter_sse_json
 
-PARAMS = (
-    "temperature",
-    "top_p",
-    "max_tokens",
-    "max_completion_tokens",
-    "max_output_tokens",
-    "presence_penalty",
-    "frequency_penalty",
-    "seed",
-    "n",
-    "reasoning_effort",
-)
+NUMBER_PARAMS = ("temperature", "top_p", "presence_penalty", "frequency_penalty", "seed", "n")
+INTEGER_PARAMS = ("max_tokens", "max_completion_tokens", "max_output_tokens")
+STRING_PARAMS = ("reasoning_effort",)
 
 
 def _tool_defs(tools: Any) -> list[dict[str, Any]]:
@@ -46,7 +44,7 @@ def _tool_defs(tools: Any) -> list[dict[str, Any]]:
             continue
         fn = t.get("function") if isinstance(t.get("function"), dict) else t
         name = fn.get("name")
-        entry: dict[str, Any] = {"type": str(t.get("type", "function"))}
+        entry: dict[str, Any] = {"type": as_str(t.get("type")) or "function"}
         if isinstance(name, str):
             entry["name"] = name
         if isinstance(fn.get("description"), str):
@@ -76,8 +74,8 @@ def _usage(u: Any) -> dict[str, int]:
     out_details = u.get("completion_tokens_details") or u.get("output_tokens_details") or {}
     if isinstance(out_details, dict):
         set_usage(usage, "reasoning_tokens", out_details.get("reasoning_tokens"))
-    if "total_tokens" not in usage and "prompt_tokens" in usage and "completion_tokens" in usage:
-        usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
+    if "total_tokens" not in usage:
+        set_total(usage)
     return usage
 
 
@@ -93,7 +91,7 @@ class OpenAIProvider(Provider):
             return req
         req.model = body.get("model") if isinstance(body.get("model"), str) else None
         req.streaming = body.get("stream") is True
-        req.parameters = {k: body[k] for k in PARAMS if isinstance(body.get(k), int | float | str)}
+        req.parameters = pick_params(body, NUMBER_PARAMS, INTEGER_PARAMS, STRING_PARAMS)
         req.tools = _tool_defs(body.get("tools"))
         req.tool_choice = _tool_choice(body.get("tool_choice"))
         if path.endswith("/responses"):
@@ -112,11 +110,10 @@ class OpenAIProvider(Provider):
         return req
 
     def _chat_request(self, body: dict[str, Any], req: ParsedRequest) -> None:
-        for m in body.get("messages") or []:
+        for m in as_list(body.get("messages")):
             if not isinstance(m, dict):
                 continue
-            role = m.get("role")
-            role = "system" if role == "developer" else role
+            role = role_of(m.get("role"))
             if role not in MESSAGE_ROLES:
                 role = "user"
             msg: dict[str, Any] = {"role": role, "content": text_of(m.get("content"))}
@@ -128,7 +125,7 @@ class OpenAIProvider(Provider):
                 msg["name"] = m["name"]
             req.messages.append(msg)
             if role == "tool" and isinstance(m.get("tool_call_id"), str):
-                req.tool_results.append(ToolResult(m["tool_call_id"], m.get("name"), msg["content"]))
+                req.tool_results.append(ToolResult(m["tool_call_id"], as_str(m.get("name")), msg["content"]))
 
     def _responses_request(self, body: dict[str, Any], req: ParsedRequest) -> None:
         if isinstance(body.get("instructions"), str):
@@ -144,12 +141,14 @@ class OpenAIProvider(Provider):
             if kind == "function_call_output":
                 output = item.get("output")
                 text = output if isinstance(output, str) else text_of(output)
-                call_id = item.get("call_id")
-                req.messages.append({"role": "tool", "content": text, "tool_call_id": str(call_id)})
-                req.tool_results.append(ToolResult(call_id if isinstance(call_id, str) else None, None, text))
+                call_id = as_str(item.get("call_id"))
+                msg: dict[str, Any] = {"role": "tool", "content": text}
+                if call_id is not None:
+                    msg["tool_call_id"] = call_id
+                req.messages.append(msg)
+                req.tool_results.append(ToolResult(call_id, None, text))
             elif kind == "message" or "role" in item:
-                role = item.get("role")
-                role = "system" if role == "developer" else role
+                role = role_of(item.get("role"))
                 req.messages.append(
                     {"role": role if role in MESSAGE_ROLES else "user", "content": text_of(item.get("content"))}
                 )
@@ -178,39 +177,39 @@ class OpenAIProvider(Provider):
         return self._chat_object(doc)
 
     def _chat_object(self, doc: dict[str, Any]) -> ParsedResponse:
-        out = ParsedResponse(provider_request_id=doc.get("id"), model=doc.get("model"))
+        out = ParsedResponse(provider_request_id=as_str(doc.get("id")), model=as_str(doc.get("model")))
         out.usage = _usage(doc.get("usage"))
-        for choice in doc.get("choices") or []:
+        for choice in as_list(doc.get("choices")):
             if not isinstance(choice, dict):
                 continue
             msg = choice.get("message") or {}
             if "text" in choice:  # legacy completions
-                out.text += str(choice.get("text") or "")
+                out.text += text_of(choice.get("text"))
             if isinstance(msg, dict):
                 out.text += text_of(msg.get("content"))
                 for key in ("reasoning_content", "reasoning"):
                     if isinstance(msg.get(key), str):
                         out.thinking += msg[key]
-                for tc in msg.get("tool_calls") or []:
+                for tc in as_list(msg.get("tool_calls")):
                     if isinstance(tc, dict):
-                        fn = tc.get("function") or {}
+                        fn = as_dict(tc.get("function"))
                         out.tool_calls.append(
-                            ToolCall(str(tc.get("id", "")), str(fn.get("name", "")), fn.get("arguments"))
+                            ToolCall(as_str(tc.get("id")) or "", as_str(fn.get("name")) or "", fn.get("arguments"))
                         )
             out.finish_reason = out.finish_reason or normalize_finish(choice.get("finish_reason"))
         return out
 
     def _chat_stream(self, body: bytes) -> ParsedResponse:
         out = ParsedResponse()
-        calls: dict[int, dict[str, Any]] = {}
+        calls: dict[tuple[int, int, str], dict[str, Any]] = {}
         text: list[str] = []
         thinking: list[str] = []
         saw_done = b"data: [DONE]" in body
         for _event, chunk in iter_sse_json(body):
             if not isinstance(chunk, dict):
                 continue
-            out.provider_request_id = out.provider_request_id or chunk.get("id")
-            out.model = out.model or chunk.get("model")
+            out.provider_request_id = out.provider_request_id or as_str(chunk.get("id"))
+            out.model = out.model or as_str(chunk.get("model"))
             if isinstance(chunk.get("usage"), dict):  # the final chunk with include_usage
                 out.usage = _usage(chunk["usage"])
             if isinstance(chunk.get("error"), dict):
@@ -218,7 +217,7 @@ class OpenAIProvider(Provider):
                     "type": str(chunk["error"].get("type", "error")),
                     "message": str(chunk["error"].get("message", ""))[:1000],
                 }
-            for choice in chunk.get("choices") or []:
+            for choice in as_list(chunk.get("choices")):
                 if not isinstance(choice, dict):
                     continue
                 delta = choice.get("delta") or {}
@@ -228,17 +227,17 @@ class OpenAIProvider(Provider):
                     for key in ("reasoning_content", "reasoning"):
                         if isinstance(delta.get(key), str):
                             thinking.append(delta[key])
-                    for tc in delta.get("tool_calls") or []:
+                    for tc in as_list(delta.get("tool_calls")):
                         if not isinstance(tc, dict):
                             continue
-                        idx = tc.get("index", len(calls))
+                        idx = index_key(tc.get("index", len(calls)))
                         slot = calls.setdefault(idx, {"id": "", "name": "", "args": [], "type": "function"})
-                        if tc.get("id"):
+                        if as_str(tc.get("id")):
                             slot["id"] = tc["id"]
-                        if tc.get("type"):
+                        if as_str(tc.get("type")):
                             slot["type"] = tc["type"]
-                        fn = tc.get("function") or {}
-                        if fn.get("name") and not slot["name"]:
+                        fn = as_dict(tc.get("function"))
+                        if as_str(fn.get("name")) and not slot["name"]:
                             slot["name"] = fn["name"]
                         if isinstance(fn.get("arguments"), str):
                             slot["args"].append(fn["arguments"])
@@ -251,9 +250,9 @@ class OpenAIProvider(Provider):
         return out
 
     def _responses_object(self, doc: dict[str, Any]) -> ParsedResponse:
-        out = ParsedResponse(provider_request_id=doc.get("id"), model=doc.get("model"))
+        out = ParsedResponse(provider_request_id=as_str(doc.get("id")), model=as_str(doc.get("model")))
         out.usage = _usage(doc.get("usage"))
-        for item in doc.get("output") or []:
+        for item in as_list(doc.get("output")):
             if not isinstance(item, dict):
                 continue
             kind = item.get("type")
@@ -262,8 +261,8 @@ class OpenAIProvider(Provider):
             elif kind == "function_call":
                 out.tool_calls.append(
                     ToolCall(
-                        str(item.get("call_id") or item.get("id") or ""),
-                        str(item.get("name", "")),
+                        as_str(item.get("call_id")) or as_str(item.get("id")) or "",
+                        as_str(item.get("name")) or "",
                         item.get("arguments"),
                     )
                 )
@@ -310,7 +309,11 @@ class OpenAIProvider(Provider):
                 item = doc["item"]
                 if item.get("type") == "function_call":
                     key = str(item.get("id") or doc.get("output_index"))
-                    items[key] = {"call_id": item.get("call_id", ""), "name": item.get("name", ""), "args": []}
+                    items[key] = {
+                        "call_id": as_str(item.get("call_id")) or "",
+                        "name": as_str(item.get("name")) or "",
+                        "args": [],
+                    }
                     order.append(key)
             elif kind == "response.function_call_arguments.delta":
                 key = str(doc.get("item_id") or doc.get("output_index"))
