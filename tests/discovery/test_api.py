@@ -34,8 +34,9 @@ def wait_idle(c, timeout: float = 30.0) -> None:
         time.sleep(0.05)
 
 
-def scan(c, network: str) -> dict:
-    r = c.post("/api/scan", params={"network": network})
+def scan(c, network: str, detectors: str | None = None) -> dict:
+    params = {"network": network, **({"detectors": detectors} if detectors else {})}
+    r = c.post("/api/scan", params=params)
     assert r.status_code == 200, r.text
     wait_idle(c)
     return c.get(f"/api/scan/{r.json()['scan_id']}").json()
@@ -210,6 +211,19 @@ def test_inventory_diff_and_alerts_on_change_only(api):
         assert gone == {mcp_id: False, ollama_id: True}
         mcp = next(a for a in agents if a["id"] == mcp_id)
         assert mcp["first_seen"] == first["agents"][1]["first_seen"] and mcp["last_seen"] > mcp["first_seen"]
+
+
+def test_a_scan_with_fewer_detectors_does_not_call_an_agent_gone(api):
+    host = "127.0.0.42"
+    with serve([Spec(host, 11434, mocks.ollama())]), api.client() as c:
+        first = scan(c, host)
+        assert [a["framework"] for a in first["agents"]] == ["ollama"]
+        narrow = scan(c, host, detectors="port_scanner,mcp_detector")  # cannot recognise Ollama
+        assert narrow["agents"] == [] and narrow["diff"]["gone"] == []
+        assert scan(c, host)["diff"] == {"new": [], "changed": [], "gone": []}
+    with api.client() as c:  # the mock is stopped: a scan with every detector now calls it gone
+        after = scan(c, host)
+        assert [d["framework"] for d in after["diff"]["gone"]] == ["ollama"]
 
 
 def _wait_for(cond, timeout: float = 10.0) -> None:

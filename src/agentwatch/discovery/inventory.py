@@ -3,7 +3,8 @@
 A scan is applied as a diff: agents not known (or known as gone) are ``new``,
 known agents whose fingerprint (framework, type, level, MCP tools, models)
 moved are ``changed`` (with the new MCP tools named), and known agents inside
-the scanned addresses and ports that did not answer are ``gone``. Agents seen
+the scanned addresses and ports that did not answer are ``gone`` (only when the scan ran
+every detector that had recognised them: a scan with fewer detectors cannot tell). Agents seen
 in telemetry (processes calling LLM APIs, MCP servers used in sessions) join
 the same table with ``source = "telemetry"``; scans never mark them gone.
 """
@@ -19,6 +20,7 @@ import orjson
 from sqlalchemy import Engine, and_, func, select, update
 
 from agentwatch.discovery.allowlist import Targets
+from agentwatch.discovery.probes import DETECTORS
 from agentwatch.discovery.schema import agents as agents_t
 from agentwatch.events.model import iso
 from agentwatch.store.upsert import upsert
@@ -73,9 +75,13 @@ def apply_scan(
     scan_id: str,
     targets: Targets,
     ports: list[int],
+    detectors: Iterable[str] | None = None,
     now: float | None = None,
 ) -> dict[str, Any]:
-    """Merge a scan's agents into the inventory; fills first/last_seen in place; returns the diff."""
+    """Merge a scan's agents into the inventory; fills first/last_seen in place; returns the diff.
+
+    ``detectors`` are the scan's (default: all); a known agent missing from the scan is gone
+    only if each detector that signalled it before was among them."""
     now = now or time.time()
     diff: dict[str, list[dict[str, Any]]] = {"new": [], "changed": [], "gone": []}
     seen = {a["id"] for a in found}
@@ -116,13 +122,24 @@ def apply_scan(
                 and_(agents_t.c.source == "scan", agents_t.c.gone == 0, agents_t.c.port.in_(ports))
             )
         ).all()
-        gone_ids = [r.id for r in candidates if r.id not in seen and targets.contains(r.address)]
+        ran = None if detectors is None else set(detectors)
+        gone_ids = []
         for r in candidates:
-            if r.id in gone_ids:
-                diff["gone"].append(brief(orjson.loads(r.body)))
+            if r.id in seen or not targets.contains(r.address):
+                continue
+            body = orjson.loads(r.body)
+            if ran is not None and not _recognisers(body) <= ran:
+                continue  # this scan could not have recognised it: no conclusion
+            gone_ids.append(r.id)
+            diff["gone"].append(brief(body))
         for i in range(0, len(gone_ids), 500):
             conn.execute(update(agents_t).where(agents_t.c.id.in_(gone_ids[i : i + 500])).values(gone=1))
     return diff
+
+
+def _recognisers(agent: dict[str, Any]) -> set[str]:
+    """The selectable detectors whose signals made ``agent`` known."""
+    return {s.get("detector") for s in agent.get("signals") or [] if s.get("detector") in DETECTORS}
 
 
 def record_telemetry(engine: Engine, seen: list[dict[str, Any]]) -> list[dict[str, Any]]:

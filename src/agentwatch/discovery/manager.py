@@ -168,7 +168,13 @@ class ScanManager:
             )
             agents, stats = outcome.agents, outcome.stats
             diff = await asyncio.to_thread(
-                inventory.apply_scan, engine, agents, scan_id=run.scan_id, targets=targets, ports=list(s.ports)
+                inventory.apply_scan,
+                engine,
+                agents,
+                scan_id=run.scan_id,
+                targets=targets,
+                ports=list(s.ports),
+                detectors=run.detectors,
             )
         except asyncio.CancelledError:
             status, error = "stopped", "scan stopped"
