@@ -109,6 +109,23 @@ def test_gzip_bomb_is_refused(server):
         assert "after gzip decoding" in r.json()["error"]["message"]
 
 
+def test_gzip_members_are_joined_and_trailing_junk_refused(server):
+    first, second = orjson.dumps(minimal(1)) + b"\n", orjson.dumps(minimal(2))
+    two = gzip.compress(first) + gzip.compress(second)
+    headers = {"Content-Encoding": "gzip", "Content-Type": "application/x-ndjson"}
+    limit = server.aw.settings.ingest.max_body_bytes
+    with server.client() as c:
+        r = c.post("/api/v1/ingest", content=two, headers=headers)
+        assert r.status_code == 200 and r.json()["stored"] == 2, r.text
+        r = c.post("/api/v1/ingest", content=gzip.compress(first) + b"junk", headers=headers)
+        assert r.status_code == 400
+        assert r.json()["error"]["message"].startswith("body: data after the end of the gzip stream")
+        half = gzip.compress(b" " * (limit // 2 + 10))
+        r = c.post("/api/v1/ingest", content=half + half, headers=headers)
+        assert r.status_code == 413 and "after gzip decoding" in r.json()["error"]["message"]
+        assert c.get("/api/events").json()["total"] == 2
+
+
 def test_unknown_envelope_field_is_named(server):
     with server.client() as c:
         r = c.post("/api/v1/ingest", json=minimal(surprise=1))

@@ -243,6 +243,8 @@ def test_settings_masking_validation_and_test_alert(api):
             ({"outputs": [{"kind": "pagerduty"}]}, "outputs[0].routing_key: is required"),
             ({"smtp_host": "mail"}, "smtp_host: Extra inputs are not permitted"),
             ({"min_severity": 11}, "min_severity: Input should be less than or equal to 10"),
+            ({"webhook_headers": {"X-Team": "a\r\nInjected: 1"}}, "webhook_headers.X-Team: must be a string"),
+            ({"webhook_headers": {"Bad Name": "v"}}, "webhook_headers: names must be"),
         ]
         for body, message in bad:
             r = c.put("/api/settings", json=body)

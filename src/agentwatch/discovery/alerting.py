@@ -15,6 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from agentwatch.notify import Notifier, build_output
+from agentwatch.notify.base import get_headers
 from agentwatch.pipeline.pipeline import Finding
 
 MASK = "********"
@@ -111,6 +112,11 @@ def masked(settings: dict[str, Any]) -> dict[str, Any]:
 def build_notifiers(settings: dict[str, Any], *, allow_private: bool) -> list[Notifier]:
     """The outputs of these settings; ValueError names the field (``outputs[1].url: ...``)."""
     result: list[Notifier] = []
+    if settings.get("webhook_headers"):  # checked even while no URL is set: they are stored now
+        try:
+            get_headers({"headers": settings["webhook_headers"]})
+        except ValueError as exc:
+            raise ValueError(f"webhook_{exc}") from None
     if settings.get("webhook_url"):
         spec: dict[str, Any] = {
             "kind": "webhook",

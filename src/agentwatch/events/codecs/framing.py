@@ -19,18 +19,35 @@ class BodyError(ValueError):
         self.status = status
 
 
+MAX_GZIP_MEMBERS = 1000
+
+
 def gunzip(body: bytes, limit: int) -> bytes:
-    """Inflate a gzip body, refusing to grow past ``limit`` bytes (zip-bomb safe)."""
-    d = zlib.decompressobj(16 + zlib.MAX_WBITS)
-    try:
-        out = d.decompress(body, limit + 1)
-    except zlib.error as exc:
-        raise BodyError("body", f"invalid gzip data ({exc})") from None
-    if len(out) > limit or d.unconsumed_tail:
-        raise BodyError("body", f"larger than {limit} bytes after gzip decoding", status=413)
-    if not d.eof:
-        raise BodyError("body", "truncated gzip data")
-    return out
+    """Inflate a gzip body, refusing to grow past ``limit`` bytes (zip-bomb safe).
+
+    A gzip stream may hold several members one after the other (RFC 1952); they are
+    inflated in turn and joined. Anything after the last member that is not gzip is an error.
+    """
+    parts: list[bytes] = []
+    size = 0
+    rest = body
+    for _ in range(MAX_GZIP_MEMBERS):
+        d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        try:
+            out = d.decompress(rest, limit - size + 1)
+        except zlib.error as exc:
+            where = "invalid gzip data" if not parts else "data after the end of the gzip stream"
+            raise BodyError("body", f"{where} ({exc})") from None
+        size += len(out)
+        if size > limit or d.unconsumed_tail:
+            raise BodyError("body", f"larger than {limit} bytes after gzip decoding", status=413)
+        if not d.eof:
+            raise BodyError("body", "truncated gzip data")
+        parts.append(out)
+        rest = d.unused_data
+        if not rest:
+            return b"".join(parts)
+    raise BodyError("body", f"more than {MAX_GZIP_MEMBERS} gzip members")
 
 
 def maybe_gunzip(body: bytes, content_encoding: str | None, limit: int) -> bytes:
