@@ -56,6 +56,7 @@ def serve(
     import uvicorn
 
     from agentwatch.api.factory import create_app
+    from agentwatch.api.serving import uvicorn_options
     from agentwatch.app import Agentwatch
     from agentwatch.logs import configure
 
@@ -83,12 +84,8 @@ def serve(
         api,
         host=settings.host,
         port=settings.port,
-        log_config=None,
-        access_log=False,
-        proxy_headers=False,
-        server_header=False,
-        ws_max_size=1024 * 1024,
         timeout_graceful_shutdown=int(settings.pipeline.shutdown_drain_s),
+        **uvicorn_options(),
     )
 
 

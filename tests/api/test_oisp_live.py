@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 
 import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
@@ -107,3 +108,24 @@ def test_past_the_client_limit_the_socket_closes_with_try_again_later(server):
     ):
         second.recv(timeout=5)
     assert info.value.rcvd.code == 1013
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize(
+    "request_head",
+    [
+        b"POST /ws/events HTTP/1.1\r\nContent-Length: 2\r\n",  # an upgrade with a body
+        b"GET /ws/events HTTP/1.1\r\nX-Long: " + b"a" * 9000 + b"\r\n",  # a header line too long
+    ],
+    ids=["post-with-body", "header-too-long"],
+)
+def test_an_unparsable_upgrade_request_is_answered_and_closed(server, request_head):
+    host, port = server.url.removeprefix("http://").split(":")
+    upgrade = b"Host: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
+    upgrade += b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n{}"
+    with socket.create_connection((host, int(port)), timeout=5) as s:
+        s.sendall(request_head + upgrade)
+        answer = b""
+        while chunk := s.recv(4096):  # returns b"" once the server closes; a hang times out
+            answer += chunk
+    assert answer.split(b"\r\n", 1)[0].split(b" ")[1] in (b"400", b"431")

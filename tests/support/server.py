@@ -14,6 +14,7 @@ import httpx
 import uvicorn
 
 from agentwatch.api.factory import create_app
+from agentwatch.api.serving import uvicorn_options
 from agentwatch.app import Agentwatch
 from agentwatch.config import Settings
 
@@ -46,7 +47,7 @@ def run_server(settings: Settings, headers: dict[str, str] | None = None) -> Ite
     settings = settings.model_copy(update={"port": port})
     aw = Agentwatch(settings)
     app = create_app(aw)
-    config = uvicorn.Config(app, host=settings.host, port=port, log_config=None, access_log=False, lifespan="on")
+    config = uvicorn.Config(app, host=settings.host, port=port, lifespan="on", **uvicorn_options())
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -98,6 +98,7 @@ class SessionService:
         from agentwatch.api import aop, errors
         from agentwatch.api.responses import JSON
         from agentwatch.api.security import check_routes
+        from agentwatch.api.serving import uvicorn_options
 
         app = FastAPI(title="agentwatch AOP collector", default_response_class=JSON, openapi_url=None)
         app.state.aw = self.aw
@@ -107,13 +108,7 @@ class SessionService:
         app.include_router(aop.router)
         check_routes(app)
         config = uvicorn.Config(
-            app,
-            host=self.aw.settings.host,
-            port=self.settings.compat_port,
-            log_config=None,
-            access_log=False,
-            lifespan="off",
-            server_header=False,
+            app, host=self.aw.settings.host, port=self.settings.compat_port, lifespan="off", **uvicorn_options()
         )
         try:
             sock = socket.create_server((self.aw.settings.host, self.settings.compat_port), reuse_port=False)
