@@ -8,21 +8,18 @@ with pauses, like a real provider. Every request is kept in ``FakeUpstream.reque
 from __future__ import annotations
 
 import asyncio
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from tests.support.server import free_port
+from tests.support.server import free_port, serve_asgi
 
 
 def sse(*docs: Any, done: bool = False, events: list[str] | None = None) -> list[bytes]:
@@ -366,19 +363,5 @@ def make_app(record: list[dict[str, Any]]) -> Starlette:
 def fake_upstream(host: str = "127.0.0.2") -> Iterator[FakeUpstream]:
     port = free_port(host)
     fake = FakeUpstream(f"http://{host}:{port}")
-    config = uvicorn.Config(
-        make_app(fake.requests), host=host, port=port, log_config=None, access_log=False, lifespan="off"
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline:
-            raise RuntimeError("fake upstream did not start")
-        time.sleep(0.01)
-    try:
+    with serve_asgi(make_app(fake.requests), host, port):
         yield fake
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,7 +18,6 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
@@ -28,7 +26,7 @@ from starlette.routing import Route
 from agentwatch.config import Settings
 from tests.capture.conftest import gateway_settings, wait_events
 from tests.capture.fake_upstream import OPENAI_CHAT, sse
-from tests.support.server import RunningServer, free_port, run_server
+from tests.support.server import RunningServer, free_port, run_server, serve_asgi
 
 HUGE = 2**64 - 1  # a JSON integer orjson reads, beyond what the store (signed 64-bit) holds
 VALID = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hello"}]}
@@ -227,20 +225,8 @@ def _app(answers: dict[str, tuple[list[bytes], str]]) -> Starlette:
 def scripted_upstream(host: str = "127.0.0.2") -> Iterator[Scripted]:
     port = free_port(host)
     fake = Scripted(f"http://{host}:{port}")
-    config = uvicorn.Config(_app(fake.answers), host=host, port=port, log_config=None, access_log=False, lifespan="off")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline:
-            raise RuntimeError("scripted upstream did not start")
-        time.sleep(0.01)
-    try:
+    with serve_asgi(_app(fake.answers), host, port):
         yield fake
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 @pytest.fixture

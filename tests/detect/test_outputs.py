@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import hmac
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import orjson
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -17,7 +15,7 @@ from starlette.routing import Route
 
 from agentwatch.notify.outputs import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 from tests.detect.helpers import llm_request, tool_call, wait_for, with_detection
-from tests.support.server import free_port, run_server
+from tests.support.server import free_port, run_server, serve_asgi
 
 
 @contextmanager
@@ -30,21 +28,8 @@ def receiver(host: str) -> Iterator[tuple[str, list[tuple[dict[str, str], bytes]
         return Response(status_code=204)
 
     port = free_port(host)
-    server = uvicorn.Server(
-        uvicorn.Config(
-            Starlette(routes=[Route("/hook", hook, methods=["POST"])]), host=host, port=port, log_config=None
-        )
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.01)
-    try:
+    with serve_asgi(Starlette(routes=[Route("/hook", hook, methods=["POST"])]), host, port):
         yield f"http://{host}:{port}/hook", got
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 def delivered(got: list[tuple[dict[str, str], bytes]]) -> list[str]:

@@ -3,38 +3,25 @@
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
-import uvicorn
 
 from agentwatch.api.factory import create_app
 from agentwatch.app import Agentwatch
 from agentwatch.config import Settings
 from agentwatch.sdk import AopClient, AsyncAopClient
-from tests.support.server import free_port
+from tests.support.server import free_port, serve_asgi
 
 
 @contextmanager
 def serve_on(settings: Settings, port: int) -> Iterator[Agentwatch]:
     """A real server on a port chosen before it starts (the SDK was pointed at it while it was down)."""
     aw = Agentwatch(settings.model_copy(update={"port": port}))
-    config = uvicorn.Config(create_app(aw), host="127.0.0.1", port=port, log_config=None, lifespan="on")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "server did not start"
-        time.sleep(0.01)
-    try:
+    with serve_asgi(create_app(aw), "127.0.0.1", port, lifespan="on"):
         yield aw
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
 
 
 def detail(srv_client, session_id):

@@ -42,22 +42,28 @@ class RunningServer:
 
 
 @contextmanager
+def serve_asgi(app: Any, host: str, port: int, *, lifespan: str = "off", start_s: float = 20) -> Iterator[Any]:
+    """Run ``app`` on uvicorn in a thread on ``host:port`` until the block ends (test servers and fakes)."""
+    config = uvicorn.Config(app, host=host, port=port, lifespan=lifespan, **uvicorn_options())
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + start_s
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError(f"test server on {host}:{port} did not start")
+        time.sleep(0.01)
+    try:
+        yield server
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+
+
+@contextmanager
 def run_server(settings: Settings, headers: dict[str, str] | None = None) -> Iterator[RunningServer]:
     port = free_port()
     settings = settings.model_copy(update={"port": port})
     aw = Agentwatch(settings)
-    app = create_app(aw)
-    config = uvicorn.Config(app, host=settings.host, port=port, lifespan="on", **uvicorn_options())
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("agentwatch test server did not start")
-        time.sleep(0.01)
-    try:
+    with serve_asgi(create_app(aw), settings.host, port, lifespan="on") as server:
         yield RunningServer(aw, f"http://{settings.host}:{port}", server, dict(headers or {}))
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
