@@ -47,6 +47,7 @@ def test_ws_events_rejects_bad_subscribe_frames_without_dropping_the_client(serv
             ("{nope", "frame"),
             (json.dumps({"type": "unsubscribe"}), "type"),
             (json.dumps({"type": "subscribe", "filter": {"colour": "red"}}), "filter.colour"),
+            (json.dumps({"type": "subscribe", "filters": {}}), "filters: unknown field"),
             (json.dumps({"type": "subscribe", "filter": {"event_types": "ai.request"}}), "filter.event_types"),
         ]:
             ws.send(frame)

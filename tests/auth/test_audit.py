@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -270,3 +271,27 @@ def test_concurrent_writers_keep_one_unbroken_chain(database_url: str):
     result = logs[0].verify()
     assert result.ok and result.checked == 160 and result.head_seq == 160
     engine.dispose()
+
+
+@pytest.mark.parametrize("path", ["/api/v1/ingest", "/events", "/v1/traces", "/api/v1/auth/login"])
+def test_a_client_gone_mid_body_is_audited_as_refused_not_as_a_server_error(sqlite_server, path):
+    host, port = sqlite_server.url.removeprefix("http://").split(":")
+    add_user(sqlite_server, "writer@example.com", "admin")
+    with sqlite_server.client() as c:
+        token = login(c, "writer@example.com")["access_token"]
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n"
+        "Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n"
+    )
+    log = sqlite_server.aw.audit
+
+    def rows() -> list[dict]:
+        return [r for r in log.query(limit=100) if r["target"] == path]
+
+    before = len(rows())  # the login above is one
+    with socket.create_connection((host, int(port)), timeout=5) as s:
+        s.sendall(head.encode() + b'{"event_type": "proc')  # then hangs up
+    deadline = time.monotonic() + 10
+    while len(rows()) == before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert [r["status"] for r in rows()[: len(rows()) - before]] == [400]

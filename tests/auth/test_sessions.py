@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
+import jwt
+
+from agentwatch.soc.auth.tokens import ALGORITHM, ISSUER
 from tests.auth.conftest import PASSWORD, add_user, auth_settings, bearer, login
 from tests.support.server import run_server
 
@@ -205,3 +209,17 @@ def test_first_start_creates_an_admin_and_prints_its_password_once(tmp_path: Pat
             assert me["user"]["role"] == "admin"
     with run_server(settings):  # second start: nothing created, nothing printed
         assert "password" not in capfd.readouterr().err
+
+
+def test_a_signed_token_with_odd_ids_is_refused_not_an_outage(auth_server):
+    """Claims this server never issues (a lone surrogate, a number, 10 KB) answer 401, never 503."""
+    tokens = auth_server.aw.auth.tokens
+    now = int(time.time())
+    with auth_server.client() as c:
+        for sub in ["\ud800", 12345, "x" * 10_000]:
+            claims = {"iss": ISSUER, "sub": sub, "sid": "s", "iat": now, "exp": now + 60, "typ": "access"}
+            token = jwt.encode(claims, tokens._secret, algorithm=ALGORITHM)
+            r = c.get("/api/v1/users/me", headers=bearer(token))
+            assert r.status_code == 401, (repr(sub)[:20], r.text)
+        r = c.get("/api/v1/users/me", headers={"X-API-Key": "aw_\xe9\xe9".encode("latin-1")})
+        assert r.status_code == 401 and "printable ASCII" in r.json()["error"]["message"]

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import psycopg
+import pytest
+
 from tests.auth.conftest import PASSWORD, bearer, login, user_headers
 
 
@@ -81,3 +87,26 @@ def test_password_change_attempts_are_throttled(tmp_path, sqlite_url):
         assert codes == [403, 403, 429]
         r = c.put("/api/v1/users/me/password", headers=h, json={**body, "current_password": PASSWORD})
         assert r.status_code == 429 and int(r.headers["retry-after"]) > 0
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_lookup_begun_before_a_role_change_is_not_cached_after_it(auth_server, database_url):
+    """A credential lookup still reading when a role change clears the cache must not put the old
+    permissions back into it. PostgreSQL's table lock holds the lookup mid-read, for certain."""
+    with auth_server.client() as c:
+        admin = user_headers(auth_server, c, "boss@example.com", "admin")
+        user_id = c.get("/api/v1/users/me", headers=admin).json()["id"]
+        auth = auth_server.aw.auth
+        auth.forget_credentials()
+        with psycopg.connect(database_url, autocommit=False) as lock:
+            lock.execute("LOCK TABLE auth_users IN ACCESS EXCLUSIVE MODE")
+            with ThreadPoolExecutor(1) as pool:
+                pending = pool.submit(c.get, "/api/v1/users/me", headers=admin)
+                time.sleep(0.5)  # the lookup is now waiting on the lock
+                auth.forget_credentials()  # what a role change, disable or revoke does
+                lock.rollback()
+                assert pending.result(timeout=30).json()["id"] == user_id
+        assert auth._cache == {}  # the principal read before the change was not kept
+        assert c.get("/api/v1/users/me", headers=admin).status_code == 200
+        assert len(auth._cache) == 1  # a lookup begun after it is cached as usual

@@ -218,6 +218,8 @@ def test_connection_closed_by_the_upstream_while_idle_is_replaced():
         ([], 0.3, 504, "ReadTimeout"),  # no answer at all
         ([(b"HTTP/1.1 200 OK\r\nX-Big: " + b"a" * (transport.MAX_HEADER_BYTES + 10), 0)], 5, 502, "HeadersTooLarge"),
         ([(b"SSH-2.0-OpenSSH_9.6\r\n\r\n", 0)], 5, 502, "RemoteProtocolError"),
+        ([(b"HTTP/1.1 999 X\r\nContent-Length: 2\r\n\r\n{}", 0)], 5, 502, "InvalidStatus"),  # no HTTP status
+        ([(b"HTTP/1.1 600 X\r\nContent-Length: 2\r\n\r\n{}", 0)], 5, 502, "InvalidStatus"),
     ],
 )
 def test_upstream_failures_before_the_answer(steps, timeout, status, what):

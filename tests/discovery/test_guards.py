@@ -36,6 +36,7 @@ def test_targets_expand_and_refuse():
         ("224.0.0.1", ["0.0.0.0/0"], 10, "not a unicast network"),
         ("127.0.0.1; rm -rf /", ALLOW, 10, "is not an IP address"),
         ("", ALLOW, 10, "network: is required"),
+        (", ,", ALLOW, 10, "network: names no address"),
     ]
     for text, allowed, cap, message in cases:
         with pytest.raises(TargetError) as info:

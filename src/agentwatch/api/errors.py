@@ -19,6 +19,7 @@ import structlog
 from fastapi import FastAPI, Request, WebSocket
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from agentwatch.api.responses import JSON
 
@@ -114,6 +115,11 @@ class WebSocketDenied(Exception):
 
 
 def install(app: FastAPI) -> None:
+    @app.exception_handler(ClientDisconnect)
+    async def _client_gone(_: Request, exc: ClientDisconnect) -> JSON:
+        # Nobody reads this answer; it gives the audit row a 4xx instead of an error and a 500.
+        return JSON(error_body("INVALID_REQUEST", "body: the client disconnected before sending all of it"), 400)
+
     @app.exception_handler(WebSocketDenied)
     async def _ws_denied(ws: WebSocket, exc: WebSocketDenied) -> None:
         if "websocket.http.response" in ws.scope.get("extensions", {}):

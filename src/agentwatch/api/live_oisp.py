@@ -46,6 +46,9 @@ def parse_subscribe(raw: str | bytes) -> tuple[list[str] | None, str | None]:
         return None, "frame: malformed JSON"
     if not isinstance(msg, dict) or msg.get("type") != "subscribe":
         return None, "type: must be 'subscribe'"
+    extra = sorted(str(k)[:64] for k in set(msg) - {"type", "filter"})
+    if extra:
+        return None, f"{extra[0]}: unknown field"
     flt = msg.get("filter", {})
     if not isinstance(flt, dict):
         return None, "filter: must be an object"

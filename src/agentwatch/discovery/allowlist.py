@@ -67,6 +67,8 @@ def parse_targets(text: str, *, allowed: Iterable[str], max_hosts: int, field: s
     if len(text) > MAX_TARGET_TEXT:
         raise TargetError(f"{field}: longer than {MAX_TARGET_TEXT} characters")
     items = [i for i in _SPLIT.split(text.strip()) if i]
+    if not items:
+        raise TargetError(f"{field}: names no address (a CIDR or a comma-separated list of addresses)")
     if len(items) > MAX_ITEMS:
         raise TargetError(f"{field}: at most {MAX_ITEMS} items")
     allow = [ipaddress.ip_network(a, strict=False) for a in allowed]

@@ -175,6 +175,9 @@ class Connection(asyncio.Protocol):
 
     def on_headers_complete(self) -> None:
         status = self.parser.get_status_code()
+        if not 100 <= status <= 599:  # no HTTP status: nothing that could be relayed to the client
+            self._broken("InvalidStatus")
+            return
         if 100 <= status < 200:  # 100 Continue, 103 Early Hints: not the answer
             self.interim = True
             return

@@ -39,6 +39,8 @@ def _classify(token: str) -> Credential:
         raise CredentialError("credential: empty")
     if len(token) > MAX_TOKEN_CHARS:
         raise CredentialError(f"credential: longer than {MAX_TOKEN_CHARS} characters")
+    if not (token.isascii() and token.isprintable()):  # keys and JWTs are printable ASCII
+        raise CredentialError("credential: not printable ASCII")
     return Credential("key" if token.startswith(KEY_PREFIX) else "jwt", token)
 
 

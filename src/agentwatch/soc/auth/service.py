@@ -73,6 +73,7 @@ class AuthService:
         self.audit = AuditLog(aw.engine)
         self.counter: Counter = MemoryCounter()
         self._cache: dict[str, tuple[float, Principal]] = {}
+        self._generation = 0  # bumped by forget_credentials: a lookup begun before may not be cached
         self._touched: dict[str, float] = {}
         aw.auth = self
         aw.audit = self.audit
@@ -158,10 +159,12 @@ class AuthService:
             if hit is not None and hit[0] > time.monotonic():
                 principal = hit[1]
             else:
+                generation = self._generation
                 principal = await asyncio.to_thread(self._principal_sync, cred)
-                if len(self._cache) > MAX_CACHE:
-                    self._cache.clear()
-                self._cache[key] = (time.monotonic() + CACHE_TTL_S, principal)
+                if generation == self._generation:  # else a revocation or role change came meanwhile
+                    if len(self._cache) > MAX_CACHE:
+                        self._cache.clear()
+                    self._cache[key] = (time.monotonic() + CACHE_TTL_S, principal)
             if principal.kind == "api_key":
                 await self._touch(principal.id, client)
             return _Resolved(principal, None)
@@ -209,6 +212,7 @@ class AuthService:
 
     def forget_credentials(self) -> None:
         """Drop cached principals (after a revocation or a role change in this process)."""
+        self._generation += 1
         self._cache.clear()
 
     # -- audit ---------------------------------------------------------------------------------

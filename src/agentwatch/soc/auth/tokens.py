@@ -27,6 +27,12 @@ REFRESH_PREFIX = "awr_"
 MAX_TOKEN_CHARS = 4096
 
 
+def _id_text(v: object) -> bool:
+    """Ids this server puts in its tokens are short printable ASCII (a signed token with other
+    claims was not issued here, and its text could not even be looked up)."""
+    return isinstance(v, str) and 0 < len(v) <= 64 and v.isascii() and v.isprintable()
+
+
 class CredentialError(Exception):
     """A presented credential is malformed, unknown, expired or revoked (answered with 401)."""
 
@@ -108,9 +114,9 @@ class TokenService:
             raise CredentialError("token: expired") from None
         except jwt.PyJWTError:
             raise CredentialError("token: invalid") from None
-        if claims.get("typ") != "access" or not isinstance(claims["sid"], str):
+        if claims.get("typ") != "access" or not all(_id_text(claims[k]) for k in ("sub", "sid")):
             raise CredentialError("token: not an access token")
-        return str(claims["sub"]), claims["sid"]
+        return claims["sub"], claims["sid"]
 
     def session_user(self, user_id: str, session_id: str) -> SessionInfo:
         """The live session behind an access token; raises CredentialError when it ended."""
