@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import ipaddress
+import socket
 import ssl
 import threading
 import time
@@ -365,3 +366,26 @@ def test_tls_upstream_is_verified_and_kept_alive(tmp_path):
         asyncio.run(run(up))
         assert up.connections == 1  # one kept-alive connection (the refused handshake never got that far)
         assert len(up.requests) == 2
+
+
+def test_an_agent_that_hangs_up_frees_the_upstream_connection_and_is_recorded(settings):
+    """The upstream never answers; the agent gives up: the gateway stops waiting at once (not at the
+    600 s read timeout), gives the pool slot back and records the exchange as abandoned."""
+    with raw_upstream(lambda req: ([], False)) as up, run_server(gateway_settings(settings, up)) as srv:
+        gw = srv.aw.components["gateway"]
+        host, port = srv.url.removeprefix("http://").split(":")
+        body = b'{"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}'
+        head = "POST /gateway/openai/v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        with socket.create_connection((host, int(port)), timeout=5) as s:
+            s.sendall(f"{head}Content-Length: {len(body)}\r\n\r\n".encode() + body)
+            deadline = time.monotonic() + 10
+            while not up.requests and time.monotonic() < deadline:  # the request reached the upstream
+                time.sleep(0.02)
+        deadline = time.monotonic() + 10
+        while gw.pool.slots._value < transport.MAX_CONNECTIONS and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert gw.pool.slots._value == transport.MAX_CONNECTIONS
+        with srv.client() as c:
+            resp = wait_events(c, "ai.response", 1)[0]["data"]
+        assert resp["status_code"] == 499 and resp["success"] is False
+        assert "ClientDisconnected" in resp["error"]["message"]

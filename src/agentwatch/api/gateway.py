@@ -8,10 +8,12 @@ not at all on a loopback-bound server (the ``open_ingest_on_loopback`` rule of i
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
-from starlette.requests import HTTPConnection
+from starlette.requests import ClientDisconnect, HTTPConnection
 from starlette.responses import Response
 
 from agentwatch.api.bodies import read_limited
@@ -65,7 +67,28 @@ async def gateway(request: Request) -> Response:
     if route not in gw.routes:
         raise NotFound(f"route: no gateway route named {route[:64]!r} (configure capture.routes)")
     body = await read_limited(request, gw.settings.max_request_bytes)
-    return await gw.handle(request, route, path, body)
+    return await _unless_client_leaves(request, gw.handle(request, route, path, body))
+
+
+async def _unless_client_leaves(request: Request, handling: Awaitable[Response]) -> Response:
+    """Wait for the upstream's answer only while the client is still there: an agent that hangs
+    up must not leave the gateway holding an upstream connection until the read timeout."""
+
+    async def left() -> None:
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+
+    answer = asyncio.ensure_future(handling)
+    watcher = asyncio.ensure_future(left())
+    try:
+        await asyncio.wait({answer, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watcher.cancel()
+        if not answer.done():
+            answer.cancel()  # the upstream request is closed and its pool slot given back
+    if answer.cancelled():
+        raise ClientDisconnect()
+    return answer.result()
 
 
 for _method in METHODS:  # one operation per method: OpenAPI operation ids must be unique

@@ -226,6 +226,13 @@ class Gateway:
         body = orjson.dumps(route.provider.error(exc.status, exc.message, exc.code))
         return Response(body, exc.status, media_type="application/json")
 
+    def _abandoned(self, ex: Exchange, mode: str, verdict: Verdict | None) -> None:
+        """Record an exchange the agent gave up on before the upstream's answer was complete."""
+        ex.upstream_error = "ClientDisconnected: the agent closed the connection before the answer"
+        ex.status_code = 499  # the client closed the request
+        ex.t_end = time.perf_counter()
+        self.recorder.schedule(ex, mode, verdict)
+
     async def handle(self, request: Request, route_name: str, path: str, body: bytes) -> Response:
         route = self.routes[route_name]
         t0 = time.perf_counter()
@@ -312,6 +319,9 @@ class Gateway:
         recorder = self.recorder
         try:
             resp = await pool.send(route.origin, ex.method, target, upstream_headers, body, route.name)
+        except asyncio.CancelledError:  # the agent hung up first (api.gateway): the request still went out
+            self._abandoned(ex, mode, verdict)
+            raise
         except UpstreamFailure as exc:
             ex.upstream_error = str(exc)
             ex.status_code = exc.status
@@ -338,6 +348,9 @@ class Gateway:
         if not streaming:
             try:
                 data = await resp.read()
+            except asyncio.CancelledError:
+                self._abandoned(ex, mode, verdict)
+                raise
             except UpstreamFailure as exc:
                 ex.upstream_error = str(exc)
                 ex.t_end = time.perf_counter()
