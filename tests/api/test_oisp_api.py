@@ -116,6 +116,15 @@ def test_events_bad_parameters_name_the_field(server):
         assert r.status_code == 400 and r.json()["error"]["message"].startswith("lmit: unknown query parameter")
 
 
+def test_an_event_id_holding_a_slash_is_reachable(server):
+    event = exec_ev("2026-01-01T00:00:01Z", 300, "node")
+    event["event_id"] = "host-a/ev 1"
+    with server.client() as c:
+        assert c.post("/api/v1/ingest", json=event).json()["stored"] == 1
+        r = c.get("/api/events/host-a%2Fev%201")
+        assert r.status_code == 200 and r.json()["event_id"] == "host-a/ev 1"
+
+
 def test_unknown_event_and_route_use_the_error_envelope(server):
     with server.client() as c:
         r = c.get("/api/events/01NOPE")

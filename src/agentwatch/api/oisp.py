@@ -136,7 +136,7 @@ async def list_events(
     return {"events": rows, "total": total, "limit": limit, "offset": offset}
 
 
-@router.get("/api/events/{event_id}", dependencies=[require("events:read")])
+@router.get("/api/events/{event_id:path}", dependencies=[require("events:read")])  # ids may hold "/"
 async def get_event(request: Request, event_id: str) -> Any:
     if len(event_id) > 128:
         raise InvalidRequest("event_id: longer than 128 characters")
