@@ -57,17 +57,3 @@ def alerts(client: Any, **params: Any) -> dict[str, Any]:
     r = client.get("/api/v1/alerts", params=params)
     assert r.status_code == 200, r.text
     return r.json()
-
-
-def module_database(request: Any, tmp_path_factory: Any) -> Any:
-    """Like the ``database_url`` fixture, for module-scoped servers (one server for many read-only tests)."""
-    from tests.support.services import drop_postgres_database, fresh_postgres_database
-
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'agentwatch.db'}"
-        return
-    url, name = fresh_postgres_database()
-    try:
-        yield url
-    finally:
-        drop_postgres_database(name)

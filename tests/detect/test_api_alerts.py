@@ -8,8 +8,9 @@ import pytest
 
 from agentwatch.config import Settings
 from agentwatch.events.entities import entity_id
-from tests.detect.helpers import alerts, llm_request, module_database, tool_call, wait_for, with_detection
+from tests.detect.helpers import alerts, llm_request, tool_call, wait_for, with_detection
 from tests.support.server import run_server
+from tests.support.services import module_database
 
 
 def host(name: str) -> dict[str, Any]:

@@ -6,8 +6,9 @@ import pytest
 
 from agentwatch.config import Settings
 from agentwatch.detect.sigma import SigmaEngine, load_rule
-from tests.detect.helpers import module_database, with_detection
+from tests.detect.helpers import with_detection
 from tests.support.server import run_server
+from tests.support.services import module_database
 
 BASE = """\
 title: Curl piped to shell

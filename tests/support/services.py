@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 import socket
 import uuid
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -54,3 +56,16 @@ def drop_postgres_database(name: str) -> None:
 
     with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def module_database(request: Any, tmp_path_factory: Any) -> Iterator[str]:
+    """Like the ``database_url`` fixture, for module-scoped servers (one server for many tests);
+    ``request.param`` is "sqlite" or "postgresql"."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'agentwatch.db'}"
+        return
+    url, name = fresh_postgres_database()
+    try:
+        yield url
+    finally:
+        drop_postgres_database(name)
