@@ -25,6 +25,11 @@ class EventError(ValueError):
         self.rule = rule
 
 
+# Token counts, costs and durations above this are not real measurements: intake refuses them
+# (AOP) or totals leave them out (OISP stats), so sums stay inside a signed 64-bit integer.
+MAX_QUANTITY = 1e15
+
+
 def storable(body: dict[str, Any]) -> bytes:
     """``body`` serialised as it will be stored; raises :class:`EventError` when it cannot be.
 

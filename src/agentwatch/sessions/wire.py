@@ -17,7 +17,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from agentwatch.events.model import EventError, parse_ts
+from agentwatch.events.model import MAX_QUANTITY, EventError, parse_ts
 
 # The protocol's event types (the seed notes say "11" but list these 12).
 EVENT_TYPES = (
@@ -89,10 +89,6 @@ def identifier(value: Any, field: str, *, required: bool = True) -> str | None:
         raise EventError(field, "must not contain control characters")
     return text
 
-
-# Token counts, costs and durations above this are not real measurements; bounding them keeps
-# a session's sums inside what the store and the JSON encoder hold (a signed 64-bit integer).
-MAX_QUANTITY = 1e15
 
 
 def _number(value: Any, field: str, *, minimum: float = 0.0) -> float | None:

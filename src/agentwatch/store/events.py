@@ -12,7 +12,7 @@ import orjson
 from sqlalchemy import Connection, Engine, and_, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from agentwatch.events.model import Event
+from agentwatch.events.model import MAX_QUANTITY, Event
 from agentwatch.store import counters as counters_store
 from agentwatch.store import processes as process_store
 from agentwatch.store.columns import int64
@@ -194,9 +194,6 @@ def commit_batch(engine: Engine, batch: Sequence[Event], steps: Sequence[CommitS
     for done in after:
         done()
     return fresh
-
-
-MAX_QUANTITY = 1e15  # a token count or a cost above this is not a measurement: not added to the totals
 
 
 def _quantity(v: Any) -> float | None:
