@@ -39,6 +39,7 @@ def test_every_route_is_documented(tmp_path):
         paths = {path for path, _route in iter_api_routes(app.routes)}
     finally:
         aw.engine.dispose()
+
     def documented(path: str) -> bool:  # as declared, or without a parameter's converter ({id:path} -> {id})
         forms = {path, re.sub(r"\{(\w+):\w+\}", r"{\1}", path)}
         return any(re.search(re.escape(f) + r"(?![A-Za-z0-9_/{-])", README) for f in forms)

@@ -19,7 +19,7 @@ from agentwatch.pipeline.filters import RuntimeFilters
 from agentwatch.pipeline.hub import LiveHub
 from agentwatch.pipeline.metrics import Metrics
 from agentwatch.pipeline.pipeline import Pipeline
-from agentwatch.runtime import settle_heap
+from agentwatch.runtime import settle_heap, share_interpreter
 from agentwatch.store.engine import checkpointer_for, make_engine, migrate
 
 log = structlog.get_logger("agentwatch")
@@ -68,6 +68,7 @@ class Agentwatch:
                 await start()
                 log.info("component.started", component=name)
         settle_heap()
+        share_interpreter()
 
     async def stop(self) -> None:
         for name, comp in reversed(list(self.components.items())):

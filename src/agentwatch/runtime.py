@@ -1,4 +1,4 @@
-"""Garbage-collector settings for a long-running server.
+"""Garbage-collector and thread-switching settings for a long-running server.
 
 Once started, the process holds a large, long-lived heap: modules, the compiled
 detection rules (the bundled ATR set alone is hundreds of thousands of objects),
@@ -8,16 +8,30 @@ its older generations keep re-walking that heap: measured on the ingest path, ab
 half of the decode cost. Freezing the heap alive at start-up (and again once the
 rules are compiled) takes it out of every later collection, and a larger first
 threshold makes young collections rarer. Cycles among new objects are still found.
+
+The server's threads take turns on the interpreter lock: the event loop, the pipeline's
+commit thread, the decoding threads. Each SQLite call lets go of the lock and must take it
+back from whichever thread is running Python; with the default 5 ms switch interval that
+thread keeps it up to 5 ms each time. A 1 ms interval hands the lock over sooner: batched
+ingest measured 34,000 -> 37,000 events/s (bench/ingest, back to back), single requests
+unchanged.
 """
 
 from __future__ import annotations
 
 import gc
+import sys
 
 YOUNG_THRESHOLD = 10_000
+SWITCH_INTERVAL_S = 0.001
 
 
 def settle_heap() -> None:
     """Exclude every object alive now from future collections (they live as long as the process)."""
     gc.set_threshold(YOUNG_THRESHOLD, 10, 10)
     gc.freeze()
+
+
+def share_interpreter() -> None:
+    """Hand the interpreter lock between threads every millisecond instead of every five."""
+    sys.setswitchinterval(SWITCH_INTERVAL_S)

@@ -135,6 +135,28 @@ def test_tampering_is_detected_by_the_library(database_url: str, kind: str):
     log.engine.dispose()
 
 
+async def test_entries_recorded_over_successive_loop_turns_share_one_transaction(database_url: str):
+    import asyncio
+
+    from sqlalchemy import event
+
+    engine = make_engine(database_url)
+    migrate(engine)
+    log = AuditLog(engine)
+    commits = []
+    event.listen(engine, "commit", lambda conn: commits.append(1))
+
+    async def late(turns: int) -> None:
+        for _ in range(turns):  # a response still on its way through the app
+            await asyncio.sleep(0)
+        await log.record(AuditEntry("POST /events", status=200))
+
+    await asyncio.gather(*(late(i) for i in range(6)))
+    assert len(commits) == 1
+    assert log.verify().ok and log.verify().checked == 6
+    log.engine.dispose()
+
+
 def test_rewriting_a_row_with_a_fresh_hash_still_breaks_the_chain(sqlite_url: str):
     from agentwatch.soc.audit import row_hash
 

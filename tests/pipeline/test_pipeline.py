@@ -55,6 +55,27 @@ async def test_concurrent_submissions_are_group_committed(aw):
     assert count < 20  # several submissions shared a commit
 
 
+def _batches_committed(aw: Agentwatch) -> float:
+    samples = aw.metrics.batch_size.collect()[0].samples
+    return next(s.value for s in samples if s.name.endswith("_count"))
+
+
+async def test_submissions_on_their_way_join_the_commit_of_the_first(aw):
+    """Clients whose requests the event loop is still decoding when the first reaches the
+    queue share its commit instead of waiting for one of their own."""
+    await aw.pipeline.start()
+
+    async def late(turns: int, start: int):
+        for _ in range(turns):  # a request still being read and decoded
+            await asyncio.sleep(0)
+        return await aw.pipeline.submit(make_events(aw, 1, start))
+
+    outcomes = await asyncio.gather(*(late(i, i) for i in range(6)))
+    await aw.pipeline.stop()
+    assert [o.stored for o in outcomes] == [1] * 6
+    assert _batches_committed(aw) == 1
+
+
 async def test_reject_policy_refuses_past_the_queue_and_counts_drops(aw):
     aw.settings.pipeline.queue_size = 10
     slow = SlowStage()

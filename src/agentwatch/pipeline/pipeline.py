@@ -21,6 +21,7 @@ import structlog
 
 from agentwatch.config import PipelineSettings
 from agentwatch.events.model import Event
+from agentwatch.pipeline.gathering import let_arrive
 from agentwatch.pipeline.hub import LiveHub
 from agentwatch.pipeline.metrics import Metrics
 from agentwatch.pipeline.stages import Stage, run_stages
@@ -198,6 +199,8 @@ class Pipeline:
             if item is None:
                 stop = True
                 continue
+            if self.settings.batch_ms == 0:
+                await let_arrive(self._queue.qsize)
             subs, got_stop = await self._gather(item)
             stop = stop or got_stop
             await self._commit(subs)

@@ -112,6 +112,8 @@ class SessionRules:
     # -- state -------------------------------------------------------------
     def _load(self, scopes: Iterable[str]) -> None:
         missing = [s for s in dict.fromkeys(scopes) if s not in self._cache]
+        if not missing:
+            return
         found: dict[str, dict[str, Any]] = {}
         with self.engine.connect() as conn:
             for i in range(0, len(missing), CHUNK):

@@ -90,7 +90,6 @@ def identifier(value: Any, field: str, *, required: bool = True) -> str | None:
     return text
 
 
-
 def _number(value: Any, field: str, *, minimum: float = 0.0) -> float | None:
     if value is None:
         return None

@@ -25,6 +25,7 @@ import orjson
 import structlog
 from sqlalchemy import Engine, and_, bindparam, func, or_, select, update
 
+from agentwatch.pipeline.gathering import let_arrive
 from agentwatch.soc.auth_schema import audit_head, audit_log
 from agentwatch.store.prepared import Prepared
 from agentwatch.store.upsert import insert_ignore
@@ -199,6 +200,7 @@ class AuditLog:
         await fut
 
     async def _flush(self) -> None:
+        await let_arrive(lambda: len(self._pending))
         while self._pending:
             batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
             try:
