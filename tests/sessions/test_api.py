@@ -6,6 +6,7 @@ import time
 from urllib.parse import quote
 
 import orjson
+import pytest
 
 from agentwatch import __version__
 from tests.sessions.aop import ev
@@ -56,8 +57,8 @@ def test_session_detail_events_in_sequence_order_with_children(server):
         post(c, [ev("root", 2, "operation.agent_spawn", {"child_session_id": "kid", "task": "t"})])
         post(c, [ev("kid", 1, "session.started", {"goal": "sub"}, parent="root", agent="helper")])
         doc = c.get("/sessions/root").json()
-        assert set(doc) == {"session", "events", "alerts", "children"}
-        assert [e["sequence"] for e in doc["events"]] == [1, 2, 3]
+        assert set(doc) == {"session", "events", "alerts", "children", "next_after"}
+        assert [e["sequence"] for e in doc["events"]] == [1, 2, 3] and doc["next_after"] is None
         assert [k["id"] for k in doc["children"]] == ["kid"] and doc["children"][0]["parent_session_id"] == "root"
         assert doc["session"]["children_count"] == 1 and doc["session"]["total_steps"] == 2
         assert c.get("/sessions/kid").json()["session"]["agent_id"] == "helper"
@@ -86,6 +87,71 @@ def test_export_returns_the_bytes_as_sent_with_a_safe_file_name(server):
             + quote(f"session-{sid}.jsonl", safe="")
         )
         assert c.get("/sessions/unknown/export").status_code == 404
+
+
+def test_a_long_session_pages_by_sequence(server):
+    with server.client() as c:
+        post(c, [ev("long", n, "cognition.thought", {"content": f"step {n}"}) for n in (1, 2, 3, 5, 8)])
+        page = c.get("/sessions/long", params={"limit": 2}).json()
+        assert [e["sequence"] for e in page["events"]] == [1, 2] and page["next_after"] == 2
+        page = c.get("/sessions/long", params={"limit": 2, "after": 2}).json()
+        assert [e["sequence"] for e in page["events"]] == [3, 5] and page["next_after"] == 5
+        page = c.get("/sessions/long", params={"limit": 2, "after": 5}).json()
+        assert [e["sequence"] for e in page["events"]] == [8] and page["next_after"] is None
+        assert page["session"]["event_count"] == 5  # the session itself is whole on every page
+        for params, message in [
+            ({"limit": 0}, "limit: must be between 1 and 10000"),
+            ({"limit": 10001}, "limit: must be between 1 and 10000"),
+            ({"after": "two"}, "after: must be an integer"),
+            ({"after": -2}, "after: must be between -1 and "),
+            ({"offset": 3}, "offset: unknown query parameter"),
+        ]:
+            r = c.get("/sessions/long", params=params)
+            assert r.status_code == 400 and r.json()["error"]["message"].startswith(message), (params, r.text)
+
+
+def test_a_long_export_streams_every_event_in_order(server):
+    from agentwatch.api.aop import EXPORT_PAGE
+
+    total = EXPORT_PAGE + 3  # more than one page of the export's reads
+    with server.client() as c:
+        for start in range(0, total, 1000):
+            stop = min(total, start + 1000)
+            events = [ev("huge", n, "cognition.thought", {"content": "x"}) for n in range(start, stop)]
+            body = b"\n".join(orjson.dumps(e) for e in events)
+            r = c.post("/events", content=body, headers={"Content-Type": "application/x-ndjson"})
+            assert r.json()["stored"] == len(events), r.text
+        r = c.get("/sessions/huge/export")
+        assert r.status_code == 200
+        lines = r.content.splitlines()
+        assert [orjson.loads(line)["sequence"] for line in lines] == list(range(total))
+
+
+@pytest.mark.parametrize("sid", ["team/run-7", "a/export", "x/y/z", "100%", "%2F"])
+def test_ids_holding_a_slash_reach_detail_export_and_delete(server, sid):
+    """A session id is one path segment, its "/" sent as %2F; the raw path decides which
+    view is asked for, so the detail of "a/export" is not the export of "a"."""
+    path = "/sessions/" + quote(sid, safe="")
+    with server.client() as c:
+        post(c, [ev(sid, 1, "session.started", {"goal": "g"}), ev(sid, 2, "cognition.thought", {"content": "c"})])
+        doc = c.get(path).json()
+        assert doc["session"]["id"] == sid and [e["sequence"] for e in doc["events"]] == [1, 2]
+        lines = c.get(path + "/export").content.splitlines()
+        assert [orjson.loads(line)["session_id"] for line in lines] == [sid, sid]
+        r = c.delete(path)
+        assert r.status_code == 200 and r.json()["deleted"]["session_ids"] == [sid]
+        assert c.get(path).status_code == 404
+
+
+def test_session_paths_that_name_no_view_are_not_found(server):
+    with server.client() as c:
+        post(c, [ev("a", 1, "session.started")])
+        for path in ["/sessions/a/", "/sessions/a/export/", "/sessions/a/other", "/sessions/a/export/x"]:
+            assert c.get(path).status_code == 404, path
+        assert c.delete("/sessions/a/export").status_code == 404
+        r = c.get("/sessions/%FF")
+        assert r.status_code == 400 and r.json()["error"]["message"].startswith("id: must be UTF-8")
+        assert c.get("/sessions/a").status_code == 200  # none of that touched it
 
 
 def test_delete_session_and_subtree(server):

@@ -8,6 +8,7 @@ subtree delete, SSE resume. Every AOP event goes through the shared pipeline.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
@@ -22,11 +23,12 @@ from agentwatch.api.fastlane import fast_lane
 from agentwatch.api.ingest import submit_decoded
 from agentwatch.api.responses import JSON
 from agentwatch.api.security import PUBLIC, require
+from agentwatch.api.session_paths import session_path
 from agentwatch.events.codecs.framing import BodyError
 from agentwatch.events.model import EventError, parse_ts
 from agentwatch.sessions import queries, stream
 from agentwatch.sessions.derive import session_json
-from agentwatch.sessions.wire import identifier
+from agentwatch.sessions.wire import MAX_SEQUENCE, identifier
 
 router = APIRouter(tags=["aop"])
 SAFE_NAME = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-")
@@ -146,36 +148,53 @@ async def list_sessions(
     )
 
 
-def _detail(engine: Any, session_id: str) -> bytes | None:
+DETAIL_EVENTS_MAX = 10_000  # events in one answer of GET /sessions/{id}; page on with ?after=
+EXPORT_PAGE = 5_000  # events read per query while an export streams
+
+
+def _query_int(request: Request, name: str, *, low: int, high: int, default: int) -> int:
+    value = request.query_params.get(name)
+    if value is None:
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        raise InvalidRequest(f"{name}: must be an integer") from None
+    if not low <= number <= high:
+        raise InvalidRequest(f"{name}: must be between {low} and {high}")
+    return number
+
+
+def _detail(engine: Any, session_id: str, after: int, limit: int) -> bytes | None:
     with engine.connect() as conn:  # one connection for the four reads
         row = queries.get_session(conn, session_id)
         if row is None:
             return None
-        evs = queries.raw_events(conn, session_id)
+        evs = queries.raw_events(conn, session_id, after=after, limit=limit + 1)
         kids = queries.children(conn, session_id)
         alerts = queries.session_alerts(conn, session_id)
+    more = len(evs) > limit
+    evs = evs[:limit]
     head = orjson.dumps(
         {
             "session": session_json(row, children=len(kids)),
             "alerts": alerts,
             "children": [session_json(k) for k in kids],
+            "next_after": evs[-1][0] if more else None,
         }
     )
-    events = b"[" + b",".join(queries.one_line(raw) for _eid, raw in evs) + b"]"
+    events = b"[" + b",".join(queries.one_line(raw) for _seq, raw in evs) + b"]"
     return head[:-1] + b',"events":' + events + b"}"
 
 
-@router.get(
-    "/sessions/{session_id}",
-    dependencies=[require("sessions:read")],
-    response_class=Response,
-    openapi_extra={"parameters": [SESSION_ID_PARAMETER]},
-)
-@fast_lane
-async def get_session(request: Request) -> Response:
-    """The session, its events as sent (in sequence order), its alerts and its child sessions."""
-    sid = _session_id(request.path_params["session_id"])  # validated here: the fast lane declares no parameters
-    body = await run_in_threadpool(_detail, request.app.state.aw.engine, sid)
+async def _detail_response(request: Request, sid: str) -> Response:
+    unknown = set(request.query_params) - {"after", "limit"}
+    if unknown:
+        name = sorted(unknown)[0][:64]
+        raise InvalidRequest(f"{name}: unknown query parameter (known: after, limit)")
+    after = _query_int(request, "after", low=-1, high=MAX_SEQUENCE, default=-1)
+    limit = _query_int(request, "limit", low=1, high=DETAIL_EVENTS_MAX, default=DETAIL_EVENTS_MAX)
+    body = await run_in_threadpool(_detail, request.app.state.aw.engine, sid, after, limit)
     if body is None:
         raise NotFound(f"session {sid!r} not found")
     return Response(body, media_type="application/json")
@@ -188,25 +207,67 @@ def content_disposition(session_id: str) -> str:
     return f"attachment; filename=\"session-{ascii_name}.jsonl\"; filename*=UTF-8''{exact}"
 
 
-def _export(engine: Any, session_id: str) -> bytes | None:
-    evs = queries.raw_events(engine, session_id)
-    if not evs and not queries.known(engine, session_id):
+def _export_pages(engine: Any, session_id: str, first: list[tuple[int, bytes]]) -> Iterator[bytes]:
+    """The export's bytes, one page of events at a time (a long session is never held whole)."""
+    page = first
+    while page:
+        yield b"".join(queries.one_line(raw) + b"\n" for _seq, raw in page)
+        if len(page) < EXPORT_PAGE:
+            return
+        page = queries.raw_events(engine, session_id, after=page[-1][0], limit=EXPORT_PAGE)
+
+
+def _export_start(engine: Any, session_id: str) -> list[tuple[int, bytes]] | None:
+    first = queries.raw_events(engine, session_id, limit=EXPORT_PAGE)
+    if not first and not queries.known(engine, session_id):
         return None
-    return b"".join(queries.one_line(raw) + b"\n" for _eid, raw in evs)
+    return first
 
 
-@router.get("/sessions/{session_id}/export", dependencies=[require("sessions:read")], response_class=Response)
-async def export_session(request: Request, session_id: str) -> Response:
-    """The session's events exactly as sent, one per line (NDJSON), as a file download."""
-    sid = _session_id(session_id)
-    body = await run_in_threadpool(_export, request.app.state.aw.engine, sid)
-    if body is None:
+async def _export_response(request: Request, sid: str) -> Response:
+    engine = request.app.state.aw.engine
+    first = await run_in_threadpool(_export_start, engine, sid)
+    if first is None:
         raise NotFound(f"session {sid!r} not found")
-    return Response(
-        body,
+    return StreamingResponse(
+        _export_pages(engine, sid, first),  # a plain iterator: Starlette reads it in a worker thread
         media_type="application/x-ndjson",
         headers={"Content-Disposition": content_disposition(sid), "X-Content-Type-Options": "nosniff"},
     )
+
+
+async def _session_view(request: Request) -> Response:
+    target = session_path(request.scope)
+    if target.view == "export":
+        return await _export_response(request, target.session_id)
+    return await _detail_response(request, target.session_id)
+
+
+# A session id may hold "/" (sent as %2F): both GET routes read their target from the raw
+# path (``api.session_paths``), so whichever route matched, the right view answers.
+@router.get("/sessions/{session_id}/export", dependencies=[require("sessions:read")], response_class=Response)
+async def export_session(request: Request, session_id: str) -> Response:
+    """The session's events exactly as sent, one per line (NDJSON), as a file download."""
+    return await _session_view(request)
+
+
+@router.get(
+    "/sessions/{session_id:path}",
+    dependencies=[require("sessions:read")],
+    response_class=Response,
+    openapi_extra={
+        "parameters": [
+            SESSION_ID_PARAMETER,
+            {"name": "after", "in": "query", "schema": {"type": "integer", "minimum": -1}},
+            {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": DETAIL_EVENTS_MAX}},
+        ]
+    },
+)
+@fast_lane
+async def get_session(request: Request) -> Response:
+    """The session, its events as sent (in sequence order; ``after``/``limit`` page through a
+    long session), its alerts and its child sessions."""
+    return await _session_view(request)
 
 
 def _delete(aw: Any, session_id: str, recursive: bool) -> dict[str, Any] | None:
@@ -225,15 +286,19 @@ def _delete(aw: Any, session_id: str, recursive: bool) -> dict[str, Any] | None:
     return {"ok": True, "deleted": {**counts, "session_ids": ids}}
 
 
-@router.delete("/sessions/{session_id}", dependencies=[require("sessions:write")])
-async def delete_session(
-    request: Request, session_id: str, recursive: Annotated[bool, Query()] = False
-) -> dict[str, Any]:
+@router.delete(
+    "/sessions/{session_id:path}",
+    dependencies=[require("sessions:write")],
+    openapi_extra={"parameters": [SESSION_ID_PARAMETER]},
+)
+async def delete_session(request: Request, recursive: Annotated[bool, Query()] = False) -> dict[str, Any]:
     """Delete a session with its events and alerts; ``?recursive=true`` also deletes its descendants."""
-    sid = _session_id(session_id)
-    result = await run_in_threadpool(_delete, request.app.state.aw, sid, recursive)
+    target = session_path(request.scope)
+    if target.view != "detail":
+        raise NotFound(f"no route for {request.url.path!r}")
+    result = await run_in_threadpool(_delete, request.app.state.aw, target.session_id, recursive)
     if result is None:
-        raise NotFound(f"session {sid!r} not found")
+        raise NotFound(f"session {target.session_id!r} not found")
     return result
 
 

@@ -84,10 +84,19 @@ def list_sessions(engine: Engine, q: SessionQuery) -> tuple[list[dict[str, Any]]
 
 _SESSION = Prepared(select(aop_sessions).where(aop_sessions.c.id == bindparam("sid")))
 # The bytes as sent, or the stored body when none were kept (never both: the body is large).
+# An AOP session's sequences are unique (a resent step is stored once), so a page starts
+# after the last sequence of the one before.
 _RAW_EVENTS = Prepared(
-    select(events.c.event_id, events.c.raw, case((events.c.raw.is_(None), events.c.body), else_=null()))
-    .where(and_(events.c.session_id == bindparam("sid"), events.c.source_format == "aop"))
+    select(events.c.sequence, events.c.raw, case((events.c.raw.is_(None), events.c.body), else_=null()))
+    .where(
+        and_(
+            events.c.session_id == bindparam("sid"),
+            events.c.source_format == "aop",
+            events.c.sequence > bindparam("after"),
+        )
+    )
     .order_by(events.c.sequence, events.c.seq)
+    .limit(bindparam("lim"))
 )
 
 
@@ -97,12 +106,15 @@ def get_session(engine: Engine | Connection, session_id: str) -> dict[str, Any] 
     return rows[0] if rows else None
 
 
-def raw_events(engine: Engine | Connection, session_id: str) -> list[tuple[str, bytes]]:
-    """``(event_id, bytes as sent)`` of a session's AOP events, in sequence order."""
+def raw_events(
+    engine: Engine | Connection, session_id: str, *, after: int = -1, limit: int = 10_000
+) -> list[tuple[int, bytes]]:
+    """``(sequence, bytes as sent)`` of a session's AOP events with a sequence above
+    ``after``, in sequence order, at most ``limit`` of them."""
     with _conn(engine) as conn:
         return [
-            (eid, raw if raw is not None else body.encode())
-            for eid, raw, body in _RAW_EVENTS.rows(conn, sid=session_id)
+            (sequence, raw if raw is not None else body.encode())
+            for sequence, raw, body in _RAW_EVENTS.rows(conn, sid=session_id, after=after, lim=limit)
         ]
 
 
