@@ -63,6 +63,39 @@ def test_mutations_and_auth_events_are_audited_with_actor_and_outcome_never_secr
     assert log.verify().ok
 
 
+def test_each_ingest_request_is_audited_once_with_its_outcome(sqlite_server):
+    auth = sqlite_server.aw.auth
+    admin = auth.users.create("ingest@example.com", PASSWORD, "admin")
+    made, key = auth.keys.create(owner_id=admin.id, created_by="t", name="k", scopes=["admin"], expires_at=None)
+    key_id = made.id
+    ev = {"event_type": "process.exec", "process": {"pid": 1, "name": "x"}, "data": {"exe": "/bin/x"}}
+    aop = {
+        "spec": "aop/1.0",
+        "session_id": "audited",
+        "agent_id": "a",
+        "sequence": 1,
+        "timestamp": "2026-04-03T10:00:00Z",
+        "type": "session.started",
+        "payload": {"goal": "g"},
+    }
+    with sqlite_server.client(headers={"X-API-Key": key}) as c:
+        assert c.post("/api/v1/ingest", json=[ev, ev]).status_code == 200
+        assert c.post("/events", json=aop).status_code == 200
+        assert c.post("/events", json=aop).json()["duplicate"] is True  # nothing new stored: still audited
+        assert c.post("/events", json={**aop, "sequence": "one"}).status_code == 400  # refused at intake
+    rows = sqlite_server.aw.audit.query(limit=100)
+    mine = [
+        (r["action"], r["status"], r["actor"]["id"])
+        for r in rows
+        if r["action"] in ("POST /api/v1/ingest", "POST /events")
+    ]
+    assert sorted(mine) == sorted(
+        [("POST /api/v1/ingest", 200, key_id), ("POST /events", 200, key_id), ("POST /events", 200, key_id)]
+        + [("POST /events", 400, key_id)]
+    )
+    assert sqlite_server.aw.audit.verify().ok
+
+
 def test_audit_route_filters_and_pages(sqlite_server):
     log = sqlite_server.aw.audit
     base = time.time() - 1000
@@ -236,6 +269,7 @@ def test_a_mutation_is_not_acknowledged_when_its_audit_row_cannot_be_written(sql
             assert r.status_code == 503, (path, r.text)
             assert r.json()["error"]["message"].startswith("audit: the audit log cannot be written")
             assert r.headers["retry-after"]
+        assert c.get("/api/events").json()["total"] == 0  # refused whole: its events were not stored
         assert c.get("/api/events").status_code == 200  # reads carry on
 
 

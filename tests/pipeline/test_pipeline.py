@@ -220,6 +220,41 @@ async def test_a_submission_the_store_refuses_does_not_fail_the_others(aw):
     assert aw.metrics.dropped.labels("commit_failed")._value.get() == 1
 
 
+async def test_audit_rows_commit_with_their_events_or_not_at_all(aw):
+    """A request's audit row handed to the pipeline is stored in its events' transaction: a
+    commit the store refuses leaves no row claiming success (the middleware records the failure)."""
+    from agentwatch.soc.audit import AuditEntry, AuditTicket
+
+    def ticket(name: str) -> AuditTicket:
+        async def entry(status: int) -> AuditEntry:
+            return AuditEntry(f"POST /{name}", status=status)
+
+        return AuditTicket(entry)
+
+    slow = SlowStage()
+    aw.pipeline.stages.insert(0, slow)  # holds the worker so the next submissions share one commit
+    await aw.pipeline.start()
+    first = asyncio.create_task(aw.pipeline.submit(make_events(aw, 1, 9000)))
+    await asyncio.sleep(0.05)
+    bad = make_events(aw, 1, 5000)[0]
+    bad.body["attrs"] = {"x": {1, 2}}  # a set: the store cannot serialise it
+    bad.body_json = None
+    tickets = {name: ticket(name) for name in ("good-1", "good-2", "refused")}
+    good = [asyncio.create_task(aw.pipeline.submit(make_events(aw, 2, 100 * i), tickets[f"good-{i}"])) for i in (1, 2)]
+    refused = asyncio.create_task(aw.pipeline.submit([bad], tickets["refused"]))
+    await asyncio.sleep(0.05)
+    slow.gate.set()
+    assert [(await t).stored for t in good] == [2, 2]
+    with pytest.raises(TypeError):
+        await refused
+    await first
+    await aw.pipeline.stop()
+    assert [tickets[n].stored_status for n in ("good-1", "good-2", "refused")] == [200, 200, None]
+    rows = aw.audit.query(limit=10)
+    assert sorted((r["action"], r["status"]) for r in rows) == [("POST /good-1", 200), ("POST /good-2", 200)]
+    assert aw.audit.verify().ok
+
+
 class BrokenDetector:
     name = "broken"
 

@@ -24,7 +24,8 @@ async def submit_decoded(request: Request, decoded: Decoded, source: str) -> dic
     aw = request.app.state.aw
     aw.metrics.count_intake(source, len(decoded.events) + len(decoded.rejected), len(decoded.rejected))
     try:
-        outcome = await aw.pipeline.submit(decoded.events)
+        # the request's audit row is committed with its events (see soc.audit.AuditTicket)
+        outcome = await aw.pipeline.submit(decoded.events, getattr(request.state, "audit_ticket", None))
     except QueueFull:
         raise Unavailable(
             "pipeline: queue full, retry later", headers={"Retry-After": str(QueueFull.retry_after_s)}

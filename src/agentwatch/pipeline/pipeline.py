@@ -86,6 +86,8 @@ class Outcome:
 class _Submission:
     events: list[Event]
     future: asyncio.Future[Outcome]
+    ticket: Any = None  # the request's AuditTicket, its row committed with the events
+    audit_entry: Any = None
 
 
 class Pipeline:
@@ -108,6 +110,9 @@ class Pipeline:
         self.detectors = list(detectors)
         self.finding_sinks: list[FindingSink] = []
         self.commit_hooks: list[CommitHook] = []
+        # Stores audit rows inside the commit's transaction (``AuditLog.append_in``); set by the
+        # audit log's owner. Without it, requests are audited apart from their events.
+        self.audit_writer: Callable[[Any, list[Any]], object] | None = None
         # Set on an API node of a scale-out deployment: events go to the bus, a worker commits them.
         self.forwarder: Callable[[list[Event]], Awaitable[Outcome]] | None = None
         self._queue: asyncio.Queue[_Submission | None] = asyncio.Queue()
@@ -142,8 +147,12 @@ class Pipeline:
         return self._pending
 
     # -- intake ----------------------------------------------------------
-    async def submit(self, events: list[Event]) -> Outcome:
-        """Commit ``events``; returns after they are stored. Raises QueueFull / ShuttingDown."""
+    async def submit(self, events: list[Event], audit: Any = None) -> Outcome:
+        """Commit ``events``; returns after they are stored. Raises QueueFull / ShuttingDown.
+
+        ``audit`` (an :class:`~agentwatch.soc.audit.AuditTicket`) has the request's audit row
+        stored in the same transaction, for the status the route answers on success (200).
+        """
         if not events:
             return Outcome()
         if not self._accepting:
@@ -166,9 +175,11 @@ class Pipeline:
             else:
                 self.metrics.dropped.labels("queue_full").inc(n)
                 raise QueueFull("pipeline queue is full")
+        entry = await audit.entry(200) if audit is not None and self.audit_writer is not None else None
         self._pending += n  # the queue-depth gauge reads this when /metrics is scraped
         fut: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait(_Submission(events, fut))  # unbounded: the event count above is the bound
+        # unbounded: the event count above is the bound
+        self._queue.put_nowait(_Submission(events, fut, audit if entry is not None else None, entry))
         # Not shielded: a client that goes away cancels only its wait; the worker skips a
         # cancelled future, and the events are committed all the same.
         return await fut
@@ -205,12 +216,17 @@ class Pipeline:
             stop = stop or got_stop
             await self._commit(subs)
 
-    def _process(self, batch: list[Event]) -> tuple[list[Event], list[Event], list[Finding]]:
-        """Worker-thread part: stages, commit (with the stages' commit steps), then detectors on
-        the events stored for the first time (a resent event is never detected twice).
-        Returns (kept, stored, findings)."""
+    def _process(self, batch: list[Event], audit_entries: list[Any]) -> tuple[list[Event], list[Event], list[Finding]]:
+        """Worker-thread part: stages, commit (with the stages' commit steps and the requests'
+        audit rows), then detectors on the events stored for the first time (a resent event is
+        never detected twice). Returns (kept, stored, findings)."""
         kept = run_stages(self.stages, batch)
-        stored = event_store.commit_batch(self.engine, kept, self.commit_steps) if kept else []
+        writer = self.audit_writer
+        also = (lambda conn: writer(conn, audit_entries)) if audit_entries and writer is not None else None
+        if kept or also is not None:
+            stored = event_store.commit_batch(self.engine, kept, self.commit_steps, also)
+        else:
+            stored = []
         findings: list[Finding] = []
         if stored:
             for det in self.detectors:
@@ -227,9 +243,10 @@ class Pipeline:
 
     async def _commit(self, subs: list[_Submission]) -> None:
         batch = [e for s in subs for e in s.events]
+        entries = [s.audit_entry for s in subs if s.audit_entry is not None]
         started = time.perf_counter()
         try:
-            kept, stored, findings = await asyncio.to_thread(self._process, batch)
+            kept, stored, findings = await asyncio.to_thread(self._process, batch, entries)
         except Exception as exc:  # a storage failure: tell every waiting client
             if len(subs) > 1:
                 # One submission's events may be what the store refused: commit each apart, so
@@ -255,6 +272,8 @@ class Pipeline:
         stored_ids = {id(e) for e in stored}
         kept_ids = {id(e) for e in kept}
         for s in subs:
+            if s.ticket is not None:
+                s.ticket.stored_status = 200
             out = Outcome()
             for e in s.events:
                 if id(e) in stored_ids:

@@ -9,7 +9,9 @@ is changed or missing.
 
 Appends from the server go through :meth:`AuditLog.record`, which groups concurrent
 entries into one transaction (group commit) and returns only once they are stored: an
-audited request is never acknowledged before its audit row is durable.
+audited request is never acknowledged before its audit row is durable. An ingest request's
+row is instead stored in the transaction that stores its events (:class:`AuditTicket`):
+one commit for both, and the row exists exactly when the events do.
 """
 
 from __future__ import annotations
@@ -17,13 +19,13 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 import structlog
-from sqlalchemy import Engine, and_, bindparam, func, or_, select, update
+from sqlalchemy import Connection, Engine, and_, bindparam, func, or_, select, update
 
 from agentwatch.pipeline.gathering import let_arrive
 from agentwatch.soc.auth_schema import audit_head, audit_log
@@ -38,6 +40,21 @@ MAX_BATCH = 500
 VERIFY_PAGE = 2000
 FIELD_LIMITS = {"actor_kind": 16, "actor_id": 128, "actor_name": 320, "action": 128, "target": 512, "client": 64}
 MAX_DETAILS_BYTES = 8192
+
+
+@dataclass
+class AuditTicket:
+    """A request's audit row, which a route may commit together with its own writes.
+
+    The audit middleware hands one to every audited request (``request.state.audit_ticket``).
+    A route whose writes go through the pipeline passes it along; the pipeline then stores
+    the row (built by ``entry`` for the status the route answers on success) in the same
+    transaction as the events and sets ``stored_status``. The middleware, seeing the
+    response carry that status, sends it at once instead of appending the row itself.
+    """
+
+    entry: Callable[[int], Awaitable[AuditEntry]]
+    stored_status: int | None = None
 
 
 class AuditError(RuntimeError):
@@ -168,23 +185,29 @@ class AuditLog:
         """Store ``entries`` in one transaction, chained after the current head; returns their seqs."""
         if not entries:
             return []
-        now = time.time()
         with self.engine.begin() as conn:
-            # The UPDATE comes first: it takes the write lock (row lock on PostgreSQL, the
-            # database write lock on SQLite) before the head is read, so concurrent writers,
-            # in this process or another, serialize here.
-            if _LOCK_HEAD.execute(conn, head=HEAD_ID, now=now) != 1:
-                raise AuditError("audit log head row is missing; run `agentwatch audit verify`")
-            ((head_seq, prev),) = _READ_HEAD.rows(conn, head=HEAD_ID)
-            seq = int(head_seq)
-            rows = []
-            for entry in entries:
-                seq += 1
-                row = {"seq": seq, **entry.fields(), "prev_hash": prev}
-                row["hash"] = prev = row_hash(row)
-                rows.append(row)
-            _INSERT.execute_many(conn, rows)
-            _MOVE_HEAD.execute(conn, head=HEAD_ID, new_seq=seq, new_hash=prev)
+            return self.append_in(conn, entries)
+
+    @staticmethod
+    def append_in(conn: Connection, entries: list[AuditEntry]) -> list[int]:
+        """Chain ``entries`` after the head inside the caller's transaction (committed with it)."""
+        if not entries:
+            return []
+        # The UPDATE comes first: it takes the write lock (row lock on PostgreSQL, the
+        # database write lock on SQLite) before the head is read, so concurrent writers,
+        # in this process or another, serialize here.
+        if _LOCK_HEAD.execute(conn, head=HEAD_ID, now=time.time()) != 1:
+            raise AuditError("audit log head row is missing; run `agentwatch audit verify`")
+        ((head_seq, prev),) = _READ_HEAD.rows(conn, head=HEAD_ID)
+        seq = int(head_seq)
+        rows = []
+        for entry in entries:
+            seq += 1
+            row = {"seq": seq, **entry.fields(), "prev_hash": prev}
+            row["hash"] = prev = row_hash(row)
+            rows.append(row)
+        _INSERT.execute_many(conn, rows)
+        _MOVE_HEAD.execute(conn, head=HEAD_ID, new_seq=seq, new_hash=prev)
         return [r["seq"] for r in rows]
 
     def append(self, entry: AuditEntry) -> int:

@@ -172,25 +172,33 @@ def _insert_new_postgresql(conn: Connection, batch: Sequence[Event]) -> list[Eve
 CommitStep = Callable[[Connection, list[Event]], Callable[[], None] | None]
 
 
-def commit_batch(engine: Engine, batch: Sequence[Event], steps: Sequence[CommitStep] = ()) -> list[Event]:
+def commit_batch(
+    engine: Engine,
+    batch: Sequence[Event],
+    steps: Sequence[CommitStep] = (),
+    also: Callable[[Connection], object] | None = None,
+) -> list[Event]:
     """Store the events not stored before; returns exactly those, in order.
 
     Each of ``steps`` runs inside the same transaction with those events, so what it writes
     (derived rows) is committed together with them or not at all, and never for a resent event;
     what a step returns is called after the commit succeeded (to update an in-memory cache).
+    ``also`` writes in that transaction too, whether or not any event was new (the audit
+    rows of the requests that brought the batch).
     """
     after: list[Callable[[], None]] = []
     insert_new = _insert_new_sqlite if engine.dialect.name == "sqlite" else _insert_new_postgresql
     with engine.begin() as conn:
-        fresh = insert_new(conn, batch)
-        if not fresh:
-            return []
-        counters_store.add(conn, tally(fresh))
-        process_store.record(conn, fresh)
-        for step in steps:
-            done = step(conn, fresh)
-            if done is not None:
-                after.append(done)
+        fresh = insert_new(conn, batch) if batch else []
+        if fresh:
+            counters_store.add(conn, tally(fresh))
+            process_store.record(conn, fresh)
+            for step in steps:
+                done = step(conn, fresh)
+                if done is not None:
+                    after.append(done)
+        if also is not None:
+            also(conn)
     for done in after:
         done()
     return fresh

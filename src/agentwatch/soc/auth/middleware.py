@@ -8,7 +8,8 @@ address, and adds ``X-RateLimit-*`` headers; over budget it answers 429 with
 
 ``AuditMiddleware`` appends every POST/PUT/PATCH/DELETE to the audit log with the principal
 and the status, and holds the response until the row is stored: an action is never
-acknowledged without its audit row. The method, route and path are kept, and the names of
+acknowledged without its audit row (ingest routes commit that row with their events instead,
+see ``soc.audit.AuditTicket``). The method, route and path are kept, and the names of
 the fields a route says it changed (``request.state.audit_details``); bodies, values, query
 strings and headers (where secrets travel) are not.
 """
@@ -25,7 +26,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from agentwatch.api.errors import error_body
 from agentwatch.api.security import origin_allowed
-from agentwatch.soc.audit import AuditEntry
+from agentwatch.soc.audit import AuditEntry, AuditTicket
 from agentwatch.soc.auth.credentials import is_stream
 from agentwatch.soc.auth.service import AuthService, actor_of, client_of
 
@@ -131,14 +132,20 @@ class AuditMiddleware:
             return
         start: Message | None = None
         audited = False
+        ticket = AuditTicket(lambda status: self._entry(scope, status))
+        scope.setdefault("state", {})["audit_ticket"] = ticket
 
         async def held_send(message: Message) -> None:
             # The response start is held until the audit row is stored. A streamed response
             # (an LLM stream through the gateway) is audited at its first chunk and then
-            # passed through as it comes, so streaming is not turned into buffering.
+            # passed through as it comes, so streaming is not turned into buffering. A row
+            # the route already committed with its own writes (the ticket) is not stored twice.
             nonlocal start, audited
             if message["type"] == "http.response.start":
                 start = message
+                if ticket.stored_status is not None and ticket.stored_status == message["status"]:
+                    audited = True
+                    await send(message)
                 return
             if audited or message["type"] != "http.response.body" or start is None:
                 await send(message)

@@ -77,6 +77,7 @@ class AuthService:
         self._touched: dict[str, float] = {}
         aw.auth = self
         aw.audit = self.audit
+        aw.pipeline.audit_writer = self.audit.append_in
 
     # -- lifecycle -----------------------------------------------------------------------------
 
