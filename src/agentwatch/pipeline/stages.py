@@ -14,10 +14,12 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from agentwatch.events import entities
+from agentwatch.events.ids import name_uuid_hex
 from agentwatch.events.model import Event
 from agentwatch.pipeline.filters import RuntimeFilters
 
 TRACE_NS = uuid.UUID("0b8f5a8e-37a4-4c55-8d5e-1d7c1b6f0a11")
+_TRACE_NS_BYTES = TRACE_NS.bytes
 TRACE_IDLE_S = 300.0
 MAX_TRACKED = 100_000
 
@@ -55,7 +57,7 @@ class ProcessFilterStage:
 
 
 def _trace_id(*parts: object) -> str:
-    return uuid.uuid5(TRACE_NS, "\x1f".join(str(p) for p in parts)).hex
+    return name_uuid_hex(_TRACE_NS_BYTES, "\x1f".join([str(p) for p in parts]))
 
 
 class TraceStage:

@@ -9,7 +9,6 @@ ignores: ingest is idempotent per session step.
 
 from __future__ import annotations
 
-import hashlib
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -21,6 +20,7 @@ import orjson
 
 from agentwatch.events.codecs import Decoded, Rejection
 from agentwatch.events.codecs.framing import BodyError
+from agentwatch.events.ids import name_uuid
 from agentwatch.events.model import Event, EventError, storable
 from agentwatch.sessions import wire
 
@@ -35,16 +35,8 @@ _NS_BYTES = AOP_NS.bytes
 
 
 def aop_event_id(session_id: str, sequence: int) -> str:
-    """The same session step always gets the same id (idempotent ingest): UUID5 of both.
-
-    Computed as RFC 4122 section 4.3 does (``uuid.uuid5`` builds the same value with more
-    object overhead; this runs once per ingested event).
-    """
-    digest = bytearray(hashlib.sha1(_NS_BYTES + f"{session_id}\x1f{sequence}".encode()).digest()[:16])  # noqa: S324
-    digest[6] = (digest[6] & 0x0F) | 0x50
-    digest[8] = (digest[8] & 0x3F) | 0x80
-    h = digest.hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    """The same session step always gets the same id (idempotent ingest): UUID5 of both."""
+    return name_uuid(_NS_BYTES, f"{session_id}\x1f{sequence}")
 
 
 def _severity(aop_type: str, data: dict[str, Any]) -> int:

@@ -20,11 +20,13 @@ import structlog
 from sqlalchemy import Connection, select
 
 from agentwatch.events.model import Event, iso
+from agentwatch.sessions import queries
 from agentwatch.sessions.schema import aop_sessions
 from agentwatch.store.upsert import upsert
 
 log = structlog.get_logger("agentwatch.sessions")
 CHUNK = 500
+FEW = 16  # up to this many sessions are read one by one, more with IN queries of CHUNK
 STEP_PREFIXES = ("aop.cognition.", "aop.operation.")
 
 
@@ -111,6 +113,14 @@ def apply(row: dict[str, Any], e: Event) -> dict[str, Any]:
 
 def load_rows(conn: Connection, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
     rows: dict[str, dict[str, Any]] = {}
+    if len(ids) <= FEW:
+        # A session's first event (or one evicted from the cache): a compiled point query each
+        # costs a few microseconds, building an IN query through SQLAlchemy over a hundred.
+        for sid in ids:
+            row = queries.get_session(conn, sid)
+            if row is not None:
+                rows[sid] = row
+        return rows
     for i in range(0, len(ids), CHUNK):
         chunk = list(ids[i : i + CHUNK])
         for r in conn.execute(select(aop_sessions).where(aop_sessions.c.id.in_(chunk))):

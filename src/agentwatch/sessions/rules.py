@@ -29,13 +29,14 @@ from typing import Any
 
 import orjson
 import structlog
-from sqlalchemy import Engine, delete, select
+from sqlalchemy import Engine, bindparam, delete, select
 
 from agentwatch.events.model import Event
 from agentwatch.pipeline.pipeline import Finding
 from agentwatch.sessions.derive import session_events
 from agentwatch.sessions.schema import aop_rule_state
 from agentwatch.sessions.settings import AopSettings
+from agentwatch.store.prepared import Prepared
 from agentwatch.store.upsert import upsert
 
 log = structlog.get_logger("agentwatch.sessions.rules")
@@ -65,6 +66,8 @@ MAX_OPEN = 256
 MAX_FAILURES = 200
 CACHE = 10_000
 CHUNK = 500
+FEW = 16  # up to this many states are read one by one, more with IN queries of CHUNK
+_STATE = Prepared(select(aop_rule_state.c.state).where(aop_rule_state.c.scope == bindparam("scope")))
 
 
 def rule_id(kind: str) -> str:
@@ -116,10 +119,15 @@ class SessionRules:
             return
         found: dict[str, dict[str, Any]] = {}
         with self.engine.connect() as conn:
-            for i in range(0, len(missing), CHUNK):
-                chunk = missing[i : i + CHUNK]
-                for r in conn.execute(select(aop_rule_state).where(aop_rule_state.c.scope.in_(chunk))):
-                    found[r.scope] = orjson.loads(r.state)
+            if len(missing) <= FEW:  # a new session's scopes: compiled point queries are cheapest
+                for scope in missing:
+                    for (state,) in _STATE.rows(conn, scope=scope):
+                        found[scope] = orjson.loads(state)
+            else:
+                for i in range(0, len(missing), CHUNK):
+                    chunk = missing[i : i + CHUNK]
+                    for r in conn.execute(select(aop_rule_state).where(aop_rule_state.c.scope.in_(chunk))):
+                        found[r.scope] = orjson.loads(r.state)
         for scope in missing:
             self._cache[scope] = found.get(scope, {})
         while len(self._cache) > CACHE:
