@@ -20,7 +20,7 @@ one ``agent.tool_call`` per tool call in the output; an ``execute_tool`` span be
 ``agent.tool_call`` and its ``agent.tool_result``. Event ids derive from the span ids, so a
 re-sent export deduplicates. Content goes through the capture redactor first.
 
-Values the mapping turns into numbers are checked first (:func:`check_span`, :func:`check_log`):
+Values the mapping turns into numbers are checked first (`capture.otlp_values`: :func:`check_span`, :func:`check_log`):
 timestamps must lie in 0..2**64-1 ns; ``process.pid`` and the token counts, when they are
 numbers (or digit strings), must be whole numbers from 0 to 2**53, else the span is refused with
 an :class:`ItemError` naming the attribute (the codec turns it into a 400 with the request path).
@@ -43,6 +43,17 @@ import orjson
 from agentwatch.capture.gateway.events import tool_def_type, tool_type
 from agentwatch.capture.gateway.identify import oisp_provider
 from agentwatch.capture.gateway.providers.base import MESSAGE_ROLES, normalize_finish, text_of
+from agentwatch.capture.otlp_values import (
+    TOKEN_KEYS,
+    ItemError,
+    attr,
+    check_log,
+    check_span,
+    count,
+    dumps,
+    json_value,
+    whole,
+)
 from agentwatch.capture.redact import Redactor, content_hash
 from agentwatch.events.model import EventError, iso
 
@@ -66,108 +77,6 @@ PARAMS = {
     "gen_ai.request.frequency_penalty": "frequency_penalty",
     "gen_ai.request.presence_penalty": "presence_penalty",
 }
-
-
-MAX_NS = 2**64 - 1  # OTLP timestamps are fixed64 nanoseconds since the epoch
-MAX_COUNT = 2**53  # pid and token counts: any real one is far smaller, and sums stay exact and storable
-TOKEN_KEYS = (
-    ("gen_ai.usage.input_tokens", "prompt_tokens"),
-    ("gen_ai.usage.prompt_tokens", "prompt_tokens"),
-    ("gen_ai.usage.output_tokens", "completion_tokens"),
-    ("gen_ai.usage.completion_tokens", "completion_tokens"),
-    ("llm.usage.total_tokens", "total_tokens"),
-    ("gen_ai.usage.cache_read.input_tokens", "cached_tokens"),
-)
-
-
-class ItemError(EventError):
-    """Span or log record ``index`` broke a rule; ``field`` is named relative to it (``resource.`` for its
-    resource, OTLP/JSON names: ``attributes[gen_ai.usage.input_tokens]``, ``startTimeUnixNano``)."""
-
-    def __init__(self, index: int, field: str, rule: str) -> None:
-        super().__init__(field, rule)
-        self.index = index
-
-
-def _json(v: Any) -> Any:
-    if isinstance(v, str) and v[:1] in ("[", "{"):
-        try:
-            return orjson.loads(v)
-        except orjson.JSONDecodeError:
-            return v
-    return v
-
-
-def _count(v: Any, field: str) -> int | None:
-    """A pid or token count: None when absent or not a number at all (a name, a list: ignored, as
-    before); a number or digit string that is not a whole number in 0..2**53 raises EventError."""
-    if v is None or isinstance(v, bool):
-        return None
-    if isinstance(v, str):
-        if not (v.isascii() and v.isdigit()):
-            return None
-        if len(v) > 20:
-            raise EventError(field, f"must be a whole number from 0 to {MAX_COUNT}")
-        v = int(v)
-    if isinstance(v, float):
-        if not math.isfinite(v) or not 0 <= v <= MAX_COUNT:
-            raise EventError(field, f"must be a whole number from 0 to {MAX_COUNT}")
-        return int(v)
-    if isinstance(v, int):
-        if not 0 <= v <= MAX_COUNT:
-            raise EventError(field, f"must be a whole number from 0 to {MAX_COUNT}")
-        return v
-    return None
-
-
-def _int(v: Any) -> int | None:
-    """:func:`_count` for values already checked; anything invalid is None, never an exception."""
-    try:
-        return _count(v, "")
-    except EventError:
-        return None
-
-
-def _attr(key: str) -> str:
-    return f"attributes[{key}]"
-
-
-def _check_ns(ns: Any, field: str) -> None:
-    if not isinstance(ns, int) or isinstance(ns, bool) or not 0 <= ns <= MAX_NS:
-        raise EventError(field, "out of range")
-
-
-def _check_common(item: dict[str, Any]) -> None:
-    res = item.get("resource")
-    if isinstance(res, dict):
-        _count(res.get("process.pid"), "resource." + _attr("process.pid"))
-    attrs = item.get("attributes")
-    if isinstance(attrs, dict):
-        for key, _ in TOKEN_KEYS:
-            _count(attrs.get(key), _attr(key))
-
-
-def check_span(s: dict[str, Any]) -> None:
-    """Raises EventError (field relative to the span) for a value the mapping cannot turn into a number."""
-    _check_ns(s.get("start_ns") or 0, "startTimeUnixNano")
-    _check_ns(s.get("end_ns") or 0, "endTimeUnixNano")
-    for i, e in enumerate(s.get("events") or []):
-        _check_ns(e.get("time_ns") or 0, f"events[{i}].timeUnixNano")
-    _check_common(s)
-
-
-def check_log(r: dict[str, Any]) -> None:
-    """Raises EventError (field relative to the log record) as :func:`check_span` does."""
-    _check_ns(r.get("time_ns") or 0, "timeUnixNano")
-    _check_common(r)
-
-
-def _dumps(v: Any, field: str, **kw: Any) -> bytes:
-    """orjson.dumps, refusing (naming ``field``) what cannot be stored: nesting past orjson's 255 levels."""
-    try:
-        return orjson.dumps(v, **kw)
-    except TypeError:
-        raise EventError(field, "nested too deeply (or holds a value JSON cannot store)") from None
 
 
 def _s(v: Any, limit: int = 256) -> str:
@@ -220,12 +129,12 @@ class Conversation:
         self.tools: list[dict[str, Any]] = []
 
     def from_attributes(self, a: dict[str, Any]) -> None:
-        system = _json(a.get("gen_ai.system_instructions"))
+        system = json_value(a.get("gen_ai.system_instructions"))
         if system:
             self.messages.append(
                 {"role": "system", "content": _parts_text(system) if isinstance(system, list) else text_of(system)}
             )
-        inputs = _json(a.get("gen_ai.input.messages"))
+        inputs = json_value(a.get("gen_ai.input.messages"))
         for m in inputs if isinstance(inputs, list) else []:
             if isinstance(m, dict):
                 msg = {
@@ -242,12 +151,12 @@ class Conversation:
                             "tool_call_id": _s(p.get("id")),
                         }
                 self.messages.append(msg)
-        outputs = _json(a.get("gen_ai.output.messages"))
+        outputs = json_value(a.get("gen_ai.output.messages"))
         for m in outputs if isinstance(outputs, list) else []:
             if isinstance(m, dict):
                 self.output_text.append(_parts_text(m.get("parts")) or text_of(m.get("content")))
                 self.tool_calls += [
-                    {**tc, "source": _attr("gen_ai.output.messages")} for tc in _tool_calls_of_parts(m.get("parts"))
+                    {**tc, "source": attr("gen_ai.output.messages")} for tc in _tool_calls_of_parts(m.get("parts"))
                 ]
                 self.finish = self.finish or normalize_finish(m.get("finish_reason"))
         # older flattened attributes
@@ -267,14 +176,14 @@ class Conversation:
             elif m := FUNCTION_KEY.match(key):
                 functions[int(m.group(1))] = str(value)
         for _, p in sorted(prompts.items()):
-            msg = {"role": _role(p.get("role")), "content": text_of(_json(p.get("content")))}
+            msg = {"role": _role(p.get("role")), "content": text_of(json_value(p.get("content")))}
             if p.get("tool_call_id"):
                 msg["role"] = "tool"
                 msg["tool_call_id"] = str(p["tool_call_id"])
             self.messages.append(msg)
         for _, c in sorted(completions.items()):
             if c.get("content") is not None:
-                self.output_text.append(text_of(_json(c.get("content"))))
+                self.output_text.append(text_of(json_value(c.get("content"))))
             self.finish = self.finish or normalize_finish(c.get("finish_reason"))
         for (i, j), tc in sorted(calls.items()):
             self.tool_calls.append(
@@ -282,11 +191,11 @@ class Conversation:
                     "id": _s(tc.get("id")),
                     "name": _s(tc.get("name")),
                     "arguments": tc.get("arguments"),
-                    "source": _attr(f"gen_ai.completion.{i}.tool_calls.{j}.arguments"),
+                    "source": attr(f"gen_ai.completion.{i}.tool_calls.{j}.arguments"),
                 }
             )
         self.tools += [{"name": n, "type": "function"} for _, n in sorted(functions.items())]
-        defs = _json(a.get("gen_ai.tool.definitions"))
+        defs = json_value(a.get("gen_ai.tool.definitions"))
         for d in defs if isinstance(defs, list) else []:
             if isinstance(d, dict):
                 name = d.get("name") or _dict(d.get("function")).get("name")
@@ -304,13 +213,13 @@ class Conversation:
         merged = {**payload, **{k: v for k, v in attrs.items() if not k.startswith("gen_ai.system")}}
         if name in MESSAGE_EVENTS:
             content = merged.get("content", body if isinstance(body, str) else None)
-            msg = {"role": MESSAGE_EVENTS[name], "content": text_of(_json(content))}
+            msg = {"role": MESSAGE_EVENTS[name], "content": text_of(json_value(content))}
             if merged.get("id") and name == "gen_ai.tool.message":
                 msg["tool_call_id"] = str(merged["id"])
             self.messages.append(msg)
         elif name == "gen_ai.choice":
             message = merged.get("message") if isinstance(merged.get("message"), dict) else merged
-            self.output_text.append(text_of(_json(message.get("content"))))
+            self.output_text.append(text_of(json_value(message.get("content"))))
             for tc in _list(message.get("tool_calls")):
                 if isinstance(tc, dict):
                     fn = _dict(tc.get("function"))
@@ -326,7 +235,7 @@ class Conversation:
 
 
 def _args_object(v: Any) -> dict[str, Any]:
-    v = _json(v)
+    v = json_value(v)
     if isinstance(v, dict):
         return v
     if v is None:
@@ -358,8 +267,8 @@ def _envelope(
     if isinstance(res.get("host.name"), str):
         body["host"] = {"hostname": res["host.name"][:256]}
     proc: dict[str, Any] = {}
-    if _int(res.get("process.pid")) is not None:
-        proc["pid"] = _int(res["process.pid"])
+    if whole(res.get("process.pid")) is not None:
+        proc["pid"] = whole(res["process.pid"])
     for src, dst in (
         ("process.executable.name", "name"),
         ("process.executable.path", "exe"),
@@ -460,7 +369,7 @@ def _llm_events(
         resp["latency_ms"] = int((end_ns - start_ns) / 1e6)
     usage: dict[str, int] = {}
     for key, dst in TOKEN_KEYS:
-        v = _count(a.get(key), _attr(key))
+        v = count(a.get(key), attr(key))
         if v is not None and dst not in usage:
             usage[dst] = v
     if "total_tokens" not in usage and "prompt_tokens" in usage and "completion_tokens" in usage:
@@ -495,7 +404,7 @@ def _llm_events(
                 "type": "function",
                 "arguments": red.value(args),
                 "arguments_hash": content_hash(
-                    _dumps(args, tc.get("source") or "attributes", option=orjson.OPT_SORT_KEYS)
+                    dumps(args, tc.get("source") or "attributes", option=orjson.OPT_SORT_KEYS)
                 ),
             }
         )
@@ -535,14 +444,14 @@ def _tool_events(
         "call_id": call_id,
         "triggered_by": "llm_decision",
         "arguments": red.value(args),
-        "arguments_hash": content_hash(_dumps(args, _attr("gen_ai.tool.call.arguments"), option=orjson.OPT_SORT_KEYS)),
+        "arguments_hash": content_hash(dumps(args, attr("gen_ai.tool.call.arguments"), option=orjson.OPT_SORT_KEYS)),
     }
     call_body = _envelope("agent.tool_call", base + "-call", start_ns, item, call, "call", mode)
     result_raw = a.get("gen_ai.tool.call.result")
     result: dict[str, Any] = {"tool": tool, "call_id": call_id, "success": error is None}
     if result_raw is not None:
         text = (
-            result_raw if isinstance(result_raw, str) else _dumps(result_raw, _attr("gen_ai.tool.call.result")).decode()
+            result_raw if isinstance(result_raw, str) else dumps(result_raw, attr("gen_ai.tool.call.result")).decode()
         )
         result["result"] = red.text(text)
         result["result_hash"] = content_hash(text)
