@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -13,12 +14,14 @@ from agentwatch.api import errors
 from agentwatch.api.fastlane import FastLaneMiddleware, LaneTable
 from agentwatch.api.responses import JSON
 from agentwatch.api.security import check_routes
+from agentwatch.api.serving import quiet_unretrieved_resets
 from agentwatch.app import Agentwatch
 
 
 def create_app(aw: Agentwatch) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        quiet_unretrieved_resets(asyncio.get_running_loop())
         await aw.start()
         try:
             yield

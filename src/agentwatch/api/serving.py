@@ -5,15 +5,25 @@ itself cannot be parsed (``POST`` with ``Upgrade: websocket``, a request body, a
 too long), the websockets library gives up on the handshake without emitting a request, and
 uvicorn 0.54 then neither answers nor closes: the connection stays open for good. Here such a
 connection gets its HTTP error answer and is closed.
+
+The event loop is uvloop's. Its ``create_connection`` can leave a connection attempt's
+future holding a ``ConnectionResetError`` that nobody retrieves when the peer resets during
+connect (uvloop issue 437; the standard loop does not), and the loop then logs "Future
+exception was never retrieved" at error level. The discovery scanner connects to many hosts
+that reset, so :func:`quiet_unretrieved_resets` makes that one case a debug line.
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
+import structlog
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
+log = structlog.get_logger("agentwatch.serving")
 WS_MAX_BYTES = 1024 * 1024
+PEER_GONE = (ConnectionResetError, ConnectionAbortedError, BrokenPipeError)
 BAD_UPGRADE = (
     b"HTTP/1.1 400 Bad Request\r\ncontent-type: text/plain; charset=utf-8\r\n"
     b"content-length: 37\r\nconnection: close\r\n\r\nnot a valid WebSocket upgrade request"
@@ -40,3 +50,20 @@ def uvicorn_options() -> dict[str, Any]:
         "proxy_headers": False,
         "server_header": False,
     }
+
+
+def quiet_unretrieved_resets(loop: asyncio.AbstractEventLoop) -> None:
+    """Log a never-retrieved connection reset at debug level; pass everything else on as before."""
+    previous = loop.get_exception_handler()
+
+    def handle(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        exc = context.get("exception")
+        if context.get("message") == "Future exception was never retrieved" and isinstance(exc, PEER_GONE):
+            log.debug("loop.connection_reset_unretrieved", error=type(exc).__name__)
+            return
+        if previous is not None:
+            previous(loop, context)
+        else:
+            loop.default_exception_handler(context)
+
+    loop.set_exception_handler(handle)
