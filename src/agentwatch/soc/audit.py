@@ -152,8 +152,10 @@ def row_view(row: Any) -> dict[str, Any]:
 
 # The append path runs once per batch of requests: compiled once, run on the driver's cursor.
 _HEAD = audit_head.c.id == bindparam("head")
-_LOCK_HEAD = Prepared(update(audit_head).where(_HEAD).values(updated_at=bindparam("now")))
-_READ_HEAD = Prepared(select(audit_head.c.seq, audit_head.c.hash).where(_HEAD))
+# Takes the head's lock and reads it in one statement (one round trip on PostgreSQL).
+_LOCK_HEAD = Prepared(
+    update(audit_head).where(_HEAD).values(updated_at=bindparam("now")).returning(audit_head.c.seq, audit_head.c.hash)
+)
 _INSERT = Prepared(
     audit_log.insert(),
     ["seq", "ts", "actor_kind", "actor_id", "actor_name", "action", "target", "status", "client", "details"]
@@ -196,9 +198,10 @@ class AuditLog:
         # The UPDATE comes first: it takes the write lock (row lock on PostgreSQL, the
         # database write lock on SQLite) before the head is read, so concurrent writers,
         # in this process or another, serialize here.
-        if _LOCK_HEAD.execute(conn, head=HEAD_ID, now=time.time()) != 1:
+        head = _LOCK_HEAD.rows(conn, head=HEAD_ID, now=time.time())
+        if len(head) != 1:
             raise AuditError("audit log head row is missing; run `agentwatch audit verify`")
-        ((head_seq, prev),) = _READ_HEAD.rows(conn, head=HEAD_ID)
+        ((head_seq, prev),) = head
         seq = int(head_seq)
         rows = []
         for entry in entries:
