@@ -113,9 +113,10 @@ def apply(row: dict[str, Any], e: Event) -> dict[str, Any]:
 
 def load_rows(conn: Connection, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
     rows: dict[str, dict[str, Any]] = {}
-    if len(ids) <= FEW:
-        # A session's first event (or one evicted from the cache): a compiled point query each
-        # costs a few microseconds, building an IN query through SQLAlchemy over a hundred.
+    if len(ids) <= FEW and conn.dialect.name == "sqlite":
+        # A session's first event (or one evicted from the cache): on SQLite a compiled point
+        # query each costs a few microseconds, building an IN query through SQLAlchemy over a
+        # hundred. On PostgreSQL each query is a round trip: one IN query is cheaper.
         for sid in ids:
             row = queries.get_session(conn, sid)
             if row is not None:

@@ -119,7 +119,7 @@ class SessionRules:
             return
         found: dict[str, dict[str, Any]] = {}
         with self.engine.connect() as conn:
-            if len(missing) <= FEW:  # a new session's scopes: compiled point queries are cheapest
+            if len(missing) <= FEW and conn.dialect.name == "sqlite":  # cheapest there; a round trip each on PG
                 for scope in missing:
                     for (state,) in _STATE.rows(conn, scope=scope):
                         found[scope] = orjson.loads(state)
