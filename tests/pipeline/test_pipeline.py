@@ -198,19 +198,31 @@ def test_commit_steps_write_in_the_events_transaction(aw):
     assert event_store.count(aw.engine) == 2  # and the events rolled back with the step
 
 
-async def test_a_submission_the_store_refuses_does_not_fail_the_others(aw):
+async def _held_pipeline(aw: Agentwatch):
+    """A started pipeline whose worker is held in a first commit, so the next submissions
+    share one; returns (the gate to release it, the first submission's task)."""
     slow = SlowStage()
-    aw.pipeline.stages.insert(0, slow)  # holds the worker so the next submissions share one commit
+    aw.pipeline.stages.insert(0, slow)
     await aw.pipeline.start()
     first = asyncio.create_task(aw.pipeline.submit(make_events(aw, 1, 9000)))
     await asyncio.sleep(0.05)
+    return slow.gate, first
+
+
+def _unstorable(aw: Agentwatch):
     bad = make_events(aw, 1, 5000)[0]
     bad.body["attrs"] = {"x": {1, 2}}  # a set: the store cannot serialise it
     bad.body_json = None  # the body changed after intake, so its serialised form is gone
+    return bad
+
+
+async def test_a_submission_the_store_refuses_does_not_fail_the_others(aw):
+    gate, first = await _held_pipeline(aw)
+    bad = _unstorable(aw)
     good = [asyncio.create_task(aw.pipeline.submit(make_events(aw, 5, 100 * i))) for i in range(1, 4)]
     refused = asyncio.create_task(aw.pipeline.submit([bad]))
     await asyncio.sleep(0.05)
-    slow.gate.set()
+    gate.set()
     assert (await first).stored == 1
     assert [(await t).stored for t in good] == [5, 5, 5]
     with pytest.raises(TypeError):
@@ -231,19 +243,13 @@ async def test_audit_rows_commit_with_their_events_or_not_at_all(aw):
 
         return AuditTicket(entry)
 
-    slow = SlowStage()
-    aw.pipeline.stages.insert(0, slow)  # holds the worker so the next submissions share one commit
-    await aw.pipeline.start()
-    first = asyncio.create_task(aw.pipeline.submit(make_events(aw, 1, 9000)))
-    await asyncio.sleep(0.05)
-    bad = make_events(aw, 1, 5000)[0]
-    bad.body["attrs"] = {"x": {1, 2}}  # a set: the store cannot serialise it
-    bad.body_json = None
+    gate, first = await _held_pipeline(aw)
+    bad = _unstorable(aw)
     tickets = {name: ticket(name) for name in ("good-1", "good-2", "refused")}
     good = [asyncio.create_task(aw.pipeline.submit(make_events(aw, 2, 100 * i), tickets[f"good-{i}"])) for i in (1, 2)]
     refused = asyncio.create_task(aw.pipeline.submit([bad], tickets["refused"]))
     await asyncio.sleep(0.05)
-    slow.gate.set()
+    gate.set()
     assert [(await t).stored for t in good] == [2, 2]
     with pytest.raises(TypeError):
         await refused
