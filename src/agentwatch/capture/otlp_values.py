@@ -38,6 +38,7 @@ class ItemError(EventError):
 
 
 def json_value(v: Any) -> Any:
+    """A value sent as JSON text (messages, tool arguments) parsed; anything else as it came."""
     if isinstance(v, str) and v[:1] in ("[", "{"):
         try:
             return orjson.loads(v)
