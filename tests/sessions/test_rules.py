@@ -192,3 +192,39 @@ def test_stall_marks_a_silent_session_timeout_and_alerts(server):
         # a timed-out session that speaks again is running again
         post(c, [ev("quiet", 2, "cognition.thought", {"content": "back"})])
         assert c.get("/sessions/quiet").json()["session"]["status"] == "running"
+
+
+def test_rule_state_commits_with_its_events_or_not_at_all(settings):
+    """The rules write their state in the events' transaction: when that transaction fails,
+    neither the state nor a finding survives, and the retry counts every event once."""
+    import orjson
+    from sqlalchemy import func, select
+
+    from agentwatch.app import Agentwatch
+    from agentwatch.sessions.schema import aop_rule_state
+    from agentwatch.store import events as event_store
+
+    aw = Agentwatch(settings)
+    try:
+        rules = aw.aop_rules
+        body = b"\n".join(orjson.dumps(e) for e in tool_ends("atomic", [False, False, False], agent="solo"))
+        events = aw.codecs["aop"].decode(body, "application/x-ndjson").events
+
+        def failing(_conn, _fresh):
+            raise RuntimeError("the store refused the batch")
+
+        with pytest.raises(RuntimeError):
+            event_store.commit_batch(aw.engine, events, [rules.in_commit, failing])
+        with aw.engine.connect() as conn:
+            assert conn.execute(select(func.count()).select_from(aop_rule_state)).scalar_one() == 0
+        assert rules.detect(events) == []  # no finding from a batch that was not stored
+        assert event_store.count(aw.engine) == 0
+
+        stored = event_store.commit_batch(aw.engine, events, [rules.in_commit])
+        assert len(stored) == 3
+        assert [f.rule_id for f in rules.detect(stored)] == ["aop.error_cascade"]  # three failures, counted once
+        with aw.engine.connect() as conn:
+            scopes = set(conn.execute(select(aop_rule_state.c.scope)).scalars())
+        assert scopes == {"session:atomic", "agent:solo"}
+    finally:
+        aw.engine.dispose()

@@ -105,9 +105,12 @@ class Pipeline:
         self.hub = hub
         self.metrics = metrics
         self.stages = list(stages)
-        # A stage may also write derived rows in the commit's transaction: ``in_commit(conn, fresh)``.
-        self.commit_steps = [st.in_commit for st in self.stages if callable(getattr(st, "in_commit", None))]
         self.detectors = list(detectors)
+        # A stage may also write derived rows in the commit's transaction: ``in_commit(conn, fresh)``;
+        # so may a detector whose state must be committed with the events it was derived from.
+        self.commit_steps = [
+            part.in_commit for part in [*self.stages, *self.detectors] if callable(getattr(part, "in_commit", None))
+        ]
         self.finding_sinks: list[FindingSink] = []
         self.commit_hooks: list[CommitHook] = []
         # Stores audit rows inside the commit's transaction (``AuditLog.append_in``); set by the

@@ -14,9 +14,13 @@ Rules (thresholds in :class:`agentwatch.sessions.settings.AopSettings`):
 
 (``stall`` is wall-clock based and lives in :mod:`agentwatch.sessions.service`.)
 
-State is kept per ``session:<id>`` and ``agent:<id>`` in ``aop_rule_state``, written
-after each batch, and read back on a cache miss, so it survives a restart. Events
-already stored (resent) are skipped, so a retry never counts twice.
+State is kept per ``session:<id>`` and ``agent:<id>`` in ``aop_rule_state`` and read back on
+a cache miss, so it survives a restart. The rules run inside the transaction that stores
+the events (``in_commit``, on exactly the events stored for the first time, so a retry never
+counts twice) and write the states they changed there: the state is committed with the
+events or not at all, and a batch costs no transaction of its own. They work on copies of
+the cached states, which replace the cached ones only once the transaction has committed;
+their findings are handed to the pipeline through ``detect``.
 """
 
 from __future__ import annotations
@@ -24,12 +28,12 @@ from __future__ import annotations
 import hashlib
 import time
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import orjson
 import structlog
-from sqlalchemy import Engine, bindparam, delete, select
+from sqlalchemy import Connection, Engine, bindparam, delete, select
 
 from agentwatch.events.model import Event
 from agentwatch.pipeline.pipeline import Finding
@@ -111,56 +115,34 @@ class SessionRules:
         # several pipeline workers on one database, each batch reads the state afresh.
         self.keep_cache = keep_cache
         self._cache: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self._work: dict[str, dict[str, Any]] = {}  # the batch's copies, while it is evaluated
+        self._found: list[Finding] = []  # findings of committed batches, until detect() hands them on
 
     # -- state -------------------------------------------------------------
-    def _load(self, scopes: Iterable[str]) -> None:
-        missing = [s for s in dict.fromkeys(scopes) if s not in self._cache]
-        if not missing:
-            return
+    def _load(self, conn: Connection, scopes: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """The states of ``scopes`` as stored (``{}`` for a scope with none)."""
         found: dict[str, dict[str, Any]] = {}
-        with self.engine.connect() as conn:
-            if len(missing) <= FEW and conn.dialect.name == "sqlite":  # cheapest there; a round trip each on PG
-                for scope in missing:
-                    for (state,) in _STATE.rows(conn, scope=scope):
-                        found[scope] = orjson.loads(state)
-            else:
-                for i in range(0, len(missing), CHUNK):
-                    chunk = missing[i : i + CHUNK]
-                    for r in conn.execute(select(aop_rule_state).where(aop_rule_state.c.scope.in_(chunk))):
-                        found[r.scope] = orjson.loads(r.state)
-        for scope in missing:
-            self._cache[scope] = found.get(scope, {})
-        while len(self._cache) > CACHE:
-            self._cache.popitem(last=False)
+        missing = list(dict.fromkeys(scopes))
+        if len(missing) <= FEW and conn.dialect.name == "sqlite":  # cheapest there; a round trip each on PG
+            for scope in missing:
+                for (state,) in _STATE.rows(conn, scope=scope):
+                    found[scope] = orjson.loads(state)
+        else:
+            for i in range(0, len(missing), CHUNK):
+                chunk = missing[i : i + CHUNK]
+                for r in conn.execute(select(aop_rule_state).where(aop_rule_state.c.scope.in_(chunk))):
+                    found[r.scope] = orjson.loads(r.state)
+        return {scope: found.get(scope, {}) for scope in missing}
 
     def _state(self, scope: str) -> dict[str, Any]:
-        st = self._cache.get(scope)
-        if st is None:
-            self._load([scope])
-            st = self._cache[scope]
-        self._cache.move_to_end(scope)
-        return st
+        return self._work[scope]  # every scope of a batch is loaded before its events are applied
 
-    def _save(self, scopes: Iterable[str], before: dict[str, bytes]) -> None:
-        """Write the states that changed in this batch (``before``: their serialized form at its start)."""
-        now = time.time()
-        rows = []
-        for s in dict.fromkeys(scopes):
-            if s not in self._cache:
-                continue
-            blob = orjson.dumps(self._cache[s])
-            if blob != before.get(s, b"{}"):
-                rows.append({"scope": s, "state": blob.decode(), "updated_at": now})
-        if not rows:
-            return
-        with self.engine.begin() as conn:
-            upsert(
-                conn,
-                aop_rule_state,
-                rows,
-                ["scope"],
-                {"state": lambda _t, ex: ex.state, "updated_at": lambda _t, ex: ex.updated_at},
-            )
+    def _keep(self, states: dict[str, dict[str, Any]]) -> None:
+        for scope, st in states.items():
+            self._cache[scope] = st
+            self._cache.move_to_end(scope)
+        while len(self._cache) > CACHE:
+            self._cache.popitem(last=False)
 
     def forget(self, session_ids: Sequence[str]) -> None:
         """Drop the state of deleted sessions (memory and store)."""
@@ -172,25 +154,53 @@ class SessionRules:
                 conn.execute(delete(aop_rule_state).where(aop_rule_state.c.scope.in_(scopes[i : i + CHUNK])))
 
     # -- detection -----------------------------------------------------------
-    def detect(self, batch: Sequence[Event]) -> list[Finding]:
-        """Runs on the events just stored for the first time (the pipeline gives it no other)."""
+    def in_commit(self, conn: Connection, stored: list[Event]) -> Callable[[], None] | None:
+        """Evaluate the rules on the events being stored for the first time, and write the
+        states they changed in the same transaction; returns what to do once it committed."""
+        fresh = session_events(stored)
+        if not fresh:
+            return None
+        if not self.keep_cache:
+            self._cache.clear()
+        scopes = list(dict.fromkeys([f"session:{e.session_id}" for e in fresh] + [f"agent:{e.agent}" for e in fresh]))
+        cached = {s: self._cache[s] for s in scopes if s in self._cache}
+        loaded = self._load(conn, [s for s in scopes if s not in cached])
+        before = {s: orjson.dumps(st) for s, st in {**cached, **loaded}.items()}
         try:
-            fresh = session_events(batch)
-            if not fresh:
-                return []
-            if not self.keep_cache:
-                self._cache.clear()
-            scopes = [f"session:{e.session_id}" for e in fresh] + [f"agent:{e.agent}" for e in fresh]
-            self._load(scopes)
-            before = {s: orjson.dumps(self._cache[s]) for s in dict.fromkeys(scopes) if s in self._cache}
+            self._work = {s: orjson.loads(blob) for s, blob in before.items()}  # copies: the cache waits
             findings: list[Finding] = []
             for e in fresh:
                 findings.extend(self.apply(e))
-            self._save(scopes, before)
-            return findings
+            work = self._work
         except Exception:  # a rule bug must never lose the batch's events
-            log.exception("session_rules.failed", events=len(batch))
-            return []
+            log.exception("session_rules.failed", events=len(fresh))
+            return None
+        finally:
+            self._work = {}
+        now = time.time()
+        after = {s: orjson.dumps(st) for s, st in work.items()}
+        rows = [
+            {"scope": s, "state": blob.decode(), "updated_at": now} for s, blob in after.items() if blob != before[s]
+        ]
+        if rows:
+            upsert(
+                conn,
+                aop_rule_state,
+                rows,
+                ["scope"],
+                {"state": lambda _t, ex: ex.state, "updated_at": lambda _t, ex: ex.updated_at},
+            )
+
+        def committed() -> None:
+            self._keep(work)
+            self._found.extend(findings)
+
+        return committed
+
+    def detect(self, batch: Sequence[Event]) -> list[Finding]:
+        """The findings of the batches committed since the last call (evaluated in ``in_commit``)."""
+        found, self._found = self._found, []
+        return found
 
     def apply(self, e: Event) -> list[Finding]:
         st = self._state(f"session:{e.session_id}")
