@@ -21,6 +21,7 @@ from __future__ import annotations
 import base64
 import math
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -109,68 +110,80 @@ def _pb_attrs(kvs: Any, path: str, depth: int = 0) -> dict[str, Any]:
     return out
 
 
-def traces_from_protobuf(body: bytes) -> Plain:
-    req = ExportTraceServiceRequest()
+def _pb_records(
+    req: Any, body: bytes, what: str, groups: str, scopes: str, items: str
+) -> Iterator[tuple[dict[str, Any], str, Any, str, str]]:
+    """Parse ``body`` into ``req`` and walk it: ``(resource attributes, scope name, record,
+    record path, resource path)`` for every span or log record, paths in OTLP/JSON names
+    (``groups``, ``scopes`` and ``items`` are the protobuf field names)."""
     try:
         req.ParseFromString(body)
     except DecodeError as exc:
-        raise BodyError("body", f"not an OTLP ExportTraceServiceRequest ({exc})") from None
+        raise BodyError("body", f"not an OTLP {what} ({exc})") from None
+    group_key, scope_key, item_key = (_camel(n) for n in (groups, scopes, items))
+    for i, group in enumerate(getattr(req, groups)):
+        rpath = f"{group_key}[{i}]"
+        resource = _pb_attrs(group.resource.attributes, f"{rpath}.resource.attributes")
+        for j, scoped in enumerate(getattr(group, scopes)):
+            for k, record in enumerate(getattr(scoped, items)):
+                path = f"{rpath}.{scope_key}[{j}].{item_key}[{k}]"
+                yield resource, scoped.scope.name[:256], record, path, rpath
+
+
+def _camel(name: str) -> str:
+    """A protobuf field name as the protobuf JSON mapping spells it (``scope_spans`` -> ``scopeSpans``)."""
+    head, *rest = name.split("_")
+    return head + "".join(w.title() for w in rest)
+
+
+def traces_from_protobuf(body: bytes) -> Plain:
     out = Plain()
-    for i, rs in enumerate(req.resource_spans):
-        rpath = f"resourceSpans[{i}]"
-        resource = _pb_attrs(rs.resource.attributes, f"{rpath}.resource.attributes")
-        for j, ss in enumerate(rs.scope_spans):
-            for k, s in enumerate(ss.spans):
-                path = f"{rpath}.scopeSpans[{j}].spans[{k}]"
-                item = {
-                    "resource": resource,
-                    "scope": ss.scope.name[:256],
-                    "trace_id": s.trace_id.hex(),
-                    "span_id": s.span_id.hex(),
-                    "parent_span_id": s.parent_span_id.hex(),
-                    "name": s.name[:1024],
-                    "kind": s.kind,
-                    "start_ns": s.start_time_unix_nano,
-                    "end_ns": s.end_time_unix_nano,
-                    "attributes": _pb_attrs(s.attributes, f"{path}.attributes"),
-                    "events": [
-                        {
-                            "name": e.name[:256],
-                            "time_ns": e.time_unix_nano,
-                            "attributes": _pb_attrs(e.attributes, f"{path}.events[{n}].attributes"),
-                        }
-                        for n, e in enumerate(s.events)
-                    ],
-                    "status": {"code": s.status.code, "message": s.status.message[:1024]},
+    records = _pb_records(
+        ExportTraceServiceRequest(), body, "ExportTraceServiceRequest", "resource_spans", "scope_spans", "spans"
+    )
+    for resource, scope, s, path, rpath in records:
+        item = {
+            "resource": resource,
+            "scope": scope,
+            "trace_id": s.trace_id.hex(),
+            "span_id": s.span_id.hex(),
+            "parent_span_id": s.parent_span_id.hex(),
+            "name": s.name[:1024],
+            "kind": s.kind,
+            "start_ns": s.start_time_unix_nano,
+            "end_ns": s.end_time_unix_nano,
+            "attributes": _pb_attrs(s.attributes, f"{path}.attributes"),
+            "events": [
+                {
+                    "name": e.name[:256],
+                    "time_ns": e.time_unix_nano,
+                    "attributes": _pb_attrs(e.attributes, f"{path}.events[{n}].attributes"),
                 }
-                out.add(item, path, f"{rpath}.resource")
+                for n, e in enumerate(s.events)
+            ],
+            "status": {"code": s.status.code, "message": s.status.message[:1024]},
+        }
+        out.add(item, path, f"{rpath}.resource")
     return out
 
 
 def logs_from_protobuf(body: bytes) -> Plain:
-    req = ExportLogsServiceRequest()
-    try:
-        req.ParseFromString(body)
-    except DecodeError as exc:
-        raise BodyError("body", f"not an OTLP ExportLogsServiceRequest ({exc})") from None
     out = Plain()
-    for i, rl in enumerate(req.resource_logs):
-        rpath = f"resourceLogs[{i}]"
-        resource = _pb_attrs(rl.resource.attributes, f"{rpath}.resource.attributes")
-        for j, sl in enumerate(rl.scope_logs):
-            for k, r in enumerate(sl.log_records):
-                path = f"{rpath}.scopeLogs[{j}].logRecords[{k}]"
-                item = {
-                    "resource": resource,
-                    "scope": sl.scope.name[:256],
-                    "time_ns": r.time_unix_nano or r.observed_time_unix_nano,
-                    "trace_id": r.trace_id.hex(),
-                    "span_id": r.span_id.hex(),
-                    "event_name": getattr(r, "event_name", "")[:256],
-                    "body": _pb_value(r.body, f"{path}.body"),
-                    "attributes": _pb_attrs(r.attributes, f"{path}.attributes"),
-                }
-                out.add(item, path, f"{rpath}.resource")
+    records = _pb_records(
+        ExportLogsServiceRequest(), body, "ExportLogsServiceRequest", "resource_logs", "scope_logs", "log_records"
+    )
+    for resource, scope, r, path, rpath in records:
+        item = {
+            "resource": resource,
+            "scope": scope,
+            "time_ns": r.time_unix_nano or r.observed_time_unix_nano,
+            "trace_id": r.trace_id.hex(),
+            "span_id": r.span_id.hex(),
+            "event_name": getattr(r, "event_name", "")[:256],
+            "body": _pb_value(r.body, f"{path}.body"),
+            "attributes": _pb_attrs(r.attributes, f"{path}.attributes"),
+        }
+        out.add(item, path, f"{rpath}.resource")
     return out
 
 
