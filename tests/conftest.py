@@ -9,7 +9,7 @@ import pytest
 
 from agentwatch.config import Settings
 from tests.support.server import RunningServer, run_server
-from tests.support.services import drop_postgres_database, fresh_postgres_database
+from tests.support.services import database_for
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 OISP_EXAMPLES = SHARED / "data" / "oisp-spec" / "examples"
@@ -18,14 +18,13 @@ OISP_EXAMPLES = SHARED / "data" / "oisp-spec" / "examples"
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """Each test using this runs once on SQLite and once on a fresh PostgreSQL database."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'agentwatch.db'}"
-        return
-    url, name = fresh_postgres_database()
-    try:
-        yield url
-    finally:
-        drop_postgres_database(name)
+    yield from database_for(request.param, tmp_path)
+
+
+@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def module_database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Like ``database_url``, for module-scoped servers (one server for many tests)."""
+    yield from database_for(request.param, tmp_path_factory.mktemp("db"))
 
 
 @pytest.fixture

@@ -21,7 +21,6 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from agentwatch.config import Settings
 from tests.capture.conftest import wait_events
 from tests.support.server import RunningServer, run_server
-from tests.support.services import module_database
 
 TRACE = "5b8efff798038103d269b633813fc60c"
 T0 = 1_700_000_000_000_000_000
@@ -31,16 +30,11 @@ COUNT_RULE = "must be a whole number from 0 to 9007199254740992"
 INT64_RULE = "out of the signed 64-bit range"
 
 
-@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def shared_db(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    yield from module_database(request, tmp_path_factory)
-
-
 @pytest.fixture(scope="module")
-def shared(shared_db: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+def shared(module_database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     """One server for the many bad-input cases (none of them stores anything)."""
     tmp = tmp_path_factory.mktemp("otlp-bad")
-    with run_server(Settings(data_dir=tmp, database_url=shared_db, auth={"enabled": False})) as srv:
+    with run_server(Settings(data_dir=tmp, database_url=module_database_url, auth={"enabled": False})) as srv:
         yield srv
 
 

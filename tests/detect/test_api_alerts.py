@@ -10,7 +10,6 @@ from agentwatch.config import Settings
 from agentwatch.events.entities import entity_id
 from tests.detect.helpers import alerts, llm_request, tool_call, wait_for, with_detection
 from tests.support.server import run_server
-from tests.support.services import module_database
 
 
 def host(name: str) -> dict[str, Any]:
@@ -25,14 +24,9 @@ EVENTS = [
 ]
 
 
-@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def db_url(request, tmp_path_factory):
-    yield from module_database(request, tmp_path_factory)
-
-
 @pytest.fixture(scope="module")
-def srv(db_url, tmp_path_factory):
-    base = Settings(data_dir=tmp_path_factory.mktemp("data"), database_url=db_url, auth={"enabled": False})
+def srv(module_database_url, tmp_path_factory):
+    base = Settings(data_dir=tmp_path_factory.mktemp("data"), database_url=module_database_url, auth={"enabled": False})
     with run_server(with_detection(base, approved_models=["gpt-4o*"])) as s:
         with s.client() as c:
             assert c.post("/api/v1/ingest", json=EVENTS).json()["stored"] == 4

@@ -8,7 +8,6 @@ from agentwatch.config import Settings
 from agentwatch.detect.sigma import SigmaEngine, load_rule
 from tests.detect.helpers import with_detection
 from tests.support.server import run_server
-from tests.support.services import module_database
 
 BASE = """\
 title: Curl piped to shell
@@ -104,14 +103,9 @@ CASES = [
 ]
 
 
-@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def db_url(request, tmp_path_factory):
-    yield from module_database(request, tmp_path_factory)
-
-
 @pytest.fixture(scope="module")
-def srv(db_url, tmp_path_factory):
-    base = Settings(data_dir=tmp_path_factory.mktemp("data"), database_url=db_url, auth={"enabled": False})
+def srv(module_database_url, tmp_path_factory):
+    base = Settings(data_dir=tmp_path_factory.mktemp("data"), database_url=module_database_url, auth={"enabled": False})
     with run_server(with_detection(base)) as s:
         yield s
 

@@ -10,7 +10,7 @@ import os
 import socket
 import uuid
 from collections.abc import Iterator
-from typing import Any
+from pathlib import Path
 
 import pytest
 
@@ -58,11 +58,11 @@ def drop_postgres_database(name: str) -> None:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def module_database(request: Any, tmp_path_factory: Any) -> Iterator[str]:
-    """Like the ``database_url`` fixture, for module-scoped servers (one server for many tests);
-    ``request.param`` is "sqlite" or "postgresql"."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'agentwatch.db'}"
+def database_for(kind: str, directory: Path) -> Iterator[str]:
+    """A database URL for one test or one module: SQLite in ``directory``, or a fresh
+    PostgreSQL database dropped afterwards (``kind`` is "sqlite" or "postgresql")."""
+    if kind == "sqlite":
+        yield f"sqlite:///{directory / 'agentwatch.db'}"
         return
     url, name = fresh_postgres_database()
     try:
