@@ -43,8 +43,15 @@ def make_engine(url: str) -> Engine:
     if parsed.drivername.startswith("sqlite"):
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        # Last in, first out: the pipeline's commits keep reusing one connection, whose page
+        # cache and prepared statements are still valid (SQLite keeps both per connection, and
+        # drops the page cache when another connection wrote in between).
         engine = create_engine(
-            url, connect_args={"check_same_thread": False, "timeout": 30}, pool_size=8, max_overflow=8
+            url,
+            connect_args={"check_same_thread": False, "timeout": 30},
+            pool_size=8,
+            max_overflow=8,
+            pool_use_lifo=True,
         )
 
         @event.listens_for(engine, "connect")
