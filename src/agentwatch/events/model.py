@@ -9,6 +9,7 @@ inside it.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -28,6 +29,8 @@ class EventError(ValueError):
 # Token counts, costs and durations above this are not real measurements: intake refuses them
 # (AOP) or totals leave them out (OISP stats), so sums stay inside a signed 64-bit integer.
 MAX_QUANTITY = 1e15
+# Identifiers (event, session ids) hold none: they are keys in headers, file names and indexes.
+CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def storable(body: dict[str, Any]) -> bytes:

@@ -9,13 +9,14 @@ from typing import Any
 from ulid import ULID
 
 from agentwatch.events import oisp_schema
-from agentwatch.events.model import Event, EventError, iso, parse_ts, storable
+from agentwatch.events.model import CONTROL_RE, Event, EventError, iso, parse_ts, storable
 
 MAX_TYPE_LEN = 128
 # Envelope fields the server may fill when a source leaves them out.
 DEFAULT_SOURCE = {"collector": "agentwatch-ingest"}
 DEFAULT_CONFIDENCE = {"level": "medium", "completeness": "partial", "reasons": ["server_filled_envelope"]}
 
+IDENTIFIERS = ("event_id", "session_id", "parent_session_id")
 TypeValidators = Callable[[str], Callable[[dict], list[str]] | None]
 
 
@@ -60,6 +61,10 @@ def normalize(
     event_id = body["event_id"]
     if len(event_id) > 128:
         raise EventError("event_id", "longer than 128 characters")
+    for key in IDENTIFIERS:
+        value = body.get(key)
+        if isinstance(value, str) and CONTROL_RE.search(value) is not None:
+            raise EventError(key, "must not contain control characters")
     ts = parse_ts(body["ts"])
 
     data = body.get("data")

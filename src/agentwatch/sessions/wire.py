@@ -17,7 +17,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from agentwatch.events.model import MAX_QUANTITY, EventError, parse_ts
+from agentwatch.events.model import CONTROL_RE, MAX_QUANTITY, EventError, parse_ts
 
 # The protocol's event types (the seed notes say "11" but list these 12).
 EVENT_TYPES = (
@@ -39,7 +39,6 @@ SPEC_RE = re.compile(r"^aop/(\d{1,4})\.(\d{1,4})(?:\.\d{1,4})?$")
 SUPPORTED_MAJOR = 1
 RFC3339_RE = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:[Zz]|[+-]\d{2}:\d{2})$")
 MAX_ID = 128
-CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 MAX_TEXT = 64 * 1024  # the whole event is capped at 64 KiB anyway
 MAX_SEQUENCE = 2**63 - 1
 OUTCOMES = ("completed", "failed", "cancelled", "timeout")

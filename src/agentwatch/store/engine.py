@@ -66,7 +66,15 @@ def make_engine(url: str) -> Engine:
             cur.close()
 
         return engine
-    return create_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+    engine = create_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+
+    @event.listens_for(engine, "connect")
+    def _text(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+        from agentwatch.store import pg_text
+
+        pg_text.install(dbapi_conn)
+
+    return engine
 
 
 def alembic_config(engine: Engine) -> Config:
