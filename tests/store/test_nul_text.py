@@ -71,3 +71,25 @@ def test_lookups_by_values_holding_nul_answer_not_found(server: RunningServer) -
         assert c.get("/api/traces/a%00b").status_code == 404
         r = c.get("/api/events", params={"process": "nothing\x00here"})
         assert r.status_code == 200 and r.json()["total"] == 0
+
+
+def test_an_aop_session_whose_goal_holds_nul_is_stored_and_exported_as_sent(server: RunningServer) -> None:
+    raw = orjson.dumps(
+        {
+            "spec": "aop/1.0",
+            "session_id": "nul-goal",
+            "agent_id": "agent-1",
+            "sequence": 1,
+            "timestamp": "2026-04-03T10:00:00Z",
+            "type": "session.started",
+            "payload": {"goal": "read /etc/shadow\x00.txt"},
+        }
+    )
+    with server.client() as c:
+        r = c.post("/events", content=raw, headers={"content-type": "application/json"})
+        assert r.status_code == 200, r.text
+        assert c.get("/sessions/nul-goal/export").content == raw + b"\n"
+        goal = c.get("/sessions/nul-goal").json()["session"]["goal"]
+        assert goal == (
+            "read /etc/shadow\x00.txt" if server.aw.engine.dialect.name == "sqlite" else "read /etc/shadow\ufffd.txt"
+        )
