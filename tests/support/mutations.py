@@ -50,7 +50,8 @@ def paths(doc: Any, keep: frozenset[str], prefix: tuple = ()) -> list[tuple]:
 
 
 def _mutate(draw: st.DrawFn, doc: dict[str, Any], hot: Sequence[tuple], keep: frozenset[str]) -> None:
-    path = draw(st.sampled_from(paths(doc, keep)) | st.sampled_from(hot))
+    places = paths(doc, keep)
+    path = draw(st.sampled_from(places) | st.sampled_from(hot) if places else st.sampled_from(hot))
     parent: Any = doc
     for step in path[:-1]:
         parent = _child(parent, step)
