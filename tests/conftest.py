@@ -36,3 +36,17 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
 def server(settings: Settings) -> Iterator[RunningServer]:
     with run_server(settings) as srv:
         yield srv
+
+
+@pytest.fixture(scope="module")
+def open_server(tmp_path_factory: pytest.TempPathFactory, module_database_url: str) -> Iterator[RunningServer]:
+    """One server for a module, on each store: authentication off, and the bundled ATR set and
+    rule pack off (they take seconds to compile and play no part in intake and validation)."""
+    cfg = Settings(
+        data_dir=tmp_path_factory.mktemp("server"),
+        database_url=module_database_url,
+        auth={"enabled": False},
+        detection={"atr_bundled": False, "pack": False},
+    )
+    with run_server(cfg) as srv:
+        yield srv

@@ -8,17 +8,14 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from agentwatch.config import Settings
 from tests.conftest import OISP_EXAMPLES
 from tests.support.mutations import encode, first_difference, mutated
-from tests.support.server import RunningServer, run_server
+from tests.support.server import RunningServer
 
 SEEDS = [json.loads(p.read_text()) for p in sorted(OISP_EXAMPLES.glob("*.json"))]
 # Fields the store copies into indexed columns
@@ -33,25 +30,13 @@ def oisp_events(draw: st.DrawFn) -> dict[str, Any]:
     return doc
 
 
-@pytest.fixture(scope="module")
-def fuzz_server(tmp_path_factory: pytest.TempPathFactory, module_database_url: str) -> Iterator[RunningServer]:
-    cfg = Settings(
-        data_dir=tmp_path_factory.mktemp("ingest-fuzz"),
-        database_url=module_database_url,
-        auth={"enabled": False},
-        detection={"atr_bundled": False, "pack": False},
-    )
-    with run_server(cfg) as srv:
-        yield srv
-
-
 @given(batch=st.lists(oisp_events(), min_size=1, max_size=5))
 @settings(max_examples=200, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
 def test_mutated_events_are_stored_as_sent_or_refused_with_a_reason(
-    fuzz_server: RunningServer, batch: list[dict[str, Any]]
+    open_server: RunningServer, batch: list[dict[str, Any]]
 ) -> None:
     body = b"\n".join(encode(e) for e in batch)
-    with fuzz_server.client() as c:
+    with open_server.client() as c:
         r = c.post("/api/v1/ingest", content=body, headers={"content-type": "application/x-ndjson"})
         assert r.status_code == 200, r.text
         out = r.json()

@@ -14,34 +14,22 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from websockets.sync.client import ClientConnection, connect
 
-from agentwatch.config import Settings
 from tests.support.mutations import encode, mutated
-from tests.support.server import RunningServer, run_server
+from tests.support.server import RunningServer
 
 SUBSCRIBE = {"type": "subscribe", "filter": {"event_types": ["ai.request", "process.*"]}}
 FILTER = {"type": "filter", "min_severity": 8, "source": ["agent"], "entity": "h1"}
 
 
 @pytest.fixture(scope="module")
-def fuzz_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    cfg = Settings(
-        data_dir=tmp_path_factory.mktemp("ws-fuzz"),
-        auth={"enabled": False},
-        detection={"atr_bundled": False, "pack": False},
-    )
-    with run_server(cfg) as srv:
-        yield srv
-
-
-@pytest.fixture(scope="module")
-def oisp_ws(fuzz_server: RunningServer) -> Iterator[ClientConnection]:
-    with connect(fuzz_server.ws_url + "/ws/events") as ws:
+def oisp_ws(open_server: RunningServer) -> Iterator[ClientConnection]:
+    with connect(open_server.ws_url + "/ws/events") as ws:
         yield ws
 
 
 @pytest.fixture(scope="module")
-def v1_ws(fuzz_server: RunningServer) -> Iterator[ClientConnection]:
-    with connect(fuzz_server.ws_url + "/api/v1/ws") as ws:
+def v1_ws(open_server: RunningServer) -> Iterator[ClientConnection]:
+    with connect(open_server.ws_url + "/api/v1/ws") as ws:
         yield ws
 
 

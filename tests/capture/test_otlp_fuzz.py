@@ -6,13 +6,10 @@ leaves the server answering. Examples are the same on every run (``derandomize``
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 
-from agentwatch.config import Settings
 from tests.capture.test_otlp import (
     CURRENT_SPAN,
     LEGACY_SPAN,
@@ -25,7 +22,7 @@ from tests.capture.test_otlp import (
     json_export,
 )
 from tests.support.mutations import encode, mutated
-from tests.support.server import RunningServer, run_server
+from tests.support.server import RunningServer
 
 LOGS = {
     "resourceLogs": [
@@ -59,18 +56,6 @@ SPAN_HOT = [
 LOG_HOT = [("resourceLogs", 0, "resource", "attributes", 0, "value", "stringValue")]
 
 
-@pytest.fixture(scope="module")
-def fuzz_server(tmp_path_factory: pytest.TempPathFactory, module_database_url: str) -> Iterator[RunningServer]:
-    cfg = Settings(
-        data_dir=tmp_path_factory.mktemp("otlp-fuzz"),
-        database_url=module_database_url,
-        auth={"enabled": False},
-        detection={"atr_bundled": False, "pack": False},
-    )
-    with run_server(cfg) as srv:
-        yield srv
-
-
 def _post(srv: RunningServer, path: str, doc: dict[str, Any]) -> None:
     with srv.client() as c:
         r = c.post(path, content=encode(doc), headers={"content-type": "application/json"})
@@ -83,14 +68,14 @@ def _post(srv: RunningServer, path: str, doc: dict[str, Any]) -> None:
 @given(doc=mutated(TRACES, SPAN_HOT, frozenset()))
 @settings(max_examples=150, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
 def test_mutated_span_exports_are_taken_or_refused_never_a_server_error(
-    fuzz_server: RunningServer, doc: dict[str, Any]
+    open_server: RunningServer, doc: dict[str, Any]
 ) -> None:
-    _post(fuzz_server, "/v1/traces", doc)
+    _post(open_server, "/v1/traces", doc)
 
 
 @given(doc=mutated([LOGS], LOG_HOT, frozenset()))
 @settings(max_examples=100, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
 def test_mutated_log_exports_are_taken_or_refused_never_a_server_error(
-    fuzz_server: RunningServer, doc: dict[str, Any]
+    open_server: RunningServer, doc: dict[str, Any]
 ) -> None:
-    _post(fuzz_server, "/v1/logs", doc)
+    _post(open_server, "/v1/logs", doc)

@@ -7,18 +7,15 @@ Examples are the same on every run (``derandomize``).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 
-from agentwatch.config import Settings
 from tests.conftest import SHARED
 from tests.detect.test_engine import SIGMA_RULE
 from tests.support.mutations import mutated
-from tests.support.server import RunningServer, run_server
+from tests.support.server import RunningServer
 
 CORPUS = SHARED / "data" / "sigmahq" / "rules"
 SEEDS = [  # every scalar read as text (dates would not survive the copy through JSON)
@@ -35,22 +32,11 @@ SEEDS = [  # every scalar read as text (dates would not survive the copy through
 HOT = [("detection", "condition"), ("logsource", "category"), ("id",), ("level",)]
 
 
-@pytest.fixture(scope="module")
-def fuzz_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    cfg = Settings(
-        data_dir=tmp_path_factory.mktemp("sigma-fuzz"),
-        auth={"enabled": False},
-        detection={"atr_bundled": False, "pack": False},
-    )
-    with run_server(cfg) as srv:
-        yield srv
-
-
 @given(rule=mutated(SEEDS, HOT, frozenset()))
 @settings(max_examples=150, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
-def test_mutated_rules_are_accepted_or_refused_never_a_server_error(fuzz_server: RunningServer, rule: Any) -> None:
+def test_mutated_rules_are_accepted_or_refused_never_a_server_error(open_server: RunningServer, rule: Any) -> None:
     text = yaml.safe_dump(rule, allow_unicode=True)
-    with fuzz_server.client() as c:
+    with open_server.client() as c:
         r = c.post("/api/v1/sigma/rules", json={"yaml": text, "dry_run": True})
         assert r.status_code in (200, 400, 409, 413, 422), r.text
         if r.status_code != 200:

@@ -7,18 +7,15 @@ exactly the bytes it was sent as. Examples are the same on every run (``derandom
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from agentwatch.config import Settings
 from tests.sessions.aop import ev
 from tests.support.mutations import encode, mutated
-from tests.support.server import RunningServer, run_server
+from tests.support.server import RunningServer
 
 SEEDS = [
     ev("s", 1, "session.started", {"goal": "triage the inbox", "agent_version": "1.2"}),
@@ -44,25 +41,13 @@ def aop_events(draw: st.DrawFn) -> dict[str, Any]:
     return doc
 
 
-@pytest.fixture(scope="module")
-def fuzz_server(tmp_path_factory: pytest.TempPathFactory, module_database_url: str) -> Iterator[RunningServer]:
-    cfg = Settings(
-        data_dir=tmp_path_factory.mktemp("aop-fuzz"),
-        database_url=module_database_url,
-        auth={"enabled": False},
-        detection={"atr_bundled": False, "pack": False},
-    )
-    with run_server(cfg) as srv:
-        yield srv
-
-
 @given(event=aop_events())
 @settings(max_examples=200, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
 def test_mutated_aop_events_are_stored_as_sent_or_refused_naming_the_field(
-    fuzz_server: RunningServer, event: dict[str, Any]
+    open_server: RunningServer, event: dict[str, Any]
 ) -> None:
     raw = encode(event)
-    with fuzz_server.client() as c:
+    with open_server.client() as c:
         r = c.post("/events", content=raw, headers={"content-type": "application/json"})
         assert r.status_code in (200, 400), r.text
         if r.status_code == 400:
