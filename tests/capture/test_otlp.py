@@ -206,16 +206,19 @@ def test_legacy_attributes_protobuf(server):
         assert call["tool"] == {"name": "bash", "type": "shell"}
 
 
+USER_MESSAGE_RECORD = {
+    "timeUnixNano": str(T0),
+    "traceId": TRACE,
+    "spanId": SPAN,
+    "eventName": "gen_ai.user.message",
+    "attributes": [jattr("gen_ai.system", "openai")],
+    "body": {"kvlistValue": {"values": [jattr("content", "hi there")]}},
+}
+
+
 def test_logs_json_grouped_per_span_and_protobuf(server):
     records = [
-        {
-            "timeUnixNano": str(T0),
-            "traceId": TRACE,
-            "spanId": SPAN,
-            "eventName": "gen_ai.user.message",
-            "attributes": [jattr("gen_ai.system", "openai")],
-            "body": {"kvlistValue": {"values": [jattr("content", "hi there")]}},
-        },
+        USER_MESSAGE_RECORD,
         {
             "timeUnixNano": str(T0 + 300_000_000),
             "traceId": TRACE,

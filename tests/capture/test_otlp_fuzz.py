@@ -14,10 +14,8 @@ from tests.capture.test_otlp import (
     CURRENT_SPAN,
     LEGACY_SPAN,
     NOT_GENAI,
-    SPAN,
-    T0,
     TOOL_SPAN_DOC,
-    TRACE,
+    USER_MESSAGE_RECORD,
     jattr,
     json_export,
 )
@@ -31,16 +29,7 @@ LOGS = {
             "scopeLogs": [
                 {
                     "scope": {"name": "s"},
-                    "logRecords": [
-                        {
-                            "timeUnixNano": str(T0),
-                            "traceId": TRACE,
-                            "spanId": SPAN,
-                            "eventName": "gen_ai.user.message",
-                            "attributes": [jattr("gen_ai.system", "openai")],
-                            "body": {"kvlistValue": {"values": [jattr("content", "hi there")]}},
-                        }
-                    ],
+                    "logRecords": [USER_MESSAGE_RECORD],
                 }
             ],
         }
