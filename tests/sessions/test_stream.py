@@ -47,7 +47,7 @@ def test_framing_events_as_sent_alerts_and_pings(shared_server):
         hello = orjson.loads(first["data"])
         assert hello["type"] == "connected" and hello["timestamp"].endswith("Z")
         assert c.post("/events", content=raw).status_code == 200
-        got = next(frames(lines))
+        (got,) = event_frames(lines, 1)  # a ping comment may come first
         event_id = c.post("/events", content=raw).json()["event_id"]  # the duplicate tells us its id
         assert got["id"] == event_id
         assert got["data"] == '{"kind":"event","data":' + raw.decode() + "}"
@@ -157,3 +157,14 @@ def test_stream_client_cap_answers_503(tmp_path):
         assert next(lines) == "retry: 2000"
         r = c.get("/stream")
         assert r.status_code == 503 and r.json()["error"]["message"] == "stream: too many live clients"
+
+
+def test_a_line_separator_in_an_event_does_not_cut_its_frame_for_splitlines_readers(shared_server):
+    """httpx's ``iter_lines`` splits at U+2028 as ``str.splitlines`` does; SSE does not. The
+    frame escapes it, so such a reader still gets one frame with the event as sent."""
+    thought = "first line\u2028second\u2029third\x85end"
+    with shared_server.client() as c, c.stream("GET", "/stream", params={"session_id": "sep"}) as resp:
+        lines = resp.iter_lines()
+        post(c, [ev("sep", 1, "cognition.thought", {"reasoning": thought})])
+        (got,) = event_frames(lines, 1)
+        assert orjson.loads(got["data"])["data"]["payload"]["reasoning"] == thought

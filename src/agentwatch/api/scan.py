@@ -23,6 +23,7 @@ from starlette.responses import StreamingResponse
 from agentwatch.api.bodies import read_limited
 from agentwatch.api.errors import ApiError, Conflict, InvalidRequest, NotFound
 from agentwatch.api.security import require
+from agentwatch.api.sse import data_line
 from agentwatch.discovery import alerting, inventory
 from agentwatch.discovery.allowlist import TargetError
 from agentwatch.discovery.manager import CHANNEL, ScanBusy, ScanManager
@@ -124,7 +125,7 @@ async def scan_history(
 
 def _frame(event: str, data: Any, seq: int | None = None) -> bytes:
     head = f"id: {seq}\n" if seq is not None else ""
-    return f"{head}event: {event}\ndata: ".encode() + orjson.dumps(data) + b"\n\n"
+    return f"{head}event: {event}\n".encode() + data_line(orjson.dumps(data)) + b"\n\n"
 
 
 @router.get("/api/scan/stream", dependencies=[require("scans:read")])

@@ -24,6 +24,7 @@ from typing import Any
 import orjson
 import structlog
 
+from agentwatch.api.sse import data_line
 from agentwatch.events.model import Event, iso
 from agentwatch.sessions import queries
 
@@ -33,7 +34,7 @@ log = structlog.get_logger("agentwatch.sessions.stream")
 def frame(payload: dict[str, Any] | bytes, event_id: str | None = None) -> bytes:
     data = payload if isinstance(payload, bytes) else orjson.dumps(payload)
     head = f"id: {event_id}\n".encode() if event_id else b""
-    return head + b"data: " + data + b"\n\n"
+    return head + data_line(data) + b"\n\n"
 
 
 def event_frame(event_id: str, raw: bytes) -> bytes:
