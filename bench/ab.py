@@ -1,0 +1,155 @@
+"""bench/ab: one measurement of two commits, back to back, alternating.
+
+This machine's speed moves by a third or more within a day, so a change is judged by
+runs of the code before it and the code after it taken in turn, each against a fresh
+server and store. The older commit is checked out in a temporary git worktree and its
+server is started with that worktree's ``src`` first on ``PYTHONPATH``; the newer one is
+this checkout as it stands (or ``--new REV``).
+
+    .venv/bin/python bench/ab.py --old 967c549 --measure ingest-batch --rounds 3
+    .venv/bin/python bench/ab.py --old 967c549 --measure aop-single --postgres
+
+Measurements: ``ingest-batch`` (NDJSON of 1,000 events, 4 connections, 100,000 events),
+``ingest-single`` (64 connections, 10,000 requests), both from ``bench/ingest``, and
+``aop-single`` (single ``POST /events`` from 50 clients, 15,000 posts after 5,000 to warm
+up, from ``bench/aop``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import uuid
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+ROOT = Path(__file__).resolve().parents[1]
+MEASURES = ("ingest-batch", "ingest-single", "aop-single")
+
+
+def _database(tmp: str, postgres: bool) -> tuple[str, str | None]:
+    if not postgres:
+        return f"sqlite:///{tmp}/ab.db", None
+    import psycopg
+
+    from bench.ingest.run import PG_ADMIN
+
+    name = f"aw_ab_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return f"postgresql://postgres@127.0.0.1:5432/{name}", name
+
+
+def _drop(name: str | None) -> None:
+    if name:
+        import psycopg
+
+        from bench.ingest.run import PG_ADMIN
+
+        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def measure_here(measure: str, postgres: bool) -> float:
+    """Run one measurement against a fresh server of whatever ``agentwatch`` imports here."""
+    sys.path.insert(0, str(ROOT))
+    with tempfile.TemporaryDirectory() as tmp:
+        db_url, dbname = _database(tmp, postgres)
+        try:
+            if measure.startswith("ingest-"):
+                from bench.ingest import run as ingest
+
+                proc, url = ingest.start_server(db_url, tmp)
+                try:
+                    mode = measure.removeprefix("ingest-")
+                    rate, _p99, _n = ingest.measure(url, mode, 100_000 if mode == "batch" else 10_000)
+                    return rate
+                finally:
+                    proc.terminate()
+                    proc.wait(60)
+            from bench.aop import run as aop
+
+            proc, url = aop.start_agentwatch(db_url, tmp)
+            try:
+                run = uuid.uuid4().hex[:6]
+
+                def posts(n: int, first_seq: int) -> list[bytes]:
+                    bodies = [
+                        json.dumps(aop.aop_event(f"ab-{run}-{i % 1000}", first_seq + i // 1000)).encode()
+                        for i in range(n)
+                    ]
+                    return aop.requests_for(url, "POST", ["/events"] * n, bodies, {"Content-Type": "application/json"})
+
+                aop.load(url, posts(5_000, 1), 50)
+                result = aop.load(url, posts(15_000, 100), 50)
+                return 15_000 / result.seconds
+            finally:
+                proc.terminate()
+                proc.wait(60)
+        finally:
+            _drop(dbname)
+
+
+def _run(src: Path, measure: str, postgres: bool) -> float:
+    env = {**os.environ, "PYTHONPATH": f"{src}{os.pathsep}{ROOT}"}
+    cmd = [sys.executable, str(Path(__file__)), "--child", measure] + (["--postgres"] if postgres else [])
+    out = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--old", help="the older commit (any git revision)")
+    ap.add_argument("--new", help="the newer commit (default: this checkout as it stands)")
+    ap.add_argument("--measure", choices=MEASURES, default="ingest-batch")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--postgres", action="store_true", help="on a fresh PostgreSQL database instead of SQLite")
+    ap.add_argument("--child", choices=MEASURES, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        print(measure_here(args.child, args.postgres))
+        return
+    if not args.old:
+        ap.error("--old is required")
+    console = Console()
+    with tempfile.TemporaryDirectory() as tmp:
+        trees: dict[str, Path] = {}
+        for label, rev in (("old", args.old), ("new", args.new)):
+            if rev is None:
+                trees[label] = ROOT / "src"
+                continue
+            where = Path(tmp) / label
+            subprocess.run(["git", "worktree", "add", "-q", "--detach", str(where), rev], cwd=ROOT, check=True)
+            trees[label] = where / "src"
+        try:
+            rates: dict[str, list[float]] = {"old": [], "new": []}
+            for i in range(args.rounds):
+                for label in ("old", "new"):
+                    rate = _run(trees[label], args.measure, args.postgres)
+                    rates[label].append(rate)
+                    console.print(f"round {i + 1} {label}: {rate:,.0f}/s")
+        finally:
+            for label in ("old", "new"):
+                if trees[label] != ROOT / "src":
+                    subprocess.run(["git", "worktree", "remove", "--force", str(trees[label].parent)], cwd=ROOT)
+    store = "postgresql" if args.postgres else "sqlite"
+    table = Table(title=f"bench/ab: {args.measure} on {store}, {os.cpu_count()} CPUs, alternating runs")
+    for col in ("code", "runs per second", "median", "ratio"):
+        table.add_column(col)
+    old_median = statistics.median(rates["old"])
+    for label, rev in (("old", args.old), ("new", args.new or "this checkout")):
+        median = statistics.median(rates[label])
+        runs = " / ".join(f"{r:,.0f}" for r in rates[label])
+        table.add_row(f"{label} ({rev})", runs, f"{median:,.0f}", f"{median / old_median:.2f}x")
+    console.print(table)
+
+
+if __name__ == "__main__":
+    main()
