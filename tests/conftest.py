@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from agentwatch.config import Settings
-from tests.support.server import RunningServer, run_server
+from tests.support.server import RunningServer, open_settings, run_server
 from tests.support.services import database_for
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
@@ -40,13 +40,6 @@ def server(settings: Settings) -> Iterator[RunningServer]:
 
 @pytest.fixture(scope="module")
 def open_server(tmp_path_factory: pytest.TempPathFactory, module_database_url: str) -> Iterator[RunningServer]:
-    """One server for a module, on each store: authentication off, and the bundled ATR set and
-    rule pack off (they take seconds to compile and play no part in intake and validation)."""
-    cfg = Settings(
-        data_dir=tmp_path_factory.mktemp("server"),
-        database_url=module_database_url,
-        auth={"enabled": False},
-        detection={"atr_bundled": False, "pack": False},
-    )
-    with run_server(cfg) as srv:
+    """One server for a module, on each store, with ``open_settings``."""
+    with run_server(open_settings(tmp_path_factory.mktemp("server"), module_database_url)) as srv:
         yield srv

@@ -13,13 +13,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from agentwatch.config import Settings
 from tests.capture.conftest import gateway_settings
 from tests.capture.fake_upstream import ANTHROPIC as ANTHROPIC_ANSWER
 from tests.capture.fake_upstream import OPENAI_CHAT, fake_upstream
 from tests.capture.test_gateway_bad_bodies import settled
 from tests.support.mutations import encode, mutated
-from tests.support.server import RunningServer, run_server
+from tests.support.server import RunningServer, open_settings, run_server
 
 OPENAI_REQUESTS = [
     {"model": "gpt-4o", "messages": [{"role": "user", "content": "hello"}]},
@@ -57,12 +56,7 @@ HOT = [("model",), ("messages", 0, "content"), ("messages", 0, "role"), ("stream
 
 @pytest.fixture(scope="module")
 def gateway_server(tmp_path_factory: pytest.TempPathFactory, module_database_url: str) -> Iterator[RunningServer]:
-    base = Settings(
-        data_dir=tmp_path_factory.mktemp("gateway-fuzz"),
-        database_url=module_database_url,
-        auth={"enabled": False},
-        detection={"atr_bundled": False, "pack": False},
-    )
+    base = open_settings(tmp_path_factory.mktemp("gateway-fuzz"), module_database_url)
     with fake_upstream("127.0.0.23") as upstream, run_server(gateway_settings(base, upstream)) as srv:
         yield srv
 

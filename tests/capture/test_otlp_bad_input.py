@@ -9,7 +9,6 @@ fail the batch commit shared with other clients' events).
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -18,9 +17,7 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
-from agentwatch.config import Settings
 from tests.capture.conftest import wait_events
-from tests.support.server import RunningServer, run_server
 
 TRACE = "5b8efff798038103d269b633813fc60c"
 T0 = 1_700_000_000_000_000_000
@@ -28,14 +25,6 @@ SPANS = "resourceSpans[0].scopeSpans[0].spans[0]"
 RECORDS = "resourceLogs[0].scopeLogs[0].logRecords[0]"
 COUNT_RULE = "must be a whole number from 0 to 9007199254740992"
 INT64_RULE = "out of the signed 64-bit range"
-
-
-@pytest.fixture(scope="module")
-def shared(module_database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    """One server for the many bad-input cases (none of them stores anything)."""
-    tmp = tmp_path_factory.mktemp("otlp-bad")
-    with run_server(Settings(data_dir=tmp, database_url=module_database_url, auth={"enabled": False})) as srv:
-        yield srv
 
 
 def kv(key: str, value: Any) -> dict[str, Any]:
@@ -187,8 +176,8 @@ TRACE_TYPE_CASES = [
 
 
 @pytest.mark.parametrize(("doc", "field", "rule"), TRACE_TYPE_CASES)
-def test_trace_wrong_types_are_400_naming_the_field(shared, doc, field, rule):
-    with shared.client() as c:
+def test_trace_wrong_types_are_400_naming_the_field(open_server, doc, field, rule):
+    with open_server.client() as c:
         assert_refused(c.post("/v1/traces", json=doc), field, rule)
 
 
@@ -211,8 +200,8 @@ LOG_TYPE_CASES = [
 
 
 @pytest.mark.parametrize(("doc", "field", "rule"), LOG_TYPE_CASES)
-def test_log_wrong_types_are_400_naming_the_field(shared, doc, field, rule):
-    with shared.client() as c:
+def test_log_wrong_types_are_400_naming_the_field(open_server, doc, field, rule):
+    with open_server.client() as c:
         assert_refused(c.post("/v1/logs", json=doc), field, rule)
 
 
@@ -232,13 +221,13 @@ TIME_CASES = [
 
 
 @pytest.mark.parametrize(("doc", "field", "rule"), TIME_CASES)
-def test_span_timestamps_out_of_range_are_400(shared, doc, field, rule):
-    with shared.client() as c:
+def test_span_timestamps_out_of_range_are_400(open_server, doc, field, rule):
+    with open_server.client() as c:
         assert_refused(c.post("/v1/traces", json=doc), field, rule)
 
 
-def test_log_timestamps_out_of_range_are_400(shared):
-    with shared.client() as c:
+def test_log_timestamps_out_of_range_are_400(open_server):
+    with open_server.client() as c:
         r = c.post("/v1/logs", json=logs([record(timeUnixNano="-1180591620717411303424")]))
         assert_refused(r, f"{RECORDS}.timeUnixNano", "out of range")
         r = c.post("/v1/logs", json=logs([record(timeUnixNano=None, observedTimeUnixNano=1e308)]))
@@ -307,13 +296,13 @@ NUMBER_CASES = [
 
 
 @pytest.mark.parametrize(("doc", "field", "rule"), NUMBER_CASES)
-def test_bad_numbers_are_400_naming_the_field(shared, doc, field, rule):
-    with shared.client() as c:
+def test_bad_numbers_are_400_naming_the_field(open_server, doc, field, rule):
+    with open_server.client() as c:
         assert_refused(c.post("/v1/traces", json=doc), field, rule)
 
 
-def test_bad_numbers_in_logs_are_400(shared):
-    with shared.client() as c:
+def test_bad_numbers_in_logs_are_400(open_server):
+    with open_server.client() as c:
         bad = record(
             attributes=[
                 kv("gen_ai.system", s("openai")),
@@ -344,10 +333,10 @@ def _pb_traces(resource: list[KeyValue], attrs: list[KeyValue]) -> bytes:
     return req.SerializeToString()
 
 
-def test_protobuf_gets_the_same_guards(shared):
+def test_protobuf_gets_the_same_guards(open_server):
     pb = {"Content-Type": "application/x-protobuf"}
     inf = AnyValue(double_value=float("inf"))
-    with shared.client() as c:
+    with open_server.client() as c:
         r = c.post("/v1/traces", content=_pb_traces([KeyValue(key="process.pid", value=inf)], []), headers=pb)
         assert_refused(r, "resourceSpans[0].resource.attributes[process.pid]", COUNT_RULE)
         r = c.post(

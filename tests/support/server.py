@@ -60,6 +60,17 @@ def serve_asgi(app: Any, host: str, port: int, *, lifespan: str = "off", start_s
         thread.join(timeout=30)
 
 
+def open_settings(data_dir: Any, database_url: str) -> Settings:
+    """Authentication off, and the bundled ATR set and rule pack off (they take seconds to
+    compile and play no part in intake and validation)."""
+    return Settings(
+        data_dir=data_dir,
+        database_url=database_url,
+        auth={"enabled": False},
+        detection={"atr_bundled": False, "pack": False},
+    )
+
+
 @contextmanager
 def run_server(settings: Settings, headers: dict[str, str] | None = None) -> Iterator[RunningServer]:
     port = free_port()
