@@ -84,6 +84,8 @@ def test_scan_results_history_and_inventory(api):
         ({"network": "scanme.example.com"}, "is not an IP address or CIDR network"),
         ({}, "network: is required"),
         ({"network": "127.0.0.2", "detectors": "port_scanner,telepathy"}, "detectors: unknown detector 'telepathy'"),
+        ({"hosts": "8.8.8.8"}, "hosts: 8.8.8.8 is outside the allowed networks"),
+        ({"network": "127.0.0.2", "hosts": "10.0.0.0/8"}, "hosts: more than 1024 hosts"),
     ],
 )
 def test_refusals_happen_before_any_scan(api, params, message):

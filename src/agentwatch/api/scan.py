@@ -64,7 +64,10 @@ def _target(network: str | None, hosts: str | None) -> str:
 def _begin(request: Request, network: str | None, hosts: str | None, detectors: str | None) -> Any:
     mgr = _manager(request)
     try:
-        return mgr.begin(_target(network, hosts), detectors, tenant=_tenant(request), who=_who(request))
+        if network and hosts:  # each named in its own errors first; then together (the host cap)
+            mgr.check_target(hosts, detectors, field="hosts")
+        field = "hosts" if hosts and not network else "network"
+        return mgr.begin(_target(network, hosts), detectors, tenant=_tenant(request), who=_who(request), field=field)
     except (TargetError, DetectorError) as exc:
         raise InvalidRequest(str(exc)) from None
     except ScanBusy as exc:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -20,6 +21,7 @@ from agentwatch.discovery.scanner import DetectorError, Scanner, resolve_detecto
 
 console = Console(stderr=True)
 FORMATS = ("table", "json", "csv", "sarif")
+OPTIONS = {"read_timeout": "--timeout", "concurrency": "--concurrency", "ports": "--ports"}  # setting -> option
 
 
 def _table(result: dict[str, Any]) -> Table:
@@ -71,7 +73,12 @@ def install(app: typer.Typer) -> None:
                 updates["ports"] = [int(p) for p in ports.split(",") if p.strip()]
             except ValueError:
                 raise typer.BadParameter("must be comma-separated integers", param_hint="--ports") from None
-        settings = settings.model_validate({**settings.model_dump(), **updates})
+        try:
+            settings = settings.model_validate({**settings.model_dump(), **updates})
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            field = str(err["loc"][0]) if err.get("loc") else ""
+            raise typer.BadParameter(err["msg"], param_hint=OPTIONS.get(field, field or None)) from None
         try:
             targets = parse_targets(
                 target, allowed=settings.allowed_networks, max_hosts=settings.max_hosts, field="target"

@@ -21,6 +21,26 @@ from agentwatch.discovery.limits import Limits
 from agentwatch.discovery.signals import Service
 
 USER_AGENT = "agentwatch-discovery/0.1 (+https://github.com/agentwatch)"
+# Deeper than any real reply; a hostile service nesting deeper could overflow ``str()`` of a value
+# (Python's recursion limit) or the result's serialisation (orjson stops at 255 levels).
+MAX_JSON_DEPTH = 64
+# httpx raises InvalidURL (not an HTTPError) for a path a service made us build (an SSE endpoint).
+REQUEST_ERRORS = (httpx.HTTPError, httpx.InvalidURL, TimeoutError, ssl.SSLError, OSError)
+
+
+def load_json(data: bytes | str) -> Any:
+    """Parse a probed service's JSON; ValueError when it is not JSON or nests deeper than MAX_JSON_DEPTH."""
+    doc = orjson.loads(data)
+    stack = [(doc, 1)]
+    while stack:
+        value, depth = stack.pop()
+        children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+        for child in children:
+            if isinstance(child, dict | list):
+                if depth >= MAX_JSON_DEPTH:
+                    raise ValueError(f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
+                stack.append((child, depth + 1))
+    return doc
 
 
 @dataclass
@@ -35,12 +55,12 @@ class Reply:
         return self.headers.get("content-type", "").split(";", 1)[0].strip().lower()
 
     def json(self) -> Any:
-        """The body as JSON, or None when it is not (or was cut)."""
+        """The body as JSON, or None when it is not (or was cut, or nests too deep)."""
         if self.truncated or not self.body:
             return None
         try:
-            return orjson.loads(self.body)
-        except orjson.JSONDecodeError:
+            return load_json(self.body)
+        except ValueError:
             return None
 
     @property
@@ -116,7 +136,7 @@ class Http:
         try:
             async with asyncio.timeout(self.deadline):
                 return await self._send(method, path, content, hdrs, until)
-        except (httpx.HTTPError, TimeoutError, ssl.SSLError, OSError):
+        except REQUEST_ERRORS:
             return None
 
     async def _send(
@@ -158,6 +178,6 @@ class Http:
         try:
             request = self.client.build_request("GET", self.url(path), headers=headers)
             response = await asyncio.wait_for(self.client.send(request, stream=True), self.deadline)
-        except (httpx.HTTPError, TimeoutError, ssl.SSLError, OSError):
+        except REQUEST_ERRORS:
             return None
         return response, response.aiter_raw()

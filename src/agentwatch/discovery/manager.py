@@ -115,15 +115,19 @@ class ScanManager:
             await asyncio.sleep(every)
 
     # -- scans -----------------------------------------------------------------
-    def check_target(self, network: str, detectors: str | list[str] | None) -> tuple[Targets, list[str], list[str]]:
+    def check_target(
+        self, network: str, detectors: str | list[str] | None, *, field: str = "network"
+    ) -> tuple[Targets, list[str], list[str]]:
         s = self.settings
-        targets = parse_targets(network, allowed=s.allowed_networks, max_hosts=s.max_hosts)
+        targets = parse_targets(network, allowed=s.allowed_networks, max_hosts=s.max_hosts, field=field)
         active, passive = resolve_detectors(detectors)
         return targets, active, passive
 
-    def begin(self, network: str, detectors: str | list[str] | None, *, tenant: str, who: str) -> RunningScan:
-        """Validate and start a scan; raises ValueError (bad input) or ScanBusy (409)."""
-        targets, active, passive = self.check_target(network, detectors)
+    def begin(
+        self, network: str, detectors: str | list[str] | None, *, tenant: str, who: str, field: str = "network"
+    ) -> RunningScan:
+        """Validate and start a scan; raises ValueError (bad input, naming ``field``) or ScanBusy (409)."""
+        targets, active, passive = self.check_target(network, detectors, field=field)
         if tenant in self.running:
             raise ScanBusy(f"scan {self.running[tenant].scan_id} is already running")
         run = RunningScan(str(uuid.uuid4()), tenant, targets.text, active, time.time(), len(targets.hosts()))
@@ -137,9 +141,10 @@ class ScanManager:
     async def _run(self, run: RunningScan, targets: Targets, passive: list[str], who: str) -> None:
         s = self.settings
         engine = self.aw.engine
-        await asyncio.to_thread(self._insert, run)
-        self._publish(run, "scan_started", {"scan_id": run.scan_id, "detectors": run.detectors, "target": run.target})
-        log.info("discovery.scan_started", scan_id=run.scan_id, target=run.target, by=who)
+        # The row is written in a thread a stop cannot interrupt: awaited (shielded) inside the try below,
+        # so a stop or a store error while it is written still ends the scan, and again before the result
+        # is written over it.
+        inserted = asyncio.ensure_future(asyncio.to_thread(self._insert, run))
         last_progress = 0.0
 
         def on_agent(agent: dict[str, Any]) -> None:
@@ -163,10 +168,17 @@ class ScanManager:
         agents: list[dict[str, Any]] = []
         diff: dict[str, Any] | None = None
         try:
+            await asyncio.shield(inserted)
+            self._publish(
+                run, "scan_started", {"scan_id": run.scan_id, "detectors": run.detectors, "target": run.target}
+            )
+            log.info("discovery.scan_started", scan_id=run.scan_id, target=run.target, by=who)
             outcome = await Scanner(s, run.detectors).scan(
                 targets, scan_id=run.scan_id, on_agent=on_agent, on_progress=on_progress
             )
             agents, stats = outcome.agents, outcome.stats
+            if stats.get("services_failed"):
+                log.warning("discovery.services_failed", scan_id=run.scan_id, errors=stats.get("service_errors"))
             diff = await asyncio.to_thread(
                 inventory.apply_scan,
                 engine,
@@ -197,7 +209,7 @@ class ScanManager:
         )
         run.result = result
         try:
-            await asyncio.shield(asyncio.to_thread(self._finish, run, result))
+            await asyncio.shield(self._record(inserted, run, result))
         finally:
             self.running.pop(run.tenant, None)
             run.done.set()
@@ -210,6 +222,11 @@ class ScanManager:
                 task.add_done_callback(self._background.discard)
         else:
             self._publish(run, "scan_error", {"error": error, "scan_id": run.scan_id, "status": status})
+
+    async def _record(self, inserted: asyncio.Future[None], run: RunningScan, result: dict[str, Any]) -> None:
+        with contextlib.suppress(Exception):  # a failed insert is already the scan's error
+            await inserted
+        await asyncio.to_thread(self._finish, run, result)
 
     async def stop_scan(self, tenant: str) -> RunningScan | None:
         """Cancel the tenant's scan and wait for it (at most STOP_WAIT_S)."""

@@ -30,6 +30,7 @@ from agentwatch.discovery.signals import Service
 
 AgentCallback = Callable[[dict[str, Any]], Awaitable[None] | None]
 ProgressCallback = Callable[[int, int, int], Awaitable[None] | None]  # hosts done, hosts total, agents
+MAX_SERVICE_ERRORS = 20
 
 
 class DetectorError(ValueError):
@@ -144,8 +145,23 @@ class Scanner:
         results = await asyncio.gather(*(connect(p) for p in self.ports))
         open_ports = [(p, b) for p, b in results if b is not False]
         stats["open_ports"] += len(open_ports)
-        found = await asyncio.gather(*(self._service(host, p, b, limits, client, stats) for p, b in open_ports))
+        found = await asyncio.gather(*(self._guarded(host, p, b, limits, client, stats) for p, b in open_ports))
         return [a for a in found if a is not None]
+
+    async def _guarded(
+        self, host: str, port: int, banner: Any, limits: Limits, client: Any, stats: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        """One service; what it sends is hostile input, so a probe tripping over it loses that service only.
+
+        Not logged here (the CLI scans without a log setup): counted in the stats, which the server logs."""
+        try:
+            return await self._service(host, port, banner, limits, client, stats)
+        except Exception as exc:
+            stats["services_failed"] = stats.get("services_failed", 0) + 1
+            errors = stats.setdefault("service_errors", [])
+            if len(errors) < MAX_SERVICE_ERRORS:
+                errors.append({"host": host, "port": port, "error": f"{type(exc).__name__}: {str(exc)[:200]}"})
+            return None
 
     async def _service(
         self, host: str, port: int, banner: Any, limits: Limits, client: Any, stats: dict[str, Any]

@@ -44,7 +44,8 @@ async def probe(http: Http, service: Service) -> list[Signal]:
         return []
     path, card = found
     score, present = card_fields(card)
-    skills = [str(s.get("name") or s.get("id"))[:200] for s in card.get("skills", []) if isinstance(s, dict)][:50]
+    listed = card.get("skills") if isinstance(card.get("skills"), list) else []  # a card need not list skills
+    skills = [str(s.get("name") or s.get("id"))[:200] for s in listed if isinstance(s, dict)][:50]
     url = http.url(path)
     service.metadata["a2a_card"] = {
         "name": str(card.get("name"))[:200],

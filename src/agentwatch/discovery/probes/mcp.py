@@ -17,9 +17,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
-import orjson
-
-from agentwatch.discovery.httpio import Http, Reply
+from agentwatch.discovery.httpio import Http, Reply, load_json
 from agentwatch.discovery.signals import Service, Signal
 from agentwatch.discovery.sse import SseParser, parse_all
 
@@ -66,8 +64,8 @@ def _messages(reply: Reply) -> list[Any]:
         out: list[Any] = []
         for ev in parse_all(reply.body):
             if ev.event == "message":
-                with contextlib.suppress(orjson.JSONDecodeError):
-                    out.append(orjson.loads(ev.data))
+                with contextlib.suppress(ValueError):
+                    out.append(load_json(ev.data))
         return out
     doc = reply.json()
     return doc if isinstance(doc, list) else [doc]
@@ -83,8 +81,8 @@ def _done(id_: int) -> Callable[[bytes], bool]:
         events = parse_all(body) if body.endswith((b"\n\n", b"\r\n\r\n")) else []
         msgs = []
         for ev in events:
-            with contextlib.suppress(orjson.JSONDecodeError):
-                msgs.append(orjson.loads(ev.data))
+            with contextlib.suppress(ValueError):
+                msgs.append(load_json(ev.data))
         return _response_for(msgs, id_) is not None
 
     return check
@@ -236,8 +234,11 @@ async def _legacy(http: Http, service: Service, path: str) -> list[Signal]:
             first = await anext(events, None)
         if first is None or first.event != "endpoint":
             return []
-        target = urljoin(http.url(path), first.data.strip())
-        here, there = urlsplit(http.url(path)), urlsplit(target)
+        try:
+            target = urljoin(http.url(path), first.data.strip())
+            here, there = urlsplit(http.url(path)), urlsplit(target)
+        except ValueError:
+            return []  # not a URL (an unclosed IPv6 bracket, ...)
         if (here.scheme, here.netloc) != (there.scheme, there.netloc):
             return []  # never follow an endpoint to another origin
         post_path = there.path + (f"?{there.query}" if there.query else "")
@@ -258,8 +259,8 @@ async def _legacy(http: Http, service: Service, path: str) -> list[Signal]:
                     if ev.event != "message":
                         continue
                     try:
-                        doc = orjson.loads(ev.data)
-                    except orjson.JSONDecodeError:
+                        doc = load_json(ev.data)
+                    except ValueError:
                         continue
                     if isinstance(doc, dict) and doc.get("id") == id_:
                         return doc.get("result")

@@ -13,6 +13,7 @@ from typing import Any
 
 import orjson
 
+from agentwatch.discovery.httpio import load_json
 from agentwatch.discovery.limits import Limits
 from agentwatch.discovery.probes.mcp import _enumerate, _initialize, _record, _signals, _valid_init
 from agentwatch.discovery.signals import Service, Signal
@@ -54,8 +55,8 @@ async def _session(service: Service, reader: asyncio.StreamReader, writer: async
             if not line:
                 return None
             try:
-                doc = orjson.loads(line)
-            except orjson.JSONDecodeError:
+                doc = load_json(line)
+            except ValueError:
                 if method == "initialize":
                     return None  # not JSON-RPC at all
                 continue

@@ -38,7 +38,10 @@ async def handshake(host: str, port: int, connect_timeout: float, handshake_time
             "alpn": ssl_obj.selected_alpn_protocol(),
         }
         if der:
-            facts.update(certificate_facts(der))
+            try:
+                facts.update(certificate_facts(der))
+            except Exception as exc:  # OpenSSL accepted a certificate that cryptography cannot read
+                facts.update(sha256=hashlib.sha256(der).hexdigest(), certificate_error=str(exc)[:200])
         return facts
     finally:
         writer.close()
