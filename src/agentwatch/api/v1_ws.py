@@ -77,8 +77,10 @@ def parse_filter(raw: str | bytes) -> tuple[LiveFilter | None, str | None]:
         sev = 0
     if isinstance(sev, bool) or not isinstance(sev, int) or not 0 <= sev <= 10:
         return None, "min_severity: must be an integer from 0 to 10"
-    src = msg.get("source") or []
-    if isinstance(src, str):
+    src = msg.get("source")
+    if src is None or src == "":  # absent, null or "": no source filter
+        src = []
+    elif isinstance(src, str):
         src = [src]
     if not isinstance(src, list) or not all(isinstance(s, str) and 0 < len(s) <= 128 for s in src):
         return None, "source: must be a string or a list of strings of 1-128 characters"

@@ -56,7 +56,12 @@ def decode_cursor(cursor: str) -> tuple[float, str]:
         last_seen, alert_id = orjson.loads(raw)
     except Exception:
         raise ValueError("cursor: not a cursor returned by this API") from None
-    if not isinstance(last_seen, int | float) or not isinstance(alert_id, str) or len(alert_id) > 64:
+    if (
+        isinstance(last_seen, bool)
+        or not isinstance(last_seen, int | float)
+        or not isinstance(alert_id, str)
+        or len(alert_id) > 64
+    ):
         raise ValueError("cursor: not a cursor returned by this API")
     return float(last_seen), alert_id
 

@@ -29,6 +29,23 @@ def test_pattern_re2_cannot_express_runs_guarded_with_a_timeout():
     assert not compile_safe(r"(\w+)-\1").search("abc-abd")
 
 
+def test_rule_with_look_around_and_back_reference_loads_and_runs_guarded():
+    # RE2 cannot express either; the rule is read (not refused) and runs on the guarded engine
+    eng = engine(
+        one_rule("sel:\n  CommandLine|re: 'curl(?=.*\\|\\s*sh)'\ncondition: sel\n", title="pipe to shell"),
+        one_rule("sel:\n  CommandLine|re|i: '(\\w+)=\\1;'\ncondition: sel\n", title="repeat"),
+    )
+    assert eng.regex_engines() == {"python-regex-guarded": 2}
+    assert [r.title for r in eng.match(proc("curl -s http://x | sh"))] == ["pipe to shell"]
+    assert eng.match(proc("curl -s http://x -o f")) == []
+    assert [r.title for r in eng.match(proc("set AB=ab;"))] == ["repeat"]
+    assert eng.match(proc("set ab=cd;")) == []
+    start = time.perf_counter()
+    slow = engine(one_rule("sel:\n  CommandLine|re: '^(a|aa)+(?=b)\\1'\ncondition: sel\n"))
+    assert slow.match(proc("a" * 60 + "c")) == []  # times out: no match, no hang
+    assert time.perf_counter() - start < 2.0
+
+
 def test_costs_count_evaluations_and_time_per_rule():
     eng = engine(
         one_rule("sel:\n  CommandLine|contains: curl\ncondition: sel\n", title="cheap"),

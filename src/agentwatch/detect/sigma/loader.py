@@ -32,6 +32,7 @@ from sigma.modifiers import reverse_modifier_mapping
 from sigma.rule import SigmaRule as PySigmaRule
 
 from agentwatch.detect.fieldmap import DEFAULT, FieldMap
+from agentwatch.detect.sigma.policy import RULE_POLICY
 from agentwatch.detect.sigma.rule_yaml import RuleYamlError, load_yaml
 
 MAX_RULE_BYTES = 256 * 1024  # one upload
@@ -292,7 +293,9 @@ def load_rule(
     """Parse one YAML text (one or several documents) into rules; raises :class:`SigmaLoadError`."""
     docs = parse_documents(text, source, max_bytes)
     try:
-        collection = SigmaCollection.from_dicts(docs, collect_filters=True, resolve_references=False)
+        collection = SigmaCollection.from_dicts(
+            docs, collect_filters=True, resolve_references=False, policy=RULE_POLICY
+        )
     except SigmaError as exc:
         raise _error(str(exc).split(" in /")[0], text, source, _needle(exc)) from None
     except (TypeError, ValueError, KeyError, AttributeError) as exc:

@@ -9,12 +9,14 @@ pySigma reads ``date`` and ``modified`` strings itself.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import yaml
 
 MAX_DEPTH = 64  # nested mappings/lists in one document (SigmaHQ needs 5)
 MAX_INT_DIGITS = 4300  # Python's own limit for int(str)
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 _TIMESTAMP = "tag:yaml.org,2002:timestamp"
@@ -96,8 +98,16 @@ class _RuleLoader(yaml.SafeLoader):
             raise _BadScalar(f"integer longer than {MAX_INT_DIGITS} digits")
         return super().construct_yaml_int(node)
 
+    def construct_yaml_str(self, node: Any) -> str:
+        value = super().construct_yaml_str(node)
+        # a "\uD800" escape gives a lone surrogate: not text, and nothing downstream can encode it
+        if _SURROGATE.search(value):
+            raise _BadScalar("contains a lone surrogate (\\uD800-\\uDFFF), which is not valid Unicode text")
+        return value
+
 
 _RuleLoader.add_constructor("tag:yaml.org,2002:int", _RuleLoader.construct_yaml_int)
+_RuleLoader.add_constructor("tag:yaml.org,2002:str", _RuleLoader.construct_yaml_str)
 
 
 def load_yaml(text: str) -> list[Any]:
