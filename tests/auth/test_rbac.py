@@ -101,3 +101,49 @@ def test_bad_rbac_input_names_the_field(sqlite_server):
         assert r.status_code == 400 and r.json()["error"]["message"].startswith("name: must look like")
         assert c.put("/api/v1/rbac/roles/" + "x" * 65, headers=admin, json={}).status_code == 400
         assert c.put("/api/v1/rbac/roles/ghost", headers=admin, json={"description": "x"}).status_code == 404
+
+
+def test_users_admin_cannot_hand_out_more_than_it_holds(auth_server):
+    """``users:admin`` manages users and roles up to the holder's own permissions, so it is
+    no back door to ``admin``: each refusal is a 403 naming the field, and is audited."""
+    with auth_server.client() as c:
+        admin = user_headers(auth_server, c, "root@example.com", "admin")
+        r = c.post(
+            "/api/v1/rbac/roles",
+            headers=admin,
+            json={"name": "people", "description": "", "permissions": ["users:admin", "account", "events:read"]},
+        )
+        assert r.status_code == 201, r.text
+        h = user_headers(auth_server, c, "hr@example.com", "people")
+        me = c.get("/api/v1/users/me", headers=h).json()["id"]
+        root = next(
+            u["id"] for u in c.get("/api/v1/users", headers=h).json()["users"] if u["email"] == "root@example.com"
+        )
+
+        refused = [
+            c.put(f"/api/v1/users/{me}", headers=h, json={"role": "admin"}),
+            c.post("/api/v1/users", headers=h, json={"email": "x@example.com", "role": "viewer"}),
+            c.put(f"/api/v1/users/{root}", headers=h, json={"disabled": True}),
+            c.post("/api/v1/rbac/roles", headers=h, json={"name": "up", "description": "", "permissions": ["admin"]}),
+            c.put("/api/v1/rbac/roles/people", headers=h, json={"permissions": ["users:admin", "audit:read"]}),
+        ]
+        assert [r.status_code for r in refused] == [403] * 5, [r.text for r in refused]
+        messages = [r.json()["error"]["message"] for r in refused]
+        assert messages[0] == "role: 'admin' is beyond your own permissions"
+        assert messages[1].startswith("role: ") and messages[2] == "user_id: 'admin' is beyond your own permissions"
+        assert messages[3] == "permissions: 'admin' is beyond your own permissions"
+        assert messages[4] == "permissions: 'audit:read' is beyond your own permissions"
+        assert c.get("/api/v1/users/me", headers=h).json()["user"]["role"] == "people"
+        assert c.get("/api/events", headers=admin).status_code == 200  # root still enabled
+
+        # within its own permissions it still manages users and roles
+        r = c.post(
+            "/api/v1/rbac/roles", headers=h, json={"name": "reader", "description": "", "permissions": ["events:read"]}
+        )
+        assert r.status_code == 201, r.text
+        r = c.post("/api/v1/users", headers=h, json={"email": "new@example.com", "role": "reader"})
+        assert r.status_code == 201, r.text
+        assert c.put(f"/api/v1/users/{r.json()['id']}", headers=h, json={"disabled": True}).status_code == 200
+
+        audit = c.get("/api/v1/audit", headers=admin, params={"action": "rbac.escalation_refused"}).json()
+        assert len([e for e in audit["entries"] if e["action"] == "rbac.escalation_refused"]) == 5, audit

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import math
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
@@ -15,15 +16,21 @@ from agentwatch.soc.audit import AuditLog
 
 router = APIRouter(tags=["audit"])
 
+MAX_SEQ = 2**63 - 1  # the audit_log.seq column is a BIGINT
+
 
 def _time(value: str | None, field: str) -> float | None:
     """Epoch seconds or an RFC 3339 timestamp."""
     if value is None:
         return None
     try:
-        return float(value)
+        number = float(value)
     except ValueError:
         pass
+    else:
+        if not math.isfinite(number):
+            raise InvalidRequest(f"{field}: must be a finite number of epoch seconds")
+        return number
     try:
         return parse_ts(value, field)
     except EventError:
@@ -38,7 +45,7 @@ def decode_cursor(cursor: str) -> int:
     try:
         text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         kind, _, seq = text.partition(":")
-        if kind != "audit":
+        if kind != "audit" or not (seq.isascii() and seq.isdigit()) or int(seq) > MAX_SEQ:
             raise ValueError(kind)
         return int(seq)
     except (ValueError, UnicodeDecodeError):

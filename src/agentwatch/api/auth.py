@@ -114,6 +114,17 @@ async def parse_json(request: Request, model: type[M], *, optional: bool = False
         raise InvalidRequest(f"{problems[0]['field']}: {problems[0]['rule']}", problems) from None
 
 
+async def _within_own(request: Request, svc: AuthService, perms: frozenset[str] | list[str], field: str) -> None:
+    """Refuse (403) what would hand out a permission the caller lacks: holding ``users:admin``
+    lets one manage users and roles up to one's own permissions, never beyond (API key scopes
+    follow the same rule)."""
+    p = principal_of(request)
+    for perm in sorted(perms):
+        if not p.can(perm):
+            await svc.record(svc.entry("rbac.escalation_refused", p, request, status=403, details={field: perm}))
+            raise ApiError(f"{field}: {perm!r} is beyond your own permissions", status=403)
+
+
 def service(request: Request) -> AuthService:
     return request.app.state.aw.auth
 
@@ -231,6 +242,7 @@ async def create_user(request: Request) -> JSON:
     svc = service(request)
     if not svc.roles.exists(body.role):
         raise InvalidRequest(f"role: unknown role {body.role!r}")
+    await _within_own(request, svc, svc.roles.permissions_of(body.role), "role")
     password = body.password or generate_password()
     user = await run_in_threadpool(svc.users.create, body.email, password, body.role)
     await svc.record(
@@ -256,6 +268,12 @@ async def update_user(request: Request, user_id: Annotated[str, Path(max_length=
     svc = service(request)
     if body.role is not None and not svc.roles.exists(body.role):
         raise InvalidRequest(f"role: unknown role {body.role!r}")
+    current = await run_in_threadpool(svc.users.get, user_id)
+    if current is None:
+        raise NotFound(f"user {user_id!r} not found")
+    await _within_own(request, svc, svc.roles.permissions_of(current.role), "user_id")  # their present role
+    if body.role is not None:
+        await _within_own(request, svc, svc.roles.permissions_of(body.role), "role")
     user = svc.users.update(user_id, role=body.role, disabled=body.disabled)
     if user is None:
         raise NotFound(f"user {user_id!r} not found")
@@ -336,6 +354,7 @@ def list_roles(request: Request) -> dict[str, Any]:
 async def create_role(request: Request) -> JSON:
     body = await parse_json(request, RoleBody)
     svc = service(request)
+    await _within_own(request, svc, body.permissions, "permissions")
     role = svc.roles.create_role(body.name, body.description, body.permissions)
     await svc.record(
         svc.entry(
@@ -354,6 +373,9 @@ async def create_role(request: Request) -> JSON:
 async def update_role(request: Request, name: Name) -> dict[str, Any]:
     body = await parse_json(request, RoleUpdate)
     svc = service(request)
+    if svc.roles.exists(name):  # an unknown one is answered 404 by update_role
+        await _within_own(request, svc, svc.roles.permissions_of(name), "name")
+    await _within_own(request, svc, body.permissions or [], "permissions")
     role = svc.roles.update_role(name, body.description, body.permissions)
     svc.forget_credentials()
     await svc.record(

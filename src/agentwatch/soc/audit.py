@@ -87,7 +87,8 @@ class AuditEntry:
             "client": self.client,
         }
         for key, limit in FIELD_LIMITS.items():
-            row[key] = str(row[key] or "")[:limit]
+            # NUL as U+FFFD, as PostgreSQL stores it (store.pg_text): the hash covers what is stored.
+            row[key] = str(row[key] or "")[:limit].replace("\x00", "\ufffd")
         details = orjson.dumps(self.details, option=orjson.OPT_SORT_KEYS, default=str)
         if len(details) > MAX_DETAILS_BYTES:
             details = orjson.dumps({"truncated": True, "bytes": len(details)})

@@ -46,10 +46,19 @@ def _window(window_s: int, now: float) -> tuple[int, float]:
     return idx, (idx + 1) * window_s
 
 
+def _index(window_s: int, reset_at: float) -> int:
+    """The window that ends at ``reset_at``."""
+    return round(reset_at / window_s) - 1
+
+
 class Counter(Protocol):
     async def hit(self, key: str, limit: int, window_s: int) -> Decision: ...
     async def peek(self, key: str, limit: int, window_s: int) -> Decision: ...
     async def clear(self, key: str, window_s: int) -> None: ...
+    async def release(self, key: str, window_s: int, reset_at: float) -> None:
+        """Take back one hit of the window ending at ``reset_at`` (an attempt that did not count)."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -82,6 +91,11 @@ class MemoryCounter:
     async def clear(self, key: str, window_s: int) -> None:
         self._counts.pop(key, None)
 
+    async def release(self, key: str, window_s: int, reset_at: float) -> None:
+        got = self._counts.get(key)
+        if got is not None and got[0] == _index(window_s, reset_at) and got[1] > 0:
+            self._counts[key] = (got[0], got[1] - 1)
+
     async def close(self) -> None:
         return None
 
@@ -90,6 +104,13 @@ _HIT = """
 local n = redis.call('INCR', KEYS[1])
 if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
 return n
+"""
+
+# Only an existing counter is decremented: one that expired is not brought back below zero.
+_RELEASE = """
+local n = tonumber(redis.call('GET', KEYS[1]))
+if n and n > 0 then return redis.call('DECR', KEYS[1]) end
+return 0
 """
 
 
@@ -101,6 +122,7 @@ class RedisCounter:
 
         self._redis: Any = redis.Redis.from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0)
         self._hit = self._redis.register_script(_HIT)
+        self._release = self._redis.register_script(_RELEASE)
         self.prefix = prefix
         self.fallback = fallback or MemoryCounter()
         self._warned_at = 0.0
@@ -138,6 +160,13 @@ class RedisCounter:
         except Exception as exc:
             self._degraded(exc)
             await self.fallback.clear(key, window_s)
+
+    async def release(self, key: str, window_s: int, reset_at: float) -> None:
+        try:
+            await self._release(keys=[self._key(key, _index(window_s, reset_at))])
+        except Exception as exc:
+            self._degraded(exc)
+            await self.fallback.release(key, window_s, reset_at)
 
     async def close(self) -> None:
         await self._redis.aclose()

@@ -21,7 +21,7 @@ from agentwatch.api.security import Principal, deny
 from agentwatch.soc.audit import AuditEntry, AuditLog
 from agentwatch.soc.auth import credentials
 from agentwatch.soc.auth.apikeys import ApiKey, ApiKeyStore
-from agentwatch.soc.auth.limits import Counter, MemoryCounter, RedisCounter
+from agentwatch.soc.auth.limits import Counter, Decision, MemoryCounter, RedisCounter
 from agentwatch.soc.auth.passwords import generate_password, hash_password, needs_rehash, verify_password
 from agentwatch.soc.auth.roles import RoleStore
 from agentwatch.soc.auth.tokens import CredentialError, Issued, RefreshReuse, TokenService, digest, load_secret
@@ -229,28 +229,47 @@ class AuthService:
 
     # -- sessions ------------------------------------------------------------------------------
 
+    async def _take_attempt(
+        self, budgets: tuple[tuple[str, int], ...], window_s: int
+    ) -> tuple[list[tuple[str, float]], Decision | None]:
+        """Count a password attempt against each budget *before* it is checked, so concurrent
+        attempts cannot all pass a check made before any of them failed. Returns the hits
+        taken, or, when a budget is spent, its refusing decision (the hits given back)."""
+        taken: list[tuple[str, float]] = []
+        for key, limit in budgets:
+            decision = await self.counter.hit(key, limit, window_s)
+            taken.append((key, decision.reset_at))
+            if not decision.allowed:
+                await self._give_back(taken, window_s)
+                return [], decision
+        return taken, None
+
+    async def _give_back(self, taken: list[tuple[str, float]], window_s: int) -> None:
+        for key, reset_at in taken:
+            await self.counter.release(key, window_s, reset_at)
+
     async def login(self, email: str, password: str, conn: HTTPConnection) -> tuple[Issued, User]:
         cfg = self.settings.auth.login
         client = client_of(conn)
-        keys = (("login:acct:" + digest(email), cfg.per_account), ("login:addr:" + client, cfg.per_address))
-        for key, limit in keys:
-            decision = await self.counter.peek(key, limit, cfg.window_s)
-            if not decision.allowed:
-                await self.record(
-                    AuditEntry("auth.login.throttled", client=client, status=429, details={"email": email})
-                )
-                raise ApiError(
-                    "login: too many failed attempts, retry later",
-                    status=429,
-                    headers={"Retry-After": str(decision.retry_after())},
-                )
-        user = await asyncio.to_thread(self._check_password, email, password)
-        if user is None:
-            for key, limit in keys:
-                await self.counter.hit(key, limit, cfg.window_s)
+        budgets = (("login:acct:" + digest(email), cfg.per_account), ("login:addr:" + client, cfg.per_address))
+        taken, refused = await self._take_attempt(budgets, cfg.window_s)
+        if refused is not None:
+            await self.record(AuditEntry("auth.login.throttled", client=client, status=429, details={"email": email}))
+            raise ApiError(
+                "login: too many failed attempts, retry later",
+                status=429,
+                headers={"Retry-After": str(refused.retry_after())},
+            )
+        try:
+            user = await asyncio.to_thread(self._check_password, email, password)
+        except Exception:  # not a failed attempt: the check itself failed
+            await self._give_back(taken, cfg.window_s)
+            raise
+        if user is None:  # the hits taken stay: they count this failure
             await self.record(AuditEntry("auth.login.failure", client=client, status=401, details={"email": email}))
             raise ApiError("email or password: invalid", status=401)
-        await self.counter.clear(keys[0][0], cfg.window_s)
+        await self.counter.clear(budgets[0][0], cfg.window_s)
+        await self._give_back(taken[1:], cfg.window_s)  # a successful login costs the address nothing
         issued = await asyncio.to_thread(self.tokens.start_session, user.id, client)
         principal = self._user_principal(user.id, user.email, user.role, issued.session_id)
         await self.record(self.entry("auth.login", principal, conn, status=200, target=f"session:{issued.session_id}"))
@@ -259,17 +278,21 @@ class AuthService:
     async def verify_current_password(self, user: User, password: str) -> bool:
         """A password re-check (password change), throttled with the account's failed logins."""
         cfg = self.settings.auth.login
-        key = "login:acct:" + digest(user.email)
-        decision = await self.counter.peek(key, cfg.per_account, cfg.window_s)
-        if not decision.allowed:
+        budget = ("login:acct:" + digest(user.email), cfg.per_account)
+        taken, refused = await self._take_attempt((budget,), cfg.window_s)
+        if refused is not None:
             raise ApiError(
                 "current_password: too many failed attempts, retry later",
                 status=429,
-                headers={"Retry-After": str(decision.retry_after())},
+                headers={"Retry-After": str(refused.retry_after())},
             )
-        ok = await asyncio.to_thread(verify_password, user.password_hash, password)
-        if not ok:
-            await self.counter.hit(key, cfg.per_account, cfg.window_s)
+        try:
+            ok = await asyncio.to_thread(verify_password, user.password_hash, password)
+        except Exception:
+            await self._give_back(taken, cfg.window_s)
+            raise
+        if ok:
+            await self._give_back(taken, cfg.window_s)
         return ok
 
     def _check_password(self, email: str, password: str) -> User | None:

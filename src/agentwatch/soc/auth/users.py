@@ -16,6 +16,7 @@ from agentwatch.soc.auth.passwords import hash_password, password_problem
 from agentwatch.soc.auth_schema import users
 
 EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,255}$")
+CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 MAX_EMAIL = 320
 
 
@@ -23,6 +24,8 @@ def normalize_email(email: str, field: str = "email") -> str:
     value = email.strip().lower()
     if len(value) > MAX_EMAIL:
         raise InvalidRequest(f"{field}: must be at most {MAX_EMAIL} characters")
+    if CONTROL_RE.search(value):
+        raise InvalidRequest(f"{field}: must not contain control characters")
     if not EMAIL_RE.match(value):
         raise InvalidRequest(f"{field}: must be an e-mail address (name@domain)")
     return value
@@ -131,14 +134,16 @@ class UserStore:
             values["role"] = role
         if disabled is not None:
             values["disabled"] = disabled
+        enabled_admins = users.c.role == "admin", users.c.disabled.is_(False)
         with self.engine.begin() as conn:
+            # Lock the enabled admins before counting them: two changes that each leave one admin
+            # (two admins disabling each other) must not both pass (on SQLite writers serialize).
+            conn.execute(select(users.c.id).where(*enabled_admins).order_by(users.c.id).with_for_update()).all()
             row = conn.execute(select(users).where(users.c.id == user_id)).first()
             if row is None:
                 return None
             conn.execute(update(users).where(users.c.id == user_id).values(**values))
-            admins = conn.execute(
-                select(func.count()).select_from(users).where(users.c.role == "admin", users.c.disabled.is_(False))
-            ).scalar_one()
+            admins = conn.execute(select(func.count()).select_from(users).where(*enabled_admins)).scalar_one()
             if admins == 0:
                 raise Conflict("role: this change would leave no enabled admin")
         return self.get(user_id)
