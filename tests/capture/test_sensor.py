@@ -11,11 +11,16 @@ import time
 import uuid
 from pathlib import Path
 
+from starlette.applications import Starlette
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
+
 from agentwatch.capture.gateway.identify import provider_index
 from agentwatch.capture.sensor.agents import classify
+from agentwatch.capture.sensor.files import sensitive
 from agentwatch.capture.sensor.shipper import DiskBuffer, Shipper
 from tests.capture.conftest import wait_events
-from tests.support.server import free_port
+from tests.support.server import free_port, serve_asgi
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -141,6 +146,39 @@ def test_shipper_buffers_on_disk_while_the_server_is_away(server, tmp_path):
         assert [e["process"]["name"] for e in wait_events(c, "process.exec", 1)] == ["buffered"]
 
 
+def test_shipper_keeps_a_batch_another_service_answered_200(server, tmp_path):
+    """A 200 that is not agentwatch's ingest answer (a proxy's page, a wrong --server) is no
+    proof of delivery: the batch stays buffered and goes to the real server later."""
+
+    async def not_agentwatch(request):
+        return PlainTextResponse("<html>welcome</html>")
+
+    event = {
+        "event_type": "process.exec",
+        "ts": "2026-01-01T00:00:00Z",
+        "process": {"pid": 999_998, "name": "misdirected"},
+        "data": {"exe": "/bin/misdirected"},
+    }
+    buffer = DiskBuffer(tmp_path / "buf", max_bytes=1_000_000)
+    port = free_port()
+    app = Starlette(routes=[Route("/api/v1/ingest", not_agentwatch, methods=["POST"])])
+    with serve_asgi(app, "127.0.0.31", port):
+        wrong = Shipper(f"http://127.0.0.31:{port}", None, buffer, timeout=5)
+        try:
+            wrong.ship([event])
+        finally:
+            wrong.close()
+    assert len(buffer.segments()) == 1 and wrong.sent == 0
+    right = Shipper(server.url, None, buffer)
+    try:
+        right.ship([])
+    finally:
+        right.close()
+    assert buffer.segments() == [] and right.sent == 1
+    with server.client() as c:
+        assert [e["process"]["name"] for e in wait_events(c, "process.exec", 1)] == ["misdirected"]
+
+
 def test_disk_buffer_drops_oldest_past_its_cap(tmp_path):
     buffer = DiskBuffer(tmp_path / "buf", max_bytes=300)
     for i in range(10):
@@ -157,3 +195,10 @@ def test_agent_identification():
     assert classify("bash", "bash -c ls") is None
     index = provider_index(None)
     assert index.by_host("api.anthropic.com") == "anthropic" and index.by_host("127.0.0.1", 11434) == "ollama"
+
+
+def test_sensitive_files_by_name_suffix_and_folder():
+    for name in ("/app/.env", "/app/.env.local", "/app/prod.env", "/home/u/.ssh/known_hosts", "/home/u/.aws/config"):
+        assert sensitive(Path(name)), name
+    for name in ("/app/main.py", "/app/environment.md", "/app/env", "/home/u/ssh/notes"):
+        assert not sensitive(Path(name)), name

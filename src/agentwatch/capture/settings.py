@@ -30,11 +30,22 @@ class UpstreamRoute(BaseModel):
     def _http_url(cls, v: str) -> str:
         if not v.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
+        if any(ord(c) <= 32 or ord(c) == 127 for c in v):
+            raise ValueError("must not contain spaces or control characters")
         parts = urlsplit(v)
         if parts.username is not None or parts.password is not None:
             raise ValueError("must not carry credentials (agents send their own provider key)")
         if not parts.hostname:
             raise ValueError("must name a host")
+        try:
+            parts.port  # noqa: B018 - urlsplit checks the port only when it is read
+        except ValueError:
+            raise ValueError("must have a port from 0 to 65535") from None
+        if ":" not in parts.hostname:  # a name or IPv4 address: it goes in the Host header as IDNA
+            try:
+                parts.hostname.encode("idna")
+            except UnicodeError:
+                raise ValueError(f"host {parts.hostname!r} is not a valid host name") from None
         if parts.query or parts.fragment:
             raise ValueError("must not have a query string or fragment")
         return v.rstrip("/")

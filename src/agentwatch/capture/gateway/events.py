@@ -376,9 +376,14 @@ class EventBuilder:
         if ex.upstream_error is None:
             parsed = ex.provider.parse_response(ex.path, req, ex.response_body, ex.content_type)
         else:
-            parsed = ParsedResponse(
-                error={"type": "upstream_unreachable", "message": ex.upstream_error[:500]}, finish_reason="error"
-            )
+            failure = {"type": "upstream_unreachable", "message": ex.upstream_error[:500]}
+            if ex.response_chunks:  # a stream cut midway: what the agent got before the cut is kept, as partial
+                parsed = ex.provider.parse_response(ex.path, req, ex.response_body, ex.content_type)
+                parsed.error = failure
+                parsed.complete = False
+                parsed.finish_reason = parsed.finish_reason or "error"
+            else:
+                parsed = ParsedResponse(error=failure, finish_reason="error")
         resp_span = new_span()
         rred = Redactor(self.mode)  # response findings are kept apart from the request's
         end = ex.t_end or ex.t0

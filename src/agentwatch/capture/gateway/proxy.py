@@ -108,6 +108,7 @@ class RelayResponse(Response):
         ex: Exchange,
         limit: int,
         done: Any,
+        head: bytes = b"",
     ) -> None:
         self.status_code = status
         self.raw_headers = raw_headers
@@ -115,6 +116,7 @@ class RelayResponse(Response):
         self.ex = ex
         self.limit = limit
         self.done = done  # called once with the exchange when the relay is over
+        self.head = head  # body bytes already read from the upstream, sent first
         self.background = None
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
@@ -122,12 +124,15 @@ class RelayResponse(Response):
             while (await receive())["type"] != "http.disconnect":
                 pass
 
-        ex, upstream, limit = self.ex, self.upstream, self.limit
+        ex, upstream, limit, head = self.ex, self.upstream, self.limit, self.head
         watcher = asyncio.ensure_future(disconnected())
         try:
             await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
             while True:
-                chunk = await upstream.next_chunk()
+                if head:
+                    chunk, head = head, b""
+                else:
+                    chunk = await upstream.next_chunk()
                 if chunk is None:
                     await send({"type": "http.response.body", "body": b"", "more_body": False})
                     break
@@ -343,21 +348,34 @@ class Gateway:
         limit = self.settings.max_capture_bytes
         ctype = ex.content_type
         # streams are relayed as they come; a JSON answer, or one of a declared length, is read whole first
-        # (an upstream failure midway is then answered with a clean 502)
+        # (an upstream failure midway is then answered with a clean 502) unless it outgrows the capture limit
         streaming = ctype.startswith(STREAM_TYPES) or ("json" not in ctype and not has_length)
+        head = b""
         if not streaming:
+            # a larger answer is relayed as it comes after what was read: the memory held stays bounded
+            parts: list[bytes] = []
+            size = 0
             try:
-                data = await resp.read()
+                while size <= limit and (chunk := await resp.next_chunk()) is not None:
+                    parts.append(chunk)
+                    size += len(chunk)
             except asyncio.CancelledError:
+                await resp.aclose()
                 self._abandoned(ex, mode, verdict)
                 raise
             except UpstreamFailure as exc:
+                await resp.aclose()
                 ex.upstream_error = str(exc)
+                ex.status_code = 502  # what the agent is answered
                 ex.t_end = time.perf_counter()
                 recorder.schedule(ex, mode, verdict)
                 return self.error_response(route, GatewayError(502, ex.upstream_error, "upstream_error"))
-            finally:
-                await resp.aclose()
+            data = parts[0] if len(parts) == 1 else b"".join(parts)
+            if size > limit:
+                head = data
+                streaming = True
+        if not streaming:
+            await resp.aclose()
             ex.t_first = ex.t_end = time.perf_counter()
             ex.capture(data, limit)
             recorder.schedule(ex, mode, verdict)
@@ -370,7 +388,7 @@ class Gateway:
         def done(finished: Exchange) -> None:
             recorder.schedule(finished, mode, verdict)
 
-        return RelayResponse(resp.status, out_headers, resp, ex, limit, done)
+        return RelayResponse(resp.status, out_headers, resp, ex, limit, done, head)
 
     def _probe(self, route: Route, ex: Exchange, masked: bool) -> tuple[Any, Report]:
         """An unstored ai.request event of the request (secrets masked or not) and what the scan found."""

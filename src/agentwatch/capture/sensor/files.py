@@ -17,11 +17,21 @@ from typing import Any
 from inotify_simple import INotify
 from inotify_simple import flags as F
 
-from agentwatch.capture.sensor.procs import base_event
+from agentwatch.capture.sensor.procs import base_event, text
 
 MASK = F.OPEN | F.MODIFY | F.CLOSE_WRITE | F.CREATE | F.MOVED_TO | F.DELETE_SELF
 MAX_WATCHES = 4096
 SENSITIVE_NAMES = (".env", "id_rsa", "id_ed25519", "id_ecdsa", "credentials", ".netrc", ".npmrc", ".pypirc")
+SENSITIVE_SUFFIXES = (".env",)  # prod.env, staging.env
+SENSITIVE_DIRS = ("/.ssh/", "/.aws/")
+
+
+def sensitive(path: Path) -> bool:
+    """Whether ``path`` names keys, credentials or environment secrets."""
+    name, spath = path.name, str(path)
+    return (
+        name.startswith(SENSITIVE_NAMES) or name.endswith(SENSITIVE_SUFFIXES) or any(d in spath for d in SENSITIVE_DIRS)
+    )
 
 
 class FileWatcher:
@@ -91,10 +101,10 @@ class FileWatcher:
             "reasons": ["inotify_watch"],
             "limitations": ["inotify_does_not_name_the_process"],
         }
-        spath = str(path)[:4096]
-        file_info: dict[str, Any] = {"path": spath, "name": path.name[:256]}
+        spath = text(str(path))[:4096]
+        file_info: dict[str, Any] = {"path": spath, "name": text(path.name)[:256]}
         if path.suffix:
-            file_info["extension"] = path.suffix.lstrip(".")[:32]
+            file_info["extension"] = text(path.suffix.lstrip("."))[:32]
         try:
             st = path.stat()
             file_info["size"] = st.st_size
@@ -108,8 +118,7 @@ class FileWatcher:
         elif created:
             data["created"] = True
         body["data"] = data
-        sensitive = path.name.startswith(SENSITIVE_NAMES) or "/.ssh/" in spath or "/.aws/" in spath
-        body["attrs"] = {"file.watched": True, "file.sensitive": sensitive}
+        body["attrs"] = {"file.watched": True, "file.sensitive": sensitive(path)}
         return body
 
     def close(self) -> None:

@@ -54,17 +54,30 @@ class ProcInfo:
         return p
 
 
+def text(value: str) -> str:
+    """``value`` as valid UTF-8 text: psutil and inotify give undecodable bytes of names, paths and
+    arguments as lone surrogates (``surrogateescape``), which JSON cannot carry; they become U+FFFD."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        try:
+            return value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+        except UnicodeEncodeError:  # a surrogate no byte was escaped to
+            return value.encode("utf-8", "replace").decode("utf-8")
+    return value
+
+
 def read_proc(p: psutil.Process) -> ProcInfo | None:
     try:
         with p.oneshot():
             info = ProcInfo(
                 pid=p.pid,
                 ppid=p.ppid(),
-                name=p.name(),
-                exe=_safe(p.exe, ""),
-                cmdline=_safe(p.cmdline, []),
-                cwd=_safe(p.cwd, ""),
-                user=_safe(p.username, ""),
+                name=text(p.name()),
+                exe=text(_safe(p.exe, "")),
+                cmdline=[text(a) for a in _safe(p.cmdline, [])],
+                cwd=text(_safe(p.cwd, "")),
+                user=text(_safe(p.username, "")),
                 uid=_safe(lambda: p.uids().real, None),
                 create_time=p.create_time(),
             )

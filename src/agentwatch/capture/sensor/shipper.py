@@ -68,7 +68,14 @@ class Shipper:
             log.info("sensor.server_unreachable", error=type(exc).__name__)
             return False
         if r.status_code == 200:
-            doc = r.json()
+            try:
+                doc = r.json()
+            except ValueError:
+                doc = None
+            if not isinstance(doc, dict) or not isinstance(doc.get("accepted"), int):
+                # not agentwatch's ingest answer (a proxy's page, another service): kept to send again
+                log.warning("sensor.unexpected_answer", status=r.status_code, body=r.text[:200])
+                return False
             self.sent += int(doc.get("accepted", 0))
             self.rejected += int(doc.get("rejected", 0))
             for err in doc.get("errors", [])[:3]:
