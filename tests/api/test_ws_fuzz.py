@@ -23,13 +23,13 @@ FILTER = {"type": "filter", "min_severity": 8, "source": ["agent"], "entity": "h
 
 @pytest.fixture(scope="module")
 def oisp_ws(open_server: RunningServer) -> Iterator[ClientConnection]:
-    with connect(open_server.ws_url + "/ws/events") as ws:
+    with connect(open_server.ws_url + "/ws/events", ping_interval=None) as ws:
         yield ws
 
 
 @pytest.fixture(scope="module")
 def v1_ws(open_server: RunningServer) -> Iterator[ClientConnection]:
-    with connect(open_server.ws_url + "/api/v1/ws") as ws:
+    with connect(open_server.ws_url + "/api/v1/ws", ping_interval=None) as ws:
         yield ws
 
 

@@ -56,7 +56,7 @@ def _mutate(draw: st.DrawFn, doc: dict[str, Any], hot: Sequence[tuple], keep: fr
     for step in path[:-1]:
         parent = _child(parent, step)
     key = path[-1]
-    if not (isinstance(parent, dict) or (isinstance(parent, list) and isinstance(key, int))):
+    if not (isinstance(parent, dict) or (isinstance(parent, list) and isinstance(key, int) and key < len(parent))):
         return  # an earlier change left no place for this path
     action = draw(st.sampled_from(["text", "replace", "remove", "add"]))
     if action == "text":
