@@ -27,6 +27,7 @@ from agentwatch.sdk.transport import Transport
 log = logging.getLogger("agentwatch.sdk")
 SPEC = "aop/1.0"
 F = TypeVar("F", bound=Callable[..., Any])
+MAX_OPEN_CALLS = 10_000  # tool calls remembered between tool_start and tool_end
 
 
 def _now() -> str:
@@ -60,6 +61,7 @@ class _Session:
         self._seq = itertools.count(1)
         self._seq_lock = threading.Lock()
         self._calls: dict[str, tuple[str, float]] = {}
+        self._calls_lock = threading.Lock()  # agents may start and end tools from several threads
 
     # -- the core --------------------------------------------------------------
     def emit(self, event_type: str, payload: dict[str, Any] | None = None) -> None:
@@ -156,9 +158,13 @@ class _Session:
     def tool_start(self, tool: str, input: Any = None) -> str:  # noqa: A002  (the protocol's name)
         """Report a tool call; returns its call id for :meth:`tool_end`."""
         call_id = f"call_{uuid.uuid4().hex[:16]}"
-        self._calls[call_id] = (tool, time.monotonic())
-        if len(self._calls) > 10_000:
-            self._calls.pop(next(iter(self._calls)))
+        try:
+            with self._calls_lock:
+                self._calls[call_id] = (tool, time.monotonic())
+                if len(self._calls) > MAX_OPEN_CALLS:
+                    self._calls.pop(next(iter(self._calls)))
+        except Exception:
+            log.exception("agentwatch sdk: could not remember tool call %s", call_id)
         self.emit("operation.tool_start", {"tool": tool, "tool_call_id": call_id, "input": input})
         return call_id
 
@@ -173,7 +179,11 @@ class _Session:
         tokens: float | None = None,
         cost_usd: float | None = None,
     ) -> None:
-        tool, started = self._calls.pop(call_id, (None, None))
+        try:
+            with self._calls_lock:
+                tool, started = self._calls.pop(call_id, (None, None))
+        except Exception:  # an unhashable call id: reported as given, not raised
+            tool, started = None, None
         if duration_ms is None and started is not None:
             duration_ms = round((time.monotonic() - started) * 1000, 3)
         self.emit(
@@ -246,7 +256,7 @@ class _Session:
                     try:
                         result = await fn(*args, **kwargs)
                     except BaseException as exc:
-                        self.tool_end(call_id, success=False, error=f"{type(exc).__name__}: {exc}"[:2000])
+                        self.tool_end(call_id, success=False, error=_describe(exc))
                         raise
                     self.tool_end(call_id, success=True, output=_jsonable(result))
                     return result
@@ -259,7 +269,7 @@ class _Session:
                 try:
                     result = fn(*args, **kwargs)
                 except BaseException as exc:
-                    self.tool_end(call_id, success=False, error=f"{type(exc).__name__}: {exc}"[:2000])
+                    self.tool_end(call_id, success=False, error=_describe(exc))
                     raise
                 self.tool_end(call_id, success=True, output=_jsonable(result))
                 return result
@@ -269,19 +279,35 @@ class _Session:
         return wrap
 
 
+def _text(value: Any, limit: int, show: Callable[[Any], str] = repr) -> str:
+    """``repr`` (or ``str``) of an agent's object, cut to ``limit``; never raises, whatever the
+    object's ``__repr__`` does (the tool's own result or exception must reach the agent)."""
+    try:
+        return show(value)[:limit]
+    except Exception:
+        return f"<{type(value).__name__} object: not representable>"[:limit]
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {_text(exc, 2000, str)}"[:2000]
+
+
 def _jsonable(value: Any, depth: int = 0) -> Any:
-    """A JSON-safe, size-bounded copy of a tool's input or output."""
-    if value is None or isinstance(value, bool | int | float):
-        return value
-    if isinstance(value, str):
-        return value[:4000]
-    if depth >= 4:
-        return repr(value)[:200]
-    if isinstance(value, dict):
-        return {str(k)[:200]: _jsonable(v, depth + 1) for k, v in list(value.items())[:100]}
-    if isinstance(value, list | tuple | set):
-        return [_jsonable(v, depth + 1) for v in list(value)[:100]]
-    return repr(value)[:1000]
+    """A JSON-safe, size-bounded copy of a tool's input or output (never raises)."""
+    try:
+        if value is None or isinstance(value, bool | int | float):
+            return value
+        if isinstance(value, str):
+            return value[:4000]
+        if depth >= 4:
+            return _text(value, 200)
+        if isinstance(value, dict):
+            return {_text(k, 200, str): _jsonable(v, depth + 1) for k, v in itertools.islice(value.items(), 100)}
+        if isinstance(value, list | tuple | set):
+            return [_jsonable(v, depth + 1) for v in itertools.islice(value, 100)]
+    except Exception:  # a container whose iteration fails: sent as its repr
+        return _text(value, 1000)
+    return _text(value, 1000)
 
 
 class AopClient(_Session):

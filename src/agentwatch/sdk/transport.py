@@ -16,6 +16,7 @@ lost, and that is counted in ``stats["dropped"]``.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import os
 import threading
@@ -31,11 +32,61 @@ import orjson
 log = logging.getLogger("agentwatch.sdk")
 
 RETRY_STATUS = {408, 425, 429, 500, 502, 503, 504}
+# Not a verdict on the batch: a credential problem, or no collector at this URL (a wrong path, a proxy's
+# page). The batch is kept (spilled) for when the collector is reachable, not counted as refused.
+KEPT_STATUS = {401, 403, 404, 405}
 
 
 def _fallback(value: object) -> str:
     """Values JSON cannot carry (a tool's arbitrary input or output) travel as their repr."""
-    return repr(value)[:1000]
+    try:
+        return repr(value)[:1000]
+    except Exception:
+        return f"<{type(value).__name__} object: not representable>"
+
+
+_JSON_OPTIONS = orjson.OPT_NON_STR_KEYS  # {1: "a"} is sent as {"1": "a"}, not refused
+_INT_RANGE = range(-(2**63), 2**64)  # the integers orjson encodes
+
+
+def _key(key: Any) -> Any:
+    if key is None or isinstance(key, str | float | bool) or (isinstance(key, int) and key in _INT_RANGE):
+        return key
+    return _fallback(key)
+
+
+def _plain(value: Any, depth: int = 0) -> Any:
+    """A copy orjson can encode: integers beyond 64 bits and keys it refuses become text."""
+    if depth > 200:
+        return _fallback(value)
+    if isinstance(value, int) and not isinstance(value, bool) and value not in _INT_RANGE:
+        return _fallback(value)
+    if isinstance(value, dict):
+        return {_key(k): _plain(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v, depth + 1) for v in value]
+    return value
+
+
+def encode_event(event: dict[str, Any]) -> bytes | None:
+    """One event as JSON, whatever an agent put in its payload; None when it cannot be encoded."""
+    try:
+        return orjson.dumps(event, default=_fallback, option=_JSON_OPTIONS)
+    except TypeError:  # orjson.JSONEncodeError: an integer beyond 64 bits, a tuple key, ...
+        pass
+    try:
+        return orjson.dumps(_plain(event), default=_fallback, option=_JSON_OPTIONS)
+    except Exception:
+        log.exception("agentwatch sdk: could not encode a %s event; it is dropped", event.get("type"))
+        return None
+
+
+def _is_json(line: bytes) -> bool:
+    try:
+        orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return False
+    return True
 
 
 def default_spill_path() -> Path:
@@ -90,6 +141,9 @@ class Transport:
     # -- the agent's side (never blocks on the network, never raises) ----------
     def put(self, event: dict[str, Any]) -> None:
         try:
+            if self._stop:  # closed: no sender thread drains the queue any more
+                self._spill([event])
+                return
             with self._lock:
                 if len(self._queue) < self.queue_size:
                     self._queue.append(event)
@@ -115,10 +169,11 @@ class Transport:
     def close(self, timeout: float | None = None) -> None:
         """Deliver what can be delivered within ``timeout``; spill the rest; stop the thread."""
         limit = self.timeout * 2 if timeout is None else timeout
+        deadline = time.monotonic() + limit
         self.flush(limit)
         self._stop = True
         self._wake.set()
-        self._thread.join(limit)
+        self._thread.join(max(0.0, deadline - time.monotonic()))  # the whole close within ``timeout``
         with self._lock:
             rest = list(self._queue)
             self._queue.clear()
@@ -141,6 +196,7 @@ class Transport:
         while True:
             if not self._queue:
                 if self._stop:
+                    self._http.close()  # close() may have stopped waiting for this thread
                     return
                 self._wake.wait(self.flush_interval)
                 self._wake.clear()
@@ -157,12 +213,13 @@ class Transport:
         if not batch:
             self._maybe_idle()
             return
+        encoded = self._encode(batch)
         if time.monotonic() < self._down_until:
-            self._spill(batch)
-        elif self._deliver(batch):
-            self.stats["sent"] += len(batch)
+            self._spill_lines(encoded)
+        elif not encoded or self._post(encoded):
+            self.stats["sent"] += len(encoded)
         else:
-            self._spill(batch)
+            self._spill_lines(encoded)
         self._maybe_idle()
 
     def _maybe_idle(self) -> None:
@@ -172,9 +229,14 @@ class Transport:
             if not self._queue and not spill_waiting:
                 self._idle.set()
 
-    def _deliver(self, batch: list[dict[str, Any]]) -> bool:
-        """Post one batch with retries; True when the collector has taken it."""
-        body = orjson.dumps(batch, default=_fallback)
+    def _encode(self, events: list[dict[str, Any]]) -> list[bytes]:
+        encoded = [b for b in map(encode_event, events) if b is not None]
+        self.stats["dropped"] += len(events) - len(encoded)
+        return encoded
+
+    def _post(self, encoded: list[bytes]) -> bool:
+        """Post one batch (encoded events) with retries; True when the collector has taken it."""
+        body = b"[" + b",".join(encoded) + b"]"
         for attempt in range(self.max_retries):
             if self._stop and attempt > 0:
                 return False
@@ -187,10 +249,14 @@ class Transport:
                 self._down_until = 0.0
                 self._count_rejected(resp)
                 return True
-            if resp is not None and resp.status_code not in RETRY_STATUS and resp.status_code not in (401, 403):
+            if resp is not None and resp.status_code == 413 and len(encoded) > 1:
+                # over the collector's batch limit (aop.max_batch_bytes): send it in halves
+                half = len(encoded) // 2
+                return self._post(encoded[:half]) and self._post(encoded[half:])
+            if resp is not None and resp.status_code not in RETRY_STATUS | KEPT_STATUS:
                 # the collector refused the batch itself (malformed): retrying cannot help
                 log.warning("agentwatch sdk: batch refused with %s", resp.status_code)
-                self.stats["rejected"] += len(batch)
+                self.stats["rejected"] += len(encoded)
                 return True
             time.sleep(min(self.backoff_max, self.backoff_base * (2**attempt)))
         self._failures += 1
@@ -207,15 +273,20 @@ class Transport:
 
     # -- the spill file ----------------------------------------------------------
     def _spill(self, events: list[dict[str, Any]]) -> None:
+        self._spill_lines(self._encode(events))
+
+    def _spill_lines(self, lines: list[bytes]) -> None:
+        if not lines:
+            return
         try:
             with self._spill_lock:
                 self.spill_path.parent.mkdir(parents=True, exist_ok=True)
                 with open(self.spill_path, "ab") as fh:
-                    fh.write(b"".join(orjson.dumps(e, default=_fallback) + b"\n" for e in events))
-            self.stats["spilled"] += len(events)
+                    fh.write(b"".join(line + b"\n" for line in lines))
+            self.stats["spilled"] += len(lines)
         except OSError:
-            self.stats["dropped"] += len(events)
-            log.exception("agentwatch sdk: could not write the spill file; %d events lost", len(events))
+            self.stats["dropped"] += len(lines)
+            log.exception("agentwatch sdk: could not write the spill file; %d events lost", len(lines))
 
     def _replay(self) -> None:
         """Claim the spill file (an atomic rename, so two processes never both send it) and send it."""
@@ -226,17 +297,31 @@ class Transport:
             except OSError:
                 return
         try:
-            lines = [line for line in claimed.read_bytes().split(b"\n") if line.strip()]
-            events = []
-            for line in lines:
-                with contextlib.suppress(orjson.JSONDecodeError):
-                    events.append(orjson.loads(line))
-            for i in range(0, len(events), self.batch_size):
-                chunk = events[i : i + self.batch_size]
-                if not self._deliver(chunk):
-                    self._spill(events[i:])
-                    return
-                self.stats["replayed"] += len(chunk)
+            # read a batch at a time: a long outage may have left a spill file of any size
+            with open(claimed, "rb") as fh:
+                chunk: list[bytes] = []
+                for raw in itertools.chain(fh, [None]):
+                    line = raw.strip() if raw is not None else b""
+                    if line and _is_json(line):
+                        chunk.append(line)
+                    if not chunk or (len(chunk) < self.batch_size and raw is not None):
+                        continue
+                    if not self._post(chunk):
+                        self._spill_lines(chunk)
+                        self._spill_rest(fh)
+                        return
+                    self.stats["replayed"] += len(chunk)
+                    chunk = []
+        except OSError:
+            log.exception("agentwatch sdk: could not read the spill file %s", claimed)
         finally:
             with contextlib.suppress(OSError):
                 claimed.unlink()
+
+    def _spill_rest(self, fh: Any) -> None:
+        """Put the lines not yet replayed back into the spill file, a batch at a time."""
+        while True:
+            lines = [line.strip() for line in itertools.islice(fh, self.batch_size)]
+            if not lines:
+                return
+            self._spill_lines([line for line in lines if line])

@@ -28,6 +28,9 @@ log = structlog.get_logger("agentwatch.sessions")
 CHUNK = 500
 FEW = 16  # up to this many sessions are read one by one, more with IN queries of CHUNK
 STEP_PREFIXES = ("aop.cognition.", "aop.operation.")
+# ``reported_steps`` is a 32-bit INTEGER column (PostgreSQL refuses more), while a reported
+# step is validated only up to 2^63-1: a larger one is kept as this cap, not a failed commit.
+MAX_STEPS = 2**31 - 1
 
 
 def session_events(events: Sequence[Event]) -> list[Event]:
@@ -94,7 +97,7 @@ def apply(row: dict[str, Any], e: Event) -> dict[str, Any]:
     if kind in ("session.heartbeat", "session.ended"):
         steps = d.get("step", d.get("total_steps"))
         if isinstance(steps, int):
-            row["reported_steps"] = max(row["reported_steps"], steps)
+            row["reported_steps"] = max(row["reported_steps"], min(steps, MAX_STEPS))
         if isinstance(d.get("total_tokens"), int | float):
             row["reported_tokens"] = max(row["reported_tokens"], float(d["total_tokens"]))
         row["reported_cost"] = _max(row["reported_cost"], d.get("total_cost_usd"))
