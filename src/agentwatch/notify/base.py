@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 import re
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 import orjson
 
+from agentwatch.masking import mask_url
 from agentwatch.net.ssrf import SSRFError, check_url, guarded_client
 
 MAX_NAME = 64
@@ -22,6 +25,24 @@ COMMON_FIELDS = frozenset({"kind", "name", "url", "min_severity", "timeout_s", "
 
 class NotifyError(Exception):
     """An alert could not be delivered; the message never contains a secret."""
+
+
+# httpx logs every request's URL at INFO ("HTTP Request: POST <url> ..."). An output's URL is its
+# credential (the path of a Slack, Teams or Workflows webhook), so while an output sends, the
+# URLs in httpx's records are logged with their path and query masked.
+_SENDING: ContextVar[bool] = ContextVar("agentwatch_notify_sending", default=False)
+
+
+class _MaskOutputUrls(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        if _SENDING.get() and isinstance(record.args, tuple):
+            record.args = tuple(
+                mask_url(str(a), hide_path=True) if isinstance(a, httpx.URL) else a for a in record.args
+            )
+        return True
+
+
+logging.getLogger("httpx").addFilter(_MaskOutputUrls())
 
 
 def check_fields(spec: dict[str, Any], extra: frozenset[str]) -> None:
@@ -105,6 +126,7 @@ class HttpOutput:
     async def post(self, body: Any, headers: dict[str, str] | None = None) -> httpx.Response:
         payload = body if isinstance(body, bytes) else orjson.dumps(body)
         all_headers = {**self.headers, "Content-Type": "application/json", **(headers or {})}
+        sending = _SENDING.set(True)
         try:
             async with guarded_client(allow_private=self.allow_private, timeout=self.timeout_s) as client:
                 response = await client.post(self.url, content=payload, headers=all_headers)
@@ -112,6 +134,8 @@ class HttpOutput:
             raise NotifyError(f"{self.kind} {self.name}: timed out") from None
         except httpx.HTTPError as exc:
             raise NotifyError(f"{self.kind} {self.name}: cannot connect ({type(exc).__name__})") from None
+        finally:
+            _SENDING.reset(sending)
         if 300 <= response.status_code < 400:
             raise NotifyError(
                 f"{self.kind} {self.name}: receiver answered {response.status_code} (redirects are not followed)"

@@ -52,9 +52,22 @@ class WebhookOutput(HttpOutput):
         await self.post(body, headers)
 
 
-def _mrkdwn(text: Any) -> str:
-    """Slack escapes only these three; user text must not open links or mentions."""
-    return str(text or "").replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+SLACK_TEXT_LIMIT = 3000  # characters of one mrkdwn text object; Slack refuses the whole message beyond
+
+
+def _mrkdwn(text: Any, limit: int = SLACK_TEXT_LIMIT) -> str:
+    """Slack escapes only these three; user text must not open links or mentions.
+
+    At most ``limit`` characters after escaping (an escape is up to five times its character),
+    never cut inside an entity."""
+    escaped = str(text or "").replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    if len(escaped) <= limit:
+        return escaped
+    cut = escaped[: limit - 1]
+    amp = cut.rfind("&", len(cut) - 4)
+    if amp != -1 and ";" not in cut[amp:]:
+        cut = cut[:amp]
+    return cut + "…"
 
 
 @dataclass
@@ -71,9 +84,12 @@ class SlackOutput(HttpOutput):
         summary = f"agentwatch: {len(alerts)} alert{'s' if len(alerts) != 1 else ''}"
         blocks: list[dict[str, Any]] = [{"type": "header", "text": {"type": "plain_text", "text": summary}}]
         for a in alerts[:MAX_LISTED]:
-            label = _mrkdwn(a.get("severity_label", "")).upper()
-            text = f"*[{label}] {_mrkdwn(_short(a.get('title'), 200))}*\n{_mrkdwn(_short(a.get('message'), 1500))}"
-            blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": text}})
+            label = _mrkdwn(str(a.get("severity_label", "")).upper(), 20)
+            title = _mrkdwn(_short(a.get("title"), 200), 600)
+            text = f"*[{label}] {title}*\n{_mrkdwn(_short(a.get('message'), 1500), 2000)}"
+            # verbatim: Slack must not auto-parse "@channel", "@here", "#channel" or bare URLs in
+            # alert text (which quotes what agents sent); our own escaping already stops "<...>"
+            blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": text, "verbatim": True}})
         if len(alerts) > MAX_LISTED:
             more = f"... and {len(alerts) - MAX_LISTED} more"
             blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": more}]})
@@ -99,15 +115,12 @@ class TeamsOutput(HttpOutput):
         ]
         for a in alerts[:MAX_LISTED]:
             label = str(a.get("severity_label", "")).upper()
-            items.append(
-                {
-                    "type": "TextBlock",
-                    "wrap": True,
-                    "weight": "Bolder",
-                    "text": f"[{label}] {_short(a.get('title'), 200)}",
-                }
-            )
-            items.append({"type": "TextBlock", "wrap": True, "text": _short(a.get("message"), 1500)})
+            # alert text quotes what agents sent: a TextRun is never read as Markdown, so it cannot
+            # carry links ([text](url)) or formatting into the card the way a TextBlock would
+            title = {"type": "TextRun", "weight": "Bolder", "text": f"[{label}] {_short(a.get('title'), 200)}"}
+            items.append({"type": "RichTextBlock", "inlines": [title]})
+            message = {"type": "TextRun", "text": _short(a.get("message"), 1500)}
+            items.append({"type": "RichTextBlock", "inlines": [message]})
         if len(alerts) > MAX_LISTED:
             items.append({"type": "TextBlock", "text": f"... and {len(alerts) - MAX_LISTED} more"})
         card = {

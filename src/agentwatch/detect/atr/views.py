@@ -20,8 +20,24 @@ import orjson
 from agentwatch.events.model import Event
 
 MAX_TEXT = 64 * 1024  # characters of one field looked at by rules
-INVISIBLE = "\u200b\u200c\u200d\ufeff\u2060\u180e\u200e\u200f" + "".join(
-    chr(c) for c in [*range(0x202A, 0x202F), *range(0x2066, 0x206A)]
+# Characters that render as nothing (Unicode Default_Ignorable: zero-width spaces and joiners,
+# soft hyphen, invisible operators, variation selectors, tag characters) and every bidi control
+# (incl. U+061C): put inside a keyword they hide it from a pattern but not from the model.
+INVISIBLE = "\u00ad\u034f\u061c\ufeff" + "".join(
+    chr(c)
+    for start, end in (
+        (0x17B4, 0x17B5),
+        (0x180B, 0x180F),
+        (0x200B, 0x200F),
+        (0x202A, 0x202E),
+        (0x2060, 0x206F),
+        (0xFE00, 0xFE0F),
+        (0x1BCA0, 0x1BCA3),
+        (0x1D173, 0x1D17A),
+        (0xE0000, 0xE007F),
+        (0xE0100, 0xE01EF),
+    )
+    for c in range(start, end + 1)
 )
 STRIP_INVISIBLE = {ord(c): None for c in INVISIBLE}
 

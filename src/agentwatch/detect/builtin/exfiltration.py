@@ -22,7 +22,7 @@ from agentwatch.pipeline.pipeline import Finding
 SENSITIVE = re.compile(
     r"(?i)(\.aws/credentials|\.aws/config|\.ssh/id_[a-z0-9_]+|\.ssh/authorized_keys|/etc/shadow|\.netrc|"
     r"\.git-credentials|\.docker/config\.json|\.kube/config|\.config/gcloud|\.azure/|\.pgpass|"
-    r"\.npmrc|\.pypirc|(?:^|/)\.env(?:\.[a-z]+)?(?:$|[\s\"'])|\.gnupg/|keychain|id_rsa|id_ed25519)"
+    r"\.npmrc|\.pypirc|(?<![^\s\"'/=])\.env(?:\.[a-z]+)?(?![^\s\"'\\;|&)])|\.gnupg/|keychain|id_rsa|id_ed25519)"
 )
 URL = re.compile(r"(?i)\bhttps?://[^\s\"'<>]+")
 

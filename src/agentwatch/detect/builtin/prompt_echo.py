@@ -16,6 +16,10 @@ from agentwatch.pipeline.pipeline import Finding
 MIN_PROMPT = 80  # characters: shorter system prompts are too generic to call a repeat a leak
 PIECE = 60  # a verbatim stretch this long is not a coincidence
 STEP = 20
+# Seeds of SEED characters every STEP characters of the prompt: every common stretch of PIECE
+# characters contains a whole seed (SEED + STEP - 1 <= PIECE), which is then extended both ways.
+SEED = PIECE - STEP + 1
+MAX_SEED_HITS = 32  # occurrences of one seed followed in an answer (repetitive text stays cheap)
 MAX_PROMPT = 4096  # characters of a system prompt remembered
 MAX_PROMPTS = 5000  # requests remembered (bounded memory: at most ~20 MB of prompt text)
 
@@ -77,15 +81,38 @@ class SystemPromptEcho(BuiltinRule):
         )
         if len(answer) < PIECE:
             return []
-        for start in range(0, max(1, len(system) - PIECE + 1), STEP):
-            piece = system[start : start + PIECE]
-            if len(piece) == PIECE and piece in answer:
-                return [
-                    self.finding(
-                        [request, event],
-                        f"the response repeats {PIECE}+ characters of its system prompt verbatim",
-                        dedup_key=keys[0],
-                        excerpt_offset=start,
-                    )
-                ]
-        return []
+        start = _common_stretch(system, answer)
+        if start is None:
+            return []
+        return [
+            self.finding(
+                [request, event],
+                f"the response repeats {PIECE}+ characters of its system prompt verbatim",
+                dedup_key=keys[0],
+                excerpt_offset=start,
+            )
+        ]
+
+
+def _common_stretch(system: str, answer: str) -> int | None:
+    """Offset in ``system`` of a stretch of PIECE+ characters that ``answer`` repeats, or None."""
+    for start in range(0, len(system) - SEED + 1, STEP):
+        seed = system[start : start + SEED]
+        at = answer.find(seed)
+        hits = 0
+        while at != -1 and hits < MAX_SEED_HITS:
+            hits += 1
+            left = 0
+            while left < start and left < at and system[start - left - 1] == answer[at - left - 1]:
+                left += 1
+            right = 0
+            while (
+                start + SEED + right < len(system)
+                and at + SEED + right < len(answer)
+                and system[start + SEED + right] == answer[at + SEED + right]
+            ):
+                right += 1
+            if left + SEED + right >= PIECE:
+                return start - left
+            at = answer.find(seed, at + 1)
+    return None
