@@ -269,7 +269,10 @@ def test_settings_masking_validation_and_test_alert(api):
             "Authorization": "********"
         }
         assert "s1" not in json.dumps(shown) and "t0k" not in json.dumps(shown)
-        # sending the masked form back keeps the real secret
+        # a webhook's path is its credential (Slack, Teams): readers see the host only
+        assert [o["url"] for o in shown["outputs"]] == [f"{url}/***", f"{url}/***"]
+        assert "/slack" not in json.dumps(shown) and "/out" not in json.dumps(shown)
+        # sending the masked form back keeps the real secret and URLs
         assert c.put("/api/settings", json={"outputs": shown["outputs"]}).json()["updated"] == []
         # each change is in the hash-chained audit log with the names of what changed, never the values
         audited = api.aw.audit.query(action="PUT /api/settings", limit=100)
@@ -282,6 +285,11 @@ def test_settings_masking_validation_and_test_alert(api):
         assert _verify(by_path["/out"], b"s1")["alerts"][0]["rule_id"] == "discovery.test"
         assert by_path["/out"]["headers"]["authorization"] == "Bearer t0k"
         assert "agentwatch test alert" in by_path["/slack"]["body"].decode()
+        assert c.put("/api/settings", json={"webhook_url": f"{url}/hook/T0KEN"}).json()["updated"] == ["webhook_url"]
+        shown = c.get("/api/settings").json()
+        assert shown["webhook_url"] == f"{url}/***"
+        assert c.put("/api/settings", json={"webhook_url": shown["webhook_url"]}).json()["updated"] == []
+        assert api.aw.components["discovery"].alert_settings()["webhook_url"] == f"{url}/hook/T0KEN"
 
 
 def test_agents_seen_in_telemetry_join_the_inventory(api):

@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from agentwatch.masking import mask_url
 from agentwatch.notify import Notifier, build_output
 from agentwatch.notify.base import get_headers
 from agentwatch.pipeline.pipeline import Finding
@@ -38,6 +39,12 @@ DEFAULTS: dict[str, Any] = {
     "outputs": [],
 }
 SECRET_KEYS = ("secret", "routing_key")
+
+
+def shown_url(url: Any) -> Any:
+    """An output URL as settings readers see it: host only. The path of a Slack, Teams or
+    Workflows webhook is its credential, and ``settings:read`` is not a secret-holder's permission."""
+    return mask_url(url, hide_path=True) if isinstance(url, str) and url else url
 
 
 class AlertSettingsUpdate(BaseModel):
@@ -66,6 +73,8 @@ def merge(stored: dict[str, Any], update: AlertSettingsUpdate) -> tuple[dict[str
             continue
         if key == "webhook_secret" and value == MASK:
             continue
+        if key == "webhook_url" and value and value == shown_url(new.get("webhook_url")):
+            continue  # the masked URL sent back: the stored one stays
         if key == "webhook_headers":
             value = {k: (new["webhook_headers"].get(k, "") if v == MASK else v) for k, v in value.items()}
         if key == "outputs":
@@ -86,6 +95,8 @@ def _unmask_output(spec: dict[str, Any], old: list[dict[str, Any]], index: int) 
     for key in SECRET_KEYS:
         if out.get(key) == MASK:
             out[key] = (prior or {}).get(key)
+    if prior is not None and out.get("url") and out.get("url") == shown_url(prior.get("url")):
+        out["url"] = prior["url"]
     if isinstance(out.get("headers"), dict):
         old_headers = (prior or {}).get("headers") or {}
         out["headers"] = {k: (old_headers.get(k, "") if v == MASK else v) for k, v in out["headers"].items()}
@@ -94,11 +105,13 @@ def _unmask_output(spec: dict[str, Any], old: list[dict[str, Any]], index: int) 
 
 def masked(settings: dict[str, Any]) -> dict[str, Any]:
     out = {**DEFAULTS, **settings}
+    out["webhook_url"] = shown_url(out.get("webhook_url"))
     out["webhook_secret"] = MASK if out.get("webhook_secret") else ""
     out["webhook_headers"] = dict.fromkeys(out.get("webhook_headers") or {}, MASK)
     outputs = []
     for spec in out.get("outputs") or []:
         s = dict(spec)
+        s["url"] = shown_url(s.get("url"))
         for key in SECRET_KEYS:
             if s.get(key):
                 s[key] = MASK
