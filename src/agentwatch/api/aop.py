@@ -172,12 +172,14 @@ def _detail(engine: Any, session_id: str, after: int, limit: int) -> bytes | Non
             return None
         evs = queries.raw_events(conn, session_id, after=after, limit=limit + 1)
         kids = queries.children(conn, session_id)
+        # the list stops at MAX_CHILDREN; the count does not
+        kid_count = queries.count_children(conn, session_id) if len(kids) >= queries.MAX_CHILDREN else len(kids)
         alerts = queries.session_alerts(conn, session_id)
     more = len(evs) > limit
     evs = evs[:limit]
     head = orjson.dumps(
         {
-            "session": session_json(row, children=len(kids)),
+            "session": session_json(row, children=kid_count),
             "alerts": alerts,
             "children": [session_json(k) for k in kids],
             "next_after": evs[-1][0] if more else None,

@@ -155,9 +155,18 @@ def session_alerts(engine: Engine | Connection, session_id: str, limit: int = 50
         return [aop_alert(r) for r in _ALERTS.mappings(conn, sid=session_id, lim=limit)]
 
 
-def children(engine: Engine | Connection, session_id: str, limit: int = 1000) -> list[dict[str, Any]]:
+MAX_CHILDREN = 1000  # listed in a session's detail; ``GET /sessions?parent=`` pages through all
+
+
+def children(engine: Engine | Connection, session_id: str, limit: int = MAX_CHILDREN) -> list[dict[str, Any]]:
     with _conn(engine) as conn:
         return _CHILDREN.mappings(conn, sid=session_id, lim=limit)
+
+
+def count_children(engine: Engine | Connection, session_id: str) -> int:
+    with _conn(engine) as conn:
+        stmt = select(func.count()).select_from(aop_sessions).where(aop_sessions.c.parent_session_id == session_id)
+        return int(conn.execute(stmt).scalar_one())
 
 
 def known(engine: Engine, session_id: str) -> bool:
