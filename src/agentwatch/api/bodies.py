@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import Request
 
-from agentwatch.api.errors import InvalidRequest, TooLarge
+from agentwatch.api.errors import ApiError, InvalidRequest, TooLarge
 from agentwatch.events.codecs.framing import BodyError, maybe_gunzip
 
 
@@ -34,4 +34,6 @@ async def read_events_body(request: Request, limit: int) -> bytes:
     except BodyError as exc:
         if exc.status == 413:
             raise TooLarge(str(exc)) from None
+        if exc.status == 415:
+            raise ApiError(str(exc), status=415) from None
         raise InvalidRequest(str(exc)) from None

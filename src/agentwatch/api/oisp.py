@@ -146,7 +146,7 @@ async def get_event(request: Request, event_id: str) -> Any:
     return body
 
 
-@router.get("/api/processes", dependencies=[require("events:read")])
+@router.get("/api/processes", dependencies=[require("events:read"), only_query("limit")])
 async def list_processes(request: Request, limit: Annotated[int, Query(ge=1, le=10_000)] = 1000) -> dict[str, Any]:
     rows = await run_in_threadpool(processes.list_all, request.app.state.aw.engine, limit)
     return {
@@ -168,24 +168,61 @@ async def list_processes(request: Request, limit: Annotated[int, Query(ge=1, le=
     }
 
 
+MAX_TREE_DEPTH = 100  # levels under a root: the answer's JSON must nest less than 255 deep
+
+
 def build_tree(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Processes as trees by parent pid, per host.
+
+    The parent pids come from events, so they may loop (two processes naming each other, a
+    reused pid): each loop is cut at its lowest pid, which becomes a root, so no process is
+    left out. A process deeper than ``MAX_TREE_DEPTH`` levels starts a tree of its own (every
+    node names its ``ppid``), so the answer can always be serialised.
+    """
     nodes: dict[tuple[str, int], dict[str, Any]] = {}
     for r in rows:
         nodes[(r["host"], r["pid"])] = {
             "pid": r["pid"],
+            "ppid": r["ppid"],
             "name": r["name"],
             "exe": r["exe"],
             "host": r["host"] or None,
             "children": [],
         }
+    keys = sorted(nodes)
+    parent: dict[tuple[str, int], tuple[str, int] | None] = {}
+    for key in keys:
+        ppid = nodes[key]["ppid"]
+        up = (key[0], ppid) if ppid is not None else None
+        parent[key] = up if up in nodes and up != key else None
+    # Cut every loop: follow each chain of parents, marking the nodes on it, until a root or a
+    # node already settled; reaching a node of the chain being followed closes a loop.
+    settled: set[tuple[str, int]] = set()
+    for key in keys:
+        chain: list[tuple[str, int]] = []
+        on_chain: set[tuple[str, int]] = set()
+        at: tuple[str, int] | None = key
+        while at is not None and at not in settled and at not in on_chain:
+            chain.append(at)
+            on_chain.add(at)
+            at = parent[at]
+        if at is not None and at in on_chain:
+            parent[min(chain[chain.index(at) :])] = None
+        settled.update(chain)
     roots: list[dict[str, Any]] = []
-    for r in sorted(rows, key=lambda x: (x["host"], x["pid"])):
-        node = nodes[(r["host"], r["pid"])]
-        parent = nodes.get((r["host"], r["ppid"])) if r["ppid"] is not None else None
-        if parent is not None and parent is not node:
-            parent["children"].append(node)
-        else:
-            roots.append(node)
+    for key in keys:
+        up = parent[key]
+        (roots if up is None else nodes[up]["children"]).append(nodes[key])
+    # Re-root what lies too deep (iteratively: the tree itself may be deep).
+    todo = [(root, 0) for root in roots]
+    while todo:
+        node, depth = todo.pop()
+        if depth + 1 >= MAX_TREE_DEPTH and node["children"]:
+            roots.extend(node["children"])
+            todo.extend((child, 0) for child in node["children"])
+            node["children"] = []
+            continue
+        todo.extend((child, depth + 1) for child in node["children"])
     return roots
 
 

@@ -99,6 +99,11 @@ def iso(epoch: float) -> str:
     return orjson.dumps(datetime.fromtimestamp(epoch, UTC), option=orjson.OPT_UTC_Z)[1:-1].decode()
 
 
+# The times ``datetime`` can show in UTC, as epoch seconds: year 1 to the end of year 9999.
+FIRST_TS = -62135596800.0
+END_TS = 253402300800.0
+
+
 def parse_ts(value: Any, field: str = "ts") -> float:
     """RFC 3339 / ISO-8601 text -> epoch seconds; naive times are UTC."""
     if not isinstance(value, str):
@@ -114,4 +119,7 @@ def parse_ts(value: Any, field: str = "ts") -> float:
         raise EventError(field, f"not an RFC 3339 timestamp: {value!r}") from None
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
-    return dt.timestamp()
+    epoch = dt.timestamp()
+    if not FIRST_TS <= epoch < END_TS:  # rendered again in UTC later (``iso``): it must fit there
+        raise EventError(field, f"outside 0001-01-01T00:00:00Z .. 9999-12-31T23:59:59Z: {value!r}")
+    return epoch

@@ -19,12 +19,16 @@ from agentwatch.store.prepared import sqlite_chunk_rows
 from agentwatch.store.schema import events
 
 CHUNK = 500  # ids per IN (...) lookup
+# The indexed copies of free text the schema does not bound (host, process name) are cut to
+# their columns' width: PostgreSQL refuses a longer value, and with it the whole commit.
+INDEXED_TEXT = 256
 
 
 def _values(e: Event) -> tuple[Any, ...]:
     """The row of one event, in the order of ``COLUMNS`` (checked below at import)."""
     proc = e.process
     host = e.body.get("host")
+    hostname = host.get("hostname") if isinstance(host, dict) else None
     pid, ppid, name = proc.get("pid"), proc.get("ppid"), proc.get("name")
     ents = e.entities
     return (
@@ -38,10 +42,10 @@ def _values(e: Event) -> tuple[Any, ...]:
         int64(e.sequence),
         e.agent,
         e.severity,
-        host.get("hostname") if isinstance(host, dict) else None,
+        hostname[:INDEXED_TEXT] if isinstance(hostname, str) else None,
         int64(pid),
         int64(ppid),
-        name if isinstance(name, str) else None,
+        name[:INDEXED_TEXT] if isinstance(name, str) else None,
         e.trace_id,
         " ".join([x["id"] for x in ents]),
         orjson.dumps(ents).decode(),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Engine, func, select
+from sqlalchemy import Connection, Engine, bindparam, delete, func, select
 
 from agentwatch.events.model import Event
 from agentwatch.store.columns import int64
@@ -21,6 +21,7 @@ def _host(e: Event) -> str:
 
 
 FACTS = ("ppid", "name", "exe", "cmdline")
+WIDTH = {"name": 256}  # the name column's width (PostgreSQL refuses longer); exe and cmdline are text
 
 
 def _learn(row: dict[str, Any], e: Event, proc: dict[str, Any]) -> None:
@@ -37,22 +38,37 @@ def _learn(row: dict[str, Any], e: Event, proc: dict[str, Any]) -> None:
     for col in FACTS:
         v = facts.get(col)
         if v is not None and row[col] is None:
-            row[col] = int64(v) if col == "ppid" else str(v)[:4096]
+            row[col] = int64(v) if col == "ppid" else str(v)[: WIDTH.get(col, 4096)]
     if e.event_type == "process.exit":
         row["exited_at"] = e.ts
     row["complete"] = all(row[c] is not None for c in FACTS)
 
 
+def _reused(row: dict[str, Any], e: Event) -> bool:
+    """Whether ``e`` is the exec of a new process under the pid of one that has exited."""
+    return e.event_type == "process.exec" and row["exited_at"] is not None and e.ts >= row["exited_at"]
+
+
+# A pid is reused once its process has exited: the exec of the new process replaces the old row.
+_forget_exited = (
+    delete(processes)
+    .where(processes.c.host == bindparam("k_host"))
+    .where(processes.c.pid == bindparam("k_pid"))
+    .where(processes.c.exited_at.is_not(None))
+    .where(processes.c.exited_at <= bindparam("k_exec"))
+)
+
+
 def record(conn: Connection, batch: Sequence[Event]) -> None:
     merged: dict[tuple[str, int], dict[str, Any]] = {}
-    for e in batch:
+    for e in sorted(batch, key=lambda x: x.ts):  # in event time, so an exit precedes a reuse
         proc = e.process
         pid = int64(proc.get("pid"))
         if pid is None:
             continue
         key = (_host(e), pid)
         row = merged.get(key)
-        if row is None:
+        if row is None or _reused(row, e):
             row = merged[key] = {
                 "host": key[0],
                 "pid": pid,
@@ -66,6 +82,8 @@ def record(conn: Connection, batch: Sequence[Event]) -> None:
                 "event_count": 0,
                 "trace_id": e.trace_id,
                 "complete": False,  # every fact known: later events only count
+                # this row begins with an exec: a stored row of an exited process it replaces
+                "exec_ts": e.ts if e.event_type == "process.exec" else None,
             }
         row["event_count"] += 1
         if e.ts < row["start_time"]:
@@ -78,9 +96,15 @@ def record(conn: Connection, batch: Sequence[Event]) -> None:
             continue
         _learn(row, e, proc)
     rows = []
+    execs = []
     for row in sorted(merged.values(), key=lambda r: (r["host"], r["pid"])):
         del row["complete"]
+        exec_ts = row.pop("exec_ts")
+        if exec_ts is not None:
+            execs.append({"k_host": row["host"], "k_pid": row["pid"], "k_exec": exec_ts})
         rows.append(row)
+    if execs:
+        conn.execute(_forget_exited, execs)
     upsert(
         conn,
         processes,

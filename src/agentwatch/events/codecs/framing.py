@@ -20,6 +20,7 @@ class BodyError(ValueError):
 
 
 MAX_GZIP_MEMBERS = 1000
+UTF8_BOM = b"\xef\xbb\xbf"
 
 
 def gunzip(body: bytes, limit: int) -> bytes:
@@ -50,9 +51,16 @@ def gunzip(body: bytes, limit: int) -> bytes:
     raise BodyError("body", f"more than {MAX_GZIP_MEMBERS} gzip members")
 
 
+GZIP_ENCODINGS = frozenset({"gzip", "x-gzip"})
+PLAIN_ENCODINGS = frozenset({"", "identity"})
+
+
 def maybe_gunzip(body: bytes, content_encoding: str | None, limit: int) -> bytes:
-    if (content_encoding or "").lower().strip() == "gzip" or body[:2] == b"\x1f\x8b":
+    encoding = (content_encoding or "").lower().strip()
+    if encoding in GZIP_ENCODINGS or body[:2] == b"\x1f\x8b":
         return gunzip(body, limit)
+    if encoding not in PLAIN_ENCODINGS:  # deflate, br, ...: the bytes would only read as garbage
+        raise BodyError("header content-encoding", f"{encoding[:32]!r} is not supported (gzip or identity)", 415)
     return body
 
 
@@ -63,7 +71,7 @@ def split_items(body: bytes, *, max_items: int) -> Iterator[tuple[int, Any, byte
     as a single JSON value it is one item; otherwise it is NDJSON, one value per
     non-blank line, with lines starting with ``#`` or ``//`` skipped.
     """
-    stripped = body.lstrip()
+    stripped = body.removeprefix(UTF8_BOM).lstrip()  # JSON parsers may ignore a BOM (RFC 8259, 8.1)
     if not stripped:
         raise BodyError("body", "is empty")
     if stripped[:1] == b"[":

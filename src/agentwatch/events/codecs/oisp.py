@@ -31,7 +31,13 @@ class OispCodec:
                 out.rejected.append(Rejection(index, "event", f"larger than {self.max_event_bytes} bytes"))
                 continue
             try:
-                out.events.append(normalize(item, type_validator=self.type_validator, received_at=now))
+                event = normalize(item, type_validator=self.type_validator, received_at=now)
             except EventError as exc:
                 out.rejected.append(Rejection(index, exc.field, exc.rule))
+                continue
+            # an item of a JSON array has no line of its own: its stored form is measured instead
+            if raw is None and len(event.to_json()) > self.max_event_bytes:
+                out.rejected.append(Rejection(index, "event", f"larger than {self.max_event_bytes} bytes"))
+                continue
+            out.events.append(event)
         return out
