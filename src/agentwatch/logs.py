@@ -9,8 +9,12 @@ import structlog
 
 
 def configure(level: str = "INFO", fmt: str = "json") -> None:
+    # Tracebacks are plain: the console renderer's default (rich) prints every frame's local
+    # variables, which may hold a password, a token or a request body.
     renderer: structlog.types.Processor = (
-        structlog.processors.JSONRenderer() if fmt == "json" else structlog.dev.ConsoleRenderer(colors=False)
+        structlog.processors.JSONRenderer()
+        if fmt == "json"
+        else structlog.dev.ConsoleRenderer(colors=False, exception_formatter=structlog.dev.plain_traceback)
     )
     shared: list[structlog.types.Processor] = [
         structlog.contextvars.merge_contextvars,
@@ -26,7 +30,14 @@ def configure(level: str = "INFO", fmt: str = "json") -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
-            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer], foreign_pre_chain=shared
+            # format_exc_info: a stdlib record's exception (uvicorn's "Exception in ASGI application")
+            # becomes its traceback text; the JSON renderer would otherwise show only its repr
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.format_exc_info,
+                renderer,
+            ],
+            foreign_pre_chain=shared,
         )
     )
     root = logging.getLogger()
