@@ -77,3 +77,25 @@ def test_api_node_publishes_worker_commits_and_live_clients_see_it(tmp_path, sha
 def test_role_without_nats_url_is_refused(tmp_path):
     with pytest.raises(ValidationError, match="nats_url: required when pipeline.role is 'api'"):
         Settings(data_dir=tmp_path, pipeline={"role": "api"})
+
+
+def test_filters_changed_through_the_api_node_apply_on_the_worker(tmp_path, shared_pg):
+    require_service("NATS", "127.0.0.1", 4222)
+    run = uuid.uuid4().hex[:10]
+    with (
+        run_server(node(tmp_path, shared_pg, "worker", run)) as worker,
+        run_server(node(tmp_path, shared_pg, "api", run)) as api,
+    ):
+        worker.aw.filters.reload_s = 0.0  # read the stored filters on every batch (default: every 5 s)
+        with api.client() as c:
+            assert c.post("/api/filters/process", json={"name": "kept"}).json()["process_filter"] == ["kept"]
+            events = [
+                {"event_id": f"{run}-{name}", "event_type": "process.exec", "process": {"pid": pid, "name": name}}
+                for pid, name in ((1, "kept"), (2, "dropped"))
+            ]
+            assert c.post("/api/v1/ingest", json=events).json()["accepted"] == 2
+        with worker.client() as w:
+            assert wait_for(lambda: w.get("/api/events").json()["total"] == 1)
+            time.sleep(0.5)  # the other event had its chance to be committed
+            assert [e["process"]["name"] for e in w.get("/api/events").json()["events"]] == ["kept"]
+            assert w.get("/api/filters").json()["process_filter"] == ["kept"]

@@ -244,7 +244,9 @@ class PidFilter(BaseModel):
 
 @router.get("/api/filters", dependencies=[require("events:read")])
 def get_filters(request: Request) -> dict[str, Any]:
-    return request.app.state.aw.filters.as_dict()
+    filters = request.app.state.aw.filters
+    filters.refresh()  # changed through another node: read again once stale
+    return filters.as_dict()
 
 
 def _change(fn: Any, value: Any) -> None:

@@ -51,6 +51,7 @@ class ProcessFilterStage:
         self.filters = filters
 
     def process(self, batch: list[Event]) -> list[Event]:
+        self.filters.refresh()  # a change made through another node lands within its reload time
         if not self.filters.enabled:
             return batch
         return [e for e in batch if self.filters.admits(e)]
