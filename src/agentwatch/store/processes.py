@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Engine, bindparam, delete, func, select
+from sqlalchemy import Connection, Engine, and_, case, func, select
 
 from agentwatch.events.model import Event
 from agentwatch.store.columns import int64
@@ -45,18 +45,9 @@ def _learn(row: dict[str, Any], e: Event, proc: dict[str, Any]) -> None:
 
 
 def _reused(row: dict[str, Any], e: Event) -> bool:
-    """Whether ``e`` is the exec of a new process under the pid of one that has exited."""
-    return e.event_type == "process.exec" and row["exited_at"] is not None and e.ts >= row["exited_at"]
-
-
-# A pid is reused once its process has exited: the exec of the new process replaces the old row.
-_forget_exited = (
-    delete(processes)
-    .where(processes.c.host == bindparam("k_host"))
-    .where(processes.c.pid == bindparam("k_pid"))
-    .where(processes.c.exited_at.is_not(None))
-    .where(processes.c.exited_at <= bindparam("k_exec"))
-)
+    """Whether ``e`` belongs to a new process under the pid of one that has exited: it happened
+    after that exit (a process does nothing once it has exited)."""
+    return row["exited_at"] is not None and e.ts > row["exited_at"]
 
 
 def record(conn: Connection, batch: Sequence[Event]) -> None:
@@ -82,8 +73,6 @@ def record(conn: Connection, batch: Sequence[Event]) -> None:
                 "event_count": 0,
                 "trace_id": e.trace_id,
                 "complete": False,  # every fact known: later events only count
-                # this row begins with an exec: a stored row of an exited process it replaces
-                "exec_ts": e.ts if e.event_type == "process.exec" else None,
             }
         row["event_count"] += 1
         if e.ts < row["start_time"]:
@@ -96,40 +85,45 @@ def record(conn: Connection, batch: Sequence[Event]) -> None:
             continue
         _learn(row, e, proc)
     rows = []
-    execs = []
     for row in sorted(merged.values(), key=lambda r: (r["host"], r["pid"])):
         del row["complete"]
-        exec_ts = row.pop("exec_ts")
-        if exec_ts is not None:
-            execs.append({"k_host": row["host"], "k_pid": row["pid"], "k_exec": exec_ts})
         rows.append(row)
-    if execs:
-        conn.execute(_forget_exited, execs)
     upsert(
         conn,
         processes,
         rows,
         ["host", "pid"],
         {
-            "ppid": lambda t, ex: func.coalesce(ex.ppid, t.c.ppid),
-            "name": lambda t, ex: func.coalesce(ex.name, t.c.name),
-            "exe": lambda t, ex: func.coalesce(ex.exe, t.c.exe),
-            "cmdline": lambda t, ex: func.coalesce(ex.cmdline, t.c.cmdline),
-            "start_time": lambda t, ex: (
+            "ppid": lambda t, ex: _new_or(t, ex, ex.ppid, func.coalesce(ex.ppid, t.c.ppid)),
+            "name": lambda t, ex: _new_or(t, ex, ex.name, func.coalesce(ex.name, t.c.name)),
+            "exe": lambda t, ex: _new_or(t, ex, ex.exe, func.coalesce(ex.exe, t.c.exe)),
+            "cmdline": lambda t, ex: _new_or(t, ex, ex.cmdline, func.coalesce(ex.cmdline, t.c.cmdline)),
+            "start_time": lambda t, ex: _new_or(
+                t,
+                ex,
+                ex.start_time,
                 func.min(t.c.start_time, ex.start_time)
                 if conn.dialect.name == "sqlite"
-                else func.least(t.c.start_time, ex.start_time)
+                else func.least(t.c.start_time, ex.start_time),
             ),
             "last_seen": lambda t, ex: (
                 func.max(t.c.last_seen, ex.last_seen)
                 if conn.dialect.name == "sqlite"
                 else func.greatest(t.c.last_seen, ex.last_seen)
             ),
-            "exited_at": lambda t, ex: func.coalesce(ex.exited_at, t.c.exited_at),
-            "event_count": lambda t, ex: t.c.event_count + ex.event_count,
-            "trace_id": lambda t, ex: func.coalesce(t.c.trace_id, ex.trace_id),
+            "exited_at": lambda t, ex: _new_or(t, ex, ex.exited_at, func.coalesce(ex.exited_at, t.c.exited_at)),
+            "event_count": lambda t, ex: _new_or(t, ex, ex.event_count, t.c.event_count + ex.event_count),
+            "trace_id": lambda t, ex: _new_or(t, ex, ex.trace_id, func.coalesce(t.c.trace_id, ex.trace_id)),
         },
     )
+
+
+def _new_or(t: Any, ex: Any, new: Any, merged: Any) -> Any:
+    """On a key conflict: the incoming value when the incoming row is a new process under a
+    reused pid (all its events after the stored process exited), else the merge of both.
+    Every SET expression reads the row as it was before the update."""
+    reused = and_(t.c.exited_at.is_not(None), ex.start_time > t.c.exited_at)
+    return case((reused, new), else_=merged)
 
 
 def list_all(engine: Engine, limit: int = 1000) -> list[dict[str, Any]]:
