@@ -39,13 +39,6 @@ SURROGATES = [
 ]
 
 
-@pytest.fixture(scope="module")
-def srv(module_database_url, tmp_path_factory):
-    base = Settings(data_dir=tmp_path_factory.mktemp("data"), database_url=module_database_url, auth={"enabled": False})
-    with run_server(with_detection(base)) as s:
-        yield s
-
-
 @pytest.mark.parametrize("dry_run", [True, False], ids=["dry_run", "stored"])
 @pytest.mark.parametrize(("name", "text", "expected"), SURROGATES, ids=[c[0] for c in SURROGATES])
 def test_lone_surrogate_escape_in_an_upload_is_invalid_rule_naming_the_field(srv, name, text, expected, dry_run):

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from agentwatch.config import Settings
 from agentwatch.detect.sigma import SigmaEngine, load_rule
-from tests.detect.helpers import with_detection
-from tests.support.server import run_server
 
 BASE = """\
 title: Curl piped to shell
@@ -101,13 +98,6 @@ CASES = [
         "correlation.condition: nested deeper than 32",
     ),
 ]
-
-
-@pytest.fixture(scope="module")
-def srv(module_database_url, tmp_path_factory):
-    base = Settings(data_dir=tmp_path_factory.mktemp("data"), database_url=module_database_url, auth={"enabled": False})
-    with run_server(with_detection(base)) as s:
-        yield s
 
 
 @pytest.mark.parametrize(("name", "text", "expected"), CASES, ids=[c[0] for c in CASES])

@@ -1,0 +1,19 @@
+"""Fixtures of the detection tests."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from agentwatch.config import Settings
+from tests.detect.helpers import with_detection
+from tests.support.server import RunningServer, run_server
+
+
+@pytest.fixture(scope="module")
+def srv(module_database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    """A server with the detection engine (bundled ATR set off) and no authentication, per module and store."""
+    base = Settings(data_dir=tmp_path_factory.mktemp("data"), database_url=module_database_url, auth={"enabled": False})
+    with run_server(with_detection(base)) as s:
+        yield s
