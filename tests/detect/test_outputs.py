@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import time
 from collections.abc import Iterator
@@ -13,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from agentwatch.app import Agentwatch
 from agentwatch.notify.outputs import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 from tests.detect.helpers import llm_request, tool_call, wait_for, with_detection
 from tests.support.server import free_port, run_server, serve_asgi
@@ -59,4 +61,47 @@ def test_alerts_routed_by_severity_to_signed_webhooks(settings):
             assert hmac.compare_digest(headers[SIGNATURE_HEADER.lower()], sign("s3cret", ts, body))
             assert SIGNATURE_HEADER.lower() not in everything[0][0]  # no secret, no signature
             health = c.get("/api/v1/health").json()["components"]["detection"]["outputs"]
-            assert health == {"configured": 2, "invalid": 0, "recent_failures": 0}
+            assert health == {"configured": 2, "invalid": 0, "recent_failures": 0, "waiting": 0, "dropped": 0}
+
+
+@contextmanager
+def slow_receiver(host: str, delay: float) -> Iterator[tuple[str, dict[str, int]]]:
+    """A webhook receiver taking ``delay`` seconds per delivery, counting alerts and the most
+    deliveries it ever held at once."""
+    seen = {"posts": 0, "alerts": 0, "in_flight": 0, "most_in_flight": 0}
+
+    async def hook(request: Request) -> Response:
+        seen["in_flight"] += 1
+        seen["most_in_flight"] = max(seen["most_in_flight"], seen["in_flight"])
+        body = orjson.loads(await request.body())
+        await asyncio.sleep(delay)
+        seen["posts"] += 1
+        seen["alerts"] += len(body["alerts"])
+        seen["in_flight"] -= 1
+        return Response(status_code=204)
+
+    port = free_port(host)
+    with serve_asgi(Starlette(routes=[Route("/hook", hook, methods=["POST"])]), host, port):
+        yield f"http://{host}:{port}/hook", seen
+
+
+async def test_an_alert_storm_is_delivered_in_order_one_batch_at_a_time(settings):
+    """Findings arriving faster than an output answers: one delivery at a time, batched, and
+    past the waiting limit counted as dropped rather than opening a connection per batch."""
+    with slow_receiver("127.0.0.4", 0.3) as (url, seen):
+        outputs = [{"kind": "webhook", "name": "slow", "url": url, "min_severity": 0}]
+        aw = Agentwatch(with_detection(settings, outputs=outputs, outputs_allow_private=True))
+        component = aw.components["detection"]
+        storm = [{"id": f"a{i}", "rule_id": "R", "title": "t", "severity": 5, "type": "builtin"} for i in range(1200)]
+        for i in range(0, len(storm), 10):  # 120 batches of findings, far faster than 0.3 s each
+            await component.route(storm[i : i + 10])
+        assert component.alerts_dropped == 200  # 1,000 may wait; the rest is counted, not queued
+        deadline = time.monotonic() + 30
+        while seen["alerts"] < 1000:
+            assert time.monotonic() < deadline, seen
+            await asyncio.sleep(0.05)
+        await component.stop()
+        aw.engine.dispose()
+    assert seen["most_in_flight"] == 1
+    assert seen["posts"] == 10  # 1,000 alerts in batches of 100
+    assert [d["sent"] for d in component.deliveries] == [100] * 10

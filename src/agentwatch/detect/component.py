@@ -19,6 +19,11 @@ from agentwatch.events.model import Event
 from agentwatch.pipeline.pipeline import Finding
 
 log = structlog.get_logger("agentwatch.detect")
+# Alerts waiting for the outputs. One delivery runs at a time, of at most DELIVERY_BATCH
+# alerts: an alert storm cannot open a connection per batch of findings, and what waits past
+# MAX_PENDING_ALERTS is counted as dropped (it stays in the alert store either way).
+MAX_PENDING_ALERTS = 1000
+DELIVERY_BATCH = 100
 
 
 def engine_of(aw: Any) -> DetectionEngine:
@@ -38,7 +43,9 @@ class DetectionComponent:
         self.output_errors: list[str] = []
         self.deliveries: list[dict[str, Any]] = []
         self._loading: asyncio.Task[Any] | None = None
-        self._sending: set[asyncio.Task[Any]] = set()
+        self._pending: list[dict[str, Any]] = []
+        self._sender: asyncio.Task[Any] | None = None
+        self.alerts_dropped = 0  # alerts never sent to the outputs because too many were waiting
         self._build_outputs()
         aw.alerts.listeners.append(self.route)
 
@@ -59,20 +66,25 @@ class DetectionComponent:
         return self.engine.evaluate(event)
 
     async def route(self, alerts: list[dict[str, Any]]) -> None:
-        """Alert listener: send new alerts to the outputs whose min_severity they reach."""
+        """Alert listener: queue new alerts for the outputs whose min_severity they reach."""
         if not self.outputs or not alerts:
             return
+        room = max(0, MAX_PENDING_ALERTS - len(self._pending))
+        if len(alerts) > room:
+            self.alerts_dropped += len(alerts) - room
+            log.warning("detect.outputs_behind", dropped=len(alerts) - room, waiting=len(self._pending))
+        self._pending.extend(alerts[:room])
+        if self._sender is None or self._sender.done():
+            self._sender = asyncio.create_task(self._deliver_pending())
+
+    async def _deliver_pending(self) -> None:
         from agentwatch.notify import deliver
 
-        task = asyncio.create_task(deliver(self.outputs, alerts))
-        self._sending.add(task)
-        task.add_done_callback(self._delivered)
-
-    def _delivered(self, task: asyncio.Task[Any]) -> None:
-        self._sending.discard(task)
-        if task.cancelled() or task.exception() is not None:
-            return
-        self.deliveries = [*self.deliveries, *task.result()][-100:]
+        while self._pending:
+            batch = self._pending[:DELIVERY_BATCH]
+            del self._pending[:DELIVERY_BATCH]
+            results = await deliver(self.outputs, batch)
+            self.deliveries = [*self.deliveries, *results][-100:]
 
     async def start(self) -> None:
         self._loading = asyncio.create_task(self._load())
@@ -87,8 +99,8 @@ class DetectionComponent:
             await self.aw.alerts.record(findings)
 
     async def stop(self) -> None:
-        if self._sending:
-            await asyncio.wait(self._sending, timeout=10)
+        if self._sender is not None and not self._sender.done():
+            await asyncio.wait([self._sender], timeout=10)
         if self._loading is not None and not self._loading.done():
             # A rule load in flight holds a database connection in its thread; let it finish
             # (it returns at once when the rules are loaded) so the engine is disposed with
@@ -106,6 +118,8 @@ class DetectionComponent:
             "configured": len(self.outputs),
             "invalid": len(self.output_errors),
             "recent_failures": len(failed),
+            "waiting": len(self._pending),
+            "dropped": self.alerts_dropped,
         }
         if self.output_errors:
             doc["status"] = "degraded"
