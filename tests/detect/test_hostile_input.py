@@ -78,6 +78,19 @@ def test_tampered_cursor_is_400_naming_cursor(srv, cursor):
     assert r.json()["error"]["message"].startswith("cursor: ")
 
 
+@pytest.mark.parametrize(
+    ("path", "misspelt"),
+    [("/api/v1/alerts", "severty"), ("/api/v1/events", "sourcee"), ("/api/v1/sigma/rules", "enable")],
+)
+def test_a_misspelt_filter_is_refused_not_ignored(srv, path, misspelt):
+    # an ignored filter would answer unfiltered while looking filtered
+    with srv.client() as c:
+        assert c.get(path, params={"limit": 5}).status_code == 200
+        r = c.get(path, params={misspelt: "7"})
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]["message"].startswith(f"{misspelt}: unknown query parameter")
+
+
 def test_live_filter_with_a_mistyped_source_is_refused(tmp_path):
     settings = with_detection(
         Settings(data_dir=tmp_path, auth={"enabled": False}), ws_filter_min_interval_ms=0, ws_status_interval_s=60

@@ -5,11 +5,12 @@ from __future__ import annotations
 import time
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from agentwatch.api.errors import InvalidRequest, NotFound
+from agentwatch.api.query import only_query
 from agentwatch.api.security import PUBLIC, require
 from agentwatch.events.model import EventError, iso, parse_ts
 from agentwatch.store import counters, processes, traces
@@ -92,19 +93,6 @@ def parse_since(value: str | None, field: str = "since") -> float | None:
 
 
 EVENT_TYPE_PATTERN = r"^[a-z][a-z0-9_]*(\.[a-z0-9_*]+)*$"
-
-
-def only_query(*names: str) -> Any:
-    """A dependency refusing query parameters the route does not know (a misspelt filter would
-    otherwise be ignored silently and the answer would look filtered when it is not)."""
-    known = frozenset(names)
-
-    def check(request: Request) -> None:
-        for name in request.query_params:
-            if name not in known:
-                raise InvalidRequest(f"{name[:64]}: unknown query parameter (known: {', '.join(sorted(known))})")
-
-    return Depends(check)
 
 
 @router.get(

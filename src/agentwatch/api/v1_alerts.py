@@ -15,6 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from agentwatch.alerts.model import ALERT_TYPES, STATUSES
 from agentwatch.api.errors import InvalidRequest, NotFound
 from agentwatch.api.oisp import parse_since
+from agentwatch.api.query import only_query
 from agentwatch.api.security import require
 from agentwatch.detect import queries
 
@@ -33,7 +34,16 @@ def parse_types(value: str | None) -> list[str]:
     return types
 
 
-@router.get("/alerts", dependencies=[require("alerts:read")])
+ALERT_FILTERS = ("since", "until", "type", "severity", "entity", "tactic", "technique", "status", "rule_id")
+
+
+@router.get(
+    "/alerts",
+    dependencies=[
+        require("alerts:read"),
+        only_query(*ALERT_FILTERS, "page", "limit", "cursor"),
+    ],
+)
 async def list_alerts(
     request: Request,
     since: Annotated[str | None, Query(max_length=64)] = None,

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, Request
 from starlette.concurrency import run_in_threadpool
 
 from agentwatch.api.oisp import parse_since
+from agentwatch.api.query import only_query
 from agentwatch.api.security import require
 from agentwatch.detect.queries import entity_ids_for
 from agentwatch.events.model import iso
@@ -49,7 +50,13 @@ def _query(engine: Any, q: event_store.EventQuery, entity: str | None) -> tuple[
     return [], 0
 
 
-@router.get("/events", dependencies=[require("events:read")])
+@router.get(
+    "/events",
+    dependencies=[
+        require("events:read"),
+        only_query("since", "until", "source", "severity", "template_id", "entity", "q", "page", "limit"),
+    ],
+)
 async def search_events(
     request: Request,
     since: Annotated[str | None, Query(max_length=64)] = None,

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from agentwatch.api.errors import ApiError, Conflict, InvalidRequest, NotFound, Unavailable
+from agentwatch.api.query import only_query
 from agentwatch.api.responses import JSON
 from agentwatch.api.security import require
 from agentwatch.detect.engine import DetectionEngine, RuleConflict, RuleInfo, SigmaUnavailable, StoreFull, sigma_module
@@ -44,7 +45,9 @@ def _find(engine: DetectionEngine, rule_id: str) -> RuleInfo:
     return info
 
 
-@router.get("/rules", dependencies=[require("rules:read")])
+@router.get(
+    "/rules", dependencies=[require("rules:read"), only_query("format", "enabled", "level", "q", "page", "limit")]
+)
 async def list_rules(
     request: Request,
     format: Annotated[Literal["sigma", "atr", "pack", "builtin"] | None, Query()] = None,
