@@ -6,7 +6,7 @@ import orjson
 import pytest
 from sqlalchemy import text
 
-from agentwatch.capture.redact import Redactor, mask, scan
+from agentwatch.capture.redact import Redactor, mask, mask_json, scan
 from tests.capture.conftest import gateway_settings, wait_events
 from tests.capture.fake_upstream import OPENAI_CHAT
 from tests.support.server import run_server
@@ -44,6 +44,24 @@ def test_scan_and_mask_find_secrets_and_pii():
     assert red.report.secrets == ["aws_access_key_id"] and red.report.pii == ["email"]
     minimal = Redactor("minimal").text("hello")
     assert set(minimal["$redacted"]) == {"reason", "original_length", "hash", "redaction_profile"}
+
+
+def test_secrets_used_as_object_keys_are_masked_too():
+    # tool arguments may carry a secret as a key ({"AKIA...": "prod"}); every mode but full masks it
+    args = {SECRET: "prod", SECRET[:-1] + "F": {"region": "eu"}, "note": "none"}
+    for mode in ("safe", "minimal"):
+        red = Redactor(mode)
+        out = red.value(args)
+        assert SECRET not in orjson.dumps(out).decode() and SECRET[:-1] + "F" not in orjson.dumps(out).decode()
+        assert list(out)[:2] == ["[REDACTED:aws_access_key_id]", "[REDACTED:aws_access_key_id]#2"]  # none lost
+        assert red.report.secrets == ["aws_access_key_id"]
+    assert Redactor("full").value(args) == args
+    masked, count = mask_json({"tool": {"arguments": args}})
+    assert count == 2 and list(masked["tool"]["arguments"]) == [
+        "[REDACTED:aws_access_key_id]",
+        "[REDACTED:aws_access_key_id]#2",
+        "note",
+    ]
 
 
 def test_safe_mode_keeps_secrets_out_of_the_store(settings, upstream):

@@ -195,10 +195,24 @@ class Redactor:
         if depth > 32:
             return {"$redacted": {"reason": "policy", "detector": "depth_limit"}}
         if isinstance(value, dict):
-            return {k: self.value(v, depth + 1) for k, v in value.items()}
+            out: dict[str, Any] = {}
+            for k, v in value.items():
+                out[self.key(k, value, out)] = self.value(v, depth + 1)
+            return out
         if isinstance(value, list):
             return [self.value(v, depth + 1) for v in value]
         return value
+
+    def key(self, key: str, source: dict[str, Any], out: dict[str, Any]) -> str:
+        """An object key with its secrets and PII masked (a key can carry one: ``{"sk-...": 1}``);
+        keys stay text, so a masked key is the masked string, made unique among its siblings."""
+        if self.mode == "full" or not isinstance(key, str):
+            return key
+        matches = scan(key)
+        if not matches:
+            return key
+        self.report.add(matches)
+        return _unique(mask(key, matches), source, out)
 
 
 def mask_json(value: Any, depth: int = 0) -> tuple[Any, int]:
@@ -216,6 +230,10 @@ def mask_json(value: Any, depth: int = 0) -> tuple[Any, int]:
         total = 0
         out: dict[str, Any] = {}
         for k, v in value.items():
+            key_matches = [m for m in scan(k) if m.kind == "secret"] if isinstance(k, str) else []
+            if key_matches:
+                k = _unique(mask(k, key_matches), value, out)  # the key as forwarded
+                total += len(key_matches)
             out[k], n = mask_json(v, depth + 1)
             total += n
         return out, total
@@ -228,3 +246,12 @@ def mask_json(value: Any, depth: int = 0) -> tuple[Any, int]:
             total += n
         return items, total
     return value, 0
+
+
+def _unique(masked: str, source: dict[str, Any], out: dict[str, Any]) -> str:
+    """``masked``, suffixed when a key of the object (as sent, or as already masked) reads the same."""
+    key, n = masked, 1
+    while key in source or key in out:
+        n += 1
+        key = f"{masked}#{n}"
+    return key
