@@ -20,6 +20,45 @@ detection:
 """
 
 
+RULE = BASE.replace("0000000000a1", "0000000000d1")
+
+# A YAML double-quoted "\\uD800" escape decodes to a lone surrogate: text no JSON encoder or database accepts.
+SURROGATES = [
+    ("title", RULE.replace("title: Curl piped to shell", 'title: "curl \\uD800"'), "title: contains a lone surrogate"),
+    ("description", RULE + 'description: "\\uDC00"\n', "description: contains a lone surrogate"),
+    ("tag", RULE + 'tags: ["attack.\\uD83D"]\n', "tags[0]: contains a lone surrogate"),
+    (
+        "value",
+        RULE.replace("CommandLine|contains: curl", 'CommandLine|contains: "cu\\uDFFFrl"'),
+        "detection.sel.CommandLine|contains: contains a lone surrogate",
+    ),
+]
+
+
+@pytest.mark.parametrize("dry_run", [True, False], ids=["dry_run", "stored"])
+@pytest.mark.parametrize(("name", "text", "expected"), SURROGATES, ids=[c[0] for c in SURROGATES])
+def test_lone_surrogate_escape_in_an_upload_is_invalid_rule_naming_the_field(srv, name, text, expected, dry_run):
+    with srv.client() as c:
+        r = c.post("/api/v1/sigma/rules", json={"yaml": text, "dry_run": dry_run})
+        assert r.status_code == 422, (name, r.status_code, r.text[:300])
+        error = r.json()["error"]
+        assert error["code"] == "INVALID_RULE"
+        assert expected in error["message"], error["message"]
+        assert isinstance(error["details"]["line"], int)
+        # nothing was stored: the catalogue still answers and does not list the rule
+        listed = c.get("/api/v1/sigma/rules", params={"format": "sigma"})
+        assert listed.status_code == 200, listed.text[:300]
+        assert "9b2f0c1e-0000-4000-8000-0000000000d1" not in [x["id"] for x in listed.json()["rules"]]
+
+
+def test_a_clean_rule_still_uploads(srv):
+    text = RULE.replace("0000000000d1", "0000000000d2") + 'description: "emoji \\U0001F600 and \\u00e9"\n'
+    with srv.client() as c:
+        r = c.post("/api/v1/sigma/rules", json={"yaml": text, "dry_run": True})
+    assert r.status_code == 200, r.text
+    assert r.json()["rules"][0]["description"] == "emoji \U0001f600 and \u00e9"
+
+
 def with_condition(condition: str) -> str:
     return BASE.replace("condition: sel", f"condition: {condition}")
 
