@@ -19,9 +19,10 @@ from agentwatch.store.prepared import sqlite_chunk_rows
 from agentwatch.store.schema import events
 
 CHUNK = 500  # ids per IN (...) lookup
-# The indexed copies of free text the schema does not bound (host, process name) are cut to
-# their columns' width: PostgreSQL refuses a longer value, and with it the whole commit.
-INDEXED_TEXT = 256
+# The indexed copies of free text the envelope does not bound are cut to their columns' width
+# (from the table definition): PostgreSQL refuses a longer value, and with it the whole commit.
+HOST_WIDTH = events.c.host.type.length
+NAME_WIDTH = events.c.process_name.type.length
 
 
 def _values(e: Event) -> tuple[Any, ...]:
@@ -42,10 +43,10 @@ def _values(e: Event) -> tuple[Any, ...]:
         int64(e.sequence),
         e.agent,
         e.severity,
-        hostname[:INDEXED_TEXT] if isinstance(hostname, str) else None,
+        hostname[:HOST_WIDTH] if isinstance(hostname, str) else None,
         int64(pid),
         int64(ppid),
-        name[:INDEXED_TEXT] if isinstance(name, str) else None,
+        name[:NAME_WIDTH] if isinstance(name, str) else None,
         e.trace_id,
         " ".join([x["id"] for x in ents]),
         orjson.dumps(ents).decode(),

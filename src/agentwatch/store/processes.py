@@ -12,16 +12,19 @@ from agentwatch.store.columns import int64
 from agentwatch.store.schema import processes
 from agentwatch.store.upsert import upsert
 
+HOST_WIDTH = processes.c.host.type.length
+
 
 def _host(e: Event) -> str:
     h = e.body.get("host")
     if isinstance(h, dict) and isinstance(h.get("hostname"), str):
-        return h["hostname"][:256]
+        return h["hostname"][:HOST_WIDTH]
     return ""
 
 
 FACTS = ("ppid", "name", "exe", "cmdline")
-WIDTH = {"name": 256}  # the name column's width (PostgreSQL refuses longer); exe and cmdline are text
+# the name column's width (PostgreSQL refuses longer); exe and cmdline are text
+WIDTH = {"name": processes.c.name.type.length}
 
 
 def _learn(row: dict[str, Any], e: Event, proc: dict[str, Any]) -> None:
@@ -52,7 +55,10 @@ def _reused(row: dict[str, Any], e: Event) -> bool:
 
 def record(conn: Connection, batch: Sequence[Event]) -> None:
     merged: dict[tuple[str, int], dict[str, Any]] = {}
-    for e in sorted(batch, key=lambda x: x.ts):  # in event time, so an exit precedes a reuse
+    # In event time when the batch holds an exit, so the exit precedes a reuse of its pid
+    # (without one, the order cannot matter: no row of this batch has exited).
+    has_exit = any(e.event_type == "process.exit" for e in batch)
+    for e in sorted(batch, key=lambda x: x.ts) if has_exit else batch:
         proc = e.process
         pid = int64(proc.get("pid"))
         if pid is None:
