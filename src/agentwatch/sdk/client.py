@@ -22,7 +22,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from agentwatch.sdk.transport import Transport
+from agentwatch.sdk.transport import Transport, safe_text
 
 log = logging.getLogger("agentwatch.sdk")
 SPEC = "aop/1.0"
@@ -279,17 +279,8 @@ class _Session:
         return wrap
 
 
-def _text(value: Any, limit: int, show: Callable[[Any], str] = repr) -> str:
-    """``repr`` (or ``str``) of an agent's object, cut to ``limit``; never raises, whatever the
-    object's ``__repr__`` does (the tool's own result or exception must reach the agent)."""
-    try:
-        return show(value)[:limit]
-    except Exception:
-        return f"<{type(value).__name__} object: not representable>"[:limit]
-
-
 def _describe(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {_text(exc, 2000, str)}"[:2000]
+    return f"{type(exc).__name__}: {safe_text(exc, 2000, str)}"[:2000]
 
 
 def _jsonable(value: Any, depth: int = 0) -> Any:
@@ -300,14 +291,14 @@ def _jsonable(value: Any, depth: int = 0) -> Any:
         if isinstance(value, str):
             return value[:4000]
         if depth >= 4:
-            return _text(value, 200)
+            return safe_text(value, 200)
         if isinstance(value, dict):
-            return {_text(k, 200, str): _jsonable(v, depth + 1) for k, v in itertools.islice(value.items(), 100)}
+            return {safe_text(k, 200, str): _jsonable(v, depth + 1) for k, v in itertools.islice(value.items(), 100)}
         if isinstance(value, list | tuple | set):
             return [_jsonable(v, depth + 1) for v in itertools.islice(value, 100)]
     except Exception:  # a container whose iteration fails: sent as its repr
-        return _text(value, 1000)
-    return _text(value, 1000)
+        return safe_text(value, 1000)
+    return safe_text(value, 1000)
 
 
 class AopClient(_Session):

@@ -23,6 +23,7 @@ import threading
 import time
 import uuid
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -37,12 +38,18 @@ RETRY_STATUS = {408, 425, 429, 500, 502, 503, 504}
 KEPT_STATUS = {401, 403, 404, 405}
 
 
+def safe_text(value: Any, limit: int, show: Callable[[Any], str] = repr) -> str:
+    """``repr`` (or ``str``) of an agent's object, cut to ``limit``; never raises, whatever the
+    object's ``__repr__`` does (the tool's own result or exception must reach the agent)."""
+    try:
+        return show(value)[:limit]
+    except Exception:
+        return f"<{type(value).__name__} object: not representable>"[:limit]
+
+
 def _fallback(value: object) -> str:
     """Values JSON cannot carry (a tool's arbitrary input or output) travel as their repr."""
-    try:
-        return repr(value)[:1000]
-    except Exception:
-        return f"<{type(value).__name__} object: not representable>"
+    return safe_text(value, 1000)
 
 
 _JSON_OPTIONS = orjson.OPT_NON_STR_KEYS  # {1: "a"} is sent as {"1": "a"}, not refused

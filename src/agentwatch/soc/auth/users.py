@@ -12,11 +12,11 @@ from sqlalchemy import Engine, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from agentwatch.api.errors import Conflict, InvalidRequest
+from agentwatch.events.model import CONTROL_RE
 from agentwatch.soc.auth.passwords import hash_password, password_problem
 from agentwatch.soc.auth_schema import users
 
 EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,255}$")
-CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 MAX_EMAIL = 320
 
 
