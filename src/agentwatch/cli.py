@@ -23,8 +23,18 @@ ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="TOML set
 
 
 def _settings(config: Path | None, **overrides: object) -> Settings:
+    """The settings, or exit 2 naming each invalid one (from the file, the environment or an option)."""
+    from pydantic import ValidationError
+
     clean = {k: v for k, v in overrides.items() if v is not None}
-    return load_settings(config, **clean)
+    try:
+        return load_settings(config, **clean)
+    except ValidationError as exc:
+        for err in exc.errors(include_url=False, include_input=False):
+            where = ".".join(str(part) for part in err["loc"])
+            message = str(err["msg"]).removeprefix("Value error, ")
+            console.print(f"invalid setting {where}: {message}" if where else f"invalid settings: {message}")
+        raise typer.Exit(2) from None
 
 
 @app.command()
@@ -60,18 +70,18 @@ def serve(
     from agentwatch.app import Agentwatch
     from agentwatch.logs import configure
 
+    if role is not None and role not in ("standalone", "api", "worker"):
+        raise typer.BadParameter("must be standalone, api or worker", param_hint="--role")
     overrides: dict[str, object] = {
         "host": host,
         "port": port,
         "data_dir": data_dir,
         "database_url": database_url,
         "nats_url": nats_url,
+        # validated with the rest (a role other than standalone needs nats_url)
+        "pipeline": {"role": role} if role is not None else None,
     }
     settings = _settings(config, **overrides)
-    if role is not None:
-        if role not in ("standalone", "api", "worker"):
-            raise typer.BadParameter("must be standalone, api or worker", param_hint="--role")
-        settings.pipeline.role = role  # type: ignore[assignment]
     if no_auth:
         if not settings.is_loopback:
             console.print("[red]--no-auth refuses to start on a non-loopback address[/red]")
@@ -89,12 +99,13 @@ def serve(
     )
 
 
-def _replay_lines(path: Path) -> list[bytes]:
+def _replay_lines(path: Path) -> list[tuple[int, bytes]]:
+    """The event lines of a JSONL file, each with its line number in the file (from 1)."""
     lines = []
-    for line in path.read_bytes().splitlines():
+    for number, line in enumerate(path.read_bytes().splitlines(), start=1):
         s = line.strip()
         if s and not s.startswith((b"#", b"//")):
-            lines.append(s)
+            lines.append((number, s))
     return lines
 
 
@@ -136,23 +147,22 @@ def replay(
         ) as progress,
     ):
         task = progress.add_task("replay", total=len(lines))
-        groups: list[list[bytes]]
+        groups: list[list[tuple[int, bytes]]]
         if speed > 0:
             groups = [[line] for line in lines]
         else:
             groups = [lines[i : i + batch] for i in range(0, len(lines), batch)]
         first_ts: float | None = None
         started = time.monotonic()
-        offset = 0
         for group in groups:
             if speed > 0:
-                ts = _event_time(group[0])
+                ts = _event_time(group[0][1])
                 if ts is not None:
                     first_ts = ts if first_ts is None else first_ts
                     delay = (ts - first_ts) / speed - (time.monotonic() - started)
                     if delay > 0:
                         time.sleep(delay)
-            r = client.post("/api/v1/ingest", content=b"\n".join(group))
+            r = client.post("/api/v1/ingest", content=b"\n".join(line for _, line in group))
             if r.status_code >= 400:
                 console.print(f"[red]server answered {r.status_code}: {r.text[:500]}[/red]")
                 raise typer.Exit(1)
@@ -160,12 +170,11 @@ def replay(
             accepted += doc["accepted"]
             rejected += doc["rejected"]
             for err in doc["errors"]:
-                err["index"] = int(err["index"]) + offset
+                err["line"] = group[int(err["index"])][0]  # the index is the item's place in this request
                 errors.append(err)
-            offset += len(group)
             progress.advance(task, len(group))
     for err in errors[:20]:
-        console.print(f"line {err['index']}: {err['field']}: {err['reason']}")
+        console.print(f"line {err['line']}: {err['field']}: {err['reason']}")
     typer.echo(orjson.dumps({"accepted": accepted, "rejected": rejected}).decode())
     if rejected:
         raise typer.Exit(1)

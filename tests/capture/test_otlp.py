@@ -269,3 +269,15 @@ def test_bad_otlp_bodies_get_4xx(server):
         assert wrong_type.status_code == 415 and "content-type" in wrong_type.json()["error"]["message"]
         not_object = c.post("/v1/logs", json=[1, 2])
         assert not_object.status_code == 400
+        empty_json = c.post("/v1/traces", content=b"", headers={"Content-Type": "application/json"})
+        assert empty_json.status_code == 400 and empty_json.json()["error"]["message"] == "body: is empty"
+
+
+def test_an_empty_protobuf_export_is_a_valid_request_with_nothing_in_it(server):
+    """Zero bytes are the protobuf encoding of an export request without spans or records."""
+    pb = {"Content-Type": "application/x-protobuf"}
+    with server.client() as c:
+        for signal in ("traces", "logs"):
+            r = c.post(f"/v1/{signal}", content=b"", headers=pb)
+            assert r.status_code == 200, r.text
+        assert c.get("/api/events").json()["total"] == 0

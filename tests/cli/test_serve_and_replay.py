@@ -53,6 +53,19 @@ def test_serve_starts_on_sqlite_in_the_data_dir_and_stops_cleanly(tmp_path):
     assert (tmp_path / "agentwatch.db").exists()
 
 
+def test_an_invalid_setting_is_named_not_a_traceback(tmp_path):
+    env = {**os.environ, "AGENTWATCH_DATA_DIR": str(tmp_path)}
+    cases = (
+        (["serve", "--role", "worker"], {}, "nats_url: required when pipeline.role is 'worker'"),
+        (["config"], {"AGENTWATCH_PORT": "http"}, "invalid setting port:"),
+        (["config"], {"AGENTWATCH_PIPELINE__BATCH_SIZE": "0"}, "invalid setting pipeline.batch_size:"),
+    )
+    for args, extra, message in cases:
+        r = subprocess.run([str(BIN), *args], env={**env, **extra}, capture_output=True, text=True, timeout=120)
+        assert r.returncode == 2, (args, r.stderr)
+        assert message in " ".join(r.stderr.split()) and "Traceback" not in r.stderr, r.stderr
+
+
 def test_no_auth_refuses_a_non_loopback_bind(tmp_path):
     result = CliRunner().invoke(app, ["serve", "--host", "0.0.0.0", "--no-auth", "--data-dir", str(tmp_path)])
     assert result.exit_code == 2
@@ -70,9 +83,23 @@ def test_replay_feeds_a_jsonl_file_skipping_comments(tmp_path, settings):
         result = CliRunner().invoke(app, ["replay", str(src), "--server", srv.url])
         assert result.exit_code == 1  # one line was rejected
         assert json.loads(result.stdout.strip().splitlines()[-1]) == {"accepted": 9, "rejected": 1}
-        assert "line 9: event_type: unknown event type 'nope'" in result.output
+        # a comment and a blank line, then the nine examples on lines 3-11: the bad event is line 12
+        assert "line 12: event_type: unknown event type 'nope'" in result.output
         with srv.client() as c:
             assert c.get("/api/events").json()["total"] == 9
+
+
+def test_replay_names_the_file_line_of_each_rejection_across_requests(tmp_path, settings):
+    good = '{"event_type": "process.exec", "data": {"exe": "/bin/sh"}}'
+    lines = ["# two per request", good, "", good, "// skipped", '{"event_type": "bogus"}', good, '{"event_type": 7}']
+    src = tmp_path / "mixed.jsonl"
+    src.write_text("\n".join(lines) + "\n")
+    with run_server(settings) as srv:
+        result = CliRunner().invoke(app, ["replay", str(src), "--server", srv.url, "--batch", "2"])
+    assert result.exit_code == 1
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == {"accepted": 3, "rejected": 2}
+    assert "line 6: event_type: unknown event type 'bogus'" in result.output
+    assert "line 8: event_type:" in result.output
 
 
 def test_replay_paced_by_event_time(tmp_path, settings):

@@ -453,9 +453,9 @@ class OtlpCodec:
         """Raises :class:`BodyError` (a 400 naming the field) when any part of the request is invalid."""
         from agentwatch.capture import otlp as mapping
 
-        if not body.strip():
-            raise BodyError("body", "is empty")
         proto = is_protobuf(content_type)
+        if not proto and not body.strip():  # zero bytes are a valid, empty protobuf export request
+            raise BodyError("body", "is empty")
         if signal == "traces":
             plain = traces_from_protobuf(body) if proto else traces_from_json(body)
             kind = "span"
