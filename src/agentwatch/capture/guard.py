@@ -10,6 +10,10 @@ Verdicts come from two places, merged:
 Modes: ``off`` (record only), ``monitor`` (record and alert), ``enforce`` (also act: block
 with a provider-shaped error, or with ``enforce_action = "redact"`` mask secrets before the
 request is forwarded; other findings at or above ``block_severity`` still block).
+
+The guard fails closed: a request body it could not read whole (nested too deep, not JSON it
+can parse, content-encoded) is an ``uninspectable_request`` finding of a secret's severity, so
+it is blocked whenever a secret would be, and never forwarded "redacted" with a part unread.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ DETECTOR = "capture.guard"
 SECRET_SEVERITY = 8
 UNAPPROVED_MODEL_SEVERITY = 7
 PII_SEVERITY = 3
+UNINSPECTABLE_RULE = "guard.uninspectable_request"
 
 
 @dataclass
@@ -48,6 +53,15 @@ class Verdict:
             "rules": self.reasons[:20],
             "severity": max((f.severity for f in self.findings), default=0),
         }
+
+    def refusal(self) -> str:
+        """What a blocked agent is told: the rules, and why its body was not read when that is the cause
+        (the one reason the agent can act on without the guard quoting its request back)."""
+        text = f"agentwatch guard blocked this request: {', '.join(self.reasons)}"
+        unread = next((f for f in self.findings if f.rule_id == UNINSPECTABLE_RULE), None)
+        if unread is not None:
+            text += f" ({unread.details['reason']})"
+        return text
 
 
 def model_approved(model: str | None, approved: list[str]) -> bool:
@@ -82,6 +96,20 @@ class Guard:
                     message=f"request carries {', '.join(sorted(secrets))}",
                     tags=["attack.credential_access", "attack.t1552", "llm.data_leak"],
                     details={"types": sorted(secrets)},
+                )
+            )
+        if report.uninspected:
+            out.append(
+                Finding(
+                    detector=DETECTOR,
+                    rule_id=UNINSPECTABLE_RULE,
+                    title="LLM request the guard could not inspect",
+                    severity=SECRET_SEVERITY,  # it may hold one: it is treated as if it did
+                    events=[event],
+                    alert_type="guard",
+                    message=f"request body not inspected: {report.uninspected}",
+                    tags=["llm.data_leak", "guard"],
+                    details={"reason": report.uninspected},
                 )
             )
         pii = [t for t in report.counts if KINDS.get(t) == "pii"]

@@ -25,6 +25,15 @@ from typing import Any, Literal
 Mode = Literal["full", "safe", "minimal"]
 PREVIEW_CHARS = 100
 MAX_SCAN_CHARS = 2 * 1024 * 1024  # longer strings are scanned on their first 2 MiB and redacted whole
+MAX_JSON_DEPTH = 64  # levels of nested arrays and objects mask_json walks (the outermost one is level 1)
+# Inline media (an image, a PDF) travels as base64 text. Scanning 2 MiB of it for secrets takes
+# about half a second per request, and random base64 now and then takes a key's shape (a
+# false block), so mask_json does not look inside such a payload (a secret in it is encoded,
+# where no pattern would see it anyway). Short strings are scanned as usual.
+MIN_MEDIA_CHARS = 1024
+_BASE64_RE = re.compile(r"[A-Za-z0-9+/_-]+={0,2}")
+_DATA_URL_RE = re.compile(r"data:[\w.+-]{1,127}/[\w.+-]{1,127}(?:;[\w.+-]{1,64}=[\w.+-]{1,64}){0,4};base64,")
+MEDIA_TYPE_KEYS = frozenset({"media_type", "mime_type", "mimeType"})
 
 # (type, kind, pattern). kind "secret" or "pii".
 _PATTERNS: list[tuple[str, str, str]] = [
@@ -130,6 +139,9 @@ class Report:
     """What redaction found across one event (merged over every string it looked at)."""
 
     counts: Counter[str]
+    # why part of what was looked at could not be read (too deep, not parseable): nothing is
+    # known about that part, so the guard treats it as it would a secret
+    uninspected: str | None = None
 
     @classmethod
     def empty(cls) -> Report:
@@ -215,37 +227,69 @@ class Redactor:
         return _unique(mask(key, matches), source, out)
 
 
-def mask_json(value: Any, depth: int = 0) -> tuple[Any, int]:
-    """Every string in ``value`` with its secrets masked; returns (new value, number masked).
+class TooDeep(ValueError):
+    """A JSON value nested deeper than :data:`MAX_JSON_DEPTH`: not walked, so not known to be clean."""
 
-    Used by the guard's ``redact`` action to clean a request before it is forwarded. Only
-    secrets are masked (PII is left to the provider's own policy).
+
+def mask_json(value: Any, report: Report | None = None, depth: int = 0) -> tuple[Any, int]:
+    """Every string and key in ``value`` with its secrets masked; returns (new value, number masked).
+
+    Used by the guard to find secrets anywhere in a request and, with its ``redact`` action, to
+    clean the request before it is forwarded. Only secrets are masked (PII is left to the
+    provider's own policy); their types are added to ``report``. An array or object nested
+    deeper than :data:`MAX_JSON_DEPTH` levels raises :class:`TooDeep` rather than being passed
+    on unread: the caller refuses such a request (it fails closed).
     """
     if isinstance(value, str):
+        if len(value) >= MIN_MEDIA_CHARS and _data_url(value):
+            return value, 0
         matches = [m for m in scan(value) if m.kind == "secret"]
+        if report is not None:
+            report.add(matches)
         return (mask(value, matches), len(matches)) if matches else (value, 0)
-    if depth > 64:
+    if not isinstance(value, dict | list):
         return value, 0
-    if isinstance(value, dict):
-        total = 0
-        out: dict[str, Any] = {}
-        for k, v in value.items():
-            key_matches = [m for m in scan(k) if m.kind == "secret"] if isinstance(k, str) else []
-            if key_matches:
-                k = _unique(mask(k, key_matches), value, out)  # the key as forwarded
-                total += len(key_matches)
-            out[k], n = mask_json(v, depth + 1)
-            total += n
-        return out, total
+    if depth >= MAX_JSON_DEPTH:
+        raise TooDeep(f"arrays and objects nested deeper than {MAX_JSON_DEPTH} levels")
+    total = 0
     if isinstance(value, list):
-        total = 0
         items = []
         for v in value:
-            nv, n = mask_json(v, depth + 1)
+            nv, n = mask_json(v, report, depth + 1)
             items.append(nv)
             total += n
         return items, total
-    return value, 0
+    out: dict[str, Any] = {}
+    for k, v in value.items():
+        key_matches = [m for m in scan(k) if m.kind == "secret"] if isinstance(k, str) else []
+        if key_matches:
+            k = _unique(mask(k, key_matches), value, out)  # the key as forwarded
+            total += len(key_matches)
+            if report is not None:
+                report.add(key_matches)
+        if k == "data" and _media_payload(v, value):
+            out[k], n = v, 0
+        else:
+            out[k], n = mask_json(v, report, depth + 1)
+        total += n
+    return out, total
+
+
+def _data_url(text: str) -> bool:
+    """A ``data:<type>;base64,<payload>`` URL (how OpenAI-style requests inline an image)."""
+    head = _DATA_URL_RE.match(text)
+    return head is not None and _BASE64_RE.fullmatch(text, head.end()) is not None
+
+
+def _media_payload(value: Any, parent: dict[str, Any]) -> bool:
+    """The ``data`` of an object that also names its media type (Anthropic's and Gemini's inline
+    media), when it is long base64 text."""
+    return (
+        isinstance(value, str)
+        and len(value) >= MIN_MEDIA_CHARS
+        and not MEDIA_TYPE_KEYS.isdisjoint(parent)
+        and _BASE64_RE.fullmatch(value) is not None
+    )
 
 
 def _unique(masked: str, source: dict[str, Any], out: dict[str, Any]) -> str:

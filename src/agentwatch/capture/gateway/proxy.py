@@ -16,6 +16,7 @@ upstream sent and the copy can be parsed without decoding.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from typing import Any
 from urllib.parse import quote
@@ -42,7 +43,7 @@ from agentwatch.capture.gateway.transport import (
     literal_problem,
 )
 from agentwatch.capture.guard import Guard, Verdict
-from agentwatch.capture.redact import Redactor, Report, mask, mask_json, scan
+from agentwatch.capture.redact import Redactor, Report, TooDeep, mask, mask_json, scan
 from agentwatch.capture.settings import CaptureSettings, UpstreamRoute
 from agentwatch.events.normalize import normalize
 
@@ -74,6 +75,7 @@ RECORDED_HEADERS = frozenset({b"traceparent", b"x-agentwatch-agent", b"x-agentwa
 # the server adds its own Date and Server headers; two of each would be invalid
 DROP_RESPONSE = HOP_BY_HOP | {b"date", b"server"}
 STREAM_TYPES = ("text/event-stream", "application/x-ndjson", "application/jsonl", "application/stream+json")
+JSON_LEAD = b" \t\r\n"  # JSON whitespace: a body may start with it (and with a UTF-8 BOM) and still be JSON
 GEMINI_NAME = "google"
 
 
@@ -251,15 +253,18 @@ class Gateway:
         doc: Any = None
         preq: ParsedRequest | None = None
         if mode == "enforce":  # the guard decides before forwarding; otherwise the recorder parses, later
-            doc, preq = parse_request(provider, path, body)
+            doc, preq = parse_request(provider, path, _json_text(body))
 
         # one pass over the request headers: what goes upstream, and what the exchange records
         upstream_headers: list[tuple[bytes, bytes]] = []
         seen: dict[bytes, bytes] = {}
         recorded = route.recorded_headers
+        encoding = b""
         for k, v in scope["headers"]:
             if k in recorded and k not in seen:
                 seen[k] = v
+            elif k == b"content-encoding" and v.strip().lower() not in (b"", b"identity"):
+                encoding = v  # any coding but identity, even one of several headers, hides the body
             if k not in DROP_REQUEST:
                 upstream_headers.append((k, v))
         names = {k.decode("latin-1"): v.decode("latin-1") for k, v in seen.items()}
@@ -285,22 +290,19 @@ class Gateway:
         )
 
         verdict: Verdict | None = None
-        if preq is not None and preq.is_llm_call:
-            verdict = self._inline_verdict(route, ex)
+        unread = _unreadable(body, doc, encoding) if preq is not None else None
+        if preq is not None and (preq.is_llm_call or unread):
+            verdict, masked, count = self._inline_verdict(route, ex, doc, unread)
             ex.guard = verdict.summary()
             if verdict.action == "block":
-                error = GatewayError(
-                    403, f"agentwatch guard blocked this request: {', '.join(verdict.reasons)}", "blocked_by_policy"
-                )
-                response = self.error_response(route, error)
+                response = self.error_response(route, GatewayError(403, verdict.refusal(), "blocked_by_policy"))
                 ex.status_code = 403
                 ex.content_type = "application/json"
                 ex.response_chunks = [bytes(response.body)]
                 ex.t_end = ex.t_first = time.perf_counter()
                 self.recorder.schedule(ex, mode, verdict)
                 return response
-            if verdict.action == "redact" and isinstance(doc, dict | list):
-                masked, count = mask_json(doc)
+            if verdict.action == "redact":  # the body was walked whole (a part too deep is a block)
                 ex.request_redactions = count
                 body = orjson.dumps(masked)
 
@@ -416,20 +418,85 @@ class Gateway:
         )
         return probe, red.report
 
-    def _inline_verdict(self, route: Route, ex: Exchange) -> Verdict:
+    def _inline_verdict(self, route: Route, ex: Exchange, doc: Any, unread: str | None) -> tuple[Verdict, Any, int]:
         """Ask the guard (and the detection engine) before forwarding; the request stays in memory only.
+
+        Returns the verdict and the body with its secrets masked (and how many were). Secrets are
+        looked for in the whole body, not only in the message text the probe carries (a tool
+        call's arguments sent back, a metadata field): what could be forwarded is what is checked.
+        A body not read whole (``unread``, or nested deeper than the walk goes) is reported to the
+        guard as uninspected, which blocks it.
 
         With ``enforce_action = "redact"``, a blocked request is checked again with its secrets
         masked: when nothing blocking is left, it is forwarded masked instead of blocked.
         """
         model = ex.parsed().model
         probe, report = self._probe(route, ex, masked=False)
+        masked: Any = None
+        count = 0
+        if unread:
+            report.uninspected = unread
+        else:
+            try:
+                masked, count = mask_json(doc, report)
+            except TooDeep as exc:
+                report.uninspected = str(exc)
         verdict = self.guard.decide("enforce", probe, report, model)
-        if verdict.action == "block" and self.guard.settings.enforce_action == "redact" and report.secrets:
+        redact = self.guard.settings.enforce_action == "redact"
+        if verdict.action == "block" and redact and report.secrets and not report.uninspected:
             masked_probe, masked_report = self._probe(route, ex, masked=True)
             if self.guard.decide("enforce", masked_probe, masked_report, model).action == "allow":
                 verdict.action = "redact"
-        return verdict
+        return verdict, masked, count
+
+
+def _json_text(body: bytes) -> bytes:
+    """``body`` from its first JSON character: what a provider's JSON parser reads past is looked at too."""
+    return body.removeprefix(b"\xef\xbb\xbf").lstrip(JSON_LEAD)
+
+
+def _unreadable(body: bytes, doc: Any, encoding: bytes) -> str | None:
+    """Why the guard cannot read a body the upstream may read (then it is refused), or None.
+
+    A content-encoded body is opaque to the guard; a body that looks like JSON but does not
+    parse (nested deeper than orjson reads, a lone surrogate escape) may still parse upstream.
+    Any other body that is not JSON (a form upload) is not an LLM call and is not the guard's.
+    """
+    if encoding:
+        coding = encoding.strip().lower()[:32].decode("latin-1")
+        return f"the body is content-encoded ({coding}); the guard reads plain JSON only"
+    if doc is None and _json_text(body)[:1] in (b"{", b"["):
+        return "the body looks like JSON but does not parse"
+    if isinstance(doc, dict | list) and _repeats_a_key(_json_text(body)):
+        # the guard reads the last copy, but the body goes upstream as sent, earlier copies included
+        return "an object repeats a key"
+    return None
+
+
+class _RepeatedKey(ValueError):
+    pass
+
+
+def _no_repeats(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        raise _RepeatedKey
+    return out
+
+
+def _repeats_a_key(text: bytes) -> bool:
+    """Whether any object of the (parseable) JSON ``text`` names a key twice.
+
+    orjson keeps the last copy without saying so; the standard parser's pair hook sees them all.
+    A body too deep for it is left to the walk, which refuses anything past 64 levels anyway.
+    """
+    try:
+        json.loads(text, object_pairs_hook=_no_repeats)
+    except _RepeatedKey:
+        return True
+    except (ValueError, RecursionError):
+        return False
+    return False
 
 
 def _short(value: str | None) -> str | None:
