@@ -272,22 +272,6 @@ async def get_session(request: Request) -> Response:
     return await _session_view(request)
 
 
-def _delete(aw: Any, session_id: str, recursive: bool) -> dict[str, Any] | None:
-    if not queries.known(aw.engine, session_id):
-        return None
-    ids = queries.subtree(aw.engine, session_id) if recursive else [session_id]
-    cache = getattr(aw, "aop_session_rows", None)
-    if cache is not None:
-        cache.evict(ids)
-    counts = queries.delete_sessions(aw.engine, ids)
-    if cache is not None:
-        cache.evict(ids)
-    rules = getattr(aw, "aop_rules", None)
-    if rules is not None:
-        rules.forget(ids)
-    return {"ok": True, "deleted": {**counts, "session_ids": ids}}
-
-
 @router.delete(
     "/sessions/{session_id:path}",
     dependencies=[require("sessions:write")],
@@ -298,7 +282,7 @@ async def delete_session(request: Request, recursive: Annotated[bool, Query()] =
     target = session_path(request.scope)
     if target.view != "detail":
         raise NotFound(f"no route for {request.url.path!r}")
-    result = await run_in_threadpool(_delete, request.app.state.aw, target.session_id, recursive)
+    result = await _service(request).delete(target.session_id, recursive)
     if result is None:
         raise NotFound(f"session {target.session_id!r} not found")
     return result

@@ -118,6 +118,9 @@ class Pipeline:
         self.audit_writer: Callable[[Any, list[Any]], object] | None = None
         # Set on an API node of a scale-out deployment: events go to the bus, a worker commits them.
         self.forwarder: Callable[[list[Event]], Awaitable[Outcome]] | None = None
+        # Held from a batch's commit until its findings are recorded; what must happen between
+        # two commits, never inside one (deleting a session and all that was derived from it), takes it.
+        self.commit_lock = asyncio.Lock()
         self._queue: asyncio.Queue[_Submission | None] = asyncio.Queue()
         self._pending = 0
         self._space = asyncio.Condition()
@@ -217,7 +220,8 @@ class Pipeline:
                 await let_arrive(self._queue.qsize)
             subs, got_stop = await self._gather(item)
             stop = stop or got_stop
-            await self._commit(subs)
+            async with self.commit_lock:
+                await self._commit(subs)
 
     def _process(self, batch: list[Event], audit_entries: list[Any]) -> tuple[list[Event], list[Event], list[Finding]]:
         """Worker-thread part: stages, commit (with the stages' commit steps and the requests'

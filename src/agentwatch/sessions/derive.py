@@ -142,7 +142,8 @@ class RowCache:
     Only one writer may use it (the standalone pipeline's worker): with several workers
     sharing a database each would hold stale rows, so it is off in that case. The stall
     check changes only ``status`` in the store, and the next event of that session sets
-    the status again anyway; a deleted session is evicted by the delete route.
+    the status again anyway; a deleted session is evicted by the delete, which runs between
+    two commits (``SessionService.delete``).
     """
 
     def __init__(self, size: int = 10_000) -> None:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -12,6 +13,7 @@ from sqlalchemy import Connection, Engine, and_, bindparam, case, delete, func, 
 
 from agentwatch.events.model import iso
 from agentwatch.sessions.schema import aop_sessions
+from agentwatch.store import counters as counters_store
 from agentwatch.store.alerts_schema import alerts
 from agentwatch.store.prepared import Prepared
 from agentwatch.store.schema import events
@@ -198,20 +200,37 @@ def subtree(engine: Engine, session_id: str) -> list[str]:
     return out[:MAX_SUBTREE]
 
 
-def delete_sessions(engine: Engine, ids: list[str]) -> dict[str, int]:
-    """Delete sessions with their events and alerts; returns how many rows of each went."""
+def agents_of(conn: Connection, ids: Sequence[str]) -> list[str]:
+    """The agents named by these sessions' rows or AOP events (what the sessions may have left
+    in an agent's rule history)."""
+    found: set[str] = set()
+    for i in range(0, len(ids), CHUNK):
+        chunk = list(ids[i : i + CHUNK])
+        found.update(conn.execute(select(aop_sessions.c.agent_id).where(aop_sessions.c.id.in_(chunk))).scalars())
+        cond = and_(events.c.session_id.in_(chunk), events.c.source_format == "aop", events.c.agent.is_not(None))
+        found.update(conn.execute(select(events.c.agent).where(cond).distinct()).scalars())
+    return sorted(a for a in found if a)
+
+
+def delete_sessions(conn: Connection, ids: Sequence[str]) -> dict[str, int]:
+    """Delete sessions with their events and alerts, in the caller's transaction; returns how
+    many rows of each went.
+
+    The session rows go first: a commit writes its session row before its rule state, so a
+    delete that then clears the rule state takes the rows' locks in the same order. The running
+    totals of ``/api/stats`` lose the deleted events too."""
     counts = {"sessions": 0, "events": 0, "alerts": 0}
-    with engine.begin() as conn:
-        for i in range(0, len(ids), CHUNK):
-            chunk = ids[i : i + CHUNK]
-            ev = conn.execute(
-                delete(events).where(and_(events.c.session_id.in_(chunk), events.c.source_format == "aop"))
-            )
-            al = conn.execute(delete(alerts).where(alerts.c.session_id.in_(chunk)))
-            se = conn.execute(delete(aop_sessions).where(aop_sessions.c.id.in_(chunk)))
-            counts["events"] += ev.rowcount or 0
-            counts["alerts"] += al.rowcount or 0
-            counts["sessions"] += se.rowcount or 0
+    for i in range(0, len(ids), CHUNK):
+        chunk = list(ids[i : i + CHUNK])
+        se = conn.execute(delete(aop_sessions).where(aop_sessions.c.id.in_(chunk)))
+        of_chunk = and_(events.c.session_id.in_(chunk), events.c.source_format == "aop")
+        by_type = conn.execute(select(events.c.event_type, func.count()).where(of_chunk).group_by(events.c.event_type))
+        counters_store.take(conn, Counter({("event_type", t): n for t, n in by_type}))
+        ev = conn.execute(delete(events).where(of_chunk))
+        al = conn.execute(delete(alerts).where(alerts.c.session_id.in_(chunk)))
+        counts["sessions"] += se.rowcount or 0
+        counts["events"] += ev.rowcount or 0
+        counts["alerts"] += al.rowcount or 0
     return counts
 
 

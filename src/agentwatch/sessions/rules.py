@@ -21,6 +21,9 @@ counts twice) and write the states they changed there: the state is committed wi
 events or not at all, and a batch costs no transaction of its own. They work on copies of
 the cached states, which replace the cached ones only once the transaction has committed;
 their findings are handed to the pipeline through ``detect``.
+
+Deleting a session (``forget``) removes its own state and strikes it from its agents'
+tool-failure history, in the delete's transaction.
 """
 
 from __future__ import annotations
@@ -71,6 +74,7 @@ MAX_FAILURES = 200
 CACHE = 10_000
 CHUNK = 500
 FEW = 16  # up to this many states are read one by one, more with IN queries of CHUNK
+_UPDATE = {"state": lambda _t, ex: ex.state, "updated_at": lambda _t, ex: ex.updated_at}
 _STATE = Prepared(select(aop_rule_state.c.state).where(aop_rule_state.c.scope == bindparam("scope")))
 
 
@@ -144,14 +148,36 @@ class SessionRules:
         while len(self._cache) > CACHE:
             self._cache.popitem(last=False)
 
-    def forget(self, session_ids: Sequence[str]) -> None:
-        """Drop the state of deleted sessions (memory and store)."""
+    def forget(self, conn: Connection, session_ids: Sequence[str], agents: Sequence[str]) -> Callable[[], None]:
+        """Remove deleted sessions from the rule state, in the delete's transaction: their own
+        states go, and the tool-failure history of ``agents`` (those the sessions' events named)
+        no longer lists them, so a deleted session never counts toward a later
+        ``repeated_tool_failure``. Returns what to do once the delete has committed (drop the
+        cached copies; the next batch reads the stored ones).
+
+        The caller keeps commits out meanwhile (the pipeline's ``commit_lock``): a batch
+        evaluated alongside would work on, and cache, states from before the delete."""
+        gone = set(session_ids)
         scopes = [f"session:{s}" for s in session_ids]
-        for scope in scopes:
-            self._cache.pop(scope, None)
-        with self.engine.begin() as conn:
-            for i in range(0, len(scopes), CHUNK):
-                conn.execute(delete(aop_rule_state).where(aop_rule_state.c.scope.in_(scopes[i : i + CHUNK])))
+        for i in range(0, len(scopes), CHUNK):
+            conn.execute(delete(aop_rule_state).where(aop_rule_state.c.scope.in_(scopes[i : i + CHUNK])))
+        agent_scopes = [f"agent:{a}" for a in agents]
+        now = time.time()
+        rows = []
+        for scope, st in self._load(conn, agent_scopes).items():
+            fails = st.get("fail", {})
+            kept = {tool: [f for f in history if f[1] not in gone] for tool, history in fails.items()}
+            if kept != fails:
+                st["fail"] = kept
+                rows.append({"scope": scope, "state": orjson.dumps(st).decode(), "updated_at": now})
+        if rows:
+            upsert(conn, aop_rule_state, rows, ["scope"], _UPDATE)
+
+        def committed() -> None:
+            for scope in scopes + agent_scopes:
+                self._cache.pop(scope, None)
+
+        return committed
 
     # -- detection -----------------------------------------------------------
     def in_commit(self, conn: Connection, stored: list[Event]) -> Callable[[], None] | None:
@@ -183,13 +209,7 @@ class SessionRules:
             {"scope": s, "state": blob.decode(), "updated_at": now} for s, blob in after.items() if blob != before[s]
         ]
         if rows:
-            upsert(
-                conn,
-                aop_rule_state,
-                rows,
-                ["scope"],
-                {"state": lambda _t, ex: ex.state, "updated_at": lambda _t, ex: ex.updated_at},
-            )
+            upsert(conn, aop_rule_state, rows, ["scope"], _UPDATE)
 
         def committed() -> None:
             self._keep(work)

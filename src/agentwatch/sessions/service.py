@@ -1,9 +1,15 @@
-"""The sessions lifecycle component: stall checks and the optional second listener.
+"""The sessions lifecycle component: stall checks, deletes and the optional second listener.
 
 Stall is the one session rule that cannot be driven by events (it fires on their
 absence), so a periodic task marks running sessions silent for ``stall_after_s``
 (server receive time) as ``timeout`` and records a ``stall`` alert through the
 shared alert recorder.
+
+A delete runs between two of the pipeline's commits (it holds ``pipeline.commit_lock``), so
+it never sees a batch of the session half done: the batch being committed when the delete
+arrives is stored, derived and alerted on first, then deleted with the rest; a batch committed
+after it starts a new session. A stall pass holds the same lock, so its alert is never
+recorded for a session deleted in between.
 
 With ``aop.compat_listener`` on, a second uvicorn server on ``aop.compat_port``
 (default 4317, the original collector's port) serves the same AOP router, for
@@ -49,6 +55,27 @@ def stall_findings(rows: list[dict[str, Any]], stall_after_s: float) -> list[Fin
     return out
 
 
+def delete_now(aw: Any, session_id: str, recursive: bool) -> dict[str, Any] | None:
+    """Delete a session (with ``recursive``, its descendants too) from the store and the caches;
+    None for an unknown session. The caller keeps the pipeline from committing meanwhile."""
+    if not queries.known(aw.engine, session_id):
+        return None
+    ids = queries.subtree(aw.engine, session_id) if recursive else [session_id]
+    rules = getattr(aw, "aop_rules", None)
+    forgotten = None
+    with aw.engine.begin() as conn:  # everything of the sessions goes at once, or nothing does
+        agents = queries.agents_of(conn, ids)  # read while their rows still say
+        counts = queries.delete_sessions(conn, ids)
+        if rules is not None:
+            forgotten = rules.forget(conn, ids, agents)
+    if forgotten is not None:
+        forgotten()
+    rows = getattr(aw, "aop_session_rows", None)
+    if rows is not None:
+        rows.evict(ids)
+    return {"ok": True, "deleted": {**counts, "session_ids": ids}}
+
+
 class SessionService:
     """Registered at ``lifecycle["aop_sessions"]``; routes find it in ``aw.components``."""
 
@@ -75,12 +102,23 @@ class SessionService:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._compat_task, 10)
 
+    async def delete(self, session_id: str, recursive: bool) -> dict[str, Any] | None:
+        """Delete a session between two commits (see the module's docstring)."""
+
+        async def between_commits() -> dict[str, Any] | None:
+            async with self.aw.pipeline.commit_lock:
+                return await asyncio.to_thread(delete_now, self.aw, session_id, recursive)
+
+        # shielded: a client that goes away must not let a commit in while the delete still runs
+        return await asyncio.shield(between_commits())
+
     async def check_stalls(self) -> list[dict[str, Any]]:
         """One stall pass; returns the sessions it marked (also used by tests)."""
         cutoff = time.time() - self.settings.stall_after_s
-        rows = await asyncio.to_thread(queries.stall, self.aw.engine, cutoff)
-        if rows:
-            await self.aw.alerts.record(stall_findings(rows, self.settings.stall_after_s))
+        async with self.aw.pipeline.commit_lock:  # marked and alerted on with no delete in between
+            rows = await asyncio.to_thread(queries.stall, self.aw.engine, cutoff)
+            if rows:
+                await self.aw.alerts.record(stall_findings(rows, self.settings.stall_after_s))
         return rows
 
     async def _stall_loop(self) -> None:
