@@ -21,7 +21,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import StreamingResponse
 
 from agentwatch.api.bodies import read_limited
-from agentwatch.api.errors import ApiError, Conflict, InvalidRequest, NotFound
+from agentwatch.api.errors import ApiError, Conflict, InvalidRequest, NotFound, Unavailable
 from agentwatch.api.security import require
 from agentwatch.api.sse import data_line
 from agentwatch.discovery import alerting, inventory
@@ -135,9 +135,12 @@ def _frame(event: str, data: Any, seq: int | None = None) -> bytes:
 async def scan_stream(
     request: Request, network: NetworkQ = None, hosts: HostsQ = None, detectors: DetectorsQ = None
 ) -> StreamingResponse:
-    """Live scan events. With ``network=`` it starts a scan (needs ``scans:run``) and ends after it."""
+    """Live scan events. With ``network=`` it starts a scan (needs ``scans:run``) and ends after it.
+    At most ``live.max_clients`` streams at once (each holds a hub subscription and its buffer)."""
     aw = request.app.state.aw
     tenant = _tenant(request)
+    if aw.hub.count(CHANNEL) >= aw.settings.live.max_clients:
+        raise Unavailable("stream: too many live clients", headers={"Retry-After": "5"})
     sub = aw.hub.subscribe({CHANNEL}, predicate=lambda _c, item: item.get("tenant") == tenant)
     watch: str | None = None
     try:

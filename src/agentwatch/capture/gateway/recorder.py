@@ -1,11 +1,12 @@
 """Turning finished exchanges into events and alerts, off the request path and in batches.
 
 The proxy hands each exchange over once the agent has its response (``schedule`` only
-appends to a bounded queue); parsing the request waits until then too. One consumer task
-takes what has accumulated, builds the events on the event loop (small exchanges: no thread
-hand-off, whose GIL wait would land on the next request's latency; the loop is let go every
-couple of milliseconds) or on one worker thread (large ones), and submits the whole batch
-through ``aw.pipeline.submit`` at once, so a burst of LLM calls costs one commit.
+appends to a queue bounded in exchanges and in the body bytes they hold); parsing the
+request waits until then too. One consumer task takes what has accumulated, builds the
+events on the event loop (small exchanges: no thread hand-off, whose GIL wait would land
+on the next request's latency; the loop is let go every couple of milliseconds) or on one
+worker thread (large ones), and submits the whole batch through ``aw.pipeline.submit`` at
+once, so a burst of LLM calls costs one commit.
 
 Each exchange is turned into events on its own: one that cannot be (a body no parser
 expected) is counted and logged, and the other exchanges of its batch are recorded as usual.
@@ -50,10 +51,19 @@ def _is_loopback(host: str) -> bool:
 SUBMIT_RETRIES = 5
 RETRY_DELAY_S = 0.2
 MAX_PENDING = 10_000  # exchanges waiting to be recorded
+# request and captured response bytes those exchanges may hold (each up to
+# capture.max_request_bytes + max_capture_bytes: 10 000 of them would be 400 GB); one
+# exchange is always taken when none waits, however large
+MAX_PENDING_BYTES = 256 * 1024 * 1024
 BATCH_WAIT_S = 0.25  # gather a burst: one build pass and one commit per window, not per call
 MAX_BATCH = 500
 INLINE_BYTES = 128 * 1024  # larger exchanges (request + captured response) are built on the worker thread
 SLICE_S = 0.002  # the longest the batch keeps the event loop before letting requests through
+
+
+def _held(ex: Exchange) -> int:
+    """Body bytes a waiting exchange holds (its request is parsed, and dropped, only once taken)."""
+    return len(ex.request_body) + ex.captured_bytes
 
 
 def _where(exc: BaseException) -> str:
@@ -73,6 +83,7 @@ class Recorder:
         self.guard = guard
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aw-gateway-events")
         self.queue: deque[tuple[Exchange, str, Verdict | None]] = deque()
+        self.queued_bytes = 0  # _held() of the exchanges in the queue
         self.wakeup = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
         self.recorded = 0
@@ -88,12 +99,14 @@ class Recorder:
         self.task = asyncio.get_running_loop().create_task(self._run(), name="agentwatch-gateway-recorder")
 
     def schedule(self, ex: Exchange, mode: str, verdict: Verdict | None = None) -> None:
-        if len(self.queue) >= MAX_PENDING:
+        held = _held(ex)
+        if len(self.queue) >= MAX_PENDING or (self.queue and self.queued_bytes + held > MAX_PENDING_BYTES):
             self.dropped += 1
             self.aw.metrics.dropped.labels("gateway_backlog").inc()
             log.warning("gateway.exchange_dropped", reason="backlog", route=ex.route)
             return
         self.queue.append((ex, mode, verdict))
+        self.queued_bytes += held
         self.wakeup.set()
 
     async def _run(self) -> None:
@@ -104,6 +117,7 @@ class Recorder:
                 await asyncio.sleep(BATCH_WAIT_S)
             while self.queue:
                 batch = [self.queue.popleft() for _ in range(min(MAX_BATCH, len(self.queue)))]
+                self.queued_bytes -= sum(_held(ex) for ex, _, _ in batch)
                 try:
                     await self._record(batch)
                 except Exception as exc:  # not one exchange's doing (each is built apart): the batch is lost

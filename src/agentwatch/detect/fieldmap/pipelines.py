@@ -75,12 +75,17 @@ class FieldRef:
 
 
 _CACHE: dict[str, FieldRef] = {}
+# Field names come from uploaded rules (dry runs included): the memo starts over past this many,
+# more than a large rule set names; a ref is found by its key, so a rebuilt one serves the same.
+MAX_CACHED_REFS = 4096
 
 
 def _ref(key: str, getter_factory) -> FieldRef:
     ref = _CACHE.get(key)
     if ref is None:
         ref = getter_factory()
+        if len(_CACHE) >= MAX_CACHED_REFS:
+            _CACHE.clear()
         _CACHE[key] = ref
     return ref
 

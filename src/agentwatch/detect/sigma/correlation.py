@@ -9,7 +9,10 @@ Time is the events' own ``ts``, never the wall clock, so a replay behaves like l
 traffic. Events may arrive out of order: each group keeps its events sorted by time,
 and an event is accepted as long as it is not older than the newest event seen minus
 ``timespan + max_lateness``. State is bounded: at most ``max_groups`` groups per
-correlation (least recently used evicted) and ``max_events`` events per group.
+correlation (least recently used evicted), ``max_events`` events per group and ``max_items``
+events per correlation over all its groups (least recently used groups evicted, counted in
+``stats()[...]["evicted"]``). A window keeps what a finding needs of an event (id, time,
+type, session, entities: ``slim``), never its payload.
 
 Firing: conditions without an upper bound (``gt``/``gte``) fire as soon as some window
 of ``timespan`` containing the new event satisfies them; the group's events are then
@@ -35,6 +38,7 @@ from sigma.correlations import (
     SigmaRuleReference,
 )
 
+from agentwatch.detect.builtin.base import slim
 from agentwatch.detect.fieldmap import FieldMap, FieldRef, UnmappedField
 from agentwatch.detect.fieldmap.accessors import MISSING
 from agentwatch.detect.sigma.loader import SigmaRule
@@ -44,6 +48,7 @@ from agentwatch.events.model import Event
 
 MAX_GROUPS = 10_000
 MAX_EVENTS = 1_000
+MAX_ITEMS = 100_000  # events kept per correlation over all its groups (max_groups x max_events is 10 million)
 MAX_LATENESS_S = 300.0
 
 OPS = {
@@ -81,6 +86,8 @@ class _Corr:
     closed_until: float = float("-inf")
     late_dropped: int = 0
     fired: int = 0
+    size: int = 0  # items over all groups
+    evicted: int = 0  # groups dropped to stay within max_groups / max_items
 
     @property
     def bounded_above(self) -> bool:
@@ -99,10 +106,12 @@ class CorrelationEngine:
         max_groups: int = MAX_GROUPS,
         max_events: int = MAX_EVENTS,
         max_lateness: float = MAX_LATENESS_S,
+        max_items: int = MAX_ITEMS,
     ) -> None:
         self.fieldmap = fieldmap
         self.max_groups = max_groups
-        self.max_events = max_events
+        self.max_events = min(max_events, max_items)
+        self.max_items = max_items
         self.max_lateness = max_lateness
         self.problems: list[tuple[str, str, str]] = []
         self._seq = 0
@@ -187,6 +196,7 @@ class CorrelationEngine:
         fired: list[tuple[SigmaRule, list[Event]]] = []
         pending = [r.id for r in matched]
         done: set[str] = set()
+        kept: Event | None = None  # the event as windows keep it, made once and shared
         while pending:
             member_id = pending.pop(0)
             for corr in self._by_member.get(member_id, ()):
@@ -196,7 +206,8 @@ class CorrelationEngine:
                 if key in done:
                     continue
                 done.add(key)
-                events = self._add(corr, member_id, event)
+                kept = kept or slim(event)
+                events = self._add(corr, member_id, event, kept)
                 if events is not None:
                     corr.fired += 1
                     fired.append((corr.rule, events))
@@ -204,7 +215,14 @@ class CorrelationEngine:
         fired.extend(self._close_windows(event.ts, disabled))
         return fired
 
-    def _add(self, corr: _Corr, member_id: str, event: Event) -> list[Event] | None:
+    def _evict(self, corr: _Corr) -> None:
+        """Forget the least recently used group."""
+        _, items = corr.groups.popitem(last=False)
+        corr.size -= len(items)
+        corr.evicted += 1
+
+    def _add(self, corr: _Corr, member_id: str, event: Event, kept: Event) -> list[Event] | None:
+        """Window ``kept`` (``event`` without its payload; group and value are read from ``event``)."""
         ts = event.ts
         if ts > corr.max_ts:
             corr.max_ts = ts
@@ -222,26 +240,32 @@ class CorrelationEngine:
         items: list[_Item] | None = corr.groups.get(group)
         if items is None:
             if len(corr.groups) >= self.max_groups:
-                corr.groups.popitem(last=False)
+                self._evict(corr)
             items = []
             corr.groups[group] = items
         else:
             corr.groups.move_to_end(group)
+        before = len(items)
         self._seq += 1
         for index, member in enumerate(corr.members):
             if member == member_id:
-                bisect.insort(items, _Item(ts, self._seq, index, value, event))
+                bisect.insort(items, _Item(ts, self._seq, index, value, kept))
         while len(items) > self.max_events:
             items.pop(0)
+        if not corr.bounded_above:
+            horizon = corr.max_ts - corr.span - self.max_lateness
+            while items and items[0].ts < horizon:
+                items.pop(0)
+        corr.size += len(items) - before
+        while corr.size > self.max_items and len(corr.groups) > 1:
+            self._evict(corr)  # this group is the most recently used: never the one evicted
         if corr.bounded_above:
             return None  # decided when the window closes (_close_windows evicts)
-        horizon = corr.max_ts - corr.span - self.max_lateness
-        while items and items[0].ts < horizon:
-            items.pop(0)
         window = self._window_with(corr, items, ts)
         if window is None:
             return None
         corr.groups.pop(group, None)
+        corr.size -= len(items)
         return _unique_events(window)
 
     def _window_with(self, corr: _Corr, items: list[_Item], ts: float) -> list[_Item] | None:
@@ -267,6 +291,7 @@ class CorrelationEngine:
             corr.closed_until = watermark
             for group in list(corr.groups):
                 items = corr.groups[group]
+                before = len(items)
                 while items and items[0].ts + corr.span < watermark:
                     start = items[0].ts
                     end = bisect.bisect_right([i.ts for i in items], start + corr.span)
@@ -277,6 +302,7 @@ class CorrelationEngine:
                         del items[:end]
                     else:
                         items.pop(0)
+                corr.size -= before - len(items)
                 if not items:
                     del corr.groups[group]
         return out
@@ -286,6 +312,7 @@ class CorrelationEngine:
             c.rule.id: {
                 "groups": len(c.groups),
                 "events": sum(len(v) for v in c.groups.values()),
+                "evicted": c.evicted,
                 "late_dropped": c.late_dropped,
                 "fired": c.fired,
             }

@@ -82,6 +82,7 @@ class SigmaEngine:
     max_lateness: float = 300.0  # seconds an event may arrive behind the newest one (correlations)
     max_groups: int = 10_000  # correlation groups kept per correlation rule
     max_events: int = 1_000  # events kept per correlation group
+    max_items: int = 100_000  # events kept per correlation rule over all its groups
     problems: list[Problem] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -130,6 +131,7 @@ class SigmaEngine:
             max_groups=self.max_groups,
             max_events=self.max_events,
             max_lateness=self.max_lateness,
+            max_items=self.max_items,
         )
         self.problems.extend(Problem(*p) for p in self.correlations.problems)
 

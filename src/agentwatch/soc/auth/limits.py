@@ -4,12 +4,19 @@ In-process by default; in Redis when ``redis_url`` is set, so several server pro
 share one budget (``INCR`` + expiry in one Lua call, keys named after the window). If Redis
 cannot be reached the counters fall back to the in-process ones rather than refusing every
 request, and the fallback is logged.
+
+The in-process counters are keyed by client address, account or credential, so their number
+is the client's choice (an IPv6 /64 holds more addresses than memory): at most
+``MAX_MEMORY_KEYS`` are kept. Past that, counters whose window has ended go first, then the
+least recently hit ones (down to 90 % of the cap, so making room is rare), which are counted
+in ``evicted`` and logged: a forgotten counter starts again from zero.
 """
 
 from __future__ import annotations
 
 import math
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -63,24 +70,40 @@ class Counter(Protocol):
 
 
 class MemoryCounter:
-    """Counters of this process only."""
+    """Counters of this process only, at most ``max_keys`` of them (see the module docstring)."""
 
-    def __init__(self) -> None:
-        self._counts: dict[str, tuple[int, int]] = {}
+    def __init__(self, max_keys: int = MAX_MEMORY_KEYS) -> None:
+        self.max_keys = max_keys
+        # key -> (window index, hits, window end), least recently hit first
+        self._counts: OrderedDict[str, tuple[int, int, float]] = OrderedDict()
+        self.evicted = 0  # counters dropped while their window was still running
 
     def _get(self, key: str, idx: int) -> int:
         got = self._counts.get(key)
         return got[1] if got is not None and got[0] == idx else 0
 
-    def _prune(self, idx: int) -> None:
-        if len(self._counts) > MAX_MEMORY_KEYS:
-            self._counts = {k: v for k, v in self._counts.items() if v[0] >= idx}
+    def _prune(self, now: float) -> None:
+        """Make room: drop the counters of ended windows (whatever their length), then the least
+        recently hit down to 90 % of the cap; a full sweep is then at most once per tenth of the cap."""
+        live = OrderedDict((k, v) for k, v in self._counts.items() if v[2] > now)
+        keep = self.max_keys * 9 // 10
+        evicted = 0
+        while len(live) > keep:
+            live.popitem(last=False)
+            evicted += 1
+        self._counts = live
+        if evicted:
+            self.evicted += evicted
+            log.warning("limits.counters_evicted", evicted=evicted, cap=self.max_keys)
 
     async def hit(self, key: str, limit: int, window_s: int) -> Decision:
-        idx, reset = _window(window_s, time.time())
+        now = time.time()
+        idx, reset = _window(window_s, now)
         n = self._get(key, idx) + 1
-        self._counts[key] = (idx, n)
-        self._prune(idx)
+        self._counts[key] = (idx, n, reset)
+        self._counts.move_to_end(key)
+        if len(self._counts) > self.max_keys:
+            self._prune(now)
         return Decision(n <= limit, limit, max(0, limit - n), reset)
 
     async def peek(self, key: str, limit: int, window_s: int) -> Decision:
@@ -94,7 +117,7 @@ class MemoryCounter:
     async def release(self, key: str, window_s: int, reset_at: float) -> None:
         got = self._counts.get(key)
         if got is not None and got[0] == _index(window_s, reset_at) and got[1] > 0:
-            self._counts[key] = (got[0], got[1] - 1)
+            self._counts[key] = (got[0], got[1] - 1, got[2])
 
     async def close(self) -> None:
         return None
