@@ -159,6 +159,44 @@ def test_stream_client_cap_answers_503(tmp_path):
         assert r.status_code == 503 and r.json()["error"]["message"] == "stream: too many live clients"
 
 
+def test_stream_client_cap_holds_for_clients_arriving_together(tmp_path):
+    """The place is taken when the request is accepted, not when the stream's first frame is made,
+    so a burst of simultaneous connections cannot all pass the check; a client that leaves (or
+    never reads a byte) gives its place back."""
+    import asyncio
+
+    from agentwatch.config import Settings
+    from tests.support.server import run_server
+
+    settings = Settings(
+        data_dir=tmp_path,
+        database_url=f"sqlite:///{tmp_path / 'a.db'}",
+        auth={"enabled": False},
+        aop={"stream_max_clients": 2},
+    )
+
+    async def burst(url: str) -> list[int]:
+        async with httpx.AsyncClient(base_url=url, timeout=30) as c:
+
+            async def one() -> int:
+                async with c.stream("GET", "/stream") as r:
+                    if r.status_code == 200:
+                        await asyncio.sleep(1.0)  # hold the place while the others arrive
+                    return r.status_code
+
+            return list(await asyncio.gather(*(one() for _ in range(20))))
+
+    with run_server(settings) as srv:
+        codes = asyncio.run(burst(srv.url))
+        assert codes.count(200) == 2 and codes.count(503) == 18, codes
+        deadline = time.monotonic() + 10
+        with srv.client() as c:
+            while c.get("/health").json()["subscribers"] != 0:
+                assert time.monotonic() < deadline, "the places were not given back"
+                time.sleep(0.05)
+        assert asyncio.run(burst(srv.url)).count(200) == 2
+
+
 def test_a_line_separator_in_an_event_does_not_cut_its_frame_for_splitlines_readers(shared_server):
     """httpx's ``iter_lines`` splits at U+2028 as ``str.splitlines`` does; SSE does not. The
     frame escapes it, so such a reader still gets one frame with the event as sent."""

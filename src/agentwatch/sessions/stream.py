@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import weakref
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -76,16 +77,42 @@ class Predicate:
         return False
 
 
+class Place:
+    """One of ``aop.stream_max_clients`` places, taken when a ``/stream`` request is accepted.
+
+    Counting at the stream's first frame instead let a burst of clients all pass the check
+    before any stream had started. The place is given back when the stream ends, or when its
+    generator is dropped without having run (a client gone before its first frame).
+    """
+
+    def __init__(self, service: Any) -> None:
+        self.service = service
+        self.held = True
+        service.stream_clients += 1
+
+    def release(self) -> None:
+        if self.held:
+            self.held = False
+            self.service.stream_clients -= 1
+
+
+def open_stream(aw: Any, service: Any, *, session_id: str | None, last_event_id: str | None) -> AsyncIterator[bytes]:
+    """The frames of one ``/stream`` client, holding a place from now until they end."""
+    place = Place(service)
+    body = sse(aw, place, session_id=session_id, last_event_id=last_event_id)
+    weakref.finalize(body, place.release)
+    return body
+
+
 async def sse(
     aw: Any,
-    service: Any,
+    place: Place,
     *,
     session_id: str | None,
     last_event_id: str | None,
 ) -> AsyncIterator[bytes]:
     settings = aw.settings.aop
     sub = aw.hub.subscribe({"event", "alert"}, Predicate(session_id), maxlen=settings.stream_buffer)
-    service.stream_clients += 1
     try:
         hello = {"type": "connected", "timestamp": iso(time.time())}
         if session_id:
@@ -132,5 +159,5 @@ async def sse(
             if out:
                 yield b"".join(out)
     finally:
-        service.stream_clients -= 1
+        place.release()
         aw.hub.unsubscribe(sub)
