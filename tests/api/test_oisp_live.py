@@ -112,6 +112,18 @@ def test_past_the_client_limit_the_socket_closes_with_try_again_later(server):
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_the_client_limit_counts_event_sockets_not_other_streams(server):
+    """Clients of the AOP stream and the scan stream have their own limits; they do not take
+    the places of /ws/events clients."""
+    server.aw.settings.live.max_clients = 1
+    with server.client() as c, c.stream("GET", "/stream") as aop:
+        assert next(aop.iter_lines()) == "retry: 2000"
+        with connect(server.ws_url + "/ws/events") as ws:
+            ws.send(json.dumps({"type": "subscribe", "filter": {"event_types": ["process.exec"]}}))
+            assert recv_json(ws)["type"] == "subscribed"
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 @pytest.mark.parametrize(
     "request_head",
     [

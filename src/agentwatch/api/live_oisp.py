@@ -76,7 +76,11 @@ async def _pump(ws: WebSocket, sub: Any) -> None:
 async def ws_events(ws: WebSocket) -> None:
     aw = ws.app.state.aw
     await ws.accept()  # then closed with 1013 when full: a refused handshake would read as 403
-    if aw.hub.subscribers >= aw.settings.live.max_clients:
+    # this route's own clients (the AOP and scan streams have their own limits)
+    sockets: set[Any] | None = getattr(ws.app.state, "oisp_event_sockets", None)
+    if sockets is None:
+        sockets = ws.app.state.oisp_event_sockets = set()
+    if len(sockets) >= aw.settings.live.max_clients:
         await ws.close(code=1013, reason="too many live clients")
         return
     flt = TypeFilter(None)
@@ -85,6 +89,7 @@ async def ws_events(ws: WebSocket) -> None:
         return flt(channel, item)
 
     sub = aw.hub.subscribe({"event"}, predicate)
+    sockets.add(sub)
     pump = asyncio.create_task(_pump(ws, sub))
     try:
         while True:
@@ -98,6 +103,7 @@ async def ws_events(ws: WebSocket) -> None:
     except WebSocketDisconnect:
         pass
     finally:
+        sockets.discard(sub)
         pump.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await pump
