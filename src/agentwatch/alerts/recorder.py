@@ -4,6 +4,10 @@ Within ``dedup_window_s`` (event time), a finding with the same type, rule and
 dedup key as an open alert increments that alert's ``count`` and extends its
 ``last_seen`` instead of creating a new one. Alerts are committed before they
 are published to the live hub or sent to outputs.
+
+A detector that evaluates inside the transaction storing its events (the session rules)
+stores its findings there too (:func:`record_in`): committed with the events or not at all,
+so a crash right after the commit cannot lose an alert whose rule state already counted it.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from typing import Any
 
 import orjson
 import structlog
-from sqlalchemy import Engine, and_, select, update
+from sqlalchemy import Connection, Engine, and_, select, update
 
 from agentwatch.alerts import model
 from agentwatch.pipeline.hub import LiveHub
@@ -23,6 +27,7 @@ from agentwatch.pipeline.pipeline import Finding
 from agentwatch.store.alerts_schema import alerts
 
 log = structlog.get_logger("agentwatch.alerts")
+DEDUP_WINDOW_S = 300.0
 
 AlertListener = Callable[[list[dict[str, Any]]], Awaitable[None]]
 
@@ -43,101 +48,116 @@ def _finding_ts(f: Finding) -> float:
 
 
 def store_findings(engine: Engine, findings: Sequence[Finding], window_s: float) -> list[tuple[dict[str, Any], bool]]:
-    """Persist findings; returns (alert JSON, is_new) for each alert created or updated.
+    """Persist findings; returns (alert JSON, is_new) for each alert created or updated."""
+    with engine.begin() as conn:
+        return [x for x in store_findings_in(conn, findings, window_s) if x is not None]
+
+
+def record_in(conn: Connection, findings: Sequence[Finding], window_s: float = DEDUP_WINDOW_S) -> None:
+    """Store ``findings`` in the caller's transaction and mark each with its alert (``stored_as``),
+    so the finding sink publishes them once the transaction has committed, without storing them
+    again."""
+    for f, stored in zip(findings, store_findings_in(conn, findings, window_s), strict=True):
+        f.stored_as = stored
+
+
+def store_findings_in(
+    conn: Connection, findings: Sequence[Finding], window_s: float
+) -> list[tuple[dict[str, Any], bool] | None]:
+    """Persist findings in ``conn``'s transaction; returns, for each finding in order, (alert
+    JSON, is_new) of the alert it created or updated, or None for a finding already stored.
 
     A batch often holds many findings of one alert (a rule firing on every request): the alert
     is read once, folded in memory finding by finding, and written once at the end.
     """
-    out: list[tuple[dict[str, Any], bool]] = []
+    out: list[tuple[dict[str, Any], bool] | None] = []
     now = time.time()
     touched: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}  # dedup key -> (row, body)
     dirty: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}  # alert id -> (row, body) to write
-    with engine.begin() as conn:
-        for f in findings:
-            key = model.dedup_hash(f.alert_type, f.rule_id, _dedup_key(f))
-            ts = _finding_ts(f)
-            event_ids = [e.event_id for e in f.events][: model.MAX_EVENT_IDS]
-            hit = touched.get(key)
-            if hit is not None and hit[0]["last_seen"] >= ts - window_s:
-                row, body = hit
-            else:
-                existing = conn.execute(
-                    select(alerts)
-                    .where(
-                        and_(
-                            alerts.c.dedup_key == key, alerts.c.last_seen >= ts - window_s, alerts.c.status != "closed"
-                        )
-                    )
-                    .order_by(alerts.c.last_seen.desc())
-                    .limit(1)
-                ).first()
-                row, body = (dict(existing._mapping), {}) if existing is not None else ({}, {})
-                if existing is not None:
-                    body = orjson.loads(row["body"])
-            if row:
-                merged = list(dict.fromkeys([*body.get("event_ids", []), *event_ids]))[: model.MAX_EVENT_IDS]
-                body["event_ids"] = merged
-                row.update(
-                    count=row["count"] + 1,
-                    last_seen=max(row["last_seen"], ts),
-                    first_seen=min(row["first_seen"], ts),
-                    severity=max(row["severity"], f.severity),
-                    updated_at=now,
+    for f in findings:
+        key = model.dedup_hash(f.alert_type, f.rule_id, _dedup_key(f))
+        ts = _finding_ts(f)
+        event_ids = [e.event_id for e in f.events][: model.MAX_EVENT_IDS]
+        hit = touched.get(key)
+        if hit is not None and hit[0]["last_seen"] >= ts - window_s:
+            row, body = hit
+        else:
+            existing = conn.execute(
+                select(alerts)
+                .where(
+                    and_(alerts.c.dedup_key == key, alerts.c.last_seen >= ts - window_s, alerts.c.status != "closed")
                 )
-                touched[key] = dirty[row["id"]] = (row, body)
-                out.append((model.to_json(row, body, orjson.loads(row["tags"])), False))
-                continue
-            entities: dict[str, dict[str, str]] = {}
-            for e in f.events:
-                for ent in e.entities:
-                    entities.setdefault(ent["id"], ent)
-            opening = event_ids[0] if event_ids else f"{ts}"
-            body = {"entities": list(entities.values())[:64], "event_ids": event_ids, "details": f.details}
-            row = {
-                "id": model.alert_id(key, opening),
-                "dedup_key": key,
-                "type": f.alert_type,
-                "detector": f.detector,
-                "rule_id": f.rule_id,
-                "title": f.title[:1000],
-                "message": (f.message or f.title)[:4000],
-                "severity": max(0, min(10, int(f.severity))),
-                "status": "open",
-                "first_seen": ts,
-                "last_seen": ts,
-                "created_at": now,
-                "updated_at": now,
-                "count": 1,
-                "session_id": f.session_id,
-                "entity_ids": " ".join(entities),
-                "tags": orjson.dumps(f.tags).decode(),
-                "body": orjson.dumps(body).decode(),
-            }
-            if conn.execute(select(alerts.c.id).where(alerts.c.id == row["id"])).first() is not None:
-                continue  # the same finding replayed: already stored
-            conn.execute(alerts.insert().values(**row))
-            touched[key] = (row, body)
-            out.append((model.to_json(row, body, f.tags), True))
-        for alert_id, (row, body) in dirty.items():
-            conn.execute(
-                update(alerts)
-                .where(alerts.c.id == alert_id)
-                .values(
-                    count=row["count"],
-                    last_seen=row["last_seen"],
-                    first_seen=row["first_seen"],
-                    severity=row["severity"],
-                    updated_at=now,
-                    body=orjson.dumps(body).decode(),
-                )
+                .order_by(alerts.c.last_seen.desc())
+                .limit(1)
+            ).first()
+            row, body = (dict(existing._mapping), {}) if existing is not None else ({}, {})
+            if existing is not None:
+                body = orjson.loads(row["body"])
+        if row:
+            merged = list(dict.fromkeys([*body.get("event_ids", []), *event_ids]))[: model.MAX_EVENT_IDS]
+            body["event_ids"] = merged
+            row.update(
+                count=row["count"] + 1,
+                last_seen=max(row["last_seen"], ts),
+                first_seen=min(row["first_seen"], ts),
+                severity=max(row["severity"], f.severity),
+                updated_at=now,
             )
+            touched[key] = dirty[row["id"]] = (row, body)
+            out.append((model.to_json(row, body, orjson.loads(row["tags"])), False))
+            continue
+        entities: dict[str, dict[str, str]] = {}
+        for e in f.events:
+            for ent in e.entities:
+                entities.setdefault(ent["id"], ent)
+        opening = event_ids[0] if event_ids else f"{ts}"
+        body = {"entities": list(entities.values())[:64], "event_ids": event_ids, "details": f.details}
+        row = {
+            "id": model.alert_id(key, opening),
+            "dedup_key": key,
+            "type": f.alert_type,
+            "detector": f.detector,
+            "rule_id": f.rule_id,
+            "title": f.title[:1000],
+            "message": (f.message or f.title)[:4000],
+            "severity": max(0, min(10, int(f.severity))),
+            "status": "open",
+            "first_seen": ts,
+            "last_seen": ts,
+            "created_at": now,
+            "updated_at": now,
+            "count": 1,
+            "session_id": f.session_id,
+            "entity_ids": " ".join(entities),
+            "tags": orjson.dumps(f.tags).decode(),
+            "body": orjson.dumps(body).decode(),
+        }
+        if conn.execute(select(alerts.c.id).where(alerts.c.id == row["id"])).first() is not None:
+            out.append(None)  # the same finding replayed: already stored
+            continue
+        conn.execute(alerts.insert().values(**row))
+        touched[key] = (row, body)
+        out.append((model.to_json(row, body, f.tags), True))
+    for alert_id, (row, body) in dirty.items():
+        conn.execute(
+            update(alerts)
+            .where(alerts.c.id == alert_id)
+            .values(
+                count=row["count"],
+                last_seen=row["last_seen"],
+                first_seen=row["first_seen"],
+                severity=row["severity"],
+                updated_at=now,
+                body=orjson.dumps(body).decode(),
+            )
+        )
     return out
 
 
 class AlertRecorder:
     """The pipeline's finding sink; also called directly by non-pipeline sources."""
 
-    def __init__(self, engine: Engine, hub: LiveHub, window_s: float = 300.0) -> None:
+    def __init__(self, engine: Engine, hub: LiveHub, window_s: float = DEDUP_WINDOW_S) -> None:
         self.engine = engine
         self.hub = hub
         self.window_s = window_s
@@ -149,7 +169,10 @@ class AlertRecorder:
     async def record(self, findings: list[Finding]) -> list[dict[str, Any]]:
         if not findings:
             return []
-        stored = await asyncio.to_thread(store_findings, self.engine, findings, self.window_s)
+        pending = [f for f in findings if f.stored_as is None]
+        stored = [f.stored_as for f in findings if f.stored_as is not None]  # stored with their events
+        if pending:
+            stored += await asyncio.to_thread(store_findings, self.engine, pending, self.window_s)
         changed = [a for a, _new in stored]
         for alert in changed:
             self.hub.publish("alert", alert)

@@ -63,6 +63,10 @@ class Finding:
     session_id: str | None = None
     ts: float | None = None  # event time of the finding; default: the latest event's
     details: dict[str, Any] = field(default_factory=dict)
+    # Set when a detector evaluating inside the commit stored the finding in the events' own
+    # transaction (``alerts.recorder.record_in``): the alert as stored and whether it was new.
+    # A finding sink then publishes it without storing it again.
+    stored_as: tuple[dict[str, Any], bool] | None = None
 
 
 class Detector(Protocol):
@@ -132,6 +136,15 @@ class Pipeline:
 
     # -- lifecycle -------------------------------------------------------
     async def start(self) -> None:
+        # A stage that remembers across batches (the live traces) reads its memory back from
+        # the store first, so a restart, clean or not, does not start it afresh.
+        for stage in self.stages:
+            restore = getattr(stage, "restore", None)
+            if callable(restore):
+                try:
+                    await asyncio.to_thread(restore, self.engine)
+                except Exception:  # a stage that starts afresh still works
+                    log.exception("pipeline.restore_failed", stage=stage.name)
         self._accepting = True
         self._worker = asyncio.create_task(self._run(), name="agentwatch-pipeline")
 

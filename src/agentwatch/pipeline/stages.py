@@ -10,13 +10,17 @@ from __future__ import annotations
 
 import uuid
 from collections import OrderedDict
-from collections.abc import Sequence
-from typing import Protocol
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+from sqlalchemy import Connection, Engine
 
 from agentwatch.events import entities
 from agentwatch.events.ids import name_uuid_hex
 from agentwatch.events.model import Event
 from agentwatch.pipeline.filters import RuntimeFilters
+from agentwatch.store import processes as process_store
+from agentwatch.store.columns import int64
 
 TRACE_NS = uuid.UUID("0b8f5a8e-37a4-4c55-8d5e-1d7c1b6f0a11")
 _TRACE_NS_BYTES = TRACE_NS.bytes
@@ -61,6 +65,15 @@ def _trace_id(*parts: object) -> str:
     return name_uuid_hex(_TRACE_NS_BYTES, "\x1f".join([str(p) for p in parts]))
 
 
+def _process_key(e: Event) -> tuple[Any, int] | None:
+    """``(hostname, pid)`` of the event's process, the key of its live trace; None without a pid."""
+    pid = e.process.get("pid")
+    if not isinstance(pid, int):
+        return None
+    host = e.body.get("host")
+    return (host.get("hostname", "") if isinstance(host, dict) else "", pid)
+
+
 class TraceStage:
     """Assigns ``Event.trace_id``.
 
@@ -68,21 +81,34 @@ class TraceStage:
     process, where a process inherits the live trace of its parent (lineage) and
     a process trace closes after 300 s without events (event time); finally the
     LLM ``request_id`` or tool ``call_id`` that ties request and response.
+
+    The live trace of each process is remembered here and kept in the store too
+    (``processes.trace_id``, written in the transaction of the events that started it),
+    and read back when the pipeline starts (``restore``): after a restart an active
+    process goes on in its trace, and a child it starts joins that trace.
     """
 
     name = "traces"
 
     def __init__(self, idle_s: float = TRACE_IDLE_S) -> None:
         self.idle_s = idle_s
-        self._live: OrderedDict[tuple[str, int], tuple[str, float]] = OrderedDict()
+        # (host, pid) -> (trace, event time of its latest event, whether the store has that trace)
+        self._live: OrderedDict[tuple[Any, int], tuple[str, float, bool]] = OrderedDict()
 
-    def _remember(self, key: tuple[str, int], trace: str, ts: float) -> None:
-        self._live[key] = (trace, ts)
+    def restore(self, engine: Engine) -> None:
+        """Read back the live traces of the processes seen last (on start)."""
+        for host, pid, trace, last_seen in process_store.live_traces(engine, MAX_TRACKED):
+            if (host, pid) not in self._live:
+                self._live[(host, pid)] = (trace, last_seen, True)
+
+    def _remember(self, key: tuple[Any, int], trace: str, ts: float) -> None:
+        old = self._live.get(key)
+        self._live[key] = (trace, ts, old is not None and old[0] == trace and old[2])
         self._live.move_to_end(key)
         while len(self._live) > MAX_TRACKED:
             self._live.popitem(last=False)
 
-    def _live_trace(self, key: tuple[str, int], ts: float) -> str | None:
+    def _live_trace(self, key: tuple[Any, int], ts: float) -> str | None:
         hit = self._live.get(key)
         if hit is not None and ts - hit[1] <= self.idle_s:
             return hit[0]
@@ -94,15 +120,12 @@ class TraceStage:
             return tc["trace_id"]
         if e.session_id:
             return _trace_id("session", e.session_id)
-        proc = e.process
-        pid = proc.get("pid")
-        if isinstance(pid, int):
-            host = e.body.get("host")
-            hostname = host.get("hostname", "") if isinstance(host, dict) else ""
-            key = (hostname, pid)
+        key = _process_key(e)
+        if key is not None:
+            hostname, pid = key
             trace = self._live_trace(key, e.ts)
             if trace is None:
-                ppid = proc.get("ppid")
+                ppid = e.process.get("ppid")
                 if isinstance(ppid, int):
                     trace = self._live_trace((hostname, ppid), e.ts)
             if trace is None:
@@ -121,6 +144,32 @@ class TraceStage:
             if e.trace_id is None:
                 e.trace_id = self.assign(e)
         return batch
+
+    def in_commit(self, conn: Connection, fresh: list[Event]) -> Callable[[], None] | None:
+        """Store the live trace of each process of ``fresh`` whose trace the store does not have
+        yet (a new process, or a new trace after an idle one); marked stored once committed."""
+        changed: dict[tuple[Any, int], str] = {}
+        rows: dict[tuple[str, int], str] = {}
+        for e in fresh:
+            key = _process_key(e)
+            hit = self._live.get(key) if key is not None else None
+            if key is None or hit is None or hit[2] or key in changed:
+                continue
+            changed[key] = hit[0]
+            row_pid = int64(key[1])
+            if row_pid is not None:  # a pid beyond 64 bits has no process row
+                rows[(process_store.host_of(e), row_pid)] = hit[0]
+        if not changed:
+            return None
+        process_store.set_traces(conn, rows)
+
+        def stored() -> None:
+            for key, trace in changed.items():
+                hit = self._live.get(key)
+                if hit is not None and hit[0] == trace:
+                    self._live[key] = (trace, hit[1], True)
+
+        return stored
 
 
 def run_stages(stages: Sequence[Stage], batch: list[Event]) -> list[Event]:

@@ -17,10 +17,11 @@ Rules (thresholds in :class:`agentwatch.sessions.settings.AopSettings`):
 State is kept per ``session:<id>`` and ``agent:<id>`` in ``aop_rule_state`` and read back on
 a cache miss, so it survives a restart. The rules run inside the transaction that stores
 the events (``in_commit``, on exactly the events stored for the first time, so a retry never
-counts twice) and write the states they changed there: the state is committed with the
-events or not at all, and a batch costs no transaction of its own. They work on copies of
-the cached states, which replace the cached ones only once the transaction has committed;
-their findings are handed to the pipeline through ``detect``.
+counts twice) and write the states they changed there, with the alerts they fired: state and
+alerts are committed with the events or not at all, and a batch costs no transaction of its
+own. They work on copies of the cached states, which replace the cached ones only once the
+transaction has committed; their findings (already stored) are handed to the pipeline through
+``detect`` to be published.
 
 Deleting a session (``forget``) removes its own state and strikes it from its agents'
 tool-failure history, in the delete's transaction.
@@ -38,6 +39,7 @@ import orjson
 import structlog
 from sqlalchemy import Connection, Engine, bindparam, delete, select
 
+from agentwatch.alerts.recorder import record_in
 from agentwatch.events.model import Event
 from agentwatch.pipeline.pipeline import Finding
 from agentwatch.sessions.derive import session_events
@@ -210,6 +212,16 @@ class SessionRules:
         ]
         if rows:
             upsert(conn, aop_rule_state, rows, ["scope"], _UPDATE)
+        if findings:
+            # The alerts go in with the state that counted them: a crash right after the commit
+            # must not leave a streak reset with its alert never stored.
+            try:
+                with conn.begin_nested():
+                    record_in(conn, findings)
+            except Exception:  # nor may an alert that cannot be stored lose the batch's events
+                log.exception("session_rules.alerts_failed", findings=len(findings))
+                for f in findings:
+                    f.stored_as = None  # the finding sink stores them after the commit instead
 
         def committed() -> None:
             self._keep(work)

@@ -1,11 +1,16 @@
-"""Processes seen in events: one row per (host, pid), for the process list and tree."""
+"""Processes seen in events: one row per (host, pid), for the process list and tree.
+
+``trace_id`` is the process's live trace, written by the trace stage (``set_traces``) in the
+transaction that stores the events, and read back when the pipeline starts (``live_traces``),
+so a restart does not start a new trace for a process that is still active.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, case, func, select
+from sqlalchemy import Connection, Engine, and_, bindparam, case, func, select, update
 
 from agentwatch.events.model import Event
 from agentwatch.store.columns import int64
@@ -15,7 +20,8 @@ from agentwatch.store.upsert import upsert
 HOST_WIDTH = processes.c.host.type.length
 
 
-def _host(e: Event) -> str:
+def host_of(e: Event) -> str:
+    """The ``host`` key of the event's process row ("" when the event names no host)."""
     h = e.body.get("host")
     if isinstance(h, dict) and isinstance(h.get("hostname"), str):
         return h["hostname"][:HOST_WIDTH]
@@ -63,7 +69,7 @@ def record(conn: Connection, batch: Sequence[Event]) -> None:
         pid = int64(proc.get("pid"))
         if pid is None:
             continue
-        key = (_host(e), pid)
+        key = (host_of(e), pid)
         row = merged.get(key)
         if row is None or _reused(row, e):
             row = merged[key] = {
@@ -77,7 +83,6 @@ def record(conn: Connection, batch: Sequence[Event]) -> None:
                 "last_seen": e.ts,
                 "exited_at": None,
                 "event_count": 0,
-                "trace_id": e.trace_id,
                 "complete": False,  # every fact known: later events only count
             }
         row["event_count"] += 1
@@ -119,7 +124,6 @@ def record(conn: Connection, batch: Sequence[Event]) -> None:
             ),
             "exited_at": lambda t, ex: _new_or(t, ex, ex.exited_at, func.coalesce(ex.exited_at, t.c.exited_at)),
             "event_count": lambda t, ex: _new_or(t, ex, ex.event_count, t.c.event_count + ex.event_count),
-            "trace_id": lambda t, ex: _new_or(t, ex, ex.trace_id, func.coalesce(t.c.trace_id, ex.trace_id)),
         },
     )
 
@@ -130,6 +134,33 @@ def _new_or(t: Any, ex: Any, new: Any, merged: Any) -> Any:
     Every SET expression reads the row as it was before the update."""
     reused = and_(t.c.exited_at.is_not(None), ex.start_time > t.c.exited_at)
     return case((reused, new), else_=merged)
+
+
+_SET_TRACE = (
+    update(processes)
+    .where(processes.c.host == bindparam("b_host"), processes.c.pid == bindparam("b_pid"))
+    .values(trace_id=bindparam("b_trace"))
+)
+
+
+def set_traces(conn: Connection, traces: dict[tuple[str, int], str]) -> None:
+    """Record the live trace of each ``(host, pid)`` (rows written by :func:`record` before)."""
+    if traces:
+        rows = [{"b_host": h, "b_pid": p, "b_trace": t} for (h, p), t in sorted(traces.items())]
+        conn.execute(_SET_TRACE, rows)
+
+
+def live_traces(engine: Engine, limit: int) -> list[tuple[str, int, str, float]]:
+    """``(host, pid, trace_id, last_seen)`` of the ``limit`` processes seen last, oldest first."""
+    stmt = (
+        select(processes.c.host, processes.c.pid, processes.c.trace_id, processes.c.last_seen)
+        .where(processes.c.trace_id.is_not(None))
+        .order_by(processes.c.last_seen.desc())
+        .limit(limit)
+    )
+    with engine.connect() as conn:
+        rows = [(r.host, r.pid, r.trace_id, r.last_seen) for r in conn.execute(stmt)]
+    return rows[::-1]
 
 
 def list_all(engine: Engine, limit: int = 1000) -> list[dict[str, Any]]:
