@@ -1,11 +1,26 @@
-"""Structured logs (JSON lines by default) through structlog, stdlib logging included."""
+"""Structured logs (JSON lines by default) through structlog, stdlib logging included.
+
+Every record, ours and the libraries' (uvicorn, websockets, httpx, SQLAlchemy), passes
+:func:`mask_secrets` right before it is rendered, its exception text included: a WebSocket
+request line carries ``?access_token=``, the websockets library prints handshake headers
+(``Authorization``, ``Cookie``) at DEBUG, and a database error quotes the values of the row
+it refused.
+"""
 
 from __future__ import annotations
 
 import logging
 import sys
+from typing import Any
 
 import structlog
+
+from agentwatch.masking import scrub
+
+
+def mask_secrets(_logger: Any, _method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    """Processor: credential-named fields and known secret shapes in every field become ``***``."""
+    return {k: scrub(v, k) for k, v in event_dict.items()}
 
 
 def configure(level: str = "INFO", fmt: str = "json") -> None:
@@ -22,7 +37,7 @@ def configure(level: str = "INFO", fmt: str = "json") -> None:
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
     structlog.configure(
-        processors=[*shared, structlog.processors.format_exc_info, renderer],
+        processors=[*shared, structlog.processors.format_exc_info, mask_secrets, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=True,
@@ -35,6 +50,7 @@ def configure(level: str = "INFO", fmt: str = "json") -> None:
             processors=[
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,
                 structlog.processors.format_exc_info,
+                mask_secrets,
                 renderer,
             ],
             foreign_pre_chain=shared,

@@ -12,8 +12,10 @@ Two checks, because checking a URL once is not enough:
    (DNS rebinding) is refused. Redirects are never followed.
 
 Refused unless ``allow_private``: loopback, private (RFC 1918, ULA), link-local,
-shared (100.64/10), unspecified, multicast and reserved addresses. Cloud metadata
-addresses are refused even then.
+shared (100.64/10) and other non-public addresses. Refused even then: unspecified, multicast
+and reserved addresses, and the metadata and credential services of the clouds
+(:data:`METADATA_ADDRESSES`). An address is judged whatever its spelling (decimal, octal or hex
+IPv4, IPv4-mapped IPv6, 6to4), since the resolver reads all of them as the same address.
 """
 
 from __future__ import annotations
@@ -31,10 +33,24 @@ import httpx
 MAX_URL_LENGTH = 2048
 DEFAULT_SCHEMES = frozenset({"https", "http"})
 
-# Instance-metadata services of the big clouds: never a legitimate alert receiver.
+# Instance-metadata and credential services of the clouds: never a legitimate alert receiver.
 METADATA_ADDRESSES = frozenset(
-    ipaddress.ip_address(a) for a in ("169.254.169.254", "169.254.170.2", "100.100.100.200", "fd00:ec2::254")
+    ipaddress.ip_address(a)
+    for a in (
+        "169.254.169.254",  # AWS, GCP, Azure, Oracle, DigitalOcean, OpenStack... instance metadata
+        "169.254.170.2",  # AWS ECS task credentials
+        "169.254.170.23",  # AWS EKS Pod Identity credentials
+        "169.254.0.23",  # Tencent Cloud metadata
+        "100.100.100.200",  # Alibaba Cloud metadata
+        "192.0.0.192",  # Oracle Cloud metadata
+        "168.63.129.16",  # Azure WireServer (a public address)
+        "fd00:ec2::254",  # AWS instance metadata over IPv6
+        "fd00:ec2::23",  # AWS EKS Pod Identity over IPv6
+    )
 )
+# Not public, though Python 3.11's table calls them global: IETF protocol assignments
+# (192.0.0.0/24) and IPv6 site-local addresses (deprecated, still routed inside some networks).
+NOT_PUBLIC = (ipaddress.ip_network("192.0.0.0/24"), ipaddress.ip_network("fec0::/10"))
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -44,9 +60,15 @@ class SSRFError(ValueError):
 
 
 def address_problem(ip: IPAddress, *, allow_private: bool = False) -> str | None:
-    """Why ``ip`` may not be contacted, or None when it may."""
+    """Why ``ip`` may not be contacted, or None when it may.
+
+    An IPv6 address that carries an IPv4 address it is routed to (IPv4-mapped ``::ffff:a.b.c.d``,
+    6to4 ``2002:aabb:ccdd::/48``) is judged by that IPv4 address."""
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv6Address) and ip.sixtofour is not None:
+        inner = address_problem(ip.sixtofour, allow_private=allow_private)
+        return f"{ip} is 6to4 for {ip.sixtofour}: {inner}" if inner else None
     if ip in METADATA_ADDRESSES:
         return f"{ip} is a cloud metadata address"
     if ip.is_multicast or ip.is_unspecified or (ip.is_reserved and not ip.is_loopback):
@@ -59,7 +81,7 @@ def address_problem(ip: IPAddress, *, allow_private: bool = False) -> str | None
         return f"{ip} is a link-local address"
     if ip.is_private or (isinstance(ip, ipaddress.IPv4Address) and ip in ipaddress.ip_network("100.64.0.0/10")):
         return f"{ip} is a private address"
-    if not ip.is_global:
+    if not ip.is_global or any(ip.version == net.version and ip in net for net in NOT_PUBLIC):
         return f"{ip} is not a public address"
     return None
 
