@@ -14,7 +14,8 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from agentwatch import __version__
-from agentwatch.config import Settings, load_settings
+from agentwatch.cli_settings import settings_or_exit
+from agentwatch.config import Settings
 
 app = typer.Typer(help="agentwatch: security and observability for AI agents", no_args_is_help=True)
 console = Console(stderr=True)
@@ -23,18 +24,7 @@ ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="TOML set
 
 
 def _settings(config: Path | None, **overrides: object) -> Settings:
-    """The settings, or exit 2 naming each invalid one (from the file, the environment or an option)."""
-    from pydantic import ValidationError
-
-    clean = {k: v for k, v in overrides.items() if v is not None}
-    try:
-        return load_settings(config, **clean)
-    except ValidationError as exc:
-        for err in exc.errors(include_url=False, include_input=False):
-            where = ".".join(str(part) for part in err["loc"])
-            message = str(err["msg"]).removeprefix("Value error, ")
-            console.print(f"invalid setting {where}: {message}" if where else f"invalid settings: {message}")
-        raise typer.Exit(2) from None
+    return settings_or_exit(config, **overrides)
 
 
 @app.command()

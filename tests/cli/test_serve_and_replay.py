@@ -59,6 +59,9 @@ def test_an_invalid_setting_is_named_not_a_traceback(tmp_path):
         (["serve", "--role", "worker"], {}, "nats_url: required when pipeline.role is 'worker'"),
         (["config"], {"AGENTWATCH_PORT": "http"}, "invalid setting port:"),
         (["config"], {"AGENTWATCH_PIPELINE__BATCH_SIZE": "0"}, "invalid setting pipeline.batch_size:"),
+        (["scan", "127.0.0.99"], {"AGENTWATCH_PORT": "http"}, "invalid setting port:"),
+        (["sensor", "--duration", "1"], {"AGENTWATCH_PORT": "http"}, "invalid setting port:"),
+        (["users", "list"], {"AGENTWATCH_PORT": "http"}, "invalid setting port:"),
     )
     for args, extra, message in cases:
         r = subprocess.run([str(BIN), *args], env={**env, **extra}, capture_output=True, text=True, timeout=120)

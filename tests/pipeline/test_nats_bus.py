@@ -79,6 +79,30 @@ def test_role_without_nats_url_is_refused(tmp_path):
         Settings(data_dir=tmp_path, pipeline={"role": "api"})
 
 
+def test_a_node_that_cannot_reach_nats_stops_naming_it_instead_of_hanging(tmp_path):
+    """The client would retry its first connection for ever, inside start-up, deaf to SIGTERM."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from tests.support.server import free_port
+
+    closed = free_port()  # nothing listens there
+    exe = Path(sys.executable).parent / "agentwatch"
+    env = {**os.environ, "AGENTWATCH_DATA_DIR": str(tmp_path)}
+    args = ["serve", "--role", "api", "--nats-url", f"nats://user:hunter2@127.0.0.1:{closed}", "--port", "0"]
+    started = time.monotonic()
+    r = subprocess.run([str(exe), *args], env=env, capture_output=True, text=True, timeout=120)
+    assert time.monotonic() - started < 60
+    assert r.returncode != 0
+    assert f"nats_url: no NATS server answered at nats://***@127.0.0.1:{closed}" in r.stderr
+    assert "hunter2" not in r.stderr
+    retries = [line for line in r.stderr.splitlines() if "bus.nats_error" in line]
+    assert retries and not any("Traceback" in line for line in retries)  # one line each, no traceback
+    assert "nats: encountered error" not in r.stderr
+
+
 def test_filters_changed_through_the_api_node_apply_on_the_worker(tmp_path, shared_pg):
     require_service("NATS", "127.0.0.1", 4222)
     run = uuid.uuid4().hex[:10]

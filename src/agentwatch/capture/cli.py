@@ -34,7 +34,8 @@ def sensor(
 ) -> None:
     """Watch this host: process exec/exit, outbound connections, watched files, AI agent processes."""
     from agentwatch.capture.sensor.runner import LIMITATIONS, run_sensor
-    from agentwatch.config import load_settings
+    from agentwatch.cli_settings import settings_or_exit
+    from agentwatch.logs import configure
     from agentwatch.net.ssrf import SSRFError, check_url
 
     try:
@@ -42,7 +43,8 @@ def sensor(
     except SSRFError as exc:
         console.print(f"[red]--server: {exc}[/red]")
         raise typer.Exit(2) from None
-    settings = load_settings(config)
+    settings = settings_or_exit(config)
+    configure(settings.log_level, settings.log_format)
     sensor_settings = settings.capture.sensor
     updates: dict[str, object] = {}
     if watch:
@@ -76,9 +78,9 @@ def prices_refresh(
 ) -> None:
     """Install a newer provider/price bundle into the data directory (or reset to the packaged one)."""
     from agentwatch.capture import cost
-    from agentwatch.config import load_settings
+    from agentwatch.cli_settings import settings_or_exit
 
-    settings = load_settings(config)
+    settings = settings_or_exit(config)
     data_dir = Path(settings.data_dir)
     if from_file is None:
         target = data_dir / cost.BUNDLE_NAME

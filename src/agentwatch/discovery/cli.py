@@ -58,11 +58,14 @@ def install(app: typer.Typer) -> None:
         config: Annotated[Path | None, typer.Option("--config", "-c", help="TOML settings file", exists=True)] = None,
     ) -> None:
         """Find AI agents, MCP servers and LLM servers on a network (allowlisted ranges only)."""
-        from agentwatch.config import load_settings
+        from agentwatch.cli_settings import settings_or_exit
+        from agentwatch.logs import configure
 
         if fmt not in FORMATS:
             raise typer.BadParameter(f"must be one of {', '.join(FORMATS)}", param_hint="--format")
-        settings = load_settings(config).discovery
+        full = settings_or_exit(config)
+        configure(full.log_level, full.log_format)
+        settings = full.discovery
         updates: dict[str, Any] = {}
         if timeout is not None:
             updates["read_timeout"] = timeout

@@ -28,11 +28,13 @@ from nats.js.api import ConsumerConfig, StreamConfig
 from nats.js.errors import NotFoundError
 
 from agentwatch.events.model import Event
+from agentwatch.masking import mask_url
 from agentwatch.pipeline.pipeline import Outcome
 
 log = structlog.get_logger("agentwatch.bus")
 
 FETCH_TIMEOUT_S = 1.0
+FIRST_CONNECT_S = 10.0
 
 
 def pack(e: Event) -> bytes:
@@ -84,7 +86,20 @@ class NatsBus:
     async def start(self) -> None:
         if self.role == "standalone":
             return
-        self.nc = await nats.connect(self.url, name=f"agentwatch-{self.role}", max_reconnect_attempts=-1)
+        try:
+            # Once connected the client reconnects for ever; the first connection gets a deadline,
+            # so a node that cannot reach NATS stops with an error instead of hanging in start-up
+            # (where it would not even answer SIGTERM).
+            self.nc = await asyncio.wait_for(
+                nats.connect(
+                    self.url, name=f"agentwatch-{self.role}", max_reconnect_attempts=-1, error_cb=self._on_error
+                ),
+                FIRST_CONNECT_S,
+            )
+        except TimeoutError:
+            raise RuntimeError(
+                f"nats_url: no NATS server answered at {mask_url(self.url)} within {FIRST_CONNECT_S:g} s"
+            ) from None
         self.js = self.nc.jetstream()
         try:
             await self.js.stream_info(self.stream)
@@ -109,6 +124,10 @@ class NatsBus:
             with contextlib.suppress(Exception):
                 await self.nc.close()
         self.aw.pipeline.forwarder = None
+
+    async def _on_error(self, exc: Exception) -> None:
+        """The client's connection errors, one line each (it retries every few seconds)."""
+        log.warning("bus.nats_error", error=f"{type(exc).__name__}: {exc}"[:300])
 
     # -- API node ---------------------------------------------------------
     async def publish(self, events: list[Event]) -> Outcome:

@@ -52,6 +52,7 @@ def make_engine(url: str) -> Engine:
             pool_size=8,
             max_overflow=8,
             pool_use_lifo=True,
+            hide_parameters=True,  # a failed statement's error must not quote event values
         )
 
         @event.listens_for(engine, "connect")
@@ -66,7 +67,7 @@ def make_engine(url: str) -> Engine:
             cur.close()
 
         return engine
-    engine = create_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+    engine = create_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True, hide_parameters=True)
 
     @event.listens_for(engine, "connect")
     def _text(dbapi_conn, _record):  # type: ignore[no-untyped-def]

@@ -26,14 +26,14 @@ class Stores:
     """The stores of the access layer on the configured database (migrated first)."""
 
     def __init__(self, config: Path | None) -> None:
-        from agentwatch.config import load_settings
+        from agentwatch.cli_settings import settings_or_exit
         from agentwatch.soc.audit import AuditLog
         from agentwatch.soc.auth.apikeys import ApiKeyStore
         from agentwatch.soc.auth.roles import RoleStore
         from agentwatch.soc.auth.users import UserStore
         from agentwatch.store.engine import make_engine, migrate
 
-        self.settings = load_settings(config)
+        self.settings = settings_or_exit(config)
         self.engine = make_engine(self.settings.resolved_database_url())
         migrate(self.engine)
         self.users = UserStore(self.engine)
