@@ -12,10 +12,10 @@ import time
 from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Path, Query, Request
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from agentwatch.api.bodies import read_limited
+from agentwatch.api.bodies import json_body_doc, read_model
 from agentwatch.api.errors import ApiError, Conflict, InvalidRequest, NotFound
 from agentwatch.api.responses import JSON
 from agentwatch.api.security import PUBLIC, Principal, require
@@ -92,26 +92,11 @@ class PermissionUpdate(_Body):
     description: str = Field(max_length=1000)
 
 
-def _doc(model: type[BaseModel]) -> dict[str, Any]:
-    """OpenAPI request-body entry for routes that parse their body themselves."""
-    return {"requestBody": {"required": True, "content": {"application/json": {"schema": model.model_json_schema()}}}}
+_doc = json_body_doc
 
 
 async def parse_json(request: Request, model: type[M], *, optional: bool = False) -> M:
-    body = await read_limited(request, MAX_BODY)
-    if not body.strip():
-        if optional:
-            return model()
-        raise InvalidRequest("body: a JSON object is required")
-    try:
-        return model.model_validate_json(body)
-    except ValidationError as exc:
-        problems = []
-        for err in exc.errors():
-            loc = ".".join(str(p) for p in err.get("loc", ())) or "body"
-            rule = "malformed JSON" if err.get("type") == "json_invalid" else err.get("msg", "invalid")
-            problems.append({"field": loc, "rule": rule})
-        raise InvalidRequest(f"{problems[0]['field']}: {problems[0]['rule']}", problems) from None
+    return await read_model(request, model, MAX_BODY, optional=optional)
 
 
 async def _within_own(request: Request, svc: AuthService, perms: frozenset[str] | list[str], field: str) -> None:

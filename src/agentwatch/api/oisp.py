@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
+from agentwatch.api.bodies import json_body_doc, read_model
 from agentwatch.api.errors import InvalidRequest, NotFound
 from agentwatch.api.query import only_query
 from agentwatch.api.security import PUBLIC, require
@@ -244,15 +245,22 @@ def _change(fn: Any, value: Any) -> None:
         raise InvalidRequest(str(exc)) from None
 
 
-@router.post("/api/filters/process", dependencies=[require("filters:write")])
-async def add_process_filter(request: Request, body: ProcessFilter) -> dict[str, Any]:
+FILTER_BODY_BYTES = 64 * 1024
+
+
+@router.post(
+    "/api/filters/process", dependencies=[require("filters:write")], openapi_extra=json_body_doc(ProcessFilter)
+)
+async def add_process_filter(request: Request) -> dict[str, Any]:
+    body = await read_model(request, ProcessFilter, FILTER_BODY_BYTES)
     aw = request.app.state.aw
     await run_in_threadpool(_change, aw.filters.add_process, body.name)
     return aw.filters.as_dict()
 
 
-@router.post("/api/filters/pid", dependencies=[require("filters:write")])
-async def add_pid_filter(request: Request, body: PidFilter) -> dict[str, Any]:
+@router.post("/api/filters/pid", dependencies=[require("filters:write")], openapi_extra=json_body_doc(PidFilter))
+async def add_pid_filter(request: Request) -> dict[str, Any]:
+    body = await read_model(request, PidFilter, FILTER_BODY_BYTES)
     aw = request.app.state.aw
     await run_in_threadpool(_change, aw.filters.add_pid, body.pid)
     return aw.filters.as_dict()

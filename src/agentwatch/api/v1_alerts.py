@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from agentwatch.alerts.model import ALERT_TYPES, STATUSES
+from agentwatch.api.bodies import json_body_doc, read_model
 from agentwatch.api.errors import InvalidRequest, NotFound
 from agentwatch.api.oisp import parse_since
 from agentwatch.api.query import only_query
@@ -108,9 +109,18 @@ class Feedback(BaseModel):
     origin: str = Field("api", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")
 
 
-@router.post("/alerts/{alert_id}/feedback", status_code=204, dependencies=[require("alerts:write")])
-async def add_feedback(request: Request, alert_id: str, body: Feedback) -> Response:
+FEEDBACK_BODY_BYTES = 64 * 1024
+
+
+@router.post(
+    "/alerts/{alert_id}/feedback",
+    status_code=204,
+    dependencies=[require("alerts:write")],
+    openapi_extra=json_body_doc(Feedback),
+)
+async def add_feedback(request: Request, alert_id: str) -> Response:
     """Record a true/false positive verdict; 204, or 404 when the alert does not exist."""
+    body = await read_model(request, Feedback, FEEDBACK_BODY_BYTES)
     _check_id(alert_id)
     principal = getattr(request.state, "principal", None)
     who = getattr(principal, "name", "") or ""

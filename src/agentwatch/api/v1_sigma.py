@@ -16,6 +16,7 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
+from agentwatch.api.bodies import json_body_doc, read_model
 from agentwatch.api.errors import ApiError, Conflict, InvalidRequest, NotFound, Unavailable
 from agentwatch.api.query import only_query
 from agentwatch.api.responses import JSON
@@ -99,9 +100,13 @@ class RulePatch(BaseModel):
     enabled: bool
 
 
-@router.patch("/rules/{rule_id}", dependencies=[require("rules:write")])
-async def patch_rule(request: Request, rule_id: str, body: RulePatch) -> dict[str, Any]:
+PATCH_BODY_BYTES = 64 * 1024
+
+
+@router.patch("/rules/{rule_id}", dependencies=[require("rules:write")], openapi_extra=json_body_doc(RulePatch))
+async def patch_rule(request: Request, rule_id: str) -> dict[str, Any]:
     """Enable or disable a rule; the flag is stored and survives restarts."""
+    body = await read_model(request, RulePatch, PATCH_BODY_BYTES)
     engine = engine_of(request)
     await run_in_threadpool(_find, engine, rule_id)
     info = await run_in_threadpool(engine.set_enabled, rule_id, body.enabled)
@@ -114,9 +119,14 @@ class RuleUpload(BaseModel):
     dry_run: bool = False
 
 
-@router.post("/rules", status_code=201, dependencies=[require("rules:write")])
-async def upload_rule(request: Request, body: RuleUpload) -> Any:
+# the JSON text of the upload: room for the longest YAML even with many characters escaped
+UPLOAD_BODY_BYTES = 8 * MAX_UPLOAD
+
+
+@router.post("/rules", status_code=201, dependencies=[require("rules:write")], openapi_extra=json_body_doc(RuleUpload))
+async def upload_rule(request: Request) -> Any:
     """Validate a Sigma rule (or a multi-document file) and, unless ``dry_run``, store and enable it."""
+    body = await read_model(request, RuleUpload, UPLOAD_BODY_BYTES)
     engine = engine_of(request)
     sigma = sigma_module()
     try:

@@ -19,7 +19,7 @@ import msgspec
 import orjson
 
 from agentwatch.events.codecs import Decoded, Rejection
-from agentwatch.events.codecs.framing import BodyError
+from agentwatch.events.codecs.framing import BodyError, check_json_values
 from agentwatch.events.ids import name_uuid
 from agentwatch.events.model import Event, EventError, storable
 from agentwatch.sessions import wire
@@ -93,6 +93,7 @@ def split_raw(body: bytes, *, max_items: int) -> tuple[bool, Iterator[tuple[int,
     stripped = body.strip()
     if not stripped:
         raise BodyError("body", "is empty")
+    check_json_values(stripped)
     if stripped[:1] == b"[":
         try:
             items = _RAW_LIST.decode(stripped)

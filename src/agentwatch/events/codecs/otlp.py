@@ -32,7 +32,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
 from agentwatch.events.codecs import Decoded, Rejection
-from agentwatch.events.codecs.framing import BodyError
+from agentwatch.events.codecs.framing import BodyError, check_json_values
+from agentwatch.events.codecs.otlp_wire import check_message_count
 from agentwatch.events.model import EventError
 from agentwatch.events.normalize import TypeValidators, normalize
 
@@ -61,10 +62,19 @@ class Plain:
 
     items: list[dict[str, Any]] = field(default_factory=list)
     paths: list[tuple[str, str]] = field(default_factory=list)  # (item path, its resource's path)
+    # Refused as soon as one more is found, before it is read into the plain form: 5 million
+    # empty spans fit in 10 MiB of protobuf and took 6 GiB once read, only to be refused after.
+    max_items: int | None = None
+    kind: str = "item"
 
     def add(self, item: dict[str, Any], path: str, resource_path: str) -> None:
+        self.check_room()
         self.items.append(item)
         self.paths.append((path, resource_path))
+
+    def check_room(self) -> None:
+        if self.max_items is not None and len(self.items) >= self.max_items:
+            raise BodyError("body", f"more than {self.max_items} {self.kind}s in one request", status=413)
 
     def where(self, index: int, rel: str) -> str:
         """The request path of ``rel``, a field named relative to item ``index`` (``resource.`` for its resource)."""
@@ -116,6 +126,7 @@ def _pb_records(
     """Parse ``body`` into ``req`` and walk it: ``(resource attributes, scope name, record,
     record path, resource path)`` for every span or log record, paths in OTLP/JSON names
     (``groups``, ``scopes`` and ``items`` are the protobuf field names)."""
+    check_message_count(body, what)
     try:
         req.ParseFromString(body)
     except DecodeError as exc:
@@ -136,12 +147,13 @@ def _camel(name: str) -> str:
     return head + "".join(w.title() for w in rest)
 
 
-def traces_from_protobuf(body: bytes) -> Plain:
-    out = Plain()
+def traces_from_protobuf(body: bytes, max_items: int | None = None) -> Plain:
+    out = Plain(max_items=max_items, kind="span")
     records = _pb_records(
         ExportTraceServiceRequest(), body, "ExportTraceServiceRequest", "resource_spans", "scope_spans", "spans"
     )
     for resource, scope, s, path, rpath in records:
+        out.check_room()
         item = {
             "resource": resource,
             "scope": scope,
@@ -167,12 +179,13 @@ def traces_from_protobuf(body: bytes) -> Plain:
     return out
 
 
-def logs_from_protobuf(body: bytes) -> Plain:
-    out = Plain()
+def logs_from_protobuf(body: bytes, max_items: int | None = None) -> Plain:
+    out = Plain(max_items=max_items, kind="log record")
     records = _pb_records(
         ExportLogsServiceRequest(), body, "ExportLogsServiceRequest", "resource_logs", "scope_logs", "log_records"
     )
     for resource, scope, r, path, rpath in records:
+        out.check_room()
         item = {
             "resource": resource,
             "scope": scope,
@@ -335,6 +348,7 @@ def _hex_id(v: Any, size: int, path: str) -> str:
 
 
 def _load_json(body: bytes) -> dict[str, Any]:
+    check_json_values(body)
     try:
         doc = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
@@ -354,9 +368,9 @@ def _js_scope(parent: dict[str, Any], key: str, spath: str) -> str:
     return _str(scope.get("name"), f"{spath}.{key}.name", 256)
 
 
-def traces_from_json(body: bytes) -> Plain:
+def traces_from_json(body: bytes, max_items: int | None = None) -> Plain:
     doc = _load_json(body)
-    out = Plain()
+    out = Plain(max_items=max_items, kind="span")
     for i, rs in enumerate(_list(doc.get("resourceSpans"), "resourceSpans")):
         rpath = f"resourceSpans[{i}]"
         rs = _obj(rs, rpath, required=True)
@@ -403,9 +417,9 @@ def traces_from_json(body: bytes) -> Plain:
     return out
 
 
-def logs_from_json(body: bytes) -> Plain:
+def logs_from_json(body: bytes, max_items: int | None = None) -> Plain:
     doc = _load_json(body)
-    out = Plain()
+    out = Plain(max_items=max_items, kind="log record")
     for i, rl in enumerate(_list(doc.get("resourceLogs"), "resourceLogs")):
         rpath = f"resourceLogs[{i}]"
         rl = _obj(rl, rpath, required=True)
@@ -456,14 +470,11 @@ class OtlpCodec:
         proto = is_protobuf(content_type)
         if not proto and not body.strip():  # zero bytes are a valid, empty protobuf export request
             raise BodyError("body", "is empty")
+        n = self.max_items
         if signal == "traces":
-            plain = traces_from_protobuf(body) if proto else traces_from_json(body)
-            kind = "span"
+            plain = traces_from_protobuf(body, n) if proto else traces_from_json(body, n)
         else:
-            plain = logs_from_protobuf(body) if proto else logs_from_json(body)
-            kind = "log record"
-        if len(plain.items) > self.max_items:
-            raise BodyError("body", f"more than {self.max_items} {kind}s in one request", status=413)
+            plain = logs_from_protobuf(body, n) if proto else logs_from_json(body, n)
         try:
             bodies = (
                 mapping.map_spans(plain.items, self.redaction)
