@@ -51,17 +51,19 @@ def gunzip(body: bytes, limit: int) -> bytes:
     raise BodyError("body", f"more than {MAX_GZIP_MEMBERS} gzip members")
 
 
-# Parsed JSON takes 20 to 50 times the bytes it was sent in when it is made of tiny values
-# ({} is 2 bytes and a 64-byte dict): a 10 MiB body of them grew the server by 300 MiB. Every
-# object, array and item but the first of its container brings one of these three bytes, so
-# their count bounds what parsing makes (strings holding them count too: a bound, not a count).
-MAX_JSON_VALUES = 1_000_000
+# Parsed JSON takes 20 to 50 times the bytes it was sent in when it is made of tiny objects
+# and arrays ({} is 2 bytes and a 64-byte dict): a 10 MiB body of them grew the server by
+# 300 MiB. Each object and array opens with one of these two bytes, so their count bounds the
+# containers parsing makes (brackets inside strings count too: a bound, not a count). Scalars
+# are not counted: a long array of numbers (a series, an embedding) parses to about its size.
+MAX_JSON_CONTAINERS = 1_000_000
 
 
-def check_json_values(body: bytes, limit: int = MAX_JSON_VALUES) -> None:
-    """Refuse (413) a JSON body that would parse into more than ``limit`` values, before parsing it."""
-    if len(body) > limit and body.count(b"{") + body.count(b"[") + body.count(b",") > limit:
-        raise BodyError("body", f"more than {limit} JSON values in one request (each '{{', '[' and ',' counts)", 413)
+def check_json_values(body: bytes, limit: int = MAX_JSON_CONTAINERS) -> None:
+    """Refuse (413) a JSON body that would parse into more than ``limit`` objects and arrays,
+    before parsing it."""
+    if len(body) > limit and body.count(b"{") + body.count(b"[") > limit:
+        raise BodyError("body", f"more than {limit} JSON objects and arrays in one request", 413)
 
 
 GZIP_ENCODINGS = frozenset({"gzip", "x-gzip"})
