@@ -92,9 +92,6 @@ class PermissionUpdate(_Body):
     description: str = Field(max_length=1000)
 
 
-_doc = json_body_doc
-
-
 async def parse_json(request: Request, model: type[M], *, optional: bool = False) -> M:
     return await read_model(request, model, MAX_BODY, optional=optional)
 
@@ -136,7 +133,7 @@ def _tokens(issued: Issued, user: User, ttl: int) -> JSON:
 # -- sessions ---------------------------------------------------------------------------------
 
 
-@router.post("/api/v1/auth/login", dependencies=[require(PUBLIC)], openapi_extra=_doc(LoginBody))
+@router.post("/api/v1/auth/login", dependencies=[require(PUBLIC)], openapi_extra=json_body_doc(LoginBody))
 async def login(request: Request) -> JSON:
     """Email + password -> access JWT and refresh token. Unknown accounts get the same answer."""
     body = await parse_json(request, LoginBody)
@@ -146,7 +143,7 @@ async def login(request: Request) -> JSON:
     return _tokens(issued, user, svc.settings.auth.access_ttl_s)
 
 
-@router.post("/api/v1/auth/refresh", dependencies=[require(PUBLIC)], openapi_extra=_doc(RefreshBody))
+@router.post("/api/v1/auth/refresh", dependencies=[require(PUBLIC)], openapi_extra=json_body_doc(RefreshBody))
 async def refresh(request: Request) -> JSON:
     """Spend a refresh token for a new pair; a spent token presented again revokes the session."""
     body = await parse_json(request, RefreshBody)
@@ -155,7 +152,7 @@ async def refresh(request: Request) -> JSON:
     return _tokens(issued, user, svc.settings.auth.access_ttl_s)
 
 
-@router.post("/api/v1/auth/logout", dependencies=[require(PUBLIC)], openapi_extra=_doc(LogoutBody))
+@router.post("/api/v1/auth/logout", dependencies=[require(PUBLIC)], openapi_extra=json_body_doc(LogoutBody))
 async def logout(request: Request) -> JSON:
     """End the session of the bearer access token (or of the refresh token in the body)."""
     body = await parse_json(request, LogoutBody, optional=True)
@@ -197,7 +194,7 @@ def me(request: Request) -> dict[str, Any]:
     return doc
 
 
-@router.put("/api/v1/users/me/password", dependencies=[require(ACCOUNT)], openapi_extra=_doc(PasswordChange))
+@router.put("/api/v1/users/me/password", dependencies=[require(ACCOUNT)], openapi_extra=json_body_doc(PasswordChange))
 async def change_password(request: Request) -> dict[str, Any]:
     """Change your own password; every other session of yours ends."""
     body = await parse_json(request, PasswordChange)
@@ -220,7 +217,9 @@ def list_users(request: Request) -> dict[str, Any]:
     return {"users": [u.view() for u in service(request).users.list()]}
 
 
-@router.post("/api/v1/users", dependencies=[require("users:admin")], openapi_extra=_doc(UserBody), status_code=201)
+@router.post(
+    "/api/v1/users", dependencies=[require("users:admin")], openapi_extra=json_body_doc(UserBody), status_code=201
+)
 async def create_user(request: Request) -> JSON:
     """A new user; without ``password`` one is generated and returned once."""
     body = await parse_json(request, UserBody)
@@ -246,7 +245,7 @@ async def create_user(request: Request) -> JSON:
     return JSON(doc, 201, headers={"Cache-Control": "no-store"})
 
 
-@router.put("/api/v1/users/{user_id}", dependencies=[require("users:admin")], openapi_extra=_doc(UserUpdate))
+@router.put("/api/v1/users/{user_id}", dependencies=[require("users:admin")], openapi_extra=json_body_doc(UserUpdate))
 async def update_user(request: Request, user_id: Annotated[str, Path(max_length=64)]) -> dict[str, Any]:
     """Change a user's role or disable them (their sessions end at once)."""
     body = await parse_json(request, UserUpdate)
@@ -291,7 +290,9 @@ def list_keys(request: Request, all_users: Annotated[bool, Query(alias="all")] =
     return {"keys": [k.view() for k in keys]}
 
 
-@router.post("/api/v1/api-keys", dependencies=[require(ACCOUNT)], openapi_extra=_doc(ApiKeyBody), status_code=201)
+@router.post(
+    "/api/v1/api-keys", dependencies=[require(ACCOUNT)], openapi_extra=json_body_doc(ApiKeyBody), status_code=201
+)
 async def create_key(request: Request) -> JSON:
     """A new key, shown once. Its scopes must all be held by the caller."""
     body = await parse_json(request, ApiKeyBody)
@@ -335,7 +336,9 @@ def list_roles(request: Request) -> dict[str, Any]:
     return {"roles": service(request).roles.list_roles()}
 
 
-@router.post("/api/v1/rbac/roles", dependencies=[require(ADMIN)], openapi_extra=_doc(RoleBody), status_code=201)
+@router.post(
+    "/api/v1/rbac/roles", dependencies=[require(ADMIN)], openapi_extra=json_body_doc(RoleBody), status_code=201
+)
 async def create_role(request: Request) -> JSON:
     body = await parse_json(request, RoleBody)
     svc = service(request)
@@ -354,7 +357,7 @@ async def create_role(request: Request) -> JSON:
     return JSON(role, 201)
 
 
-@router.put("/api/v1/rbac/roles/{name}", dependencies=[require(ADMIN)], openapi_extra=_doc(RoleUpdate))
+@router.put("/api/v1/rbac/roles/{name}", dependencies=[require(ADMIN)], openapi_extra=json_body_doc(RoleUpdate))
 async def update_role(request: Request, name: Name) -> dict[str, Any]:
     body = await parse_json(request, RoleUpdate)
     svc = service(request)
@@ -391,7 +394,10 @@ def list_permissions(request: Request) -> dict[str, Any]:
 
 
 @router.post(
-    "/api/v1/rbac/permissions", dependencies=[require(ADMIN)], openapi_extra=_doc(PermissionBody), status_code=201
+    "/api/v1/rbac/permissions",
+    dependencies=[require(ADMIN)],
+    openapi_extra=json_body_doc(PermissionBody),
+    status_code=201,
 )
 async def create_permission(request: Request) -> JSON:
     body = await parse_json(request, PermissionBody)
@@ -405,7 +411,9 @@ async def create_permission(request: Request) -> JSON:
     return JSON(perm, 201)
 
 
-@router.put("/api/v1/rbac/permissions/{name}", dependencies=[require(ADMIN)], openapi_extra=_doc(PermissionUpdate))
+@router.put(
+    "/api/v1/rbac/permissions/{name}", dependencies=[require(ADMIN)], openapi_extra=json_body_doc(PermissionUpdate)
+)
 async def update_permission(request: Request, name: Name) -> dict[str, Any]:
     body = await parse_json(request, PermissionUpdate)
     svc = service(request)
