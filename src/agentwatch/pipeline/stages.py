@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from typing import Protocol
 
 from sqlalchemy import Connection, Engine
 
@@ -65,13 +65,11 @@ def _trace_id(*parts: object) -> str:
     return name_uuid_hex(_TRACE_NS_BYTES, "\x1f".join([str(p) for p in parts]))
 
 
-def _process_key(e: Event) -> tuple[Any, int] | None:
-    """``(hostname, pid)`` of the event's process, the key of its live trace; None without a pid."""
-    pid = e.process.get("pid")
-    if not isinstance(pid, int):
-        return None
-    host = e.body.get("host")
-    return (host.get("hostname", "") if isinstance(host, dict) else "", pid)
+def _process_key(e: Event) -> tuple[str, int] | None:
+    """The key of the event's process row, ``(host, pid)``, which also keys its live trace; None
+    without a pid the processes table can hold."""
+    pid = int64(e.process.get("pid"))
+    return None if pid is None else (process_store.host_of(e), pid)
 
 
 class TraceStage:
@@ -93,7 +91,7 @@ class TraceStage:
     def __init__(self, idle_s: float = TRACE_IDLE_S) -> None:
         self.idle_s = idle_s
         # (host, pid) -> (trace, event time of its latest event, whether the store has that trace)
-        self._live: OrderedDict[tuple[Any, int], tuple[str, float, bool]] = OrderedDict()
+        self._live: OrderedDict[tuple[str, int], tuple[str, float, bool]] = OrderedDict()
 
     def restore(self, engine: Engine) -> None:
         """Read back the live traces of the processes seen last (on start)."""
@@ -101,14 +99,14 @@ class TraceStage:
             if (host, pid) not in self._live:
                 self._live[(host, pid)] = (trace, last_seen, True)
 
-    def _remember(self, key: tuple[Any, int], trace: str, ts: float) -> None:
+    def _remember(self, key: tuple[str, int], trace: str, ts: float) -> None:
         old = self._live.get(key)
         self._live[key] = (trace, ts, old is not None and old[0] == trace and old[2])
         self._live.move_to_end(key)
         while len(self._live) > MAX_TRACKED:
             self._live.popitem(last=False)
 
-    def _live_trace(self, key: tuple[Any, int], ts: float) -> str | None:
+    def _live_trace(self, key: tuple[str, int], ts: float) -> str | None:
         hit = self._live.get(key)
         if hit is not None and ts - hit[1] <= self.idle_s:
             return hit[0]
@@ -148,20 +146,16 @@ class TraceStage:
     def in_commit(self, conn: Connection, fresh: list[Event]) -> Callable[[], None] | None:
         """Store the live trace of each process of ``fresh`` whose trace the store does not have
         yet (a new process, or a new trace after an idle one); marked stored once committed."""
-        changed: dict[tuple[Any, int], str] = {}
-        rows: dict[tuple[str, int], str] = {}
+        changed: dict[tuple[str, int], str] = {}
         for e in fresh:
             key = _process_key(e)
             hit = self._live.get(key) if key is not None else None
             if key is None or hit is None or hit[2] or key in changed:
                 continue
             changed[key] = hit[0]
-            row_pid = int64(key[1])
-            if row_pid is not None:  # a pid beyond 64 bits has no process row
-                rows[(process_store.host_of(e), row_pid)] = hit[0]
         if not changed:
             return None
-        process_store.set_traces(conn, rows)
+        process_store.set_traces(conn, changed)
 
         def stored() -> None:
             for key, trace in changed.items():
