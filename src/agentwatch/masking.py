@@ -18,6 +18,8 @@ import re
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from agentwatch.secret_shapes import TOKEN_SHAPES
+
 MASK = "***"
 SECRET_KEY = re.compile(
     r"(secret|passw|pwd|token|api_?key|apikey|private|credential|routing_key|integration_key|signing|cookie|"
@@ -107,20 +109,10 @@ _TEXT_RULES: list[tuple[tuple[str, ...], re.Pattern[str], str]] = [
         re.compile(rf"(?i)(['\"](?:{_ASSIGNED})['\"][ \t]{{0,4}}:[ \t]{{0,4}}['\"]?)[^\s'\",;}}]+"),
         r"\1***",
     ),
-    # tokens by shape: agentwatch's own (the key prefix is not secret), JWTs, provider keys
+    # tokens by shape: agentwatch's own (the key prefix is not secret), then JWTs and provider keys
     (("aw_",), re.compile(r"\b(aw_[0-9a-f]{12}_)[\w\-]+"), r"\1***"),
     (("awr_",), re.compile(r"\b(awr_)[\w\-]+"), r"\1***"),
-    (("eyj",), re.compile(r"\beyJ[\w\-]{8,}\.[\w\-]{8,}\.[\w\-]*"), MASK),
-    (("sk-",), re.compile(r"\bsk-[\w\-]{16,}"), "sk-" + MASK),
-    (("akia", "asia"), re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"), MASK),
-    (("aiza",), re.compile(r"\bAIza[\w\-]{35}"), MASK),
-    (("gh", "github_pat_"), re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_\w{22,255})"), MASK),
-    (("xox",), re.compile(r"\bxox[abposr]-[A-Za-z0-9\-]{10,}"), MASK),
-    (
-        ("k_live_", "gsk_", "hf_"),
-        re.compile(r"\b(?:[sr]k_live_[0-9A-Za-z]{20,}|gsk_[A-Za-z0-9]{20,}|hf_[A-Za-z0-9]{30,})"),
-        MASK,
-    ),
+    *((triggers, re.compile(pattern), MASK) for _type, triggers, pattern in TOKEN_SHAPES),
     (
         ("private key-----",),
         re.compile(

@@ -22,6 +22,8 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from agentwatch.secret_shapes import TOKEN_SHAPES
+
 Mode = Literal["full", "safe", "minimal"]
 PREVIEW_CHARS = 100
 MAX_SCAN_CHARS = 2 * 1024 * 1024  # longer strings are scanned on their first 2 MiB and redacted whole
@@ -38,16 +40,7 @@ MEDIA_TYPE_KEYS = frozenset({"media_type", "mime_type", "mimeType"})
 # (type, kind, pattern). kind "secret" or "pii".
 _PATTERNS: list[tuple[str, str, str]] = [
     ("private_key", "secret", r"-----BEGIN (?:[A-Z]{1,20} ){0,3}PRIVATE KEY-----"),
-    ("anthropic_api_key", "secret", r"\bsk-ant-[A-Za-z0-9_\-]{20,200}"),
-    ("openai_api_key", "secret", r"\bsk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{20,200}"),
-    ("aws_access_key_id", "secret", r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"),
-    ("github_token", "secret", r"\b(?:gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{22,255})"),
-    ("google_api_key", "secret", r"\bAIza[0-9A-Za-z_\-]{35}"),
-    ("slack_token", "secret", r"\bxox[abposr]-[A-Za-z0-9\-]{10,200}"),
-    ("stripe_key", "secret", r"\b[sr]k_live_[0-9A-Za-z]{20,200}"),
-    ("groq_api_key", "secret", r"\bgsk_[A-Za-z0-9]{20,200}"),
-    ("huggingface_token", "secret", r"\bhf_[A-Za-z0-9]{30,200}"),
-    ("jwt", "secret", r"\beyJ[A-Za-z0-9_\-]{10,4096}\.eyJ[A-Za-z0-9_\-]{10,8192}\.[A-Za-z0-9_\-]{10,4096}"),
+    *((type_, "secret", pattern) for type_, _triggers, pattern in TOKEN_SHAPES),
     (
         "credential_assignment",
         "secret",
