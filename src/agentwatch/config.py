@@ -45,6 +45,12 @@ class PipelineSettings(BaseModel):
         ge=0,
         description="extra wait to fill a micro-batch (0: commit what is queued; concurrent requests share commits)",
     )
+    inline_commit_events: int = Field(
+        64,
+        ge=0,
+        le=10_000,
+        description="SQLite: micro-batches of at most this many events commit on the event loop's thread (0: never)",
+    )
     overflow: Literal["reject", "block"] = Field(
         "reject",
         description="reject: answer 503 with Retry-After when the queue is full; block: wait up to block_timeout_s",

@@ -32,7 +32,10 @@ def aw(settings: Settings):
 
 
 class SlowStage:
-    """A stage that holds the worker until released, to fill the queue deterministically."""
+    """A stage that holds the worker until released, to fill the queue deterministically.
+
+    It blocks the thread it runs on: the pipeline using it must run every batch on its worker
+    thread (``inline_commit_events = 0``), never on the event loop's."""
 
     name = "slow"
 
@@ -79,6 +82,7 @@ async def test_submissions_on_their_way_join_the_commit_of_the_first(aw):
 async def test_reject_policy_refuses_past_the_queue_and_counts_drops(aw):
     aw.settings.pipeline.queue_size = 10
     slow = SlowStage()
+    aw.settings.pipeline.inline_commit_events = 0
     aw.pipeline.stages.insert(0, slow)
     await aw.pipeline.start()
     first = asyncio.create_task(aw.pipeline.submit(make_events(aw, 8)))
@@ -97,6 +101,7 @@ async def test_block_policy_waits_for_room(aw):
     aw.settings.pipeline.queue_size = 10
     aw.settings.pipeline.overflow = "block"
     slow = SlowStage()
+    aw.settings.pipeline.inline_commit_events = 0
     aw.pipeline.stages.insert(0, slow)
     await aw.pipeline.start()
     first = asyncio.create_task(aw.pipeline.submit(make_events(aw, 8)))
@@ -202,6 +207,7 @@ async def _held_pipeline(aw: Agentwatch):
     """A started pipeline whose worker is held in a first commit, so the next submissions
     share one; returns (the gate to release it, the first submission's task)."""
     slow = SlowStage()
+    aw.settings.pipeline.inline_commit_events = 0
     aw.pipeline.stages.insert(0, slow)
     await aw.pipeline.start()
     first = asyncio.create_task(aw.pipeline.submit(make_events(aw, 1, 9000)))

@@ -99,3 +99,45 @@ def test_sqlite_batches_larger_than_one_statement(tmp_path):
         assert len(stored_notes(eng)) == 30
     finally:
         eng.dispose()
+
+
+def test_a_bounded_lock_wait_gives_up_having_written_nothing_and_restores_the_wait(tmp_path):
+    """``lock_wait_ms``: past it, SQLite's "database is locked" reaches the caller with nothing
+    written, and the pooled connection goes back to the store's usual wait."""
+    from agentwatch.store.engine import SQLITE_BUSY_MS, is_locked
+
+    path = tmp_path / "locked.db"
+    engine = make_engine(f"sqlite:///{path}")
+    migrate(engine)
+    holder = sqlite3.connect(path, isolation_level=None)
+    try:
+        holder.execute("BEGIN IMMEDIATE")  # another writer holds the lock
+        started = time.monotonic()
+        with pytest.raises(Exception) as caught:
+            commit_batch(engine, [ev("a")], lock_wait_ms=50)
+        waited = time.monotonic() - started
+        assert is_locked(caught.value)
+        assert 0.04 <= waited < 5  # it waited about as long as asked, not the store's 30 s
+        holder.execute("COMMIT")
+        assert stored_notes(engine) == {}
+        with engine.connect() as conn:  # the pool's last-used connection: the one that gave up
+            assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar_one() == SQLITE_BUSY_MS
+        assert [e.event_id for e in commit_batch(engine, [ev("a")], lock_wait_ms=50)] == ["a"]
+    finally:
+        holder.close()
+        engine.dispose()
+
+
+def test_is_locked_names_only_the_lock_error(tmp_path):
+    from sqlalchemy.exc import OperationalError
+
+    from agentwatch.store.engine import is_locked
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'x.db'}")
+    try:
+        with pytest.raises(OperationalError) as caught, engine.connect() as conn:
+            conn.exec_driver_sql("SELECT * FROM no_such_table")
+        assert not is_locked(caught.value)
+        assert not is_locked(ValueError("database is locked"))
+    finally:
+        engine.dispose()

@@ -30,6 +30,11 @@ class Metrics:
             buckets=(1, 10, 50, 100, 500, 1000, 2000, 5000, 10000),
             registry=r,
         )
+        self.inline_lock_waits = Counter(
+            "agentwatch_pipeline_inline_lock_waits",
+            "Small SQLite batches handed to a thread because another writer held the lock",
+            registry=r,
+        )
         self.findings = Counter("agentwatch_findings", "Detector findings", ["detector"], registry=r)
         self.detector_errors = Counter(
             "agentwatch_detector_errors",

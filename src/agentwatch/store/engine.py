@@ -7,8 +7,9 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 
 from agentwatch.store.checkpoint import BACKSTOP_PAGES, WalCheckpointer
 
@@ -32,6 +33,24 @@ def sqlite_file(engine: Engine) -> str | None:
     return str(Path(engine.url.database).expanduser())
 
 
+SQLITE_BUSY_MS = 30_000  # how long a SQLite statement waits for another writer, by default
+_SQLITE_BUSY = 5  # SQLITE_BUSY, the primary code of every "database is locked" error
+
+
+def wait_for_lock(conn: Connection, ms: int) -> None:
+    """Set how long ``conn``'s statements wait for another SQLite writer. A setting of the
+    connection, not of its transaction, kept until set again (the pool's connections start at
+    ``SQLITE_BUSY_MS``); set on the driver's connection, so it neither begins nor ends one."""
+    conn.connection.dbapi_connection.execute(f"PRAGMA busy_timeout={int(ms)}")  # type: ignore[union-attr]
+
+
+def is_locked(exc: BaseException) -> bool:
+    """Whether ``exc`` is SQLite's "database is locked": another writer held the lock longer
+    than the statement would wait. Nothing of the statement's transaction was written."""
+    orig = getattr(exc, "orig", None) if isinstance(exc, OperationalError) else None
+    return orig is not None and getattr(orig, "sqlite_errorcode", 0) & 0xFF == _SQLITE_BUSY
+
+
 def checkpointer_for(engine: Engine) -> WalCheckpointer | None:
     path = sqlite_file(engine)
     return WalCheckpointer(path) if path else None
@@ -48,7 +67,7 @@ def make_engine(url: str) -> Engine:
         # drops the page cache when another connection wrote in between).
         engine = create_engine(
             url,
-            connect_args={"check_same_thread": False, "timeout": 30},
+            connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_MS / 1000},
             pool_size=8,
             max_overflow=8,
             pool_use_lifo=True,
@@ -63,7 +82,7 @@ def make_engine(url: str) -> Engine:
             # Checkpoints run on a background thread (store.checkpoint); this is the backstop.
             cur.execute(f"PRAGMA wal_autocheckpoint={BACKSTOP_PAGES}")
             cur.execute("PRAGMA foreign_keys=ON")
-            cur.execute("PRAGMA busy_timeout=30000")
+            cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_MS}")
             cur.close()
 
         return engine

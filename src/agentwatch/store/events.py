@@ -15,6 +15,7 @@ from agentwatch.events.model import MAX_QUANTITY, Event
 from agentwatch.store import counters as counters_store
 from agentwatch.store import processes as process_store
 from agentwatch.store.columns import int64
+from agentwatch.store.engine import SQLITE_BUSY_MS, wait_for_lock
 from agentwatch.store.prepared import sqlite_chunk_rows
 from agentwatch.store.schema import events
 
@@ -207,6 +208,7 @@ def commit_batch(
     batch: Sequence[Event],
     steps: Sequence[CommitStep] = (),
     also: Callable[[Connection], object] | None = None,
+    lock_wait_ms: int | None = None,
 ) -> list[Event]:
     """Store the events not stored before; returns exactly those, in order.
 
@@ -215,20 +217,31 @@ def commit_batch(
     what a step returns is called after the commit succeeded (to update an in-memory cache).
     ``also`` writes in that transaction too, whether or not any event was new (the audit
     rows of the requests that brought the batch).
+
+    ``lock_wait_ms`` (SQLite) bounds the wait for another writer's lock; past it the commit
+    raises "database is locked" (``store.engine.is_locked``) having written nothing.
     """
     after: list[Callable[[], None]] = []
-    insert_new = _insert_new_sqlite if engine.dialect.name == "sqlite" else _insert_new_postgresql
+    sqlite = engine.dialect.name == "sqlite"
+    insert_new = _insert_new_sqlite if sqlite else _insert_new_postgresql
+    bounded = sqlite and lock_wait_ms is not None
     with engine.begin() as conn:
-        fresh = insert_new(conn, batch) if batch else []
-        if fresh:
-            counters_store.add(conn, tally(fresh))
-            process_store.record(conn, fresh)
-            for step in steps:
-                done = step(conn, fresh)
-                if done is not None:
-                    after.append(done)
-        if also is not None:
-            also(conn)
+        if bounded:
+            wait_for_lock(conn, lock_wait_ms or 0)
+        try:
+            fresh = insert_new(conn, batch) if batch else []
+            if fresh:
+                counters_store.add(conn, tally(fresh))
+                process_store.record(conn, fresh)
+                for step in steps:
+                    done = step(conn, fresh)
+                    if done is not None:
+                        after.append(done)
+            if also is not None:
+                also(conn)
+        finally:
+            if bounded:  # the write lock, if taken, is held until the commit: no wait is left
+                wait_for_lock(conn, SQLITE_BUSY_MS)
     for done in after:
         done()
     return fresh
