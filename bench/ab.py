@@ -12,7 +12,8 @@ this checkout as it stands (or ``--new REV``).
 Measurements: ``ingest-batch`` (NDJSON of 1,000 events, 4 connections, 100,000 events),
 ``ingest-single`` (64 connections, 10,000 requests), both from ``bench/ingest``, and
 ``aop-single`` (single ``POST /events`` from 50 clients, 15,000 posts after 5,000 to warm
-up, from ``bench/aop``).
+up, from ``bench/aop``) and ``aop-batch`` (NDJSON bodies of 100 AOP events from 8 clients,
+100,000 events in 1,000 sessions, as ``bench/aop`` seeds its store).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from rich.console import Console
 from rich.table import Table
 
 ROOT = Path(__file__).resolve().parents[1]
-MEASURES = ("ingest-batch", "ingest-single", "aop-single")
+MEASURES = ("ingest-batch", "ingest-single", "aop-single", "aop-batch")
 
 
 def _database(tmp: str, postgres: bool) -> tuple[str, str | None]:
@@ -87,6 +88,20 @@ def measure_here(measure: str, postgres: bool) -> float:
                     ]
                     return aop.requests_for(url, "POST", ["/events"] * n, bodies, {"Content-Type": "application/json"})
 
+                if measure == "aop-batch":
+                    events = [
+                        aop.aop_event(f"ab-{run}-{i}", seq)
+                        for seq in range(1, aop.PER_SESSION + 1)
+                        for i in range(aop.SESSIONS)
+                    ]
+                    bodies = [
+                        b"\n".join(json.dumps(e).encode() for e in events[i : i + aop.BATCH])
+                        for i in range(0, len(events), aop.BATCH)
+                    ]
+                    reqs = aop.requests_for(
+                        url, "POST", ["/events"] * len(bodies), bodies, {"Content-Type": "application/x-ndjson"}
+                    )
+                    return len(events) / aop.load(url, reqs, 8).seconds
                 aop.load(url, posts(5_000, 1), 50)
                 result = aop.load(url, posts(15_000, 100), 50)
                 return 15_000 / result.seconds
