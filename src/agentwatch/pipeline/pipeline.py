@@ -31,7 +31,7 @@ from agentwatch.store.engine import is_locked, is_sqlite
 log = structlog.get_logger("agentwatch.pipeline")
 
 
-# How long an inline commit (see ``Pipeline._commit``) waits for another writer's SQLite lock
+# How long an inline commit (see ``Pipeline._run_process``) waits for another writer's SQLite lock
 # before it hands the batch to a thread, where the store's usual wait applies.
 INLINE_LOCK_WAIT_MS = 25
 
