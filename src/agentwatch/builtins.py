@@ -25,7 +25,7 @@ CAPABILITIES = (
 
 
 def register(registry: Registry) -> None:
-    from agentwatch.api import ingest, live_oisp, oisp, ops
+    from agentwatch.api import body_budget, ingest, live_oisp, oisp, ops
     from agentwatch.events.codecs.oisp import OispCodec
     from agentwatch.pipeline.bus_nats import NatsBus
     from agentwatch.pipeline.stages import EntityStage, ProcessFilterStage, TraceStage
@@ -51,6 +51,8 @@ def register(registry: Registry) -> None:
     registry.routers.register("oisp", oisp.router)
     registry.routers.register("oisp_live", live_oisp.router)
     registry.health.register("oisp", oisp.health_fragment)
+    # every listener's app counts its request bodies against one budget (api.body_budget)
+    registry.middleware.register("body_budget", body_budget.install)
 
     for module in CAPABILITIES:
         importlib.import_module(module).register(registry)

@@ -35,6 +35,24 @@ class IngestSettings(BaseModel):
     )
     max_events_per_request: int = Field(10_000, ge=1, description="largest number of events in one request")
     max_event_bytes: int = Field(1024 * 1024, ge=256, description="largest single event")
+    max_body_bytes_in_flight: int = Field(
+        256 * 1024 * 1024,
+        ge=64 * 1024,
+        le=64 * 1024**3,
+        description=(
+            "request-body bytes the server holds at once, summed over every request on every listener "
+            "(counted as they arrive, gzip counted inflated); past it: 503 with Retry-After"
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _budget_holds_one_body(self) -> IngestSettings:
+        if self.max_body_bytes_in_flight < self.max_body_bytes:
+            raise ValueError(
+                "ingest.max_body_bytes_in_flight: must be at least ingest.max_body_bytes "
+                f"({self.max_body_bytes}), or the largest ingest body could never be read"
+            )
+        return self
 
 
 class PipelineSettings(BaseModel):

@@ -2,7 +2,9 @@
 
 Routes never declare a body parameter: the framework would read the whole body into memory,
 however large, before the route runs (and name a malformed one by a byte offset). A JSON
-body is read here under the route's cap, then validated by its pydantic model.
+body is read here under the route's cap, then validated by its pydantic model. Every body read
+here also counts against the server-wide budget of body bytes held at once
+(:mod:`agentwatch.api.body_budget`).
 """
 
 from __future__ import annotations
@@ -13,24 +15,36 @@ import orjson
 from fastapi import Request
 from pydantic import BaseModel, ValidationError
 
+from agentwatch.api.body_budget import held_body
 from agentwatch.api.errors import ApiError, InvalidRequest, TooLarge
 from agentwatch.events.codecs.framing import BodyError, maybe_gunzip
 
 
 async def read_limited(request: Request, limit: int) -> bytes:
+    """The body, at most ``limit`` bytes. Bytes are taken from the server's body budget as they
+    arrive (a slow client holds only what it has sent), so a refusal comes before the body is
+    used; a declared length the whole budget could never hold is refused before any is read."""
+    held = held_body(request.scope)
     declared = request.headers.get("content-length")
     if declared is not None:
         try:
-            if int(declared) > limit:
-                raise TooLarge(f"body: larger than {limit} bytes")
+            length = int(declared)
         except ValueError:
             raise InvalidRequest("header content-length: must be an integer") from None
+        if length < 0:
+            raise InvalidRequest("header content-length: must not be negative")
+        if length > limit:
+            raise TooLarge(f"body: larger than {limit} bytes")
+        if held is not None:
+            held.could_hold(length)
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
             raise TooLarge(f"body: larger than {limit} bytes")
+        if held is not None:
+            held.take(len(chunk))
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -39,13 +53,28 @@ async def read_events_body(request: Request, limit: int) -> bytes:
     """The body, gunzipped when sent with ``Content-Encoding: gzip``, never above ``limit``."""
     body = await read_limited(request, limit)
     try:
-        return maybe_gunzip(body, request.headers.get("content-encoding"), limit)
+        decoded = maybe_gunzip(body, request.headers.get("content-encoding"), limit)
     except BodyError as exc:
         if exc.status == 413:
             raise TooLarge(str(exc)) from None
         if exc.status == 415:
             raise ApiError(str(exc), status=415) from None
         raise InvalidRequest(str(exc)) from None
+    if decoded is not body:
+        _count_inflated(request, len(decoded) - len(body))
+    return decoded
+
+
+def _count_inflated(request: Request, growth: int) -> None:
+    """The inflated bytes take the place of the compressed ones in the body budget (the
+    compressed body is dropped when the caller returns)."""
+    held = held_body(request.scope)
+    if held is None:
+        return
+    if growth > 0:
+        held.take(growth)
+    else:
+        held.give_back(-growth)
 
 
 M = TypeVar("M", bound=BaseModel)

@@ -13,6 +13,14 @@ them for its h11 protocol only, or not at all):
   held a connection for good by sending nothing, or a byte now and then;
 - a body that stops arriving for ``BODY_IDLE_S`` while the route waits for it closes the
   connection (the route sees the client gone);
+- so does a body that drips: once ``BODY_GRACE_S`` have passed since its first byte, it must
+  have averaged ``BODY_MIN_RATE`` bytes a second (a client sending a byte every 9 seconds
+  never stopped for 10, and held a connection and its partial body for good). 1 KiB/s is
+  about 8 kbit/s, below any link that carries traffic at all: a 10 MiB body may take nearly
+  three hours, and an honest uploader on a poor mobile link (100 kbit/s: 10 MiB in about
+  14 minutes) sends twelve times the minimum. The average runs from the first byte, so a
+  client that paused catches up by sending faster; while the server is not reading (the
+  route has not started on the body), the connection is not judged;
 - a route may answer before the body is whole (413 over a cap, 401, 404): the rest is read
   and dropped for at most ``LINGER_S`` (so the client reads the answer instead of a reset),
   then the connection is closed; uvicorn re-armed no timer then and kept it open for good.
@@ -52,6 +60,8 @@ WS_MAX_UNSENT = 1024 * 1024
 MAX_HEAD_BYTES = 64 * 1024
 HEAD_TIMEOUT_S = 10.0
 BODY_IDLE_S = 10.0
+BODY_GRACE_S = 10.0
+BODY_MIN_RATE = 1024  # bytes per second, on average from a body's first byte, after the grace
 LINGER_S = 5.0
 PEER_GONE = (ConnectionResetError, ConnectionAbortedError, BrokenPipeError)
 BAD_UPGRADE = (
@@ -91,6 +101,8 @@ class HttpProtocol(HttpToolsProtocol):
         self._last_read = 0.0
         self._answered_early: Any = None  # the request answered before its body was whole
         self._answered_at = 0.0
+        self._body_bytes = 0  # of the current request's body so far
+        self._body_started = 0.0  # when its first byte came
         self._watch: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: Any) -> None:
@@ -115,10 +127,17 @@ class HttpProtocol(HttpToolsProtocol):
         self._in_head = True
         self._head_bytes = 0
         self._head_started = self.loop.time()
+        self._body_bytes = 0
 
     def on_headers_complete(self) -> None:
         self._in_head = False
         super().on_headers_complete()
+
+    def on_body(self, body: bytes) -> None:
+        if not self._body_bytes:
+            self._body_started = self._last_read
+        self._body_bytes += len(body)
+        super().on_body(body)
 
     def handle_websocket_upgrade(self) -> None:
         self._stop_watch()  # the WebSocket protocol has its own keepalive
@@ -172,9 +191,31 @@ class HttpProtocol(HttpToolsProtocol):
                 log.info("serving.body_stalled", idle_s=round(now - self._last_read, 1))
                 self.transport.close()
                 return
+            if self._body_bytes:
+                too_slow_at = self._too_slow_at()
+                if now >= too_slow_at:
+                    self._close_too_slow(now)
+                    return
+                deadline = min(deadline, too_slow_at)
         else:
             deadline = now + LINGER_S  # nothing to watch now: look again later
         self._check_at(deadline)
+
+    def _too_slow_at(self) -> float:
+        """When the body's average rate falls under the minimum, if no more of it comes: the
+        bytes so far cover ``bytes / BODY_MIN_RATE`` seconds from the first one (never before
+        the grace is over)."""
+        return self._body_started + max(BODY_GRACE_S, self._body_bytes / BODY_MIN_RATE)
+
+    def _close_too_slow(self, now: float) -> None:
+        seconds = now - self._body_started
+        log.info(
+            "serving.body_too_slow",
+            body_bytes=self._body_bytes,
+            seconds=round(seconds, 1),
+            min_rate=BODY_MIN_RATE,
+        )
+        self.transport.close()
 
     def _refuse(self, status: int, message: str) -> None:
         """Answer ``status`` with the API's error shape and close (the request never reached the app)."""

@@ -46,6 +46,11 @@ class Metrics:
         self.live_dropped = Counter(
             "agentwatch_live_dropped", "Frames dropped for slow live-stream clients", registry=r
         )
+        self.bodies_over_budget = Counter(
+            "agentwatch_http_bodies_over_budget",
+            "Requests answered 503 because the server held its budget of request-body bytes",
+            registry=r,
+        )
         self._by_source: dict[str, tuple[Counter, Counter]] = {}
 
     def count_intake(self, source: str, received: int, rejected: int) -> None:
