@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from agentwatch.store import counters
 from tests.conftest import OISP_EXAMPLES
 
 
@@ -56,12 +57,35 @@ def test_stats_count_types_tokens_providers_models(server):
     with server.client() as c:
         assert c.post("/api/v1/ingest", json=events).json()["stored"] == 5
         s = c.get("/api/stats").json()
-    assert s["events"] == {"total": 5, "by_type": {"ai.request": 2, "ai.response": 2, "process.exec": 1}}
+    by_type = {"ai.request": 2, "ai.response": 2, "process.exec": 1}
+    assert s["events"] == {"total": 5, "by_type": by_type, "by_type_other": 0}
     assert s["ai"]["requests"] == 2 and s["ai"]["responses"] == 2
     assert s["ai"]["tokens"] == {"prompt": 110, "completion": 55, "total": 165}
     assert s["ai"]["providers"] == {"openai": 1, "anthropic": 1}
     assert s["ai"]["models"] == {"gpt-4o": 1, "claude-3": 1}
+    assert s["ai"]["providers_other"] == 0 and s["ai"]["models_other"] == 0
     assert s["capture"]["running"] is True and s["capture"]["events_per_second"] > 0
+
+
+def test_stats_list_the_top_n_models_and_sum_the_rest(server):
+    """Model ids are whatever clients send: the answer lists the TOP_N largest with their
+    counts, and what the others add up to as one figure; the other totals stay whole."""
+    n, extra = counters.TOP_N, 30
+    calls = {f"big-{i:03d}": 2 for i in range(n)} | {f"small-{i:03d}": 1 for i in range(extra)}
+    data = [{"provider": {"name": "openai"}, "model": {"id": m}} for m, times in calls.items() for _ in range(times)]
+    events = [ev("ai.request", "2026-01-01T00:00:00Z", 7, "python3", data=d) for d in data]
+    with server.client() as c:
+        for i in range(0, len(events), 100):
+            chunk = events[i : i + 100]
+            assert c.post("/api/v1/ingest", json=chunk).json()["stored"] == len(chunk)
+        s = c.get("/api/stats").json()
+        v1 = c.get("/api/v1/stats").json()
+    assert s["ai"]["models"] == {f"big-{i:03d}": 2 for i in range(n)}
+    assert s["ai"]["models_other"] == extra
+    assert s["ai"]["providers"] == {"openai": 2 * n + extra} and s["ai"]["providers_other"] == 0
+    assert s["ai"]["requests"] == 2 * n + extra
+    assert s["events"] == {"total": 2 * n + extra, "by_type": {"ai.request": 2 * n + extra}, "by_type_other": 0}
+    assert v1["events"] == {"by_type": {"ai.request": 2 * n + extra}, "by_type_other": 0}
 
 
 def test_events_filters_and_pagination(server):

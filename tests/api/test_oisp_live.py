@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 
 import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
@@ -65,6 +66,22 @@ def test_ws_stats_sends_periodic_frames(server):
     for frame in (first, second):
         assert frame["type"] == "stats" and frame["interval_ms"] == 100
         assert set(frame["data"]) == {"events_per_second", "active_processes", "pending_requests"}
+
+
+def test_ws_stats_counts_the_requests_still_waiting_for_a_response(server):
+    """pending_requests is read from the two totals by key, on both stores."""
+    server.aw.settings.live.stats_interval_ms = 50
+    ai = {"provider": {"name": "openai"}, "model": {"id": "gpt-4o"}}
+    calls = [{"event_type": "ai.request", "data": {"request_id": f"r{i}", **ai}} for i in range(3)]
+    calls.append({"event_type": "ai.response", "data": {"request_id": "r0"}})
+    with server.client() as c:
+        assert c.post("/api/v1/ingest", json=calls).json()["stored"] == 4
+    seen = []
+    with connect(server.ws_url + "/ws/stats") as ws:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and 2 not in seen:
+            seen.append(recv_json(ws)["data"]["pending_requests"])
+    assert seen[-1] == 2, seen
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)

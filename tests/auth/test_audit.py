@@ -45,7 +45,7 @@ def test_mutations_and_auth_events_are_audited_with_actor_and_outcome_never_secr
     for row in rows:
         by_action.setdefault(row["action"], []).append(row)
     assert by_action["auth.login"][0]["actor"]["name"] == "ana@example.com"
-    assert by_action["auth.login.failure"][0]["details"] == {"email": "ana@example.com"}
+    assert by_action["auth.login.failure"][0]["details"] == {"email": "ana@example.com", "user_id": doc["user"]["id"]}
     created = by_action["POST /api/v1/api-keys"][0]
     assert created["actor"] == {"kind": "user", "id": doc["user"]["id"], "name": "ana@example.com"}
     assert created["status"] == 201 and created["client"] == "127.0.0.1"

@@ -19,6 +19,7 @@ router = APIRouter(tags=["oisp"])
 
 MAX_CLIENT_FRAME = 64 * 1024
 MAX_TYPES = 100
+AI_CALLS = (("event_type", "ai.request"), ("event_type", "ai.response"))  # read by key: two rows, not a family
 
 
 class TypeFilter:
@@ -112,8 +113,8 @@ async def ws_events(ws: WebSocket) -> None:
 
 def _counts(engine: Any) -> tuple[int, int]:
     """Live processes, and LLM requests still waiting for their response."""
-    by_type = counters.read(engine).get("event_type", {})
-    pending = max(0, int(by_type.get("ai.request", 0) - by_type.get("ai.response", 0)))
+    calls = counters.read(engine, exact=AI_CALLS)
+    pending = max(0, int(calls.value(*AI_CALLS[0]) - calls.value(*AI_CALLS[1])))
     return active_count(engine), pending
 
 

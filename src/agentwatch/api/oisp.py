@@ -56,25 +56,43 @@ def _count(v: float) -> int:
     return int(min(max(v, 0.0), 2**63 - 1)) if v == v else 0
 
 
+# The families /api/stats shows, and the totals it needs whatever their rank among the types
+STATS_FAMILIES = ("event_type", "ai_provider", "ai_model", "ai_tokens", "ai_cost")
+AI_CALLS = (("event_type", "ai.request"), ("event_type", "ai.response"))
+
+
+def _counts(family: counters.Family) -> dict[str, int]:
+    return {k: _count(v) for k, v in family.top.items()}
+
+
 @router.get("/api/stats", dependencies=[require("events:read")])
 async def stats(request: Request) -> dict[str, Any]:
+    """The documented statistics. ``by_type``, ``providers`` and ``models`` list at most
+    ``counters.TOP_N`` keys each (the largest); the ``*_other`` field next to each holds what
+    the keys left out add up to, and ``events.total`` counts every event."""
     aw = request.app.state.aw
-    c = await run_in_threadpool(counters.read, aw.engine)
-    by_type = {k: _count(v) for k, v in sorted(c.get("event_type", {}).items())}
-    tokens = c.get("ai_tokens", {})
+    c = await run_in_threadpool(counters.read, aw.engine, STATS_FAMILIES, AI_CALLS)
+    types, providers, models = c.family("event_type"), c.family("ai_provider"), c.family("ai_model")
+    tokens = c.family("ai_tokens").top
     return {
-        "events": {"total": sum(by_type.values()), "by_type": by_type},
+        "events": {
+            "total": _count(types.total),
+            "by_type": dict(sorted(_counts(types).items())),
+            "by_type_other": _count(types.rest),
+        },
         "ai": {
-            "requests": by_type.get("ai.request", 0),
-            "responses": by_type.get("ai.response", 0),
+            "requests": _count(c.value(*AI_CALLS[0])),
+            "responses": _count(c.value(*AI_CALLS[1])),
             "tokens": {
                 "prompt": _count(tokens.get("prompt", 0)),
                 "completion": _count(tokens.get("completion", 0)),
                 "total": _count(tokens.get("total", 0)),
             },
-            "cost_usd": round(c.get("ai_cost", {}).get("usd", 0.0), 6),
-            "providers": {k: _count(v) for k, v in c.get("ai_provider", {}).items()},
-            "models": {k: _count(v) for k, v in c.get("ai_model", {}).items()},
+            "cost_usd": round(c.family("ai_cost").top.get("usd", 0.0), 6),
+            "providers": _counts(providers),
+            "providers_other": _count(providers.rest),
+            "models": _counts(models),
+            "models_other": _count(models.rest),
         },
         "capture": {
             "running": aw.pipeline._worker is not None,

@@ -129,7 +129,7 @@ async def stats(request: Request) -> dict[str, Any]:
     """Pipeline counters (received, committed, dropped by reason...), live-stream and detection figures."""
     aw = request.app.state.aw
     m = _metric_values(aw.metrics.registry)
-    c = await run_in_threadpool(counters.read, aw.engine)
+    types = (await run_in_threadpool(counters.read, aw.engine, ("event_type",))).family("event_type")
     alert_counts = await run_in_threadpool(_alert_counts, aw.engine)
     comp = aw.components.get("detection")
     return {
@@ -144,7 +144,8 @@ async def stats(request: Request) -> dict[str, Any]:
             "events_per_second": aw.pipeline.events_per_second(),
             "findings": m.get("agentwatch_findings_total", {}),
         },
-        "events": {"by_type": {k: int(v) for k, v in sorted(c.get("event_type", {}).items())}},
+        # at most counters.TOP_N types (the largest); by_type_other: what the others add up to
+        "events": {"by_type": {k: int(v) for k, v in sorted(types.top.items())}, "by_type_other": int(types.rest)},
         "alerts": alert_counts,
         "live": {
             "subscribers": aw.hub.subscribers,

@@ -71,6 +71,8 @@ counters = Table(
     Column("key", String(256), primary_key=True),
     Column("value", Float, nullable=False, default=0),
 )
+# A family's largest totals first (store.counters reads the top of each family; revision 0003)
+Index("ix_counters_top", counters.c.family, counters.c.value.desc(), counters.c.key)
 
 kv = Table(
     "kv",

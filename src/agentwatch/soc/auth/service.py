@@ -8,6 +8,8 @@ Created by the ``auth`` lifecycle factory; sets ``aw.auth`` (read by
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import sys
 import time
 from dataclasses import dataclass
@@ -35,12 +37,21 @@ CACHE_TTL_S = 2.0
 TOUCH_EVERY_S = 60.0
 MAX_CACHE = 10_000
 MIN_SECRET_BYTES = 32
+# Derives the key that hashes typed login identifiers from the token signing key: a key of
+# its own, so such a hash is never the HS256 signature of the text that was typed.
+IDENTIFIER_KEY_LABEL = b"agentwatch: typed login identifiers, v1"
 
 
 def client_of(conn: HTTPConnection | None) -> str:
     if conn is None or conn.client is None:
         return ""
     return conn.client.host or ""
+
+
+def identifier_key(signing_key: bytes) -> bytes:
+    """The key of :meth:`AuthService.identifier_hmac`, derived from the token signing key (a
+    secret every process of one deployment already shares, so their hashes agree)."""
+    return hmac.new(signing_key, IDENTIFIER_KEY_LABEL, hashlib.sha256).digest()
 
 
 def actor_of(principal: Principal | None) -> dict[str, str]:
@@ -67,9 +78,9 @@ class AuthService:
         secret = cfg.jwt_secret.get_secret_value() if cfg.jwt_secret else None
         if secret is not None and len(secret.encode()) < MIN_SECRET_BYTES:
             raise ValueError(f"auth.jwt_secret: must be at least {MIN_SECRET_BYTES} bytes (HS256 key)")
-        self.tokens = TokenService(
-            aw.engine, load_secret(secret, aw.settings.data_dir), cfg.access_ttl_s, cfg.refresh_ttl_s
-        )
+        signing_key = load_secret(secret, aw.settings.data_dir)
+        self.tokens = TokenService(aw.engine, signing_key, cfg.access_ttl_s, cfg.refresh_ttl_s)
+        self._identifier_key = identifier_key(signing_key)
         self.audit = AuditLog(aw.engine)
         self.counter: Counter = MemoryCounter()
         self._cache: dict[str, tuple[float, Principal]] = {}
@@ -248,25 +259,55 @@ class AuthService:
         for key, reset_at in taken:
             await self.counter.release(key, window_s, reset_at)
 
+    # -- what is kept of a typed login identifier ------------------------------------------------
+
+    def identifier_hmac(self, typed: str) -> str:
+        """HMAC-SHA256 of an identifier as typed, under a server secret. People type their
+        password into the e-mail field; a plain hash of it would be reversed by a dictionary,
+        this one only by someone holding the signing key. Equal inputs give equal hashes, so
+        repeated attempts with one unknown identifier can still be told apart and counted."""
+        return hmac.new(self._identifier_key, typed.encode(), hashlib.sha256).hexdigest()
+
+    def typed_identifier(self, typed: str, account: User | None) -> dict[str, Any]:
+        """What the audit log keeps of an identifier typed at login: the e-mail and user id
+        when it names an account, else its keyed hash and its length, never the text."""
+        if account is not None:
+            return {"email": account.email, "user_id": account.id}
+        return {"email_hmac": self.identifier_hmac(typed), "email_length": len(typed)}
+
+    def _account_budget(self, email: str) -> str:
+        """The failed-login budget's key for an account, known or not (Redis keeps key names
+        in clear, so they carry the keyed hash, not the identifier or its plain hash)."""
+        return "login:acct:" + self.identifier_hmac(email)
+
+    async def _account_named(self, email: str) -> User | None:
+        try:
+            return await asyncio.to_thread(self.users.by_email, email)
+        except Exception:  # unknown is the safe answer: the identifier is then kept only hashed
+            log.warning("auth.account_lookup_failed")
+            return None
+
     async def login(self, email: str, password: str, conn: HTTPConnection) -> tuple[Issued, User]:
         cfg = self.settings.auth.login
         client = client_of(conn)
-        budgets = (("login:acct:" + digest(email), cfg.per_account), ("login:addr:" + client, cfg.per_address))
+        budgets = ((self._account_budget(email), cfg.per_account), ("login:addr:" + client, cfg.per_address))
         taken, refused = await self._take_attempt(budgets, cfg.window_s)
         if refused is not None:
-            await self.record(AuditEntry("auth.login.throttled", client=client, status=429, details={"email": email}))
+            named = self.typed_identifier(email, await self._account_named(email))
+            await self.record(AuditEntry("auth.login.throttled", client=client, status=429, details=named))
             raise ApiError(
                 "login: too many failed attempts, retry later",
                 status=429,
                 headers={"Retry-After": str(refused.retry_after())},
             )
         try:
-            user = await asyncio.to_thread(self._check_password, email, password)
+            account, user = await asyncio.to_thread(self._check_password, email, password)
         except Exception:  # not a failed attempt: the check itself failed
             await self._give_back(taken, cfg.window_s)
             raise
         if user is None:  # the hits taken stay: they count this failure
-            await self.record(AuditEntry("auth.login.failure", client=client, status=401, details={"email": email}))
+            named = self.typed_identifier(email, account)
+            await self.record(AuditEntry("auth.login.failure", client=client, status=401, details=named))
             raise ApiError("email or password: invalid", status=401)
         await self.counter.clear(budgets[0][0], cfg.window_s)
         await self._give_back(taken[1:], cfg.window_s)  # a successful login costs the address nothing
@@ -278,7 +319,7 @@ class AuthService:
     async def verify_current_password(self, user: User, password: str) -> bool:
         """A password re-check (password change), throttled with the account's failed logins."""
         cfg = self.settings.auth.login
-        budget = ("login:acct:" + digest(user.email), cfg.per_account)
+        budget = (self._account_budget(user.email), cfg.per_account)
         taken, refused = await self._take_attempt((budget,), cfg.window_s)
         if refused is not None:
             raise ApiError(
@@ -295,13 +336,14 @@ class AuthService:
             await self._give_back(taken, cfg.window_s)
         return ok
 
-    def _check_password(self, email: str, password: str) -> User | None:
+    def _check_password(self, email: str, password: str) -> tuple[User | None, User | None]:
+        """(the account ``email`` names, if any; that account if the password opens it)."""
         user = self.users.by_email(email)
         ok = verify_password(user.password_hash if user else None, password)
         if not ok or user is None or user.disabled:
-            return None
+            return user, None
         self.users.logged_in(user.id, hash_password(password) if needs_rehash(user.password_hash) else None)
-        return user
+        return user, user
 
     async def refresh(self, refresh_token: str, conn: HTTPConnection) -> tuple[Issued, User]:
         try:
