@@ -21,6 +21,7 @@ from agentwatch.api.bodies import read_events_body
 from agentwatch.api.errors import InvalidRequest, NotFound, TooLarge, Unavailable
 from agentwatch.api.fastlane import fast_lane
 from agentwatch.api.ingest import submit_decoded
+from agentwatch.api.query import only_query
 from agentwatch.api.responses import JSON
 from agentwatch.api.security import PUBLIC, require
 from agentwatch.api.session_paths import session_path
@@ -95,7 +96,9 @@ async def post_events(request: Request) -> dict[str, Any]:
     }
 
 
-@router.get("/stream", dependencies=[require("sessions:read")], response_class=StreamingResponse)
+@router.get(
+    "/stream", dependencies=[require("sessions:read"), only_query("session_id")], response_class=StreamingResponse
+)
 async def get_stream(
     request: Request,
     session_id: Annotated[str | None, Query(max_length=128)] = None,
@@ -116,7 +119,14 @@ async def get_stream(
     )
 
 
-@router.get("/sessions", dependencies=[require("sessions:read")], response_class=JSON)
+# Here, on /stream and on DELETE, a misspelt parameter (``?agnet=``, ``?sesion_id=``,
+# ``?recusive=true``) is refused, not ignored: ignored, the answer would look filtered when it
+# is not (or delete less than asked) with nothing to say so.
+@router.get(
+    "/sessions",
+    dependencies=[require("sessions:read"), only_query("limit", "offset", "status", "agent", "since", "parent")],
+    response_class=JSON,
+)
 async def list_sessions(
     request: Request,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
@@ -274,7 +284,7 @@ async def get_session(request: Request) -> Response:
 
 @router.delete(
     "/sessions/{session_id:path}",
-    dependencies=[require("sessions:write")],
+    dependencies=[require("sessions:write"), only_query("recursive")],
     openapi_extra={"parameters": [SESSION_ID_PARAMETER]},
 )
 async def delete_session(request: Request, recursive: Annotated[bool, Query()] = False) -> dict[str, Any]:

@@ -9,7 +9,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Engine, and_, bindparam, case, delete, func, null, select, update
+from sqlalchemy import ColumnElement, Connection, Engine, and_, bindparam, case, delete, func, null, select, update
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.visitors import InternalTraversal
 
 from agentwatch.events.model import iso
 from agentwatch.sessions.schema import aop_sessions
@@ -30,6 +32,33 @@ def _conn(bind: Engine | Connection) -> Iterator[Connection]:
         return
     with bind.connect() as conn:
         yield conn
+
+
+class Bytewise(ColumnElement[str]):
+    """A text column compared by code point, as SQLite compares text (BINARY).
+
+    Session ids are chosen by clients, and many sessions can share the sort key (a batch
+    gives them all one receive time): the id breaks the tie. PostgreSQL orders text by the
+    database's collation, and a linguistic one (en_US, ICU) weighs letters before case and
+    punctuation ("sess-a" before "Sess-b"), so the same request listed the same sessions in
+    another order than SQLite; ``COLLATE "C"`` there is code point order for UTF-8."""
+
+    inherit_cache = True
+    _traverse_internals = [("column", InternalTraversal.dp_clauseelement)]
+
+    def __init__(self, column: ColumnElement[str]) -> None:
+        self.column = column
+        self.type = column.type
+
+
+@compiles(Bytewise)
+def _bytewise(element: Bytewise, compiler: Any, **kw: Any) -> str:
+    return compiler.process(element.column, **kw)
+
+
+@compiles(Bytewise, "postgresql")
+def _bytewise_postgresql(element: Bytewise, compiler: Any, **kw: Any) -> str:
+    return compiler.process(element.column.collate("C"), **kw)
 
 
 @dataclass
@@ -62,7 +91,7 @@ def _list_statements(used: tuple[str, ...]) -> tuple[Prepared, Prepared]:
             page = page.where(cond)
             count = count.where(cond)
         page = (
-            page.order_by(aop_sessions.c.last_seen_at.desc(), aop_sessions.c.id.desc())
+            page.order_by(aop_sessions.c.last_seen_at.desc(), Bytewise(aop_sessions.c.id).desc())
             .limit(bindparam("lim"))
             .offset(bindparam("off"))
         )
@@ -147,7 +176,7 @@ _ALERTS = Prepared(
 _CHILDREN = Prepared(
     select(aop_sessions)
     .where(aop_sessions.c.parent_session_id == bindparam("sid"))
-    .order_by(aop_sessions.c.started_at, aop_sessions.c.id)
+    .order_by(aop_sessions.c.started_at, Bytewise(aop_sessions.c.id))
     .limit(bindparam("lim"))
 )
 

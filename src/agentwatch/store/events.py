@@ -298,11 +298,34 @@ class EventQuery:
     source_format: str | None = None
     min_severity: int | None = None
     entity_id: str | None = None
-    text: str | None = None
+    text: str | None = None  # a substring of the event (see ``_text_condition``)
     newest_first: bool = True
 
 
-def _where(q: EventQuery) -> list[Any]:
+ASCII_UPPER = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+ASCII_LOWER = ASCII_UPPER.lower()
+ASCII_FOLD = str.maketrans(ASCII_UPPER, ASCII_LOWER)
+
+
+def stored_form(text: str) -> str:
+    """``text`` as it appears inside a stored body (orjson, the store's serialiser): a
+    backslash, a quote or a control character (NUL too) is stored escaped, so a search looks
+    for the escape; ``C:\\Users`` then finds the path, and ``"`` does not find every event."""
+    return orjson.dumps(text)[1:-1].decode()
+
+
+def _text_condition(dialect: str, text: str) -> Any:
+    """A substring of the event's JSON, A-Z matched without regard to case and every other
+    character exactly, the same on both stores. SQLite's LIKE folds ASCII letters only;
+    PostgreSQL's is case-sensitive (and its ILIKE would fold every alphabet), so there the
+    body's ASCII letters are folded before the match."""
+    body: Any = events.c.body
+    if dialect != "sqlite":
+        body = func.translate(body, ASCII_UPPER, ASCII_LOWER)
+    return body.contains(stored_form(text).translate(ASCII_FOLD), autoescape=True)
+
+
+def _where(q: EventQuery, dialect: str) -> list[Any]:
     cond: list[Any] = []
     if q.event_type:
         if q.event_type.endswith(".*"):
@@ -326,12 +349,13 @@ def _where(q: EventQuery) -> list[Any]:
     if q.entity_id:
         cond.append(events.c.entity_ids.contains(q.entity_id, autoescape=True))
     if q.text:
-        cond.append(events.c.body.contains(q.text, autoescape=True))
+        cond.append(_text_condition(dialect, q.text))
     return cond
 
 
 def query(engine: Engine, q: EventQuery) -> tuple[list[dict[str, Any]], int]:
-    cond = and_(*_where(q)) if _where(q) else None
+    conds = _where(q, engine.dialect.name)
+    cond = and_(*conds) if conds else None
     stmt = select(events.c.body, events.c.seq)
     count = select(func.count()).select_from(events)
     if cond is not None:
@@ -347,7 +371,7 @@ def query(engine: Engine, q: EventQuery) -> tuple[list[dict[str, Any]], int]:
 
 def query_rows(engine: Engine, q: EventQuery) -> tuple[list[dict[str, Any]], int]:
     """Like :func:`query` but with the derived columns beside the body."""
-    conds = _where(q)
+    conds = _where(q, engine.dialect.name)
     stmt = select(events)
     count = select(func.count()).select_from(events)
     if conds:
