@@ -46,3 +46,38 @@ def test_parse_ts_names_the_field_on_bad_text():
         assert err.value.field == "since"
     with pytest.raises(EventError):
         parse_ts(1775210400, "ts")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2026-03-01T10:00:00X+00:00",  # a stray character where the offset begins
+        "2026-03-01T10:00:00\x00",  # a trailing NUL
+        "2026W101",  # an ISO week date
+        "20260301T100000",  # the basic (undashed) form
+        "2026-03-01T10:00:00Z+00:00",
+        "\u0662\u0660\u0662\u0666-03-01T10:00:00Z",  # digits of another script
+    ],
+)
+def test_text_that_is_no_rfc_3339_time_is_refused(text: str):
+    """Python's ``fromisoformat`` takes each of these; none is a time any sender means."""
+    with pytest.raises(EventError, match="not an RFC 3339 timestamp"):
+        parse_ts(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "epoch"),
+    [
+        ("2026-03-01T10:00:00Z", 1772359200.0),
+        ("2026-03-01t10:00:00z", 1772359200.0),
+        ("2026-03-01 10:00:00+00:00", 1772359200.0),
+        ("2026-03-01T15:30:00+05:30", 1772359200.0),
+        ("2026-03-01T15:30:00+0530", 1772359200.0),
+        ("2026-03-01T10:00:00.5-00:00", 1772359200.5),
+        ("2026-03-01T10:00:00.123456789Z", 1772359200.123456),  # nanoseconds: cut to microseconds
+        ("2026-03-01T10:00", 1772359200.0),  # no seconds, no offset: UTC
+        ("2026-03-01", 1772323200.0),  # a bare date: its midnight, UTC
+    ],
+)
+def test_rfc_3339_and_the_documented_forms_are_taken(text: str, epoch: float):
+    assert parse_ts(text) == pytest.approx(epoch, abs=1e-6)

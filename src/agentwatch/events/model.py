@@ -99,6 +99,16 @@ def iso(epoch: float) -> str:
     return orjson.dumps(datetime.fromtimestamp(epoch, UTC), option=orjson.OPT_UTC_Z)[1:-1].decode()
 
 
+# RFC 3339 (``T``, ``t`` or a space between date and time), with what its parser also takes and
+# the API documents: no offset (UTC), minutes without seconds, a bare date. ``fromisoformat``
+# alone takes much else (ISO week dates, basic forms, a stray character where ``T`` belongs,
+# a trailing NUL), which no sender means as a time.
+RFC3339_RE = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}"  # the date
+    r"(?:[Tt ][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:[.,][0-9]{1,9})?)?"  # the time, seconds and fraction optional
+    r"(?:[Zz]|[+-][0-9]{2}:?[0-9]{2})?)?"  # the offset, optional: UTC without one
+)
+
 # The times ``datetime`` can show in UTC, as epoch seconds: year 1 to the end of year 9999.
 FIRST_TS = -62135596800.0
 END_TS = 253402300800.0
@@ -111,6 +121,8 @@ def parse_ts(value: Any, field: str = "ts") -> float:
     if len(value) > 64:
         raise EventError(field, "timestamp longer than 64 characters")
     text = value.strip()
+    if RFC3339_RE.fullmatch(text) is None:
+        raise EventError(field, f"not an RFC 3339 timestamp: {value!r}")
     if text.endswith(("Z", "z")):
         text = text[:-1] + "+00:00"
     try:

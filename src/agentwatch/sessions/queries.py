@@ -308,7 +308,9 @@ def replay_after(
         acond = [alerts.c.updated_at >= mark.received_at, alerts.c.session_id.is_not(None)]
         if session_id:
             acond.append(alerts.c.session_id == session_id)
-        arows = conn.execute(select(alerts).where(and_(*acond)).order_by(alerts.c.updated_at).limit(limit)).all()
+        arows = conn.execute(
+            select(alerts).where(and_(*acond)).order_by(alerts.c.updated_at, alerts.c.id).limit(limit)
+        ).all()
     evs = [(r.event_id, r.raw if r.raw is not None else r.body.encode()) for r in rows]
     return evs, [aop_alert(dict(r._mapping)) for r in arows]
 
