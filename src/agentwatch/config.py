@@ -75,6 +75,12 @@ class PipelineSettings(BaseModel):
     )
     block_timeout_s: float = Field(5.0, ge=0)
     shutdown_drain_s: float = Field(30.0, ge=0, description="longest wait to commit accepted events on shutdown")
+    settle_timeout_s: float = Field(
+        30.0,
+        gt=0,
+        le=600,
+        description="scale-out: longest wait, before deleting a session, for the workers to commit what was accepted",
+    )
     role: Literal["standalone", "api", "worker"] = Field(
         "standalone",
         description="standalone: commit in-process; api: hand events to NATS JetStream; worker: consume and commit",

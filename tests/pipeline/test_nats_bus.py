@@ -123,3 +123,63 @@ def test_filters_changed_through_the_api_node_apply_on_the_worker(tmp_path, shar
             time.sleep(0.5)  # the other event had its chance to be committed
             assert [e["process"]["name"] for e in w.get("/api/events").json()["events"]] == ["kept"]
             assert w.get("/api/filters").json()["process_filter"] == ["kept"]
+
+
+def _aop(session: str, seq: int) -> dict:
+    from tests.sessions.aop import ev
+
+    return ev(session, seq, "session.started" if seq == 1 else "cognition.thought", {"reasoning": f"step {seq}"})
+
+
+def test_a_session_deleted_through_the_api_node_does_not_come_back_with_events_on_their_way(tmp_path, shared_pg):
+    """Events the API node accepted are in the stream, not yet stored, when the delete arrives:
+    the delete waits for a worker to commit them, then deletes them with the rest, so the
+    session does not come back once they are stored."""
+    import threading
+
+    require_service("NATS", "127.0.0.1", 4222)
+    run = uuid.uuid4().hex[:10]
+    session = f"s-{run}"
+    with run_server(node(tmp_path, shared_pg, "api", run)) as api:
+        with run_server(node(tmp_path, shared_pg, "worker", run)) as worker, api.client() as c:
+            assert c.post("/events", json=[_aop(session, i) for i in range(1, 11)]).status_code == 200
+            with worker.client() as w:
+                assert wait_for(lambda: w.get(f"/sessions/{session}").status_code == 200)
+                assert wait_for(lambda: len(w.get(f"/sessions/{session}").json()["events"]) == 10)
+        # no worker now: five more events are accepted (held by the stream) but not stored
+        with api.client() as c:
+            assert c.post("/events", json=[_aop(session, i) for i in range(11, 16)]).status_code == 200
+        answer: dict = {}
+
+        def delete() -> None:
+            with api.client() as c:
+                r = c.delete(f"/sessions/{session}")
+                answer.update(status=r.status_code, body=r.json())
+
+        deleting = threading.Thread(target=delete)
+        deleting.start()
+        time.sleep(0.5)
+        assert deleting.is_alive()  # waiting for the events on their way
+        with run_server(node(tmp_path, shared_pg, "worker", run)) as worker2:
+            deleting.join(30)
+            assert answer["status"] == 200, answer
+            assert answer["body"]["deleted"]["events"] == 15, answer
+            with worker2.client() as w:
+                assert w.get(f"/sessions/{session}").status_code == 404
+                assert w.get("/api/events", params={"limit": 1}).json()["total"] == 0
+
+
+def test_a_delete_with_no_worker_to_commit_answers_503_after_the_settle_timeout(tmp_path, shared_pg):
+    require_service("NATS", "127.0.0.1", 4222)
+    run = uuid.uuid4().hex[:10]
+    settings = node(tmp_path, shared_pg, "api", run)
+    settings.pipeline.settle_timeout_s = 1.0
+    with run_server(settings) as api, api.client() as c:
+        assert c.post("/events", json=[_aop(f"s-{run}", 1)]).status_code == 200
+        started = time.monotonic()
+        r = c.delete(f"/sessions/s-{run}")
+        assert r.status_code == 503, r.text
+        assert r.headers["retry-after"] == "5"
+        message = r.json()["error"]["message"]
+        assert "within 1 s (pipeline.settle_timeout_s; 1 still on their way)" in message
+        assert time.monotonic() - started < 10

@@ -27,6 +27,7 @@ from agentwatch.api.security import PUBLIC, require
 from agentwatch.api.session_paths import session_path
 from agentwatch.events.codecs.framing import BodyError
 from agentwatch.events.model import EventError, parse_ts
+from agentwatch.pipeline.pipeline import NotSettled
 from agentwatch.sessions import queries, stream
 from agentwatch.sessions.derive import session_json
 from agentwatch.sessions.wire import MAX_SEQUENCE, identifier
@@ -292,7 +293,11 @@ async def delete_session(request: Request, recursive: Annotated[bool, Query()] =
     target = session_path(request.scope)
     if target.view != "detail":
         raise NotFound(f"no route for {request.url.path!r}")
-    result = await _service(request).delete(target.session_id, recursive)
+    try:
+        result = await _service(request).delete(target.session_id, recursive)
+    except NotSettled as exc:
+        retry = {"Retry-After": str(exc.retry_after_s)}
+        raise Unavailable(f"session {target.session_id!r}: {exc}", headers=retry) from None
     if result is None:
         raise NotFound(f"session {target.session_id!r} not found")
     return result

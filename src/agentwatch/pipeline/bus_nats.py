@@ -29,12 +29,13 @@ from nats.js.errors import NotFoundError
 
 from agentwatch.events.model import Event
 from agentwatch.masking import mask_url
-from agentwatch.pipeline.pipeline import Outcome
+from agentwatch.pipeline.pipeline import NotSettled, Outcome
 
 log = structlog.get_logger("agentwatch.bus")
 
 FETCH_TIMEOUT_S = 1.0
 FIRST_CONNECT_S = 10.0
+SETTLE_POLL_S = 0.05
 
 
 def pack(e: Event) -> bytes:
@@ -107,6 +108,7 @@ class NatsBus:
             await self.js.add_stream(
                 StreamConfig(name=self.stream, subjects=[self.events_subject], duplicate_window=120.0)
             )
+        self.aw.pipeline.settle = self.settled
         if self.role == "api":
             self.aw.pipeline.forwarder = self.publish
             self._live_sub = await self.nc.subscribe(self.live_subject, cb=self._on_live)
@@ -124,6 +126,34 @@ class NatsBus:
             with contextlib.suppress(Exception):
                 await self.nc.close()
         self.aw.pipeline.forwarder = None
+        self.aw.pipeline.settle = None
+
+    @property
+    def consumer(self) -> str:
+        return f"{self.stream}-workers"
+
+    async def settled(self, timeout_s: float) -> None:
+        """Return once the workers have committed every event the stream held at the call.
+
+        Workers acknowledge a message only after its batch is committed, so the consumer's ack
+        floor (every message up to it acknowledged) passing the stream's last sequence at the
+        call means all of them are stored. Raises NotSettled past ``timeout_s`` (workers down
+        or far behind)."""
+        last = (await self.js.stream_info(self.stream)).state.last_seq
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while True:
+            try:
+                floor = (await self.js.consumer_info(self.stream, self.consumer)).ack_floor.stream_seq
+            except NotFoundError:  # no worker has started yet: nothing was committed
+                floor = 0
+            if floor >= last:
+                return
+            if asyncio.get_running_loop().time() >= deadline:
+                raise NotSettled(
+                    f"the workers have not committed the events accepted before this request within "
+                    f"{timeout_s:g} s (pipeline.settle_timeout_s; {last - floor} still on their way)"
+                )
+            await asyncio.sleep(SETTLE_POLL_S)
 
     async def _on_error(self, exc: Exception) -> None:
         """The client's connection errors, one line each (it retries every few seconds)."""
@@ -150,7 +180,7 @@ class NatsBus:
         settings = self.aw.settings.pipeline
         sub = await self.js.pull_subscribe(
             self.events_subject,
-            durable=f"{self.stream}-workers",
+            durable=self.consumer,
             config=ConsumerConfig(ack_wait=60, max_ack_pending=settings.queue_size),
         )
         while True:

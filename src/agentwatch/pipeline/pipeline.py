@@ -46,6 +46,12 @@ class ShuttingDown(RuntimeError):
     """The pipeline no longer accepts events."""
 
 
+class NotSettled(RuntimeError):
+    """Scale-out: the workers did not commit the events accepted before a request in time."""
+
+    retry_after_s = 5
+
+
 @dataclass
 class Finding:
     """What a detector reports; :mod:`agentwatch.alerts` turns findings into alerts.
@@ -128,6 +134,9 @@ class Pipeline:
         self.audit_writer: Callable[[Any, list[Any]], object] | None = None
         # Set on an API node of a scale-out deployment: events go to the bus, a worker commits them.
         self.forwarder: Callable[[list[Event]], Awaitable[Outcome]] | None = None
+        # Set on every node of a scale-out deployment: waits (at most the given seconds) until
+        # the workers have committed every event accepted before the call (see ``settled``).
+        self.settle: Callable[[float], Awaitable[None]] | None = None
         # Held from a batch's commit until its findings are recorded; what must happen between
         # two commits, never inside one (deleting a session and all that was derived from it), takes it.
         self.commit_lock = asyncio.Lock()
@@ -167,6 +176,17 @@ class Pipeline:
             log.error("pipeline.drain_timeout", pending=self._pending)
             self._worker.cancel()
         self._worker = None
+
+    async def settled(self) -> None:
+        """Return once every event accepted before the call is committed; raises NotSettled.
+
+        One node accepts an event only once it is committed, so there it returns at once. In a
+        scale-out deployment an API node accepts events once the bus holds them, and some
+        worker commits them later: what must see them all (deleting a session, which would
+        otherwise come back with the events still on their way) waits for the workers first.
+        """
+        if self.settle is not None:
+            await self.settle(self.settings.settle_timeout_s)
 
     @property
     def pending(self) -> int:

@@ -9,7 +9,10 @@ A delete runs between two of the pipeline's commits (it holds ``pipeline.commit_
 it never sees a batch of the session half done: the batch being committed when the delete
 arrives is stored, derived and alerted on first, then deleted with the rest; a batch committed
 after it starts a new session. A stall pass holds the same lock, so its alert is never
-recorded for a session deleted in between.
+recorded for a session deleted in between. In a scale-out deployment the delete first waits
+for the workers to commit every event accepted before it (``Pipeline.settled``): an API node
+accepts events once the bus holds them, and a session deleted before they are stored would
+come back with them.
 
 With ``aop.compat_listener`` on, a second uvicorn server on ``aop.compat_port``
 (default 4317, the original collector's port) serves the same AOP router, for
@@ -103,7 +106,9 @@ class SessionService:
                 await asyncio.wait_for(self._compat_task, 10)
 
     async def delete(self, session_id: str, recursive: bool) -> dict[str, Any] | None:
-        """Delete a session between two commits (see the module's docstring)."""
+        """Delete a session between two commits (see the module's docstring), once every event
+        accepted before the request is committed (scale-out: by the workers; raises NotSettled)."""
+        await self.aw.pipeline.settled()
 
         async def between_commits() -> dict[str, Any] | None:
             async with self.aw.pipeline.commit_lock:
