@@ -234,3 +234,23 @@ def test_repetitive_answers_stay_cheap():
     answer = ("acme corp. never offer refunds " * 2000)[:60_000]
     rule.observe(chat("ai.response", answer, "r1", "2026-01-01T10:00:01Z"))
     assert time.perf_counter() - started < 1.0
+
+
+def test_long_keys_are_kept_as_digests():
+    """A client can make a request id or a tool name a megabyte long: a thousand such keys
+    must not keep a gigabyte, and two long keys that differ only at the end stay apart."""
+    import tracemalloc
+
+    lru: Lru[int] = Lru(1000)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for i in range(100):
+            lru.put(("host", "x" * 1_000_000 + str(i)), i)
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert held < 2_000_000  # about 100 digests, not 100 MB
+    assert lru.get(("host", "x" * 1_000_000 + "7")) == 7
+    assert ("host", "x" * 1_000_000 + "100") not in lru
+    assert lru.get("short") is None and (lru.put("short", 1) or lru.get("short")) == 1
