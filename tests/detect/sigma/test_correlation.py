@@ -190,3 +190,25 @@ def test_unknown_referenced_rule_is_reported():
     text += "  timespan: 1m\n  condition: {gte: 2}\n"
     eng = SigmaEngine(rules(text))
     assert any("missing_rule" in p.reason for p in eng.problems)
+
+
+def test_long_group_by_values_are_kept_as_digests_and_still_group():
+    """A user name a megabyte long: a thousand groups must not keep a gigabyte, and two long
+    names that differ only at the end are two groups."""
+    import tracemalloc
+
+    eng = correlation(EVENT_COUNT)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for i in range(50):
+            feed(eng, [proc("ssh", ts=i, user="u" * 1_000_000 + str(i))])
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert held < 5_000_000  # fifty digests and slim events, not 50 MB of names
+    alice = "a" * 1_000_000
+    assert feed(eng, [proc("ssh", ts=100, user=alice + "1"), proc("ssh", ts=101, user=alice + "2")]) == []
+    assert feed(eng, [proc("ssh", ts=102, user=alice + "1"), proc("ssh", ts=103, user=alice + "1")]) == [
+        ("Correlated", [100, 102, 103])
+    ]

@@ -2,35 +2,21 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections import OrderedDict
 from collections.abc import Hashable
 from typing import Any, ClassVar, Generic, TypeVar
 
+from agentwatch.detect.keys import bounded
 from agentwatch.events.model import Event
 from agentwatch.pipeline.pipeline import Finding
 
 V = TypeVar("V")
 DETECTOR = "detection"
-MAX_KEY_TEXT = 256  # longer text in a key is kept as its digest
-
-
-def _bounded(key: Hashable) -> Hashable:
-    """``key`` with every text longer than ``MAX_KEY_TEXT`` replaced by its SHA-256 (a tuple
-    key element by element). Keys are made of event fields (a request id, a tool's name, its
-    server) that a client may make a megabyte long: counted entries alone did not bound memory."""
-    if isinstance(key, str):
-        return (
-            key if len(key) <= MAX_KEY_TEXT else "sha256:" + hashlib.sha256(key.encode("utf-8", "replace")).hexdigest()
-        )
-    if isinstance(key, tuple):
-        return tuple(_bounded(part) for part in key)
-    return key
 
 
 class Lru(Generic[V]):
     """A dict that forgets its least recently touched entries past ``cap`` (bounded state);
-    keys are bounded in size too (``_bounded``)."""
+    keys are bounded in size too (``detect.keys.bounded``)."""
 
     def __init__(self, cap: int) -> None:
         self.cap = cap
@@ -38,17 +24,17 @@ class Lru(Generic[V]):
         self.evicted = 0
 
     def get(self, key: Hashable) -> V | None:
-        key = _bounded(key)
+        key = bounded(key)
         value = self._d.get(key)
         if value is not None:
             self._d.move_to_end(key)
         return value
 
     def __contains__(self, key: Hashable) -> bool:
-        return _bounded(key) in self._d
+        return bounded(key) in self._d
 
     def put(self, key: Hashable, value: V) -> None:
-        key = _bounded(key)
+        key = bounded(key)
         self._d[key] = value
         self._d.move_to_end(key)
         while len(self._d) > self.cap:

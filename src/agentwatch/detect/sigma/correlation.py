@@ -41,6 +41,7 @@ from sigma.correlations import (
 from agentwatch.detect.builtin.base import slim
 from agentwatch.detect.fieldmap import FieldMap, FieldRef, UnmappedField
 from agentwatch.detect.fieldmap.accessors import MISSING
+from agentwatch.detect.keys import bounded
 from agentwatch.detect.sigma.loader import SigmaRule
 from agentwatch.detect.sigma.rule_yaml import load_yaml
 from agentwatch.detect.sigma.view import str_forms
@@ -236,7 +237,7 @@ class CorrelationEngine:
             forms = str_forms(ref.get(event)) if ref is not None else ()
             if not forms:
                 return None  # an event without the counted field adds no value
-            value = forms[0].lower()
+            value = str(bounded(forms[0].lower()))  # counted for distinctness only
         items: list[_Item] | None = corr.groups.get(group)
         if items is None:
             if len(corr.groups) >= self.max_groups:
@@ -371,7 +372,7 @@ def _key(event: Event, ref: FieldRef) -> str:
     if value is MISSING or value is None:
         return ""
     forms = str_forms(value)
-    return forms[0].lower() if forms else ""
+    return str(bounded(forms[0].lower())) if forms else ""
 
 
 def _unique_events(window: list[_Item]) -> list[Event]:
