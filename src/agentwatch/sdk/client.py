@@ -1,16 +1,17 @@
 """AOP clients for agents: one set of reporting methods, a sync and an async flavour.
 
-Every reporting method builds one AOP event and hands it to the shared
+Every reporting method builds one AOP event and hands it, encoded, to the shared
 :class:`~agentwatch.sdk.transport.Transport` queue; it returns at once, never does
-network I/O and never raises (a bad argument is logged and the event dropped), so
-the same methods serve sync and async agents. The two flavours differ only in how
-they flush and close: :class:`AopClient` blocks (up to its timeout),
-:class:`AsyncAopClient` awaits without blocking the event loop.
+network I/O and never raises (a bad argument is logged, and the event dropped and
+counted in ``stats["dropped"]``), so the same methods serve sync and async agents.
+The two flavours differ only in how they flush and close: :class:`AopClient` blocks
+(up to its timeout), :class:`AsyncAopClient` awaits without blocking the event loop.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import inspect
 import itertools
@@ -22,7 +23,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from agentwatch.sdk.transport import Transport, safe_text
+from agentwatch.sdk.encoding import safe_text
+from agentwatch.sdk.transport import Transport
 
 log = logging.getLogger("agentwatch.sdk")
 SPEC = "aop/1.0"
@@ -56,34 +58,47 @@ class _Session:
         self.agent_version = agent_version
         self.session_id = session_id or f"sess_{uuid.uuid4().hex}"
         self.parent_session_id = parent_session_id
+        if transport is not None and not isinstance(transport, Transport):
+            # e.g. an httpx transport meant for Transport(transport=...): every report would be lost
+            raise ValueError("transport: must be an agentwatch.sdk.Transport (the one another client shares)")
         self.transport = transport or Transport(url, **transport_options)
         self._owns_transport = transport is None
         self._seq = itertools.count(1)
-        self._seq_lock = threading.Lock()
+        # re-entrant: a logging handler that reports to agentwatch may emit from inside emit
+        self._seq_lock = threading.RLock()
         self._calls: dict[str, tuple[str, float]] = {}
         self._calls_lock = threading.Lock()  # agents may start and end tools from several threads
 
     # -- the core --------------------------------------------------------------
+    @property
+    def stats(self) -> dict[str, int]:
+        """The transport's counters: sent, replayed, spilled, rejected, dropped."""
+        return dict(self.transport.stats)
+
     def emit(self, event_type: str, payload: dict[str, Any] | None = None) -> None:
         """Queue one AOP event of this session (any of the protocol's types)."""
         try:
+            body = _clean(payload or {})
+            # one lock around numbering, stamping and queueing: whichever thread reports, the
+            # collector receives a session's events in sequence order, their times in step
             with self._seq_lock:
-                seq = next(self._seq)
-            event = {
-                "spec": SPEC,
-                "session_id": self.session_id,
-                "parent_session_id": self.parent_session_id,
-                "agent_id": self.agent_id,
-                "sequence": seq,
-                "timestamp": _now(),
-                "type": event_type,
-                "payload": _clean(payload or {}),
-            }
-            if self.agent_version:
-                event["agent_version"] = self.agent_version
-            self.transport.put(event)
+                event = {
+                    "spec": SPEC,
+                    "session_id": self.session_id,
+                    "parent_session_id": self.parent_session_id,
+                    "agent_id": self.agent_id,
+                    "sequence": next(self._seq),
+                    "timestamp": _now(),
+                    "type": event_type,
+                    "payload": body,
+                }
+                if self.agent_version:
+                    event["agent_version"] = self.agent_version
+                self.transport.put(event)
         except Exception:
-            log.exception("agentwatch sdk: could not report %s", event_type)
+            log.exception("agentwatch sdk: could not report %s", safe_text(event_type, 100))
+            with contextlib.suppress(Exception):
+                self.transport.count("dropped")
 
     # -- session ---------------------------------------------------------------
     def session_started(self, goal: str | None = None, **extra: Any) -> None:

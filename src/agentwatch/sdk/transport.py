@@ -1,103 +1,108 @@
 """The SDK's delivery core: a bounded queue drained by one background thread.
 
-The agent's thread only appends to a bounded in-memory queue (never network I/O),
-so reporting can neither raise into the agent nor stall it. The sender thread
-posts batches (a JSON array on ``POST /events``), retries with exponential
-backoff, and when the collector stays unreachable it appends the events to a
-spill file (NDJSON). Once the collector answers again the spill file is replayed
+The agent's thread encodes its event (so the report is what the agent said at that
+moment, whatever it does to its objects afterwards) and appends the bytes to a queue
+bounded in events and in bytes; it never does network I/O, so reporting can neither
+raise into the agent nor stall it. The sender thread posts batches (a JSON array on
+``POST /events``), retries with exponential backoff (or the collector's
+``Retry-After``), and when the collector stays unreachable it appends the events to
+a spill file (NDJSON). Once the collector answers again the spill file is replayed
 before new events. Because the server treats ``(session_id, sequence)`` as
-idempotent, a batch resent after an uncertain failure is never stored twice.
+idempotent, a batch resent after an uncertain failure is never stored twice. A spill
+file being replayed is first claimed (renamed ``<spill>.<pid>-<id>.replay``); what is
+not delivered stays claimed and goes first next time, and a claim whose process ended
+is taken over by the next transport that replays.
 
-When the queue is full, new events go straight to the spill file rather than
-being dropped; only when the spill file cannot be written either is an event
-lost, and that is counted in ``stats["dropped"]``.
+When the queue is full, what it holds and the new event go to the spill file (in that
+order, so the collector still sees a session's events in order) rather than being
+dropped; only when the spill file cannot be written either is an event lost, and that
+is counted in ``stats["dropped"]``. At interpreter exit every open transport is
+closed, within its deadline, so nothing accepted is left only in memory.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
-import itertools
+import email.utils
 import logging
 import os
+import re
 import threading
 import time
-import uuid
+import weakref
 from collections import deque
-from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
-import orjson
+
+from agentwatch.sdk import spill
+from agentwatch.sdk.encoding import encode_event, safe_text
+from agentwatch.sdk.options import check_api_key, collector_url, count_option, default_spill_path, seconds_option
+from agentwatch.sdk.spill import BATCH_BYTES
 
 log = logging.getLogger("agentwatch.sdk")
 
 RETRY_STATUS = {408, 425, 429, 500, 502, 503, 504}
 # Not a verdict on the batch: a credential problem, or no collector at this URL (a wrong path, a proxy's
-# page). The batch is kept (spilled) for when the collector is reachable, not counted as refused.
+# page, a redirect). The batch is kept (spilled) for when the collector is reachable, not counted as refused.
 KEPT_STATUS = {401, 403, 404, 405}
+MAX_DOUBLINGS = 32  # backoff_base * 2**n stops growing here (2**1024 is no float: the sender would crash)
+RETRY_SECONDS_RE = re.compile(r"^\d{1,10}$")
 
 
-def safe_text(value: Any, limit: int, show: Callable[[Any], str] = repr) -> str:
-    """``repr`` (or ``str``) of an agent's object, cut to ``limit``; never raises, whatever the
-    object's ``__repr__`` does (the tool's own result or exception must reach the agent)."""
-    try:
-        return show(value)[:limit]
-    except Exception:
-        return f"<{type(value).__name__} object: not representable>"[:limit]
-
-
-def _fallback(value: object) -> str:
-    """Values JSON cannot carry (a tool's arbitrary input or output) travel as their repr."""
-    return safe_text(value, 1000)
-
-
-_JSON_OPTIONS = orjson.OPT_NON_STR_KEYS  # {1: "a"} is sent as {"1": "a"}, not refused
-_INT_RANGE = range(-(2**63), 2**64)  # the integers orjson encodes
-
-
-def _key(key: Any) -> Any:
-    if key is None or isinstance(key, str | float | bool) or (isinstance(key, int) and key in _INT_RANGE):
-        return key
-    return _fallback(key)
-
-
-def _plain(value: Any, depth: int = 0) -> Any:
-    """A copy orjson can encode: integers beyond 64 bits and keys it refuses become text."""
-    if depth > 200:
-        return _fallback(value)
-    if isinstance(value, int) and not isinstance(value, bool) and value not in _INT_RANGE:
-        return _fallback(value)
-    if isinstance(value, dict):
-        return {_key(k): _plain(v, depth + 1) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v, depth + 1) for v in value]
-    return value
-
-
-def encode_event(event: dict[str, Any]) -> bytes | None:
-    """One event as JSON, whatever an agent put in its payload; None when it cannot be encoded."""
-    try:
-        return orjson.dumps(event, default=_fallback, option=_JSON_OPTIONS)
-    except TypeError:  # orjson.JSONEncodeError: an integer beyond 64 bits, a tuple key, ...
-        pass
-    try:
-        return orjson.dumps(_plain(event), default=_fallback, option=_JSON_OPTIONS)
-    except Exception:
-        log.exception("agentwatch sdk: could not encode a %s event; it is dropped", event.get("type"))
+# -- the collector's answers -------------------------------------------------------
+def retry_after(resp: httpx.Response) -> float | None:
+    """The collector's ``Retry-After`` in seconds (delta-seconds or an HTTP-date), if any."""
+    value = resp.headers.get("Retry-After", "").strip()
+    if not value:
         return None
-
-
-def _is_json(line: bytes) -> bool:
+    if RETRY_SECONDS_RE.match(value):
+        return float(value)
     try:
-        orjson.loads(line)
-    except orjson.JSONDecodeError:
-        return False
-    return True
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
-def default_spill_path() -> Path:
-    return Path(os.environ.get("AGENTWATCH_SDK_SPILL", "~/.agentwatch/sdk-spill.jsonl")).expanduser()
+def reason(resp: httpx.Response) -> str:
+    """What the collector said about a batch it did not take, short enough for a log line."""
+    try:
+        doc = resp.json()
+    except Exception:
+        return safe_text(resp.text, 300, str)
+    err = doc.get("error") if isinstance(doc, dict) else None
+    if isinstance(err, dict):
+        err = err.get("message")
+    if err is None and isinstance(doc, dict):
+        err = doc.get("detail")
+    return safe_text(err if err is not None else doc, 300, str)
+
+
+# -- closing at exit -------------------------------------------------------------------
+_OPEN: weakref.WeakSet[Transport] = weakref.WeakSet()
+
+
+def close_all() -> None:
+    """At interpreter exit: deliver or spill what every open transport still holds, all of them
+    at once and within the longest of their close deadlines, so the exit never hangs."""
+    transports = list(_OPEN)
+    if not transports:
+        return
+    deadline = time.monotonic() + max(t.timeout * 2 for t in transports)
+    for t in transports:
+        t.wake_up()
+    for t in transports:
+        with contextlib.suppress(Exception):
+            t.close(max(0.0, deadline - time.monotonic()))
+
+
+atexit.register(close_all)
 
 
 class Transport:
@@ -112,223 +117,359 @@ class Transport:
         batch_size: int = 100,
         flush_interval: float = 0.2,
         queue_size: int = 10_000,
+        queue_bytes: int = 16 * 1024 * 1024,
         max_retries: int = 3,
         backoff_base: float = 0.1,
         backoff_max: float = 5.0,
         spill_path: str | Path | None = None,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
-        self.url = url.rstrip("/") + "/events"
+        self.url, auth = collector_url(url)
+        check_api_key(api_key)
         headers = {"Content-Type": "application/json", "User-Agent": "agentwatch-sdk"}
         if api_key:
             headers["X-API-Key"] = api_key
-        self._http = httpx.Client(headers=headers, timeout=timeout, transport=transport)
-        self.timeout = timeout
-        self.batch_size = max(1, batch_size)
-        self.flush_interval = flush_interval
-        self.queue_size = max(1, queue_size)
-        self.max_retries = max(1, max_retries)
-        self.backoff_base = backoff_base
-        self.backoff_max = backoff_max
+        self.timeout = seconds_option("timeout", timeout)
+        self.flush_interval = seconds_option("flush_interval", flush_interval)
+        self.backoff_base = seconds_option("backoff_base", backoff_base, zero=True)
+        self.backoff_max = seconds_option("backoff_max", backoff_max, zero=True)
+        self.batch_size = count_option("batch_size", batch_size)
+        self.queue_size = count_option("queue_size", queue_size)
+        self.queue_bytes = count_option("queue_bytes", queue_bytes)
+        self.max_retries = count_option("max_retries", max_retries)
         self.spill_path = Path(spill_path) if spill_path is not None else default_spill_path()
+        self._http = httpx.Client(headers=headers, auth=auth, timeout=self.timeout, transport=transport)
         self.stats = {"sent": 0, "spilled": 0, "replayed": 0, "rejected": 0, "dropped": 0}
-        self._queue: deque[dict[str, Any]] = deque()
-        self._lock = threading.Lock()
+        self._stats_lock = threading.Lock()
+        self._queue: deque[bytes] = deque()
+        self._queued_bytes = 0
+        self._inflight: list[bytes] | None = None  # the batch the sender is posting
+        self._backlog: tuple[Path, int] | None = None  # a claimed spill file not yet replayed, and where
+        self._lock = threading.RLock()  # a logging handler that reports to agentwatch may re-enter put()
         self._spill_lock = threading.Lock()
         self._wake = threading.Event()
         self._idle = threading.Event()
-        if not self.spill_path.exists():
-            self._idle.set()
+        self._stopping = threading.Event()  # cuts a backoff wait short when closing
         self._stop = False
+        self._closed = False
         self._down_until = 0.0
         self._failures = 0
+        self._reported: int | None = None  # the last status warned about (one warning per change)
+        self._orphans_seen = bool(spill.orphans(self.spill_path))
+        if not self._spill_waiting():
+            self._idle.set()
         self._thread = threading.Thread(target=self._run, name="agentwatch-sdk", daemon=True)
         self._thread.start()
+        _OPEN.add(self)
+
+    def count(self, name: str, n: int = 1) -> None:
+        with self._stats_lock:
+            self.stats[name] += n
 
     # -- the agent's side (never blocks on the network, never raises) ----------
     def put(self, event: dict[str, Any]) -> None:
         try:
-            if self._stop:  # closed: no sender thread drains the queue any more
-                self._spill([event])
+            line = encode_event(event)
+            if line is None:
+                self.count("dropped")
                 return
-            with self._lock:
-                if len(self._queue) < self.queue_size:
-                    self._queue.append(event)
-                    self._idle.clear()
-                    full = False
-                else:
-                    full = True
-            if full:
-                self._spill([event])
-            elif len(self._queue) >= self.batch_size:
-                self._wake.set()
+            self.put_line(line)
         except Exception:  # reporting must never break the agent
             log.exception("agentwatch sdk: could not queue an event")
 
-    def flush(self, timeout: float | None = None) -> bool:
-        """Try to deliver now (the spill file first); wait until everything is delivered, or
-        spilled after a failed attempt. False when ``timeout`` ran out first."""
+    def put_line(self, line: bytes) -> None:
+        """Queue one encoded event; a full queue goes to the spill file with it, oldest first."""
+        with self._lock:
+            if self._stop:  # closed: no sender thread drains the queue any more
+                overflow = [line]
+            elif len(self._queue) < self.queue_size and (
+                not self._queue or self._queued_bytes + len(line) <= self.queue_bytes
+            ):
+                self._queue.append(line)
+                self._queued_bytes += len(line)
+                self._idle.clear()
+                if len(self._queue) >= self.batch_size:
+                    self._wake.set()
+                return
+            else:
+                overflow = [*self._queue, line]
+                self._queue.clear()
+                self._queued_bytes = 0
+                self._idle.clear()
+                self._wake.set()
+            # still under the lock: no later event can be queued, and sent, before these are spilled
+            self._spill_lines(overflow)
+
+    def wake_up(self) -> None:
+        """Deliver now: the spill file first, even while backing off from a failure."""
         self._down_until = 0.0
         self._idle.clear()
         self._wake.set()
-        return self._idle.wait(self.timeout * 2 if timeout is None else timeout)
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Try to deliver now (the spill file first); wait until everything is delivered, or
+        spilled after a failed attempt. False when ``timeout`` ran out first. After ``close``
+        everything is already in the spill file: it returns at once."""
+        if self._closed:
+            return True
+        self.wake_up()
+        return self._idle.wait(self.timeout * 2 if timeout is None else max(0.0, timeout))
 
     def close(self, timeout: float | None = None) -> None:
-        """Deliver what can be delivered within ``timeout``; spill the rest; stop the thread."""
-        limit = self.timeout * 2 if timeout is None else timeout
+        """Deliver what can be delivered within ``timeout``; spill the rest (the batch being
+        posted too); stop the thread. A second call does nothing."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        limit = self.timeout * 2 if timeout is None else max(0.0, timeout)
         deadline = time.monotonic() + limit
-        self.flush(limit)
-        self._stop = True
+        self.wake_up()
+        self._idle.wait(limit)
+        with self._lock:
+            self._stop = True
+        self._stopping.set()
         self._wake.set()
         self._thread.join(max(0.0, deadline - time.monotonic()))  # the whole close within ``timeout``
-        with self._lock:
-            rest = list(self._queue)
+        with self._lock:  # held while spilling: an event reported now is spilled after these
+            rest = [*(self._inflight or []), *self._queue]  # the batch in flight is older than the queue
+            self._inflight = None
             self._queue.clear()
-        if rest:
-            self._spill(rest)
-        if not self._thread.is_alive():
-            self._http.close()
+            self._queued_bytes = 0
+            self._spill_lines(rest)
+        _OPEN.discard(self)
 
     @property
     def pending(self) -> int:
         return len(self._queue)
 
     # -- the sender thread -------------------------------------------------------
-    def _take(self) -> list[dict[str, Any]]:
+    def _take(self) -> list[bytes]:
+        """The next batch: up to batch_size events and BATCH_BYTES (at least one event). None
+        while spilled events wait for a reachable collector: they are older, and go first."""
+        with self._lock:  # a full queue is spilled under this lock: the check and the take agree
+            if time.monotonic() >= self._down_until and self._spill_waiting():
+                return []
+            batch: list[bytes] = []
+            body = 1  # the body's bytes: "[", then each event and its "," or "]"
+            while self._queue and len(batch) < self.batch_size:
+                if batch and body + len(self._queue[0]) + 1 > BATCH_BYTES:
+                    break
+                batch.append(self._queue.popleft())
+                body += len(batch[-1]) + 1
+                self._queued_bytes -= len(batch[-1])
+            self._inflight = batch or None
+            return batch
+
+    def _settle(self, batch: list[bytes], delivered: bool) -> None:
+        """The batch is done with; spilled unless delivered, or unless ``close`` took it over."""
         with self._lock:
-            n = min(self.batch_size, len(self._queue))
-            return [self._queue.popleft() for _ in range(n)]
+            mine = self._inflight is batch
+            self._inflight = None
+        if mine and not delivered:
+            self._spill_lines(batch)
 
     def _run(self) -> None:
+        busy = False  # the last step took a batch: more may be queued right behind it
         while True:
-            if not self._queue:
-                if self._stop:
-                    self._http.close()  # close() may have stopped waiting for this thread
-                    return
+            if not self._queue and self._stop:
+                self._give_back_backlog()
+                self._http.close()  # here, not in close(): close may have stopped waiting for this thread
+                return
+            if not busy:
                 self._wake.wait(self.flush_interval)
                 self._wake.clear()
             try:
-                self._step()
+                busy = self._step()
             except Exception:
                 log.exception("agentwatch sdk: sender step failed")
-                time.sleep(self.flush_interval)
+                busy = False
 
-    def _step(self) -> None:
-        if time.monotonic() >= self._down_until and self.spill_path.exists():
-            self._replay()
+    def _step(self) -> bool:
+        """Replay what was spilled, then post one batch; True when a batch was taken."""
+        # all that was spilled is older than what is queued: it goes first, to the last line
+        while time.monotonic() >= self._down_until and self._spill_waiting() and self._replay():
+            pass
         batch = self._take()
         if not batch:
             self._maybe_idle()
-            return
-        encoded = self._encode(batch)
-        if time.monotonic() < self._down_until:
-            self._spill_lines(encoded)
-        elif not encoded or self._post(encoded):
-            self.stats["sent"] += len(encoded)
-        else:
-            self._spill_lines(encoded)
+            return False
+        delivered = False
+        try:
+            delivered = time.monotonic() >= self._down_until and self._post(batch, "sent")
+        finally:
+            self._settle(batch, delivered)
         self._maybe_idle()
+        return True
+
+    def _spill_waiting(self) -> bool:
+        return self._backlog is not None or self._orphans_seen or self.spill_path.exists()
 
     def _maybe_idle(self) -> None:
-        """Idle: nothing queued, and no spill file waiting while the collector is reachable."""
-        spill_waiting = self.spill_path.exists() and time.monotonic() >= self._down_until
+        """Idle: nothing queued, and no spill file waiting unless the last attempt failed."""
+        spill_waiting = self._failures == 0 and self._spill_waiting()
         with self._lock:
             if not self._queue and not spill_waiting:
                 self._idle.set()
 
-    def _encode(self, events: list[dict[str, Any]]) -> list[bytes]:
-        encoded = [b for b in map(encode_event, events) if b is not None]
-        self.stats["dropped"] += len(events) - len(encoded)
-        return encoded
+    # -- posting -------------------------------------------------------------------
+    def _delay(self, doublings: int, hint: float | None) -> float:
+        """Exponential backoff, or the collector's Retry-After when longer; never over backoff_max."""
+        backoff = self.backoff_base * 2 ** min(doublings, MAX_DOUBLINGS)
+        return min(self.backoff_max, max(backoff, hint or 0.0))
 
-    def _post(self, encoded: list[bytes]) -> bool:
-        """Post one batch (encoded events) with retries; True when the collector has taken it."""
-        body = b"[" + b",".join(encoded) + b"]"
+    def _send(self, body: bytes) -> httpx.Response | None:
+        try:
+            return self._http.post(self.url, content=body)
+        except Exception:  # no answer (refused, reset, timed out, garbage): worth another try
+            return None
+
+    def _post(self, lines: list[bytes], counter: str) -> bool:
+        """Post one batch with retries; True when the collector has taken it (or refused it for
+        good: retrying could not help)."""
+        body = b"[" + b",".join(lines) + b"]"
+        hint = None
         for attempt in range(self.max_retries):
-            if self._stop and attempt > 0:
-                return False
-            try:
-                resp = self._http.post(self.url, content=body)
-            except httpx.HTTPError:
-                resp = None
-            if resp is not None and resp.status_code < 300:
-                self._failures = 0
-                self._down_until = 0.0
-                self._count_rejected(resp)
-                return True
-            if resp is not None and resp.status_code == 413 and len(encoded) > 1:
-                # over the collector's batch limit (aop.max_batch_bytes): send it in halves
-                half = len(encoded) // 2
-                return self._post(encoded[:half]) and self._post(encoded[half:])
-            if resp is not None and resp.status_code not in RETRY_STATUS | KEPT_STATUS:
-                # the collector refused the batch itself (malformed): retrying cannot help
-                log.warning("agentwatch sdk: batch refused with %s", resp.status_code)
-                self.stats["rejected"] += len(encoded)
-                return True
-            time.sleep(min(self.backoff_max, self.backoff_base * (2**attempt)))
+            if attempt and self._stopping.wait(self._delay(attempt - 1, hint)):
+                return False  # closing: the batch is spilled, not retried
+            resp = self._send(body)
+            if resp is None:
+                hint = None
+                continue
+            verdict = self._verdict(resp, lines, counter)
+            if verdict is not None:
+                return verdict
+            hint = retry_after(resp)
         self._failures += 1
-        self._down_until = time.monotonic() + min(self.backoff_max, self.backoff_base * (2**self._failures))
+        self._down_until = time.monotonic() + self._delay(self._failures, hint)
         return False
 
-    def _count_rejected(self, resp: httpx.Response) -> None:
+    def _verdict(self, resp: httpx.Response, lines: list[bytes], counter: str) -> bool | None:
+        """True: taken (or refused for good); False: a part failed; None: try again later."""
+        status = resp.status_code
+        if 200 <= status < 300:
+            self._failures = 0
+            self._down_until = 0.0
+            self._reported = None
+            self._count_delivered(resp, len(lines), counter)
+            return True
+        if status == 413 and len(lines) > 1:
+            # over the collector's batch limit (aop.max_batch_bytes): send it in halves
+            half = len(lines) // 2
+            return self._post(lines[:half], counter) and self._post(lines[half:], counter)
+        if status in RETRY_STATUS:
+            return None
+        if status in KEPT_STATUS or 300 <= status < 400:
+            self._warn(status, f"collector answered {status} ({reason(resp)}); events are kept in the spill file")
+            return None
+        # the collector refused the batch itself (malformed): retrying cannot help
+        log.warning(
+            "agentwatch sdk: collector refused a batch of %d events with %s: %s", len(lines), status, reason(resp)
+        )
+        self.count("rejected", len(lines))
+        return True
+
+    def _warn(self, status: int, message: str) -> None:
+        if self._reported != status:
+            self._reported = status
+            log.warning("agentwatch sdk: %s", message)
+
+    def _count_delivered(self, resp: httpx.Response, n: int, counter: str) -> None:
+        rejected = 0
         with contextlib.suppress(Exception):
             doc = resp.json()
-            rejected = int(doc.get("rejected", 0)) if isinstance(doc, dict) else 0
+            rejected = min(n, max(0, int(doc.get("rejected", 0)))) if isinstance(doc, dict) else 0
             if rejected:
-                self.stats["rejected"] += rejected
-                log.warning("agentwatch sdk: collector rejected %d events: %s", rejected, doc.get("results"))
+                refused = [r for r in doc.get("results", []) if isinstance(r, dict) and not r.get("ok", True)]
+                log.warning("agentwatch sdk: collector rejected %d events: %s", rejected, safe_text(refused[:5], 1000))
+        self.count(counter, n - rejected)
+        if rejected:
+            self.count("rejected", rejected)
 
     # -- the spill file ----------------------------------------------------------
-    def _spill(self, events: list[dict[str, Any]]) -> None:
-        self._spill_lines(self._encode(events))
-
     def _spill_lines(self, lines: list[bytes]) -> None:
         if not lines:
             return
         try:
-            with self._spill_lock:
-                self.spill_path.parent.mkdir(parents=True, exist_ok=True)
-                with open(self.spill_path, "ab") as fh:
-                    fh.write(b"".join(line + b"\n" for line in lines))
-            self.stats["spilled"] += len(lines)
+            with self._spill_lock, spill.open_private(self.spill_path) as fh:
+                fh.write(b"".join(line + b"\n" for line in lines))
+            self.count("spilled", len(lines))
         except OSError:
-            self.stats["dropped"] += len(lines)
+            self.count("dropped", len(lines))
             log.exception("agentwatch sdk: could not write the spill file; %d events lost", len(lines))
 
-    def _replay(self) -> None:
-        """Claim the spill file (an atomic rename, so two processes never both send it) and send it."""
-        claimed = self.spill_path.with_name(f"{self.spill_path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.replay")
-        with self._spill_lock:
+    def _claim(self) -> tuple[Path, int] | None:
+        """Take the oldest spilled events for this process (an atomic rename, so two processes never
+        both send them): a claim left over by an ended process first, then the spill file."""
+        self._orphans_seen = False
+        for source in [*spill.orphans(self.spill_path), self.spill_path]:
+            claimed = spill.claim_name(self.spill_path)
+            with spill.HELD_LOCK:
+                spill.HELD.add(claimed.name)  # before it exists: no other transport takes it for an orphan
             try:
-                os.replace(self.spill_path, claimed)
+                with self._spill_lock:
+                    os.replace(source, claimed)
             except OSError:
-                return
-        try:
-            # read a batch at a time: a long outage may have left a spill file of any size
-            with open(claimed, "rb") as fh:
-                chunk: list[bytes] = []
-                for raw in itertools.chain(fh, [None]):
-                    line = raw.strip() if raw is not None else b""
-                    if line and _is_json(line):
-                        chunk.append(line)
-                    if not chunk or (len(chunk) < self.batch_size and raw is not None):
-                        continue
-                    if not self._post(chunk):
-                        self._spill_lines(chunk)
-                        self._spill_rest(fh)
-                        return
-                    self.stats["replayed"] += len(chunk)
-                    chunk = []
-        except OSError:
-            log.exception("agentwatch sdk: could not read the spill file %s", claimed)
-        finally:
-            with contextlib.suppress(OSError):
-                claimed.unlink()
+                self._release(claimed)
+                continue
+            self._orphans_seen = source != self.spill_path
+            return claimed, 0
+        return None
 
-    def _spill_rest(self, fh: Any) -> None:
-        """Put the lines not yet replayed back into the spill file, a batch at a time."""
-        while True:
-            lines = [line.strip() for line in itertools.islice(fh, self.batch_size)]
-            if not lines:
-                return
-            self._spill_lines([line for line in lines if line])
+    def _replay(self) -> bool:
+        """Send one claimed spill file a batch at a time (it may be of any size); True when all of
+        it was delivered. What the collector does not take stays claimed, and is sent before
+        anything newer on the next attempt."""
+        claim = self._backlog or self._claim()
+        if claim is None:
+            return False
+        path, offset = claim
+        self._backlog = claim  # until every line is delivered (an error keeps it too)
+        try:
+            with open(path, "rb") as fh:
+                fh.seek(offset)
+                for start, chunk in spill.chunks(fh, self.batch_size):
+                    if not self._post(chunk, "replayed"):
+                        self._backlog = (path, start)
+                        return False
+        except FileNotFoundError:
+            pass
+        except OSError:
+            log.exception("agentwatch sdk: could not read the spill file %s", path)
+            return False
+        self._backlog = None
+        with contextlib.suppress(OSError):
+            path.unlink()
+        self._release(path)
+        return True
+
+    def _release(self, path: Path) -> None:
+        with spill.HELD_LOCK:
+            spill.HELD.discard(path.name)
+
+    def _give_back_backlog(self) -> None:
+        """On close: an unfinished claim goes back to the spill file's name when that is free (a
+        later process finds it there); otherwise it stays, released, and is replayed first."""
+        if self._backlog is None:
+            return
+        path, offset = self._backlog
+        self._backlog = None
+        with contextlib.suppress(OSError):
+            if offset:
+                path = self._rest_of(path, offset)
+            os.link(path, self.spill_path)  # never replaces a spill file written meanwhile
+            path.unlink()
+        self._release(path)
+
+    def _rest_of(self, path: Path, offset: int) -> Path:
+        """A claim holding only the lines of ``path`` from ``offset`` on (the ones not delivered)."""
+        rest = spill.claim_name(self.spill_path)
+        with spill.HELD_LOCK:
+            spill.HELD.add(rest.name)
+        with open(path, "rb") as fh, spill.open_private(rest) as out:
+            fh.seek(offset)
+            for _start, chunk in spill.chunks(fh, self.batch_size):
+                out.write(b"".join(line + b"\n" for line in chunk))
+        path.unlink()
+        self._release(path)
+        return rest
