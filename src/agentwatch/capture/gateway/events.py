@@ -22,7 +22,13 @@ from agentwatch import __version__
 from agentwatch.capture.cost import PriceTable, price_usage
 from agentwatch.capture.gateway.exchange import Exchange
 from agentwatch.capture.gateway.identify import ProviderIndex, key_facts
-from agentwatch.capture.gateway.providers.base import ParsedResponse, ToolResult, json_text
+from agentwatch.capture.gateway.providers.base import (
+    ParsedRequest,
+    ParsedResponse,
+    ToolResult,
+    json_text,
+    set_total,
+)
 from agentwatch.capture.redact import Mode, Redactor, Report, content_hash
 from agentwatch.events.model import iso
 
@@ -161,6 +167,46 @@ class TextCache:
         while len(self.items) > self.limit:
             self.items.popitem(last=False)
         return value
+
+
+def _answer(ex: Exchange, req: ParsedRequest) -> ParsedResponse:
+    """The upstream's answer as far as it came; a break, or the agent hanging up, is its error.
+
+    An agent that hangs up once the stream has said its last word (``[DONE]``, ``message_stop``)
+    had the whole answer: that is no failure, even if the upstream's closing bytes were not in.
+    """
+    failure = None
+    if ex.upstream_error is not None:
+        kind = "client_disconnected" if ex.client_left else "upstream_unreachable"
+        failure = {"type": kind, "message": ex.upstream_error[:500]}
+        if not ex.response_chunks:
+            return ParsedResponse(error=failure, finish_reason="error")
+    parsed = ex.provider.parse_response(ex.path, req, ex.response_body, ex.content_type)
+    ended = parsed.complete
+    if ex.truncated and ex.tail_bytes:
+        end = ex.provider.parse_response(ex.path, req, ex.stream_end, ex.content_type)
+        _take_stream_end(parsed, end)
+        ended = end.complete
+    if failure is not None and not (ex.client_left and ended):  # a stream cut midway: kept, as partial
+        parsed.error = failure
+        parsed.complete = False
+        parsed.finish_reason = parsed.finish_reason or "error"
+    return parsed
+
+
+def _take_stream_end(parsed: ParsedResponse, end: ParsedResponse) -> None:
+    """Complete what was parsed of a truncated stream with what its kept tail says of its end.
+
+    Only the facts of the end are taken (token counts, finish reason, an error the upstream
+    reported): text and tool-call fragments past the capture limit are missing either way.
+    """
+    if end.usage:
+        usage = {**parsed.usage, **end.usage}
+        if "total_tokens" not in end.usage:
+            set_total(usage)
+        parsed.usage = usage
+    parsed.finish_reason = end.finish_reason or parsed.finish_reason
+    parsed.error = parsed.error or end.error
 
 
 class EventBuilder:
@@ -370,20 +416,9 @@ class EventBuilder:
         bodies.append(req_body)
 
         # ai.response (absent when the guard blocked before forwarding and the block is recorded apart)
-        parsed: ParsedResponse | None = None
         if ex.status_code is None and ex.upstream_error is None:
             return bodies, red.report, None
-        if ex.upstream_error is None:
-            parsed = ex.provider.parse_response(ex.path, req, ex.response_body, ex.content_type)
-        else:
-            failure = {"type": "upstream_unreachable", "message": ex.upstream_error[:500]}
-            if ex.response_chunks:  # a stream cut midway: what the agent got before the cut is kept, as partial
-                parsed = ex.provider.parse_response(ex.path, req, ex.response_body, ex.content_type)
-                parsed.error = failure
-                parsed.complete = False
-                parsed.finish_reason = parsed.finish_reason or "error"
-            else:
-                parsed = ParsedResponse(error=failure, finish_reason="error")
+        parsed = _answer(ex, req)
         resp_span = new_span()
         rred = Redactor(self.mode)  # response findings are kept apart from the request's
         end = ex.t_end or ex.t0

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
 from agentwatch.capture.gateway.providers.base import ParsedRequest, Provider
+
+# the last bytes of a stream kept past the capture limit: its final events carry the usage
+# (OpenAI's include_usage chunk, Anthropic's message_delta, the Responses API's response.completed)
+TAIL_BYTES = 1024 * 1024
 
 
 def parse_request(provider: Provider, path: str, body: bytes) -> tuple[Any, ParsedRequest]:
@@ -50,18 +55,47 @@ class Exchange:
     response_chunks: list[bytes] = field(default_factory=list)
     captured_bytes: int = 0
     truncated: bool = False
+    tail: deque[bytes] = field(default_factory=deque)  # once truncated: the latest bytes, at most TAIL_BYTES
+    tail_bytes: int = 0
     upstream_error: str | None = None
+    client_left: bool = False  # the agent hung up before the answer was over (upstream_error says when)
     guard: dict[str, Any] | None = None  # the inline guard's verdict when it acted
     request_redactions: int = 0  # secrets masked before forwarding (guard action "redact")
 
     def capture(self, chunk: bytes, limit: int) -> None:
-        if self.truncated:
-            return
-        if self.captured_bytes + len(chunk) > limit:
+        """Keep ``chunk`` for the recorder: the first ``limit`` bytes of the answer, then its tail."""
+        if not self.truncated:
+            room = limit - self.captured_bytes
+            if len(chunk) <= room:
+                self.response_chunks.append(chunk)
+                self.captured_bytes += len(chunk)
+                return
             self.truncated = True
-            return
-        self.response_chunks.append(chunk)
-        self.captured_bytes += len(chunk)
+            if room > 0:  # the head is the answer's first ``limit`` bytes, whatever the reads were
+                self.response_chunks.append(chunk[:room])
+                self.captured_bytes = limit
+        self._keep_tail(chunk, min(TAIL_BYTES, limit))
+
+    def _keep_tail(self, chunk: bytes, cap: int) -> None:
+        """Keep the stream's latest ``cap`` bytes (or a little more: whole chunks) past the limit.
+
+        A long stream outgrows the capture limit before its end, and its end is where the token
+        counts are: without the tail, the costliest calls were recorded with no usage at all.
+        """
+        if len(chunk) > cap:
+            chunk = chunk[-cap:]
+        tail = self.tail
+        tail.append(chunk)
+        self.tail_bytes += len(chunk)
+        while self.tail_bytes - len(tail[0]) >= cap:
+            self.tail_bytes -= len(tail.popleft())
+
+    @property
+    def stream_end(self) -> bytes:
+        """The kept tail from its first whole line on (empty when the capture was not truncated)."""
+        data = b"".join(self.tail)
+        cut = data.find(b"\n")
+        return data[cut + 1 :] if cut >= 0 else b""
 
     def parsed(self) -> ParsedRequest:
         """The parsed request; parsing waits for the recorder, after the agent has its answer."""

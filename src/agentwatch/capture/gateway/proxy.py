@@ -98,7 +98,8 @@ class RelayResponse(Response):
 
     Starlette's StreamingResponse runs an anyio task group per response on ASGI 2.3 servers
     (uvicorn); this watches for the client going away with one plain task instead, and stops
-    reading the upstream when it does (an abandoned LLM stream is not read to its end). The
+    reading the upstream when it does, even in the middle of a wait for the upstream's next
+    bytes (an abandoned LLM stream is not read to its end, nor held open while the model pauses). The
     exchange is handed to the recorder when the relay ends, however it ends.
     """
 
@@ -127,7 +128,13 @@ class RelayResponse(Response):
                 pass
 
         ex, upstream, limit, head = self.ex, self.upstream, self.limit, self.head
+
+        def left(w: asyncio.Future[None]) -> None:
+            if not w.cancelled():  # the agent hung up: a wait for upstream bytes (a model may pause) ends now
+                upstream.interrupt()
+
         watcher = asyncio.ensure_future(disconnected())
+        watcher.add_done_callback(left)
         try:
             await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
             while True:
@@ -135,14 +142,16 @@ class RelayResponse(Response):
                     chunk, head = head, b""
                 else:
                     chunk = await upstream.next_chunk()
+                if watcher.done():
+                    if not upstream.complete:
+                        _left_midway(ex)
+                    break
                 if chunk is None:
                     await send({"type": "http.response.body", "body": b"", "more_body": False})
                     break
                 if ex.t_first is None:
                     ex.t_first = time.perf_counter()
                 ex.capture(chunk, limit)
-                if watcher.done():
-                    break
                 more = not upstream.complete  # the last bytes go out with the end of the response
                 await send({"type": "http.response.body", "body": chunk, "more_body": more})
                 if not more:
@@ -154,6 +163,12 @@ class RelayResponse(Response):
             ex.t_end = time.perf_counter()
             self.done(ex)
             await upstream.aclose()
+
+
+def _left_midway(ex: Exchange) -> None:
+    """Mark a stream the agent hung up on before its end (what it got so far stays captured)."""
+    ex.client_left = True
+    ex.upstream_error = "ClientDisconnected: the agent closed the connection before the end of the stream"
 
 
 class GatewayError(Exception):
@@ -236,6 +251,7 @@ class Gateway:
     def _abandoned(self, ex: Exchange, mode: str, verdict: Verdict | None) -> None:
         """Record an exchange the agent gave up on before the upstream's answer was complete."""
         ex.upstream_error = "ClientDisconnected: the agent closed the connection before the answer"
+        ex.client_left = True
         ex.status_code = 499  # the client closed the request
         ex.t_end = time.perf_counter()
         self.recorder.schedule(ex, mode, verdict)

@@ -63,7 +63,7 @@ SLICE_S = 0.002  # the longest the batch keeps the event loop before letting req
 
 def _held(ex: Exchange) -> int:
     """Body bytes a waiting exchange holds (its request is parsed, and dropped, only once taken)."""
-    return len(ex.request_body) + ex.captured_bytes
+    return len(ex.request_body) + ex.captured_bytes + ex.tail_bytes
 
 
 def _where(exc: BaseException) -> str:
@@ -139,7 +139,7 @@ class Recorder:
             log.warning("gateway.attribution_failed", error=type(exc).__name__, where=_where(exc))
         since = time.perf_counter()
         for ex, mode, verdict in batch:
-            if ex.captured_bytes + len(ex.request_body) > INLINE_BYTES:
+            if _held(ex) > INLINE_BYTES:
                 ev, fs = await loop.run_in_executor(self.executor, self._build_one, ex, mode, verdict)
                 since = time.perf_counter()
             else:

@@ -128,6 +128,7 @@ class Connection(asyncio.Protocol):
         self.buffered = 0
         self.paused = False
         self.error: str | None = None  # what broke, for the failure message
+        self.interrupted = False  # the body's reader has gone: stop waiting for more of it
 
     # -- asyncio callbacks ----------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -280,6 +281,8 @@ class UpstreamResponse:
         """The body bytes that arrived since the last call (waiting for some), None at the end of the body."""
         c = self.conn
         while True:
+            if c.interrupted:
+                return None
             chunks = c.chunks
             if chunks:
                 c.chunks = []
@@ -294,6 +297,16 @@ class UpstreamResponse:
                 raise _unreachable(self.route, c.error)
             if not await c.wait(self.pool.read_timeout):
                 raise _timed_out(self.route, "ReadTimeout")
+
+    def interrupt(self) -> None:
+        """End the body early: a :meth:`next_chunk` waiting for upstream bytes returns None at once.
+
+        Called when the agent hangs up in the middle of a stream: an upstream that pauses (a model
+        thinking) would otherwise hold the relay, and the connection, until its next bytes came.
+        """
+        if not self.released:  # a released connection may already carry another exchange
+            self.conn.interrupted = True
+            self.conn._wake()
 
     async def read(self) -> bytes:
         parts: list[bytes] = []

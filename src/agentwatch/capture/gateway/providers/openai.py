@@ -79,6 +79,16 @@ def _usage(u: Any) -> dict[str, int]:
     return usage
 
 
+def _stream_error(doc: dict[str, Any]) -> dict[str, str]:
+    """A Responses stream's ``error`` event (``code`` and ``message`` at its top, or in ``error``)."""
+    err = doc["error"] if isinstance(doc.get("error"), dict) else doc
+    kind = as_str(err.get("code")) or as_str(err.get("type"))
+    return {
+        "type": (kind if kind and kind != "error" else "error")[:256],
+        "message": str(err.get("message", ""))[:1000],
+    }
+
+
 class OpenAIProvider(Provider):
     kind = "openai"
     key_headers = ("authorization", "api-key")
@@ -220,6 +230,8 @@ class OpenAIProvider(Provider):
             for choice in as_list(chunk.get("choices")):
                 if not isinstance(choice, dict):
                     continue
+                if isinstance(choice.get("text"), str):  # legacy completions stream their text here
+                    text.append(choice["text"])
                 delta = choice.get("delta") or {}
                 if isinstance(delta, dict):
                     if isinstance(delta.get("content"), str):
@@ -291,11 +303,14 @@ class OpenAIProvider(Provider):
         order: list[str] = []
         text: list[str] = []
         thinking: list[str] = []
+        error: dict[str, str] | None = None
         for event, doc in iter_sse_json(body):
             if not isinstance(doc, dict):
                 continue
             kind = doc.get("type") or event
-            if kind in ("response.completed", "response.incomplete", "response.failed") and isinstance(
+            if kind == "error":  # the stream's own error event: the answer ends there
+                error = _stream_error(doc)
+            elif kind in ("response.completed", "response.incomplete", "response.failed") and isinstance(
                 doc.get("response"), dict
             ):
                 final = doc["response"]
@@ -325,13 +340,16 @@ class OpenAIProvider(Provider):
                 out.text = "".join(text)
             if not out.thinking:
                 out.thinking = "".join(thinking)
+            out.error = out.error or error
             return out
-        out = ParsedResponse(text="".join(text), thinking="".join(thinking), complete=False)
+        out = ParsedResponse(text="".join(text), thinking="".join(thinking), complete=False, error=error)
         out.tool_calls = [
             ToolCall(str(items[k]["call_id"]), str(items[k]["name"]), "".join(items[k]["args"])) for k in order
         ]
         if out.tool_calls:
             out.finish_reason = "tool_calls"
+        elif error is not None:
+            out.finish_reason = "error"
         return out
 
     def error(self, status: int, message: str, code: str) -> dict[str, Any]:
