@@ -20,7 +20,8 @@ from agentwatch.pipeline.hub import LiveHub
 from agentwatch.pipeline.metrics import Metrics
 from agentwatch.pipeline.pipeline import Pipeline
 from agentwatch.runtime import settle_heap, share_interpreter
-from agentwatch.store.engine import checkpointer_for, make_engine, migrate
+from agentwatch.store.engine import checkpointer_for, make_engine
+from agentwatch.store.migrate import migrate
 
 log = structlog.get_logger("agentwatch")
 

@@ -18,7 +18,8 @@ from typer.testing import CliRunner
 from agentwatch.soc.audit import AuditEntry, AuditLog
 from agentwatch.soc.auth.cli import install
 from agentwatch.soc.auth_schema import audit_head, audit_log
-from agentwatch.store.engine import make_engine, migrate
+from agentwatch.store.engine import make_engine
+from agentwatch.store.migrate import migrate
 from tests.auth.conftest import PASSWORD, add_user, bearer, login
 
 

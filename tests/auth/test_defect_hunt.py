@@ -16,7 +16,8 @@ from agentwatch.api.errors import Conflict
 from agentwatch.soc.audit import AuditEntry, AuditLog
 from agentwatch.soc.auth.limits import MemoryCounter, RedisCounter
 from agentwatch.soc.auth.users import UserStore
-from agentwatch.store.engine import make_engine, migrate
+from agentwatch.store.engine import make_engine
+from agentwatch.store.migrate import migrate
 from tests.auth.conftest import PASSWORD, add_user, auth_settings, bearer, login
 from tests.support.server import run_server
 from tests.support.services import REDIS_URL, require_service

@@ -17,7 +17,8 @@ from websockets.sync.client import connect
 
 from agentwatch.soc.auth.apikeys import ApiKeyStore
 from agentwatch.soc.auth.users import UserStore
-from agentwatch.store.engine import make_engine, migrate
+from agentwatch.store.engine import make_engine
+from agentwatch.store.migrate import migrate
 from tests.auth.conftest import PASSWORD, add_user, auth_settings, bearer, login
 from tests.support.server import free_port, run_server
 from tests.support.services import REDIS_URL, require_service

@@ -9,7 +9,8 @@ from agentwatch.alerts.recorder import store_findings
 from agentwatch.events.model import Event
 from agentwatch.pipeline.pipeline import Finding
 from agentwatch.store.alerts_schema import alerts
-from agentwatch.store.engine import make_engine, migrate
+from agentwatch.store.engine import make_engine
+from agentwatch.store.migrate import migrate
 
 
 def finding(i: int, ts: float, severity: int = 5) -> Finding:

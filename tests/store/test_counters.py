@@ -9,7 +9,8 @@ from alembic import command
 from sqlalchemy import insert, select, text
 
 from agentwatch.store import counters
-from agentwatch.store.engine import alembic_config, make_engine, migrate
+from agentwatch.store.engine import make_engine
+from agentwatch.store.migrate import alembic_config, migrate
 from agentwatch.store.schema import counters as counters_table
 
 N = counters.TOP_N

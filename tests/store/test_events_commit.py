@@ -11,8 +11,9 @@ import pytest
 from sqlalchemy import event, func, select
 
 from agentwatch.events.model import Event
-from agentwatch.store.engine import make_engine, migrate
+from agentwatch.store.engine import make_engine
 from agentwatch.store.events import COLUMNS, _values, commit_batch
+from agentwatch.store.migrate import migrate
 from agentwatch.store.schema import events
 from tests.support.services import drop_postgres_database, fresh_postgres_database
 

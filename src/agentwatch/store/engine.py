@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from importlib import resources
+import sqlite3
+import time
 from pathlib import Path
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
@@ -56,6 +55,25 @@ def checkpointer_for(engine: Engine) -> WalCheckpointer | None:
     return WalCheckpointer(path) if path else None
 
 
+WAL_SWITCH_WAIT_S = 30.0
+
+
+def _switch_to_wal(cur: sqlite3.Cursor) -> None:
+    """``PRAGMA journal_mode=WAL`` on a new connection. When another process makes the same
+    switch on a new file at that moment, SQLite refuses it at once ("database is locked"),
+    whatever the busy timeout: processes starting together on one new file then failed on
+    their first connection. The switch is tried again for a while instead."""
+    deadline = time.monotonic() + WAL_SWITCH_WAIT_S
+    while True:
+        try:
+            cur.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode & 0xFF != _SQLITE_BUSY or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.01)
+
+
 def make_engine(url: str) -> Engine:
     url = normalize_url(url)
     parsed = make_url(url)
@@ -77,7 +95,7 @@ def make_engine(url: str) -> Engine:
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn, _record):  # type: ignore[no-untyped-def]
             cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
+            _switch_to_wal(cur)
             cur.execute("PRAGMA synchronous=NORMAL")
             # Checkpoints run on a background thread (store.checkpoint); this is the backstop.
             cur.execute(f"PRAGMA wal_autocheckpoint={BACKSTOP_PAGES}")
@@ -95,15 +113,3 @@ def make_engine(url: str) -> Engine:
         pg_text.install(dbapi_conn)
 
     return engine
-
-
-def alembic_config(engine: Engine) -> Config:
-    cfg = Config()
-    cfg.set_main_option("script_location", str(resources.files("agentwatch.store").joinpath("migrations")))
-    cfg.attributes["engine"] = engine
-    return cfg
-
-
-def migrate(engine: Engine) -> None:
-    """Bring the schema to every head (each capability keeps its own branch)."""
-    command.upgrade(alembic_config(engine), "heads")
