@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 from typing import Annotated
 
@@ -11,15 +10,21 @@ import httpx
 import orjson
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from agentwatch import __version__
-from agentwatch.cli_settings import settings_or_exit
+from agentwatch import replay as replay_io
+from agentwatch.cli_settings import database_or_exit, schema_or_exit, settings_or_exit
 from agentwatch.config import Settings
 
-app = typer.Typer(help="agentwatch: security and observability for AI agents", no_args_is_help=True)
-console = Console(stderr=True)
+# Plain click errors: "Error: Invalid value for '--port': ..." on one line (rich draws a box and wraps the
+# message at 80 columns, which a script or a log reads as several lines).
+app = typer.Typer(
+    help="agentwatch: security and observability for AI agents", no_args_is_help=True, rich_markup_mode=None
+)
+# a message stays one line, whatever the width; no markup: it quotes what the user or the server gave
+console = Console(stderr=True, soft_wrap=True, markup=False)
 
+UVICORN_STARTUP_FAILURE = 3  # uvicorn's exit status when it could not start (a port in use)
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="TOML settings file", exists=True)]
 
 
@@ -74,99 +79,74 @@ def serve(
     settings = _settings(config, **overrides)
     if no_auth:
         if not settings.is_loopback:
-            console.print("[red]--no-auth refuses to start on a non-loopback address[/red]")
+            console.print("--no-auth refuses to start on a non-loopback address", style="red")
             raise typer.Exit(2)
         settings.auth.enabled = False
+    _data_dir_or_exit(settings.data_dir)
+    database_or_exit(settings)
     configure(settings.log_level, settings.log_format)
-    aw = Agentwatch(settings)
+    with schema_or_exit():
+        aw = Agentwatch(settings)
     api = create_app(aw)
-    uvicorn.run(
-        api,
-        host=settings.host,
-        port=settings.port,
-        timeout_graceful_shutdown=int(settings.pipeline.shutdown_drain_s),
-        **uvicorn_options(),
-    )
-
-
-def _replay_lines(path: Path) -> list[tuple[int, bytes]]:
-    """The event lines of a JSONL file, each with its line number in the file (from 1)."""
-    lines = []
-    for number, line in enumerate(path.read_bytes().splitlines(), start=1):
-        s = line.strip()
-        if s and not s.startswith((b"#", b"//")):
-            lines.append((number, s))
-    return lines
-
-
-def _event_time(line: bytes) -> float | None:
-    from agentwatch.events.model import EventError, parse_ts
-
     try:
-        ts = orjson.loads(line).get("ts")
-        return parse_ts(ts) if ts else None
-    except (orjson.JSONDecodeError, AttributeError, EventError):
-        return None
+        uvicorn.run(
+            api,
+            host=settings.host,
+            port=settings.port,
+            timeout_graceful_shutdown=int(settings.pipeline.shutdown_drain_s),
+            **uvicorn_options(),
+        )
+    except SystemExit as exc:
+        if exc.code == UVICORN_STARTUP_FAILURE:  # logged above, e.g. the port is taken
+            raise typer.Exit(1) from None
+        raise
+
+
+def _data_dir_or_exit(data_dir: Path) -> None:
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        console.print(f"invalid setting data_dir: cannot create {data_dir} ({exc.strerror or exc})")
+        raise typer.Exit(2) from None
 
 
 @app.command()
 def replay(
-    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="JSONL file of events")],
+    file: Annotated[str, typer.Argument(metavar="FILE", help="JSONL file of events, plain or gzip (- for stdin)")],
     server: Annotated[str, typer.Option(help="agentwatch server URL")] = "http://127.0.0.1:7777",
     speed: Annotated[float, typer.Option(help="0 = as fast as possible; 1 = original pace; 2 = twice as fast")] = 0.0,
     batch: Annotated[int, typer.Option(min=1, max=10_000, help="events per request when not paced")] = 1000,
     api_key: Annotated[str | None, typer.Option(envvar="AGENTWATCH_API_KEY", help="API key")] = None,
 ) -> None:
-    """Feed a JSONL file of events through the ingest API (comments and blank lines skipped)."""
+    """Feed a JSONL file of events (gzip or plain) through the ingest API (comments and blank lines skipped)."""
     if speed < 0:
         raise typer.BadParameter("must be >= 0", param_hint="--speed")
-    lines = _replay_lines(file)
+    url = replay_io.server_url(server)
+    tally = replay_io.ReplayTally()
+    lines = replay_io.replay_lines(replay_io.read_input(file), tally)
     headers = {"Content-Type": "application/x-ndjson"}
     if api_key:
         headers["X-API-Key"] = api_key
-    accepted = rejected = 0
-    errors: list[dict[str, object]] = []
-    with (
-        httpx.Client(base_url=server, headers=headers, timeout=60) as client,
-        Progress(
-            TextColumn("replay"),
-            BarColumn(),
-            TextColumn("{task.completed}/{task.total}"),
-            TimeRemainingColumn(),
-            console=console,
-        ) as progress,
-    ):
-        task = progress.add_task("replay", total=len(lines))
-        groups: list[list[tuple[int, bytes]]]
-        if speed > 0:
-            groups = [[line] for line in lines]
-        else:
-            groups = [lines[i : i + batch] for i in range(0, len(lines), batch)]
-        first_ts: float | None = None
-        started = time.monotonic()
-        for group in groups:
-            if speed > 0:
-                ts = _event_time(group[0][1])
-                if ts is not None:
-                    first_ts = ts if first_ts is None else first_ts
-                    delay = (ts - first_ts) / speed - (time.monotonic() - started)
-                    if delay > 0:
-                        time.sleep(delay)
-            r = client.post("/api/v1/ingest", content=b"\n".join(line for _, line in group))
-            if r.status_code >= 400:
-                console.print(f"[red]server answered {r.status_code}: {r.text[:500]}[/red]")
-                raise typer.Exit(1)
-            doc = r.json()
-            accepted += doc["accepted"]
-            rejected += doc["rejected"]
-            for err in doc["errors"]:
-                err["line"] = group[int(err["index"])][0]  # the index is the item's place in this request
-                errors.append(err)
-            progress.advance(task, len(group))
-    for err in errors[:20]:
-        console.print(f"line {err['line']}: {err['field']}: {err['reason']}")
-    typer.echo(orjson.dumps({"accepted": accepted, "rejected": rejected}).decode())
-    if rejected:
+    stopped: str | None = None
+    with replay_io.CtrlC() as ctrl_c, httpx.Client(base_url=url, headers=headers, timeout=60) as client:
+        try:
+            replay_io.send_groups(client, replay_io.groups(lines, speed, batch), speed, tally, ctrl_c.stop)
+        except KeyboardInterrupt:  # a second Ctrl-C outside a request
+            stopped = "interrupted"
+        except replay_io.ReplayInterrupted as exc:
+            stopped = "interrupted"
+            if exc.in_flight:
+                first, last = exc.in_flight
+                stopped += f"; the request for lines {first}-{last} was abandoned unanswered (it may be stored)"
+        except replay_io.ReplayStopped as exc:
+            stopped = str(exc)
+    replay_io.report_errors(tally)
+    typer.echo(orjson.dumps(tally.summary(finished=stopped is None)).decode())
+    if stopped is not None:
+        done = f"lines 1-{tally.through_line} were answered" if tally.through_line else "no line was answered"
+        console.print(f"replay stopped: {stopped}; {done}, the rest was not sent", style="red")
+        raise typer.Exit(130 if stopped.startswith("interrupted") else 1)
+    if tally.rejected:
         raise typer.Exit(1)
 
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
+import tempfile
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -19,7 +22,7 @@ from agentwatch.discovery.output import render
 from agentwatch.discovery.report import scan_result
 from agentwatch.discovery.scanner import DetectorError, Scanner, resolve_detectors
 
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)  # one line per message, whatever the width
 FORMATS = ("table", "json", "csv", "sarif")
 OPTIONS = {"read_timeout": "--timeout", "concurrency": "--concurrency", "ports": "--ports"}  # setting -> option
 
@@ -63,8 +66,11 @@ def install(app: typer.Typer) -> None:
 
         if fmt not in FORMATS:
             raise typer.BadParameter(f"must be one of {', '.join(FORMATS)}", param_hint="--format")
+        if output is not None:
+            _check_output(output)
         full = settings_or_exit(config)
         configure(full.log_level, full.log_format)
+        logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per probe would bury the progress bar
         settings = full.discovery
         updates: dict[str, Any] = {}
         if timeout is not None:
@@ -81,7 +87,8 @@ def install(app: typer.Typer) -> None:
         except ValidationError as exc:
             err = exc.errors()[0]
             field = str(err["loc"][0]) if err.get("loc") else ""
-            raise typer.BadParameter(err["msg"], param_hint=OPTIONS.get(field, field or None)) from None
+            message = str(err["msg"]).removeprefix("Value error, ")
+            raise typer.BadParameter(message, param_hint=OPTIONS.get(field, field or None)) from None
         try:
             targets = parse_targets(
                 target, allowed=settings.allowed_networks, max_hosts=settings.max_hosts, field="target"
@@ -110,12 +117,37 @@ def install(app: typer.Typer) -> None:
             else:
                 text = render(result, "json" if fmt == "table" else fmt)
                 if output is not None:
-                    output.write_text(text)
+                    _write_whole(output, text)
                 else:
                     typer.echo(text)
             if every is None:
                 return
             time.sleep(every)
+
+
+def _check_output(output: Path) -> None:
+    """Refuse an output path that cannot be written before scanning, not after."""
+    if output.is_dir():
+        raise typer.BadParameter(f"{output} is a directory", param_hint="--output")
+    if not output.parent.is_dir():
+        raise typer.BadParameter(f"directory {output.parent} does not exist", param_hint="--output")
+
+
+def _write_whole(output: Path, text: str) -> None:
+    """Replace ``output`` in one step: a reader (or a Ctrl-C in ``--every`` mode) never sees half a
+    result."""
+    fd, tmp = tempfile.mkstemp(dir=output.parent, prefix=f".{output.name}.")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        os.replace(tmp, output)
+    except BaseException as exc:
+        Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            reason = escape(exc.strerror or str(exc))
+            console.print(f"[red]--output: cannot write {escape(str(output))} ({reason})[/red]")
+            raise typer.Exit(1) from None
+        raise
 
 
 async def _run(settings: Any, detectors: list[str], targets: Any, passive: list[str]) -> dict[str, Any]:

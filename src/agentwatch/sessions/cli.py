@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import os
 import sys
+import tempfile
 from pathlib import Path
 from typing import Annotated
 from urllib.parse import quote
 
 import httpx
+import orjson
 import typer
 from rich.console import Console
 from rich.table import Table
 
 app = typer.Typer(help="Agent sessions reported over AOP (list, export, delete)", no_args_is_help=True)
-console = Console()
+# diagnostics, one line each (no markup: a message quotes what the user or the server gave);
+# what a command prints for scripts goes to stdout
+console = Console(stderr=True, soft_wrap=True, markup=False)
+STATUSES = ("running", "completed", "failed", "cancelled", "timeout")
 
 ServerOpt = Annotated[str, typer.Option(help="agentwatch server URL")]
 KeyOpt = Annotated[str | None, typer.Option(envvar="AGENTWATCH_API_KEY", help="API key")]
@@ -21,8 +27,37 @@ DEFAULT_SERVER = "http://127.0.0.1:7777"
 
 
 def _client(server: str, api_key: str | None) -> httpx.Client:
+    try:
+        url = httpx.URL(server.rstrip("/"))
+    except httpx.InvalidURL as exc:
+        raise typer.BadParameter(str(exc), param_hint="--server") from None
+    if url.scheme not in ("http", "https") or not url.host:
+        raise typer.BadParameter("must be an http:// or https:// URL", param_hint="--server")
     headers = {"X-API-Key": api_key} if api_key else {}
-    return httpx.Client(base_url=server.rstrip("/"), headers=headers, timeout=60)
+    return httpx.Client(base_url=url, headers=headers, timeout=60)
+
+
+def _request(c: httpx.Client, method: str, path: str, **kw: object) -> httpx.Response:
+    """The server's answer, or exit 1 naming why there is none (unreachable, timed out)."""
+    try:
+        return _check(c.request(method, path, **kw))  # type: ignore[arg-type]
+    except httpx.TransportError as exc:
+        console.print(f"cannot reach the server ({exc or type(exc).__name__})", style="red")
+        raise typer.Exit(1) from None
+
+
+def _answer(r: httpx.Response, *keys: str) -> dict:  # type: ignore[type-arg]
+    """The JSON object the server answered, holding ``keys``; anything else (a proxy's page, another
+    service on that port) is named in one line, exit 1."""
+    try:
+        doc = r.json()
+        if isinstance(doc, dict) and all(k in doc for k in keys):
+            return doc
+    except ValueError:
+        pass
+    kind = r.headers.get("content-type", "no content type")
+    console.print(f"the server's answer is not an agentwatch answer ({r.status_code}, {kind}): is --server right?")
+    raise typer.Exit(1)
 
 
 def _check(r: httpx.Response) -> httpx.Response:
@@ -31,7 +66,7 @@ def _check(r: httpx.Response) -> httpx.Response:
             message = r.json()["error"]["message"]
         except (ValueError, KeyError, TypeError):
             message = r.text[:200]
-        console.print(f"[red]{r.status_code}: {message}[/red]")
+        console.print(f"{r.status_code}: {' '.join(str(message).split())}", style="red")
         raise typer.Exit(1)
     return r
 
@@ -43,11 +78,17 @@ def list_sessions(
     status: Annotated[str | None, typer.Option(help="running, completed, failed, cancelled or timeout")] = None,
     agent: Annotated[str | None, typer.Option(help="only this agent")] = None,
     limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="print the server's answer as JSON on stdout")] = False,
 ) -> None:
     """Sessions, most recently active first."""
+    if status is not None and status not in STATUSES:
+        raise typer.BadParameter(f"must be one of {', '.join(STATUSES)}", param_hint="--status")
     params = {k: v for k, v in {"status": status, "agent": agent, "limit": limit}.items() if v is not None}
     with _client(server, api_key) as c:
-        doc = _check(c.get("/sessions", params=params)).json()
+        doc = _answer(_request(c, "GET", "/sessions", params=params), "total", "sessions")
+    if as_json:
+        typer.echo(orjson.dumps(doc).decode())
+        return
     table = Table(title=f"{doc['total']} sessions")
     for col in ("id", "agent", "status", "steps", "tokens", "last seen", "goal"):
         table.add_column(col)
@@ -61,7 +102,7 @@ def list_sessions(
             s["last_seen_at"],
             (s["goal"] or "")[:60],
         )
-    console.print(table)
+    Console(markup=False).print(table)  # ids, agents and goals are what agents sent
 
 
 @app.command()
@@ -72,14 +113,33 @@ def export(
     output: Annotated[Path | None, typer.Option("--output", "-o", help="file to write; default stdout")] = None,
 ) -> None:
     """Write the session's events, exactly as sent, as JSON lines."""
+    if output is not None and (output.is_dir() or not output.parent.is_dir()):
+        problem = "is a directory" if output.is_dir() else f"directory {output.parent} does not exist"
+        raise typer.BadParameter(f"{output}: {problem}", param_hint="--output")
     with _client(server, api_key) as c:
-        body = _check(c.get(f"/sessions/{quote(session_id, safe='')}/export")).content
+        body = _request(c, "GET", f"/sessions/{quote(session_id, safe='')}/export").content
     if output is None:
         sys.stdout.buffer.write(body)
-    else:
-        output.write_bytes(body)
-        lines = body.count(b"\n")
-        console.print(f"{lines} events written to {output}")
+        sys.stdout.buffer.flush()
+        return
+    _write_whole(output, body)
+    lines = body.count(b"\n")
+    console.print(f"{lines} events written to {output}", highlight=False)
+
+
+def _write_whole(output: Path, body: bytes) -> None:
+    """Replace ``output`` in one step, so that a failed or interrupted write leaves no half file."""
+    fd, tmp = tempfile.mkstemp(dir=output.parent, prefix=f".{output.name}.")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(body)
+        os.replace(tmp, output)
+    except BaseException as exc:
+        Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            console.print(f"--output: cannot write {output} ({exc.strerror or exc})", style="red")
+            raise typer.Exit(1) from None
+        raise
 
 
 @app.command()
@@ -92,6 +152,6 @@ def delete(
     """Delete a session with its events and alerts."""
     with _client(server, api_key) as c:
         params = {"recursive": "true"} if recursive else {}
-        doc = _check(c.delete(f"/sessions/{quote(session_id, safe='')}", params=params)).json()
+        doc = _answer(_request(c, "DELETE", f"/sessions/{quote(session_id, safe='')}", params=params), "deleted")
     d = doc["deleted"]
-    console.print(f"deleted {d['sessions']} sessions, {d['events']} events, {d['alerts']} alerts")
+    typer.echo(f"deleted {d['sessions']} sessions, {d['events']} events, {d['alerts']} alerts")

@@ -10,12 +10,14 @@ from typing import Annotated
 import orjson
 import typer
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
 
 from agentwatch.api.errors import ApiError
 
-console = Console(stderr=True)
+# one line per message, whatever the width; no markup: a message quotes what the user typed
+console = Console(stderr=True, soft_wrap=True, markup=False)
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="TOML settings file", exists=True)]
+JsonOpt = Annotated[bool, typer.Option("--json", help="print a JSON array on stdout instead of a table")]
 
 users_app = typer.Typer(help="Manage user accounts.", no_args_is_help=True)
 keys_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
@@ -26,16 +28,19 @@ class Stores:
     """The stores of the access layer on the configured database (migrated first)."""
 
     def __init__(self, config: Path | None) -> None:
-        from agentwatch.cli_settings import settings_or_exit
+        from agentwatch.cli_settings import database_or_exit, schema_or_exit, settings_or_exit
         from agentwatch.soc.audit import AuditLog
         from agentwatch.soc.auth.apikeys import ApiKeyStore
         from agentwatch.soc.auth.roles import RoleStore
         from agentwatch.soc.auth.users import UserStore
-        from agentwatch.store.engine import make_engine, migrate
+        from agentwatch.store.engine import make_engine
+        from agentwatch.store.migrate import migrate
 
         self.settings = settings_or_exit(config)
+        database_or_exit(self.settings)
         self.engine = make_engine(self.settings.resolved_database_url())
-        migrate(self.engine)
+        with schema_or_exit():
+            migrate(self.engine)
         self.users = UserStore(self.engine)
         self.roles = RoleStore(self.engine)
         self.keys = ApiKeyStore(self.engine)
@@ -46,7 +51,7 @@ class Stores:
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
-    console.print(f"[red]{message}[/red]")
+    console.print(message, style="red")
     return typer.Exit(code)
 
 
@@ -120,15 +125,19 @@ def users_set_password(
 
 
 @users_app.command("list")
-def users_list(config: ConfigOpt = None) -> None:
+def users_list(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
     """List users."""
     s = Stores(config)
     try:
-        table = Table("id", "email", "role", "disabled", "last login")
-        for u in s.users.list():
+        users = s.users.list()
+        if as_json:
+            typer.echo(orjson.dumps([u.view() for u in users]).decode())
+            return
+        table = _table("email", "role", "disabled", "last login", whole=("email",))
+        for u in users:
             last = time.strftime("%Y-%m-%d %H:%M", time.gmtime(u.last_login_at)) if u.last_login_at else "-"
             table.add_row(u.id, u.email, u.role, str(u.disabled), last)
-        Console().print(table)
+        Console(markup=False).print(table)  # names and ids are what users and agents sent
     finally:
         s.close()
 
@@ -179,16 +188,20 @@ def keys_create(
 
 
 @keys_app.command("list")
-def keys_list(config: ConfigOpt = None) -> None:
+def keys_list(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
     """List API keys (never their secrets)."""
     s = Stores(config)
     try:
-        table = Table("id", "prefix", "name", "owner", "scopes", "expires", "last used", "revoked")
+        keys = s.keys.list()
+        if as_json:
+            typer.echo(orjson.dumps([k.view() for k in keys]).decode())
+            return
+        table = _table("prefix", "name", "owner", "scopes", "expires", "last used", "revoked")
 
         def when(t: float | None) -> str:
             return time.strftime("%Y-%m-%d %H:%M", time.gmtime(t)) if t else "-"
 
-        for k in s.keys.list():
+        for k in keys:
             v = k.view()
             table.add_row(
                 k.id,
@@ -200,9 +213,16 @@ def keys_list(config: ConfigOpt = None) -> None:
                 when(k.last_used_at),
                 when(k.revoked_at),
             )
-        Console().print(table)
+        Console(markup=False).print(table)  # names and ids are what users and agents sent
     finally:
         s.close()
+
+
+def _table(*headers: str, whole: tuple[str, ...] = ()) -> Table:
+    """An id column then ``headers``. The id (what ``keys revoke`` takes) and the ``whole`` columns
+    are never cut short to fit a narrow terminal (or a pipe, 80 columns); ``--json`` has the rest."""
+    full = ("id", *whole)
+    return Table(*(Column(h, no_wrap=h in full, min_width=36 if h == "id" else None) for h in ("id", *headers)))
 
 
 @keys_app.command("revoke")
@@ -229,7 +249,7 @@ def audit_verify(config: ConfigOpt = None) -> None:
             result = s.audit.verify()
         typer.echo(orjson.dumps(result.as_dict()).decode())
         if not result.ok:
-            console.print(f"[red]audit log broken at row {result.first_bad_seq}: {result.problem}[/red]")
+            console.print(f"audit log broken at row {result.first_bad_seq}: {result.problem}", style="red")
             raise typer.Exit(1)
         console.print(f"audit log intact: {result.checked} rows, head at {result.head_seq}")
     finally:
