@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import tempfile
 import tomllib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -135,3 +136,20 @@ def schema_or_exit() -> Iterator[None]:
     except SchemaError as exc:
         console.print(str(exc))
         raise typer.Exit(2) from None
+
+
+def write_whole_or_exit(output: Path, data: bytes) -> None:
+    """Replace ``output`` in one step (a temporary file beside it, then a rename), so a reader,
+    or a failed or interrupted write, never leaves half a file; a write that fails is one line
+    naming ``--output`` and exit 1."""
+    fd, tmp = tempfile.mkstemp(dir=output.parent, prefix=f".{output.name}.")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, output)
+    except BaseException as exc:
+        Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            console.print(f"--output: cannot write {output} ({exc.strerror or exc})", style="red")
+            raise typer.Exit(1) from None
+        raise

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -61,7 +59,7 @@ def install(app: typer.Typer) -> None:
         config: Annotated[Path | None, typer.Option("--config", "-c", help="TOML settings file", exists=True)] = None,
     ) -> None:
         """Find AI agents, MCP servers and LLM servers on a network (allowlisted ranges only)."""
-        from agentwatch.cli_settings import settings_or_exit
+        from agentwatch.cli_settings import settings_or_exit, write_whole_or_exit
         from agentwatch.logs import configure
 
         if fmt not in FORMATS:
@@ -117,7 +115,7 @@ def install(app: typer.Typer) -> None:
             else:
                 text = render(result, "json" if fmt == "table" else fmt)
                 if output is not None:
-                    _write_whole(output, text)
+                    write_whole_or_exit(output, text.encode())
                 else:
                     typer.echo(text)
             if every is None:
@@ -131,23 +129,6 @@ def _check_output(output: Path) -> None:
         raise typer.BadParameter(f"{output} is a directory", param_hint="--output")
     if not output.parent.is_dir():
         raise typer.BadParameter(f"directory {output.parent} does not exist", param_hint="--output")
-
-
-def _write_whole(output: Path, text: str) -> None:
-    """Replace ``output`` in one step: a reader (or a Ctrl-C in ``--every`` mode) never sees half a
-    result."""
-    fd, tmp = tempfile.mkstemp(dir=output.parent, prefix=f".{output.name}.")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.replace(tmp, output)
-    except BaseException as exc:
-        Path(tmp).unlink(missing_ok=True)
-        if isinstance(exc, OSError):
-            reason = escape(exc.strerror or str(exc))
-            console.print(f"[red]--output: cannot write {escape(str(output))} ({reason})[/red]")
-            raise typer.Exit(1) from None
-        raise
 
 
 async def _run(settings: Any, detectors: list[str], targets: Any, passive: list[str]) -> dict[str, Any]:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Annotated
 from urllib.parse import quote
@@ -14,6 +12,8 @@ import orjson
 import typer
 from rich.console import Console
 from rich.table import Table
+
+from agentwatch.cli_settings import write_whole_or_exit
 
 app = typer.Typer(help="Agent sessions reported over AOP (list, export, delete)", no_args_is_help=True)
 # diagnostics, one line each (no markup: a message quotes what the user or the server gave);
@@ -122,24 +122,9 @@ def export(
         sys.stdout.buffer.write(body)
         sys.stdout.buffer.flush()
         return
-    _write_whole(output, body)
+    write_whole_or_exit(output, body)
     lines = body.count(b"\n")
     console.print(f"{lines} events written to {output}", highlight=False)
-
-
-def _write_whole(output: Path, body: bytes) -> None:
-    """Replace ``output`` in one step, so that a failed or interrupted write leaves no half file."""
-    fd, tmp = tempfile.mkstemp(dir=output.parent, prefix=f".{output.name}.")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(body)
-        os.replace(tmp, output)
-    except BaseException as exc:
-        Path(tmp).unlink(missing_ok=True)
-        if isinstance(exc, OSError):
-            console.print(f"--output: cannot write {output} ({exc.strerror or exc})", style="red")
-            raise typer.Exit(1) from None
-        raise
 
 
 @app.command()
