@@ -112,7 +112,7 @@ async def get_stream(
         session_id = _session_id(session_id, "session_id")
     if service.stream_clients >= aw.settings.aop.stream_max_clients:
         raise Unavailable("stream: too many live clients", headers={"Retry-After": "5"})
-    body = stream.open_stream(aw, service, session_id=session_id, last_event_id=last_event_id or None)
+    body = stream.open_stream(aw, service, session_id=session_id, last_event_id=last_event_id or None, conn=request)
     return StreamingResponse(
         body,
         media_type="text/event-stream",

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from typing import Any
 
 import orjson
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from agentwatch.api.security import require
-from agentwatch.api.wsframes import receive_text
+from agentwatch.api.wsframes import cancel, close_when_refused, receive_text
 from agentwatch.events.model import Event
 from agentwatch.store import counters
 from agentwatch.store.processes import active_count
@@ -92,6 +91,7 @@ async def ws_events(ws: WebSocket) -> None:
     sub = aw.hub.subscribe({"event"}, predicate)
     sockets.add(sub)
     pump = asyncio.create_task(_pump(ws, sub))
+    watch = asyncio.create_task(close_when_refused(ws, "events:read", stop=pump))
     try:
         while True:
             raw = await receive_text(ws)
@@ -101,13 +101,12 @@ async def ws_events(ws: WebSocket) -> None:
                 continue
             flt = TypeFilter(types)
             await ws.send_json({"type": "subscribed", "filter": {"event_types": types or []}})
-    except WebSocketDisconnect:
+    except (WebSocketDisconnect, RuntimeError):  # RuntimeError: a reply after the socket was closed
         pass
     finally:
         sockets.discard(sub)
-        pump.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await pump
+        await cancel(watch)
+        await cancel(pump)
         aw.hub.unsubscribe(sub)
 
 
@@ -129,8 +128,9 @@ async def ws_stats(ws: WebSocket) -> None:
             await receive_text(ws)
 
     reader = asyncio.create_task(_drain_client())
+    watch = asyncio.create_task(close_when_refused(ws, "events:read"))
     try:
-        while not reader.done():
+        while not reader.done() and not watch.done():
             active, pending = await asyncio.to_thread(_counts, aw.engine)
             await ws.send_json(
                 {
@@ -143,10 +143,9 @@ async def ws_stats(ws: WebSocket) -> None:
                     "interval_ms": interval,
                 }
             )
-            await asyncio.wait({reader}, timeout=interval / 1000)
+            await asyncio.wait({reader, watch}, timeout=interval / 1000, return_when=asyncio.FIRST_COMPLETED)
     except (WebSocketDisconnect, RuntimeError):
         pass
     finally:
-        reader.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await reader
+        await cancel(watch)
+        await cancel(reader)

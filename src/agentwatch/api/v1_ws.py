@@ -15,7 +15,6 @@ Alerts are sent only to principals that also hold ``alerts:read``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,7 +23,7 @@ import orjson
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from agentwatch.api.security import require
-from agentwatch.api.wsframes import receive_text
+from agentwatch.api.wsframes import cancel, close_when_refused, receive_text
 from agentwatch.detect.queries import entity_ids_for
 from agentwatch.events.model import Event
 
@@ -108,13 +107,18 @@ class _Client:
         self.lock = asyncio.Lock()
         self.reported_dropped = 0
         principal = getattr(ws.state, "principal", None)
-        channels = {"event"}
-        if principal is not None and principal.can("alerts:read"):  # alerts only for who may read them
-            channels.add("alert")
-        self.sub = aw.hub.subscribe(channels, self._predicate, maxlen=self.s.ws_queue_maxlen)
+        self.alerts_allowed = principal is not None and principal.can("alerts:read")
+        # alerts only for who may read them; the channel is kept so a re-check can cut them off
+        self.sub = aw.hub.subscribe({"event", "alert"}, self._predicate, maxlen=self.s.ws_queue_maxlen)
 
     def _predicate(self, channel: str, item: Any) -> bool:
+        if channel == "alert" and not self.alerts_allowed:
+            return False
         return self.filter(channel, item)
+
+    def rechecked(self, principal: Any) -> None:
+        """The credential's current rights: a principal that lost ``alerts:read`` gets no more alerts."""
+        self.alerts_allowed = principal.can("alerts:read")
 
     async def send(self, frame: dict[str, Any]) -> None:
         async with self.lock:
@@ -144,7 +148,7 @@ class _Client:
             if items:
                 await asyncio.sleep(0)  # let a burst finish before the flush
             events = [i for _seq, ch, i in items if ch == "event" and self.filter(ch, i)]
-            alerts = [i for _seq, ch, i in items if ch == "alert" and self.filter(ch, i)]
+            alerts = [i for _seq, ch, i in items if ch == "alert" and self._predicate(ch, i)]
             if len(events) == 1:
                 await self.send({"type": "event", "data": _event_json(events[0])})
             else:
@@ -197,6 +201,7 @@ async def live(ws: WebSocket) -> None:
     client = _Client(ws, aw)
     clients.add(client)
     pump = asyncio.create_task(client.pump())
+    watch = asyncio.create_task(close_when_refused(ws, "events:read", stop=pump, on_check=client.rechecked))
     try:
         await client.status()
         while True:
@@ -206,7 +211,6 @@ async def live(ws: WebSocket) -> None:
         pass
     finally:
         clients.discard(client)
-        pump.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await pump
+        await cancel(watch)
+        await cancel(pump)
         aw.hub.unsubscribe(client.sub)

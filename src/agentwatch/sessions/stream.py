@@ -24,8 +24,10 @@ from typing import Any
 
 import orjson
 import structlog
+from starlette.requests import HTTPConnection
 
 from agentwatch.api.sse import data_line
+from agentwatch.api.wsframes import RECHECK_S, current_principal
 from agentwatch.events.model import Event, iso
 from agentwatch.sessions import queries
 
@@ -59,6 +61,13 @@ def hub_alert(alert: dict[str, Any]) -> dict[str, Any]:
         "severity_score": severity,
         "count": alert.get("count", 1),
     }
+
+
+async def _still_allowed(conn: HTTPConnection) -> bool:
+    """Whether the request's credential still grants ``sessions:read`` (revoked, expired or
+    demoted since the stream began: no, and the stream ends)."""
+    principal = await current_principal(conn)
+    return principal is not None and principal.can("sessions:read")
 
 
 class Predicate:
@@ -96,10 +105,13 @@ class Place:
             self.service.stream_clients -= 1
 
 
-def open_stream(aw: Any, service: Any, *, session_id: str | None, last_event_id: str | None) -> AsyncIterator[bytes]:
-    """The frames of one ``/stream`` client, holding a place from now until they end."""
+def open_stream(
+    aw: Any, service: Any, *, session_id: str | None, last_event_id: str | None, conn: HTTPConnection | None = None
+) -> AsyncIterator[bytes]:
+    """The frames of one ``/stream`` client, holding a place from now until they end. With
+    ``conn`` (the request) the stream ends once its credential no longer grants ``sessions:read``."""
     place = Place(service)
-    body = sse(aw, place, session_id=session_id, last_event_id=last_event_id)
+    body = sse(aw, place, session_id=session_id, last_event_id=last_event_id, conn=conn)
     weakref.finalize(body, place.release)
     return body
 
@@ -110,6 +122,7 @@ async def sse(
     *,
     session_id: str | None,
     last_event_id: str | None,
+    conn: HTTPConnection | None = None,
 ) -> AsyncIterator[bytes]:
     settings = aw.settings.aop
     sub = aw.hub.subscribe({"event", "alert"}, Predicate(session_id), maxlen=settings.stream_buffer)
@@ -135,9 +148,14 @@ async def sse(
                     yield alert_frame(alert)
         last_ping = time.monotonic()
         interval = settings.ping_interval_s
+        next_check = last_ping + RECHECK_S
         while True:
-            wait = max(0.0, interval - (time.monotonic() - last_ping))
+            wait = max(0.0, min(interval - (time.monotonic() - last_ping), next_check - time.monotonic()))
             batch = await sub.next_batch(timeout=wait)
+            if conn is not None and time.monotonic() >= next_check:
+                if not await _still_allowed(conn):
+                    return
+                next_check = time.monotonic() + RECHECK_S
             if sub.dropped:
                 log.warning("stream.client_cut", dropped=sub.dropped, buffer=settings.stream_buffer)
                 return

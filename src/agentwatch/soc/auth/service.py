@@ -222,6 +222,19 @@ class AuthService:
             self._touched = {key_id: now}
         await asyncio.to_thread(self.keys.touch, key_id, client)
 
+    async def recheck(self, conn: HTTPConnection) -> Principal | None:
+        """The principal behind ``conn``'s credential as of now, for a stream that outlives its
+        handshake: None once the credential no longer authenticates (or cannot be looked up).
+        Skips the per-request memo but not the principal cache, so a stream re-checking every
+        few seconds costs a lookup at most once per ``CACHE_TTL_S`` per credential."""
+        try:
+            cred = credentials.extract(conn)
+        except CredentialError:
+            return None
+        if cred is None:
+            return None
+        return (await self._resolve(cred, client_of(conn))).principal
+
     def forget_credentials(self) -> None:
         """Drop cached principals (after a revocation or a role change in this process)."""
         self._generation += 1
