@@ -59,6 +59,10 @@ class SSRFError(ValueError):
     """An outbound URL or address was refused; the message says which rule."""
 
 
+class UnresolvedHost(SSRFError):
+    """The host name has no address (now): refused, though not for what it resolves to."""
+
+
 def address_problem(ip: IPAddress, *, allow_private: bool = False) -> str | None:
     """Why ``ip`` may not be contacted, or None when it may.
 
@@ -94,14 +98,14 @@ def _resolve(host: str, port: int) -> list[IPAddress]:
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as exc:
-        raise SSRFError(f"host {host!r} does not resolve") from exc
+        raise UnresolvedHost(f"host {host!r} does not resolve") from exc
     out: list[IPAddress] = []
     for *_rest, sockaddr in infos:
         ip = ipaddress.ip_address(str(sockaddr[0]).split("%", 1)[0])
         if ip not in out:
             out.append(ip)
     if not out:
-        raise SSRFError(f"host {host!r} does not resolve")
+        raise UnresolvedHost(f"host {host!r} does not resolve")
     return out
 
 

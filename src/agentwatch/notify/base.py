@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
 import orjson
 
 from agentwatch.masking import mask_url
-from agentwatch.net.ssrf import SSRFError, check_url, guarded_client
+from agentwatch.net.ssrf import SSRFError, UnresolvedHost, check_url, guarded_client
 
 MAX_NAME = 64
 MAX_HEADERS = 16
@@ -21,6 +24,14 @@ HEADER_NAME = re.compile(r"^[A-Za-z0-9-]{1,64}$")
 # Headers a user may not set on an output: they belong to the transport or to our signature.
 RESERVED_HEADERS = frozenset({"host", "content-length", "content-type", "transfer-encoding", "connection"})
 COMMON_FIELDS = frozenset({"kind", "name", "url", "min_severity", "timeout_s", "enabled"})
+# A message is sent at most MAX_ATTEMPTS times: again after a rate limit (429), a server error
+# that says "try later" (500, 502, 503, 504) or a connection that failed or was reset. A receiver's
+# Retry-After is kept; one asking for more than MAX_RETRY_AFTER_S is not asked again early.
+MAX_ATTEMPTS = 3
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+MAX_RETRY_AFTER_S = 10.0
+BACKOFF_S = (1.0, 2.0)  # before the 2nd and 3rd attempt when the receiver names no wait
+RETRY_ERRORS = (httpx.ConnectError, httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError)
 
 
 class NotifyError(Exception):
@@ -99,10 +110,13 @@ def get_headers(spec: dict[str, Any]) -> dict[str, str]:
     for name, val in value.items():
         if not isinstance(name, str) or not HEADER_NAME.match(name):
             raise ValueError("headers: names must be 1-64 letters, digits or '-'")
-        if name.lower() in RESERVED_HEADERS or name.lower().startswith("x-agentwatch-"):
+        if name.lower() in RESERVED_HEADERS or name.lower().startswith(("x-agentwatch-", "content-")):
             raise ValueError(f"headers.{name}: is reserved")
-        if not isinstance(val, str) or len(val) > MAX_HEADER_VALUE or any(c in val for c in "\r\n\0"):
-            raise ValueError(f"headers.{name}: must be a string of at most {MAX_HEADER_VALUE} characters")
+        if not isinstance(val, str) or len(val) > MAX_HEADER_VALUE or not all(" " <= c <= "~" for c in val):
+            # httpx sends header values as ASCII: anything else would fail every delivery
+            raise ValueError(
+                f"headers.{name}: must be a string of printable ASCII, at most {MAX_HEADER_VALUE} characters"
+            )
         out[name] = val
     return out
 
@@ -124,25 +138,102 @@ class HttpOutput:
         return {"kind": self.kind, "name": self.name, "min_severity": self.min_severity}
 
     async def post(self, body: Any, headers: dict[str, str] | None = None) -> httpx.Response:
+        """POST ``body``, again after a transient failure (at most MAX_ATTEMPTS in all).
+
+        Every attempt sends the same bytes and headers, so a signature stays valid; a receiver
+        that got a message but failed to answer may see it twice (delivery is at least once)."""
         payload = body if isinstance(body, bytes) else orjson.dumps(body)
         all_headers = {**self.headers, "Content-Type": "application/json", **(headers or {})}
+        attempt = 1
+        while True:
+            try:
+                response = await self._post_once(payload, all_headers)
+            except _Transient as exc:
+                if attempt == MAX_ATTEMPTS:
+                    raise NotifyError(f"{exc} ({attempt} attempts)") from None
+                wait = BACKOFF_S[attempt - 1]
+            else:
+                wait = None if attempt == MAX_ATTEMPTS else retry_wait(response, attempt)
+                if wait is None:
+                    return self._accepted(response, attempt)
+            await asyncio.sleep(wait)
+            attempt += 1
+
+    async def _post_once(self, payload: bytes, headers: dict[str, str]) -> httpx.Response:
         sending = _SENDING.set(True)
         try:
             async with guarded_client(allow_private=self.allow_private, timeout=self.timeout_s) as client:
-                response = await client.post(self.url, content=payload, headers=all_headers)
+                return await client.post(self.url, content=payload, headers=headers)
         except httpx.TimeoutException:
             raise NotifyError(f"{self.kind} {self.name}: timed out") from None
         except httpx.HTTPError as exc:
-            raise NotifyError(f"{self.kind} {self.name}: cannot connect ({type(exc).__name__})") from None
+            refusal = ssrf_refusal(exc)
+            if isinstance(refusal, UnresolvedHost):  # DNS may answer on the next attempt
+                raise _Transient(f"{self.kind} {self.name}: cannot connect ({refusal})") from None
+            if refusal is not None:  # the address it resolves to now is refused: final, and said so
+                reason = str(refusal).removeprefix("url: ")
+                raise NotifyError(
+                    f"{self.kind} {self.name}: refused by the SSRF guard at delivery ({reason})"
+                ) from None
+            message = f"{self.kind} {self.name}: cannot connect ({type(exc).__name__})"
+            if isinstance(exc, RETRY_ERRORS):
+                raise _Transient(message) from None
+            raise NotifyError(message) from None
         finally:
             _SENDING.reset(sending)
-        if 300 <= response.status_code < 400:
-            raise NotifyError(
-                f"{self.kind} {self.name}: receiver answered {response.status_code} (redirects are not followed)"
-            )
-        if response.status_code >= 400:
-            raise NotifyError(f"{self.kind} {self.name}: receiver answered {response.status_code}")
+
+    def _accepted(self, response: httpx.Response, attempt: int) -> httpx.Response:
+        """``response`` when it is a success; otherwise the NotifyError naming the answer."""
+        status = response.status_code
+        where = f"{self.kind} {self.name}: receiver answered {status}"
+        if 300 <= status < 400:
+            raise NotifyError(f"{where} (redirects are not followed)")
+        if status >= 400:
+            asked = retry_after_s(response)
+            if status in RETRY_STATUSES and asked is not None and asked > MAX_RETRY_AFTER_S:
+                raise NotifyError(
+                    f"{where} with a Retry-After of {asked:g} s (an output waits at most {MAX_RETRY_AFTER_S:g} s)"
+                )
+            raise NotifyError(where + (f" ({attempt} attempts)" if attempt > 1 else ""))
         return response
+
+
+class _Transient(Exception):
+    """A connection failed or was reset before an answer: worth another attempt."""
+
+
+def ssrf_refusal(exc: BaseException) -> SSRFError | None:
+    """The SSRF guard's refusal behind the failed connection ``exc``, else None."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, SSRFError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def retry_after_s(response: httpx.Response) -> float | None:
+    """The wait a receiver asked for in ``Retry-After`` (seconds or an HTTP date), or None."""
+    value = response.headers.get("retry-after", "").strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def retry_wait(response: httpx.Response, attempt: int) -> float | None:
+    """Seconds to wait before sending again after ``response``, or None when it is final."""
+    if response.status_code not in RETRY_STATUSES:
+        return None
+    asked = retry_after_s(response)
+    if asked is None:
+        return BACKOFF_S[attempt - 1]
+    return asked if asked <= MAX_RETRY_AFTER_S else None
 
 
 def common(spec: dict[str, Any], kind: str, *, allow_private: bool, default_url: str | None = None) -> dict[str, Any]:
