@@ -370,3 +370,38 @@ def test_a_busy_agent_is_rewritten_only_when_it_shows_something_new(api):
         c.post("/api/v1/ingest", json=[again(2, model="gpt-new")])  # a new model is written at once
         _wait_for(lambda: "gpt-new" in client(c)["metadata"]["models"])
         assert client(c)["last_seen"].startswith("2030-01-01T00:00:02")
+
+
+def test_a_slow_receiver_of_telemetry_alerts_does_not_hold_commits_back(api):
+    """A new agent seen in telemetry is alerted on from the pipeline's commit hook: awaited
+    there, a receiver taking 4 s held every later commit back for as long."""
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    from tests.conftest import OISP_EXAMPLES
+
+    delivered: list[bytes] = []
+
+    async def slow(request: Request) -> Response:
+        body = await request.body()
+        await asyncio.sleep(4)
+        delivered.append(body)
+        return Response("ok")
+
+    rport = free_port("127.0.0.63")
+    request = json.loads((OISP_EXAMPLES / "ai-request-openai.json").read_text())
+    later = {**request, "event_id": request["event_id"] + "-later"}
+    with (
+        serve([Spec("127.0.0.63", rport, Starlette(routes=[Route("/hook", slow, methods=["POST"])]))]),
+        api.client() as c,
+    ):
+        put = c.put("/api/settings", json={"alert_enabled": True, "webhook_url": f"http://127.0.0.63:{rport}/hook"})
+        assert put.status_code == 200
+        assert c.post("/api/v1/ingest", json=[request]).json()["stored"] == 1  # a new agent: an alert to deliver
+        time.sleep(0.5)  # the first commit's hook has started delivering
+        started = time.monotonic()
+        assert c.post("/api/v1/ingest", json=[later]).json()["stored"] == 1
+        assert time.monotonic() - started < 2.5  # not behind the 4 s delivery
+        _wait_for(lambda: len(delivered) == 1)  # and the alert was still delivered

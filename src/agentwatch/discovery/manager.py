@@ -217,9 +217,7 @@ class ScanManager:
             self.last_completed = result
             self._publish(run, "scan_complete", result)
             if diff:
-                task = asyncio.create_task(self._alert(diff, run.scan_id))
-                self._background.add(task)
-                task.add_done_callback(self._background.discard)
+                self._in_background(self._alert(diff, run.scan_id))
         else:
             self._publish(run, "scan_error", {"error": error, "scan_id": run.scan_id, "status": status})
 
@@ -374,7 +372,16 @@ class ScanManager:
         new = await asyncio.to_thread(inventory.record_telemetry, self.aw.engine, seen)
         if new:
             diff = {"new": [{**inventory.brief(a), "returned": False} for a in new]}
-            await self._alert(diff, "telemetry")
+            # not awaited: this runs in the pipeline's commit loop, and a slow receiver (retried
+            # for up to 30 s) would hold every later commit back
+            self._in_background(self._alert(diff, "telemetry"))
+
+    def _in_background(self, work: Any) -> None:
+        """Run ``work`` (an alert and its delivery) apart; kept until done, cancelled on stop."""
+        task = asyncio.create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        task.add_done_callback(_log_failure)
 
     def _not_recent(self, seen: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """The sightings that tell the inventory something: a new agent, new metadata or tools,
@@ -418,3 +425,8 @@ class ScanManager:
             },
             "signatures": {"status": "builtin", "frameworks": len(signatures())},
         }
+
+
+def _log_failure(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("discovery.alert_failed", error=type(task.exception()).__name__)
