@@ -68,7 +68,6 @@ def install(app: typer.Typer) -> None:
             _check_output(output)
         full = settings_or_exit(config)
         configure(full.log_level, full.log_format)
-        logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per probe would bury the progress bar
         settings = full.discovery
         updates: dict[str, Any] = {}
         if timeout is not None:
@@ -98,7 +97,7 @@ def install(app: typer.Typer) -> None:
         known: dict[str, dict[str, Any]] = {}
         first_seen: dict[str, str] = {}
         while True:
-            result = asyncio.run(_run(settings, active, targets, passive))
+            result = _quietly(lambda: asyncio.run(_run(settings, active, targets, passive)))
             for a in result["agents"]:
                 a["first_seen"] = first_seen.setdefault(a["id"], a["first_seen"])
             current = {a["id"]: a for a in result["agents"]}
@@ -121,6 +120,18 @@ def install(app: typer.Typer) -> None:
             if every is None:
                 return
             time.sleep(every)
+
+
+def _quietly(scan: Any) -> Any:
+    """Run ``scan`` with httpx's per-request log lines off (one per probe would bury the progress
+    bar), and put its level back after: the command may run inside another program."""
+    httpx_log = logging.getLogger("httpx")
+    previous = httpx_log.level
+    httpx_log.setLevel(logging.WARNING)
+    try:
+        return scan()
+    finally:
+        httpx_log.setLevel(previous)
 
 
 def _check_output(output: Path) -> None:
