@@ -127,3 +127,20 @@ def test_aop_stream_ends_when_its_api_key_is_revoked(srv):
             else:
                 ended = True
         assert ended, f"/stream was still open {BOUND_S:.0f}s after its key was revoked"
+
+
+def test_scan_stream_ends_when_its_api_key_is_revoked(srv):
+    """SSE ``/api/scan/stream``: nothing need happen on the stream for it to notice."""
+    with srv.client() as c:
+        user_token(srv, c, "root@example.com", "admin")
+        owner = bearer(user_token(srv, c, "an@example.com", "analyst")[1])
+        made = c.post("/api/v1/api-keys", headers=owner, json={"name": "scans", "scopes": ["scans:read"]}).json()
+        with c.stream("GET", "/api/scan/stream", headers={"X-API-Key": made["key"]}, timeout=BOUND_S + 20) as r:
+            assert r.status_code == 200
+            lines = r.iter_lines()
+            assert next(lines) == ": connected"
+            assert c.delete(f"/api/v1/api-keys/{made['id']}", headers=owner).json()["revoked"] is True
+            started = time.monotonic()
+            for _line in lines:  # pings, if any, until the server ends the response
+                pass
+            assert time.monotonic() - started < BOUND_S, "/api/scan/stream outlived its revoked key"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
@@ -24,6 +25,7 @@ from agentwatch.api.bodies import read_limited
 from agentwatch.api.errors import ApiError, Conflict, InvalidRequest, NotFound, Unavailable
 from agentwatch.api.security import require
 from agentwatch.api.sse import data_line
+from agentwatch.api.wsframes import RECHECK_S, current_principal
 from agentwatch.discovery import alerting, inventory
 from agentwatch.discovery.allowlist import TargetError
 from agentwatch.discovery.manager import CHANNEL, ScanBusy, ScanManager
@@ -131,6 +133,13 @@ def _frame(event: str, data: Any, seq: int | None = None) -> bytes:
     return f"{head}event: {event}\n".encode() + data_line(orjson.dumps(data)) + b"\n\n"
 
 
+async def _still_allowed(request: Request) -> bool:
+    """Whether the stream's credential still grants ``scans:read`` (a key revoked, a user
+    disabled or demoted since it began: no, and the stream ends)."""
+    principal = await current_principal(request)
+    return principal is not None and principal.can("scans:read")
+
+
 @router.get("/api/scan/stream", dependencies=[require("scans:read")])
 async def scan_stream(
     request: Request, network: NetworkQ = None, hosts: HostsQ = None, detectors: DetectorsQ = None
@@ -156,12 +165,21 @@ async def scan_stream(
     async def frames() -> AsyncIterator[bytes]:
         try:
             yield b": connected\n\n"
+            last_beat = time.monotonic()
+            next_check = last_beat + RECHECK_S
             while True:
-                batch = await sub.next_batch(timeout=SSE_HEARTBEAT_S)
+                wait = max(0.0, min(last_beat + SSE_HEARTBEAT_S, next_check) - time.monotonic())
+                batch = await sub.next_batch(timeout=wait)
+                if time.monotonic() >= next_check:  # the credential may have been revoked since
+                    if not await _still_allowed(request):
+                        return
+                    next_check = time.monotonic() + RECHECK_S
                 if not batch:
                     if await request.is_disconnected():
                         return
-                    yield b": ping\n\n"
+                    if time.monotonic() - last_beat >= SSE_HEARTBEAT_S:
+                        yield b": ping\n\n"
+                        last_beat = time.monotonic()
                     continue
                 for seq, _channel, item in batch:
                     yield _frame(item["event"], item["data"], seq)
