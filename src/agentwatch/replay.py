@@ -9,7 +9,6 @@ not sent; a second abandons that request (it may be stored) and says so.
 
 from __future__ import annotations
 
-import contextlib
 import gzip
 import signal
 import sys
@@ -17,7 +16,6 @@ import threading
 import time
 import zlib
 from dataclasses import dataclass, field
-from email.utils import parsedate_to_datetime
 from pathlib import Path
 
 import httpx
@@ -25,6 +23,8 @@ import orjson
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+from agentwatch.net.retry_after import retry_after_s
 
 # a message stays one line, whatever the width; no markup: it quotes what the user or the server gave
 console = Console(stderr=True, soft_wrap=True, markup=False)
@@ -174,14 +174,8 @@ def _error_message(r: httpx.Response) -> str:
 
 def _retry_wait(r: httpx.Response, attempt: int) -> float:
     """The server's ``Retry-After`` (seconds or an HTTP date), else 1, 2, 4, ... s; at most 30 s."""
-    value = r.headers.get("retry-after", "").strip()
-    wait = float(2**attempt)
-    if value.isdigit():
-        wait = float(value)
-    elif value:
-        with contextlib.suppress(TypeError, ValueError):
-            wait = parsedate_to_datetime(value).timestamp() - time.time()
-    return min(max(wait, 0.0), RETRY_WAIT_CAP_S)
+    asked = retry_after_s(r.headers)
+    return min(float(2**attempt) if asked is None else asked, RETRY_WAIT_CAP_S)
 
 
 def _post(client: httpx.Client, group: list[ReplayLine], stop: threading.Event) -> httpx.Response:

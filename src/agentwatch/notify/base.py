@@ -7,14 +7,13 @@ import logging
 import re
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
 import orjson
 
 from agentwatch.masking import mask_url
+from agentwatch.net.retry_after import retry_after_s
 from agentwatch.net.ssrf import SSRFError, UnresolvedHost, check_url, guarded_client
 
 MAX_NAME = 64
@@ -189,7 +188,7 @@ class HttpOutput:
         if 300 <= status < 400:
             raise NotifyError(f"{where} (redirects are not followed)")
         if status >= 400:
-            asked = retry_after_s(response)
+            asked = retry_after_s(response.headers)
             if status in RETRY_STATUSES and asked is not None and asked > MAX_RETRY_AFTER_S:
                 raise NotifyError(
                     f"{where} with a Retry-After of {asked:g} s (an output waits at most {MAX_RETRY_AFTER_S:g} s)"
@@ -212,25 +211,11 @@ def ssrf_refusal(exc: BaseException) -> SSRFError | None:
     return None
 
 
-def retry_after_s(response: httpx.Response) -> float | None:
-    """The wait a receiver asked for in ``Retry-After`` (seconds or an HTTP date), or None."""
-    value = response.headers.get("retry-after", "").strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
-
-
 def retry_wait(response: httpx.Response, attempt: int) -> float | None:
     """Seconds to wait before sending again after ``response``, or None when it is final."""
     if response.status_code not in RETRY_STATUSES:
         return None
-    asked = retry_after_s(response)
+    asked = retry_after_s(response.headers)
     if asked is None:
         return BACKOFF_S[attempt - 1]
     return asked if asked <= MAX_RETRY_AFTER_S else None

@@ -24,20 +24,18 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import email.utils
 import logging
 import os
-import re
 import threading
 import time
 import weakref
 from collections import deque
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from agentwatch.net.retry_after import retry_after_s
 from agentwatch.sdk import spill
 from agentwatch.sdk.encoding import encode_event, safe_text
 from agentwatch.sdk.options import check_api_key, collector_url, count_option, default_spill_path, seconds_option
@@ -50,26 +48,9 @@ RETRY_STATUS = {408, 425, 429, 500, 502, 503, 504}
 # page, a redirect). The batch is kept (spilled) for when the collector is reachable, not counted as refused.
 KEPT_STATUS = {401, 403, 404, 405}
 MAX_DOUBLINGS = 32  # backoff_base * 2**n stops growing here (2**1024 is no float: the sender would crash)
-RETRY_SECONDS_RE = re.compile(r"^\d{1,10}$")
 
 
 # -- the collector's answers -------------------------------------------------------
-def retry_after(resp: httpx.Response) -> float | None:
-    """The collector's ``Retry-After`` in seconds (delta-seconds or an HTTP-date), if any."""
-    value = resp.headers.get("Retry-After", "").strip()
-    if not value:
-        return None
-    if RETRY_SECONDS_RE.match(value):
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError, OverflowError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
-
-
 def reason(resp: httpx.Response) -> str:
     """What the collector said about a batch it did not take, short enough for a log line."""
     try:
@@ -339,7 +320,7 @@ class Transport:
             verdict = self._verdict(resp, lines, counter)
             if verdict is not None:
                 return verdict
-            hint = retry_after(resp)
+            hint = retry_after_s(resp.headers)
         self._failures += 1
         self._down_until = time.monotonic() + self._delay(self._failures, hint)
         return False
