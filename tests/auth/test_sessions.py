@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -223,3 +224,21 @@ def test_a_signed_token_with_odd_ids_is_refused_not_an_outage(auth_server):
             assert r.status_code == 401, (repr(sub)[:20], r.text)
         r = c.get("/api/v1/users/me", headers={"X-API-Key": "aw_\xe9\xe9".encode("latin-1")})
         assert r.status_code == 401 and "printable ASCII" in r.json()["error"]["message"]
+
+
+def test_token_lifetimes_count_from_issue_not_from_when_the_answer_is_written(sqlite_server):
+    """Under load the answer was built more than the access token's truncated fraction of a
+    second after issue, and ``expires_in`` came out one short of the configured lifetime."""
+    from agentwatch.api.auth import _tokens
+
+    user_id = add_user(sqlite_server, "late@example.com", "viewer")
+    svc = sqlite_server.aw.auth
+    ttl = sqlite_server.aw.settings.auth
+    issued = svc.tokens.start_session(user_id, "test")
+    time.sleep(1.1)  # a busy server writing the answer late
+    user = svc.users.get(user_id)
+    assert user is not None
+    body = json.loads(_tokens(issued, user, ttl.access_ttl_s).body)
+    claims = jwt.decode(body["access_token"], options={"verify_signature": False})
+    assert body["expires_in"] == claims["exp"] - claims["iat"] == ttl.access_ttl_s
+    assert body["refresh_expires_in"] == ttl.refresh_ttl_s

@@ -7,7 +7,6 @@ pydantic models that forbid unknown fields; errors name the field and the rule.
 
 from __future__ import annotations
 
-import math
 import time
 from typing import Annotated, Any, TypeVar
 
@@ -119,9 +118,9 @@ def _tokens(issued: Issued, user: User, ttl: int) -> JSON:
     doc = {
         "access_token": issued.access_token,
         "token_type": "bearer",
-        "expires_in": max(0, math.ceil(issued.access_expires_at - time.time())),
+        "expires_in": issued.access_expires_in,
         "refresh_token": issued.refresh_token,
-        "refresh_expires_in": max(0, math.ceil(issued.refresh_expires_at - time.time())),
+        "refresh_expires_in": issued.refresh_expires_in,
         "user": user.view(),
     }
     resp = JSON(doc, 200, headers={"Cache-Control": "no-store"})

@@ -9,6 +9,7 @@ tokens carry the session id, and the session is checked on every request).
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import secrets
 import time
@@ -81,6 +82,17 @@ class Issued:
     refresh_expires_at: float
     session_id: str
     user_id: str
+    issued_at: float
+
+    @property
+    def access_expires_in(self) -> int:
+        """Seconds the access token lives, counted from its ``iat`` (the claim is whole seconds)."""
+        return max(0, int(self.access_expires_at) - int(self.issued_at))
+
+    @property
+    def refresh_expires_in(self) -> int:
+        """Seconds left on the refresh session at the moment of issue (a rotation keeps its end)."""
+        return max(0, math.ceil(self.refresh_expires_at - self.issued_at))
 
 
 class TokenService:
@@ -162,7 +174,7 @@ class TokenService:
             )
             refresh = self._new_refresh(conn, session_id, expires_at, now)
         access, access_exp = self.issue_access(user_id, session_id, now)
-        return Issued(access, access_exp, refresh, expires_at, session_id, user_id)
+        return Issued(access, access_exp, refresh, expires_at, session_id, user_id, now)
 
     def rotate(self, refresh_token: str) -> Issued:
         """Spend ``refresh_token`` and hand out the next pair; reuse revokes the family."""
@@ -209,7 +221,7 @@ class TokenService:
             self.revoke_session(reused_session, "refresh_token_reuse")
             raise RefreshReuse("refresh_token: already used; the session has been revoked")
         access, access_exp = self.issue_access(row.user_id, row.session_id, now)
-        return Issued(access, access_exp, refresh, row.expires_at, row.session_id, row.user_id)
+        return Issued(access, access_exp, refresh, row.expires_at, row.session_id, row.user_id, now)
 
     def session_of_refresh(self, refresh_token: str) -> tuple[str, str] | None:
         """(session id, user id) of a refresh token (spent or not), for logout."""
