@@ -144,3 +144,71 @@ def test_scan_stream_ends_when_its_api_key_is_revoked(srv):
             for _line in lines:  # pings, if any, until the server ends the response
                 pass
             assert time.monotonic() - started < BOUND_S, "/api/scan/stream outlived its revoked key"
+
+
+def _aop_frames(lines: Iterator[str], until: Any, limit_s: float = 15.0) -> list[dict[str, Any]]:
+    """The ``data:`` payloads of an AOP stream (with their ``id:`` as ``_id``) until
+    ``until(payloads)`` holds (or ``limit_s``)."""
+    got: list[dict[str, Any]] = []
+    deadline = time.monotonic() + limit_s
+    frame_id = None
+    for line in lines:
+        if line.startswith("id:"):
+            frame_id = line[3:].strip()
+        elif line.startswith("data:"):
+            got.append({**json.loads(line[5:]), "_id": frame_id})
+            frame_id = None
+        if until(got) or time.monotonic() > deadline:
+            break
+    return got
+
+
+def test_aop_stream_sends_alerts_only_to_credentials_holding_alerts_read(srv):
+    """``sessions:read`` opens ``/stream``; its alerts (and those a resume replays) are for a
+    credential that may read alerts, as on the other live streams."""
+    from tests.sessions.aop import ev
+
+    with srv.client() as c:
+        admin = bearer(user_token(srv, c, "root@example.com", "admin")[1])
+        owner = bearer(user_token(srv, c, "an@example.com", "analyst")[1])
+        keys = {
+            scopes: c.post("/api/v1/api-keys", headers=owner, json={"name": n, "scopes": list(scopes)}).json()["key"]
+            for n, scopes in (("s", ("sessions:read",)), ("sa", ("sessions:read", "alerts:read")))
+        }
+        failing = [ev("s-alert", i, "operation.tool_end", {"tool": "t", "success": False}) for i in (1, 2, 3)]
+        marker = ev("s-alert", 4, "cognition.thought")
+
+        def marked(got: list[dict[str, Any]]) -> bool:
+            return any(g.get("kind") == "event" and g["data"].get("sequence") == 4 for g in got)
+
+        with (
+            c.stream("GET", "/stream", headers={"X-API-Key": keys[("sessions:read",)]}) as narrow,
+            c.stream("GET", "/stream", headers={"X-API-Key": keys[("sessions:read", "alerts:read")]}) as wide,
+        ):
+            assert narrow.status_code == wide.status_code == 200
+            narrow_lines, wide_lines = narrow.iter_lines(), wide.iter_lines()
+            for lines in (narrow_lines, wide_lines):
+                assert _aop_frames(lines, lambda got: bool(got))[0]["type"] == "connected"
+            assert c.post("/events", headers=admin, json=failing).status_code == 200
+            assert c.post("/events", headers=admin, json=[marker]).status_code == 200
+            got_wide = _aop_frames(wide_lines, lambda got: marked(got) and any(g.get("kind") == "alert" for g in got))
+            assert [g["data"]["type"] for g in got_wide if g.get("kind") == "alert"] == ["error_cascade"]
+            got_narrow = _aop_frames(narrow_lines, marked)
+            assert marked(got_narrow)
+            assert [g for g in got_narrow if g.get("kind") == "alert"] == []
+        # A resume replays the stored events, then the alerts since, then goes live: an event
+        # posted once the replay's last stored event is seen arrives after the replayed alerts.
+        first = next(g["_id"] for g in got_narrow if g.get("kind") == "event")
+        live = iter(range(5, 100))
+        for key, alerts in ((("sessions:read",), []), (("sessions:read", "alerts:read"), ["error_cascade"])):
+            resume = {"X-API-Key": keys[key], "Last-Event-ID": first}
+            with c.stream("GET", "/stream", headers=resume) as again:
+                lines = again.iter_lines()
+                replayed = _aop_frames(lines, marked)
+                assert marked(replayed)
+                seq = next(live)
+                posted = c.post("/events", headers=admin, json=[ev("s-alert", seq, "cognition.thought")])
+                assert posted.status_code == 200
+                replayed += _aop_frames(lines, lambda got, n=seq: bool(got) and got[-1]["data"].get("sequence") == n)
+            assert replayed[-1]["data"]["sequence"] == seq
+            assert [g["data"]["type"] for g in replayed if g.get("kind") == "alert"] == alerts

@@ -11,7 +11,8 @@ Frames::
 A client that reconnects with ``Last-Event-ID`` first gets the stored events after
 that id (and the alerts since), then the live ones. Each client has a bounded
 buffer; a client too slow to keep up is cut (the response ends) instead of growing
-the server's memory, and can resume with ``Last-Event-ID`` without a gap.
+the server's memory, and can resume with ``Last-Event-ID`` without a gap. Alerts go only
+to a client whose credential also grants ``alerts:read``.
 """
 
 from __future__ import annotations
@@ -63,27 +64,34 @@ def hub_alert(alert: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-async def _still_allowed(conn: HTTPConnection) -> bool:
-    """Whether the request's credential still grants ``sessions:read`` (revoked, expired or
-    demoted since the stream began: no, and the stream ends)."""
-    principal = await current_principal(conn)
-    return principal is not None and principal.can("sessions:read")
+def _can_read_alerts(principal: Any) -> bool:
+    return principal is not None and principal.can("alerts:read")
 
 
 class Predicate:
-    """Which hub items one client receives: AOP events, and alerts about a session."""
+    """Which hub items one client receives: AOP events, and alerts about a session to a client
+    whose credential also grants ``alerts:read`` (``sessions:read`` alone opens the stream)."""
 
-    def __init__(self, session_id: str | None) -> None:
+    def __init__(self, session_id: str | None, alerts_allowed: bool = True) -> None:
         self.session_id = session_id
+        self.alerts_allowed = alerts_allowed
 
     def __call__(self, channel: str, item: Any) -> bool:
         if channel == "event":
             if not isinstance(item, Event) or item.source_format != "aop":
                 return False
             return self.session_id is None or item.session_id == self.session_id
-        if channel == "alert" and isinstance(item, dict) and item.get("session_id"):
+        if channel == "alert" and self.alerts_allowed and isinstance(item, dict) and item.get("session_id"):
             return self.session_id is None or item["session_id"] == self.session_id
         return False
+
+    async def still_allowed(self, conn: HTTPConnection) -> bool:
+        """Whether the request's credential still grants ``sessions:read`` (revoked, expired or
+        demoted since the stream began: no, and the stream ends); a credential that lost
+        ``alerts:read`` keeps the stream without alerts."""
+        principal = await current_principal(conn)
+        self.alerts_allowed = _can_read_alerts(principal)
+        return principal is not None and principal.can("sessions:read")
 
 
 class Place:
@@ -125,7 +133,9 @@ async def sse(
     conn: HTTPConnection | None = None,
 ) -> AsyncIterator[bytes]:
     settings = aw.settings.aop
-    sub = aw.hub.subscribe({"event", "alert"}, Predicate(session_id), maxlen=settings.stream_buffer)
+    principal = getattr(conn.state, "principal", None) if conn is not None else None
+    wanted = Predicate(session_id, alerts_allowed=conn is None or _can_read_alerts(principal))
+    sub = aw.hub.subscribe({"event", "alert"}, wanted, maxlen=settings.stream_buffer)
     try:
         hello = {"type": "connected", "timestamp": iso(time.time())}
         if session_id:
@@ -143,7 +153,7 @@ async def sse(
                 for eid, raw in evs:
                     sent.add(eid)
                     yield event_frame(eid, raw)
-                for alert in alerts:
+                for alert in alerts if wanted.alerts_allowed else ():
                     sent.add(alert["id"])
                     yield alert_frame(alert)
         last_ping = time.monotonic()
@@ -153,7 +163,7 @@ async def sse(
             wait = max(0.0, min(interval - (time.monotonic() - last_ping), next_check - time.monotonic()))
             batch = await sub.next_batch(timeout=wait)
             if conn is not None and time.monotonic() >= next_check:
-                if not await _still_allowed(conn):
+                if not await wanted.still_allowed(conn):
                     return
                 next_check = time.monotonic() + RECHECK_S
             if sub.dropped:
@@ -169,7 +179,7 @@ async def sse(
                         continue
                     raw = item.raw if item.raw is not None else item.to_json()
                     out.append(event_frame(item.event_id, raw))
-                else:
+                elif wanted.alerts_allowed:  # queued before a re-check took alerts away: dropped
                     out.append(alert_frame(hub_alert(item)))
             if time.monotonic() - last_ping >= interval:
                 out.append(b": ping\n\n")
