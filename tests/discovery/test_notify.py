@@ -141,3 +141,17 @@ async def test_connect_time_guard_refuses_loopback_even_if_validation_was_skippe
     async with guarded_client(allow_private=False, timeout=2) as client:
         with pytest.raises(Exception, match="loopback"):
             await client.post(f"{base}/hook", content=b"{}")
+
+
+def test_pagerduty_events_always_carry_a_summary_and_no_null_fields():
+    """The Events API refuses an empty ``payload.summary`` and nulls in its typed fields: an
+    alert without a title (a discovery or rule alert may have none) must still page."""
+    out = build_output({"kind": "pagerduty", "url": "http://127.0.0.1:9/pd", "routing_key": "R"}, allow_private=True)
+    untitled = {"id": "a-1", "severity": 9, "message": "ollama answered on 127.0.0.2:11434", "rule_id": "disc.new"}
+    payload = out.event(untitled)["payload"]
+    assert payload["summary"] == "ollama answered on 127.0.0.2:11434"
+    assert None not in payload.values() and "timestamp" not in payload and "component" not in payload
+    assert out.event({"id": "a-2", "rule_id": "disc.new"})["payload"]["summary"] == "disc.new"
+    assert out.event({"id": "a-3"})["payload"]["summary"] == "agentwatch alert"
+    titled = out.event({**untitled, "title": "New AI service", "created_at": "2026-12-05T20:00:00Z"})["payload"]
+    assert titled["summary"] == "New AI service" and titled["timestamp"] == "2026-12-05T20:00:00Z"

@@ -163,23 +163,27 @@ class PagerDutyOutput(HttpOutput):
         )
 
     def event(self, alert: dict) -> dict[str, Any]:
+        # The Events API refuses an empty summary and typed fields sent as null: an alert without
+        # a title is summarised by its message or rule, and absent facts are left out.
+        summary = next((str(alert[k]) for k in ("title", "message", "rule_id") if alert.get(k)), "agentwatch alert")
+        payload = {
+            "summary": _short(summary, 1024),
+            "source": "agentwatch",
+            "severity": pagerduty_severity(int(alert.get("severity", 0) or 0)),
+            "timestamp": alert.get("last_seen") or alert.get("created_at"),
+            "component": alert.get("detector"),
+            "class": alert.get("type"),
+            "custom_details": {
+                "message": _short(alert.get("message"), 4000),
+                "rule_id": alert.get("rule_id"),
+                "details": alert.get("details", {}),
+            },
+        }
         return {
             "routing_key": self.routing_key,
             "event_action": "trigger",
             "dedup_key": _short(alert.get("id"), 255),
-            "payload": {
-                "summary": _short(alert.get("title"), 1024),
-                "source": "agentwatch",
-                "severity": pagerduty_severity(int(alert.get("severity", 0) or 0)),
-                "timestamp": alert.get("last_seen") or alert.get("created_at"),
-                "component": alert.get("detector"),
-                "class": alert.get("type"),
-                "custom_details": {
-                    "message": _short(alert.get("message"), 4000),
-                    "rule_id": alert.get("rule_id"),
-                    "details": alert.get("details", {}),
-                },
-            },
+            "payload": {k: v for k, v in payload.items() if v not in (None, "")},
         }
 
     async def send(self, alerts: list[dict]) -> None:
