@@ -105,3 +105,29 @@ async def test_an_alert_storm_is_delivered_in_order_one_batch_at_a_time(settings
     assert seen["most_in_flight"] == 1
     assert seen["posts"] == 10  # 1,000 alerts in batches of 100
     assert [d["sent"] for d in component.deliveries] == [100] * 10
+
+
+async def test_a_slow_output_delays_only_itself(settings):
+    """Each output has its own queue: while one receiver takes seconds per delivery, another
+    gets every alert at once (one shared sender held every output to the slowest)."""
+    with slow_receiver("127.0.0.5", 2.0) as (slow_url, slow), slow_receiver("127.0.0.6", 0.0) as (fast_url, fast):
+        outputs = [
+            {"kind": "webhook", "name": "slow", "url": slow_url, "min_severity": 0},
+            {"kind": "webhook", "name": "fast", "url": fast_url, "min_severity": 0},
+        ]
+        aw = Agentwatch(with_detection(settings, outputs=outputs, outputs_allow_private=True))
+        component = aw.components["detection"]
+        started = time.monotonic()
+        for i in range(3):  # three separate batches of findings, as three commits would route them
+            await component.route([{"id": f"a{i}", "rule_id": "R", "title": "t", "severity": 5, "type": "builtin"}])
+            await asyncio.sleep(0.05)
+        while fast["alerts"] < 3:
+            assert time.monotonic() - started < 10, fast
+            await asyncio.sleep(0.02)
+        fast_done = time.monotonic() - started
+        assert slow["posts"] == 0  # its first delivery is still on its way
+        assert fast_done < 1.5, fast_done
+        assert component.health()["outputs"]["waiting"] == 2  # the slow one's second and third
+        await component.stop()  # waits for the slow output's queue to empty
+        aw.engine.dispose()
+    assert (slow["posts"], slow["alerts"]) == (2, 3)  # the first alone, then the two that waited

@@ -19,11 +19,45 @@ from agentwatch.events.model import Event
 from agentwatch.pipeline.pipeline import Finding
 
 log = structlog.get_logger("agentwatch.detect")
-# Alerts waiting for the outputs. One delivery runs at a time, of at most DELIVERY_BATCH
-# alerts: an alert storm cannot open a connection per batch of findings, and what waits past
-# MAX_PENDING_ALERTS is counted as dropped (it stays in the alert store either way).
+# Alerts waiting for one output. Each output has its own queue and sender, so a slow or dead
+# receiver delays only itself. Per output one delivery runs at a time, of at most
+# DELIVERY_BATCH alerts: an alert storm cannot open a connection per batch of findings, and
+# what waits past MAX_PENDING_ALERTS is counted as dropped (it stays in the alert store).
 MAX_PENDING_ALERTS = 1000
 DELIVERY_BATCH = 100
+
+
+class OutputQueue:
+    """The alerts waiting for one output, and the task sending them."""
+
+    def __init__(self, output: Any, record: Any) -> None:
+        self.output = output
+        self.record = record  # called with each delivery's result
+        self.pending: list[dict[str, Any]] = []
+        self.dropped = 0
+        self.sender: asyncio.Task[Any] | None = None
+
+    def add(self, alerts: list[dict[str, Any]]) -> None:
+        room = max(0, MAX_PENDING_ALERTS - len(self.pending))
+        if len(alerts) > room:
+            self.dropped += len(alerts) - room
+            log.warning(
+                "detect.output_behind",
+                output=getattr(self.output, "name", self.output.kind),
+                dropped=len(alerts) - room,
+                waiting=len(self.pending),
+            )
+        self.pending.extend(alerts[:room])
+        if self.pending and (self.sender is None or self.sender.done()):
+            self.sender = asyncio.create_task(self._send())
+
+    async def _send(self) -> None:
+        from agentwatch.notify import deliver
+
+        while self.pending:
+            batch = self.pending[:DELIVERY_BATCH]
+            del self.pending[:DELIVERY_BATCH]
+            self.record(await deliver([self.output], batch))
 
 
 def engine_of(aw: Any) -> DetectionEngine:
@@ -43,11 +77,17 @@ class DetectionComponent:
         self.output_errors: list[str] = []
         self.deliveries: list[dict[str, Any]] = []
         self._loading: asyncio.Task[Any] | None = None
-        self._pending: list[dict[str, Any]] = []
-        self._sender: asyncio.Task[Any] | None = None
-        self.alerts_dropped = 0  # alerts never sent to the outputs because too many were waiting
         self._build_outputs()
+        self.queues = [OutputQueue(output, self._delivered) for output in self.outputs]
         aw.alerts.listeners.append(self.route)
+
+    @property
+    def alerts_dropped(self) -> int:
+        """Alerts never sent to an output because too many were waiting for it (per output)."""
+        return sum(q.dropped for q in self.queues)
+
+    def _delivered(self, results: list[dict[str, Any]]) -> None:
+        self.deliveries = [*self.deliveries, *results][-100:]
 
     def _build_outputs(self) -> None:
         from agentwatch.notify import build_output
@@ -66,25 +106,13 @@ class DetectionComponent:
         return self.engine.evaluate(event)
 
     async def route(self, alerts: list[dict[str, Any]]) -> None:
-        """Alert listener: queue new alerts for the outputs whose min_severity they reach."""
-        if not self.outputs or not alerts:
-            return
-        room = max(0, MAX_PENDING_ALERTS - len(self._pending))
-        if len(alerts) > room:
-            self.alerts_dropped += len(alerts) - room
-            log.warning("detect.outputs_behind", dropped=len(alerts) - room, waiting=len(self._pending))
-        self._pending.extend(alerts[:room])
-        if self._sender is None or self._sender.done():
-            self._sender = asyncio.create_task(self._deliver_pending())
+        """Alert listener: queue new alerts for each output whose min_severity they reach."""
+        from agentwatch.notify import reaches
 
-    async def _deliver_pending(self) -> None:
-        from agentwatch.notify import deliver
-
-        while self._pending:
-            batch = self._pending[:DELIVERY_BATCH]
-            del self._pending[:DELIVERY_BATCH]
-            results = await deliver(self.outputs, batch)
-            self.deliveries = [*self.deliveries, *results][-100:]
+        for queue in self.queues:
+            chosen = [a for a in alerts if reaches(a, queue.output)]
+            if chosen:
+                queue.add(chosen)
 
     async def start(self) -> None:
         self._loading = asyncio.create_task(self._load())
@@ -99,8 +127,9 @@ class DetectionComponent:
             await self.aw.alerts.record(findings)
 
     async def stop(self) -> None:
-        if self._sender is not None and not self._sender.done():
-            await asyncio.wait([self._sender], timeout=10)
+        senders = [q.sender for q in self.queues if q.sender is not None and not q.sender.done()]
+        if senders:
+            await asyncio.wait(senders, timeout=10)
         if self._loading is not None and not self._loading.done():
             # A rule load in flight holds a database connection in its thread; let it finish
             # (it returns at once when the rules are loaded) so the engine is disposed with
@@ -118,7 +147,7 @@ class DetectionComponent:
             "configured": len(self.outputs),
             "invalid": len(self.output_errors),
             "recent_failures": len(failed),
-            "waiting": len(self._pending),
+            "waiting": sum(len(q.pending) for q in self.queues),
             "dropped": self.alerts_dropped,
         }
         if self.output_errors:

@@ -16,7 +16,7 @@ from typing import Any, Protocol, runtime_checkable
 from agentwatch.notify.base import NotifyError
 from agentwatch.notify.outputs import PagerDutyOutput, SlackOutput, TeamsOutput, WebhookOutput
 
-__all__ = ["KINDS", "Notifier", "NotifyError", "build_output", "deliver"]
+__all__ = ["KINDS", "Notifier", "NotifyError", "build_output", "deliver", "reaches"]
 
 
 @runtime_checkable
@@ -57,8 +57,13 @@ def _severity(alert: dict) -> int:
         return 0
 
 
+def reaches(alert: dict, output: Notifier) -> bool:
+    """Whether ``alert`` is severe enough for ``output``."""
+    return _severity(alert) >= output.min_severity
+
+
 async def _send_one(output: Notifier, alerts: list[dict], timeout: float) -> dict[str, Any]:
-    chosen = [a for a in alerts if _severity(a) >= output.min_severity]
+    chosen = [a for a in alerts if reaches(a, output)]
     result: dict[str, Any] = {
         "kind": output.kind,
         "name": getattr(output, "name", output.kind),
