@@ -151,3 +151,36 @@ def test_route_base_urls_that_cannot_be_used_are_refused_naming_the_rule(url, ru
     with pytest.raises(ValidationError) as err:
         UpstreamRoute(provider="openai_compatible", base_url=url)
     assert "base_url" in str(err.value) and rule in str(err.value)
+
+
+def test_a_stream_cut_by_the_upstream_is_logged_as_the_gateways_warning_not_a_server_error(settings):
+    """The relay ends the agent's response unfinished on purpose (so the agent sees the break):
+    the server must not report that as an application fault at ERROR level."""
+    import logging
+
+    records: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    def script(req: dict[str, Any]) -> tuple[list[tuple[bytes, float]], bool]:
+        head = answer("200 OK", [("Content-Type", "text/event-stream"), ("Transfer-Encoding", "chunked")])
+        return [(head + chunked(TEXT_EVENT)[:-5], 0)], True  # no last chunk
+
+    server_log = logging.getLogger("uvicorn.error")
+    keep = Keep(logging.DEBUG)
+    server_log.addHandler(keep)
+    body = {"model": "gpt-4o", "stream": True, "messages": [{"role": "user", "content": "list /"}]}
+    try:
+        with raw_upstream(script) as up, run_server(gateway_settings(settings, up)) as srv, srv.client() as c:
+            with (
+                pytest.raises(httpx.RemoteProtocolError),
+                c.stream("POST", "/gateway/openai/v1/chat/completions", json=body) as r,
+            ):
+                for _ in r.iter_raw():
+                    pass
+            assert wait_events(c, "ai.response", 1)[0]["data"]["success"] is False
+    finally:
+        server_log.removeHandler(keep)
+    assert [r.getMessage() for r in records if r.levelno >= logging.ERROR] == []

@@ -28,7 +28,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from agentwatch.capture.cost import PriceTable
-from agentwatch.capture.gateway import providers
+from agentwatch.capture.gateway import providers, relay_cut
 from agentwatch.capture.gateway.events import EventBuilder
 from agentwatch.capture.gateway.exchange import Exchange, parse_request
 from agentwatch.capture.gateway.identify import oisp_provider, provider_index
@@ -158,6 +158,9 @@ class RelayResponse(Response):
                     break
         except UpstreamFailure as exc:
             ex.upstream_error = str(exc)
+            # the agent's response stays unfinished, so the agent sees the break too
+            relay_cut.mark()
+            log.warning("gateway.upstream_cut", route=ex.route, error=ex.upstream_error[:300])
         finally:
             watcher.cancel()
             ex.t_end = time.perf_counter()
@@ -221,6 +224,7 @@ class Gateway:
         self.pool: UpstreamPool | None = None
 
     async def start(self) -> None:
+        relay_cut.install()
         self.guard.engine = self.aw.components.get("detection")
         self.recorder.start()
         self.pool = UpstreamPool(
