@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from pydantic_settings import SettingsError
 from rich.console import Console
 
-from agentwatch.config import Settings, load_settings
+from agentwatch.config import Settings, load_settings, unknown_variables
 
 console = Console(stderr=True, soft_wrap=True, markup=False)  # messages quote what the user gave: no markup
 ENV_PREFIX = "AGENTWATCH_"
@@ -23,8 +23,10 @@ ENV_PREFIX = "AGENTWATCH_"
 
 def settings_or_exit(config: Path | None, **overrides: object) -> Settings:
     """The settings (file, environment, ``overrides`` that are not None), or exit 2 naming each
-    invalid one as ``invalid setting <name>: <rule>`` (and the environment variable it came from)."""
+    invalid one as ``invalid setting <name>: <rule>`` (and the environment variable it came from),
+    or each ``AGENTWATCH_*`` variable that names no setting."""
     clean = {k: v for k, v in overrides.items() if v is not None}
+    _known_variables_or_exit()
     path = _config_file(config)
     try:
         return load_settings(path, **clean)
@@ -46,6 +48,18 @@ def settings_or_exit(config: Path | None, **overrides: object) -> Settings:
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         console.print(f"{_config_source(config)} {path}: not a TOML file ({exc})")
         raise typer.Exit(2) from None
+
+
+def _known_variables_or_exit() -> None:
+    """Exit 2 naming each ``AGENTWATCH_*`` variable that names no setting (and the one it most
+    resembles): the settings would ignore it, and a misspelt ``AGENTWATCH_DATABASE_URL`` would
+    leave the command on the default store."""
+    unknown = unknown_variables(os.environ)
+    for name, near in unknown:
+        hint = f" (did you mean {near}?)" if near else ""
+        console.print(f"unknown environment variable {name}: names no setting{hint}")
+    if unknown:
+        raise typer.Exit(2)
 
 
 def _config_file(config: Path | None) -> Path | None:

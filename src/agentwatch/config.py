@@ -4,14 +4,20 @@ Precedence (highest first): explicit keyword arguments, environment variables
 (``AGENTWATCH_PORT=8000``, nested with a double underscore:
 ``AGENTWATCH_PIPELINE__BATCH_SIZE=500``), the TOML file named by
 ``AGENTWATCH_CONFIG`` (or passed to :func:`load_settings`), then defaults.
+
+Every other ``AGENTWATCH_*`` variable must name a setting or be one of ``OTHER_VARIABLES``:
+:func:`unknown_variables` finds the rest (a misspelt name would otherwise be ignored).
 """
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import os
+import types
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
@@ -190,3 +196,63 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
         model_config = SettingsConfigDict(**{**Settings.model_config, "toml_file": Path(path)})
 
     return FileSettings(**overrides)
+
+
+# AGENTWATCH_* variables that are not settings but are read elsewhere, accepted as they are.
+OTHER_VARIABLES = frozenset(
+    {
+        "AGENTWATCH_CONFIG",  # the settings file (load_settings)
+        "AGENTWATCH_API_KEY",  # the credential of replay, sessions and sensor
+        "AGENTWATCH_SDK_SPILL",  # where the SDK keeps events it could not send (sdk.options)
+        "AGENTWATCH_TEST_PG",  # the services the test suite uses (tests/support/services.py)
+        "AGENTWATCH_TEST_REDIS",
+        "AGENTWATCH_TEST_NATS",
+    }
+)
+
+
+def unknown_variables(environ: Mapping[str, str]) -> list[tuple[str, str | None]]:
+    """Each variable of ``environ`` with the settings' prefix (in any case, as the settings read
+    them) that names no setting and is not one of ``OTHER_VARIABLES``, with the known name
+    closest to it (None when none is close)."""
+    prefix = str(Settings.model_config["env_prefix"]).upper()
+    exact, open_below = _variable_names(Settings, prefix)
+    known = exact | OTHER_VARIABLES
+    found = []
+    for name in sorted(environ):
+        upper = name.upper()
+        if not upper.startswith(prefix) or upper in known:
+            continue
+        if any(upper.startswith(table + "__") for table in open_below):
+            continue
+        # compared without the prefix, which every name shares and which would make any two alike
+        near = difflib.get_close_matches(upper[len(prefix) :], [k[len(prefix) :] for k in known], n=1, cutoff=0.75)
+        found.append((name, prefix + near[0] if near else None))
+    return found
+
+
+def _variable_names(model: type[BaseModel], prefix: str) -> tuple[set[str], set[str]]:
+    """The variable names of ``model``'s settings, and those of its tables whose keys are free
+    (``AGENTWATCH_CAPTURE__ROUTES__<NAME>__...``)."""
+    exact: set[str] = set()
+    open_below: set[str] = set()
+    for name, field in model.model_fields.items():
+        variable = prefix + name.upper()
+        exact.add(variable)
+        inner = _without_none(field.annotation)
+        if isinstance(inner, type) and issubclass(inner, BaseModel):
+            more, tables = _variable_names(inner, variable + "__")
+            exact |= more
+            open_below |= tables
+        elif get_origin(inner) is dict or inner is Any:
+            open_below.add(variable)
+    return exact, open_below
+
+
+def _without_none(annotation: Any) -> Any:
+    """``X`` for ``X | None``; any other annotation as it is."""
+    if get_origin(annotation) in (Union, types.UnionType):
+        rest = [arg for arg in get_args(annotation) if arg is not type(None)]
+        if len(rest) == 1:
+            return rest[0]
+    return annotation

@@ -110,3 +110,24 @@ def test_a_lookup_begun_before_a_role_change_is_not_cached_after_it(auth_server,
         assert auth._cache == {}  # the principal read before the change was not kept
         assert c.get("/api/v1/users/me", headers=admin).status_code == 200
         assert len(auth._cache) == 1  # a lookup begun after it is cached as usual
+
+
+def test_deleting_users_keeps_an_enabled_admin_on_both_stores(auth_server):
+    """``UserStore.delete`` (behind ``agentwatch users delete``): gone once, False for no such
+    account, and never the last enabled admin, on SQLite and PostgreSQL alike."""
+    from agentwatch.api.errors import Conflict
+
+    users = auth_server.aw.auth.users
+    root = users.create("root@example.com", PASSWORD, "admin")
+    for u in users.list():  # the server's first admin: disabled, so "root" is the one enabled admin
+        if u.role == "admin" and u.id != root.id:
+            users.update(u.id, disabled=True)
+    ana = users.create("ana@example.com", PASSWORD, "analyst")
+    assert users.delete(ana.id) is True
+    assert users.get(ana.id) is None and users.delete(ana.id) is False
+    with pytest.raises(Conflict):
+        users.delete(root.id)
+    assert users.get(root.id) is not None  # the refusal wrote nothing
+    second = users.create("bo@example.com", PASSWORD, "admin")
+    assert users.delete(root.id) is True
+    assert [u.email for u in users.list() if u.role == "admin" and not u.disabled] == [second.email]

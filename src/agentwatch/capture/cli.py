@@ -38,7 +38,11 @@ def sensor(
         float | None, typer.Option(help="stop after this many seconds (default: run until stopped)")
     ] = None,
 ) -> None:
-    """Watch this host: process exec/exit, outbound connections, watched files, AI agent processes."""
+    """Watch this host: process exec/exit, outbound connections, watched files, AI agent processes.
+
+    Stops after --duration or on SIGTERM (exit 0) or Ctrl-C (exit 130), having sent what was
+    pending or kept it in the buffer; a JSON summary goes to stdout.
+    """
     from agentwatch.capture.sensor.runner import LIMITATIONS, run_sensor
     from agentwatch.cli_settings import settings_or_exit
     from agentwatch.logs import configure
@@ -71,7 +75,7 @@ def sensor(
         console.print("running without root; this sensor cannot see:", style="yellow")
         for line in LIMITATIONS[2:3]:
             console.print(f"  - {line}")
-    stats = run_sensor(
+    run = run_sensor(
         sensor_settings,
         server,
         api_key or os.environ.get("AGENTWATCH_API_KEY"),
@@ -79,7 +83,10 @@ def sensor(
         duration,
         on_ready=lambda watches: console.print(f"agentwatch sensor: ready ({watches} watches) -> {server}"),
     )
-    typer.echo(orjson.dumps(stats).decode())
+    typer.echo(orjson.dumps(run.stats).decode())
+    if run.interrupted:  # Ctrl-C: what was pending was sent or kept in the buffer, as on SIGTERM
+        console.print(f"sensor stopped: interrupted; {run.stats['sent']} event(s) sent", style="red")
+        raise typer.Exit(130)
 
 
 SENSOR_OPTIONS = {"watched_paths": "--watch", "poll_interval_s": "--poll-interval"}

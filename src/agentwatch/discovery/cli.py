@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from typing import Annotated, Any
 
+import orjson
 import typer
 from pydantic import ValidationError
 from rich.console import Console
@@ -51,14 +52,23 @@ def install(app: typer.Typer) -> None:
         fmt: Annotated[str, typer.Option("--format", "-f", help="table | json | csv | sarif")] = "table",
         output: Annotated[Path | None, typer.Option("--output", "-o", help="write the result to this file")] = None,
         every: Annotated[
-            float | None, typer.Option(help="keep scanning every SECONDS (continuous mode)", min=1)
+            float | None,
+            typer.Option(
+                help="keep scanning every SECONDS (continuous mode); on stdout json and sarif print each round"
+                " as one compact document per line (NDJSON), csv its header once",
+                min=1,
+            ),
         ] = None,
         ports: Annotated[str | None, typer.Option(help="comma-separated ports (default: the AI port list)")] = None,
         timeout: Annotated[float | None, typer.Option(help="read timeout in seconds")] = None,
         concurrency: Annotated[int | None, typer.Option(help="global connection budget", min=1, max=10_000)] = None,
         config: Annotated[Path | None, typer.Option("--config", "-c", help="TOML settings file", exists=True)] = None,
     ) -> None:
-        """Find AI agents, MCP servers and LLM servers on a network (allowlisted ranges only)."""
+        """Find AI agents, MCP servers and LLM servers on a network (allowlisted ranges only).
+
+        With --every and no --output, each round of json or sarif is one compact document on one
+        line of stdout (NDJSON); csv prints its header once, then the rows of every round.
+        """
         from agentwatch.cli_settings import settings_or_exit, write_whole_or_exit
         from agentwatch.logs import configure
 
@@ -96,6 +106,7 @@ def install(app: typer.Typer) -> None:
             raise typer.Exit(2) from None
         known: dict[str, dict[str, Any]] = {}
         first_seen: dict[str, str] = {}
+        rounds = 0
         while True:
             result = _quietly(lambda: asyncio.run(_run(settings, active, targets, passive)))
             for a in result["agents"]:
@@ -111,15 +122,26 @@ def install(app: typer.Typer) -> None:
             known = current
             if fmt == "table" and output is None:
                 Console().print(_table(result))
+            elif output is not None:
+                write_whole_or_exit(output, render(result, "json" if fmt == "table" else fmt).encode())
+            elif every is None:
+                typer.echo(render(result, fmt))
             else:
-                text = render(result, "json" if fmt == "table" else fmt)
-                if output is not None:
-                    write_whole_or_exit(output, text.encode())
-                else:
-                    typer.echo(text)
+                typer.echo(_round_text(result, fmt, first=rounds == 0), nl=False)
             if every is None:
                 return
+            rounds += 1
             time.sleep(every)
+
+
+def _round_text(result: dict[str, Any], fmt: str, *, first: bool) -> str:
+    """One round of a continuous scan on stdout, so that the rounds together still read as one
+    stream: json and sarif as one compact document on one line (NDJSON), csv as rows under the
+    header printed with the first round."""
+    text = render(result, fmt)
+    if fmt == "csv":
+        return text if first else text.split("\n", 1)[1]
+    return orjson.dumps(orjson.loads(text)).decode() + "\n"
 
 
 def _quietly(scan: Any) -> Any:

@@ -6,6 +6,7 @@ import os
 import select
 import signal
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,7 @@ class Sensor:
         self.shipper = Shipper(server, api_key, DiskBuffer(buffer_dir, settings.buffer_max_bytes))
         self.pending: list[dict[str, Any]] = []
         self.running = True
+        self.stopped_by: int | None = None  # the signal that stopped the loop
         self.last_flush = time.monotonic()
         self.on_ready: Any = None
 
@@ -80,8 +82,17 @@ class Sensor:
         self.shipper.close()
         self.files.close()
 
-    def stop(self, *_: Any) -> None:
+    def stop(self, signum: int | None = None, _frame: Any = None) -> None:
+        self.stopped_by = signum
         self.running = False
+
+
+@dataclass(frozen=True)
+class SensorRun:
+    """How a sensor run ended: its counters, and whether Ctrl-C (SIGINT) stopped it."""
+
+    stats: dict[str, int]
+    interrupted: bool
 
 
 def run_sensor(
@@ -91,15 +102,16 @@ def run_sensor(
     buffer_dir: Path,
     duration_s: float | None,
     on_ready: Any = None,
-) -> dict[str, int]:
+) -> SensorRun:
     sensor = Sensor(settings, server, api_key, buffer_dir)
     sensor.on_ready = on_ready
     signal.signal(signal.SIGTERM, sensor.stop)
     signal.signal(signal.SIGINT, sensor.stop)
     sensor.run(duration_s)
-    return {
+    stats = {
         "sent": sensor.shipper.sent,
         "rejected": sensor.shipper.rejected,
         "buffered_dropped": sensor.shipper.buffer.dropped,
         "pid": os.getpid(),
     }
+    return SensorRun(stats, interrupted=sensor.stopped_by == signal.SIGINT)

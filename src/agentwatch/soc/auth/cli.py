@@ -124,6 +124,55 @@ def users_set_password(
         s.close()
 
 
+@users_app.command("delete")
+def users_delete(
+    email: Annotated[str, typer.Argument(help="the user's e-mail address")],
+    yes: Annotated[bool, typer.Option("--yes", help="do not ask for confirmation")] = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Delete a user; their sessions and API keys are revoked. The last enabled admin stays."""
+    from agentwatch.api.errors import Conflict
+    from agentwatch.soc.audit import AuditEntry
+    from agentwatch.soc.auth.tokens import TokenService
+
+    s = Stores(config)
+    try:
+        user = s.users.by_email(email)
+        if user is None:
+            raise _fail(f"no user {email!r}")
+        last_admin = f"cannot delete {user.email}: the last enabled admin (make another user admin first)"
+        if user.role == "admin" and not user.disabled and _enabled_admins(s) == 1:
+            raise _fail(last_admin)  # before asking; delete() checks again under a lock
+        if not yes and not _confirmed(f"delete user {user.email} (role {user.role}) and revoke their keys?"):
+            raise _fail(f"{user.email} not deleted (no confirmation; --yes skips it)", 1)
+        try:
+            if not s.users.delete(user.id):
+                raise _fail(f"no user {email!r}")
+        except Conflict:
+            raise _fail(last_admin) from None
+        sessions = TokenService(s.engine, b"unused", 60, 60).revoke_user_sessions(user.id, "user_deleted")
+        keys = sum(s.keys.revoke(k.id) for k in s.keys.list(owner_id=user.id) if k.revoked_at is None)
+        details = {"email": user.email, "role": user.role, "sessions_revoked": sessions, "keys_revoked": keys}
+        s.audit.append(AuditEntry("user.delete", **_cli_actor(), target=f"user:{user.id}", status=200, details=details))
+        console.print(f"deleted {user.email}: {sessions} session(s) and {keys} API key(s) revoked", highlight=False)
+    finally:
+        s.close()
+
+
+def _enabled_admins(s: Stores) -> int:
+    return sum(1 for u in s.users.list() if u.role == "admin" and not u.disabled)
+
+
+def _confirmed(question: str) -> bool:
+    """The answer to ``question``, asked on stderr (stdout is for what scripts read); only y or
+    yes is yes, and no answer at all (a script without --yes) is no."""
+    console.print(f"{question} [y/N] ", end="", highlight=False)
+    answer = sys.stdin.readline()
+    if not sys.stdin.isatty():  # a terminal echoed the newline; piped input did not
+        console.print()
+    return answer.strip().lower() in ("y", "yes")
+
+
 @users_app.command("list")
 def users_list(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
     """List users."""

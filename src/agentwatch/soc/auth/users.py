@@ -8,7 +8,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import Engine, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from agentwatch.api.errors import Conflict, InvalidRequest
@@ -147,3 +147,18 @@ class UserStore:
             if admins == 0:
                 raise Conflict("role: this change would leave no enabled admin")
         return self.get(user_id)
+
+    def delete(self, user_id: str) -> bool:
+        """Remove the account (False: there is none); refuses to leave no enabled admin. Its
+        sessions and API keys stop working with it (both need the account) and are revoked by
+        the caller, for the record."""
+        enabled_admins = users.c.role == "admin", users.c.disabled.is_(False)
+        with self.engine.begin() as conn:
+            # the same lock as update(): two admins deleting each other must not both pass
+            conn.execute(select(users.c.id).where(*enabled_admins).order_by(users.c.id).with_for_update()).all()
+            if conn.execute(delete(users).where(users.c.id == user_id)).rowcount == 0:
+                return False
+            admins = conn.execute(select(func.count()).select_from(users).where(*enabled_admins)).scalar_one()
+            if admins == 0:
+                raise Conflict("user: deleting it would leave no enabled admin")
+        return True
