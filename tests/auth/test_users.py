@@ -123,11 +123,39 @@ def test_deleting_users_keeps_an_enabled_admin_on_both_stores(auth_server):
         if u.role == "admin" and u.id != root.id:
             users.update(u.id, disabled=True)
     ana = users.create("ana@example.com", PASSWORD, "analyst")
-    assert users.delete(ana.id) is True
-    assert users.get(ana.id) is None and users.delete(ana.id) is False
+    assert users.delete(ana.id) is not None
+    assert users.get(ana.id) is None and users.delete(ana.id) is None
     with pytest.raises(Conflict):
         users.delete(root.id)
     assert users.get(root.id) is not None  # the refusal wrote nothing
     second = users.create("bo@example.com", PASSWORD, "admin")
-    assert users.delete(root.id) is True
+    assert users.delete(root.id) is not None
     assert [u.email for u in users.list() if u.role == "admin" and not u.disabled] == [second.email]
+
+
+def test_admin_deletes_a_user_over_the_api_and_their_credentials_stop_at_once(auth_server):
+    with auth_server.client() as c:
+        admin = user_headers(auth_server, c, "root@example.com", "admin")
+        made = c.post("/api/v1/users", headers=admin, json={"email": "gone@example.com", "role": "analyst"}).json()
+        token = bearer(login(c, "gone@example.com", made["password"])["access_token"])
+        key = c.post("/api/v1/api-keys", headers=token, json={"name": "k", "scopes": ["events:read"]}).json()["key"]
+        assert c.get("/api/events", headers={"X-API-Key": key}).status_code == 200
+        viewer = user_headers(auth_server, c, "vi@example.com", "viewer")
+        assert c.delete(f"/api/v1/users/{made['id']}", headers=viewer).status_code == 403
+
+        r = c.delete(f"/api/v1/users/{made['id']}", headers=admin)
+        assert r.status_code == 200, r.text
+        assert r.json() == {"deleted": True, "id": made["id"], "sessions_revoked": 1, "keys_revoked": 1}
+        assert c.get("/api/v1/users/me", headers=token).status_code == 401
+        assert c.get("/api/events", headers={"X-API-Key": key}).status_code == 401
+        assert "gone@example.com" not in {u["email"] for u in c.get("/api/v1/users", headers=admin).json()["users"]}
+        assert c.delete(f"/api/v1/users/{made['id']}", headers=admin).status_code == 404
+        # an analyst cannot be given the power to delete admins: deleting needs their permissions
+        me = c.get("/api/v1/users/me", headers=admin).json()["user"]
+        for u in c.get("/api/v1/users", headers=admin).json()["users"]:
+            if u["role"] == "admin" and u["id"] != me["id"]:
+                assert c.put(f"/api/v1/users/{u['id']}", headers=admin, json={"disabled": True}).status_code == 200
+        last = c.delete(f"/api/v1/users/{me['id']}", headers=admin)
+        assert last.status_code == 409 and "no enabled admin" in last.json()["error"]["message"]
+    [entry] = auth_server.aw.audit.query(action="user.delete")
+    assert entry["target"] == f"user:{made['id']}" and entry["details"]["email"] == "gone@example.com"

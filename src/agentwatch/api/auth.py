@@ -7,6 +7,7 @@ pydantic models that forbid unknown fields; errors name the field and the rule.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Annotated, Any, TypeVar
 
@@ -274,6 +275,26 @@ async def update_user(request: Request, user_id: Annotated[str, Path(max_length=
         )
     )
     return user.view()
+
+
+@router.delete("/api/v1/users/{user_id}", dependencies=[require("users:admin")])
+async def delete_user(request: Request, user_id: Annotated[str, Path(max_length=64)]) -> dict[str, Any]:
+    """Delete a user: their sessions end and their API keys are revoked at once; the last
+    enabled admin stays (409)."""
+    svc = service(request)
+    current = await run_in_threadpool(svc.users.get, user_id)
+    if current is None:
+        raise NotFound(f"user {user_id!r} not found")
+    await _within_own(request, svc, svc.roles.permissions_of(current.role), "user_id")
+    removed = await run_in_threadpool(svc.users.delete, user_id)
+    if removed is None:
+        raise NotFound(f"user {user_id!r} not found")
+    svc.forget_credentials()
+    details = {"email": current.email, "role": current.role, **dataclasses.asdict(removed)}
+    await svc.record(
+        svc.entry("user.delete", principal_of(request), request, status=200, target=f"user:{user_id}", details=details)
+    )
+    return {"deleted": True, "id": user_id, **dataclasses.asdict(removed)}
 
 
 # -- API keys ---------------------------------------------------------------------------------

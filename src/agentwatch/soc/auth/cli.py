@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
 from pathlib import Path
@@ -133,7 +134,6 @@ def users_delete(
     """Delete a user; their sessions and API keys are revoked. The last enabled admin stays."""
     from agentwatch.api.errors import Conflict
     from agentwatch.soc.audit import AuditEntry
-    from agentwatch.soc.auth.tokens import TokenService
 
     s = Stores(config)
     try:
@@ -146,15 +146,15 @@ def users_delete(
         if not yes and not _confirmed(f"delete user {user.email} (role {user.role}) and revoke their keys?"):
             raise _fail(f"{user.email} not deleted (no confirmation; --yes skips it)", 1)
         try:
-            if not s.users.delete(user.id):
-                raise _fail(f"no user {email!r}")
+            removed = s.users.delete(user.id)
         except Conflict:
             raise _fail(last_admin) from None
-        sessions = TokenService(s.engine, b"unused", 60, 60).revoke_user_sessions(user.id, "user_deleted")
-        keys = sum(s.keys.revoke(k.id) for k in s.keys.list(owner_id=user.id) if k.revoked_at is None)
-        details = {"email": user.email, "role": user.role, "sessions_revoked": sessions, "keys_revoked": keys}
+        if removed is None:
+            raise _fail(f"no user {email!r}")
+        details = {"email": user.email, "role": user.role, **dataclasses.asdict(removed)}
         s.audit.append(AuditEntry("user.delete", **_cli_actor(), target=f"user:{user.id}", status=200, details=details))
-        console.print(f"deleted {user.email}: {sessions} session(s) and {keys} API key(s) revoked", highlight=False)
+        ended = f"{removed.sessions_revoked} session(s) and {removed.keys_revoked} API key(s) revoked"
+        console.print(f"deleted {user.email}: {ended}", highlight=False)
     finally:
         s.close()
 

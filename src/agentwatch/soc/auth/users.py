@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from agentwatch.api.errors import Conflict, InvalidRequest
 from agentwatch.events.model import CONTROL_RE
 from agentwatch.soc.auth.passwords import hash_password, password_problem
-from agentwatch.soc.auth_schema import users
+from agentwatch.soc.auth_schema import api_keys, sessions, users
 
 EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,255}$")
 MAX_EMAIL = 320
@@ -148,17 +148,35 @@ class UserStore:
                 raise Conflict("role: this change would leave no enabled admin")
         return self.get(user_id)
 
-    def delete(self, user_id: str) -> bool:
-        """Remove the account (False: there is none); refuses to leave no enabled admin. Its
-        sessions and API keys stop working with it (both need the account) and are revoked by
-        the caller, for the record."""
+    def delete(self, user_id: str) -> Removed | None:
+        """Remove the account (None: there is none) and, in the same transaction, end its
+        sessions and revoke its API keys; refuses (Conflict) to leave no enabled admin."""
         enabled_admins = users.c.role == "admin", users.c.disabled.is_(False)
+        now = time.time()
         with self.engine.begin() as conn:
             # the same lock as update(): two admins deleting each other must not both pass
             conn.execute(select(users.c.id).where(*enabled_admins).order_by(users.c.id).with_for_update()).all()
             if conn.execute(delete(users).where(users.c.id == user_id)).rowcount == 0:
-                return False
+                return None
             admins = conn.execute(select(func.count()).select_from(users).where(*enabled_admins)).scalar_one()
             if admins == 0:
                 raise Conflict("user: deleting it would leave no enabled admin")
-        return True
+            ended = conn.execute(
+                update(sessions)
+                .where(sessions.c.user_id == user_id, sessions.c.revoked_at.is_(None))
+                .values(revoked_at=now, revoke_reason="user_deleted")
+            ).rowcount
+            revoked = conn.execute(
+                update(api_keys)
+                .where(api_keys.c.owner_id == user_id, api_keys.c.revoked_at.is_(None))
+                .values(revoked_at=now)
+            ).rowcount
+        return Removed(sessions_revoked=ended, keys_revoked=revoked)
+
+
+@dataclass(frozen=True)
+class Removed:
+    """What deleting a user ended with it."""
+
+    sessions_revoked: int
+    keys_revoked: int
