@@ -338,7 +338,7 @@ def test_queued_memory_is_bounded_in_bytes(tmp_path):
     """The queue was bounded in events only (10,000): large events stayed in memory whole."""
     spill = tmp_path / "s.jsonl"
     with silent_collector() as url:
-        t = Transport(url, timeout=30, spill_path=spill, flush_interval=0.01)
+        t = Transport(url, timeout=30, spill_path=spill, flush_interval=0.01, spill_max_bytes=200_000_000)
         before = resident_bytes()
         for i in range(100):  # 100 MB reported; the agent keeps none of it
             t.put({"n": i, "blob": f"{i:04d}" + "x" * 1_000_000})

@@ -6,6 +6,8 @@ network I/O and never raises (a bad argument is logged, and the event dropped an
 counted in ``stats["dropped"]``), so the same methods serve sync and async agents.
 The two flavours differ only in how they flush and close: :class:`AopClient` blocks
 (up to its timeout), :class:`AsyncAopClient` awaits without blocking the event loop.
+In the child of ``os.fork()`` a client reports as a new session, the child of the one
+it was forked from (see :meth:`_Session.after_fork_in_child`).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+from agentwatch.sdk import forking
 from agentwatch.sdk.encoding import safe_text
 from agentwatch.sdk.transport import Transport
 
@@ -68,11 +71,24 @@ class _Session:
         self._seq_lock = threading.RLock()
         self._calls: dict[str, tuple[str, float]] = {}
         self._calls_lock = threading.Lock()  # agents may start and end tools from several threads
+        forking.renew_in_child(self)
+
+    def after_fork_in_child(self) -> None:
+        """In the child of ``os.fork()``: go on as a new session whose parent is the one forked
+        from. Both processes would otherwise number their events from the same point in one
+        session, and the collector keeps only the first event of each ``(session_id, sequence)``.
+        The locks are new too: one held by a thread of the parent would stay held for ever."""
+        self.parent_session_id = self.session_id
+        self.session_id = f"sess_{uuid.uuid4().hex}"
+        self._seq = itertools.count(1)
+        self._seq_lock = threading.RLock()
+        self._calls_lock = threading.Lock()
 
     # -- the core --------------------------------------------------------------
     @property
     def stats(self) -> dict[str, int]:
-        """The transport's counters: sent, replayed, spilled, rejected, dropped."""
+        """The transport's counters: sent, replayed, spilled, rejected, dropped (of which
+        spill_full: dropped because the spill file was full). In a forked child, the child's own."""
         return dict(self.transport.stats)
 
     def emit(self, event_type: str, payload: dict[str, Any] | None = None) -> None:

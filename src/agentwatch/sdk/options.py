@@ -3,6 +3,7 @@ there, naming the option, not found out event after event in the background."""
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import re
@@ -15,8 +16,21 @@ MAX_SECONDS = 86_400
 API_KEY_RE = re.compile(r"^[\x21-\x7e]{1,4096}$")  # what an HTTP header value can carry as is
 
 
-def default_spill_path() -> Path:
-    return Path(os.environ.get("AGENTWATCH_SDK_SPILL", "~/.agentwatch/sdk-spill.jsonl")).expanduser()
+def shared_spill_path() -> Path:
+    """The name the default spill paths are made from (``$AGENTWATCH_SDK_SPILL``, or one in the
+    home directory). Earlier versions spilled the events of every collector into this one file."""
+    return Path(os.environ.get("AGENTWATCH_SDK_SPILL") or "~/.agentwatch/sdk-spill.jsonl").expanduser()
+
+
+def default_spill_path(events_url: str) -> Path:
+    """The spill file of one collector: the shared base with a short hash of the collector's
+    normalized ``/events`` URL (no credentials) in its name, so that a client never replays
+    events spilled for another collector."""
+    base = shared_spill_path()
+    if not base.name or base.name == "..":
+        raise ValueError("AGENTWATCH_SDK_SPILL: must name a file, like ~/.agentwatch/sdk-spill.jsonl")
+    digest = hashlib.sha256(events_url.encode()).hexdigest()[:12]
+    return base.with_name(f"{base.stem}-{digest}{base.suffix}")
 
 
 def collector_url(url: Any) -> tuple[str, tuple[str, str] | None]:
@@ -66,3 +80,10 @@ def count_option(name: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise ValueError(f"{name}: must be an integer")
     return max(1, value)
+
+
+def size_option(name: str, value: Any) -> int:
+    """A size in bytes: an integer of at least 1 (unlike a count, a nonsensical one is refused)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name}: must be an integer number of bytes >= 1")
+    return value

@@ -1,13 +1,16 @@
 """The spill file: where events wait, as NDJSON, while the collector cannot be reached.
 
-It is readable by its owner only (it holds thoughts and tool inputs). A transport replaying
-it first claims it (renames it ``<spill>.<pid>-<id>.replay``); a claim whose process ended,
-or that a closed transport of this process left, is an orphan the next replay takes over.
+It is readable by its owner only (it holds thoughts and tool inputs), and it grows only up to
+a bound, which counts its claims too: lines that do not fit are not written (the caller counts
+them), and what is there already is never cut. A transport replaying it first claims it (renames it
+``<spill>.<pid>-<id>.replay``); a claim whose process ended, or that a closed transport of
+this process left, is an orphan the next replay takes over.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import threading
 import uuid
@@ -16,6 +19,8 @@ from pathlib import Path
 from typing import IO
 
 from agentwatch.sdk.encoding import is_json
+
+log = logging.getLogger("agentwatch.sdk")
 
 BATCH_BYTES = 4 * 1024 * 1024  # the collector's default aop.max_batch_bytes: one post stays under it
 
@@ -26,6 +31,57 @@ def open_private(path: Path) -> IO[bytes]:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     return os.fdopen(fd, "ab")
+
+
+def append(path: Path, lines: list[bytes], max_bytes: int) -> int:
+    """Append the oldest of ``lines`` that fit, whole, in one write; how many were written.
+    ``max_bytes`` bounds what waits on disk: the spill file and its claims together (a claim is
+    the spill file of before, not yet replayed). Nothing that fits: the file is not even created."""
+    room = max_bytes - size(path) - claimed_bytes(path)
+    fit = 0
+    for line in lines:
+        if len(line) + 1 > room:
+            break
+        room -= len(line) + 1
+        fit += 1
+    if fit:
+        with open_private(path) as fh:
+            fh.write(b"".join(line + b"\n" for line in lines[:fit]))
+    return fit
+
+
+def size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def claimed_bytes(spill: Path) -> int:
+    """The bytes of every claim of ``spill``, whichever process holds it."""
+    prefix, total = f"{spill.name}.", 0
+    with contextlib.suppress(OSError), os.scandir(spill.parent) as entries:
+        for entry in entries:
+            if entry.name.startswith(prefix) and entry.name.endswith(".replay"):
+                with contextlib.suppress(OSError):
+                    total += entry.stat().st_size
+    return total
+
+
+POINTED_OUT: set[Path] = set()  # shared spill files already named in the log
+
+
+def point_out_shared_file(shared: Path) -> None:
+    """Earlier versions spilled the events of every collector into one file. Its events do not
+    say which collector they were for, so no client replays it; the log says so, once a file."""
+    if shared in POINTED_OUT or not shared.exists():
+        return
+    POINTED_OUT.add(shared)
+    log.warning(
+        "agentwatch sdk: %s holds events an earlier version spilled for a collector it did not note; "
+        "they are not replayed. To deliver them, give this file as spill_path to a client of that collector",
+        shared,
+    )
 
 
 def pid_alive(pid: int) -> bool:
@@ -42,6 +98,18 @@ def pid_alive(pid: int) -> bool:
 
 HELD: set[str] = set()  # the claims this process's transports are replaying
 HELD_LOCK = threading.Lock()
+
+
+def _forget_claims_in_child() -> None:
+    """A forked child holds none of its parent's claims (their names carry the parent's pid, so
+    they are the parent's until it ends), nor the lock a thread of the parent may have held."""
+    global HELD, HELD_LOCK
+    HELD = set()
+    HELD_LOCK = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_claims_in_child)
 
 
 def claim_name(spill: Path) -> Path:

@@ -15,9 +15,12 @@ is taken over by the next transport that replays.
 
 When the queue is full, what it holds and the new event go to the spill file (in that
 order, so the collector still sees a session's events in order) rather than being
-dropped; only when the spill file cannot be written either is an event lost, and that
-is counted in ``stats["dropped"]``. At interpreter exit every open transport is
-closed, within its deadline, so nothing accepted is left only in memory.
+dropped; only when the spill file cannot be written, or is full (``spill_max_bytes``),
+is an event lost, and that is counted in ``stats["dropped"]`` (a full file also in
+``stats["spill_full"]``). By default each collector URL has a spill file of its own. At
+interpreter exit every open transport is closed, within its deadline, so nothing accepted
+is left only in memory. In the child of ``os.fork()`` a transport starts afresh: what
+the parent queued is the parent's to deliver, and a new sender starts on first use.
 """
 
 from __future__ import annotations
@@ -36,9 +39,17 @@ from typing import Any
 import httpx
 
 from agentwatch.net.retry_after import retry_after_s
-from agentwatch.sdk import spill
+from agentwatch.sdk import forking, spill
 from agentwatch.sdk.encoding import encode_event, safe_text
-from agentwatch.sdk.options import check_api_key, collector_url, count_option, default_spill_path, seconds_option
+from agentwatch.sdk.options import (
+    check_api_key,
+    collector_url,
+    count_option,
+    default_spill_path,
+    seconds_option,
+    shared_spill_path,
+    size_option,
+)
 from agentwatch.sdk.spill import BATCH_BYTES
 
 log = logging.getLogger("agentwatch.sdk")
@@ -48,6 +59,8 @@ RETRY_STATUS = {408, 425, 429, 500, 502, 503, 504}
 # page, a redirect). The batch is kept (spilled) for when the collector is reachable, not counted as refused.
 KEPT_STATUS = {401, 403, 404, 405}
 MAX_DOUBLINGS = 32  # backoff_base * 2**n stops growing here (2**1024 is no float: the sender would crash)
+SPILL_MAX_BYTES = 64 * 1024 * 1024
+STATS = ("sent", "spilled", "replayed", "rejected", "dropped", "spill_full")
 
 
 # -- the collector's answers -------------------------------------------------------
@@ -103,6 +116,7 @@ class Transport:
         backoff_base: float = 0.1,
         backoff_max: float = 5.0,
         spill_path: str | Path | None = None,
+        spill_max_bytes: int = SPILL_MAX_BYTES,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.url, auth = collector_url(url)
@@ -118,9 +132,28 @@ class Transport:
         self.queue_size = count_option("queue_size", queue_size)
         self.queue_bytes = count_option("queue_bytes", queue_bytes)
         self.max_retries = count_option("max_retries", max_retries)
-        self.spill_path = Path(spill_path) if spill_path is not None else default_spill_path()
-        self._http = httpx.Client(headers=headers, auth=auth, timeout=self.timeout, transport=transport)
-        self.stats = {"sent": 0, "spilled": 0, "replayed": 0, "rejected": 0, "dropped": 0}
+        self.spill_max_bytes = size_option("spill_max_bytes", spill_max_bytes)
+        if spill_path is not None:
+            self.spill_path = Path(spill_path)
+        else:
+            self.spill_path = default_spill_path(self.url)
+            spill.point_out_shared_file(shared_spill_path())
+        self._http_options = {"headers": headers, "auth": auth, "timeout": self.timeout, "transport": transport}
+        self._http: httpx.Client | None = None  # made with the sender thread, which closes it
+        self._thread: threading.Thread | None = None
+        self._stop = False
+        self._closed = False
+        self._fresh_state()
+        self._orphans_seen = bool(spill.orphans(self.spill_path))
+        if not self._spill_waiting():
+            self._idle.set()
+        self._start_sender()
+        _OPEN.add(self)
+        forking.renew_in_child(self)
+
+    def _fresh_state(self) -> None:
+        """What one process's sender works with: made here, and made again in a forked child."""
+        self.stats = dict.fromkeys(STATS, 0)
         self._stats_lock = threading.Lock()
         self._queue: deque[bytes] = deque()
         self._queued_bytes = 0
@@ -131,17 +164,37 @@ class Transport:
         self._wake = threading.Event()
         self._idle = threading.Event()
         self._stopping = threading.Event()  # cuts a backoff wait short when closing
-        self._stop = False
-        self._closed = False
         self._down_until = 0.0
         self._failures = 0
         self._reported: int | None = None  # the last status warned about (one warning per change)
-        self._orphans_seen = bool(spill.orphans(self.spill_path))
-        if not self._spill_waiting():
-            self._idle.set()
-        self._thread = threading.Thread(target=self._run, name="agentwatch-sdk", daemon=True)
-        self._thread.start()
-        _OPEN.add(self)
+        self._full_reported = False  # the spill file's being full was warned about
+
+    def after_fork_in_child(self) -> None:
+        """In the child of ``os.fork()``. The queue, the batch in flight and the claimed spill
+        file are the parent's, which delivers them: taking them too would send them twice. A
+        lock a thread of the parent held would stay held, and the pooled connections are the
+        parent's sockets (left open: closing them here could end the parent's requests). So the
+        child starts afresh, with counters of its own, and a sender starts when it first
+        reports or flushes. A transport closed in the parent stays closed."""
+        self._fresh_state()
+        self._idle.set()
+        self._stop = self._closed
+        self._orphans_seen = False
+        self._http = None
+        self._thread = None
+
+    def _start_sender(self) -> None:
+        """Start the sender thread unless it runs or the transport is closed."""
+        if self._thread is not None or self._closed:
+            return
+        with self._lock:
+            if self._thread is not None or self._closed:
+                return
+            if self._http is None:
+                self._http = httpx.Client(**self._http_options)
+            thread = threading.Thread(target=self._run, name="agentwatch-sdk", daemon=True)
+            thread.start()
+            self._thread = thread
 
     def count(self, name: str, n: int = 1) -> None:
         with self._stats_lock:
@@ -160,6 +213,7 @@ class Transport:
 
     def put_line(self, line: bytes) -> None:
         """Queue one encoded event; a full queue goes to the spill file with it, oldest first."""
+        self._start_sender()  # in a forked child, on its first report
         with self._lock:
             if self._stop:  # closed: no sender thread drains the queue any more
                 overflow = [line]
@@ -193,6 +247,7 @@ class Transport:
         everything is already in the spill file: it returns at once."""
         if self._closed:
             return True
+        self._start_sender()
         self.wake_up()
         return self._idle.wait(self.timeout * 2 if timeout is None else max(0.0, timeout))
 
@@ -203,15 +258,18 @@ class Transport:
             if self._closed:
                 return
             self._closed = True
+            thread = self._thread  # None in a forked child that never reported: nothing to wait for
         limit = self.timeout * 2 if timeout is None else max(0.0, timeout)
         deadline = time.monotonic() + limit
-        self.wake_up()
-        self._idle.wait(limit)
+        if thread is not None:
+            self.wake_up()
+            self._idle.wait(limit)
         with self._lock:
             self._stop = True
         self._stopping.set()
         self._wake.set()
-        self._thread.join(max(0.0, deadline - time.monotonic()))  # the whole close within ``timeout``
+        if thread is not None:
+            thread.join(max(0.0, deadline - time.monotonic()))  # the whole close within ``timeout``
         with self._lock:  # held while spilling: an event reported now is spilled after these
             rest = [*(self._inflight or []), *self._queue]  # the batch in flight is older than the queue
             self._inflight = None
@@ -255,7 +313,8 @@ class Transport:
         while True:
             if not self._queue and self._stop:
                 self._give_back_backlog()
-                self._http.close()  # here, not in close(): close may have stopped waiting for this thread
+                if self._http is not None:
+                    self._http.close()  # here, not in close(): close may have stopped waiting for this thread
                 return
             if not busy:
                 self._wake.wait(self.flush_interval)
@@ -369,15 +428,30 @@ class Transport:
 
     # -- the spill file ----------------------------------------------------------
     def _spill_lines(self, lines: list[bytes]) -> None:
+        """Append to the spill file; what does not fit under ``spill_max_bytes`` is dropped (the
+        newest lines), counted, and warned about once until this transport claims the file for replay."""
         if not lines:
             return
         try:
-            with self._spill_lock, spill.open_private(self.spill_path) as fh:
-                fh.write(b"".join(line + b"\n" for line in lines))
-            self.count("spilled", len(lines))
+            with self._spill_lock:
+                kept = spill.append(self.spill_path, lines, self.spill_max_bytes)
+                first_drop = kept < len(lines) and not self._full_reported
+                self._full_reported |= first_drop
         except OSError:
             self.count("dropped", len(lines))
             log.exception("agentwatch sdk: could not write the spill file; %d events lost", len(lines))
+            return
+        self.count("spilled", kept)
+        if kept < len(lines):
+            self.count("dropped", len(lines) - kept)
+            self.count("spill_full", len(lines) - kept)
+        if first_drop:
+            log.warning(
+                "agentwatch sdk: the spill file %s is full (spill_max_bytes=%d); new events are dropped "
+                "until the collector answers and it is replayed",
+                self.spill_path,
+                self.spill_max_bytes,
+            )
 
     def _claim(self) -> tuple[Path, int] | None:
         """Take the oldest spilled events for this process (an atomic rename, so two processes never
@@ -390,6 +464,7 @@ class Transport:
             try:
                 with self._spill_lock:
                     os.replace(source, claimed)
+                    self._full_reported &= source != self.spill_path  # room again: a new fill is news
             except OSError:
                 self._release(claimed)
                 continue
