@@ -6,7 +6,7 @@ import dataclasses
 import sys
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import orjson
 import typer
@@ -109,9 +109,7 @@ def users_set_password(
 
     s = Stores(config)
     try:
-        user = s.users.by_email(email)
-        if user is None:
-            raise _fail(f"no user {email!r}")
+        user = _existing_user(s, email)
         password = sys.stdin.readline().rstrip("\n") if password_stdin else generate_password()
         try:
             s.users.set_password(user.id, password)
@@ -137,9 +135,7 @@ def users_delete(
 
     s = Stores(config)
     try:
-        user = s.users.by_email(email)
-        if user is None:
-            raise _fail(f"no user {email!r}")
+        user = _existing_user(s, email)
         last_admin = f"cannot delete {user.email}: the last enabled admin (make another user admin first)"
         if user.role == "admin" and not user.disabled and _enabled_admins(s) == 1:
             raise _fail(last_admin)  # before asking; delete() checks again under a lock
@@ -157,6 +153,14 @@ def users_delete(
         console.print(f"deleted {user.email}: {ended}", highlight=False)
     finally:
         s.close()
+
+
+def _existing_user(s: Stores, email: str) -> Any:
+    """The user with this e-mail address, or exit 2 saying there is none."""
+    user = s.users.by_email(email)
+    if user is None:
+        raise _fail(f"no user {email!r}")
+    return user
 
 
 def _enabled_admins(s: Stores) -> int:
