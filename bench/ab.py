@@ -133,6 +133,10 @@ def main() -> None:
         return
     if not args.old:
         ap.error("--old is required")
+    sys.path.insert(0, str(ROOT))
+    from bench import calibrate
+
+    speed = calibrate.label()  # before the runs load the machine
     console = Console()
     with tempfile.TemporaryDirectory() as tmp:
         trees: dict[str, Path] = {}
@@ -155,7 +159,7 @@ def main() -> None:
                 if trees[label] != ROOT / "src":
                     subprocess.run(["git", "worktree", "remove", "--force", str(trees[label].parent)], cwd=ROOT)
     store = "postgresql" if args.postgres else "sqlite"
-    table = Table(title=f"bench/ab: {args.measure} on {store}, {os.cpu_count()} CPUs, alternating runs")
+    table = Table(title=f"bench/ab: {args.measure} on {store}, {os.cpu_count()} CPUs, {speed}, alternating runs")
     for col in ("code", "runs per second", "median", "ratio"):
         table.add_column(col)
     old_median = statistics.median(rates["old"])

@@ -38,6 +38,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from bench import calibrate  # noqa: E402
 from bench.loadgen import LoadResult, build_request, run_load  # noqa: E402
 from bench.warm import wait_warm  # noqa: E402
 
@@ -225,6 +226,7 @@ def main() -> None:
     ap.add_argument("--peer-dir", default=str(Path(__file__).resolve().parents[1] / ".peers" / "aop"))
     args = ap.parse_args()
     console = Console()
+    speed = calibrate.label()  # before the runs load the machine
     columns: dict[str, dict[str, str]] = {}
     targets = ["agentwatch sqlite"] + (["agentwatch postgresql"] if args.postgres else []) + ["@useaop/collector"]
     with Progress(console=console) as progress:
@@ -240,7 +242,7 @@ def main() -> None:
                 console.print(f"[yellow]{name}: {exc}[/yellow]")
             progress.advance(task)
     table = Table(
-        title=f"bench/aop ({os.cpu_count()} CPUs, shared machine; {SESSIONS} sessions, "
+        title=f"bench/aop ({os.cpu_count()} CPUs, shared machine, {speed}; {SESSIONS} sessions, "
         f"{SESSIONS * PER_SESSION:,} events stored)"
     )
     table.add_column("measure")

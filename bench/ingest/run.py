@@ -27,6 +27,7 @@ from rich.console import Console
 from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from bench import calibrate  # noqa: E402
 from bench.loadgen import build_request, run_load  # noqa: E402
 from bench.warm import wait_warm  # noqa: E402
 
@@ -112,7 +113,7 @@ def main() -> None:
     ap.add_argument("--skip-postgres", action="store_true")
     args = ap.parse_args()
     console = Console()
-    table = Table(title=f"bench/ingest: HTTP -> committed rows ({os.cpu_count()} CPUs)")
+    table = Table(title=f"bench/ingest: HTTP -> committed rows ({os.cpu_count()} CPUs, {calibrate.label()})")
     for col in ("store", "mode", "events/s", "goal", "ratio to goal", "p99 ms/request", "events committed"):
         table.add_column(col)
     stores = [("sqlite", None)]
