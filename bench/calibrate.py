@@ -1,8 +1,8 @@
 """How fast this machine runs Python right now, printed beside every benchmark table.
 
-The shared machines the benchmarks run on change speed by a factor of three or more from
-one day to the next (the same commit measured 25,600 and 7,400 batched events/s a day
-apart). A table's absolute numbers are only comparable with another table's when the
+The shared machines the benchmarks run on differ in speed by a factor of three or more,
+from one machine of the same kind to the next and within a day (the same commit measured
+25,600 and 7,400 batched events/s two hours apart, on two such machines). A table's absolute numbers are only comparable with another table's when the
 machine was equally fast: each table states the time of one fixed piece of pure-Python
 work (summing a million integers, best of five), taken just before the run.
 """
