@@ -1,9 +1,9 @@
 """Turning findings into stored, deduplicated alerts, then publishing and notifying.
 
-Within ``dedup_window_s`` (event time), a finding with the same type, rule and
-dedup key as an open alert increments that alert's ``count`` and extends its
-``last_seen`` instead of creating a new one. Alerts are committed before they
-are published to the live hub or sent to outputs.
+Within ``dedup_window_s`` (event time) of an open alert's span, before or after it, a
+finding with the same type, rule and dedup key increments that alert's ``count`` and
+extends its ``first_seen``/``last_seen`` instead of creating a new one. Alerts are
+committed before they are published to the live hub or sent to outputs.
 
 A detector that evaluates inside the transaction storing its events (the session rules)
 stores its findings there too (:func:`record_in`): committed with the events or not at all,
@@ -22,6 +22,7 @@ import structlog
 from sqlalchemy import Connection, Engine, and_, select, update
 
 from agentwatch.alerts import model
+from agentwatch.alerts.dedup_lock import lock_dedup_keys
 from agentwatch.pipeline.hub import LiveHub
 from agentwatch.pipeline.pipeline import Finding
 from agentwatch.store.alerts_schema import alerts
@@ -61,6 +62,12 @@ def record_in(conn: Connection, findings: Sequence[Finding], window_s: float = D
         f.stored_as = stored
 
 
+def _in_window(row: dict[str, Any], ts: float, window_s: float) -> bool:
+    """Whether a finding at ``ts`` repeats the alert ``row``: within the window of its span,
+    before or after (a late event a day older is not a repeat of today's alert)."""
+    return row["first_seen"] - window_s <= ts <= row["last_seen"] + window_s
+
+
 def store_findings_in(
     conn: Connection, findings: Sequence[Finding], window_s: float
 ) -> list[tuple[dict[str, Any], bool] | None]:
@@ -68,24 +75,33 @@ def store_findings_in(
     JSON, is_new) of the alert it created or updated, or None for a finding already stored.
 
     A batch often holds many findings of one alert (a rule firing on every request): the alert
-    is read once, folded in memory finding by finding, and written once at the end.
+    is read once, folded in memory finding by finding, and written once at the end. The dedup
+    keys are locked first (:mod:`agentwatch.alerts.dedup_lock`), so a concurrent batch waits
+    for this one's commit and then sees its alerts.
     """
     out: list[tuple[dict[str, Any], bool] | None] = []
     now = time.time()
-    touched: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}  # dedup key -> (row, body)
+    keys = [model.dedup_hash(f.alert_type, f.rule_id, _dedup_key(f)) for f in findings]
+    lock_dedup_keys(conn, keys)
+    touched: dict[str, list[tuple[dict[str, Any], dict[str, Any]]]] = {}  # dedup key -> alerts (row, body)
     dirty: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}  # alert id -> (row, body) to write
-    for f in findings:
-        key = model.dedup_hash(f.alert_type, f.rule_id, _dedup_key(f))
+    for f, key in zip(findings, keys, strict=True):
         ts = _finding_ts(f)
+        severity = max(0, min(10, int(f.severity)))
         event_ids = [e.event_id for e in f.events][: model.MAX_EVENT_IDS]
-        hit = touched.get(key)
-        if hit is not None and hit[0]["last_seen"] >= ts - window_s:
-            row, body = hit
+        near = [hit for hit in touched.get(key, []) if _in_window(hit[0], ts, window_s)]
+        if near:
+            row, body = max(near, key=lambda hit: hit[0]["last_seen"])
         else:
             existing = conn.execute(
                 select(alerts)
                 .where(
-                    and_(alerts.c.dedup_key == key, alerts.c.last_seen >= ts - window_s, alerts.c.status != "closed")
+                    and_(
+                        alerts.c.dedup_key == key,
+                        alerts.c.last_seen >= ts - window_s,
+                        alerts.c.first_seen <= ts + window_s,
+                        alerts.c.status != "closed",
+                    )
                 )
                 .order_by(alerts.c.last_seen.desc())
                 .limit(1)
@@ -93,6 +109,7 @@ def store_findings_in(
             row, body = (dict(existing._mapping), {}) if existing is not None else ({}, {})
             if existing is not None:
                 body = orjson.loads(row["body"])
+                touched.setdefault(key, []).append((row, body))
         if row:
             merged = list(dict.fromkeys([*body.get("event_ids", []), *event_ids]))[: model.MAX_EVENT_IDS]
             body["event_ids"] = merged
@@ -100,10 +117,10 @@ def store_findings_in(
                 count=row["count"] + 1,
                 last_seen=max(row["last_seen"], ts),
                 first_seen=min(row["first_seen"], ts),
-                severity=max(row["severity"], f.severity),
+                severity=max(row["severity"], severity),
                 updated_at=now,
             )
-            touched[key] = dirty[row["id"]] = (row, body)
+            dirty[row["id"]] = (row, body)
             out.append((model.to_json(row, body, orjson.loads(row["tags"])), False))
             continue
         entities: dict[str, dict[str, str]] = {}
@@ -120,7 +137,7 @@ def store_findings_in(
             "rule_id": f.rule_id,
             "title": f.title[:1000],
             "message": (f.message or f.title)[:4000],
-            "severity": max(0, min(10, int(f.severity))),
+            "severity": severity,
             "status": "open",
             "first_seen": ts,
             "last_seen": ts,
@@ -136,7 +153,7 @@ def store_findings_in(
             out.append(None)  # the same finding replayed: already stored
             continue
         conn.execute(alerts.insert().values(**row))
-        touched[key] = (row, body)
+        touched.setdefault(key, []).append((row, body))
         out.append((model.to_json(row, body, f.tags), True))
     for alert_id, (row, body) in dirty.items():
         conn.execute(

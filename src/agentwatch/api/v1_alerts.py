@@ -112,6 +112,13 @@ class Feedback(BaseModel):
 FEEDBACK_BODY_BYTES = 64 * 1024
 
 
+def _who(request: Request) -> str:
+    """The credential behind a verdict as ``kind:id`` (``user:...``, ``api_key:...``): never an
+    API key's name, which its creator chooses freely (a key named like the admin)."""
+    principal = getattr(request.state, "principal", None)
+    return f"{principal.kind}:{principal.id}" if principal is not None else ""
+
+
 @router.post(
     "/alerts/{alert_id}/feedback",
     status_code=204,
@@ -122,8 +129,7 @@ async def add_feedback(request: Request, alert_id: str) -> Response:
     """Record a true/false positive verdict; 204, or 404 when the alert does not exist."""
     body = await read_model(request, Feedback, FEEDBACK_BODY_BYTES)
     _check_id(alert_id)
-    principal = getattr(request.state, "principal", None)
-    who = getattr(principal, "name", "") or ""
+    who = _who(request)
     ok = await run_in_threadpool(
         queries.add_feedback, request.app.state.aw.engine, alert_id, body.feedback, body.note, body.origin, who
     )
@@ -132,7 +138,7 @@ async def add_feedback(request: Request, alert_id: str) -> Response:
     return Response(status_code=204)
 
 
-@router.get("/alerts/{alert_id}/feedback", dependencies=[require("alerts:read")])
+@router.get("/alerts/{alert_id}/feedback", dependencies=[require("alerts:read"), only_query("page", "limit")])
 async def list_feedback(
     request: Request,
     alert_id: str,
