@@ -40,3 +40,22 @@ def test_many_findings_of_one_alert_in_a_batch(database_url):
         assert counts == [2, 6]
     finally:
         engine.dispose()
+
+
+def test_a_rule_id_longer_than_its_column_is_stored_cut_not_lost(database_url):
+    """A plugin detector names its rules freely: an id past the column's 256 characters made
+    PostgreSQL refuse the insert, and every alert of that batch was lost with it."""
+    engine = make_engine(database_url)
+    migrate(engine)
+    try:
+        event = Event(body={}, event_id="e1", event_type="ai.request", ts=1000.0, received_at=1000.0)
+        long_id = "plugin." + "x" * 400
+        found = Finding("plugin", long_id, "Long", 5, [event], alert_type="builtin", dedup_key="k")
+        other = Finding("atr", "rule-1", "Short", 5, [event], alert_type="atr", dedup_key="k")
+        out = store_findings(engine, [found, other, found], 300)
+        assert [new for _, new in out] == [True, True, False]
+        with engine.connect() as conn:
+            ids = sorted(r.rule_id for r in conn.execute(select(alerts.c.rule_id)))
+        assert ids == [long_id[:256], "rule-1"]
+    finally:
+        engine.dispose()

@@ -62,6 +62,10 @@ def record_in(conn: Connection, findings: Sequence[Finding], window_s: float = D
         f.stored_as = stored
 
 
+# A detector names its rules freely; PostgreSQL refuses a longer value, and with it the batch.
+RULE_ID_WIDTH = alerts.c.rule_id.type.length
+
+
 def _in_window(row: dict[str, Any], ts: float, window_s: float) -> bool:
     """Whether a finding at ``ts`` repeats the alert ``row``: within the window of its span,
     before or after (a late event a day older is not a repeat of today's alert)."""
@@ -134,7 +138,7 @@ def store_findings_in(
             "dedup_key": key,
             "type": f.alert_type,
             "detector": f.detector,
-            "rule_id": f.rule_id,
+            "rule_id": f.rule_id[:RULE_ID_WIDTH],
             "title": f.title[:1000],
             "message": (f.message or f.title)[:4000],
             "severity": severity,
