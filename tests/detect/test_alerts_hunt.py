@@ -191,3 +191,11 @@ def test_feedback_names_the_credential_not_a_label_it_chose(database_url, tmp_pa
         assert c.post(f"/api/v1/alerts/{aid}/feedback", headers=analyst, json={"feedback": "tp"}).status_code == 204
         log = c.get(f"/api/v1/alerts/{aid}/feedback", headers=reader).json()["feedback"]
         assert [f["principal"] for f in log] == [f"user:{analyst_id}", f"api_key:{key_id}"]
+
+
+def test_an_alert_id_with_a_trailing_newline_is_refused_not_looked_up(srv):
+    """``re.match`` with ``$`` let an id ending in a newline through the id rule."""
+    with srv.client() as c:
+        r = c.get("/api/v1/alerts/abc%0A")
+        assert r.status_code == 400 and r.json()["error"]["message"].startswith("alert_id:")
+        assert c.get("/api/v1/alerts/abc").status_code == 404  # a well-formed id that names nothing

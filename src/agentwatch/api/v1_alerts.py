@@ -6,6 +6,7 @@ with ``meta {total, page, limit}`` and AiSOC's ``cursor`` with ``next_cursor``.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response
@@ -22,7 +23,7 @@ from agentwatch.detect import queries
 
 router = APIRouter(prefix="/api/v1", tags=["alerts"])
 
-ALERT_ID = r"^[0-9A-Za-z-]{1,64}$"
+ALERT_ID_RE = re.compile(r"[0-9A-Za-z-]{1,64}")  # fullmatch: "$" would let a final newline through
 
 
 def parse_types(value: str | None) -> list[str]:
@@ -86,9 +87,7 @@ async def list_alerts(
 
 
 def _check_id(alert_id: str) -> None:
-    import re
-
-    if not re.match(ALERT_ID, alert_id):
+    if ALERT_ID_RE.fullmatch(alert_id) is None:
         raise InvalidRequest("alert_id: must be 1-64 letters, digits or dashes")
 
 
