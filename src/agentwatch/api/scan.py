@@ -210,7 +210,7 @@ async def list_agents(
 
 @router.get("/api/scan/{scan_id}", dependencies=[require("scans:read")])
 async def get_scan(request: Request, scan_id: str) -> dict:
-    if not UUID_RE.match(scan_id):
+    if not UUID_RE.fullmatch(scan_id):
         raise NotFound(f"scan {scan_id[:64]!r} not found")
     doc = await run_in_threadpool(_manager(request).get, _tenant(request), scan_id)
     if doc is None:

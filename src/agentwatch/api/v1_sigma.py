@@ -37,7 +37,7 @@ def engine_of(request: Request) -> DetectionEngine:
 
 
 def _find(engine: DetectionEngine, rule_id: str) -> RuleInfo:
-    if not RULE_ID.match(rule_id):
+    if not RULE_ID.fullmatch(rule_id):
         raise InvalidRequest("rule_id: must be 1-256 letters, digits or . _ : -")
     engine.ensure_loaded()
     info = engine.infos.get(rule_id)

@@ -169,9 +169,9 @@ class Conversation:
                 continue
             if m := COMPLETION_TOOL_KEY.match(key):
                 calls[(int(m.group(1)), int(m.group(2)))][m.group(3)] = value
-            elif m := PROMPT_KEY.match(key):
+            elif m := PROMPT_KEY.fullmatch(key):
                 prompts[int(m.group(1))][m.group(2)] = value
-            elif m := COMPLETION_KEY.match(key):
+            elif m := COMPLETION_KEY.fullmatch(key):
                 completions[int(m.group(1))][m.group(2)] = value
             elif m := FUNCTION_KEY.match(key):
                 functions[int(m.group(1))] = str(value)

@@ -151,6 +151,6 @@ class CaptureSettings(BaseModel):
         if len(v) > 200:
             raise ValueError("at most 200 routes")
         for name in v:
-            if not ROUTE_NAME.match(name):
+            if not ROUTE_NAME.fullmatch(name):
                 raise ValueError(f"route name {name!r} must match {ROUTE_NAME.pattern}")
         return v

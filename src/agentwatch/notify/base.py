@@ -107,7 +107,7 @@ def get_headers(spec: dict[str, Any]) -> dict[str, str]:
         raise ValueError(f"headers: at most {MAX_HEADERS} headers")
     out: dict[str, str] = {}
     for name, val in value.items():
-        if not isinstance(name, str) or not HEADER_NAME.match(name):
+        if not isinstance(name, str) or not HEADER_NAME.fullmatch(name):
             raise ValueError("headers: names must be 1-64 letters, digits or '-'")
         if name.lower() in RESERVED_HEADERS or name.lower().startswith(("x-agentwatch-", "content-")):
             raise ValueError(f"headers.{name}: is reserved")

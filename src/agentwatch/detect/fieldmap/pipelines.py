@@ -119,7 +119,7 @@ def resolve(field: str, logsource: dict, extra: dict[str, str] | None = None) ->
         if ref is None:
             raise UnmappedField(field, logsource)
         return ref
-    if not _FIELD_NAME.match(field):
+    if not _FIELD_NAME.fullmatch(field):
         raise UnmappedField(field, logsource)
     raw_key = "data.attrs." + field
     if mapped is not None:

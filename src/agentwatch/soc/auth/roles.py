@@ -131,7 +131,7 @@ class RoleStore:
         raise NotFound(f"role {name!r} not found")
 
     def create_role(self, name: str, description: str, perms: list[str]) -> dict:
-        if not NAME_RE.match(name):
+        if not NAME_RE.fullmatch(name):
             raise InvalidRequest("name: must match ^[a-z][a-z0-9_-]{0,63}$")
         if name in BUILTIN_ROLES:
             raise Conflict(f"name: {name!r} is a built-in role")
@@ -189,7 +189,7 @@ class RoleStore:
         return out
 
     def create_permission(self, name: str, description: str) -> dict:
-        if not PERMISSION_RE.match(name):
+        if not PERMISSION_RE.fullmatch(name):
             raise InvalidRequest("name: must look like 'area:action' (lowercase letters, digits, '_', '-', '.')")
         if name in PERMISSIONS:
             raise Conflict(f"name: {name!r} is a built-in permission")
