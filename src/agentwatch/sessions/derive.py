@@ -20,7 +20,7 @@ import structlog
 from sqlalchemy import Connection, select
 
 from agentwatch.events.model import Event, iso
-from agentwatch.sessions import queries
+from agentwatch.sessions import lineage, queries
 from agentwatch.sessions.schema import aop_sessions
 from agentwatch.store.upsert import upsert
 
@@ -88,8 +88,9 @@ def apply(row: dict[str, Any], e: Event) -> dict[str, Any]:
         row["agent_version"] = version
     if e.event_type.startswith(STEP_PREFIXES):
         row["event_steps"] += 1
+    # ``started_at`` is the earliest event time, whatever arrives first (an agent may report
+    # before its session.started, and a resent or replayed event may come late).
     if kind == "session.started":
-        row["started_at"] = e.ts
         if d.get("goal"):
             row["goal"] = d["goal"]
     elif kind == "cognition.goal" and d.get("goal") and not row["goal"]:
@@ -106,9 +107,12 @@ def apply(row: dict[str, Any], e: Event) -> dict[str, Any]:
     if isinstance(d.get("cost_usd"), int | float):
         row["summed_cost"] = (row["summed_cost"] or 0.0) + float(d["cost_usd"])
     if kind == "session.ended":
-        row["outcome"] = d.get("outcome", "completed")
-        row["status"] = row["outcome"]
-        row["ended_at"] = e.ts
+        # The latest end in event time has the last word: an older one arriving after it (a
+        # resend, a replayed spill file) changes neither the outcome nor the end time.
+        if row["ended_at"] is None or e.ts >= row["ended_at"]:
+            row["outcome"] = d.get("outcome", "completed")
+            row["status"] = row["outcome"]
+            row["ended_at"] = e.ts
     elif row["outcome"] is None:
         row["status"] = "running"
     return row
@@ -178,11 +182,17 @@ def fold(conn: Connection, fresh: Sequence[Event], cache: RowCache | None = None
         rows.update(load_rows(conn, missing))
     else:
         rows = load_rows(conn, ids)
+    linked: list[str] = []  # sessions that took a parent in this batch
     for e in fresh:
-        row = rows.get(e.session_id)  # type: ignore[arg-type]
+        sid: str = e.session_id  # type: ignore[assignment]
+        row = rows.get(sid)
+        had_parent = row is not None and row["parent_session_id"] is not None
         if row is None:
-            row = rows[e.session_id] = new_row(e)  # type: ignore[index]
+            row = rows[sid] = new_row(e)
         apply(row, e)
+        if not had_parent and row["parent_session_id"] is not None:
+            linked.append(sid)
+    lineage.cut_loops(conn, rows, linked)
     return [rows[i] for i in ids]
 
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -99,11 +101,34 @@ def _list_statements(used: tuple[str, ...]) -> tuple[Prepared, Prepared]:
     return found
 
 
+def shown_from(since: float) -> float:
+    """The least stored time the API shows (``iso``, whole microseconds) as ``since`` or later.
+
+    A time is stored to the float's precision and shown rounded to the microsecond, so about
+    a third of the sessions show a ``last_seen_at`` a fraction of a microsecond above the value
+    stored: compared with the stored value, ``since=<that last_seen_at>`` left them out."""
+    try:
+        target = datetime.fromtimestamp(since, UTC)  # ``since`` at the precision shown
+        low, high = since - 2e-6 - 2 * math.ulp(since), since  # shown earlier, and shown as ``since``
+        while math.nextafter(low, math.inf) < high:
+            middle = low + (high - low) / 2
+            if not low < middle < high:  # no float left between them
+                break
+            if datetime.fromtimestamp(middle, UTC) < target:
+                low = middle
+            else:
+                high = middle
+    except (OverflowError, OSError, ValueError):  # outside the years a datetime holds
+        return since
+    return high
+
+
 def list_sessions(engine: Engine, q: SessionQuery) -> tuple[list[dict[str, Any]], int]:
     """Sessions by most recent activity (newest receive time first)."""
+    since = shown_from(q.since) if q.since is not None else None
     values = {
         name: value
-        for name, value in (("status", q.status), ("agent", q.agent), ("since", q.since), ("parent", q.parent))
+        for name, value in (("status", q.status), ("agent", q.agent), ("since", since), ("parent", q.parent))
         if value is not None and value != ""
     }
     page, count = _list_statements(tuple(values))

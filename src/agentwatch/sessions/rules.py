@@ -32,7 +32,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import orjson
@@ -90,6 +90,15 @@ def _input_hash(value: Any) -> str:
     except TypeError:
         blob = repr(value).encode()
     return hashlib.blake2b(blob, digest_size=8).hexdigest()
+
+
+def windows_with(history: list[list[Any]], ts: float, window: float) -> Iterator[list[list[Any]]]:
+    """The entries (``[event time, ...]``) of each window ``(end - window, end]`` holding ``ts``.
+
+    In order, that is the one window ending at ``ts``; a late event may also complete a window
+    that ends at an entry which arrived before it."""
+    for end in sorted({h[0] for h in history if ts <= h[0] < ts + window}):
+        yield [h for h in history if end - window < h[0] <= end]
 
 
 def finding(kind: str, e: Event, message: str, *, dedup_key: str | None = None, **details: Any) -> Finding:
@@ -269,25 +278,26 @@ class SessionRules:
             return []
         calls = st.setdefault("calls", {})
         window = self.s.loop_window_s
-        history = [c for c in calls.pop(tool, []) if e.ts - window < c[0] <= e.ts + window]
+        history = [c for c in calls.pop(tool, []) if c[0] > e.ts - window]  # newer calls stay
         history.append([e.ts, _input_hash(d.get("input"))])
         history = sorted(history)[-MAX_CALLS:]
         calls[tool] = history
         while len(calls) > MAX_TOOLS:
             calls.pop(next(iter(calls)))
-        recent = [c for c in history if e.ts - window < c[0] <= e.ts]
-        n = len(recent)
-        if n < self.s.loop_min_calls:
-            return []
-        repeated = 1 - len({c[1] for c in recent}) / n
-        if repeated + 1e-9 < self.s.loop_repeat_ratio:
-            return []
-        calls[tool] = []
-        msg = (
-            f'Possible loop: "{tool}" called {n} times within {window:g} s of event time, '
-            f"{repeated:.0%} of the calls repeating an earlier input"
-        )
-        return [finding("loop", e, msg, tool=tool, calls=n, repeated_ratio=round(repeated, 3))]
+        for recent in windows_with(history, e.ts, window):
+            n = len(recent)
+            if n < self.s.loop_min_calls:
+                continue
+            repeated = 1 - len({c[1] for c in recent}) / n
+            if repeated + 1e-9 < self.s.loop_repeat_ratio:
+                continue
+            calls[tool] = []
+            msg = (
+                f'Possible loop: "{tool}" called {n} times within {window:g} s of event time, '
+                f"{repeated:.0%} of the calls repeating an earlier input"
+            )
+            return [finding("loop", e, msg, tool=tool, calls=n, repeated_ratio=round(repeated, 3))]
+        return []
 
     def _tool_end(self, st: dict[str, Any], e: Event) -> list[Finding]:
         d = e.data
@@ -312,13 +322,14 @@ class SessionRules:
         ag = self._state(f"agent:{e.agent}")
         fails = ag.setdefault("fail", {})
         window = self.s.tool_failure_window_s
-        history = [f for f in fails.pop(tool, []) if e.ts - window < f[0] <= e.ts + window]
+        history = [f for f in fails.pop(tool, []) if f[0] > e.ts - window]  # newer failures stay
         history.append([e.ts, e.session_id])
-        fails[tool] = sorted(history)[-MAX_FAILURES:]
+        fails[tool] = history = sorted(history)[-MAX_FAILURES:]
         while len(fails) > MAX_TOOLS:
             fails.pop(next(iter(fails)))
-        sessions = {f[1] for f in fails[tool] if e.ts - window < f[0] <= e.ts}
-        if len(sessions) < self.s.tool_failure_sessions:
+        windows = ({f[1] for f in recent} for recent in windows_with(history, e.ts, window))
+        sessions = next((found for found in windows if len(found) >= self.s.tool_failure_sessions), None)
+        if sessions is None:
             return []
         fails[tool] = []
         msg = (
