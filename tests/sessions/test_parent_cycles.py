@@ -70,3 +70,23 @@ def test_a_deep_chain_stays_whole_and_deletes_as_one_subtree(shared_server):
         assert parent_of(c, f"deep-{depth - 1}") == f"deep-{depth - 2}"
         r = c.delete("/sessions/deep-0", params={"recursive": "true"})
         assert r.status_code == 200 and r.json()["deleted"]["sessions"] == depth
+
+
+def test_a_tree_past_the_recursive_delete_cap_is_refused_whole_not_cut(shared_server, monkeypatch):
+    """A recursive delete takes at most ``MAX_SUBTREE`` sessions at once: past it, it deleted
+    the first part of the tree, answered ok, and left the rest behind; now it deletes nothing
+    and says so (413)."""
+    from agentwatch.sessions import queries
+
+    monkeypatch.setattr(queries, "MAX_SUBTREE", 4)  # the cap is 10,000: a smaller one, same rule
+    with shared_server.client() as c:
+        post(c, [ev("big-root", 1, "session.started")])
+        post(c, [ev(f"big-kid-{i}", 1, "session.started", parent="big-root") for i in range(4)])
+        r = c.delete("/sessions/big-root", params={"recursive": "true"})
+        assert r.status_code == 413, r.text
+        assert "holds more than 4 sessions" in r.json()["error"]["message"]
+        assert sorted(children_of(c, "big-root")) == [f"big-kid-{i}" for i in range(4)]  # all kept
+        assert c.delete("/sessions/big-kid-0", params={"recursive": "true"}).status_code == 200
+        r = c.delete("/sessions/big-root", params={"recursive": "true"})
+        assert r.status_code == 200 and len(r.json()["deleted"]["session_ids"]) == 4
+        assert c.get("/sessions/big-kid-3").status_code == 404

@@ -298,6 +298,8 @@ async def delete_session(request: Request, recursive: Annotated[bool, Query()] =
     except NotSettled as exc:
         retry = {"Retry-After": str(exc.retry_after_s)}
         raise Unavailable(f"session {target.session_id!r}: {exc}", headers=retry) from None
+    except queries.TreeTooLarge as exc:
+        raise TooLarge(str(exc)) from None
     if result is None:
         raise NotFound(f"session {target.session_id!r} not found")
     return result

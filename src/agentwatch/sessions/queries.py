@@ -234,13 +234,18 @@ def known(engine: Engine, session_id: str) -> bool:
         return conn.execute(stmt.limit(1)).first() is not None
 
 
+class TreeTooLarge(ValueError):
+    """A recursive delete would take more than ``MAX_SUBTREE`` sessions at once."""
+
+
 def subtree(engine: Engine, session_id: str) -> list[str]:
-    """The session and all its descendants (breadth first, capped)."""
+    """The session and all its descendants (breadth first); raises TreeTooLarge past
+    ``MAX_SUBTREE`` sessions, rather than answering with part of the tree."""
     out = [session_id]
     seen = {session_id}
     frontier = [session_id]
     with engine.connect() as conn:
-        while frontier and len(out) < MAX_SUBTREE:
+        while frontier:
             nxt: list[str] = []
             for i in range(0, len(frontier), CHUNK):
                 chunk = frontier[i : i + CHUNK]
@@ -250,8 +255,13 @@ def subtree(engine: Engine, session_id: str) -> list[str]:
                         seen.add(child)
                         out.append(child)
                         nxt.append(child)
+            if len(out) > MAX_SUBTREE:
+                raise TreeTooLarge(
+                    f"recursive: the tree of {session_id!r} holds more than {MAX_SUBTREE:,} sessions;"
+                    " delete its subtrees first"
+                )
             frontier = nxt
-    return out[:MAX_SUBTREE]
+    return out
 
 
 def agents_of(conn: Connection, ids: Sequence[str]) -> list[str]:
