@@ -126,6 +126,8 @@ BAD = [
     ({"spec": 1}, "spec", "must be a string"),
     ({"spec": "aop/2.0"}, "spec", "major version 2"),
     ({"spec": "v1"}, "spec", "must look like"),
+    ({"spec": "aop/1.0\n"}, "spec", "must look like"),  # "$" with match let a final newline through
+    ({"spec": "aop/\u0661.0"}, "spec", "must look like"),  # an Arabic-Indic one: a digit to \d, not to AOP
     ({"session_id": None}, "session_id", "is required"),
     ({"session_id": ""}, "session_id", "must not be empty"),
     ({"session_id": "x" * 129}, "session_id", "longer than 128"),
@@ -140,6 +142,7 @@ BAD = [
     ({"timestamp": "2026-04-03 10:00"}, "timestamp", "RFC 3339"),
     ({"timestamp": "2026-04-03T10:00:00"}, "timestamp", "time zone"),
     ({"timestamp": 1712131200}, "timestamp", "RFC 3339"),
+    ({"timestamp": "2026-04-03T10:00:00Z\n"}, "timestamp", "RFC 3339"),
     ({"type": "session.paused"}, "type", "must be one of"),
     ({"type": None}, "type", "is required"),
     ({"payload": None}, "payload", "is required"),

@@ -35,9 +35,11 @@ EVENT_TYPES = (
     "operation.external_call",
 )
 TYPE_PREFIX = "aop."  # canonical event_type = "aop." + AOP type
-SPEC_RE = re.compile(r"^aop/(\d{1,4})\.(\d{1,4})(?:\.\d{1,4})?$")
+SPEC_RE = re.compile(r"aop/([0-9]{1,4})\.([0-9]{1,4})(?:\.[0-9]{1,4})?")  # fullmatch; ASCII digits only
 SUPPORTED_MAJOR = 1
-RFC3339_RE = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:[Zz]|[+-]\d{2}:\d{2})$")
+RFC3339_RE = re.compile(  # fullmatch; ASCII digits only
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,9})?(?:[Zz]|[+-][0-9]{2}:[0-9]{2})"
+)
 MAX_ID = 128
 MAX_TEXT = 64 * 1024  # the whole event is capped at 64 KiB anyway
 MAX_SEQUENCE = 2**63 - 1
@@ -346,7 +348,7 @@ def check_envelope(doc: Any) -> tuple[dict[str, Any], float]:
         raise EventError("spec", "is required")
     if not isinstance(spec, str):
         raise EventError("spec", "must be a string like 'aop/1.0'")
-    m = SPEC_RE.match(spec)
+    m = SPEC_RE.fullmatch(spec)
     if m is None:
         raise EventError("spec", "must look like 'aop/1.0'")
     if int(m.group(1)) != SUPPORTED_MAJOR:
@@ -372,7 +374,7 @@ def check_envelope(doc: Any) -> tuple[dict[str, Any], float]:
     stamp = doc.get("timestamp")
     if stamp is None:
         raise EventError("timestamp", "is required")
-    if not isinstance(stamp, str) or len(stamp) > 40 or RFC3339_RE.match(stamp) is None:
+    if not isinstance(stamp, str) or len(stamp) > 40 or RFC3339_RE.fullmatch(stamp) is None:
         raise EventError("timestamp", "must be an RFC 3339 date-time with a time zone (2026-04-03T10:00:00Z)")
     ts = parse_ts(stamp, "timestamp")
     if "payload" not in doc:
