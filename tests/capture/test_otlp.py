@@ -281,3 +281,21 @@ def test_an_empty_protobuf_export_is_a_valid_request_with_nothing_in_it(server):
             r = c.post(f"/v1/{signal}", content=b"", headers=pb)
             assert r.status_code == 200, r.text
         assert c.get("/api/events").json()["total"] == 0
+
+
+def test_indexed_attribute_keys_take_ascii_digits_only(server):
+    """``\\d`` in a str pattern matches any script's digits and ``int`` reads them: a key
+    ``gen_ai.prompt.\\u0660.content`` (an Arabic-Indic zero) replaced prompt 0's content."""
+    span = {
+        **LEGACY_SPAN,
+        "spanId": "c7ad6b7169203331",
+        "attributes": [
+            *LEGACY_SPAN["attributes"],
+            jattr("gen_ai.prompt.\u0660.content", "spoofed"),
+            jattr("gen_ai.prompt.0.content\n", "spoofed too"),
+        ],
+    }
+    with server.client() as c:
+        assert c.post("/v1/traces", json=json_export([span])).status_code == 200
+        req = wait_events(c, "ai.request", 1)[0]
+        assert [m["content"] for m in req["data"]["messages"]] == ["be brief", "list files"]

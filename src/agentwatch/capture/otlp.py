@@ -58,10 +58,10 @@ from agentwatch.capture.redact import Redactor, content_hash
 from agentwatch.events.model import EventError, iso
 
 LLM_OPERATIONS = {"chat", "text_completion", "generate_content", "completion", "embeddings", "embedding"}
-PROMPT_KEY = re.compile(r"^gen_ai\.prompt\.(\d{1,4})\.(\w{1,32})$")
-COMPLETION_KEY = re.compile(r"^gen_ai\.completion\.(\d{1,4})\.(\w{1,32})$")
-COMPLETION_TOOL_KEY = re.compile(r"^gen_ai\.completion\.(\d{1,4})\.tool_calls\.(\d{1,4})\.(\w{1,32})$")
-FUNCTION_KEY = re.compile(r"^llm\.request\.functions\.(\d{1,4})\.name$")
+PROMPT_KEY = re.compile(r"^gen_ai\.prompt\.(\d{1,4})\.(\w{1,32})$", re.ASCII)
+COMPLETION_KEY = re.compile(r"^gen_ai\.completion\.(\d{1,4})\.(\w{1,32})$", re.ASCII)
+COMPLETION_TOOL_KEY = re.compile(r"^gen_ai\.completion\.(\d{1,4})\.tool_calls\.(\d{1,4})\.(\w{1,32})$", re.ASCII)
+FUNCTION_KEY = re.compile(r"^llm\.request\.functions\.(\d{1,4})\.name$", re.ASCII)
 MESSAGE_EVENTS = {
     "gen_ai.system.message": "system",
     "gen_ai.user.message": "user",
@@ -167,13 +167,13 @@ class Conversation:
         for key, value in a.items():
             if not key.startswith(("gen_ai.prompt.", "gen_ai.completion.", "llm.request.functions.")):
                 continue
-            if m := COMPLETION_TOOL_KEY.match(key):
+            if m := COMPLETION_TOOL_KEY.fullmatch(key):
                 calls[(int(m.group(1)), int(m.group(2)))][m.group(3)] = value
             elif m := PROMPT_KEY.fullmatch(key):
                 prompts[int(m.group(1))][m.group(2)] = value
             elif m := COMPLETION_KEY.fullmatch(key):
                 completions[int(m.group(1))][m.group(2)] = value
-            elif m := FUNCTION_KEY.match(key):
+            elif m := FUNCTION_KEY.fullmatch(key):
                 functions[int(m.group(1))] = str(value)
         for _, p in sorted(prompts.items()):
             msg = {"role": _role(p.get("role")), "content": text_of(json_value(p.get("content")))}
