@@ -18,8 +18,9 @@ import types
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -118,6 +119,68 @@ class AuthSettings(BaseModel):
     audit: AuditSettings = Field(default_factory=AuditSettings)
 
 
+class LlmSettings(BaseModel):
+    """The OpenAI-compatible chat-completions backend that explains alerts (``/explain``)."""
+
+    enabled: bool = Field(False, description="explain alerts with the LLM backend (off: the explain route answers 503)")
+    allow_private: bool = Field(
+        False, description="let base_url be a loopback or private address (a model served on this host or network)"
+    )
+    base_url: str | None = Field(
+        None,
+        validate_default=True,
+        description="API root of an OpenAI-compatible backend, e.g. http://127.0.0.1:11434/v1 (passes the SSRF guard)",
+    )
+    model: str | None = Field(
+        None, min_length=1, max_length=256, validate_default=True, description="model id sent to the backend"
+    )
+    api_key: SecretStr | None = Field(None, description="sent as 'Authorization: Bearer <key>'; never logged")
+    timeout_s: float = Field(30.0, gt=0, le=600, description="longest wait for one explanation, in all")
+    explanation_ttl_s: float = Field(86_400.0, gt=0, le=365 * 86_400, description="how long an explanation is kept")
+    max_tokens: int = Field(800, ge=1, le=32_768, description="longest explanation asked of the model, in tokens")
+
+    @field_validator("base_url")
+    @classmethod
+    def _base_url_passes_the_ssrf_guard(cls, v: str | None, info: ValidationInfo) -> str | None:
+        if v is None:
+            if info.data.get("enabled"):
+                raise ValueError("required when llm.enabled is true")
+            return None
+        from agentwatch.net.ssrf import SSRFError, UnresolvedHost, check_url
+
+        allow_private = bool(info.data.get("allow_private", False))
+        try:
+            check_url(v, allow_private=allow_private)
+        except UnresolvedHost:
+            pass  # not resolvable now (the backend may start later): its addresses are checked at connect time
+        except SSRFError as exc:
+            raise ValueError(str(exc).removeprefix("url: ") + _private_hint(v, allow_private)) from None
+        parts = urlsplit(v)
+        if parts.query or parts.fragment:
+            raise ValueError("must not carry a query or a fragment (it is the API root, e.g. http://host:port/v1)")
+        return v.rstrip("/")
+
+    @field_validator("model")
+    @classmethod
+    def _model_when_enabled(cls, v: str | None, info: ValidationInfo) -> str | None:
+        if v is None and info.data.get("enabled"):
+            raise ValueError("required when llm.enabled is true")
+        return v
+
+
+def _private_hint(url: str, allow_private: bool) -> str:
+    """How to let ``url`` in, when only ``llm.allow_private`` stands in its way."""
+    from agentwatch.net.ssrf import SSRFError, check_url
+
+    if allow_private:
+        return ""
+    try:
+        check_url(url, allow_private=True)
+    except SSRFError:
+        return ""
+    return " (set llm.allow_private to reach a backend on this host or network)"
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="AGENTWATCH_", env_nested_delimiter="__", extra="forbid", toml_file=None
@@ -144,6 +207,7 @@ class Settings(BaseSettings):
     aop: AopSettings = Field(default_factory=AopSettings)
     discovery: DiscoverySettings = Field(default_factory=DiscoverySettings)
     detection: DetectionSettings = Field(default_factory=DetectionSettings)
+    llm: LlmSettings = Field(default_factory=LlmSettings)
 
     @field_validator("host")
     @classmethod

@@ -1,0 +1,65 @@
+"""``/api/v1/alerts/{alert_id}/explain`` and ``/explanation``: LLM explanations of alerts (Seerflow).
+
+``POST .../explain`` (alerts:write: it spends the backend's tokens) answers the cached
+explanation while it is fresh, else asks the backend (:mod:`agentwatch.alerts.explain`);
+``GET .../explanation`` (alerts:read) answers the cached one only and never asks the backend.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
+
+from agentwatch.alerts import explain
+from agentwatch.api.errors import ApiError, InvalidRequest, NotFound, Unavailable
+from agentwatch.api.query import only_query
+from agentwatch.api.security import require
+from agentwatch.api.v1_alerts import ALERT_ID_RE
+from agentwatch.detect import queries
+
+router = APIRouter(prefix="/api/v1", tags=["alerts"])
+
+
+def _check_id(alert_id: str) -> None:
+    if ALERT_ID_RE.fullmatch(alert_id) is None:
+        raise InvalidRequest("alert_id: must be 1-64 letters, digits or dashes")
+
+
+@router.post("/alerts/{alert_id}/explain", dependencies=[require("alerts:write"), only_query()])
+async def explain_alert(request: Request, alert_id: str) -> dict[str, Any]:
+    """The alert's explanation in Markdown: the cached one while fresh (``cached: true``), else a
+    new one from the LLM backend. 503 when explanations are off, 502 when the backend failed."""
+    _check_id(alert_id)
+    aw = request.app.state.aw
+    llm = aw.settings.llm
+    if not llm.enabled:
+        raise Unavailable("llm: disabled (set llm.enabled, llm.base_url and llm.model to explain alerts)")
+    alert = await run_in_threadpool(queries.get_alert, aw.engine, alert_id)
+    if alert is None:
+        raise NotFound("alert not found", {"alert_id": alert_id})
+    try:
+        return await explain.explainer_of(aw).explain(llm, alert)
+    except explain.LlmUnavailable as exc:
+        raise Unavailable(str(exc), {"alert_id": alert_id}) from None
+    except explain.LlmFailed as exc:
+        raise ApiError(str(exc), {"alert_id": alert_id}, status=502, code="BAD_GATEWAY") from None
+
+
+@router.get("/alerts/{alert_id}/explanation", dependencies=[require("alerts:read"), only_query()])
+async def get_explanation(request: Request, alert_id: str) -> dict[str, Any]:
+    """The cached explanation (``cached: true``); 404 when the alert has none or it expired."""
+    _check_id(alert_id)
+    engine = request.app.state.aw.engine
+    if not await run_in_threadpool(queries.alert_exists, engine, alert_id):
+        raise NotFound("alert not found", {"alert_id": alert_id})
+    entry = await run_in_threadpool(explain.cached, engine, alert_id)
+    if entry is None:
+        raise NotFound("no explanation of this alert (POST .../explain makes one)", {"alert_id": alert_id})
+    if not explain.is_fresh(entry, time.time()):
+        raise NotFound(
+            "the explanation of this alert expired (POST .../explain makes a new one)", {"alert_id": alert_id}
+        )
+    return explain.answer(entry, was_cached=True)
