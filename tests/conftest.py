@@ -1,4 +1,4 @@
-"""Shared fixtures: settings per database backend, and a real server on loopback."""
+"""Shared fixtures: settings and a migrated store per database backend, and a real server on loopback."""
 
 from __future__ import annotations
 
@@ -6,8 +6,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import Engine
 
 from agentwatch.config import Settings
+from agentwatch.store.engine import make_engine
+from agentwatch.store.migrate import migrate
 from tests.support.server import RunningServer, open_settings, run_server
 from tests.support.services import database_for
 
@@ -25,6 +28,15 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 def module_database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Like ``database_url``, for module-scoped servers (one server for many tests)."""
     yield from database_for(request.param, tmp_path_factory.mktemp("db"))
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    """A store at the schema's head on each backend (a test module may define its own)."""
+    eng = make_engine(database_url)
+    migrate(eng)
+    yield eng
+    eng.dispose()
 
 
 @pytest.fixture

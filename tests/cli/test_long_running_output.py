@@ -18,8 +18,11 @@ from tests.cli.test_cli_hunt import BIN, Collected, run
 from tests.support.server import free_port
 
 
-def _stop_with_ctrl_c(proc: subprocess.Popen[bytes], stderr: Collected) -> tuple[str, str]:
-    proc.send_signal(signal.SIGINT)
+def _stop_with(
+    proc: subprocess.Popen[bytes], stderr: Collected, sig: signal.Signals = signal.SIGINT
+) -> tuple[str, str]:
+    """Send ``sig`` (Ctrl-C by default) and wait for the end; (stdout, stderr) as text."""
+    proc.send_signal(sig)
     try:
         out = proc.stdout.read()  # type: ignore[union-attr]
         proc.wait(timeout=60)
@@ -61,7 +64,7 @@ def test_scan_every_prints_each_round_as_one_json_line(tmp_path):
         try:
             rounds = _read_lines(proc, 2)
         finally:
-            out, said = _stop_with_ctrl_c(proc, stderr)
+            out, said = _stop_with(proc, stderr)
         stream = b"".join(rounds).decode() + out
         docs = [json.loads(line) for line in stream.splitlines() if line.strip()]
         assert len(docs) >= 2, said
@@ -76,7 +79,7 @@ def test_scan_every_prints_the_csv_header_once(tmp_path):
         first = _read_lines(proc, 1)[0]
         time.sleep(2.5)  # two more rounds
     finally:
-        out, said = _stop_with_ctrl_c(proc, stderr)
+        out, said = _stop_with(proc, stderr)
     assert first.startswith(b"id,host,"), said
     assert "id,host," not in out and "\n\n" not in out  # one table: no header again, no blank line
 
@@ -95,7 +98,7 @@ def test_sensor_stopped_by_ctrl_c_exits_130_in_one_line(tmp_path):
     try:
         stderr.wait_for(b"agentwatch sensor: ready")
     finally:
-        out, said = _stop_with_ctrl_c(proc, stderr)
+        out, said = _stop_with(proc, stderr)
     assert proc.returncode == 130, said
     assert "sensor stopped: interrupted" in said and "Traceback" not in said
     assert set(json.loads(out)) >= {"sent", "rejected", "buffered_dropped"}  # the summary is still printed
@@ -106,14 +109,7 @@ def test_sensor_stopped_by_sigterm_still_exits_0(tmp_path):
     proc, stderr = _start(["sensor", "--server", server, "--buffer-dir", str(tmp_path / "buf")], tmp_path)
     try:
         stderr.wait_for(b"agentwatch sensor: ready")
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=60)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        proc.stdout.close()  # type: ignore[union-attr]
-    said = stderr.text()
-    proc.stderr.close()  # type: ignore[union-attr]
+        _out, said = _stop_with(proc, stderr, signal.SIGTERM)
     assert proc.returncode == 0, said
     assert "interrupted" not in said

@@ -6,7 +6,6 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-import pytest
 from sqlalchemy import select
 
 from agentwatch.alerts.recorder import store_findings, store_findings_in
@@ -14,8 +13,6 @@ from agentwatch.config import Settings
 from agentwatch.events.model import Event
 from agentwatch.pipeline.pipeline import Finding
 from agentwatch.store.alerts_schema import alerts as alerts_table
-from agentwatch.store.engine import make_engine
-from agentwatch.store.migrate import migrate
 from tests.detect.helpers import alerts, tool_call, wait_for, with_detection
 from tests.support.server import run_server
 
@@ -71,14 +68,6 @@ def test_dedup_survives_a_restart(database_url, tmp_path):
 def finding(i: int, ts: float, severity: float = 5) -> Finding:
     event = Event(body={}, event_id=f"hunt{i}", event_type="ai.request", ts=ts, received_at=ts)
     return Finding("atr", "rule-1", "Token flooding", severity, [event], alert_type="atr", dedup_key="host:a")  # type: ignore[arg-type]
-
-
-@pytest.fixture
-def engine(database_url):
-    eng = make_engine(database_url)
-    migrate(eng)
-    yield eng
-    eng.dispose()
 
 
 def stored(engine: Any) -> list[tuple[int, int]]:

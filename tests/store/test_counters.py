@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections import Counter
 
-import pytest
 from alembic import command
 from sqlalchemy import insert, select, text
 
@@ -15,14 +14,6 @@ from agentwatch.store.schema import counters as counters_table
 
 N = counters.TOP_N
 EXTRA = 40
-
-
-@pytest.fixture
-def engine(database_url):
-    eng = make_engine(database_url)
-    migrate(eng)
-    yield eng
-    eng.dispose()
 
 
 def add(engine, tally: dict[tuple[str, str], float]) -> None:

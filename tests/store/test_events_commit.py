@@ -23,14 +23,6 @@ def ev(event_id: str, note: str = "") -> Event:
     return Event(body=body, event_id=event_id, event_type="agent.message", ts=1775210400.0, received_at=1775210401.0)
 
 
-@pytest.fixture
-def engine(database_url):
-    eng = make_engine(database_url)
-    migrate(eng)
-    yield eng
-    eng.dispose()
-
-
 def stored_notes(engine) -> dict[str, str]:
     with engine.connect() as conn:
         return {r.event_id: orjson.loads(r.body)["data"]["n"] for r in conn.execute(select(events))}
