@@ -125,19 +125,27 @@ async def get_stream(
 # is not (or delete less than asked) with nothing to say so.
 @router.get(
     "/sessions",
-    dependencies=[require("sessions:read"), only_query("limit", "offset", "status", "agent", "since", "parent")],
+    dependencies=[
+        require("sessions:read"),
+        only_query("limit", "offset", "cursor", "status", "agent", "since", "parent"),
+    ],
     response_class=JSON,
 )
 async def list_sessions(
     request: Request,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    offset: Annotated[int | None, Query(ge=0, le=1_000_000)] = None,
+    cursor: Annotated[str | None, Query(description="next_cursor of the page before")] = None,
     status: Status | None = None,
     agent: Annotated[str | None, Query(min_length=1, max_length=128)] = None,
     since: Annotated[str | None, Query(max_length=64)] = None,
     parent: Annotated[str | None, Query(min_length=1, max_length=128)] = None,
 ) -> JSON:
-    """Sessions, most recently active first; ``since`` is an RFC 3339 time of last activity."""
+    """Sessions, most recently active first; ``since`` is an RFC 3339 time of last activity.
+
+    ``cursor`` pages on after the last session of the page before (keyset paging): a session
+    that becomes active meanwhile moves to the top, and with ``offset`` that shifts every row
+    under it, so a session that did not change could be skipped or listed twice."""
     aw = request.app.state.aw
     since_ts = None
     if since is not None:
@@ -145,16 +153,33 @@ async def list_sessions(
             since_ts = parse_ts(since, "since")
         except EventError as exc:
             raise InvalidRequest(str(exc)) from None
-    q = queries.SessionQuery(limit=limit, offset=offset, status=status, agent=agent, since=since_ts, parent=parent)
-    rows, total = await run_in_threadpool(queries.list_sessions, aw.engine, q)
-    nxt = offset + len(rows)
+    after = None
+    if cursor is not None:
+        if offset is not None:
+            rule = "give one or the other, not both"
+            raise InvalidRequest(
+                f"cursor, offset: {rule} (cursor pages on from next_cursor, offset counts rows)",
+                [{"field": "cursor", "rule": rule}, {"field": "offset", "rule": rule}],
+            )
+        try:
+            after = queries.decode_cursor(cursor)
+        except queries.BadCursor as exc:
+            raise InvalidRequest(f"cursor: {exc}", [{"field": "cursor", "rule": str(exc)}]) from None
+    start = offset or 0
+    q = queries.SessionQuery(
+        limit=limit, offset=start, status=status, agent=agent, since=since_ts, parent=parent, after=after
+    )
+    rows, total, next_cursor = await run_in_threadpool(queries.list_sessions, aw.engine, q)
+    nxt = start + len(rows)
     return JSON(
         {
             "sessions": [session_json(r) for r in rows],
             "total": total,
             "limit": limit,
-            "offset": offset,
-            "next_offset": nxt if nxt < total else None,
+            # a cursor's page has no row number: it starts wherever that session now is
+            "offset": None if after is not None else start,
+            "next_offset": None if after is not None or nxt >= total else nxt,
+            "next_cursor": next_cursor,
         }
     )
 

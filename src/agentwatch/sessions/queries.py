@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import math
+import struct
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -11,12 +14,26 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import ColumnElement, Connection, Engine, and_, bindparam, case, delete, func, null, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    and_,
+    bindparam,
+    case,
+    delete,
+    func,
+    null,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.visitors import InternalTraversal
 
-from agentwatch.events.model import iso
+from agentwatch.events.model import EventError, iso
 from agentwatch.sessions.schema import aop_sessions
+from agentwatch.sessions.wire import MAX_ID, identifier
 from agentwatch.store import counters as counters_store
 from agentwatch.store.alerts_schema import alerts
 from agentwatch.store.prepared import Prepared
@@ -71,6 +88,53 @@ class SessionQuery:
     agent: str | None = None
     since: float | None = None
     parent: str | None = None
+    after: tuple[float, str] | None = None  # keyset paging: the rows after this (last_seen_at, id)
+
+
+# A cursor is the list's sort key of the last row a page gave: a layout byte, last_seen_at as
+# the 8 bytes of the stored double (the value shown is rounded to the microsecond, and about a
+# third of the stored values differ from it, which would lose or repeat rows tied on that
+# time) and the id in UTF-8, base64url without padding. Opaque to clients.
+CURSOR_LAYOUT = 1
+MAX_CURSOR = 4 * -(-(1 + 8 + 4 * MAX_ID) // 3)  # characters of the longest cursor (a 128-character id)
+
+
+class BadCursor(ValueError):
+    """A ``cursor`` that is not one this API gave; the message is the rule it breaks."""
+
+
+def encode_cursor(last_seen_at: float, session_id: str) -> str:
+    raw = struct.pack(">Bd", CURSOR_LAYOUT, last_seen_at) + session_id.encode()
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+def decode_cursor(text: str) -> tuple[float, str]:
+    """The ``(last_seen_at, id)`` a cursor holds; raises BadCursor naming what is wrong."""
+    if not text:
+        raise BadCursor("must not be empty")
+    if len(text) > MAX_CURSOR:
+        raise BadCursor(f"longer than {MAX_CURSOR} characters")
+    try:
+        raw = base64.b64decode(text + "=" * (-len(text) % 4), altchars=b"-_", validate=True)
+    except (binascii.Error, ValueError):
+        raise BadCursor("must be base64url, as given in next_cursor") from None
+    if len(raw) < 10:
+        raise BadCursor("not a cursor given in next_cursor (too short)")
+    if raw[0] != CURSOR_LAYOUT:
+        raise BadCursor("not a cursor given in next_cursor (unknown layout)")
+    (seen,) = struct.unpack(">d", raw[1:9])
+    if not math.isfinite(seen):
+        raise BadCursor("not a cursor given in next_cursor (its time is not finite)")
+    try:
+        session_id = raw[9:].decode()
+        identifier(session_id, "id")
+    except UnicodeDecodeError:
+        raise BadCursor("not a cursor given in next_cursor (its id is not UTF-8)") from None
+    except EventError as exc:
+        raise BadCursor(f"not a cursor given in next_cursor (its id {exc.rule})") from None
+    if encode_cursor(seen, session_id) != text:  # padding or stray bits: only the spelling we give
+        raise BadCursor("not a cursor given in next_cursor (not in its canonical form)")
+    return seen, session_id
 
 
 _LIST_FILTERS = {
@@ -79,25 +143,40 @@ _LIST_FILTERS = {
     "since": lambda: aop_sessions.c.last_seen_at >= bindparam("since"),
     "parent": lambda: aop_sessions.c.parent_session_id == bindparam("parent"),
 }
-_LISTS: dict[tuple[str, ...], tuple[Prepared, Prepared]] = {}
+_LISTS: dict[tuple[tuple[str, ...], bool], tuple[Prepared, Prepared]] = {}
 
 
-def _list_statements(used: tuple[str, ...]) -> tuple[Prepared, Prepared]:
-    """The page and count statements for one combination of filters (16 at most)."""
-    found = _LISTS.get(used)
+def _after_position() -> ColumnElement[bool]:
+    """Rows after ``(after_seen, after_id)`` in the list's order (newest first, then id
+    descending by code point, as the ORDER BY compares them). The first term lets an index on
+    ``last_seen_at`` bound the scan."""
+    seen, sid = aop_sessions.c.last_seen_at, Bytewise(aop_sessions.c.id)
+    return and_(
+        seen <= bindparam("after_seen"),
+        or_(seen < bindparam("after_seen"), and_(seen == bindparam("after_seen"), sid < bindparam("after_id"))),
+    )
+
+
+def _list_statements(used: tuple[str, ...], keyset: bool) -> tuple[Prepared, Prepared]:
+    """The page and count statements for one combination of filters (16), with or
+    without a cursor (the count is of every match either way)."""
+    found = _LISTS.get((used, keyset))
     if found is None:
-        cond = and_(*(_LIST_FILTERS[name]() for name in used)) if used else None
+        conds = [_LIST_FILTERS[name]() for name in used]
         page = select(aop_sessions)
         count = select(func.count()).select_from(aop_sessions)
-        if cond is not None:
-            page = page.where(cond)
-            count = count.where(cond)
+        if conds:
+            count = count.where(and_(*conds))
+        if keyset:
+            conds.append(_after_position())
+        if conds:
+            page = page.where(and_(*conds))
         page = (
             page.order_by(aop_sessions.c.last_seen_at.desc(), Bytewise(aop_sessions.c.id).desc())
             .limit(bindparam("lim"))
             .offset(bindparam("off"))
         )
-        found = _LISTS[used] = (Prepared(page), Prepared(count))
+        found = _LISTS[(used, keyset)] = (Prepared(page), Prepared(count))
     return found
 
 
@@ -123,19 +202,27 @@ def shown_from(since: float) -> float:
     return high
 
 
-def list_sessions(engine: Engine, q: SessionQuery) -> tuple[list[dict[str, Any]], int]:
-    """Sessions by most recent activity (newest receive time first)."""
+def list_sessions(engine: Engine, q: SessionQuery) -> tuple[list[dict[str, Any]], int, str | None]:
+    """Sessions by most recent activity (newest receive time first), the count of all that
+    match the filters, and the cursor of the page after this one (None on the last page)."""
     since = shown_from(q.since) if q.since is not None else None
     values = {
         name: value
         for name, value in (("status", q.status), ("agent", q.agent), ("since", since), ("parent", q.parent))
         if value is not None and value != ""
     }
-    page, count = _list_statements(tuple(values))
+    page, count = _list_statements(tuple(values), q.after is not None)
+    position: dict[str, Any] = {}
+    if q.after is not None:
+        position = {"after_seen": q.after[0], "after_id": q.after[1]}
     with engine.connect() as conn:
-        rows = page.mappings(conn, lim=q.limit, off=q.offset, **values)
+        # one row more than asked says whether a page follows, so the last page has no cursor
+        rows = page.mappings(conn, lim=q.limit + 1, off=q.offset, **values, **position)
         total = count.rows(conn, **values)[0][0]
-    return rows, total
+    more = len(rows) > q.limit
+    rows = rows[: q.limit]
+    nxt = encode_cursor(rows[-1]["last_seen_at"], rows[-1]["id"]) if more else None
+    return rows, total, nxt
 
 
 _SESSION = Prepared(select(aop_sessions).where(aop_sessions.c.id == bindparam("sid")))
