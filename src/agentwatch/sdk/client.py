@@ -88,7 +88,9 @@ class _Session:
     @property
     def stats(self) -> dict[str, int]:
         """The transport's counters: sent, replayed, spilled, rejected, dropped (of which
-        spill_full: dropped because the spill file was full). In a forked child, the child's own."""
+        spill_full: dropped because the spill file was full, and spill_failed: because writing it
+        failed) and spill_malformed (lines of a spill file skipped on replay, being no JSON event).
+        In a forked child, the child's own."""
         return dict(self.transport.stats)
 
     def emit(self, event_type: str, payload: dict[str, Any] | None = None) -> None:

@@ -2,7 +2,9 @@
 
 It is readable by its owner only (it holds thoughts and tool inputs), and it grows only up to
 a bound, which counts its claims too: lines that do not fit are not written (the caller counts
-them), and what is there already is never cut. A transport replaying it first claims it (renames it
+them), and what is there already is never cut. An append is all or nothing: a write cut short
+(a full disk, a file size limit) is taken back, so no piece of a line is left for the next one
+to join. A transport replaying it first claims it (renames it
 ``<spill>.<pid>-<id>.replay``); a claim whose process ended, or that a closed transport of
 this process left, is an orphan the next replay takes over.
 """
@@ -14,11 +16,16 @@ import logging
 import os
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO
 
 from agentwatch.sdk.encoding import is_json
+
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None  # type: ignore[assignment]
 
 log = logging.getLogger("agentwatch.sdk")
 
@@ -27,10 +34,13 @@ BATCH_BYTES = 4 * 1024 * 1024  # the collector's default aop.max_batch_bytes: on
 
 def open_private(path: Path) -> IO[bytes]:
     """The spill file holds thoughts and tool inputs: readable by its owner only."""
+    return os.fdopen(_open_fd(path, os.O_WRONLY), "ab")
+
+
+def _open_fd(path: Path, mode: int) -> int:
     if not path.parent.exists():
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-    return os.fdopen(fd, "ab")
+    return os.open(path, mode | os.O_APPEND | os.O_CREAT, 0o600)
 
 
 def append(path: Path, lines: list[bytes], max_bytes: int) -> int:
@@ -45,9 +55,48 @@ def append(path: Path, lines: list[bytes], max_bytes: int) -> int:
         room -= len(line) + 1
         fit += 1
     if fit:
-        with open_private(path) as fh:
-            fh.write(b"".join(line + b"\n" for line in lines[:fit]))
+        write_whole(path, b"".join(line + b"\n" for line in lines[:fit]))
     return fit
+
+
+def write_whole(path: Path, data: bytes) -> None:
+    """Append ``data`` (whole lines) or nothing: when a write fails part-way, the file is cut
+    back to where it ended before, and the error raised. An exclusive lock keeps another
+    process's append from landing between the write and that cut. A file that does not end
+    with a line break (a crash mid-write) gets one first: its torn piece stays a line of its own."""
+    fd = _open_fd(path, os.O_RDWR)
+    try:
+        with _locked(fd):
+            before = os.fstat(fd).st_size
+            if before and _last_byte(fd, before) != b"\n":
+                data = b"\n" + data
+            try:
+                view = memoryview(data)
+                while view:  # a short write (the disk filling up) is followed by an error, or the rest
+                    view = view[os.write(fd, view) :]
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.ftruncate(fd, before)
+                raise
+    finally:
+        os.close(fd)
+
+
+def _last_byte(fd: int, size: int) -> bytes:
+    os.lseek(fd, size - 1, os.SEEK_SET)  # reads only: O_APPEND writes at the end wherever this is
+    return os.read(fd, 1)
+
+
+@contextlib.contextmanager
+def _locked(fd: int) -> Iterator[None]:
+    if fcntl is None:  # Windows: no fork there; the transport's lock serializes this process
+        yield
+        return
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
 
 
 def size(path: Path) -> int:
@@ -142,8 +191,11 @@ def mtime(path: Path) -> float:
         return 0.0
 
 
-def chunks(fh: IO[bytes], size: int) -> Iterator[tuple[int, list[bytes]]]:
-    """(offset of the chunk, up to ``size`` JSON lines and BATCH_BYTES); a torn line is skipped."""
+def chunks(
+    fh: IO[bytes], size: int, malformed: Callable[[int], None] | None = None
+) -> Iterator[tuple[int, list[bytes]]]:
+    """(offset of the chunk, up to ``size`` JSON lines and BATCH_BYTES). A line that is no JSON
+    (a torn one) is skipped, and its offset given to ``malformed``; the rest is still read."""
     while True:
         start, chunk, body = fh.tell(), [], 1
         while len(chunk) < size:
@@ -151,7 +203,11 @@ def chunks(fh: IO[bytes], size: int) -> Iterator[tuple[int, list[bytes]]]:
             line = fh.readline().strip()
             if not line and fh.tell() == at:
                 break
-            if not line or not is_json(line):
+            if not line:
+                continue
+            if not is_json(line):
+                if malformed is not None:
+                    malformed(at)
                 continue
             if chunk and body + len(line) + 1 > BATCH_BYTES:
                 fh.seek(at)  # the first line of the next chunk

@@ -17,10 +17,12 @@ When the queue is full, what it holds and the new event go to the spill file (in
 order, so the collector still sees a session's events in order) rather than being
 dropped; only when the spill file cannot be written, or is full (``spill_max_bytes``),
 is an event lost, and that is counted in ``stats["dropped"]`` (a full file also in
-``stats["spill_full"]``). By default each collector URL has a spill file of its own. At
-interpreter exit every open transport is closed, within its deadline, so nothing accepted
-is left only in memory. In the child of ``os.fork()`` a transport starts afresh: what
-the parent queued is the parent's to deliver, and a new sender starts on first use.
+``stats["spill_full"]``, a failed write in ``stats["spill_failed"]``). By default each
+collector URL has a spill file of its own. At interpreter exit, and at the end of a
+``multiprocessing`` child (which skips the interpreter's exit), every open transport is
+closed, within its deadline, so nothing accepted is left only in memory. In the child of
+``os.fork()`` a transport starts afresh: what the parent queued is the parent's to deliver,
+and a new sender, with connections of its own, starts on first use.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ import threading
 import time
 import weakref
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +63,7 @@ RETRY_STATUS = {408, 425, 429, 500, 502, 503, 504}
 KEPT_STATUS = {401, 403, 404, 405}
 MAX_DOUBLINGS = 32  # backoff_base * 2**n stops growing here (2**1024 is no float: the sender would crash)
 SPILL_MAX_BYTES = 64 * 1024 * 1024
-STATS = ("sent", "spilled", "replayed", "rejected", "dropped", "spill_full")
+STATS = ("sent", "spilled", "replayed", "rejected", "dropped", "spill_full", "spill_failed", "spill_malformed")
 
 
 # -- the collector's answers -------------------------------------------------------
@@ -97,6 +100,7 @@ def close_all() -> None:
 
 
 atexit.register(close_all)
+forking.at_worker_exit(close_all)  # a multiprocessing child ends with os._exit(): no atexit there
 
 
 class Transport:
@@ -138,7 +142,11 @@ class Transport:
         else:
             self.spill_path = default_spill_path(self.url)
             spill.point_out_shared_file(shared_spill_path())
-        self._http_options = {"headers": headers, "auth": auth, "timeout": self.timeout, "transport": transport}
+        self._http_options = {"headers": headers, "auth": auth, "timeout": self.timeout}
+        # the user's httpx transport, and the process it belongs to: its connection pool is that
+        # process's sockets, so a forked child never uses it (see _new_http)
+        self._user_transport = transport
+        self._user_transport_pid = os.getpid()
         self._http: httpx.Client | None = None  # made with the sender thread, which closes it
         self._thread: threading.Thread | None = None
         self._stop = False
@@ -168,14 +176,15 @@ class Transport:
         self._failures = 0
         self._reported: int | None = None  # the last status warned about (one warning per change)
         self._full_reported = False  # the spill file's being full was warned about
+        self._malformed_mark: tuple[Path, int] | None = None  # a claim's malformed lines counted up to here
 
     def after_fork_in_child(self) -> None:
         """In the child of ``os.fork()``. The queue, the batch in flight and the claimed spill
         file are the parent's, which delivers them: taking them too would send them twice. A
         lock a thread of the parent held would stay held, and the pooled connections are the
         parent's sockets (left open: closing them here could end the parent's requests). So the
-        child starts afresh, with counters of its own, and a sender starts when it first
-        reports or flushes. A transport closed in the parent stays closed."""
+        child starts afresh, with counters of its own, and a sender and an HTTP client start
+        when it first reports or flushes. A transport closed in the parent stays closed."""
         self._fresh_state()
         self._idle.set()
         self._stop = self._closed
@@ -191,10 +200,30 @@ class Transport:
             if self._thread is not None or self._closed:
                 return
             if self._http is None:
-                self._http = httpx.Client(**self._http_options)
+                self._http = self._new_http()
             thread = threading.Thread(target=self._run, name="agentwatch-sdk", daemon=True)
             thread.start()
             self._thread = thread
+
+    def _new_http(self) -> httpx.Client:
+        """This process's HTTP client. Without a transport from the user, httpx makes a new one, with
+        an empty connection pool. The user's transport cannot be copied (httpx keeps no record of
+        how it was made) and, in a forked child, its pool holds the parent's sockets: two processes
+        writing requests and reading answers on one connection would mix them up. So the child
+        leaves it alone (it neither uses nor closes it) and posts through a default transport
+        instead, with the SDK's own settings (URL, credentials, timeout), and says so once."""
+        transport = self._user_transport
+        if transport is not None and os.getpid() != self._user_transport_pid:
+            log.warning(
+                "agentwatch sdk: in this forked process (pid %d) the httpx transport given to the SDK is not "
+                "used (its connections belong to the process that made it, pid %d); events are posted through "
+                "a default transport. To post through a transport of your own here, make a new Transport in "
+                "this process",
+                os.getpid(),
+                self._user_transport_pid,
+            )
+            transport = None
+        return httpx.Client(**self._http_options, transport=transport)
 
     def count(self, name: str, n: int = 1) -> None:
         with self._stats_lock:
@@ -437,9 +466,15 @@ class Transport:
                 kept = spill.append(self.spill_path, lines, self.spill_max_bytes)
                 first_drop = kept < len(lines) and not self._full_reported
                 self._full_reported |= first_drop
-        except OSError:
+        except OSError as exc:  # nothing of these lines is in the file (see spill.append)
             self.count("dropped", len(lines))
-            log.exception("agentwatch sdk: could not write the spill file; %d events lost", len(lines))
+            self.count("spill_failed", len(lines))
+            log.warning(
+                "agentwatch sdk: could not write the spill file %s (%s); %d events lost",
+                self.spill_path,
+                exc.strerror or type(exc).__name__,
+                len(lines),
+            )
             return
         self.count("spilled", kept)
         if kept < len(lines):
@@ -484,7 +519,7 @@ class Transport:
         try:
             with open(path, "rb") as fh:
                 fh.seek(offset)
-                for start, chunk in spill.chunks(fh, self.batch_size):
+                for start, chunk in spill.chunks(fh, self.batch_size, self._malformed(path)):
                     if not self._post(chunk, "replayed"):
                         self._backlog = (path, start)
                         return False
@@ -498,6 +533,21 @@ class Transport:
             path.unlink()
         self._release(path)
         return True
+
+    def _malformed(self, path: Path) -> Callable[[int], None]:
+        """What to do with a line of the claim ``path`` that is no JSON event (the piece of a write
+        cut short by an older version, or by a crash): skip it, count it once (an undelivered
+        part of a claim is read again), and say so."""
+
+        def skipped(at: int) -> None:
+            mark = self._malformed_mark
+            if mark is not None and mark[0] == path and at < mark[1]:
+                return
+            self._malformed_mark = (path, at + 1)
+            self.count("spill_malformed")
+            log.warning("agentwatch sdk: skipped a malformed line at byte %d of the spill file %s", at, path)
+
+        return skipped
 
     def _release(self, path: Path) -> None:
         with spill.HELD_LOCK:
@@ -524,7 +574,7 @@ class Transport:
             spill.HELD.add(rest.name)
         with open(path, "rb") as fh, spill.open_private(rest) as out:
             fh.seek(offset)
-            for _start, chunk in spill.chunks(fh, self.batch_size):
+            for _start, chunk in spill.chunks(fh, self.batch_size, self._malformed(path)):
                 out.write(b"".join(line + b"\n" for line in chunk))
         path.unlink()
         self._release(path)
