@@ -22,8 +22,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from agentwatch.alerts.explain import MAX_DATA_CHARS, alert_data
+from agentwatch.alerts.explain import CACHE_PREFIX, MAX_DATA_CHARS, alert_data
 from agentwatch.config import LlmSettings, Settings, unknown_variables
+from agentwatch.store import kv
 from tests.cli.test_cli_hunt import run
 from tests.detect.helpers import alerts, wait_for, with_detection
 from tests.support.server import RunningServer, free_port, run_server, serve_asgi
@@ -98,7 +99,11 @@ def with_llm(settings: Settings, llm: LlmSettings) -> Settings:
 
 def make_alert(c: Any) -> str:
     """Ingest a tool call that fires AW-TOOL-001 on a host of its own; the new alert's id."""
-    host = f"explain-{uuid.uuid4().hex[:12]}"
+    return make_alert_on(c, f"explain-{uuid.uuid4().hex[:12]}")
+
+
+def make_alert_on(c: Any, host: str) -> str:
+    """Ingest that tool call on ``host``: a new alert, or a repeat of the one it has (same id)."""
     event = {
         "event_type": "agent.tool_call",
         "host": {"hostname": host},
@@ -394,3 +399,103 @@ def test_llm_variables_are_known_settings():
     assert unknown_variables(dict.fromkeys(names, "x")) == []
     typo = "AGENTWATCH_LLM__" + "MODLE"
     assert unknown_variables({typo: "x"}) == [(typo, "AGENTWATCH_LLM__MODEL")]
+
+
+# -- what a cached explanation was made from, and its expiry ----------------------------
+
+
+def test_an_alert_that_grew_since_its_explanation_is_explained_again(llm_srv, fake):
+    with llm_srv.client() as c:
+        host = f"explain-{uuid.uuid4().hex[:12]}"
+        alert_id = make_alert_on(c, host)
+        first = c.post(f"/api/v1/alerts/{alert_id}/explain").json()
+        assert first["cached"] is False
+        # a verdict is no part of what the model read: the explanation still holds
+        assert c.post(f"/api/v1/alerts/{alert_id}/feedback", json={"feedback": "tp"}).status_code == 204
+        assert c.post(f"/api/v1/alerts/{alert_id}/explain").json()["cached"] is True
+
+        assert make_alert_on(c, host) == alert_id  # a repeat: the same alert, grown
+        wait_for(lambda: c.get(f"/api/v1/alerts/{alert_id}").json()["count"] == 2)
+        stale = c.get(f"/api/v1/alerts/{alert_id}/explanation")
+        assert stale.status_code == 404, stale.text
+        error = stale.json()["error"]
+        assert error["message"].startswith("the explanation of this alert is out of date: the alert changed")
+        assert error["details"] == {"alert_id": alert_id, "reason": "alert_changed"}
+
+        second = c.post(f"/api/v1/alerts/{alert_id}/explain").json()
+        assert second["cached"] is False and second["created_at"] > first["created_at"]
+        assert len(fake.got) == 2 and '"count": 2' in fake.bodies()[1]["messages"][1]["content"]
+        assert c.get(f"/api/v1/alerts/{alert_id}/explanation").json() == {**second, "cached": True}
+        assert c.post(f"/api/v1/alerts/{alert_id}/explain").json() == {**second, "cached": True}
+        assert len(fake.got) == 2
+
+
+def test_an_explanation_by_another_model_is_not_answered(fake, module_database_url, tmp_path):
+    base = Settings(data_dir=tmp_path, database_url=module_database_url, auth={"enabled": False})
+    with run_server(with_llm(base, llm_settings(fake))) as s, s.client() as c:
+        alert_id = make_alert(c)
+        first = c.post(f"/api/v1/alerts/{alert_id}/explain").json()
+        assert first["model"] == MODEL
+    with run_server(with_llm(base, llm_settings(fake, model="other-model-13b"))) as s, s.client() as c:
+        stale = c.get(f"/api/v1/alerts/{alert_id}/explanation")
+        assert stale.status_code == 404, stale.text
+        assert stale.json()["error"]["details"]["reason"] == "model_changed"
+        assert "made by another model than llm.model" in stale.json()["error"]["message"]
+        second = c.post(f"/api/v1/alerts/{alert_id}/explain").json()
+        assert (second["cached"], second["model"]) == (False, "other-model-13b")
+        assert [b["model"] for b in fake.bodies()] == [MODEL, "other-model-13b"]
+    # explanations off: no model is current, the last one made still reads
+    with run_server(with_llm(base, LlmSettings())) as s, s.client() as c:
+        assert c.get(f"/api/v1/alerts/{alert_id}/explanation").json() == {**second, "cached": True}
+
+
+def test_expired_explanations_are_deleted_from_the_store(fake, module_database_url, tmp_path):
+    base = Settings(data_dir=tmp_path, database_url=module_database_url, auth={"enabled": False})
+    with run_server(with_llm(base, llm_settings(fake, explanation_ttl_s=1.0))) as s, s.client() as c:
+        engine = s.aw.engine
+        old = [make_alert(c) for _ in range(2)]
+        made = [c.post(f"/api/v1/alerts/{a}/explain").json() for a in old]
+        assert all(kv.get(engine, CACHE_PREFIX + a) is not None for a in old)
+        latest = max(datetime.fromisoformat(m["expires_at"]).timestamp() for m in made)
+        time.sleep(max(0.0, latest - time.time()) + 1.1)  # past the expiry, and the purge interval (the ttl)
+
+        # explaining any alert purges the expired explanations of the others
+        new = make_alert(c)
+        assert c.post(f"/api/v1/alerts/{new}/explain").status_code == 200
+        assert [kv.get(engine, CACHE_PREFIX + a) for a in old] == [None, None]
+        assert kv.get(engine, CACHE_PREFIX + new) is not None
+
+        # reading an expired one answers 404 and deletes it
+        time.sleep(1.1)
+        expired = c.get(f"/api/v1/alerts/{new}/explanation")
+        assert expired.status_code == 404 and expired.json()["error"]["details"]["reason"] == "expired"
+        assert kv.get(engine, CACHE_PREFIX + new) is None
+
+
+def test_the_purge_deletes_only_expired_explanations(engine):
+    """On each backend: the prefix is matched literally (its ``_`` is no wildcard), fresh and
+    foreign values stay, and a value rewritten while the purge judged it stays too."""
+    from agentwatch.alerts.explain import purge_expired  # here: the old code had none, the other tests still run
+
+    now = time.time()
+
+    def entry(expires_at: float) -> dict[str, Any]:
+        return {"alert_id": "x", "explanation": "e", "model": MODEL, "created_at": now - 10, "expires_at": expires_at}
+
+    kv.put(engine, CACHE_PREFIX + "old", entry(now - 1))
+    kv.put(engine, CACHE_PREFIX + "fresh", entry(now + 60))
+    kv.put(engine, CACHE_PREFIX + "junk", {"explanation": 3})
+    kv.put(engine, "alertXexplanation:old", entry(now - 1))  # not ours though LIKE 'alert_...' matches it
+    kv.put(engine, "runtime_filters", {"pid_filter": []})
+    assert purge_expired(engine, now) == 2
+    assert kv.get(engine, CACHE_PREFIX + "old") is None and kv.get(engine, CACHE_PREFIX + "junk") is None
+    assert kv.get(engine, CACHE_PREFIX + "fresh") == entry(now + 60)
+    assert kv.get(engine, "alertXexplanation:old") == entry(now - 1)
+    assert kv.get(engine, "runtime_filters") == {"pid_filter": []}
+
+    def rewritten_meanwhile(value: Any) -> bool:
+        kv.put(engine, CACHE_PREFIX + "fresh", entry(now + 120))  # a new explanation lands
+        return True
+
+    assert kv.purge(engine, CACHE_PREFIX, rewritten_meanwhile) == 0
+    assert kv.get(engine, CACHE_PREFIX + "fresh") == entry(now + 120)

@@ -10,7 +10,12 @@ The backend is called at ``POST {llm.base_url}/chat/completions`` through the SS
 client (addresses checked at connect time, redirects never followed), within
 ``llm.timeout_s`` in all and reading at most :data:`MAX_ANSWER_BYTES`. An explanation is kept
 in the ``kv`` table under ``alert_explanation:<alert id>`` until ``llm.explanation_ttl_s``
-has passed; a failed call keeps nothing.
+has passed; a failed call keeps nothing. It is kept with what it was made from: a
+fingerprint of the alert data the model read (its triage status left out) and the model
+asked. An alert that grew since (a repeat changed its count, last_seen or severity) or a
+changed ``llm.model`` makes it stale: it is never answered again, the next explain makes a
+new one. Expired explanations are deleted when met, and all of them at most every
+:data:`PURGE_EVERY_S` (or ``llm.explanation_ttl_s`` when shorter) by the explainer's purge.
 
 Exception tree::
 
@@ -22,6 +27,7 @@ Exception tree::
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import secrets
 import time
 from collections.abc import AsyncIterator
@@ -32,6 +38,7 @@ import httpx
 import orjson
 import structlog
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from agentwatch.events.model import iso
 from agentwatch.masking import MASK, mask_text, scrub
@@ -45,6 +52,7 @@ if TYPE_CHECKING:
 log = structlog.get_logger("agentwatch.alerts")
 
 CACHE_PREFIX = "alert_explanation:"
+PURGE_EVERY_S = 600.0  # at most this long between two purges of expired explanations
 MAX_ANSWER_BYTES = 1024 * 1024
 MAX_DATA_CHARS = 16_000  # the alert as sent: about 4,000 tokens, within a small local model's context
 MAX_EVENTS = 8
@@ -265,21 +273,50 @@ def cache_key(alert_id: str) -> str:
     return CACHE_PREFIX + alert_id
 
 
+def fingerprint(alert: dict[str, Any]) -> str:
+    """What an explanation of ``alert`` was derived from: the data the model reads, without the
+    triage status (acknowledging an alert does not change what happened, so it keeps its
+    explanation; a repeat does)."""
+    return hashlib.sha256(alert_data({**alert, "status": None}).encode()).hexdigest()
+
+
 def cached(engine: Engine, alert_id: str) -> dict[str, Any] | None:
-    """The stored explanation of ``alert_id``, fresh or expired; None when there is none."""
+    """The stored explanation of ``alert_id``, fresh, expired or stale; None when there is none."""
     entry = kv.get(engine, cache_key(alert_id))
-    if (
-        not isinstance(entry, dict)
-        or not isinstance(entry.get("explanation"), str)
-        or not isinstance(entry.get("created_at"), int | float)
-        or not isinstance(entry.get("expires_at"), int | float)
-    ):
-        return None
-    return entry
+    return entry if _well_formed(entry) else None
+
+
+def _well_formed(entry: Any) -> bool:
+    return (
+        isinstance(entry, dict)
+        and isinstance(entry.get("explanation"), str)
+        and isinstance(entry.get("created_at"), int | float)
+        and isinstance(entry.get("expires_at"), int | float)
+    )
 
 
 def is_fresh(entry: dict[str, Any], now: float) -> bool:
     return now < entry["expires_at"]
+
+
+def unusable(entry: dict[str, Any], alert_print: str, model: str | None, now: float) -> str | None:
+    """Why ``entry`` may not be answered for the alert whose :func:`fingerprint` is
+    ``alert_print``: ``"expired"``, ``"alert_changed"`` or ``"model_changed"``; None when it may.
+    ``model`` is the model explanations are asked of now (None when explanations are off:
+    then no model is current and the one that made it is not held against it). An entry
+    stored before fingerprints were kept counts as made from another alert state."""
+    if not is_fresh(entry, now):
+        return "expired"
+    if entry.get("alert_fingerprint") != alert_print:
+        return "alert_changed"
+    if model is not None and entry.get("asked_model") != model:
+        return "model_changed"
+    return None
+
+
+def purge_expired(engine: Engine, now: float) -> int:
+    """Delete every expired (or unreadable) explanation; how many."""
+    return kv.purge(engine, CACHE_PREFIX, lambda entry: not _well_formed(entry) or not is_fresh(entry, now))
 
 
 def answer(entry: dict[str, Any], *, was_cached: bool) -> dict[str, Any]:
@@ -302,6 +339,7 @@ class Explainer:
         self.engine = engine
         self._locks: dict[str, asyncio.Lock] = {}
         self._holders: dict[str, int] = {}
+        self._purged_at: float | None = None  # time.monotonic() of the last purge
 
     @asynccontextmanager
     async def _turn(self, alert_id: str) -> AsyncIterator[None]:
@@ -315,15 +353,55 @@ class Explainer:
             if not self._holders[alert_id]:  # nobody waits: forget the lock
                 del self._holders[alert_id], self._locks[alert_id]
 
+    async def purge_due(self, llm: LlmSettings) -> None:
+        """Delete expired explanations when the last purge is old enough. There is no periodic
+        maintenance task to hang this on, so the explain routes call it: an expired row lives
+        at most until the next explain or read after the interval."""
+        every = min(PURGE_EVERY_S, llm.explanation_ttl_s)
+        started = time.monotonic()
+        if self._purged_at is not None and started - self._purged_at < every:
+            return
+        self._purged_at = started  # before the await: concurrent requests do not purge twice
+        try:
+            gone = await asyncio.to_thread(purge_expired, self.engine, time.time())
+        except SQLAlchemyError as exc:  # housekeeping: the request it rides on still gets its answer
+            log.warning("alerts.explanations_purge_failed", error=type(exc).__name__)
+            return
+        if gone:
+            log.info("alerts.explanations_purged", deleted=gone, took_s=time.monotonic() - started)
+
+    async def stored(self, llm: LlmSettings, alert: dict[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
+        """The cached explanation of ``alert`` and why it may not be answered (None when it
+        may); (None, None) when there is none. An expired one is deleted here (read first, so
+        this answer can still say it expired; once deleted there is none)."""
+        entry = await asyncio.to_thread(cached, self.engine, alert["id"])
+        why = None
+        if entry is not None:
+            why = unusable(entry, fingerprint(alert), llm.model if llm.enabled else None, time.time())
+            if why == "expired":
+                await asyncio.to_thread(kv.delete_value, self.engine, cache_key(alert["id"]), entry)
+        await self.purge_due(llm)
+        return entry, why
+
     async def explain(self, llm: LlmSettings, alert: dict[str, Any]) -> dict[str, Any]:
-        """The fresh cached explanation of ``alert``, else a new one from the backend, stored."""
+        """The cached explanation of ``alert`` while it is fresh and made from this alert state
+        by this model, else a new one from the backend, stored in its place."""
+        await self.purge_due(llm)
         alert_id = alert["id"]
-        entry = await asyncio.to_thread(cached, self.engine, alert_id)
-        if entry is not None and is_fresh(entry, time.time()):
+        alert_print = fingerprint(alert)
+
+        async def usable() -> dict[str, Any] | None:
+            entry = await asyncio.to_thread(cached, self.engine, alert_id)
+            if entry is None or unusable(entry, alert_print, llm.model, time.time()) is not None:
+                return None
+            return entry
+
+        entry = await usable()
+        if entry is not None:
             return answer(entry, was_cached=True)
         async with self._turn(alert_id):
-            entry = await asyncio.to_thread(cached, self.engine, alert_id)
-            if entry is not None and is_fresh(entry, time.time()):
+            entry = await usable()
+            if entry is not None:
                 return answer(entry, was_cached=True)
             started = time.monotonic()
             try:
@@ -338,6 +416,8 @@ class Explainer:
                 "model": model,
                 "created_at": now,
                 "expires_at": now + llm.explanation_ttl_s,
+                "alert_fingerprint": alert_print,
+                "asked_model": llm.model,
             }
             await asyncio.to_thread(kv.put, self.engine, cache_key(alert_id), entry)
             log.info(

@@ -2,12 +2,13 @@
 
 ``POST .../explain`` (alerts:write: it spends the backend's tokens) answers the cached
 explanation while it is fresh, else asks the backend (:mod:`agentwatch.alerts.explain`);
-``GET .../explanation`` (alerts:read) answers the cached one only and never asks the backend.
+``GET .../explanation`` (alerts:read) answers the cached one only and never asks the backend,
+and never one that no longer describes the alert (made before the alert grew, or by another
+model): an analyst is not shown an explanation of a different alert state as if current.
 """
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -48,18 +49,31 @@ async def explain_alert(request: Request, alert_id: str) -> dict[str, Any]:
         raise ApiError(str(exc), {"alert_id": alert_id}, status=502, code="BAD_GATEWAY") from None
 
 
+WHY_NOT = {
+    "expired": "the explanation of this alert expired (POST .../explain makes a new one)",
+    "alert_changed": (
+        "the explanation of this alert is out of date: the alert changed since it was made "
+        "(POST .../explain makes a new one)"
+    ),
+    "model_changed": (
+        "the explanation of this alert is out of date: it was made by another model than llm.model "
+        "(POST .../explain makes a new one)"
+    ),
+}
+
+
 @router.get("/alerts/{alert_id}/explanation", dependencies=[require("alerts:read"), only_query()])
 async def get_explanation(request: Request, alert_id: str) -> dict[str, Any]:
-    """The cached explanation (``cached: true``); 404 when the alert has none or it expired."""
+    """The cached explanation (``cached: true``); 404 when the alert has none, or it expired, or
+    it is out of date (the alert changed since, or ``llm.model`` did)."""
     _check_id(alert_id)
-    engine = request.app.state.aw.engine
-    if not await run_in_threadpool(queries.alert_exists, engine, alert_id):
+    aw = request.app.state.aw
+    alert = await run_in_threadpool(queries.get_alert, aw.engine, alert_id)
+    if alert is None:
         raise NotFound("alert not found", {"alert_id": alert_id})
-    entry = await run_in_threadpool(explain.cached, engine, alert_id)
+    entry, why = await explain.explainer_of(aw).stored(aw.settings.llm, alert)
     if entry is None:
         raise NotFound("no explanation of this alert (POST .../explain makes one)", {"alert_id": alert_id})
-    if not explain.is_fresh(entry, time.time()):
-        raise NotFound(
-            "the explanation of this alert expired (POST .../explain makes a new one)", {"alert_id": alert_id}
-        )
+    if why is not None:
+        raise NotFound(WHY_NOT[why], {"alert_id": alert_id, "reason": why})
     return explain.answer(entry, was_cached=True)

@@ -1,14 +1,21 @@
-"""Small persisted settings (runtime filters, scanner settings, ...) as JSON values."""
+"""Small persisted settings (runtime filters, scanner settings, ...) as JSON values.
+
+The table has no expiry of its own: a caller keeping values that go stale (cached LLM
+explanations) removes them with :func:`purge`, which decides by the value itself.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import orjson
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, delete, select
 
 from agentwatch.store.schema import kv
 from agentwatch.store.upsert import upsert
+
+PURGE_PAGE = 200
 
 
 def get(engine: Engine, key: str, default: Any = None) -> Any:
@@ -22,3 +29,42 @@ def put(engine: Engine, key: str, value: Any) -> None:
         upsert(
             conn, kv, [{"key": key, "value": orjson.dumps(value).decode()}], ["key"], {"value": lambda t, ex: ex.value}
         )
+
+
+def purge(engine: Engine, prefix: str, doomed: Callable[[Any], bool]) -> int:
+    """Delete the values under keys starting with ``prefix`` for which ``doomed(value)`` is true;
+    how many were deleted. A row is deleted only if it still holds the value judged, so one
+    rewritten meanwhile (a new explanation) stays. Read a page at a time, in key order."""
+    deleted, after = 0, ""
+    while True:
+        with engine.connect() as conn:
+            page = conn.execute(
+                select(kv.c.key, kv.c.value)
+                .where(kv.c.key.startswith(prefix, autoescape=True), kv.c.key > after)
+                .order_by(kv.c.key)
+                .limit(PURGE_PAGE)
+            ).all()
+        gone = []
+        for key, raw in page:
+            try:
+                value = orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                value = None
+            if doomed(value):
+                gone.append((key, raw))
+        if gone:
+            with engine.begin() as conn:
+                for key, raw in gone:
+                    deleted += conn.execute(delete(kv).where(kv.c.key == key, kv.c.value == raw)).rowcount
+        if len(page) < PURGE_PAGE:
+            return deleted
+        after = page[-1][0]
+
+
+def delete_value(engine: Engine, key: str, value: Any) -> bool:
+    """Delete ``key`` if it still holds ``value`` (as :func:`get` read it); whether it did."""
+    with engine.begin() as conn:
+        raw = conn.execute(select(kv.c.value).where(kv.c.key == key)).scalar_one_or_none()
+        if raw is None or orjson.loads(raw) != value:
+            return False
+        return conn.execute(delete(kv).where(kv.c.key == key, kv.c.value == raw)).rowcount > 0
