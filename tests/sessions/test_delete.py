@@ -231,3 +231,32 @@ def test_a_delete_takes_the_sessions_events_out_of_the_running_totals(server):
         assert stats["by_type"] == {"aop.session.started": 1, "aop.cognition.thought": 1}
         assert stats["total"] == c.get("/api/events").json()["total"] == 2
         assert c.get("/api/v1/stats").json()["events"]["by_type"] == stats["by_type"]
+
+
+def test_a_deleted_sessions_alerts_take_their_feedback_and_explanations_with_them(server):
+    """The alerts of a deleted session go with it, and so does what refers to them: their
+    TP/FP feedback rows and their cached LLM explanations (no rows left pointing at nothing)."""
+    from agentwatch.alerts.explain import cache_key
+    from agentwatch.detect.schema import alert_feedback
+    from agentwatch.store import kv
+
+    with server.client() as c:
+        post(c, [fail("fb1", 1), fail("fb1", 2), fail("fb1", 3)])  # three failures in a row: error_cascade
+        assert alert_types(c, "fb1") == ["error_cascade"]
+        alert_id = c.get("/sessions/fb1").json()["alerts"][0]["id"]
+        r = c.post(f"/api/v1/alerts/{alert_id}/feedback", json={"feedback": "tp", "note": "seen"})
+        assert r.status_code in (200, 201, 204), r.text
+        kv.put(server.aw.engine, cache_key(alert_id), {"explanation": "kept for the test"})
+        kv.put(server.aw.engine, cache_key("another-alert"), {"explanation": "not this session's"})
+
+        def feedback_rows() -> int:
+            with server.aw.engine.connect() as conn:
+                cond = alert_feedback.c.alert_id == alert_id
+                return conn.execute(select(func.count()).select_from(alert_feedback).where(cond)).scalar_one()
+
+        assert feedback_rows() == 1
+        assert c.delete("/sessions/fb1").status_code == 200
+    assert stored(server, "fb1")["alerts"] == 0
+    assert feedback_rows() == 0
+    assert kv.get(server.aw.engine, cache_key(alert_id)) is None
+    assert kv.get(server.aw.engine, cache_key("another-alert")) == {"explanation": "not this session's"}

@@ -1,9 +1,17 @@
 """Turning findings into stored, deduplicated alerts, then publishing and notifying.
 
-Within ``dedup_window_s`` (event time) of an open alert's span, before or after it, a
-finding with the same type, rule and dedup key increments that alert's ``count`` and
-extends its ``first_seen``/``last_seen`` instead of creating a new one. Alerts are
-committed before they are published to the live hub or sent to outputs.
+Within ``dedup_window_s`` (event time) of an alert's span, before or after it, a finding
+with the same type, rule and dedup key increments that alert's ``count``, extends its
+``first_seen``/``last_seen``, raises its severity to the highest seen and adds its entities
+and tags (bounded: :data:`model.MAX_ENTITIES`, :data:`model.MAX_TAGS`) instead of creating a
+new one. That holds for ``open`` and ``acknowledged`` alerts; a ``closed`` alert stays closed,
+and a repeat opens a new alert (unassigned) beside it: closing says the analyst dealt with
+what the alert held, so what comes after is triaged afresh. Alerts are committed before they
+are published to the live hub or sent to outputs.
+
+Analysts change an alert's status and assignee (:func:`change_alert`) and delete alerts
+(:func:`delete_alert`) under the same dedup-key lock as the merge, so a repeat is counted
+either before a change (and deleted with the alert) or after it (and sees it).
 
 A detector that evaluates inside the transaction storing its events (the session rules)
 stores its findings there too (:func:`record_in`): committed with the events or not at all,
@@ -19,13 +27,16 @@ from typing import Any
 
 import orjson
 import structlog
-from sqlalchemy import Connection, Engine, and_, select, update
+from sqlalchemy import Connection, Engine, and_, delete, select, update
 
 from agentwatch.alerts import model
 from agentwatch.alerts.dedup_lock import lock_dedup_keys
+from agentwatch.alerts.explain import cache_key as explanation_key
+from agentwatch.detect.schema import alert_feedback
 from agentwatch.pipeline.hub import LiveHub
 from agentwatch.pipeline.pipeline import Finding
 from agentwatch.store.alerts_schema import alerts
+from agentwatch.store.schema import kv
 
 log = structlog.get_logger("agentwatch.alerts")
 DEDUP_WINDOW_S = 300.0
@@ -114,25 +125,33 @@ def store_findings_in(
             if existing is not None:
                 body = orjson.loads(row["body"])
                 touched.setdefault(key, []).append((row, body))
+        entities: dict[str, dict[str, str]] = {}
+        for e in f.events:
+            for ent in e.entities:
+                entities.setdefault(ent["id"], ent)
         if row:
             merged = list(dict.fromkeys([*body.get("event_ids", []), *event_ids]))[: model.MAX_EVENT_IDS]
             body["event_ids"] = merged
+            # a repeat may name more entities (another host, user) and carry more tags
+            body["entities"], entity_ids = model.merge_entities(
+                body.get("entities", []), row["entity_ids"], entities.values()
+            )
+            tags = model.merge_tags(orjson.loads(row["tags"]), f.tags)
             row.update(
                 count=row["count"] + 1,
                 last_seen=max(row["last_seen"], ts),
                 first_seen=min(row["first_seen"], ts),
                 severity=max(row["severity"], severity),
                 updated_at=now,
+                entity_ids=entity_ids,
+                tags=orjson.dumps(tags).decode(),
             )
             dirty[row["id"]] = (row, body)
-            out.append((model.to_json(row, body, orjson.loads(row["tags"])), False))
+            out.append((model.to_json(row, body, tags), False))
             continue
-        entities: dict[str, dict[str, str]] = {}
-        for e in f.events:
-            for ent in e.entities:
-                entities.setdefault(ent["id"], ent)
         opening = event_ids[0] if event_ids else f"{ts}"
-        body = {"entities": list(entities.values())[:64], "event_ids": event_ids, "details": f.details}
+        tags = model.merge_tags([], f.tags)
+        body = {"entities": list(entities.values())[: model.MAX_ENTITIES], "event_ids": event_ids, "details": f.details}
         row = {
             "id": model.alert_id(key, opening),
             "dedup_key": key,
@@ -143,6 +162,7 @@ def store_findings_in(
             "message": (f.message or f.title)[:4000],
             "severity": severity,
             "status": "open",
+            "assignee": None,
             "first_seen": ts,
             "last_seen": ts,
             "created_at": now,
@@ -150,7 +170,7 @@ def store_findings_in(
             "count": 1,
             "session_id": f.session_id,
             "entity_ids": " ".join(entities),
-            "tags": orjson.dumps(f.tags).decode(),
+            "tags": orjson.dumps(tags).decode(),
             "body": orjson.dumps(body).decode(),
         }
         if conn.execute(select(alerts.c.id).where(alerts.c.id == row["id"])).first() is not None:
@@ -158,7 +178,7 @@ def store_findings_in(
             continue
         conn.execute(alerts.insert().values(**row))
         touched.setdefault(key, []).append((row, body))
-        out.append((model.to_json(row, body, f.tags), True))
+        out.append((model.to_json(row, body, tags), True))
     for alert_id, (row, body) in dirty.items():
         conn.execute(
             update(alerts)
@@ -169,10 +189,56 @@ def store_findings_in(
                 first_seen=row["first_seen"],
                 severity=row["severity"],
                 updated_at=now,
+                entity_ids=row["entity_ids"],
+                tags=row["tags"],
                 body=orjson.dumps(body).decode(),
             )
         )
     return out
+
+
+def _lock_alert(conn: Connection, alert_id: str) -> bool:
+    """Take the dedup-key lock of ``alert_id``; False when there is no such alert. (An alert's
+    dedup key never changes, so reading it before the lock is safe.)"""
+    key = conn.execute(select(alerts.c.dedup_key).where(alerts.c.id == alert_id)).scalar_one_or_none()
+    if key is None:
+        return False
+    lock_dedup_keys(conn, [key])
+    return True
+
+
+def change_alert(engine: Engine, alert_id: str, changes: dict[str, Any]) -> bool:
+    """Set ``status`` and/or ``assignee`` (None: unassigned); False when the alert does not exist."""
+    unknown = set(changes) - {"status", "assignee"}
+    if unknown:
+        raise ValueError(f"not a changeable alert field: {', '.join(sorted(unknown))}")
+    with engine.begin() as conn:
+        if not _lock_alert(conn, alert_id):
+            return False
+        done = conn.execute(update(alerts).where(alerts.c.id == alert_id).values(**changes, updated_at=time.time()))
+        return done.rowcount == 1  # 0: deleted while we waited for the lock
+
+
+def delete_alert(engine: Engine, alert_id: str) -> dict[str, int] | None:
+    """Delete an alert with what refers to it (its feedback, its cached LLM explanation), in one
+    transaction; how many rows went, or None when the alert does not exist."""
+    with engine.begin() as conn:
+        if not _lock_alert(conn, alert_id):
+            return None
+        feedback = delete_dependents(conn, [alert_id])
+        if conn.execute(delete(alerts).where(alerts.c.id == alert_id)).rowcount != 1:
+            return None
+    return {"alerts": 1, "feedback": feedback}
+
+
+def delete_dependents(conn: Connection, alert_ids: list[str]) -> int:
+    """Delete what refers to these alerts (their feedback, their cached LLM explanations) in the
+    caller's transaction, which deletes the alerts themselves; returns the feedback rows gone."""
+    if not alert_ids:
+        return 0
+    gone = conn.execute(delete(alert_feedback).where(alert_feedback.c.alert_id.in_(alert_ids))).rowcount
+    conn.execute(delete(kv).where(kv.c.key.in_([explanation_key(a) for a in alert_ids])))
+    return int(gone or 0)
 
 
 class AlertRecorder:

@@ -1,4 +1,5 @@
-"""``/api/v1/alerts``: search, detail and TP/FP feedback (Seerflow), with AiSOC's cursor paging.
+"""``/api/v1/alerts``: search, detail and TP/FP feedback (Seerflow), with AiSOC's cursor paging
+and its triage routes (update, assign, delete).
 
 ``GET /api/v1/alerts`` answers with both documented shapes: Seerflow's page/limit
 with ``meta {total, page, limit}`` and AiSOC's ``cursor`` with ``next_cursor``.
@@ -10,10 +11,11 @@ import re
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.concurrency import run_in_threadpool
 
-from agentwatch.alerts.model import ALERT_TYPES, STATUSES
+from agentwatch.alerts import recorder
+from agentwatch.alerts.model import ALERT_TYPES, MAX_ASSIGNEE, STATUSES, Status
 from agentwatch.api.bodies import json_body_doc, read_model
 from agentwatch.api.errors import InvalidRequest, NotFound
 from agentwatch.api.oisp import parse_since
@@ -36,7 +38,7 @@ def parse_types(value: str | None) -> list[str]:
     return types
 
 
-ALERT_FILTERS = ("since", "until", "type", "severity", "entity", "tactic", "technique", "status", "rule_id")
+ALERT_FILTERS = ("since", "until", "type", "severity", "entity", "tactic", "technique", "status", "rule_id", "assignee")
 
 
 @router.get(
@@ -57,6 +59,7 @@ async def list_alerts(
     technique: Annotated[str | None, Query(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9.]+$")] = None,
     status: Annotated[str | None, Query(max_length=32)] = None,
     rule_id: Annotated[str | None, Query(max_length=256)] = None,
+    assignee: Annotated[str | None, Query(min_length=1, max_length=MAX_ASSIGNEE)] = None,
     page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: Annotated[str | None, Query(max_length=256)] = None,
@@ -74,6 +77,7 @@ async def list_alerts(
         technique=technique,
         status=status,
         rule_id=rule_id,
+        assignee=assignee,
         page=page,
         limit=limit,
     )
@@ -151,3 +155,87 @@ async def list_feedback(
         raise NotFound("alert not found", {"alert_id": alert_id})
     rows, total = await run_in_threadpool(queries.list_feedback, engine, alert_id, limit, (page - 1) * limit)
     return {"feedback": rows, "meta": {"total": total, "page": page, "limit": limit}}
+
+
+# -- triage: status, assignee, deletion ----------------------------------------------------
+
+# Printable text without surrounding blanks: a name, an e-mail address, ``user:<id>``.
+ASSIGNEE_RE = re.compile(r"\S(?:[^\x00-\x1f\x7f]*\S)?")
+
+
+def _assignee_ok(value: str | None) -> str | None:
+    if value is not None and ASSIGNEE_RE.fullmatch(value) is None:
+        raise ValueError("must be printable text without control characters or surrounding blanks")
+    return value
+
+
+class AlertPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    status: Status | None = None
+    assignee: str | None = Field(None, min_length=1, max_length=MAX_ASSIGNEE, description="null: unassigned")
+
+    _check_assignee = field_validator("assignee")(_assignee_ok)
+
+
+class Assignment(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    assignee: str = Field(min_length=1, max_length=MAX_ASSIGNEE)
+
+    _check_assignee = field_validator("assignee")(_assignee_ok)
+
+
+TRIAGE_BODY_BYTES = 4 * 1024  # two short fields; room for escaped characters
+
+
+async def _change(request: Request, alert_id: str, changes: dict[str, Any]) -> dict[str, Any]:
+    """Apply ``changes``, name them in the request's audit row, answer the alert as GET does."""
+    engine = request.app.state.aw.engine
+    if not await run_in_threadpool(recorder.change_alert, engine, alert_id, changes):
+        raise NotFound("alert not found", {"alert_id": alert_id})
+    request.state.audit_details = {"changed": sorted(changes)}  # names only, as every audit row
+    doc = await run_in_threadpool(queries.get_alert, engine, alert_id)
+    if doc is None:  # deleted right after the change
+        raise NotFound("alert not found", {"alert_id": alert_id})
+    # live clients (/api/v1/ws, AOP /stream) see the change as they see a repeat: the alert again
+    request.app.state.aw.hub.publish("alert", {k: v for k, v in doc.items() if k not in ("events", "feedback")})
+    return doc
+
+
+@router.patch(
+    "/alerts/{alert_id}",
+    dependencies=[require("alerts:write"), only_query()],
+    openapi_extra=json_body_doc(AlertPatch),
+)
+async def patch_alert(request: Request, alert_id: str) -> dict[str, Any]:
+    """Set the alert's ``status`` and/or ``assignee`` (null unassigns); answers the alert."""
+    body = await read_model(request, AlertPatch, TRIAGE_BODY_BYTES)
+    _check_id(alert_id)
+    given = body.model_fields_set
+    if not given:
+        raise InvalidRequest("body: give status and/or assignee")
+    if "status" in given and body.status is None:
+        raise InvalidRequest(f"status: must be one of {', '.join(STATUSES)}, not null")
+    return await _change(request, alert_id, {name: getattr(body, name) for name in given})
+
+
+@router.post(
+    "/alerts/{alert_id}/assign",
+    dependencies=[require("alerts:write"), only_query()],
+    openapi_extra=json_body_doc(Assignment),
+)
+async def assign_alert(request: Request, alert_id: str) -> dict[str, Any]:
+    """Assign the alert to an analyst (``PATCH`` with ``assignee: null`` unassigns); answers the alert."""
+    body = await read_model(request, Assignment, TRIAGE_BODY_BYTES)
+    _check_id(alert_id)
+    return await _change(request, alert_id, {"assignee": body.assignee})
+
+
+@router.delete("/alerts/{alert_id}", status_code=204, dependencies=[require("alerts:write"), only_query()])
+async def delete_alert(request: Request, alert_id: str) -> Response:
+    """Delete the alert with its feedback and cached explanation; 204, or 404 when unknown."""
+    _check_id(alert_id)
+    removed = await run_in_threadpool(recorder.delete_alert, request.app.state.aw.engine, alert_id)
+    if removed is None:
+        raise NotFound("alert not found", {"alert_id": alert_id})
+    request.state.audit_details = {"deleted": removed}
+    return Response(status_code=204)

@@ -77,6 +77,7 @@ class AlertQuery:
     technique: str | None = None
     status: str | None = None
     rule_id: str | None = None
+    assignee: str | None = None
     page: int = 1
     limit: int = 100
     cursor: tuple[float, str] | None = None
@@ -96,6 +97,8 @@ def _conditions(q: AlertQuery) -> list[Any]:
         c.append(alerts.c.status == q.status)
     if q.rule_id:
         c.append(alerts.c.rule_id == q.rule_id)
+    if q.assignee:
+        c.append(alerts.c.assignee == q.assignee)
     if q.entity:
         c.append(or_(*(alerts.c.entity_ids.contains(i, autoescape=True) for i in entity_ids_for(q.entity))))
     if q.tactic:

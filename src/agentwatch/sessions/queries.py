@@ -31,6 +31,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.visitors import InternalTraversal
 
+from agentwatch.alerts.recorder import delete_dependents
 from agentwatch.events.model import EventError, iso
 from agentwatch.sessions.schema import aop_sessions
 from agentwatch.sessions.wire import MAX_ID, identifier
@@ -364,8 +365,8 @@ def agents_of(conn: Connection, ids: Sequence[str]) -> list[str]:
 
 
 def delete_sessions(conn: Connection, ids: Sequence[str]) -> dict[str, int]:
-    """Delete sessions with their events and alerts, in the caller's transaction; returns how
-    many rows of each went.
+    """Delete sessions with their events and alerts (and the alerts' feedback and cached
+    explanations), in the caller's transaction; returns how many rows of each went.
 
     The session rows go first: a commit writes its session row before its rule state, so a
     delete that then clears the rule state takes the rows' locks in the same order. The running
@@ -378,7 +379,9 @@ def delete_sessions(conn: Connection, ids: Sequence[str]) -> dict[str, int]:
         by_type = conn.execute(select(events.c.event_type, func.count()).where(of_chunk).group_by(events.c.event_type))
         counters_store.take(conn, Counter({("event_type", t): n for t, n in by_type}))
         ev = conn.execute(delete(events).where(of_chunk))
-        al = conn.execute(delete(alerts).where(alerts.c.session_id.in_(chunk)))
+        of_sessions = alerts.c.session_id.in_(chunk)
+        delete_dependents(conn, list(conn.execute(select(alerts.c.id).where(of_sessions)).scalars()))
+        al = conn.execute(delete(alerts).where(of_sessions))
         counts["sessions"] += se.rowcount or 0
         counts["events"] += ev.rowcount or 0
         counts["alerts"] += al.rowcount or 0

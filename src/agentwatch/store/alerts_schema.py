@@ -1,4 +1,4 @@
-"""Alert tables (foundation branch, revision 0002_alerts)."""
+"""Alert tables (foundation branch, revisions 0002_alerts and 0004_alerts_assignee)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ alerts = Table(
     Column("message", Text, nullable=False, default=""),
     Column("severity", Integer, nullable=False),
     Column("status", String(32), nullable=False, default="open"),
+    Column("assignee", String(128)),  # the analyst working on it (free text); NULL: nobody
     Column("first_seen", Float, nullable=False),
     Column("last_seen", Float, nullable=False),
     Column("created_at", Float, nullable=False),
