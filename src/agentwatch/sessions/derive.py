@@ -5,6 +5,14 @@ the events, so when ``POST /events`` answers, ``GET /sessions/{id}`` already sho
 the event's effect. It sees only the events stored for the first time (a resent
 ``(session_id, sequence)`` is not), so derivation counts each session step once.
 
+Goal: the goal a ``session.started`` declares, else the earliest ``cognition.goal`` in event
+time (sequence breaking ties), whatever order they arrive in. The declared goal ranks first
+because it is what the session was started to do; a ``cognition.goal`` is the agent's own
+statement during the run, and the first of those in time is the closest to it. Among several
+``session.started`` the earliest in event time gives it. The rank, event time and sequence of
+the goal taken are kept beside it (``goal_rank``, ``goal_at``, ``goal_sequence``), so a
+goal arriving later is weighed against it without reading events back.
+
 Status: ``running`` until ``session.ended`` sets its outcome (completed, failed,
 cancelled, timeout); the stall check turns a silent running session into
 ``timeout``, and a later event of that session makes it ``running`` again.
@@ -47,6 +55,9 @@ def new_row(e: Event) -> dict[str, Any]:
         "agent_version": None,
         "parent_session_id": e.parent_session_id,
         "goal": None,
+        "goal_rank": None,
+        "goal_at": None,
+        "goal_sequence": None,
         "status": "running",
         "outcome": None,
         "started_at": e.ts,
@@ -72,6 +83,23 @@ def _max(a: float | None, b: float | None) -> float | None:
     return max(a, b)
 
 
+GOAL_RANK = {"session.started": 0, "cognition.goal": 1}  # the lower ranks first, then event time
+
+
+def _offer_goal(row: dict[str, Any], goal: str, key: tuple[int, float, int]) -> None:
+    """Take ``goal`` if it ranks before the session's goal: by (rank, event time, sequence).
+    A goal of unknown origin (derived before its rank was kept) gives way only to a declared
+    one, as every goal did to a session.started then."""
+    if row["goal"]:
+        if row["goal_rank"] is None:
+            if key[0] != GOAL_RANK["session.started"]:
+                return
+        elif key >= (row["goal_rank"], row["goal_at"], row["goal_sequence"]):
+            return
+    row["goal"] = goal
+    row["goal_rank"], row["goal_at"], row["goal_sequence"] = key
+
+
 def apply(row: dict[str, Any], e: Event) -> dict[str, Any]:
     """Fold one event into the session row (pure; used by the stage and by tests)."""
     d = e.data
@@ -90,11 +118,8 @@ def apply(row: dict[str, Any], e: Event) -> dict[str, Any]:
         row["event_steps"] += 1
     # ``started_at`` is the earliest event time, whatever arrives first (an agent may report
     # before its session.started, and a resent or replayed event may come late).
-    if kind == "session.started":
-        if d.get("goal"):
-            row["goal"] = d["goal"]
-    elif kind == "cognition.goal" and d.get("goal") and not row["goal"]:
-        row["goal"] = d["goal"]
+    if kind in GOAL_RANK and d.get("goal"):
+        _offer_goal(row, d["goal"], (GOAL_RANK[kind], e.ts, e.sequence or 0))
     if kind in ("session.heartbeat", "session.ended"):
         steps = d.get("step", d.get("total_steps"))
         if isinstance(steps, int):

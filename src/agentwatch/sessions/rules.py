@@ -9,6 +9,11 @@ Rules (thresholds in :class:`agentwatch.sessions.settings.AopSettings`):
 - ``error_cascade``: ``error_streak`` (3) consecutive failed tool ends; critical.
 - ``token_budget`` / ``cost_budget``: the session's tokens / cost exceed its budget
   (``session.started`` may carry ``token_budget`` / ``cost_budget_usd``; else the setting).
+  Each fires once per budget: the session's own budget governs from when it is known, so
+  when a ``session.started`` arrives after the default budget already fired (a heartbeat
+  came first) and sets a larger budget, the rule fires again once that one is exceeded (as
+  an alert of its own, naming it). The alert already raised stays: it was true of the
+  budget known then. A smaller or equal budget arriving late does not fire again.
 - ``repeated_tool_failure``: one tool failed in ``tool_failure_sessions`` (3) distinct
   sessions of one agent within ``tool_failure_window_s``.
 
@@ -368,18 +373,42 @@ class SessionRules:
             st["tok_s"] = st.get("tok_s", 0.0) + float(d["tokens"])
         if isinstance(d.get("cost_usd"), int | float):
             st["cost_s"] = st.get("cost_s", 0.0) + float(d["cost_usd"])
-        fired = st.setdefault("fired", [])
         out: list[Finding] = []
         tokens = max(st.get("tok_r", 0.0), st.get("tok_s", 0.0))
         budget = st.get("tb", self.s.token_budget)
-        if budget and tokens > budget and "tokens" not in fired:
-            fired.append("tokens")
+        if self._over(st, "tokens", tokens, budget):
             msg = f"Session used {tokens:g} tokens, over its budget of {budget:g}"
-            out.append(finding("token_budget", e, msg, tokens=tokens, budget=budget))
+            origin = "session.started" if "tb" in st else "aop.token_budget"
+            out.append(self._budget_finding("token_budget", e, msg, tokens=tokens, budget=budget, budget_from=origin))
         cost = max(st.get("cost_r", 0.0), st.get("cost_s", 0.0))
         cbudget = st.get("cb", self.s.cost_budget_usd)
-        if cbudget and cost > cbudget and "cost" not in fired:
-            fired.append("cost")
+        if self._over(st, "cost", cost, cbudget):
             msg = f"Session cost ${cost:.4f}, over its budget of ${cbudget:.4f}"
-            out.append(finding("cost_budget", e, msg, cost_usd=cost, budget_usd=cbudget))
+            origin = "session.started" if "cb" in st else "aop.cost_budget_usd"
+            details = {"cost_usd": cost, "budget_usd": cbudget, "budget_from": origin}
+            out.append(self._budget_finding("cost_budget", e, msg, **details))
         return out
+
+    @staticmethod
+    def _over(st: dict[str, Any], what: str, used: float, budget: Any) -> bool:
+        """Whether ``used`` goes over ``budget`` and that is news: the rule did not fire yet, or
+        fired against a smaller budget than this one (the session's own arrived later). Marks
+        it fired against ``budget``. ``fired`` lists what fired, ``fired_b`` the budget each
+        fired against (a state from before ``fired_b`` counts as fired against this one)."""
+        if not budget or used <= budget:
+            return False
+        fired = st.setdefault("fired", [])
+        against = st.setdefault("fired_b", {})
+        if what in fired and budget <= against.get(what, budget):
+            return False
+        if what not in fired:
+            fired.append(what)
+        against[what] = budget
+        return True
+
+    @staticmethod
+    def _budget_finding(kind: str, e: Event, message: str, **details: Any) -> Finding:
+        # Each budget is an alert of its own: a repeat within the dedup window would otherwise
+        # only count up the alert raised against the earlier budget, keeping its message.
+        budget = details.get("budget", details.get("budget_usd"))
+        return finding(kind, e, message, dedup_key=f"session:{e.session_id}:{kind}:{budget:g}", **details)

@@ -1,4 +1,5 @@
-"""Tables of the sessions capability (Alembic branch ``sessions``, revision 0200_sessions).
+"""Tables of the sessions capability (Alembic branch ``sessions``, revisions 0200_sessions,
+0201_sessions_goal_rank).
 
 ``aop_sessions`` is derived from committed AOP events (one row per session);
 ``aop_rule_state`` holds the session rules' state per session and per agent so the
@@ -7,7 +8,7 @@ rules pick up where they were after a restart.
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Float, Index, Integer, String, Table, Text
+from sqlalchemy import BigInteger, Column, Float, Index, Integer, SmallInteger, String, Table, Text
 
 from agentwatch.store.schema import metadata
 
@@ -19,6 +20,12 @@ aop_sessions = Table(
     Column("agent_version", String(64)),
     Column("parent_session_id", String(128)),
     Column("goal", Text),
+    # Where ``goal`` came from, so a goal arriving later can be ranked against it (0201): 0 a
+    # session.started, 1 a cognition.goal; its event time and sequence. NULL with a goal: a
+    # row derived before 0201, its goal's origin unknown.
+    Column("goal_rank", SmallInteger),
+    Column("goal_at", Float),
+    Column("goal_sequence", BigInteger),
     Column("status", String(16), nullable=False),
     Column("outcome", String(16)),  # the outcome of session.ended, kept when a stall changes status
     Column("started_at", Float, nullable=False),
