@@ -21,7 +21,8 @@ Exception tree::
 
     ExplainError        no explanation; the message says why and never holds the api key
      ├─ LlmUnavailable  the backend may not be asked (disabled, refused by the SSRF guard): 503
-     └─ LlmFailed       the backend was asked and failed (time-out, status, answer): 502
+     ├─ LlmFailed       the backend was asked and failed (time-out, status, answer): 502
+     └─ AlertGone       the alert was deleted while the backend explained it; nothing kept: 404
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ import structlog
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from agentwatch.detect.queries import lock_alert
 from agentwatch.events.model import iso
 from agentwatch.masking import MASK, mask_text, scrub
 from agentwatch.net.ssrf import UnresolvedHost, guarded_client
@@ -86,6 +88,10 @@ class LlmUnavailable(ExplainError):
 
 class LlmFailed(ExplainError):
     """The backend was asked and failed: time-out, connection, status or answer."""
+
+
+class AlertGone(ExplainError):
+    """The alert was deleted while the backend explained it: its explanation is not kept."""
 
 
 # -- the prompt -------------------------------------------------------------------------
@@ -314,6 +320,17 @@ def unusable(entry: dict[str, Any], alert_print: str, model: str | None, now: fl
     return None
 
 
+def keep(engine: Engine, alert_id: str, entry: dict[str, Any]) -> bool:
+    """Store ``entry`` as the explanation of ``alert_id`` unless the alert is gone; whether it
+    was stored. Under the alert's lock, which its deletion holds too: a backend call outlives a
+    DELETE that came meanwhile, and its explanation must not stay behind the alert."""
+    with engine.begin() as conn:
+        if not lock_alert(conn, alert_id):
+            return False
+        kv.put_in(conn, cache_key(alert_id), entry)
+    return True
+
+
 def purge_expired(engine: Engine, now: float) -> int:
     """Delete every expired (or unreadable) explanation; how many."""
     return kv.purge(engine, CACHE_PREFIX, lambda entry: not _well_formed(entry) or not is_fresh(entry, now))
@@ -419,7 +436,9 @@ class Explainer:
                 "alert_fingerprint": alert_print,
                 "asked_model": llm.model,
             }
-            await asyncio.to_thread(kv.put, self.engine, cache_key(alert_id), entry)
+            if not await asyncio.to_thread(keep, self.engine, alert_id, entry):
+                log.info("alerts.explained_deleted_alert", alert_id=alert_id)
+                raise AlertGone("alert not found (deleted while it was being explained)")
             log.info(
                 "alerts.explained", alert_id=alert_id, model=model, chars=len(text), took_s=time.monotonic() - started
             )

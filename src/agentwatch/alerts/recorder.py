@@ -11,7 +11,9 @@ are published to the live hub or sent to outputs.
 
 Analysts change an alert's status and assignee (:func:`change_alert`) and delete alerts
 (:func:`delete_alert`) under the same dedup-key lock as the merge, so a repeat is counted
-either before a change (and deleted with the alert) or after it (and sees it).
+either before a change (and deleted with the alert) or after it (and sees it). A TP/FP
+verdict and a finished LLM explanation are stored under it too, so neither stays behind a
+deletion that came while it was on its way.
 
 A detector that evaluates inside the transaction storing its events (the session rules)
 stores its findings there too (:func:`record_in`): committed with the events or not at all,
@@ -32,6 +34,7 @@ from sqlalchemy import Connection, Engine, and_, delete, select, update
 from agentwatch.alerts import model
 from agentwatch.alerts.dedup_lock import lock_dedup_keys
 from agentwatch.alerts.explain import cache_key as explanation_key
+from agentwatch.detect.queries import lock_alert
 from agentwatch.detect.schema import alert_feedback
 from agentwatch.pipeline.hub import LiveHub
 from agentwatch.pipeline.pipeline import Finding
@@ -150,7 +153,9 @@ def store_findings_in(
             out.append((model.to_json(row, body, tags), False))
             continue
         opening = event_ids[0] if event_ids else f"{ts}"
-        tags = model.merge_tags([], f.tags)
+        # the rule's own tags, all of them (its ATT&CK ones may come after many others): the cap
+        # bounds what repeats add, and the tactic/technique filters must find the alert by any
+        tags = list(dict.fromkeys(f.tags))
         body = {"entities": list(entities.values())[: model.MAX_ENTITIES], "event_ids": event_ids, "details": f.details}
         row = {
             "id": model.alert_id(key, opening),
@@ -197,48 +202,44 @@ def store_findings_in(
     return out
 
 
-def _lock_alert(conn: Connection, alert_id: str) -> bool:
-    """Take the dedup-key lock of ``alert_id``; False when there is no such alert. (An alert's
-    dedup key never changes, so reading it before the lock is safe.)"""
-    key = conn.execute(select(alerts.c.dedup_key).where(alerts.c.id == alert_id)).scalar_one_or_none()
-    if key is None:
-        return False
-    lock_dedup_keys(conn, [key])
-    return True
-
-
 def change_alert(engine: Engine, alert_id: str, changes: dict[str, Any]) -> bool:
     """Set ``status`` and/or ``assignee`` (None: unassigned); False when the alert does not exist."""
     unknown = set(changes) - {"status", "assignee"}
     if unknown:
         raise ValueError(f"not a changeable alert field: {', '.join(sorted(unknown))}")
     with engine.begin() as conn:
-        if not _lock_alert(conn, alert_id):
+        if not lock_alert(conn, alert_id):
             return False
         done = conn.execute(update(alerts).where(alerts.c.id == alert_id).values(**changes, updated_at=time.time()))
-        return done.rowcount == 1  # 0: deleted while we waited for the lock
+        return done.rowcount == 1  # 0: deleted meanwhile with its session (which takes no lock)
 
 
 def delete_alert(engine: Engine, alert_id: str) -> dict[str, int] | None:
     """Delete an alert with what refers to it (its feedback, its cached LLM explanation), in one
     transaction; how many rows went, or None when the alert does not exist."""
     with engine.begin() as conn:
-        if not _lock_alert(conn, alert_id):
+        if not lock_alert(conn, alert_id):
             return None
         feedback = delete_dependents(conn, [alert_id])
         if conn.execute(delete(alerts).where(alerts.c.id == alert_id)).rowcount != 1:
-            return None
+            return None  # deleted meanwhile with its session (which takes no lock)
     return {"alerts": 1, "feedback": feedback}
+
+
+DEPENDENTS_CHUNK = 5_000
 
 
 def delete_dependents(conn: Connection, alert_ids: list[str]) -> int:
     """Delete what refers to these alerts (their feedback, their cached LLM explanations) in the
     caller's transaction, which deletes the alerts themselves; returns the feedback rows gone."""
-    if not alert_ids:
-        return 0
-    gone = conn.execute(delete(alert_feedback).where(alert_feedback.c.alert_id.in_(alert_ids))).rowcount
-    conn.execute(delete(kv).where(kv.c.key.in_([explanation_key(a) for a in alert_ids])))
-    return int(gone or 0)
+    gone = 0
+    # a chunk at a time: a session may hold more alerts than one statement takes parameters
+    # (65,535 on PostgreSQL), and then the whole deletion would fail
+    for i in range(0, len(alert_ids), DEPENDENTS_CHUNK):
+        chunk = alert_ids[i : i + DEPENDENTS_CHUNK]
+        gone += conn.execute(delete(alert_feedback).where(alert_feedback.c.alert_id.in_(chunk))).rowcount or 0
+        conn.execute(delete(kv).where(kv.c.key.in_([explanation_key(a) for a in chunk])))
+    return gone
 
 
 class AlertRecorder:

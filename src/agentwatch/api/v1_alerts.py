@@ -159,12 +159,15 @@ async def list_feedback(
 
 # -- triage: status, assignee, deletion ----------------------------------------------------
 
-# Printable text without surrounding blanks: a name, an e-mail address, ``user:<id>``.
-ASSIGNEE_RE = re.compile(r"\S(?:[^\x00-\x1f\x7f]*\S)?")
+# Printable text without surrounding blanks: a name, an e-mail address, ``user:<id>``. Refused
+# anywhere in it: C0 and C1 controls (a NUL, a terminal escape), line and paragraph separators
+# (they break a log line as a newline does) and the bidi embeddings, overrides and isolates
+# (they show a name other than the one stored).
+ASSIGNEE_FORBIDDEN = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 
 
 def _assignee_ok(value: str | None) -> str | None:
-    if value is not None and ASSIGNEE_RE.fullmatch(value) is None:
+    if value is not None and (value != value.strip() or ASSIGNEE_FORBIDDEN.search(value)):
         raise ValueError("must be printable text without control characters or surrounding blanks")
     return value
 

@@ -43,6 +43,8 @@ async def explain_alert(request: Request, alert_id: str) -> dict[str, Any]:
         raise NotFound("alert not found", {"alert_id": alert_id})
     try:
         return await explain.explainer_of(aw).explain(llm, alert)
+    except explain.AlertGone:
+        raise NotFound("alert not found", {"alert_id": alert_id}) from None
     except explain.LlmUnavailable as exc:
         raise Unavailable(str(exc), {"alert_id": alert_id}) from None
     except explain.LlmFailed as exc:

@@ -9,8 +9,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from sqlalchemy import Engine, and_, func, or_, select
+from sqlalchemy import Connection, Engine, and_, func, or_, select
 
+from agentwatch.alerts.dedup_lock import lock_dedup_keys
 from agentwatch.alerts.model import to_json
 from agentwatch.detect.schema import alert_feedback
 from agentwatch.events.entities import entity_id
@@ -163,10 +164,23 @@ def alert_exists(engine: Engine, alert_id: str) -> bool:
         return conn.execute(select(alerts.c.id).where(alerts.c.id == alert_id)).first() is not None
 
 
+def lock_alert(conn: Connection, alert_id: str) -> bool:
+    """Take the dedup-key lock of ``alert_id`` (:mod:`agentwatch.alerts.dedup_lock`), which a
+    merge, a triage change and a deletion of the alert hold too; whether the alert still exists
+    once it is held (False: there is none, or it was deleted while this waited). An alert's
+    dedup key never changes, so reading it before the lock is safe."""
+    key = conn.execute(select(alerts.c.dedup_key).where(alerts.c.id == alert_id)).scalar_one_or_none()
+    if key is None:
+        return False
+    lock_dedup_keys(conn, [key])
+    return conn.execute(select(alerts.c.id).where(alerts.c.id == alert_id)).first() is not None
+
+
 def add_feedback(engine: Engine, alert_id: str, verdict: str, note: str, origin: str, principal: str) -> bool:
-    """Store one TP/FP verdict; False when the alert does not exist."""
+    """Store one TP/FP verdict; False when the alert does not exist. Under the alert's lock: a
+    verdict checked against an alert a concurrent deletion then removes would stay behind it."""
     with engine.begin() as conn:
-        if conn.execute(select(alerts.c.id).where(alerts.c.id == alert_id)).first() is None:
+        if not lock_alert(conn, alert_id):
             return False
         conn.execute(
             alert_feedback.insert().values(

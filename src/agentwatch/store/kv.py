@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 import orjson
-from sqlalchemy import Engine, delete, select
+from sqlalchemy import Connection, Engine, delete, select
 
 from agentwatch.store.schema import kv
 from agentwatch.store.upsert import upsert
@@ -26,9 +26,12 @@ def get(engine: Engine, key: str, default: Any = None) -> Any:
 
 def put(engine: Engine, key: str, value: Any) -> None:
     with engine.begin() as conn:
-        upsert(
-            conn, kv, [{"key": key, "value": orjson.dumps(value).decode()}], ["key"], {"value": lambda t, ex: ex.value}
-        )
+        put_in(conn, key, value)
+
+
+def put_in(conn: Connection, key: str, value: Any) -> None:
+    """:func:`put` in the caller's transaction (written with what it depends on, or not at all)."""
+    upsert(conn, kv, [{"key": key, "value": orjson.dumps(value).decode()}], ["key"], {"value": lambda t, ex: ex.value})
 
 
 def purge(engine: Engine, prefix: str, doomed: Callable[[Any], bool]) -> int:
