@@ -59,25 +59,66 @@ def append(path: Path, lines: list[bytes], max_bytes: int) -> int:
     return fit
 
 
+REOPENS = 100  # a file claimed this many times under one append: append to the last one anyway
+
+
 def write_whole(path: Path, data: bytes) -> None:
     """Append ``data`` (whole lines) or nothing: when a write fails part-way, the file is cut
     back to where it ended before, and the error raised. An exclusive lock keeps another
     process's append from landing between the write and that cut. A file that does not end
-    with a line break (a crash mid-write) gets one first: its torn piece stays a line of its own."""
-    fd = _open_fd(path, os.O_RDWR)
+    with a line break (a crash mid-write) gets one first: its torn piece stays a line of its own.
+
+    A replay may claim (rename) the file between the open and the lock: the claim is read once
+    the lock is free (``wait_for_appends``) and then deleted, so an append into it would be
+    lost. Holding the lock, the append checks the file is still ``path``, and opens it again
+    if not."""
+    for attempt in range(REOPENS):
+        fd = _open_fd(path, os.O_RDWR)
+        try:
+            with _locked(fd, path):
+                if attempt < REOPENS - 1 and not _still_at(fd, path):
+                    continue
+                before = os.fstat(fd).st_size
+                if before and _last_byte(fd, before) != b"\n":
+                    data = b"\n" + data
+                try:
+                    view = memoryview(data)
+                    while view:  # a short write (the disk filling up) is followed by an error, or the rest
+                        view = view[os.write(fd, view) :]
+                except BaseException:
+                    with contextlib.suppress(OSError):
+                        os.ftruncate(fd, before)
+                    raise
+                return
+        finally:
+            os.close(fd)
+
+
+def _still_at(fd: int, path: Path) -> bool:
+    """Whether the open file ``fd`` is still the one named ``path`` (not claimed meanwhile)."""
     try:
-        with _locked(fd):
-            before = os.fstat(fd).st_size
-            if before and _last_byte(fd, before) != b"\n":
-                data = b"\n" + data
-            try:
-                view = memoryview(data)
-                while view:  # a short write (the disk filling up) is followed by an error, or the rest
-                    view = view[os.write(fd, view) :]
-            except BaseException:
-                with contextlib.suppress(OSError):
-                    os.ftruncate(fd, before)
-                raise
+        named = os.stat(path)
+    except FileNotFoundError:
+        return False
+    except OSError:  # cannot tell: append to the file held, as before this check
+        return True
+    held = os.fstat(fd)
+    return (named.st_dev, named.st_ino) == (held.st_dev, held.st_ino)
+
+
+def wait_for_appends(claim: Path) -> None:
+    """Wait until no append into ``claim`` is under way (one that opened the spill file before
+    it was claimed and holds its lock); later appends see the rename and go to a new file."""
+    if fcntl is None:
+        return
+    try:
+        fd = os.open(claim, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        with contextlib.suppress(OSError):  # a filesystem without flock: nothing to wait for
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
         os.close(fd)
 
@@ -87,16 +128,39 @@ def _last_byte(fd: int, size: int) -> bytes:
     return os.read(fd, 1)
 
 
+# Spill files whose filesystem refused flock, and the refusals not logged yet (a dict's pop is
+# atomic: no lock that a fork could leave held).
+_FLOCK_REFUSED: set[Path] = set()
+_UNTOLD: dict[Path, str] = {}
+
+
 @contextlib.contextmanager
-def _locked(fd: int) -> Iterator[None]:
+def _locked(fd: int, path: Path) -> Iterator[None]:
     if fcntl is None:  # Windows: no fork there; the transport's lock serializes this process
         yield
         return
-    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+    except OSError as exc:
+        # Some filesystems refuse flock (NFS without a lock daemon: ENOLCK; some FUSE and SMB
+        # mounts: EOPNOTSUPP). The lock only keeps another process's append apart from this
+        # one's; the append itself, unlocked as in earlier versions, still keeps the events.
+        # Nothing is logged here: the caller holds its spill lock, which a logging handler
+        # that reports to agentwatch could need (see ``untold_flock_refusal``).
+        if path not in _FLOCK_REFUSED:
+            _FLOCK_REFUSED.add(path)
+            _UNTOLD[path] = exc.strerror or type(exc).__name__
+        yield
+        return
     try:
         yield
     finally:
         fcntl.flock(fd, fcntl.LOCK_UN)
+
+
+def untold_flock_refusal(path: Path) -> str | None:
+    """Why the filesystem of ``path`` refused flock, the first time this is asked; else None."""
+    return _UNTOLD.pop(path, None)
 
 
 def size(path: Path) -> int:

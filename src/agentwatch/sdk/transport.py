@@ -477,6 +477,14 @@ class Transport:
             )
             return
         self.count("spilled", kept)
+        refused = spill.untold_flock_refusal(self.spill_path)  # logged here, outside the spill lock
+        if refused is not None:
+            log.warning(
+                "agentwatch sdk: the filesystem of the spill file %s cannot lock it (%s); appends go on "
+                "unlocked, so two processes sharing it could interleave a write that fails part-way",
+                self.spill_path,
+                refused,
+            )
         if kept < len(lines):
             self.count("dropped", len(lines) - kept)
             self.count("spill_full", len(lines) - kept)
@@ -503,6 +511,7 @@ class Transport:
             except OSError:
                 self._release(claimed)
                 continue
+            spill.wait_for_appends(claimed)  # not under the spill lock: an append of this process may hold the file's
             self._orphans_seen = source != self.spill_path
             return claimed, 0
         return None

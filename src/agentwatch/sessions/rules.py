@@ -409,6 +409,8 @@ class SessionRules:
     @staticmethod
     def _budget_finding(kind: str, e: Event, message: str, **details: Any) -> Finding:
         # Each budget is an alert of its own: a repeat within the dedup window would otherwise
-        # only count up the alert raised against the earlier budget, keeping its message.
-        budget = details.get("budget", details.get("budget_usd"))
-        return finding(kind, e, message, dedup_key=f"session:{e.session_id}:{kind}:{budget:g}", **details)
+        # only count up the alert raised against the earlier budget, keeping its message. The
+        # key spells the budget exactly (``repr`` of the float): at six significant digits
+        # (``:g``) 1,000,000 and 1,000,003 tokens, or $10 and $10.000003, were one alert.
+        budget = float(details.get("budget", details.get("budget_usd")))
+        return finding(kind, e, message, dedup_key=f"session:{e.session_id}:{kind}:{budget!r}", **details)
