@@ -260,3 +260,31 @@ def test_a_deleted_sessions_alerts_take_their_feedback_and_explanations_with_the
     assert feedback_rows() == 0
     assert kv.get(server.aw.engine, cache_key(alert_id)) is None
     assert kv.get(server.aw.engine, cache_key("another-alert")) == {"explanation": "not this session's"}
+
+
+def test_a_verdict_given_while_its_session_is_being_deleted_is_not_left_behind(server):
+    """A TP/FP verdict on one of the session's alerts, arriving while the session is being
+    deleted, waits for the deletion and then finds the alert gone (404), leaving no row."""
+    import threading
+
+    from agentwatch.detect import queries as alert_queries
+    from agentwatch.detect.schema import alert_feedback
+    from agentwatch.sessions.queries import delete_sessions
+
+    with server.client() as c:
+        post(c, [fail("race1", 1), fail("race1", 2), fail("race1", 3)])
+        assert alert_types(c, "race1") == ["error_cascade"]
+        alert_id = c.get("/sessions/race1").json()["alerts"][0]["id"]
+    engine = server.aw.engine
+    verdict: list[bool] = []
+    with engine.begin() as conn:  # the session's deletion, between its statements and its commit
+        delete_sessions(conn, ["race1"])
+        late = threading.Thread(
+            target=lambda: verdict.append(alert_queries.add_feedback(engine, alert_id, "tp", "", "t", ""))
+        )
+        late.start()
+        late.join(1.0)  # it waits for the deletion (or, unguarded, has already written its row)
+    late.join(10)
+    assert verdict == [False]
+    with engine.connect() as conn:
+        assert conn.execute(select(alert_feedback.c.id).where(alert_feedback.c.alert_id == alert_id)).all() == []

@@ -31,6 +31,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.visitors import InternalTraversal
 
+from agentwatch.alerts.dedup_lock import lock_dedup_keys
 from agentwatch.alerts.recorder import delete_dependents
 from agentwatch.events.model import EventError, iso
 from agentwatch.sessions.schema import aop_sessions
@@ -380,7 +381,11 @@ def delete_sessions(conn: Connection, ids: Sequence[str]) -> dict[str, int]:
         counters_store.take(conn, Counter({("event_type", t): n for t, n in by_type}))
         ev = conn.execute(delete(events).where(of_chunk))
         of_sessions = alerts.c.session_id.in_(chunk)
-        delete_dependents(conn, list(conn.execute(select(alerts.c.id).where(of_sessions)).scalars()))
+        doomed = conn.execute(select(alerts.c.id, alerts.c.dedup_key).where(of_sessions)).all()
+        # the alerts' own lock, as DELETE /api/v1/alerts/{id} takes it: a verdict or an explanation
+        # on its way waits for this transaction, then finds the alert gone instead of outliving it
+        lock_dedup_keys(conn, [key for _id, key in doomed])
+        delete_dependents(conn, [alert_id for alert_id, _key in doomed])
         al = conn.execute(delete(alerts).where(of_sessions))
         counts["sessions"] += se.rowcount or 0
         counts["events"] += ev.rowcount or 0
