@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy import delete, select
 
-from agentwatch.alerts import explain
+from agentwatch.alerts import explanation_cache
 from agentwatch.alerts.dedup_lock import lock_dedup_keys
 from agentwatch.alerts.model import MAX_TAGS
 from agentwatch.alerts.recorder import delete_dependents, store_findings
@@ -108,13 +108,13 @@ def test_the_dependents_of_more_alerts_than_a_statement_takes_parameters_are_del
                 )
             )
     for aid in (ids[0], ids[-1], kept):
-        kv.put(engine, explain.cache_key(aid), {"explanation": "x"})
+        kv.put(engine, explanation_cache.cache_key(aid), {"explanation": "x"})
     with engine.begin() as conn:
         assert delete_dependents(conn, ids) == 2
     with engine.connect() as conn:
         assert [r.alert_id for r in conn.execute(select(alert_feedback.c.alert_id))] == [kept]
-    assert [kv.get(engine, explain.cache_key(a)) for a in (ids[0], ids[-1])] == [None, None]
-    assert kv.get(engine, explain.cache_key(kept)) == {"explanation": "x"}
+    assert [kv.get(engine, explanation_cache.cache_key(a)) for a in (ids[0], ids[-1])] == [None, None]
+    assert kv.get(engine, explanation_cache.cache_key(kept)) == {"explanation": "x"}
 
 
 # -- a deletion is not undone by a request that read the alert just before it ------------------
@@ -152,7 +152,7 @@ def test_an_explanation_finished_after_its_alert_was_deleted_is_not_kept(module_
         asking.join(15)
         (r,) = answers
         assert r.status_code == 404 and r.json()["error"]["details"] == {"alert_id": aid}, r.text
-        assert kv.get(s.aw.engine, explain.cache_key(aid)) is None
+        assert kv.get(s.aw.engine, explanation_cache.cache_key(aid)) is None
 
 
 def test_a_triage_change_keeps_the_explanation(module_database_url, tmp_path):

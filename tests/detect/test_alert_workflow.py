@@ -10,7 +10,7 @@ import orjson
 import pytest
 from sqlalchemy import select
 
-from agentwatch.alerts import explain
+from agentwatch.alerts import explanation_cache
 from agentwatch.alerts.model import MAX_ENTITIES, MAX_TAGS
 from agentwatch.alerts.recorder import store_findings
 from agentwatch.config import Settings
@@ -177,7 +177,7 @@ def test_delete_removes_the_alert_its_feedback_and_its_cached_explanation(srv):
         keep = one_alert(c, "m-delete-keep")
         for aid in (alert["id"], keep["id"]):
             assert c.post(f"/api/v1/alerts/{aid}/feedback", json={"feedback": "fp"}).status_code == 204
-            kv.put(engine, explain.cache_key(aid), {"alert_id": aid, "explanation": "cached", "model": "m"})
+            kv.put(engine, explanation_cache.cache_key(aid), {"alert_id": aid, "explanation": "cached", "model": "m"})
         r = c.delete(f"/api/v1/alerts/{alert['id']}")
         assert r.status_code == 204 and r.content == b""
         assert c.get(f"/api/v1/alerts/{alert['id']}").status_code == 404
@@ -188,8 +188,8 @@ def test_delete_removes_the_alert_its_feedback_and_its_cached_explanation(srv):
     with engine.connect() as conn:
         left = [r.alert_id for r in conn.execute(select(alert_feedback.c.alert_id))]
     assert alert["id"] not in left and keep["id"] in left
-    assert kv.get(engine, explain.cache_key(alert["id"])) is None
-    assert kv.get(engine, explain.cache_key(keep["id"])) is not None
+    assert kv.get(engine, explanation_cache.cache_key(alert["id"])) is None
+    assert kv.get(engine, explanation_cache.cache_key(keep["id"])) is not None
 
 
 def test_a_repeat_after_close_opens_a_new_alert_and_an_acknowledged_one_keeps_counting(srv):

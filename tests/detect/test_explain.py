@@ -22,7 +22,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from agentwatch.alerts.explain import CACHE_PREFIX, MAX_DATA_CHARS, alert_data
+from agentwatch.alerts.explain_prompt import MAX_DATA_CHARS, alert_data
+from agentwatch.alerts.explanation_cache import CACHE_PREFIX, purge_expired
 from agentwatch.config import LlmSettings, Settings, unknown_variables
 from agentwatch.store import kv
 from tests.cli.test_cli_hunt import run
@@ -475,8 +476,6 @@ def test_expired_explanations_are_deleted_from_the_store(fake, module_database_u
 def test_the_purge_deletes_only_expired_explanations(engine):
     """On each backend: the prefix is matched literally (its ``_`` is no wildcard), fresh and
     foreign values stay, and a value rewritten while the purge judged it stays too."""
-    from agentwatch.alerts.explain import purge_expired  # here: the old code had none, the other tests still run
-
     now = time.time()
 
     def entry(expires_at: float) -> dict[str, Any]:

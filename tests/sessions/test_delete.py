@@ -236,7 +236,7 @@ def test_a_delete_takes_the_sessions_events_out_of_the_running_totals(server):
 def test_a_deleted_sessions_alerts_take_their_feedback_and_explanations_with_them(server):
     """The alerts of a deleted session go with it, and so does what refers to them: their
     TP/FP feedback rows and their cached LLM explanations (no rows left pointing at nothing)."""
-    from agentwatch.alerts.explain import cache_key
+    from agentwatch.alerts.explanation_cache import cache_key
     from agentwatch.detect.schema import alert_feedback
     from agentwatch.store import kv
 

@@ -14,7 +14,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
-from agentwatch.alerts import explain
+from agentwatch.alerts import explain, explanation_cache
 from agentwatch.api.errors import ApiError, InvalidRequest, NotFound, Unavailable
 from agentwatch.api.query import only_query
 from agentwatch.api.security import require
@@ -78,4 +78,4 @@ async def get_explanation(request: Request, alert_id: str) -> dict[str, Any]:
         raise NotFound("no explanation of this alert (POST .../explain makes one)", {"alert_id": alert_id})
     if why is not None:
         raise NotFound(WHY_NOT[why], {"alert_id": alert_id, "reason": why})
-    return explain.answer(entry, was_cached=True)
+    return explanation_cache.answer(entry, was_cached=True)
