@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 import pytest
 from sqlalchemy import select
 
-from agentwatch.sessions import queries
+from agentwatch.sessions.cursor import MAX_CURSOR, decode_cursor, encode_cursor
 from agentwatch.sessions.schema import aop_sessions
 from tests.sessions.aop import ev
 from tests.sessions.test_query_parity import IDS, code_point_order, icu_database
@@ -111,7 +111,7 @@ def test_sessions_tied_on_activity_page_without_loss_or_repeat(server):
     last = doc["sessions"][-1]["id"]
     with server.aw.engine.connect() as conn:
         stored = conn.execute(select(aop_sessions.c.last_seen_at).where(aop_sessions.c.id == last)).scalar_one()
-    assert queries.decode_cursor(doc["next_cursor"]) == (stored, last)  # the float as stored, bit for bit
+    assert decode_cursor(doc["next_cursor"]) == (stored, last)  # the float as stored, bit for bit
 
 
 @pytest.fixture(scope="module")
@@ -180,25 +180,25 @@ def test_offset_paging_answers_as_before_with_a_cursor_beside_it(shared_server):
         # exactly a page left: the page that holds it says there is no next one
         assert c.get("/sessions", params={"agent": "off", "limit": 3}).json()["next_cursor"] is None
         # a cursor past the last session: an empty page, not an error
-        end = queries.encode_cursor(-1.0, "zzz")
+        end = encode_cursor(-1.0, "zzz")
         assert c.get("/sessions", params={"agent": "off", "cursor": end}).json()["sessions"] == []
 
 
 def test_a_bad_cursor_is_refused_naming_it(shared_server):
-    good = queries.encode_cursor(1_775_210_400.25, "sess-1")
+    good = encode_cursor(1_775_210_400.25, "sess-1")
     with shared_server.client() as c:
         assert c.get("/sessions", params={"cursor": good}).status_code == 200
         for cursor, rule in [
             ("", "must not be empty"),
-            ("A" * (queries.MAX_CURSOR + 1), f"longer than {queries.MAX_CURSOR} characters"),
+            ("A" * (MAX_CURSOR + 1), f"longer than {MAX_CURSOR} characters"),
             ("not a cursor!", "must be base64url"),
             ("AUHa", "not a cursor given in next_cursor (too short)"),
             ("Ak" + good[2:], "not a cursor given in next_cursor (unknown layout)"),
             (good + "==", "not a cursor given in next_cursor (not in its canonical form)"),
-            (queries.encode_cursor(float("inf"), "s"), "not a cursor given in next_cursor (its time is not finite)"),
-            (queries.encode_cursor(float("nan"), "s"), "not a cursor given in next_cursor (its time is not finite)"),
-            (queries.encode_cursor(1.0, "s\x00"), "not a cursor given in next_cursor (its id must not contain control"),
-            (queries.encode_cursor(1.0, "x" * 129), "not a cursor given in next_cursor (its id longer than 128"),
+            (encode_cursor(float("inf"), "s"), "not a cursor given in next_cursor (its time is not finite)"),
+            (encode_cursor(float("nan"), "s"), "not a cursor given in next_cursor (its time is not finite)"),
+            (encode_cursor(1.0, "s\x00"), "not a cursor given in next_cursor (its id must not contain control"),
+            (encode_cursor(1.0, "x" * 129), "not a cursor given in next_cursor (its id longer than 128"),
             (b64(b"\x01" + bytes(8) + b"\xff"), "not a cursor given in next_cursor (its id is not UTF-8)"),
         ]:
             r = c.get("/sessions", params={"cursor": cursor})
@@ -216,6 +216,6 @@ def test_a_bad_cursor_is_refused_naming_it(shared_server):
 
 def test_cursor_codec_keeps_the_exact_float_and_any_id():
     for seen, sid in [(1_775_210_400.1234567, "team/run-7"), (5e-324, "ä-x"), (-0.5, "😀" * 128), (1e300, "a b")]:
-        text = queries.encode_cursor(seen, sid)
-        assert len(text) <= queries.MAX_CURSOR and queries.decode_cursor(text) == (seen, sid)
+        text = encode_cursor(seen, sid)
+        assert len(text) <= MAX_CURSOR and decode_cursor(text) == (seen, sid)
         assert set(text) <= set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 
-from agentwatch.sessions import queries
+from agentwatch.sessions.cursor import decode_cursor, encode_cursor
 from tests.sessions.aop import ev
 
 _SETTLE = itertools.count(1)
@@ -64,11 +64,11 @@ def test_cursors_holding_extreme_times_and_non_ascii_ids_page_without_error(shar
             (-0.0, "x", []),
             (0.0, "\U0010ffff" * 128, []),
         ]:
-            r = c.get("/sessions", params={"agent": "hunt2-x", "cursor": queries.encode_cursor(seen, sid)})
+            r = c.get("/sessions", params={"agent": "hunt2-x", "cursor": encode_cursor(seen, sid)})
             assert r.status_code == 200, (seen, r.text)
             assert [s["id"] for s in r.json()["sessions"]] == expect, seen
         doc = c.get("/sessions", params={"agent": "hunt2-x", "limit": 2}).json()
-        (seen, _sid) = queries.decode_cursor(doc["next_cursor"])
+        (seen, _sid) = decode_cursor(doc["next_cursor"])
         # the session the cursor names deleted: the next page still starts right after its place
         assert c.delete(f"/sessions/{whole[1].replace('/', '%2F')}").status_code == 200
         rest = c.get("/sessions", params={"agent": "hunt2-x", "limit": 2, "cursor": doc["next_cursor"]}).json()

@@ -29,6 +29,7 @@ from agentwatch.events.codecs.framing import BodyError
 from agentwatch.events.model import EventError, parse_ts
 from agentwatch.pipeline.pipeline import NotSettled
 from agentwatch.sessions import queries, stream
+from agentwatch.sessions.cursor import BadCursor, decode_cursor
 from agentwatch.sessions.derive import session_json
 from agentwatch.sessions.wire import MAX_SEQUENCE, identifier
 
@@ -162,8 +163,8 @@ async def list_sessions(
                 [{"field": "cursor", "rule": rule}, {"field": "offset", "rule": rule}],
             )
         try:
-            after = queries.decode_cursor(cursor)
-        except queries.BadCursor as exc:
+            after = decode_cursor(cursor)
+        except BadCursor as exc:
             raise InvalidRequest(f"cursor: {exc}", [{"field": "cursor", "rule": str(exc)}]) from None
     start = offset or 0
     q = queries.SessionQuery(
