@@ -197,3 +197,20 @@ def test_a_late_session_budget_already_exceeded_fires_on_arrival(shared_server):
         "Session used 3e+06 tokens, over its budget of 1e+06",
         "Session used 3e+06 tokens, over its budget of 2.5e+06",
     ]
+
+
+@pytest.mark.parametrize("order", sorted(ORDERS))
+def test_the_budget_of_the_first_start_in_event_time_governs(shared_server, order):
+    """A session that reports two starts (a resumed agent, say) has the budgets of the first in
+    event time, as it has its goal, whatever order they arrive in."""
+    sid = f"budget-two-starts-{order}"
+    story = [
+        ev(sid, 1, "session.started", {"token_budget": 2_000_000}, at=1),
+        ev(sid, 2, "session.started", {"token_budget": 9_000_000}, at=2),
+    ]
+    with shared_server.client() as c:
+        for batch in ORDERS[order](story):
+            post(c, batch)
+        post(c, [ev(sid, 3, "session.heartbeat", {"total_tokens": 3_000_000}, at=3)])
+        found = budget_alerts(c, sid)
+    assert [a["message"] for a in found] == ["Session used 3e+06 tokens, over its budget of 2e+06"]

@@ -251,13 +251,9 @@ class SessionRules:
     def apply(self, e: Event) -> list[Finding]:
         st = self._state(f"session:{e.session_id}")
         kind = e.event_type.removeprefix("aop.")
-        d = e.data
         out: list[Finding] = []
         if kind == "session.started":
-            if "token_budget" in d:
-                st["tb"] = d["token_budget"]
-            if "cost_budget_usd" in d:
-                st["cb"] = d["cost_budget_usd"]
+            self._declare_budgets(st, e)
         elif kind == "operation.tool_start":
             out.extend(self._tool_start(st, e))
         elif kind == "operation.tool_end":
@@ -388,6 +384,23 @@ class SessionRules:
             details = {"cost_usd": cost, "budget_usd": cbudget, "budget_from": origin}
             out.append(self._budget_finding("cost_budget", e, msg, **details))
         return out
+
+    @staticmethod
+    def _declare_budgets(st: dict[str, Any], e: Event) -> None:
+        """Take the budgets a ``session.started`` declares, unless one earlier in event time
+        (sequence breaking a tie) declared them already: as with the goal, a session that
+        reports several starts has the budgets of its first, whatever order they arrive in.
+        A budget kept before its event time was (``tb_at`` absent) gives way to any."""
+        d = e.data
+        at = [e.ts, e.sequence or 0]
+        for field, key in (("token_budget", "tb"), ("cost_budget_usd", "cb")):
+            if field not in d:
+                continue
+            known = st.get(f"{key}_at")
+            if key in st and known is not None and list(known) <= at:
+                continue
+            st[key] = d[field]
+            st[f"{key}_at"] = at
 
     @staticmethod
     def _over(st: dict[str, Any], what: str, used: float, budget: Any) -> bool:
