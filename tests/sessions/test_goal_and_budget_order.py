@@ -153,7 +153,7 @@ def test_a_late_larger_session_budget_governs_from_when_it_is_known(shared_serve
         # the heartbeat comes first: the default budget (1,000,000 tokens, $10) fires
         post(c, [ev(sid, 2, "session.heartbeat", {"total_tokens": 2_000_000, "total_cost_usd": 11.0}, at=2)])
         [early_cost, early_tokens] = sorted(budget_alerts(c, sid), key=lambda a: a["type"])
-        assert early_tokens["message"] == "Session used 2e+06 tokens, over its budget of 1e+06"
+        assert early_tokens["message"] == "Session used 2,000,000 tokens, over its budget of 1,000,000"
         assert early_cost["type"] == "cost_budget"
 
         # then its own, larger budget: the alerts already raised stay, nothing new yet
@@ -167,7 +167,7 @@ def test_a_late_larger_session_budget_governs_from_when_it_is_known(shared_serve
         found = budget_alerts(c, sid)
         assert len(found) == 4, found
         late = {a["type"]: a for a in found if a["id"] not in (early_tokens["id"], early_cost["id"])}
-        assert late["token_budget"]["message"] == "Session used 5e+06 tokens, over its budget of 5e+06"
+        assert late["token_budget"]["message"] == "Session used 5,000,001 tokens, over its budget of 5,000,000"
         assert late["cost_budget"]["message"] == "Session cost $50.5000, over its budget of $50.0000"
         details = c.get(f"/api/v1/alerts/{late['token_budget']['id']}").json()["details"]
         assert (details["budget"], details["budget_from"]) == (5_000_000, "session.started")
@@ -194,8 +194,8 @@ def test_a_late_session_budget_already_exceeded_fires_on_arrival(shared_server):
         post(c, [ev(sid, 1, "session.started", {"token_budget": 2_500_000}, at=1)])
         found = budget_alerts(c, sid)
     assert [a["message"] for a in found] == [
-        "Session used 3e+06 tokens, over its budget of 1e+06",
-        "Session used 3e+06 tokens, over its budget of 2.5e+06",
+        "Session used 3,000,000 tokens, over its budget of 1,000,000",
+        "Session used 3,000,000 tokens, over its budget of 2,500,000",
     ]
 
 
@@ -213,4 +213,4 @@ def test_the_budget_of_the_first_start_in_event_time_governs(shared_server, orde
             post(c, batch)
         post(c, [ev(sid, 3, "session.heartbeat", {"total_tokens": 3_000_000}, at=3)])
         found = budget_alerts(c, sid)
-    assert [a["message"] for a in found] == ["Session used 3e+06 tokens, over its budget of 2e+06"]
+    assert [a["message"] for a in found] == ["Session used 3,000,000 tokens, over its budget of 2,000,000"]

@@ -123,6 +123,11 @@ def finding(kind: str, e: Event, message: str, *, dedup_key: str | None = None, 
     )
 
 
+def _count(n: float) -> str:
+    """A token count as people read it: 5,000,001, not 5e+06 (which hid that it was over 5e+06)."""
+    return f"{int(n):,}" if float(n).is_integer() else f"{n:,.2f}"
+
+
 class SessionRules:
     """The ``session_rules`` detector."""
 
@@ -373,7 +378,7 @@ class SessionRules:
         tokens = max(st.get("tok_r", 0.0), st.get("tok_s", 0.0))
         budget = st.get("tb", self.s.token_budget)
         if self._over(st, "tokens", tokens, budget):
-            msg = f"Session used {tokens:g} tokens, over its budget of {budget:g}"
+            msg = f"Session used {_count(tokens)} tokens, over its budget of {_count(budget)}"
             origin = "session.started" if "tb" in st else "aop.token_budget"
             out.append(self._budget_finding("token_budget", e, msg, tokens=tokens, budget=budget, budget_from=origin))
         cost = max(st.get("cost_r", 0.0), st.get("cost_s", 0.0))
