@@ -23,7 +23,7 @@ from starlette.responses import StreamingResponse
 
 from agentwatch.api.bodies import read_limited
 from agentwatch.api.errors import ApiError, Conflict, InvalidRequest, NotFound, Unavailable
-from agentwatch.api.security import require
+from agentwatch.api.security import principal_name, require
 from agentwatch.api.sse import data_line
 from agentwatch.api.wsframes import RECHECK_S, current_principal
 from agentwatch.discovery import alerting, inventory
@@ -51,11 +51,6 @@ def _tenant(request: Request) -> str:
     return getattr(principal, "tenant", "default") or "default"
 
 
-def _who(request: Request) -> str:
-    principal = getattr(request.state, "principal", None)
-    return f"{principal.kind}:{principal.id}" if principal is not None else "unknown"
-
-
 def _target(network: str | None, hosts: str | None) -> str:
     text = ",".join(t for t in (network, hosts) if t)
     if not text:
@@ -69,7 +64,13 @@ def _begin(request: Request, network: str | None, hosts: str | None, detectors: 
         if network and hosts:  # each named in its own errors first; then together (the host cap)
             mgr.check_target(hosts, detectors, field="hosts")
         field = "hosts" if hosts and not network else "network"
-        return mgr.begin(_target(network, hosts), detectors, tenant=_tenant(request), who=_who(request), field=field)
+        return mgr.begin(
+            _target(network, hosts),
+            detectors,
+            tenant=_tenant(request),
+            who=principal_name(request, "unknown"),
+            field=field,
+        )
     except (TargetError, DetectorError) as exc:
         raise InvalidRequest(str(exc)) from None
     except ScanBusy as exc:
@@ -244,7 +245,7 @@ async def put_settings(request: Request) -> dict:
     except ValueError as exc:
         raise InvalidRequest(str(exc)) from None
     if changed:
-        await run_in_threadpool(mgr.save_alert_settings, new, changed, _who(request))
+        await run_in_threadpool(mgr.save_alert_settings, new, changed, principal_name(request, "unknown"))
         request.state.audit_details = {"changed": changed}  # into this request's hash-chained audit row
     return {"updated": changed, "count": len(changed), "settings": alerting.masked(new)}
 

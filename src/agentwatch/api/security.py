@@ -54,6 +54,14 @@ class Authenticator(Protocol):
         ...
 
 
+def principal_name(conn: HTTPConnection, default: str = "") -> str:
+    """The credential behind a request as ``kind:id`` (``user:...``, ``api_key:...``), for what
+    records who did something: never an API key's name, which its creator chooses freely (a key
+    named like the admin). ``default`` when the request carries none."""
+    principal = getattr(conn.state, "principal", None)
+    return f"{principal.kind}:{principal.id}" if principal is not None else default
+
+
 def deny(conn: HTTPConnection, status: int, message: str) -> Exception:
     """The exception refusing ``conn`` with ``status`` (401 or 403), for HTTP and WebSocket alike."""
     if conn.scope["type"] == "websocket":

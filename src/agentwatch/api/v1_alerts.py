@@ -20,7 +20,7 @@ from agentwatch.api.bodies import json_body_doc, read_model
 from agentwatch.api.errors import InvalidRequest, NotFound
 from agentwatch.api.oisp import parse_since
 from agentwatch.api.query import only_query
-from agentwatch.api.security import require
+from agentwatch.api.security import principal_name, require
 from agentwatch.detect import queries
 
 router = APIRouter(prefix="/api/v1", tags=["alerts"])
@@ -115,13 +115,6 @@ class Feedback(BaseModel):
 FEEDBACK_BODY_BYTES = 64 * 1024
 
 
-def _who(request: Request) -> str:
-    """The credential behind a verdict as ``kind:id`` (``user:...``, ``api_key:...``): never an
-    API key's name, which its creator chooses freely (a key named like the admin)."""
-    principal = getattr(request.state, "principal", None)
-    return f"{principal.kind}:{principal.id}" if principal is not None else ""
-
-
 @router.post(
     "/alerts/{alert_id}/feedback",
     status_code=204,
@@ -132,7 +125,7 @@ async def add_feedback(request: Request, alert_id: str) -> Response:
     """Record a true/false positive verdict; 204, or 404 when the alert does not exist."""
     body = await read_model(request, Feedback, FEEDBACK_BODY_BYTES)
     _check_id(alert_id)
-    who = _who(request)
+    who = principal_name(request)
     ok = await run_in_threadpool(
         queries.add_feedback, request.app.state.aw.engine, alert_id, body.feedback, body.note, body.origin, who
     )
@@ -166,7 +159,7 @@ async def list_feedback(
 ASSIGNEE_FORBIDDEN = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 
 
-def _assignee_ok(value: str | None) -> str | None:
+def assignee_ok(value: str | None) -> str | None:
     if value is not None and (value != value.strip() or ASSIGNEE_FORBIDDEN.search(value)):
         raise ValueError("must be printable text without control characters or surrounding blanks")
     return value
@@ -177,14 +170,14 @@ class AlertPatch(BaseModel):
     status: Status | None = None
     assignee: str | None = Field(None, min_length=1, max_length=MAX_ASSIGNEE, description="null: unassigned")
 
-    _check_assignee = field_validator("assignee")(_assignee_ok)
+    _check_assignee = field_validator("assignee")(assignee_ok)
 
 
 class Assignment(BaseModel):
     model_config = ConfigDict(extra="forbid")
     assignee: str = Field(min_length=1, max_length=MAX_ASSIGNEE)
 
-    _check_assignee = field_validator("assignee")(_assignee_ok)
+    _check_assignee = field_validator("assignee")(assignee_ok)
 
 
 TRIAGE_BODY_BYTES = 4 * 1024  # two short fields; room for escaped characters
