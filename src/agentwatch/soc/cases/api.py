@@ -1,7 +1,8 @@
 """``/api/v1/cases`` (AiSOC "Cases & Response"): list, create, detail, change, close, comment
 and timeline.
 
-Reading a case needs ``alerts:read`` (a case is made of alerts), every write ``cases:write``.
+Reading a case needs ``alerts:read`` (a case is made of alerts), every write ``cases:write``;
+the writes that answer the whole case (create, change, close) need ``alerts:read`` as well.
 ``DELETE`` closes a case and keeps it, with its comments and timeline, for the audit trail.
 """
 
@@ -10,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal, get_args
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 from starlette.concurrency import run_in_threadpool
 
@@ -19,7 +20,7 @@ from agentwatch.api.bodies import json_body_doc, read_model
 from agentwatch.api.errors import Conflict, InvalidRequest, NotFound
 from agentwatch.api.oisp import parse_since
 from agentwatch.api.query import only_query
-from agentwatch.api.security import principal_name, require
+from agentwatch.api.security import deny, principal_name, require
 from agentwatch.api.v1_alerts import ALERT_ID_RE, ASSIGNEE_FORBIDDEN, assignee_ok
 from agentwatch.soc.cases import history, store
 
@@ -35,10 +36,15 @@ NOTE_BODY_BYTES = 64 * 1024  # a comment or a timeline entry
 MAX_TEXT = 10_000
 
 
+# Bidi controls the assignee rule lets through (it refuses embeddings, overrides and isolates):
+# the marks LRM, RLM and ALM reorder a title as they do, and the README promises none.
+BIDI_MARKS = re.compile("[\u061c\u200e\u200f]")
+
+
 def _title_ok(value: str) -> str:
     if not value.strip():
         raise ValueError("must not be blank")
-    if ASSIGNEE_FORBIDDEN.search(value):
+    if ASSIGNEE_FORBIDDEN.search(value) or BIDI_MARKS.search(value):
         raise ValueError("must be printable text without control characters")
     return value
 
@@ -112,6 +118,22 @@ class EntryIn(BaseModel):
     kind: Literal["note", "evidence", "action"] = "note"
 
 
+def _reads_cases(request: Request) -> None:
+    """Writes that answer the case (create, change, close) also need ``alerts:read``: the answer
+    holds the case and a summary of each linked alert, which ``cases:write`` alone must not read
+    (linking an alert to a new case would show any alert). Runs after the route's guard."""
+    principal = getattr(request.state, "principal", None)
+    try:
+        allowed = principal is not None and principal.can("alerts:read")
+    except Exception:  # a failed role lookup denies, as the guard does
+        allowed = False
+    if not allowed:
+        raise deny(request, 403, "permission 'alerts:read' required: a write answers the case")
+
+
+READS_CASES = Depends(_reads_cases)
+
+
 def _case_id(case_id: str) -> str:
     if CASE_ID_RE.fullmatch(case_id) is None:
         raise InvalidRequest("case_id: must be a case id (a UUID, lowercase hex digits)")
@@ -161,7 +183,7 @@ async def list_cases(
 @router.post(
     "/cases",
     status_code=201,
-    dependencies=[require("cases:write"), only_query()],
+    dependencies=[require("cases:write"), READS_CASES, only_query()],
     openapi_extra=json_body_doc(CaseIn),
 )
 async def create_case(request: Request) -> dict[str, Any]:
@@ -197,7 +219,7 @@ async def _change(request: Request, case_id: str, changes: dict[str, Any], title
 
 @router.patch(
     "/cases/{case_id}",
-    dependencies=[require("cases:write"), only_query()],
+    dependencies=[require("cases:write"), READS_CASES, only_query()],
     openapi_extra=json_body_doc(CasePatch),
 )
 async def patch_case(request: Request, case_id: str) -> dict[str, Any]:
@@ -214,7 +236,7 @@ async def patch_case(request: Request, case_id: str) -> dict[str, Any]:
     return await _change(request, case_id, {name: getattr(body, name) for name in given})
 
 
-@router.delete("/cases/{case_id}", dependencies=[require("cases:write"), only_query()])
+@router.delete("/cases/{case_id}", dependencies=[require("cases:write"), READS_CASES, only_query()])
 async def close_case(request: Request, case_id: str) -> dict[str, Any]:
     """Close the case (it is kept, for the audit trail); answers it. A closed case is answered
     unchanged."""
