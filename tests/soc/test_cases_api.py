@@ -3,6 +3,7 @@ its ids, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import json
 import uuid
 
 import pytest
@@ -126,14 +127,35 @@ def test_malformed_empty_and_oversized_bodies(srv):
             assert bad.status_code == 400 and bad.json()["error"]["message"].startswith("body:"), (path, bad.text)
             empty = c.request(method, path, content=b"", headers=headers)
             assert empty.status_code == 400 and empty.json()["error"]["message"].startswith("body:"), path
-        huge = {"title": "t", "description": "d" * 140_000}
+        huge = {"title": "t", "description": "d" * 300_000}
         for method, path in (("POST", "/api/v1/cases"), ("PATCH", url)):
             r = c.request(method, path, json=huge)
             assert r.status_code == 413 and r.json()["error"]["message"].startswith("body:"), path
         for path in (f"{url}/comments", f"{url}/timeline"):
-            r = c.post(path, json={"body": "b" * 70_000})
+            r = c.post(path, json={"body": "b" * 140_000})
             assert r.status_code == 413 and r.json()["error"]["message"].startswith("body:"), path
         assert c.get(url).json() == case  # nothing changed
+
+
+def test_the_longest_texts_fit_their_bodies_however_they_are_escaped(srv):
+    """10,000 characters are 10,000 characters however JSON spells them: an emoji each, which a
+    client escaping every non-ASCII character (Python's json by default) sends as 12 bytes."""
+    emoji = "\U0001f512" * 10_000
+    headers = {"Content-Type": "application/json"}
+
+    def send(c, path, body):
+        return c.post(path, content=json.dumps(body).encode(), headers=headers)  # every non-ASCII escaped
+
+    with srv.client() as c:
+        tags = [f"t{i:02d}" + "\u00e9" * 59 for i in range(32)]
+        r = send(c, "/api/v1/cases", {"title": "t", "description": emoji, "tags": tags})
+        assert r.status_code == 201, r.text[:300]
+        case = r.json()
+        assert case["description"] == emoji
+        r = send(c, f"/api/v1/cases/{case['id']}/comments", {"body": emoji})
+        assert r.status_code == 201 and r.json()["body"] == emoji
+        r = send(c, f"/api/v1/cases/{case['id']}/timeline", {"title": "t", "description": emoji})
+        assert r.status_code == 201 and r.json()["description"] == emoji
 
 
 # -- ids ------------------------------------------------------------------------------------

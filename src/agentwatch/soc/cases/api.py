@@ -31,8 +31,10 @@ CASE_STATUSES: tuple[str, ...] = get_args(CaseStatus)
 # A case id as this server makes them (uuid4, lowercase); fullmatch, ASCII only
 CASE_ID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.ASCII)
 
-CASE_BODY_BYTES = 128 * 1024  # a 10,000-character description escaped, and 1,000 alert ids
-NOTE_BODY_BYTES = 64 * 1024  # a comment or a timeline entry
+# Bodies hold their text limits written the longest way JSON allows: a client escaping every
+# non-ASCII character sends an emoji as 12 bytes (a surrogate pair of \uXXXX escapes).
+CASE_BODY_BYTES = 256 * 1024  # a 10,000-character description, 32 tags and 1,000 alert ids
+NOTE_BODY_BYTES = 128 * 1024  # a comment or a timeline entry
 MAX_TEXT = 10_000
 
 
