@@ -6,25 +6,15 @@ from __future__ import annotations
 
 import pytest
 
-from agentwatch.config import Settings
-from tests.soc.helpers import PASSWORD, create, make_alert
-from tests.support.server import run_server
+from tests.soc.helpers import auth_server, create, make_alert
 
 # -- a write answers the case: it needs alerts:read as reading does -----------------------------
 
 
 def test_a_writer_without_alerts_read_reads_nothing_through_writes(module_database_url, tmp_path_factory):
-    cfg = Settings(
-        data_dir=tmp_path_factory.mktemp("hunt-auth"),
-        database_url=module_database_url,
-        auth={"enabled": True, "open_ingest_on_loopback": False},
-    )
-    with run_server(cfg) as s, s.client() as c:
-        s.aw.auth.users.create("admin@example.com", PASSWORD, "admin")
-        token = c.post("/api/v1/auth/login", json={"email": "admin@example.com", "password": PASSWORD}).json()
-        admin = {"Authorization": f"Bearer {token['access_token']}"}
-        made = c.post("/api/v1/api-keys", headers=admin, json={"name": "w", "scopes": ["cases:write"]}).json()
-        writer_only = {"X-API-Key": made["key"]}
+    with auth_server(module_database_url, tmp_path_factory.mktemp("hunt-auth")) as srv:
+        s, c, admin = srv.server, srv.client, srv.admin
+        _, writer_only = srv.key("cases:write")
         secret = make_alert(s.aw.engine, 9)
         with s.client(headers=admin) as as_admin:
             case = create(as_admin, title="private", alert_ids=[secret])

@@ -12,11 +12,9 @@ import pytest
 from sqlalchemy import insert, select
 
 from agentwatch.alerts.recorder import delete_dependents
-from agentwatch.config import Settings
 from agentwatch.soc.cases import store
 from agentwatch.soc.cases.schema import case_alerts, case_comments
-from tests.soc.helpers import PASSWORD, create, make_alert
-from tests.support.server import run_server
+from tests.soc.helpers import auth_server, create, make_alert
 
 # -- PATCH ----------------------------------------------------------------------------------
 
@@ -316,20 +314,8 @@ def test_delete_dependents_unlinks_cases_in_the_callers_transaction(engine):
 
 
 def test_writes_need_cases_write_and_reads_alerts_read(module_database_url, tmp_path_factory):
-    cfg = Settings(
-        data_dir=tmp_path_factory.mktemp("auth"),
-        database_url=module_database_url,
-        auth={"enabled": True, "open_ingest_on_loopback": False},
-    )
-    with run_server(cfg) as s, s.client() as c:
-        s.aw.auth.users.create("admin@example.com", PASSWORD, "admin")
-        token = c.post("/api/v1/auth/login", json={"email": "admin@example.com", "password": PASSWORD}).json()
-        admin = {"Authorization": f"Bearer {token['access_token']}"}
-
-        def key(*scopes: str) -> tuple[str, dict[str, str]]:
-            made = c.post("/api/v1/api-keys", headers=admin, json={"name": "k", "scopes": list(scopes)}).json()
-            return made["id"], {"X-API-Key": made["key"]}
-
+    with auth_server(module_database_url, tmp_path_factory.mktemp("auth")) as srv:
+        c, key = srv.client, srv.key
         _, reader = key("alerts:read")
         writer_id, writer = key("alerts:read", "cases:write")
         made = c.post("/api/v1/cases", headers=writer, json={"title": "by key"})
