@@ -85,11 +85,14 @@ def origin_allowed(conn: HTTPConnection, allowed: list[str]) -> bool:
 
 
 class Guard:
-    """A route dependency that authenticates the caller and checks one permission."""
+    """A route dependency that authenticates the caller and checks one permission, and then any
+    ``also`` needs: ``{permission: why}``, for a route whose answer holds what another
+    permission guards (the 403 names the permission and why)."""
 
-    def __init__(self, permission: str, *, open_on_loopback: bool = False) -> None:
+    def __init__(self, permission: str, *, open_on_loopback: bool = False, also: dict[str, str] | None = None) -> None:
         self.permission = permission
         self.open_on_loopback = open_on_loopback
+        self.also = dict(also or {})
 
     async def __call__(self, conn: HTTPConnection) -> Principal:
         aw = conn.app.state.aw
@@ -111,22 +114,25 @@ class Guard:
                 conn.state.principal = ANONYMOUS
                 return ANONYMOUS
             raise deny(conn, 401, "authentication required")
-        try:
-            allowed = principal.can(self.permission)
-        except Exception:  # a failed role lookup denies
-            log.exception("security.permission_lookup_failed", permission=self.permission)
-            allowed = False
-        if not allowed:
-            raise deny(conn, 403, f"permission {self.permission!r} required")
+        for permission, why in [(self.permission, ""), *self.also.items()]:
+            try:
+                allowed = principal.can(permission)
+            except Exception:  # a failed role lookup denies
+                log.exception("security.permission_lookup_failed", permission=permission)
+                allowed = False
+            if not allowed:
+                raise deny(conn, 403, f"permission {permission!r} required" + (f": {why}" if why else ""))
         conn.state.principal = principal
         return principal
 
 
-def require(permission: str, *, open_on_loopback: bool = False) -> Any:
-    """The route dependency declaring ``permission`` (one of ``permissions.PERMISSIONS``, or PUBLIC)."""
-    if permission != PUBLIC and permission not in PERMISSIONS:
-        raise ValueError(f"unknown permission {permission!r}; add it to agentwatch.api.permissions")
-    return Depends(Guard(permission, open_on_loopback=open_on_loopback))
+def require(permission: str, *, open_on_loopback: bool = False, also: dict[str, str] | None = None) -> Any:
+    """The route dependency declaring ``permission`` (one of ``permissions.PERMISSIONS``, or PUBLIC),
+    and ``also`` permissions the route needs besides, each with why (see :class:`Guard`)."""
+    for name in [permission, *(also or {})]:
+        if name != PUBLIC and name not in PERMISSIONS:
+            raise ValueError(f"unknown permission {name!r}; add it to agentwatch.api.permissions")
+    return Depends(Guard(permission, open_on_loopback=open_on_loopback, also=also))
 
 
 def route_guard(route: APIRoute | APIWebSocketRoute) -> Guard | None:

@@ -7,7 +7,6 @@ with ``meta {total, page, limit}`` and AiSOC's ``cursor`` with ``next_cursor``.
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response
@@ -21,11 +20,11 @@ from agentwatch.api.errors import InvalidRequest, NotFound
 from agentwatch.api.oisp import parse_since
 from agentwatch.api.query import only_query
 from agentwatch.api.security import principal_name, require
+from agentwatch.api.text_rules import ALERT_ID_RE, printable_name
 from agentwatch.detect import queries
+from agentwatch.store.keyset import decode_cursor
 
 router = APIRouter(prefix="/api/v1", tags=["alerts"])
-
-ALERT_ID_RE = re.compile(r"[0-9A-Za-z-]{1,64}")  # fullmatch: "$" would let a final newline through
 
 
 def parse_types(value: str | None) -> list[str]:
@@ -83,7 +82,7 @@ async def list_alerts(
     )
     if cursor is not None:
         try:
-            q.cursor = queries.decode_cursor(cursor)
+            q.cursor = decode_cursor(cursor, max_id=64)
         except ValueError as exc:
             raise InvalidRequest(str(exc)) from None
     rows, total, nxt = await run_in_threadpool(queries.list_alerts, request.app.state.aw.engine, q)
@@ -152,32 +151,20 @@ async def list_feedback(
 
 # -- triage: status, assignee, deletion ----------------------------------------------------
 
-# Printable text without surrounding blanks: a name, an e-mail address, ``user:<id>``. Refused
-# anywhere in it: C0 and C1 controls (a NUL, a terminal escape), line and paragraph separators
-# (they break a log line as a newline does) and the bidi embeddings, overrides and isolates
-# (they show a name other than the one stored).
-ASSIGNEE_FORBIDDEN = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
-
-
-def assignee_ok(value: str | None) -> str | None:
-    if value is not None and (value != value.strip() or ASSIGNEE_FORBIDDEN.search(value)):
-        raise ValueError("must be printable text without control characters or surrounding blanks")
-    return value
-
 
 class AlertPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
     status: Status | None = None
     assignee: str | None = Field(None, min_length=1, max_length=MAX_ASSIGNEE, description="null: unassigned")
 
-    _check_assignee = field_validator("assignee")(assignee_ok)
+    _check_assignee = field_validator("assignee")(printable_name)
 
 
 class Assignment(BaseModel):
     model_config = ConfigDict(extra="forbid")
     assignee: str = Field(min_length=1, max_length=MAX_ASSIGNEE)
 
-    _check_assignee = field_validator("assignee")(assignee_ok)
+    _check_assignee = field_validator("assignee")(printable_name)
 
 
 TRIAGE_BODY_BYTES = 4 * 1024  # two short fields; room for escaped characters

@@ -18,7 +18,7 @@ from agentwatch.alerts import explain, explanation_cache
 from agentwatch.api.errors import ApiError, InvalidRequest, NotFound, Unavailable
 from agentwatch.api.query import only_query
 from agentwatch.api.security import require
-from agentwatch.api.v1_alerts import ALERT_ID_RE
+from agentwatch.api.text_rules import ALERT_ID_RE
 from agentwatch.detect import queries
 
 router = APIRouter(prefix="/api/v1", tags=["alerts"])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -16,6 +15,7 @@ from agentwatch.alerts.model import to_json
 from agentwatch.detect.schema import alert_feedback
 from agentwatch.events.entities import entity_id
 from agentwatch.store.alerts_schema import alerts
+from agentwatch.store.keyset import encode_cursor
 from agentwatch.store.schema import events
 
 ENTITY_KINDS = ("ip", "user", "host", "domain", "file", "process", "model", "agent")
@@ -44,27 +44,6 @@ def technique_tags(prefix: str) -> list[str]:
     if p.startswith("aml."):
         return ["atlas." + p]
     return ["attack." + p]
-
-
-def encode_cursor(last_seen: float, alert_id: str) -> str:
-    return base64.urlsafe_b64encode(orjson.dumps([last_seen, alert_id])).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[float, str]:
-    """Raises ValueError for a cursor this server did not make."""
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        last_seen, alert_id = orjson.loads(raw)
-    except Exception:
-        raise ValueError("cursor: not a cursor returned by this API") from None
-    if (
-        isinstance(last_seen, bool)
-        or not isinstance(last_seen, int | float)
-        or not isinstance(alert_id, str)
-        or len(alert_id) > 64
-    ):
-        raise ValueError("cursor: not a cursor returned by this API")
-    return float(last_seen), alert_id
 
 
 @dataclass

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal, get_args
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 from starlette.concurrency import run_in_threadpool
 
@@ -20,9 +20,10 @@ from agentwatch.api.bodies import json_body_doc, read_model
 from agentwatch.api.errors import Conflict, InvalidRequest, NotFound
 from agentwatch.api.oisp import parse_since
 from agentwatch.api.query import only_query
-from agentwatch.api.security import deny, principal_name, require
-from agentwatch.api.v1_alerts import ALERT_ID_RE, ASSIGNEE_FORBIDDEN, assignee_ok
+from agentwatch.api.security import principal_name, require
+from agentwatch.api.text_rules import ALERT_ID_RE, printable_name, printable_title
 from agentwatch.soc.cases import history, store
+from agentwatch.store.keyset import decode_cursor
 
 router = APIRouter(prefix="/api/v1", tags=["cases"])
 
@@ -36,19 +37,6 @@ CASE_ID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-
 CASE_BODY_BYTES = 256 * 1024  # a 10,000-character description, 32 tags and 1,000 alert ids
 NOTE_BODY_BYTES = 128 * 1024  # a comment or a timeline entry
 MAX_TEXT = 10_000
-
-
-# Bidi controls the assignee rule lets through (it refuses embeddings, overrides and isolates):
-# the marks LRM, RLM and ALM reorder a title as they do, and the README promises none.
-BIDI_MARKS = re.compile("[\u061c\u200e\u200f]")
-
-
-def _title_ok(value: str) -> str:
-    if not value.strip():
-        raise ValueError("must not be blank")
-    if ASSIGNEE_FORBIDDEN.search(value) or BIDI_MARKS.search(value):
-        raise ValueError("must be printable text without control characters")
-    return value
 
 
 def _text_ok(value: str) -> str:
@@ -68,11 +56,11 @@ def _unique(values: list[str]) -> list[str]:
     return list(dict.fromkeys(values))  # a repeat adds nothing; the first place is kept
 
 
-Title = Annotated[str, Field(min_length=1, max_length=256), AfterValidator(_title_ok)]
+Title = Annotated[str, Field(min_length=1, max_length=256), AfterValidator(printable_title)]
 Description = Annotated[str, Field(max_length=MAX_TEXT), AfterValidator(_text_ok)]
 Severity = Annotated[int, Field(ge=0, le=10, strict=True)]
-Assignee = Annotated[str, Field(min_length=1, max_length=MAX_ASSIGNEE), AfterValidator(assignee_ok)]
-Tag = Annotated[str, Field(min_length=1, max_length=64), AfterValidator(assignee_ok)]
+Assignee = Annotated[str, Field(min_length=1, max_length=MAX_ASSIGNEE), AfterValidator(printable_name)]
+Tag = Annotated[str, Field(min_length=1, max_length=64), AfterValidator(printable_name)]
 Tags = Annotated[list[Tag], Field(max_length=32), AfterValidator(_unique)]
 AlertId = Annotated[str, AfterValidator(_alert_id_ok)]
 AlertIds = Annotated[list[AlertId], Field(max_length=1000), AfterValidator(_unique)]
@@ -120,20 +108,10 @@ class EntryIn(BaseModel):
     kind: Literal["note", "evidence", "action"] = "note"
 
 
-def _reads_cases(request: Request) -> None:
-    """Writes that answer the case (create, change, close) also need ``alerts:read``: the answer
-    holds the case and a summary of each linked alert, which ``cases:write`` alone must not read
-    (linking an alert to a new case would show any alert). Runs after the route's guard."""
-    principal = getattr(request.state, "principal", None)
-    try:
-        allowed = principal is not None and principal.can("alerts:read")
-    except Exception:  # a failed role lookup denies, as the guard does
-        allowed = False
-    if not allowed:
-        raise deny(request, 403, "permission 'alerts:read' required: a write answers the case")
-
-
-READS_CASES = Depends(_reads_cases)
+# Writes that answer the whole case (create, change, close) also need ``alerts:read``: the answer
+# holds the case and a summary of each linked alert, which ``cases:write`` alone must not read
+# (linking an alert to a new case would show any alert).
+WRITES_ANSWERING_THE_CASE = require("cases:write", also={"alerts:read": "a write answers the case"})
 
 
 def _case_id(case_id: str) -> str:
@@ -175,7 +153,7 @@ async def list_cases(
     q = store.CaseQuery(status=status, assignee=assignee, min_severity=severity, alert_id=alert_id, limit=limit)
     if cursor is not None:
         try:
-            q.cursor = store.decode_cursor(cursor)
+            q.cursor = decode_cursor(cursor, max_id=36)
         except ValueError as exc:
             raise InvalidRequest(str(exc)) from None
     rows, total, nxt = await run_in_threadpool(store.list_cases, request.app.state.aw.engine, q)
@@ -185,7 +163,7 @@ async def list_cases(
 @router.post(
     "/cases",
     status_code=201,
-    dependencies=[require("cases:write"), READS_CASES, only_query()],
+    dependencies=[WRITES_ANSWERING_THE_CASE, only_query()],
     openapi_extra=json_body_doc(CaseIn),
 )
 async def create_case(request: Request) -> dict[str, Any]:
@@ -221,7 +199,7 @@ async def _change(request: Request, case_id: str, changes: dict[str, Any], title
 
 @router.patch(
     "/cases/{case_id}",
-    dependencies=[require("cases:write"), READS_CASES, only_query()],
+    dependencies=[WRITES_ANSWERING_THE_CASE, only_query()],
     openapi_extra=json_body_doc(CasePatch),
 )
 async def patch_case(request: Request, case_id: str) -> dict[str, Any]:
@@ -238,7 +216,7 @@ async def patch_case(request: Request, case_id: str) -> dict[str, Any]:
     return await _change(request, case_id, {name: getattr(body, name) for name in given})
 
 
-@router.delete("/cases/{case_id}", dependencies=[require("cases:write"), READS_CASES, only_query()])
+@router.delete("/cases/{case_id}", dependencies=[WRITES_ANSWERING_THE_CASE, only_query()])
 async def close_case(request: Request, case_id: str) -> dict[str, Any]:
     """Close the case (it is kept, for the audit trail); answers it. A closed case is answered
     unchanged."""

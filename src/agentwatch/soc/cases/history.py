@@ -46,7 +46,8 @@ Page = tuple[list[dict[str, Any]], int]  # (items, how many the case holds)
 SHAPE = {"comments": comment_json, "timeline": entry_json}
 
 
-def _count(conn: Connection, which: str, case_id: str) -> int:
+def count(conn: Connection, which: str, case_id: str) -> int:
+    """How many ``comments`` or ``timeline`` entries the case holds."""
     table, _order = ORDER[which]
     return int(conn.execute(select(func.count()).select_from(table).where(table.c.case_id == case_id)).scalar_one())
 
@@ -58,7 +59,7 @@ def newest(conn: Connection, which: str, case_id: str) -> Page:
     rows = conn.execute(
         select(table).where(table.c.case_id == case_id).order_by(*(c.desc() for c in order)).limit(DETAIL_ITEMS)
     ).all()
-    return [SHAPE[which](r) for r in reversed(rows)], _count(conn, which, case_id)
+    return [SHAPE[which](r) for r in reversed(rows)], count(conn, which, case_id)
 
 
 def page(engine: Engine, which: str, case_id: str, offset: int, limit: int) -> Page | None:
@@ -71,4 +72,4 @@ def page(engine: Engine, which: str, case_id: str, offset: int, limit: int) -> P
         rows = conn.execute(
             select(table).where(table.c.case_id == case_id).order_by(*order).offset(offset).limit(limit)
         ).all()
-        return [SHAPE[which](r) for r in rows], _count(conn, which, case_id)
+        return [SHAPE[which](r) for r in rows], count(conn, which, case_id)

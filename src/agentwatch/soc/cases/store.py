@@ -10,7 +10,6 @@ pointing at nothing. The dedup-key locks come first and the case lock last, in e
 
 from __future__ import annotations
 
-import base64
 import time
 import uuid
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from agentwatch.events.model import iso
 from agentwatch.soc.cases import history
 from agentwatch.soc.cases.schema import case_alerts, case_comments, case_timeline, cases
 from agentwatch.store.alerts_schema import alerts
+from agentwatch.store.keyset import encode_cursor
 
 MAX_COMMENTS = 10_000  # per case
 MAX_ENTRIES = 10_000  # timeline entries analysts add, per case (automatic ``change`` entries aside)
@@ -42,27 +42,6 @@ class UnknownAlerts(ValueError):
 
 class CaseFull(ValueError):
     """The case already holds the most comments or timeline entries it may."""
-
-
-# -- paging -----------------------------------------------------------------------------------
-
-
-def encode_cursor(created_at: float, case_id: str) -> str:
-    return base64.urlsafe_b64encode(orjson.dumps([created_at, case_id])).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[float, str]:
-    """Raises ValueError for a cursor this server did not make."""
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        created_at, case_id = orjson.loads(raw)
-    except Exception:
-        raise ValueError("cursor: not a cursor returned by this API") from None
-    if isinstance(created_at, bool) or not isinstance(created_at, int | float) or not isinstance(case_id, str):
-        raise ValueError("cursor: not a cursor returned by this API")
-    if len(case_id) > 36:
-        raise ValueError("cursor: not a cursor returned by this API")
-    return float(created_at), case_id
 
 
 @dataclass
@@ -304,10 +283,7 @@ def add_comment(engine: Engine, case_id: str, body: str, principal: str) -> dict
     with engine.begin() as conn:
         if _lock_case(conn, case_id) is None:
             return None
-        held = conn.execute(
-            select(func.count()).select_from(case_comments).where(case_comments.c.case_id == case_id)
-        ).scalar_one()
-        if held >= MAX_COMMENTS:
+        if history.count(conn, "comments", case_id) >= MAX_COMMENTS:
             raise CaseFull(f"comments: the case already holds {MAX_COMMENTS} comments, the most it may")
         row = {"id": str(uuid.uuid4()), "case_id": case_id, "author": principal[:PRINCIPAL_WIDTH], "body": body}
         conn.execute(case_comments.insert().values(**row, created_at=now))
