@@ -4,6 +4,7 @@ shared by the alert and case routes so that one rule is one rule everywhere."""
 from __future__ import annotations
 
 import re
+import unicodedata
 
 ALERT_ID_RE = re.compile(r"[0-9A-Za-z-]{1,64}")  # fullmatch: "$" would let a final newline through
 
@@ -23,10 +24,29 @@ def printable_name(value: str | None) -> str | None:
     return value
 
 
+def assignee_name(value: str | None) -> str | None:
+    """An assignee as stored and as searched for: a printable name in Unicode's composed form
+    (NFC), so that an accented name typed as one code point or as a letter and a combining
+    accent is the same analyst."""
+    if value is None:
+        return None
+    printable_name(value)
+    return unicodedata.normalize("NFC", value)
+
+
+# Characters that show nothing on their own: blanks and the format characters (zero-width space
+# and joiners, word joiner, soft hyphen, byte order mark).
+INVISIBLE_CATEGORIES = frozenset({"Zs", "Zl", "Zp", "Cc", "Cf"})
+
+
+def shows_nothing(value: str) -> bool:
+    return all(ch.isspace() or unicodedata.category(ch) in INVISIBLE_CATEGORIES for ch in value)
+
+
 def printable_title(value: str) -> str:
-    """A title: not blank, and none of the characters names refuse nor the bidi marks."""
-    if not value.strip():
-        raise ValueError("must not be blank")
+    """A title: something visible, and none of the characters names refuse nor the bidi marks."""
+    if shows_nothing(value):
+        raise ValueError("must not be blank (nothing visible)")
     if UNPRINTABLE.search(value) or BIDI_MARKS.search(value):
         raise ValueError("must be printable text without control characters")
     return value
