@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -33,6 +31,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from agentwatch.alerts.explain_prompt import build_messages, clip
 from agentwatch.alerts.explanation_cache import answer, cache_key, cached, fingerprint, keep, purge_expired, unusable
+from agentwatch.keyed_locks import KeyedLocks
 from agentwatch.masking import MASK, mask_text
 from agentwatch.net.ssrf import UnresolvedHost, guarded_client
 from agentwatch.notify.base import ssrf_refusal
@@ -159,21 +158,8 @@ class Explainer:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self._locks: dict[str, asyncio.Lock] = {}
-        self._holders: dict[str, int] = {}
+        self._turns = KeyedLocks()
         self._purged_at: float | None = None  # time.monotonic() of the last purge
-
-    @asynccontextmanager
-    async def _turn(self, alert_id: str) -> AsyncIterator[None]:
-        lock = self._locks.setdefault(alert_id, asyncio.Lock())
-        self._holders[alert_id] = self._holders.get(alert_id, 0) + 1
-        try:
-            async with lock:
-                yield
-        finally:
-            self._holders[alert_id] -= 1
-            if not self._holders[alert_id]:  # nobody waits: forget the lock
-                del self._holders[alert_id], self._locks[alert_id]
 
     async def purge_due(self, llm: LlmSettings) -> None:
         """Delete expired explanations when the last purge is old enough. There is no periodic
@@ -221,7 +207,7 @@ class Explainer:
         entry = await usable()
         if entry is not None:
             return answer(entry, was_cached=True)
-        async with self._turn(alert_id):
+        async with self._turns.hold(alert_id):
             entry = await usable()
             if entry is not None:
                 return answer(entry, was_cached=True)

@@ -27,6 +27,9 @@ class DetectionSettings(BaseModel):
     max_state_entries: int = Field(
         50_000, ge=100, description="entries kept by each stateful rule before the oldest are forgotten"
     )
+    rule_suggestion_min_tp: int = Field(
+        3, ge=1, le=10_000, description="true positives a pattern needs before a Sigma rule can be drafted for it"
+    )
     max_uploaded_rules: int = Field(500, ge=1, description="uploaded rules kept; more answers 507")
     max_upload_bytes: int = Field(4 * 1024 * 1024, ge=1024, description="total YAML of uploaded rules; more is 507")
     outputs: list[dict[str, Any]] = Field(
