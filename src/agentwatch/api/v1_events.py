@@ -14,11 +14,12 @@ from agentwatch.api.security import require
 from agentwatch.detect.queries import entity_ids_for
 from agentwatch.events.model import iso
 from agentwatch.store import events as event_store
+from agentwatch.store.snapshot import snapshot
 
 router = APIRouter(prefix="/api/v1", tags=["events"])
 
 
-def _row(r: dict[str, Any]) -> dict[str, Any]:
+def event_json(r: dict[str, Any]) -> dict[str, Any]:
     return {
         "id": r["event_id"],
         "event_type": r["event_type"],
@@ -38,15 +39,18 @@ def _row(r: dict[str, Any]) -> dict[str, Any]:
 
 
 def _query(engine: Any, q: event_store.EventQuery, entity: str | None) -> tuple[list[dict[str, Any]], int]:
-    if entity is None:
-        rows, total = event_store.query_rows(engine, q)
-        return [_row(r) for r in rows], total
-    # a value names one entity per kind: the first kind with events wins (ids are distinct per kind)
-    for eid in entity_ids_for(entity):
-        q.entity_id = eid
-        rows, total = event_store.query_rows(engine, q)
-        if total:
-            return [_row(r) for r in rows], total
+    """The page and its total, from one snapshot of the store (so they agree), also when
+    ``entity`` tries one kind after another."""
+    with snapshot(engine) as conn:
+        if entity is None:
+            rows, total = event_store.query_rows(conn, q)
+            return [event_json(r) for r in rows], total
+        # a value names one entity per kind: the first kind with events wins (ids are distinct per kind)
+        for eid in entity_ids_for(entity):
+            q.entity_id = eid
+            rows, total = event_store.query_rows(conn, q)
+            if total:
+                return [event_json(r) for r in rows], total
     return [], 0
 
 

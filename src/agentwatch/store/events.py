@@ -18,6 +18,7 @@ from agentwatch.store.columns import int64
 from agentwatch.store.engine import SQLITE_BUSY_MS, wait_for_lock
 from agentwatch.store.prepared import sqlite_chunk_rows
 from agentwatch.store.schema import events
+from agentwatch.store.snapshot import snapshot
 
 CHUNK = 500  # ids per IN (...) lookup
 # The indexed copies of free text the envelope does not bound are cut to their columns' width
@@ -353,7 +354,9 @@ def _where(q: EventQuery, dialect: str) -> list[Any]:
     return cond
 
 
-def query(engine: Engine, q: EventQuery) -> tuple[list[dict[str, Any]], int]:
+def query(engine: Engine | Connection, q: EventQuery) -> tuple[list[dict[str, Any]], int]:
+    """The bodies of a page of the events matching ``q`` and the count of all of them, both
+    read from one snapshot of the store (``store.snapshot``)."""
     conds = _where(q, engine.dialect.name)
     cond = and_(*conds) if conds else None
     stmt = select(events.c.body, events.c.seq)
@@ -363,14 +366,15 @@ def query(engine: Engine, q: EventQuery) -> tuple[list[dict[str, Any]], int]:
         count = count.where(cond)
     order = (events.c.ts.desc(), events.c.seq.desc()) if q.newest_first else (events.c.ts, events.c.seq)
     stmt = stmt.order_by(*order).limit(q.limit).offset(q.offset)
-    with engine.connect() as conn:
+    with snapshot(engine) as conn:
         rows = [orjson.loads(r.body) for r in conn.execute(stmt)]
         total = conn.execute(count).scalar_one()
     return rows, total
 
 
-def query_rows(engine: Engine, q: EventQuery) -> tuple[list[dict[str, Any]], int]:
-    """Like :func:`query` but with the derived columns beside the body."""
+def query_rows(engine: Engine | Connection, q: EventQuery) -> tuple[list[dict[str, Any]], int]:
+    """Like :func:`query` but with the derived columns beside the body. Given a connection,
+    reads in its transaction (several queries of one request sharing a snapshot)."""
     conds = _where(q, engine.dialect.name)
     stmt = select(events)
     count = select(func.count()).select_from(events)
@@ -379,7 +383,7 @@ def query_rows(engine: Engine, q: EventQuery) -> tuple[list[dict[str, Any]], int
         count = count.where(and_(*conds))
     order = (events.c.ts.desc(), events.c.seq.desc()) if q.newest_first else (events.c.ts, events.c.seq)
     stmt = stmt.order_by(*order).limit(q.limit).offset(q.offset)
-    with engine.connect() as conn:
+    with snapshot(engine) as conn:
         rows = [dict(r._mapping) for r in conn.execute(stmt)]
         total = conn.execute(count).scalar_one()
     return rows, total
