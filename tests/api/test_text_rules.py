@@ -41,3 +41,12 @@ def test_assignee_names_are_stored_composed() -> None:
 def test_assignee_names_refuse_what_printable_names_refuse(name: str) -> None:
     with pytest.raises(ValueError, match="printable"):
         assignee_name(name)
+
+
+def test_an_assignee_longer_than_the_column_once_composed_is_refused() -> None:
+    # U+0344 (combining Greek dialytika tonos) has no one-code-point composed form: NFC writes it
+    # as U+0308 U+0301 (and "q" with U+0308 has no precomposed letter), so 64 of them after "q"
+    # compose to 129 characters
+    assert assignee_name("q" + "\u0344" * 63) == "q" + "\u0308\u0301" * 63
+    with pytest.raises(ValueError, match="at most 128 characters once composed"):
+        assignee_name("q" + "\u0344" * 64)

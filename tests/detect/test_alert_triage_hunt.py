@@ -168,3 +168,14 @@ def test_a_triage_change_keeps_the_explanation(module_database_url, tmp_path):
         assert c.get(f"/api/v1/alerts/{aid}/explanation").json() == {**made, "cached": True}
         assert c.post(f"/api/v1/alerts/{aid}/explain").json() == {**made, "cached": True}
         assert len(fake.got) == 1
+
+
+@pytest.mark.parametrize("asked", ["Privilege Escalation", "privilege-escalation", "privilege_escalation"])
+def test_a_multi_word_tactic_finds_alerts_in_either_spelling_rules_use(engine, asked):
+    # SigmaHQ writes attack.privilege-escalation, the rule pack and ATR attack.privilege_escalation
+    hyphen = store_findings(engine, [_finding(10, ["attack.privilege-escalation", "attack.t1548"])], 300)[0][0]
+    other = Finding("atr", "rule-underscore", "Tagged", 5, _finding(11, []).events, alert_type="atr", dedup_key="u")
+    other.tags = ["attack.privilege_escalation"]
+    underscore = store_findings(engine, [other], 300)[0][0]
+    found = {a["id"] for a in queries.list_alerts(engine, queries.AlertQuery(tactic=asked))[0]}
+    assert found == {hyphen["id"], underscore["id"]}

@@ -288,3 +288,24 @@ def test_a_verdict_given_while_its_session_is_being_deleted_is_not_left_behind(s
     assert verdict == [False]
     with engine.connect() as conn:
         assert conn.execute(select(alert_feedback.c.id).where(alert_feedback.c.alert_id == alert_id)).all() == []
+
+
+def test_the_alerts_of_a_deleted_session_are_pushed_as_deleted_to_live_clients(server):
+    import json
+
+    from websockets.sync.client import connect
+
+    with server.client() as c:
+        post(c, [fail("p1", 1), fail("p2", 1), fail("p3", 1)])
+        settle(c)
+        (alert,) = c.get("/sessions/p3").json()["alerts"]
+        with connect(server.ws_url + "/api/v1/ws") as ws:
+            assert c.delete("/sessions/p3").status_code == 200
+            deadline = time.monotonic() + 10
+            seen = []
+            while time.monotonic() < deadline and alert["id"] not in seen:
+                frame = json.loads(ws.recv(timeout=max(0.01, deadline - time.monotonic())))
+                if frame["type"] == "alert_deleted":
+                    seen.append(frame["alert_id"])
+        assert seen == [alert["id"]]
+        assert "alert_ids" not in c.delete("/sessions/p2").json()  # the answer is as before

@@ -6,6 +6,8 @@ from __future__ import annotations
 import re
 import unicodedata
 
+from agentwatch.alerts.model import MAX_ASSIGNEE
+
 ALERT_ID_RE = re.compile(r"[0-9A-Za-z-]{1,64}")  # fullmatch: "$" would let a final newline through
 
 # Refused anywhere in a name: C0 and C1 controls (a NUL, a terminal escape), line and paragraph
@@ -31,7 +33,10 @@ def assignee_name(value: str | None) -> str | None:
     if value is None:
         return None
     printable_name(value)
-    return unicodedata.normalize("NFC", value)
+    composed = unicodedata.normalize("NFC", value)
+    if len(composed) > MAX_ASSIGNEE:  # a few characters compose to two (U+0344), and the column holds 128
+        raise ValueError(f"must be at most {MAX_ASSIGNEE} characters once composed (Unicode NFC)")
+    return composed
 
 
 # Characters that show nothing on their own: blanks and the format characters (zero-width space

@@ -20,7 +20,7 @@ from agentwatch.api.errors import InvalidRequest, NotFound
 from agentwatch.api.oisp import parse_since
 from agentwatch.api.query import only_query
 from agentwatch.api.security import principal_name, require
-from agentwatch.api.text_rules import ALERT_ID_RE, printable_name
+from agentwatch.api.text_rules import ALERT_ID_RE, assignee_name
 from agentwatch.detect import queries
 from agentwatch.store.keyset import decode_cursor
 
@@ -37,7 +37,31 @@ def parse_types(value: str | None) -> list[str]:
     return types
 
 
-ALERT_FILTERS = ("since", "until", "type", "severity", "entity", "tactic", "technique", "status", "rule_id", "assignee")
+ALERT_FILTERS = (
+    "since",
+    "until",
+    "type",
+    "severity",
+    "entity",
+    "tactic",
+    "technique",
+    "status",
+    "rule_id",
+    "assignee",
+    "unassigned",
+)
+
+
+def assignee_filter(assignee: str | None, unassigned: bool | None) -> str | None:
+    """The ``assignee`` filter in stored form; it and ``unassigned`` exclude each other."""
+    if assignee is None:
+        return None
+    if unassigned is not None:
+        raise InvalidRequest("unassigned: give either unassigned or assignee, not both")
+    try:
+        return assignee_name(assignee)
+    except ValueError as exc:
+        raise InvalidRequest(f"assignee: {exc}") from None
 
 
 @router.get(
@@ -59,6 +83,7 @@ async def list_alerts(
     status: Annotated[str | None, Query(max_length=32)] = None,
     rule_id: Annotated[str | None, Query(max_length=256)] = None,
     assignee: Annotated[str | None, Query(min_length=1, max_length=MAX_ASSIGNEE)] = None,
+    unassigned: Annotated[bool | None, Query(description="true: only alerts nobody is assigned to")] = None,
     page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: Annotated[str | None, Query(max_length=256)] = None,
@@ -76,7 +101,8 @@ async def list_alerts(
         technique=technique,
         status=status,
         rule_id=rule_id,
-        assignee=assignee,
+        assignee=assignee_filter(assignee, unassigned),
+        unassigned=bool(unassigned),
         page=page,
         limit=limit,
     )
@@ -157,14 +183,14 @@ class AlertPatch(BaseModel):
     status: Status | None = None
     assignee: str | None = Field(None, min_length=1, max_length=MAX_ASSIGNEE, description="null: unassigned")
 
-    _check_assignee = field_validator("assignee")(printable_name)
+    _check_assignee = field_validator("assignee")(assignee_name)
 
 
 class Assignment(BaseModel):
     model_config = ConfigDict(extra="forbid")
     assignee: str = Field(min_length=1, max_length=MAX_ASSIGNEE)
 
-    _check_assignee = field_validator("assignee")(printable_name)
+    _check_assignee = field_validator("assignee")(assignee_name)
 
 
 TRIAGE_BODY_BYTES = 4 * 1024  # two short fields; room for escaped characters
@@ -221,4 +247,6 @@ async def delete_alert(request: Request, alert_id: str) -> Response:
     if removed is None:
         raise NotFound("alert not found", {"alert_id": alert_id})
     request.state.audit_details = {"deleted": removed}
+    # after the commit, and only for an alert that was there: live clients drop it from view
+    request.app.state.aw.hub.publish("alert_deleted", {"alert_id": alert_id})
     return Response(status_code=204)

@@ -2,14 +2,16 @@
 
 Server frames: ``event`` / ``batch`` (events flushed every ``ws_tick_interval_s``,
 at most ``ws_batch_max_events`` per batch), ``alert`` / ``alert_batch`` (alerts of
-the same flush), ``status`` (every ``ws_status_interval_s``, and at once after a
-drop, with ``dropped``), ``filter_ack`` and ``error``. Client frames:
+the same flush), ``alert_deleted`` (``alert_id``: an analyst deleted that alert),
+``status`` (every ``ws_status_interval_s``, and at once after a drop, with
+``dropped``), ``filter_ack`` and ``error``. Client frames:
 ``{"type": "filter", "min_severity", "source", "entity"}``, validated as a whole
 (a bad frame changes nothing) and accepted at most once per
 ``ws_filter_min_interval_ms``. Each client has its own buffer of
 ``ws_queue_maxlen`` frames; when it cannot keep up the oldest are dropped and
 counted. At most ``ws_max_connections`` clients; the route guard checks Origin.
-Alerts are sent only to principals that also hold ``alerts:read``.
+Alerts and their deletions are sent only to principals that also hold ``alerts:read``;
+a deletion passes every filter (the client may have been shown the alert before it filtered).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ router = APIRouter(prefix="/api/v1", tags=["live"])
 MAX_CLIENT_FRAME = 4096
 MAX_SOURCES = 50
 FILTER_KEYS = {"type", "min_severity", "source", "entity"}
+ALERT_CHANNELS = frozenset({"alert", "alert_deleted"})  # sent in the order published
 
 
 @dataclass(frozen=True)
@@ -109,11 +112,13 @@ class _Client:
         principal = getattr(ws.state, "principal", None)
         self.alerts_allowed = principal is not None and principal.can("alerts:read")
         # alerts only for who may read them; the channel is kept so a re-check can cut them off
-        self.sub = aw.hub.subscribe({"event", "alert"}, self._predicate, maxlen=self.s.ws_queue_maxlen)
+        self.sub = aw.hub.subscribe({"event", *ALERT_CHANNELS}, self._predicate, maxlen=self.s.ws_queue_maxlen)
 
     def _predicate(self, channel: str, item: Any) -> bool:
-        if channel == "alert" and not self.alerts_allowed:
+        if channel in ALERT_CHANNELS and not self.alerts_allowed:
             return False
+        if channel == "alert_deleted":
+            return True
         return self.filter(channel, item)
 
     def rechecked(self, principal: Any) -> None:
@@ -148,20 +153,36 @@ class _Client:
             if items:
                 await asyncio.sleep(0)  # let a burst finish before the flush
             events = [i for _seq, ch, i in items if ch == "event" and self.filter(ch, i)]
-            alerts = [i for _seq, ch, i in items if ch == "alert" and self._predicate(ch, i)]
+            about_alerts = [(ch, i) for _seq, ch, i in items if ch in ALERT_CHANNELS and self._predicate(ch, i)]
             if len(events) == 1:
                 await self.send({"type": "event", "data": _event_json(events[0])})
             else:
                 for k in range(0, len(events), s.ws_batch_max_events):
                     chunk = events[k : k + s.ws_batch_max_events]
                     await self.send({"type": "batch", "count": len(chunk), "events": [_event_json(e) for e in chunk]})
-            if len(alerts) == 1:
-                await self.send({"type": "alert", "data": alerts[0]})
-            elif alerts:
-                await self.send({"type": "alert_batch", "count": len(alerts), "alerts": alerts})
+            await self.send_alerts(about_alerts)
             if self.sub.dropped != self.reported_dropped or time.monotonic() >= next_status:
                 await self.status()
                 next_status = time.monotonic() + s.ws_status_interval_s
+
+    async def send_alerts(self, items: list[tuple[str, Any]]) -> None:
+        """Alerts and deletions in the order published (an alert repeated just before its
+        deletion must not come after it); each run of alerts goes as one frame."""
+        run: list[dict[str, Any]] = []
+        for channel, item in items:
+            if channel == "alert":
+                run.append(item)
+                continue
+            await self._send_alert_run(run)
+            run = []
+            await self.send({"type": "alert_deleted", "alert_id": item["alert_id"]})
+        await self._send_alert_run(run)
+
+    async def _send_alert_run(self, alerts: list[dict[str, Any]]) -> None:
+        if len(alerts) == 1:
+            await self.send({"type": "alert", "data": alerts[0]})
+        elif alerts:
+            await self.send({"type": "alert_batch", "count": len(alerts), "alerts": alerts})
 
     async def on_frame(self, raw: str) -> None:
         new, error = parse_filter(raw)

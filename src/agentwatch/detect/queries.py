@@ -17,6 +17,7 @@ from agentwatch.events.entities import entity_id
 from agentwatch.store.alerts_schema import alerts
 from agentwatch.store.keyset import encode_cursor
 from agentwatch.store.schema import events
+from agentwatch.store.snapshot import snapshot
 
 ENTITY_KINDS = ("ip", "user", "host", "domain", "file", "process", "model", "agent")
 
@@ -33,9 +34,11 @@ def entity_ids_for(value: str) -> list[str]:
     return ids
 
 
-def tactic_tag(name: str) -> str:
-    """ "Defense Evasion" / "defense-evasion" / "defense_evasion" -> "attack.defense_evasion"."""
-    return "attack." + "_".join(name.strip().lower().replace("-", " ").split())
+def tactic_tags(name: str) -> list[str]:
+    """ "Defense Evasion" / "defense-evasion" / "defense_evasion" -> both spellings rules use:
+    ``attack.defense_evasion`` (ATR, the rule pack) and ``attack.defense-evasion`` (SigmaHQ)."""
+    words = name.strip().lower().replace("-", " ").replace("_", " ").split()
+    return list(dict.fromkeys(["attack." + "_".join(words), "attack." + "-".join(words)]))
 
 
 def technique_tags(prefix: str) -> list[str]:
@@ -58,6 +61,7 @@ class AlertQuery:
     status: str | None = None
     rule_id: str | None = None
     assignee: str | None = None
+    unassigned: bool = False  # only alerts nobody is assigned to
     page: int = 1
     limit: int = 100
     cursor: tuple[float, str] | None = None
@@ -79,10 +83,12 @@ def _conditions(q: AlertQuery) -> list[Any]:
         c.append(alerts.c.rule_id == q.rule_id)
     if q.assignee:
         c.append(alerts.c.assignee == q.assignee)
+    if q.unassigned:
+        c.append(alerts.c.assignee.is_(None))
     if q.entity:
         c.append(or_(*(alerts.c.entity_ids.contains(i, autoescape=True) for i in entity_ids_for(q.entity))))
     if q.tactic:
-        c.append(alerts.c.tags.contains(f'"{tactic_tag(q.tactic)}"', autoescape=True))
+        c.append(or_(*(alerts.c.tags.contains(f'"{t}"', autoescape=True) for t in tactic_tags(q.tactic))))
     if q.technique:
         c.append(or_(*(alerts.c.tags.contains(f'"{t}', autoescape=True) for t in technique_tags(q.technique))))
     return c
@@ -107,7 +113,7 @@ def list_alerts(engine: Engine, q: AlertQuery) -> tuple[list[dict[str, Any]], in
     else:
         stmt = stmt.offset((q.page - 1) * q.limit)
     stmt = stmt.order_by(alerts.c.last_seen.desc(), alerts.c.id.desc()).limit(q.limit + 1)
-    with engine.connect() as conn:
+    with snapshot(engine) as conn:
         rows = conn.execute(stmt).all()
         total = conn.execute(count).scalar_one()
     more = len(rows) > q.limit
@@ -178,7 +184,7 @@ def add_feedback(engine: Engine, alert_id: str, verdict: str, note: str, origin:
 def list_feedback(engine: Engine, alert_id: str, limit: int, offset: int) -> tuple[list[dict[str, Any]], int]:
     from agentwatch.events.model import iso
 
-    with engine.connect() as conn:
+    with snapshot(engine) as conn:
         rows = conn.execute(
             select(alert_feedback)
             .where(alert_feedback.c.alert_id == alert_id)

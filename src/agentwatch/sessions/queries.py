@@ -37,6 +37,7 @@ from agentwatch.store import counters as counters_store
 from agentwatch.store.alerts_schema import alerts
 from agentwatch.store.prepared import Prepared
 from agentwatch.store.schema import events
+from agentwatch.store.snapshot import snapshot
 
 MAX_SUBTREE = 10_000
 CHUNK = 500
@@ -157,7 +158,8 @@ def shown_from(since: float) -> float:
 
 def list_sessions(engine: Engine, q: SessionQuery) -> tuple[list[dict[str, Any]], int, str | None]:
     """Sessions by most recent activity (newest receive time first), the count of all that
-    match the filters, and the cursor of the page after this one (None on the last page)."""
+    match the filters, and the cursor of the page after this one (None on the last page);
+    the page and the count are read from one snapshot of the store."""
     since = shown_from(q.since) if q.since is not None else None
     values = {
         name: value
@@ -168,7 +170,7 @@ def list_sessions(engine: Engine, q: SessionQuery) -> tuple[list[dict[str, Any]]
     position: dict[str, Any] = {}
     if q.after is not None:
         position = {"after_seen": q.after[0], "after_id": q.after[1]}
-    with engine.connect() as conn:
+    with snapshot(engine) as conn:  # the page and the count see the same sessions
         # one row more than asked says whether a page follows, so the last page has no cursor
         rows = page.mappings(conn, lim=q.limit + 1, off=q.offset, **values, **position)
         total = count.rows(conn, **values)[0][0]
@@ -316,9 +318,10 @@ def agents_of(conn: Connection, ids: Sequence[str]) -> list[str]:
     return sorted(a for a in found if a)
 
 
-def delete_sessions(conn: Connection, ids: Sequence[str]) -> dict[str, int]:
+def delete_sessions(conn: Connection, ids: Sequence[str], alert_ids: list[str] | None = None) -> dict[str, int]:
     """Delete sessions with their events and alerts (and the alerts' feedback and cached
-    explanations), in the caller's transaction; returns how many rows of each went.
+    explanations), in the caller's transaction; returns how many rows of each went, and adds
+    the ids of the alerts deleted to ``alert_ids`` when given.
 
     The session rows go first: a commit writes its session row before its rule state, so a
     delete that then clears the rule state takes the rows' locks in the same order. The running
@@ -338,6 +341,8 @@ def delete_sessions(conn: Connection, ids: Sequence[str]) -> dict[str, int]:
         lock_dedup_keys(conn, [key for _id, key in doomed])
         delete_dependents(conn, [alert_id for alert_id, _key in doomed])
         al = conn.execute(delete(alerts).where(of_sessions))
+        if alert_ids is not None:
+            alert_ids.extend(alert_id for alert_id, _key in doomed)
         counts["sessions"] += se.rowcount or 0
         counts["events"] += ev.rowcount or 0
         counts["alerts"] += al.rowcount or 0

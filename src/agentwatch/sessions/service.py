@@ -66,9 +66,10 @@ def delete_now(aw: Any, session_id: str, recursive: bool) -> dict[str, Any] | No
     ids = queries.subtree(aw.engine, session_id) if recursive else [session_id]
     rules = getattr(aw, "aop_rules", None)
     forgotten = None
+    alert_ids: list[str] = []
     with aw.engine.begin() as conn:  # everything of the sessions goes at once, or nothing does
         agents = queries.agents_of(conn, ids)  # read while their rows still say
-        counts = queries.delete_sessions(conn, ids)
+        counts = queries.delete_sessions(conn, ids, alert_ids)
         if rules is not None:
             forgotten = rules.forget(conn, ids, agents)
     if forgotten is not None:
@@ -76,7 +77,7 @@ def delete_now(aw: Any, session_id: str, recursive: bool) -> dict[str, Any] | No
     rows = getattr(aw, "aop_session_rows", None)
     if rows is not None:
         rows.evict(ids)
-    return {"ok": True, "deleted": {**counts, "session_ids": ids}}
+    return {"ok": True, "deleted": {**counts, "session_ids": ids}, "alert_ids": alert_ids}
 
 
 class SessionService:
@@ -112,7 +113,11 @@ class SessionService:
 
         async def between_commits() -> dict[str, Any] | None:
             async with self.aw.pipeline.commit_lock:
-                return await asyncio.to_thread(delete_now, self.aw, session_id, recursive)
+                done = await asyncio.to_thread(delete_now, self.aw, session_id, recursive)
+                if done is not None:  # live clients hear of the alerts that went (the hub is the loop's)
+                    for alert_id in done.pop("alert_ids"):
+                        self.aw.hub.publish("alert_deleted", {"alert_id": alert_id})
+                return done
 
         # shielded: a client that goes away must not let a commit in while the delete still runs
         return await asyncio.shield(between_commits())
