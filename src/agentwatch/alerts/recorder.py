@@ -38,7 +38,7 @@ from agentwatch.detect.queries import lock_alert
 from agentwatch.detect.schema import alert_feedback
 from agentwatch.pipeline.hub import LiveHub
 from agentwatch.pipeline.pipeline import Finding
-from agentwatch.soc.cases.schema import case_alerts
+from agentwatch.soc.cases import deleted_alerts
 from agentwatch.store.alerts_schema import alerts
 from agentwatch.store.schema import kv
 
@@ -233,7 +233,8 @@ DEPENDENTS_CHUNK = 5_000
 def delete_dependents(conn: Connection, alert_ids: list[str]) -> int:
     """Delete what refers to these alerts (their feedback, their cached LLM explanations, their
     links to cases) in the caller's transaction, which deletes the alerts themselves; returns
-    the feedback rows gone. The cases stay: only their link to the alert goes."""
+    the feedback rows gone. The cases stay: only their link to the alert goes, and each case
+    that lost one records it (:mod:`agentwatch.soc.cases.deleted_alerts`)."""
     gone = 0
     # a chunk at a time: a session may hold more alerts than one statement takes parameters
     # (65,535 on PostgreSQL), and then the whole deletion would fail
@@ -241,7 +242,7 @@ def delete_dependents(conn: Connection, alert_ids: list[str]) -> int:
         chunk = alert_ids[i : i + DEPENDENTS_CHUNK]
         gone += conn.execute(delete(alert_feedback).where(alert_feedback.c.alert_id.in_(chunk))).rowcount or 0
         conn.execute(delete(kv).where(kv.c.key.in_([explanation_key(a) for a in chunk])))
-        conn.execute(delete(case_alerts).where(case_alerts.c.alert_id.in_(chunk)))
+    deleted_alerts.unlink(conn, alert_ids, DEPENDENTS_CHUNK)
     return gone
 
 

@@ -21,7 +21,7 @@ from agentwatch.api.errors import Conflict, InvalidRequest, NotFound
 from agentwatch.api.oisp import parse_since
 from agentwatch.api.query import only_query
 from agentwatch.api.security import principal_name, require
-from agentwatch.api.text_rules import ALERT_ID_RE, printable_name, printable_title
+from agentwatch.api.text_rules import ALERT_ID_RE, assignee_name, printable_name, printable_title
 from agentwatch.soc.cases import history, store
 from agentwatch.store.keyset import decode_cursor
 
@@ -59,7 +59,7 @@ def _unique(values: list[str]) -> list[str]:
 Title = Annotated[str, Field(min_length=1, max_length=256), AfterValidator(printable_title)]
 Description = Annotated[str, Field(max_length=MAX_TEXT), AfterValidator(_text_ok)]
 Severity = Annotated[int, Field(ge=0, le=10, strict=True)]
-Assignee = Annotated[str, Field(min_length=1, max_length=MAX_ASSIGNEE), AfterValidator(printable_name)]
+Assignee = Annotated[str, Field(min_length=1, max_length=MAX_ASSIGNEE), AfterValidator(assignee_name)]
 Tag = Annotated[str, Field(min_length=1, max_length=64), AfterValidator(printable_name)]
 Tags = Annotated[list[Tag], Field(max_length=32), AfterValidator(_unique)]
 AlertId = Annotated[str, AfterValidator(_alert_id_ok)]
@@ -134,12 +134,16 @@ async def _answer(request: Request, case_id: str) -> dict[str, Any]:
 
 @router.get(
     "/cases",
-    dependencies=[require("alerts:read"), only_query("status", "assignee", "severity", "alert_id", "limit", "cursor")],
+    dependencies=[
+        require("alerts:read"),
+        only_query("status", "assignee", "unassigned", "severity", "alert_id", "limit", "cursor"),
+    ],
 )
 async def list_cases(
     request: Request,
     status: Annotated[str | None, Query(max_length=32)] = None,
     assignee: Annotated[str | None, Query(min_length=1, max_length=MAX_ASSIGNEE)] = None,
+    unassigned: Annotated[bool, Query(description="true: only cases with no assignee")] = False,
     severity: Annotated[int | None, Query(ge=0, le=10, description="minimum severity")] = None,
     alert_id: Annotated[str | None, Query(max_length=64, description="cases linking this alert")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
@@ -150,7 +154,21 @@ async def list_cases(
         raise InvalidRequest(f"status: must be one of {', '.join(CASE_STATUSES)}")
     if alert_id is not None and ALERT_ID_RE.fullmatch(alert_id) is None:
         raise InvalidRequest("alert_id: must be 1-64 letters, digits or dashes")
-    q = store.CaseQuery(status=status, assignee=assignee, min_severity=severity, alert_id=alert_id, limit=limit)
+    if assignee is not None and "unassigned" in request.query_params:
+        raise InvalidRequest("unassigned: not both unassigned and assignee (a case has one assignee or none)")
+    if assignee is not None:
+        try:
+            assignee = assignee_name(assignee)
+        except ValueError as exc:
+            raise InvalidRequest(f"assignee: {exc}") from None
+    q = store.CaseQuery(
+        status=status,
+        assignee=assignee,
+        unassigned=unassigned,
+        min_severity=severity,
+        alert_id=alert_id,
+        limit=limit,
+    )
     if cursor is not None:
         try:
             q.cursor = decode_cursor(cursor, max_id=36)

@@ -1,8 +1,9 @@
 """Tables of cases (Alembic branch ``auth`` of the soc capability, revision 0101_cases).
 
 No foreign keys, as elsewhere in the store: a link to an alert goes with the alert
-(:func:`agentwatch.alerts.recorder.delete_dependents`), and a case is never deleted (``DELETE``
-closes it), so its comments and timeline always have their case.
+(:func:`agentwatch.alerts.recorder.delete_dependents`, which records it on the case:
+:mod:`agentwatch.soc.cases.deleted_alerts`), and a case is never deleted (``DELETE`` closes it),
+so its comments and timeline always have their case.
 """
 
 from __future__ import annotations

@@ -5,7 +5,12 @@ the database's write lock), so two comments cannot both pass the per-case cap an
 cannot both record the same old value. Linking alerts also takes their dedup-key locks
 (:mod:`agentwatch.alerts.dedup_lock`), which an alert's deletion holds: a link is made either
 before the deletion (which then removes it) or after it (and is refused as unknown), never left
-pointing at nothing. The dedup-key locks come first and the case lock last, in every path.
+pointing at nothing. The dedup-key locks come first and the case lock last, in every path
+(an alert's deletion holds the alert's and then locks the cases linking it:
+:mod:`agentwatch.soc.cases.deleted_alerts`).
+
+The list reads its page and its ``total`` in one snapshot (:func:`agentwatch.store.snapshot.snapshot`), so the two
+agree even while cases are being created.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from agentwatch.soc.cases import history
 from agentwatch.soc.cases.schema import case_alerts, case_comments, case_timeline, cases
 from agentwatch.store.alerts_schema import alerts
 from agentwatch.store.keyset import encode_cursor
+from agentwatch.store.snapshot import snapshot
 
 MAX_COMMENTS = 10_000  # per case
 MAX_ENTRIES = 10_000  # timeline entries analysts add, per case (automatic ``change`` entries aside)
@@ -48,6 +54,7 @@ class CaseFull(ValueError):
 class CaseQuery:
     status: str | None = None
     assignee: str | None = None
+    unassigned: bool = False  # only cases with no assignee
     min_severity: int | None = None
     alert_id: str | None = None
     limit: int = 100
@@ -95,6 +102,8 @@ def list_cases(engine: Engine, q: CaseQuery) -> tuple[list[dict[str, Any]], int,
         cond.append(cases.c.status == q.status)
     if q.assignee is not None:
         cond.append(cases.c.assignee == q.assignee)
+    if q.unassigned:
+        cond.append(cases.c.assignee.is_(None))
     if q.min_severity is not None:
         cond.append(cases.c.severity >= q.min_severity)
     if q.alert_id is not None:
@@ -110,7 +119,7 @@ def list_cases(engine: Engine, q: CaseQuery) -> tuple[list[dict[str, Any]], int,
             or_(cases.c.created_at < created_at, and_(cases.c.created_at == created_at, cases.c.id < cid))
         )
     stmt = stmt.order_by(cases.c.created_at.desc(), cases.c.id.desc()).limit(q.limit + 1)
-    with engine.connect() as conn:
+    with snapshot(engine) as conn:
         rows = conn.execute(stmt).all()
         total = conn.execute(count).scalar_one()
         more = len(rows) > q.limit
@@ -187,8 +196,7 @@ def _set_links(conn: Connection, case_id: str, alert_ids: list[str]) -> None:
         )
 
 
-def _add_entry(
-    conn: Connection,
+def timeline_row(
     case_id: str,
     principal: str,
     title: str,
@@ -199,7 +207,8 @@ def _add_entry(
     ts: float | None = None,
     now: float,
 ) -> dict[str, Any]:
-    row = {
+    """A new row of ``case_timeline`` (not yet stored)."""
+    return {
         "id": str(uuid.uuid4()),
         "case_id": case_id,
         "ts": now if ts is None else ts,
@@ -210,6 +219,10 @@ def _add_entry(
         "author": principal[:PRINCIPAL_WIDTH],
         "created_at": now,
     }
+
+
+def _add_entry(conn: Connection, case_id: str, principal: str, title: str, **entry: Any) -> dict[str, Any]:
+    row = timeline_row(case_id, principal, title, **entry)
     conn.execute(case_timeline.insert().values(**row))
     return history.entry_json(SimpleNamespace(**row))
 
@@ -256,6 +269,10 @@ def update_case(
         raise ValueError(f"not a changeable case field: {', '.join(sorted(unknown))}")
     now = time.time()
     with engine.begin() as conn:
+        # an unknown case is told first, whatever alerts the change names; a case is never
+        # deleted, so one seen here is still there once locked
+        if conn.execute(select(cases.c.id).where(cases.c.id == case_id)).first() is None:
+            return None
         if "alert_ids" in changes:
             _lock_alerts(conn, changes["alert_ids"])
         row = _lock_case(conn, case_id)
