@@ -6,8 +6,8 @@ The prompt is built by :mod:`agentwatch.alerts.explain_prompt`; explanations are
 The backend is called at ``POST {llm.base_url}/chat/completions`` through the SSRF guard's
 client (addresses checked at connect time, redirects never followed), within
 ``llm.timeout_s`` in all and reading at most :data:`MAX_ANSWER_BYTES`. A failed call keeps nothing.
-Expired explanations are deleted when met, and all of them at most every
-:data:`PURGE_EVERY_S` (or ``llm.explanation_ttl_s`` when shorter) by the explainer's purge.
+Expired explanations are deleted when met, by the explainer's purge at most every
+:data:`PURGE_EVERY_S` (or ``llm.explanation_ttl_s`` when shorter), and by the maintenance chore.
 
 Exception tree::
 
@@ -162,9 +162,9 @@ class Explainer:
         self._purged_at: float | None = None  # time.monotonic() of the last purge
 
     async def purge_due(self, llm: LlmSettings) -> None:
-        """Delete expired explanations when the last purge is old enough. There is no periodic
-        maintenance task to hang this on, so the explain routes call it: an expired row lives
-        at most until the next explain or read after the interval."""
+        """Delete expired explanations when the last purge is old enough. The server's
+        maintenance chore (``agentwatch.maintenance``) purges them too; the explain routes call
+        this besides, so a short ``llm.explanation_ttl_s`` is honoured between two rounds."""
         every = min(PURGE_EVERY_S, llm.explanation_ttl_s)
         started = time.monotonic()
         if self._purged_at is not None and started - self._purged_at < every:

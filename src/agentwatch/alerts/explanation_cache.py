@@ -10,6 +10,7 @@ new one. It is stored under the alert's lock, and the alert's deletion removes i
 from __future__ import annotations
 
 import hashlib
+from threading import Event
 from typing import Any
 
 from sqlalchemy import Engine
@@ -78,9 +79,10 @@ def keep(engine: Engine, alert_id: str, entry: dict[str, Any]) -> bool:
     return True
 
 
-def purge_expired(engine: Engine, now: float) -> int:
-    """Delete every expired (or unreadable) explanation; how many."""
-    return kv.purge(engine, CACHE_PREFIX, lambda entry: not _well_formed(entry) or not is_fresh(entry, now))
+def purge_expired(engine: Engine, now: float, stopping: Event | None = None) -> int:
+    """Delete every expired (or unreadable) explanation; how many. Once ``stopping`` is set it
+    stops between two pages (the server is shutting down)."""
+    return kv.purge(engine, CACHE_PREFIX, lambda entry: not _well_formed(entry) or not is_fresh(entry, now), stopping)
 
 
 def answer(entry: dict[str, Any], *, was_cached: bool) -> dict[str, Any]:

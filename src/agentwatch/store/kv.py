@@ -7,6 +7,7 @@ explanations) removes them with :func:`purge`, which decides by the value itself
 from __future__ import annotations
 
 from collections.abc import Callable
+from threading import Event
 from typing import Any
 
 import orjson
@@ -34,12 +35,13 @@ def put_in(conn: Connection, key: str, value: Any) -> None:
     upsert(conn, kv, [{"key": key, "value": orjson.dumps(value).decode()}], ["key"], {"value": lambda t, ex: ex.value})
 
 
-def purge(engine: Engine, prefix: str, doomed: Callable[[Any], bool]) -> int:
+def purge(engine: Engine, prefix: str, doomed: Callable[[Any], bool], stopping: Event | None = None) -> int:
     """Delete the values under keys starting with ``prefix`` for which ``doomed(value)`` is true;
     how many were deleted. A row is deleted only if it still holds the value judged, so one
-    rewritten meanwhile (a new explanation) stays. Read a page at a time, in key order."""
+    rewritten meanwhile (a new explanation) stays. Read a page at a time, in key order; once
+    ``stopping`` is set it returns before the next page (what it deleted so far stays deleted)."""
     deleted, after = 0, ""
-    while True:
+    while stopping is None or not stopping.is_set():
         with engine.connect() as conn:
             page = conn.execute(
                 select(kv.c.key, kv.c.value)
@@ -62,6 +64,7 @@ def purge(engine: Engine, prefix: str, doomed: Callable[[Any], bool]) -> int:
         if len(page) < PURGE_PAGE:
             return deleted
         after = page[-1][0]
+    return deleted
 
 
 def delete_value(engine: Engine, key: str, value: Any) -> bool:
