@@ -87,3 +87,18 @@ def size_option(name: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"{name}: must be an integer number of bytes >= 1")
     return value
+
+
+def transport_factory_option(factory: Any, transport: Any) -> Any:
+    """A callable that makes a new httpx transport (``httpx.HTTPTransport`` itself will do); it
+    replaces ``transport``, so the two are not given together."""
+    if factory is None:
+        return None
+    if isinstance(factory, httpx.BaseTransport) or not callable(factory):
+        raise ValueError(
+            "transport_factory: must be a callable that returns a new httpx transport "
+            "(a transport itself goes in transport=)"
+        )
+    if transport is not None:
+        raise ValueError("transport_factory: give either transport or transport_factory, not both")
+    return factory
