@@ -21,6 +21,7 @@ PERMISSIONS: dict[str, str] = {
     "filters:write": "change the runtime process filters",
     "gateway:use": "send LLM traffic through the gateway",
     "cases:write": "create and change cases",
+    "intel:write": "add and remove threat-intelligence indicators",
     "metrics:read": "read Prometheus metrics",
     "audit:read": "read and verify the audit log",
     "users:admin": "manage users, roles and other users' API keys",

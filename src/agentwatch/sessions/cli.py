@@ -7,68 +7,16 @@ from pathlib import Path
 from typing import Annotated
 from urllib.parse import quote
 
-import httpx
 import orjson
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from agentwatch.cli_server import DEFAULT_SERVER, KeyOpt, ServerOpt, answer, client, console, request
 from agentwatch.cli_settings import write_whole_or_exit
 
 app = typer.Typer(help="Agent sessions reported over AOP (list, export, delete)", no_args_is_help=True)
-# diagnostics, one line each (no markup: a message quotes what the user or the server gave);
-# what a command prints for scripts goes to stdout
-console = Console(stderr=True, soft_wrap=True, markup=False)
 STATUSES = ("running", "completed", "failed", "cancelled", "timeout")
-
-ServerOpt = Annotated[str, typer.Option(help="agentwatch server URL")]
-KeyOpt = Annotated[str | None, typer.Option(envvar="AGENTWATCH_API_KEY", help="API key")]
-DEFAULT_SERVER = "http://127.0.0.1:7777"
-
-
-def _client(server: str, api_key: str | None) -> httpx.Client:
-    try:
-        url = httpx.URL(server.rstrip("/"))
-    except httpx.InvalidURL as exc:
-        raise typer.BadParameter(str(exc), param_hint="--server") from None
-    if url.scheme not in ("http", "https") or not url.host:
-        raise typer.BadParameter("must be an http:// or https:// URL", param_hint="--server")
-    headers = {"X-API-Key": api_key} if api_key else {}
-    return httpx.Client(base_url=url, headers=headers, timeout=60)
-
-
-def _request(c: httpx.Client, method: str, path: str, **kw: object) -> httpx.Response:
-    """The server's answer, or exit 1 naming why there is none (unreachable, timed out)."""
-    try:
-        return _check(c.request(method, path, **kw))  # type: ignore[arg-type]
-    except httpx.TransportError as exc:
-        console.print(f"cannot reach the server ({exc or type(exc).__name__})", style="red")
-        raise typer.Exit(1) from None
-
-
-def _answer(r: httpx.Response, *keys: str) -> dict:  # type: ignore[type-arg]
-    """The JSON object the server answered, holding ``keys``; anything else (a proxy's page, another
-    service on that port) is named in one line, exit 1."""
-    try:
-        doc = r.json()
-        if isinstance(doc, dict) and all(k in doc for k in keys):
-            return doc
-    except ValueError:
-        pass
-    kind = r.headers.get("content-type", "no content type")
-    console.print(f"the server's answer is not an agentwatch answer ({r.status_code}, {kind}): is --server right?")
-    raise typer.Exit(1)
-
-
-def _check(r: httpx.Response) -> httpx.Response:
-    if r.status_code >= 400:
-        try:
-            message = r.json()["error"]["message"]
-        except (ValueError, KeyError, TypeError):
-            message = r.text[:200]
-        console.print(f"{r.status_code}: {' '.join(str(message).split())}", style="red")
-        raise typer.Exit(1)
-    return r
 
 
 @app.command("list")
@@ -84,8 +32,8 @@ def list_sessions(
     if status is not None and status not in STATUSES:
         raise typer.BadParameter(f"must be one of {', '.join(STATUSES)}", param_hint="--status")
     params = {k: v for k, v in {"status": status, "agent": agent, "limit": limit}.items() if v is not None}
-    with _client(server, api_key) as c:
-        doc = _answer(_request(c, "GET", "/sessions", params=params), "total", "sessions")
+    with client(server, api_key) as c:
+        doc = answer(request(c, "GET", "/sessions", params=params), "total", "sessions")
     if as_json:
         typer.echo(orjson.dumps(doc).decode())
         return
@@ -116,8 +64,8 @@ def export(
     if output is not None and (output.is_dir() or not output.parent.is_dir()):
         problem = "is a directory" if output.is_dir() else f"directory {output.parent} does not exist"
         raise typer.BadParameter(f"{output}: {problem}", param_hint="--output")
-    with _client(server, api_key) as c:
-        body = _request(c, "GET", f"/sessions/{quote(session_id, safe='')}/export").content
+    with client(server, api_key) as c:
+        body = request(c, "GET", f"/sessions/{quote(session_id, safe='')}/export").content
     if output is None:
         sys.stdout.buffer.write(body)
         sys.stdout.buffer.flush()
@@ -135,8 +83,8 @@ def delete(
     recursive: Annotated[bool, typer.Option(help="also delete its child sessions, recursively")] = False,
 ) -> None:
     """Delete a session with its events and alerts."""
-    with _client(server, api_key) as c:
+    with client(server, api_key) as c:
         params = {"recursive": "true"} if recursive else {}
-        doc = _answer(_request(c, "DELETE", f"/sessions/{quote(session_id, safe='')}", params=params), "deleted")
+        doc = answer(request(c, "DELETE", f"/sessions/{quote(session_id, safe='')}", params=params), "deleted")
     d = doc["deleted"]
     typer.echo(f"deleted {d['sessions']} sessions, {d['events']} events, {d['alerts']} alerts")

@@ -37,6 +37,7 @@ BUILTIN_ROLES: dict[str, tuple[str, tuple[str, ...]]] = {
             "rules:write",
             "scans:run",
             "cases:write",
+            "intel:write",
             "gateway:use",
             "metrics:read",
             ACCOUNT,

@@ -1,0 +1,1 @@
+"""Threat intelligence: indicators of compromise, matched against every stored event."""

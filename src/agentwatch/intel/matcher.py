@@ -1,0 +1,164 @@
+"""The pipeline detector matching every stored event against the indicators.
+
+What is looked up in an event: the addresses and domain names it names (its ip and domain
+entities: destinations, sources, DNS queries, provider endpoints), URLs and their hosts in
+``data.url`` and in tool-call arguments, and the hashes of processes and files
+(``process.hash``, ``data.file.hash``, ``data.hash``, ``data.content_hash``). A hit is an alert
+of type ``ioc`` (rule ``AW-INTEL-IOC``) with the indicator's severity and tags; repeats of one
+indicator on one host merge into one alert.
+
+The index lives in memory and is rebuilt when the indicators change: at once on the node that
+changed them, and on the others when they next see the stored version move (checked at most
+every ``intel.refresh_s``). Expired indicators are skipped when matched and dropped at the next
+rebuild.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import orjson
+import structlog
+from sqlalchemy import Engine
+
+from agentwatch.events.model import Event
+from agentwatch.intel import store
+from agentwatch.intel.index import IocIndex
+from agentwatch.intel.indicators import BadIndicator, normalize
+from agentwatch.intel.settings import IntelSettings
+from agentwatch.pipeline.pipeline import Finding
+
+log = structlog.get_logger("agentwatch.intel")
+
+RULE_ID = "AW-INTEL-IOC"
+ARGS_CHARS = 64 * 1024  # tool-call arguments searched for URLs, at most
+MAX_URLS = 32
+URL_RE = re.compile(r"\b(?:https?|ftp)://[^\s\"'<>`\\]{1,2048}", re.IGNORECASE)
+HASH_KINDS = ("sha256", "sha1", "md5")
+LENGTH_KIND = {64: "sha256", 40: "sha1", 32: "md5"}
+
+
+def _hashes(holder: Any) -> Iterator[tuple[str, str]]:
+    if isinstance(holder, dict):
+        for kind in HASH_KINDS:
+            value = holder.get(kind)
+            if isinstance(value, str):
+                yield kind, value
+
+
+def candidates(event: Event) -> Iterator[tuple[str, str, str]]:
+    """(field, kind, value) of everything in ``event`` worth looking up, values not yet canonical."""
+    for ent in event.entities:
+        if ent.get("type") in ("ip", "domain"):
+            yield f"entities.{ent['type']}", ent["type"], ent["value"]
+    for kind, value in _hashes(event.process.get("hash")):
+        yield "process.hash", kind, value
+    data = event.data
+    file_info = data.get("file")
+    if isinstance(file_info, dict):
+        for kind, value in _hashes(file_info.get("hash")):
+            yield "data.file.hash", kind, value
+    for kind, value in _hashes(data.get("hash")):
+        yield "data.hash", kind, value
+    content_hash = data.get("content_hash")
+    if isinstance(content_hash, str) and len(content_hash) in LENGTH_KIND:
+        yield "data.content_hash", LENGTH_KIND[len(content_hash)], content_hash
+    url = data.get("url")
+    if isinstance(url, str):
+        yield "data.url", "url", url
+    if event.event_type == "agent.tool_call":
+        args = data.get("arguments")
+        text = args if isinstance(args, str) else orjson.dumps(args).decode() if args is not None else ""
+        for match in list(URL_RE.finditer(text[:ARGS_CHARS]))[:MAX_URLS]:
+            yield "data.arguments", "url", match.group(0)
+
+
+class IocMatcher:
+    name = "intel"
+
+    def __init__(self, engine: Engine, settings: IntelSettings) -> None:
+        self.engine = engine
+        self.settings = settings
+        self._index = IocIndex()
+        self._version: str | None = None
+        self._checked_at = float("-inf")  # time.monotonic() of the last version check
+        self._lock = threading.Lock()
+        self.loaded = False
+
+    # -- the index ---------------------------------------------------------------------
+    def reload(self) -> None:
+        """Rebuild the index from the store now."""
+        with self._lock:
+            version = store.version(self.engine)
+            indicators = store.active(self.engine, time.time())
+            self._index = IocIndex.of(indicators)
+            self._version = version
+            self._checked_at = time.monotonic()
+            self.loaded = True
+        log.info("intel.index_loaded", indicators=len(indicators))
+
+    def index(self) -> IocIndex:
+        """The index, rebuilt first when the stored version moved since it was built."""
+        if time.monotonic() - self._checked_at >= self.settings.refresh_s or not self.loaded:
+            self._checked_at = time.monotonic()
+            if not self.loaded or store.version(self.engine) != self._version:
+                self.reload()
+        return self._index
+
+    def lookup(self, kind: str, value: str, now: float | None = None) -> list[store.Indicator]:
+        """The live indicators ``value`` (of ``kind``, any spelling) meets."""
+        try:
+            canonical = normalize(kind, value)
+        except BadIndicator:
+            return []
+        moment = time.time() if now is None else now
+        hits = self.index().value(kind, canonical)
+        if kind == "url":  # a URL also meets its host's indicators
+            host = canonical.split("://", 1)[1].split("/", 1)[0].rsplit(":", 1)[0].strip("[]")
+            hits = hits + self.index().address(host) + self.index().domain(host)
+        return [h for h in hits if h.expires_at is None or h.expires_at > moment]
+
+    # -- the detector ------------------------------------------------------------------
+    def detect(self, batch: Sequence[Event]) -> list[Finding]:
+        if not self.settings.enabled or not len(self.index()):
+            return []
+        findings: list[Finding] = []
+        for event in batch:
+            seen: set[str] = set()
+            for where, kind, value in candidates(event):
+                for ind in self.lookup(kind, value, event.received_at):
+                    if ind.id in seen:
+                        continue
+                    seen.add(ind.id)
+                    findings.append(self._finding(event, ind, where, value))
+        return findings
+
+    def _finding(self, event: Event, ind: store.Indicator, where: str, value: str) -> Finding:
+        host = event.body.get("host")
+        hostname = host.get("hostname") if isinstance(host, dict) else None
+        return Finding(
+            detector=self.name,
+            rule_id=RULE_ID,
+            title=f"Known-bad {ind.kind} seen: {ind.value}",
+            severity=ind.severity,
+            events=[event],
+            alert_type="ioc",
+            message=f"{where} holds {value[:256]!r}, which meets the {ind.kind} indicator {ind.value[:256]!r}"
+            f" from {ind.source}" + (f": {ind.description[:500]}" if ind.description else ""),
+            tags=list(ind.tags),
+            dedup_key=f"{ind.id}|{hostname or ''}",
+            session_id=event.session_id,
+            details={"indicator": ind.as_json(), "field": where, "matched": value[:2048]},
+        )
+
+
+def matcher_of(aw: Any) -> IocMatcher:
+    """The one matcher of this agentwatch (the pipeline's detector and the routes share it)."""
+    found = aw.__dict__.get("intel_matcher")
+    if found is None:
+        found = aw.intel_matcher = IocMatcher(aw.engine, aw.settings.intel)
+    return found

@@ -1,0 +1,221 @@
+"""Stored indicators: add or update many at once, search, read, delete, and the version that
+tells every node of a deployment its in-memory index is out of date."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection, Engine, and_, delete, func, or_, select
+
+from agentwatch.events.model import iso
+from agentwatch.intel.schema import intel_iocs
+from agentwatch.store import kv
+from agentwatch.store.keyset import encode_cursor
+from agentwatch.store.upsert import upsert
+
+VERSION_KEY = "intel:version"
+CHUNK = 500
+
+
+@dataclass
+class Indicator:
+    kind: str
+    value: str  # canonical (indicators.normalize)
+    source: str = "api"
+    severity: int = 7
+    description: str = ""
+    tags: list[str] = field(default_factory=list)
+    expires_at: float | None = None
+    id: str = ""
+
+    @property
+    def digest(self) -> str:
+        return digest(self.kind, self.value)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "type": self.kind,
+            "value": self.value,
+            "source": self.source,
+            "severity": self.severity,
+            "description": self.description,
+            "tags": self.tags,
+            "expires_at": iso(self.expires_at) if self.expires_at is not None else None,
+        }
+
+
+def digest(kind: str, value: str) -> str:
+    return hashlib.sha256(f"{kind}\x1f{value}".encode()).hexdigest()
+
+
+def _from_row(row: Any) -> Indicator:
+    return Indicator(
+        kind=row.kind,
+        value=row.value,
+        source=row.source,
+        severity=row.severity,
+        description=row.description,
+        tags=orjson.loads(row.tags),
+        expires_at=row.expires_at,
+        id=row.id,
+    )
+
+
+def row_json(row: Any) -> dict[str, Any]:
+    return {**_from_row(row).as_json(), "created_at": iso(row.created_at), "updated_at": iso(row.updated_at)}
+
+
+def bump_version(conn: Connection) -> None:
+    """Tell every node (their matchers poll this) that the indicators changed."""
+    kv.put_in(conn, VERSION_KEY, uuid.uuid4().hex)
+
+
+def version(engine: Engine) -> str | None:
+    return kv.get(engine, VERSION_KEY)
+
+
+def count(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(intel_iocs)).scalar_one())
+
+
+def existing_digests(conn: Connection, digests: Sequence[str]) -> set[str]:
+    found: set[str] = set()
+    for i in range(0, len(digests), CHUNK):
+        chunk = list(digests[i : i + CHUNK])
+        found.update(conn.execute(select(intel_iocs.c.digest).where(intel_iocs.c.digest.in_(chunk))).scalars())
+    return found
+
+
+CHANGED = ("source", "severity", "description", "tags", "updated_at", "expires_at")
+
+
+def _write(conn: Connection, by_digest: dict[str, Indicator], now: float) -> None:
+    """Insert the indicators, or update the stored ones of the same digest (keeping their id
+    and creation time)."""
+    rows = [
+        {
+            "id": str(uuid.uuid4()),
+            "digest": d,
+            "kind": i.kind,
+            "value": i.value,
+            "source": i.source,
+            "severity": i.severity,
+            "description": i.description,
+            "tags": orjson.dumps(i.tags).decode(),
+            "created_at": now,
+            "updated_at": now,
+            "expires_at": i.expires_at,
+        }
+        for d, i in by_digest.items()
+    ]
+    update = {name: (lambda t, ex, name=name: getattr(ex, name)) for name in CHANGED}
+    for start in range(0, len(rows), CHUNK):
+        upsert(conn, intel_iocs, rows[start : start + CHUNK], ["digest"], update)
+
+
+def add(engine: Engine, items: Sequence[Indicator], max_total: int) -> tuple[int, int] | None:
+    """Store ``items`` (one per kind and value: a later item replaces an earlier one of the
+    batch); an indicator already stored is updated, keeping its id and creation time. (created,
+    updated), or None when the new ones would take the store past ``max_total`` (nothing written)."""
+    by_digest = {i.digest: i for i in items}
+    now = time.time()
+    with engine.begin() as conn:
+        stored = existing_digests(conn, list(by_digest))
+        new = len(by_digest) - len(stored)
+        if new and int(conn.execute(select(func.count()).select_from(intel_iocs)).scalar_one()) + new > max_total:
+            return None
+        _write(conn, by_digest, now)
+        bump_version(conn)
+    return new, len(stored)
+
+
+def replace_source(
+    engine: Engine, source: str, items: Sequence[Indicator], max_total: int
+) -> tuple[int, int, int] | None:
+    """Make ``items`` the indicators of ``source`` (a feed): add and update them, and remove
+    the source's indicators no longer among them, in one transaction. (created, updated,
+    removed), or None when the store would go past ``max_total`` (nothing written). An
+    indicator another source also lists is updated to this source's view of it."""
+    by_digest = {i.digest: i for i in items}
+    with engine.begin() as conn:
+        stored = existing_digests(conn, list(by_digest))
+        held = set(conn.execute(select(intel_iocs.c.digest).where(intel_iocs.c.source == source)).scalars())
+        stale = held - set(by_digest)
+        new = len(by_digest) - len(stored)
+        total = int(conn.execute(select(func.count()).select_from(intel_iocs)).scalar_one())
+        if total + new - len(stale) > max_total:
+            return None
+        stale_list = sorted(stale)
+        for i in range(0, len(stale_list), CHUNK):
+            conn.execute(delete(intel_iocs).where(intel_iocs.c.digest.in_(stale_list[i : i + CHUNK])))
+        _write(conn, by_digest, time.time())
+        bump_version(conn)
+    return new, len(stored), len(stale)
+
+
+@dataclass
+class IocQuery:
+    q: str | None = None
+    kind: str | None = None
+    source: str | None = None
+    limit: int = 100
+    cursor: tuple[float, str] | None = None
+
+
+def search(engine: Engine, query: IocQuery) -> tuple[list[dict[str, Any]], int, str | None]:
+    """(indicators newest first, total matching, next cursor when more remain), read in one
+    transaction so the page and the total agree."""
+    cond = []
+    if query.q:
+        cond.append(intel_iocs.c.value.contains(query.q.lower(), autoescape=True))
+    if query.kind:
+        cond.append(intel_iocs.c.kind == query.kind)
+    if query.source:
+        cond.append(intel_iocs.c.source == query.source)
+    stmt = select(intel_iocs).where(and_(*cond)) if cond else select(intel_iocs)
+    total_stmt = select(func.count()).select_from(intel_iocs)
+    if cond:
+        total_stmt = total_stmt.where(and_(*cond))
+    if query.cursor is not None:
+        at, last = query.cursor
+        c = intel_iocs.c
+        stmt = stmt.where(or_(c.created_at < at, and_(c.created_at == at, c.id < last)))
+    stmt = stmt.order_by(intel_iocs.c.created_at.desc(), intel_iocs.c.id.desc()).limit(query.limit + 1)
+    with engine.begin() as conn:
+        rows = conn.execute(stmt).all()
+        total = int(conn.execute(total_stmt).scalar_one())
+    more = len(rows) > query.limit
+    rows = rows[: query.limit]
+    nxt = encode_cursor(rows[-1].created_at, rows[-1].id) if more and rows else None
+    return [row_json(r) for r in rows], total, nxt
+
+
+def get(engine: Engine, ioc_id: str) -> dict[str, Any] | None:
+    with engine.connect() as conn:
+        row = conn.execute(select(intel_iocs).where(intel_iocs.c.id == ioc_id)).first()
+    return None if row is None else row_json(row)
+
+
+def remove(engine: Engine, ioc_id: str) -> bool:
+    with engine.begin() as conn:
+        gone = conn.execute(delete(intel_iocs).where(intel_iocs.c.id == ioc_id)).rowcount > 0
+        if gone:
+            bump_version(conn)
+    return gone
+
+
+def active(engine: Engine, now: float) -> list[Indicator]:
+    """Every indicator that has not expired, for the matcher's index."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(intel_iocs).where(or_(intel_iocs.c.expires_at.is_(None), intel_iocs.c.expires_at > now))
+        ).all()
+    return [_from_row(r) for r in rows]
