@@ -21,12 +21,15 @@ CAPABILITIES = (
     "agentwatch.sessions.plugin",
     "agentwatch.discovery.plugin",
     "agentwatch.capture.plugin",
+    "agentwatch.intel.plugin",
 )
 
 
 def register(registry: Registry) -> None:
-    from agentwatch.api import body_budget, ingest, live_oisp, oisp, ops
+    from agentwatch.api import body_budget, ingest, live_oisp, oisp, ops, v1_entities
+    from agentwatch.entities.index import EntityIndexStage
     from agentwatch.events.codecs.oisp import OispCodec
+    from agentwatch.maintenance import Maintenance
     from agentwatch.pipeline.bus_nats import NatsBus
     from agentwatch.pipeline.stages import EntityStage, ProcessFilterStage, TraceStage
 
@@ -43,13 +46,16 @@ def register(registry: Registry) -> None:
     )
     registry.stages.register("process_filter", lambda app: ProcessFilterStage(app.filters))
     registry.stages.register("entities", lambda app: EntityStage())
+    registry.stages.register("entity_index", lambda app: EntityIndexStage())
     registry.stages.register("traces", lambda app: TraceStage())
     registry.lifecycle.register("bus", NatsBus)
+    registry.lifecycle.register("maintenance", Maintenance)
 
     registry.routers.register("ops", ops.router)
     registry.routers.register("ingest", ingest.router)
     registry.routers.register("oisp", oisp.router)
     registry.routers.register("oisp_live", live_oisp.router)
+    registry.routers.register("v1_entities", v1_entities.router)
     registry.health.register("oisp", oisp.health_fragment)
     # every listener's app counts its request bodies against one budget (api.body_budget)
     registry.middleware.register("body_budget", body_budget.install)

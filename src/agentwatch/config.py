@@ -31,6 +31,7 @@ from pydantic_settings import (
 from agentwatch.capture.settings import CaptureSettings
 from agentwatch.detect.settings import DetectionSettings
 from agentwatch.discovery.settings import DiscoverySettings
+from agentwatch.intel.settings import IntelSettings
 from agentwatch.masking import mask
 from agentwatch.sessions.settings import AopSettings
 from agentwatch.soc.auth.settings import AuditSettings, LoginThrottleSettings, RateLimitSettings
@@ -168,6 +169,18 @@ class LlmSettings(BaseModel):
         return v
 
 
+class MaintenanceSettings(BaseModel):
+    """The server's periodic chores (``agentwatch.maintenance``): deleting expired cached data."""
+
+    interval_s: float = Field(
+        600.0,
+        ge=0.5,
+        le=86_400,
+        allow_inf_nan=False,
+        description="seconds between two rounds of the periodic chores (deleting expired alert explanations)",
+    )
+
+
 def _private_hint(url: str, allow_private: bool) -> str:
     """How to let ``url`` in, when only ``llm.allow_private`` stands in its way."""
     from agentwatch.net.ssrf import SSRFError, check_url
@@ -207,7 +220,9 @@ class Settings(BaseSettings):
     aop: AopSettings = Field(default_factory=AopSettings)
     discovery: DiscoverySettings = Field(default_factory=DiscoverySettings)
     detection: DetectionSettings = Field(default_factory=DetectionSettings)
+    intel: IntelSettings = Field(default_factory=IntelSettings)
     llm: LlmSettings = Field(default_factory=LlmSettings)
+    maintenance: MaintenanceSettings = Field(default_factory=MaintenanceSettings)
 
     @field_validator("host")
     @classmethod
