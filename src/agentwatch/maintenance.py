@@ -6,8 +6,9 @@ so does the next round. On shutdown the component sets the chores' ``stopping`` 
 doing long work checks it, say between two pages, and returns) and waits a bounded time for
 the round under way; the engine is disposed after that.
 
-The built-in chore: ``expired_explanations`` deletes cached alert explanations past
-``llm.explanation_ttl_s`` (``alerts.explanation_cache``), whether or not anyone asks for one.
+The built-in chores: ``expired_explanations`` deletes cached alert explanations past
+``llm.explanation_ttl_s`` (``alerts.explanation_cache``), whether or not anyone asks for one;
+``expired_rule_drafts`` does the same for drafted Sigma rules (``detect.suggestion_draft``).
 Another periodic chore is one more :class:`Chore` in :func:`builtin_chores`, or appended to
 ``Maintenance.chores`` before the next round.
 """
@@ -39,9 +40,15 @@ class Chore:
 
 
 def builtin_chores(aw: Any) -> list[Chore]:
-    from agentwatch.alerts.explanation_cache import purge_expired
+    from agentwatch.alerts import explanation_cache
+    from agentwatch.detect import suggestion_draft
 
-    return [Chore("expired_explanations", lambda stopping: purge_expired(aw.engine, time.time(), stopping))]
+    return [
+        Chore(
+            "expired_explanations", lambda stopping: explanation_cache.purge_expired(aw.engine, time.time(), stopping)
+        ),
+        Chore("expired_rule_drafts", lambda stopping: suggestion_draft.purge_expired(aw.engine, time.time(), stopping)),
+    ]
 
 
 class Maintenance:

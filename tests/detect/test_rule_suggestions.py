@@ -256,3 +256,23 @@ def test_verdicts_on_deleted_alerts_count_for_nothing(srv: RunningServer) -> Non
         assert key in suggestions(c)
         assert c.delete(f"/api/v1/alerts/{ids[1]}").status_code in (200, 204)
         wait_for(lambda: key not in suggestions(c))  # one TP left on the alert that stays
+
+
+def test_expired_drafts_are_purged_by_maintenance_without_any_request(
+    fake: FakeLlm, tmp_path: Any, database_url: str
+) -> None:
+    from agentwatch.config import MaintenanceSettings
+    from agentwatch.detect.suggestion_draft import KEY_PREFIX, cache_key
+    from agentwatch.store import kv
+
+    base = Settings(data_dir=tmp_path, database_url=database_url, auth={"enabled": False})
+    cfg = with_detection(base).model_copy(
+        update={"llm": llm_for(fake, explanation_ttl_s=1.0), "maintenance": MaintenanceSettings(interval_s=0.5)}
+    )
+    with run_server(cfg) as s, s.client() as c:
+        key, _ = confirmed_pattern(c)
+        assert c.post(f"{ROUTE}/{key}").status_code == 200
+        kv.put(s.aw.engine, KEY_PREFIX + "not-expired", {"pattern_key": "x", "expires_at": 4e9})
+        assert kv.get(s.aw.engine, cache_key(key)) is not None
+        wait_for(lambda: kv.get(s.aw.engine, cache_key(key)) is None, timeout=10)
+        assert kv.get(s.aw.engine, KEY_PREFIX + "not-expired") is not None

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import re
 import secrets
+import threading
 import time
 import uuid
 from typing import TYPE_CHECKING, Any
@@ -43,7 +43,7 @@ NOTE_CHARS = 500
 MAX_EVENTS = 8
 EVENT_CHARS = 1_500
 MAX_YAML_CHARS = 64 * 1024
-FENCED = re.compile(r"```[ \t]*(?:ya?ml)?[ \t]*\r?\n(.*?)```", re.DOTALL | re.IGNORECASE)
+YAML_LANGUAGES = ("yaml", "yml")
 
 SYSTEM_PROMPT = """You write Sigma detection rules for agentwatch, a platform that watches AI agents.
 Security analysts confirmed several alerts of one pattern as true positives; draft one Sigma rule
@@ -112,11 +112,52 @@ def build_messages(pattern: Pattern, shown: dict[str, Any], rule_id: str) -> lis
     ]
 
 
+def _opening(line: str) -> tuple[str, str] | None:
+    """A Markdown fence opening ``line`` (indented at most three spaces): (fence, language)."""
+    text = line.lstrip(" ")
+    if len(line) - len(text) > 3 or text[:3] not in ("```", "~~~"):
+        return None
+    fence = text[: len(text) - len(text.lstrip(text[0]))]
+    info = text[len(fence) :].strip()
+    if fence[0] == "`" and "`" in info:  # inline code, not a fence
+        return None
+    return fence, (info.split()[0].lower() if info else "")
+
+
+def fenced_blocks(answer: str) -> list[tuple[str, str]]:
+    """The fenced code blocks of a Markdown answer as (language, text), in order. A block ends at
+    a line (indented at most three spaces) of its own fence character at least as long as its
+    opening; an unclosed one at the end of the answer."""
+    blocks: list[tuple[str, str]] = []
+    lines = answer.splitlines()
+    i = 0
+    while i < len(lines):
+        opening = _opening(lines[i])
+        i += 1
+        if opening is None:
+            continue
+        fence, language = opening
+        body: list[str] = []
+        while i < len(lines):
+            raw = lines[i]
+            i += 1
+            line = raw.lstrip(" ")
+            indent, line = len(raw) - len(line), line.rstrip()
+            if indent <= 3 and len(line) >= len(fence) and line == fence[0] * len(line):
+                break
+            body.append(raw)
+        blocks.append((language, "\n".join(body)))
+    return blocks
+
+
 def extract_yaml(answer: str) -> str:
-    """The YAML of the backend's answer: its first fenced block, else the whole answer."""
-    match = FENCED.search(answer)
-    text = (match.group(1) if match else answer).strip()
-    return text[:MAX_YAML_CHARS]
+    """The YAML of the backend's answer: its first block fenced as YAML, else its first fenced
+    block without a language, else the whole answer."""
+    blocks = fenced_blocks(answer)
+    chosen = next((text for lang, text in blocks if lang in YAML_LANGUAGES), None)
+    if chosen is None:
+        chosen = next((text for lang, text in blocks if not lang), answer)
+    return chosen.strip()[:MAX_YAML_CHARS]
 
 
 def check(detection: DetectionEngine | None, text: str) -> dict[str, Any]:
@@ -149,6 +190,19 @@ def stored(engine: Engine, pattern_key: str, now: float) -> dict[str, Any] | Non
         kv.delete_value(engine, key, entry)
         return None
     return entry
+
+
+def purge_expired(engine: Engine, now: float, stopping: threading.Event | None = None) -> int:
+    """Delete every kept draft past its time (the maintenance chore ``expired_rule_drafts``)."""
+
+    def doomed(entry: Any) -> bool:
+        return (
+            not isinstance(entry, dict)
+            or not isinstance(entry.get("expires_at"), int | float)
+            or entry["expires_at"] <= now
+        )
+
+    return kv.purge(engine, KEY_PREFIX, doomed, stopping)
 
 
 def kept_for(engine: Engine, pattern_keys: list[str], now: float) -> set[str]:
