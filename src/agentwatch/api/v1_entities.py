@@ -22,6 +22,18 @@ MAX_UUID_TEXT = 45  # the longest form uuid.UUID reads: "urn:uuid:" and 36 chara
 SOURCE_PATTERN = r"^[a-z0-9_.-]+$"  # as GET /api/v1/events' ``source``
 
 
+def _seconds(ns: int | None, up: bool) -> float | None:
+    """A bound in ns as event time in seconds, rounded inward to a whole microsecond (up for
+    the start, down for the end). Event times are kept as floats of seconds, which at today's
+    dates tell apart only about 240 ns, and shown to the microsecond: ``ns / 1e9`` could land
+    on the float of an event a few hundred ns outside the window. A whole microsecond is the
+    same float as an event time read at that microsecond."""
+    if ns is None:
+        return None
+    us = -(-ns // 1000) if up else ns // 1000
+    return us / 1_000_000
+
+
 def _entity_id(text: str) -> str:
     eid = search.as_uuid(text) if len(text) <= MAX_UUID_TEXT else None
     if eid is None:
@@ -70,8 +82,8 @@ async def entity_timeline(
     entity = await _known(request, entity_uuid)
     q = timeline.TimelineQuery(
         entity_id=entity["id"],
-        since=None if start_ns is None else start_ns / risk.NS,
-        until=None if end_ns is None else end_ns / risk.NS,
+        since=_seconds(start_ns, up=True),
+        until=_seconds(end_ns, up=False),
         source_format=source_type,
         min_severity=severity_min,
         limit=limit,

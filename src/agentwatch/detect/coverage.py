@@ -19,9 +19,10 @@ ATT&CK group and software tags (``attack.g0032``, ``attack.s0002``) and unknown 
 names are not part of the matrix.
 
 Alerts are read in one query that fetches only the ``tags`` column of the alerts in the
-window that carry an ATT&CK tag, newest first and at most ``MAX_ALERTS`` of them
-(``totals.alerts_truncated`` says when there were more); the counting is done here. JSON
-text tags cannot be grouped portably in SQL on both SQLite and PostgreSQL.
+window whose tags hold ``attack.`` in any letter case (as a rule's tags are read), newest
+first and at most ``MAX_ALERTS`` of them (``totals.alerts_truncated`` says when there were
+more); the counting is done here. JSON text tags cannot be grouped portably in SQL on both
+SQLite and PostgreSQL.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
 
 from agentwatch.store.alerts_schema import alerts
 
@@ -159,15 +160,18 @@ def _numbers(tid: str, cell: Cell) -> dict[str, Any]:
 
 
 def alert_tags(db: Engine, since: float, until: float, limit: int = MAX_ALERTS) -> tuple[Counter[str], bool]:
-    """The tags (JSON text) of the alerts whose span meets [since, until] and that carry an
-    ATT&CK tag, newest first, at most ``limit``, with how many alerts have each; and whether
-    there were more. Alerts of one rule mostly share their tags, so each text is read once."""
+    """The tags (JSON text) of the alerts whose span meets [since, until] and whose tags hold
+    ``attack.`` (in any case), newest first, at most ``limit``, with how many alerts have each;
+    and whether there were more. Alerts of one rule mostly share their tags, so each text is
+    read once."""
     stmt = (
         select(alerts.c.tags)
         .where(
             alerts.c.last_seen >= since,
             alerts.c.first_seen <= until,
-            alerts.c.tags.contains('"attack.', autoescape=True),
+            # as ``attack_tags`` reads a tag: in any letter case, spaces around it ignored (a
+            # plain LIKE would ignore case on SQLite only); the tags are then read one by one
+            func.lower(alerts.c.tags).contains("attack.", autoescape=True),
         )
         .order_by(alerts.c.last_seen.desc())
         .limit(limit + 1)

@@ -42,15 +42,21 @@ def _host_of(endpoint: Any) -> str | None:
 
 
 def _add_address(out: list[tuple[str, str]], value: Any) -> None:
+    """An address or a domain name in one spelling whatever the event wrote: an IPv6 address
+    compressed in lower case (an IPv4-mapped one as IPv4, a zone left out), a name in lower
+    case without its final dot, so one host is one entity."""
     text = _s(value)
     if text is None:
         return
     try:
-        ipaddress.ip_address(text)
+        ip = ipaddress.ip_address(text.split("%", 1)[0])
     except ValueError:
-        out.append(("domain", text.lower()))
-    else:
-        out.append(("ip", text))
+        name = text.lower().rstrip(".")
+        if name:
+            out.append(("domain", name))
+        return
+    mapped = getattr(ip, "ipv4_mapped", None)
+    out.append(("ip", str(mapped or ip)))
 
 
 def derive(event: Event) -> list[dict[str, str]]:
@@ -63,8 +69,9 @@ def derive(event: Event) -> list[dict[str, str]]:
     if isinstance(actor, dict) and _s(actor.get("user")):
         found.append(("user", actor["user"]))
     proc = event.process
-    if _s(proc.get("exe")) or _s(proc.get("name")):
-        found.append(("process", proc.get("exe") or proc.get("name")))
+    process = _s(proc.get("exe")) or _s(proc.get("name"))  # the name when the exe is no usable text
+    if process:
+        found.append(("process", process))
     if event.agent:
         found.append(("agent", event.agent))
     data = event.data

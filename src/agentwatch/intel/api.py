@@ -41,13 +41,29 @@ Tag = Annotated[str, Field(min_length=1, max_length=64), AfterValidator(printabl
 assert set(Kind.__args__) == set(KINDS)  # type: ignore[attr-defined]
 
 
+def _no_nul(value: str) -> str:
+    # free text keeps its newlines and tabs; NUL would be stored differently on PostgreSQL
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
+def _not_a_feed(value: str) -> str:
+    # a feed's sync removes the indicators of its source that its list no longer holds
+    if value.lower().startswith("feed:"):
+        raise ValueError("the prefix feed: names the sources of intel.feeds")
+    return value
+
+
 class IocIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     type: Kind | None = Field(None, description="the kind; guessed from the value when left out")
     value: str = Field(min_length=1, max_length=2048)
-    source: Name = "api"
-    severity: int | None = Field(None, ge=0, le=10, description="0-10; intel.default_severity when left out")
-    description: str = Field("", max_length=2000)
+    source: Annotated[Name, AfterValidator(_not_a_feed)] = "api"
+    severity: int | None = Field(
+        None, ge=0, le=10, strict=True, description="0-10 (a JSON integer); intel.default_severity when left out"
+    )
+    description: Annotated[str, Field(max_length=2000), AfterValidator(_no_nul)] = ""
     tags: list[Tag] = Field(default_factory=list, max_length=32)
     expires_at: str | None = Field(None, max_length=64, description="RFC 3339; the indicator stops matching then")
 

@@ -2,18 +2,48 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
+import httpx
+import orjson
 import typer
 from rich.progress import Progress
 
 from agentwatch.cli_server import DEFAULT_SERVER, KeyOpt, ServerOpt, answer, client, console, request
-from agentwatch.intel.feeds import entries
+from agentwatch.intel.feeds import FeedError, entries
 
 app = typer.Typer(help="Threat-intelligence indicators of compromise", no_args_is_help=True)
-BATCH = 10_000  # the most one request may carry
+BATCH = 10_000  # the most items one request may carry
+# the most bytes a batch's items take: the server takes bodies up to 4 MiB (api.MAX_BODY),
+# and a list of long URLs passes that well before 10,000 entries
+BATCH_BYTES = 4 * 1024 * 1024 - 64 * 1024
 MAX_FILE = 256 * 1024 * 1024
+
+
+def batches(items: list[dict[str, Any]]) -> Iterator[tuple[int, list[dict[str, Any]]]]:
+    """(index of the first, items) of each request: at most BATCH items and BATCH_BYTES of JSON."""
+    start, size, batch = 0, 0, []
+    for item in items:
+        length = len(orjson.dumps(item)) + 1
+        if batch and (len(batch) == BATCH or size + length > BATCH_BYTES):
+            yield start, batch
+            start, size, batch = start + len(batch), 0, []
+        batch.append(item)
+        size += length
+    if batch:
+        yield start, batch
+
+
+def _refusals(r: httpx.Response) -> list[dict[str, Any]]:
+    """The refused entries a 400 names (its ``details.errors``); none when it names none."""
+    try:
+        errors = r.json()["error"]["details"]["errors"]
+    except (ValueError, KeyError, TypeError):
+        return []
+    ok = isinstance(errors, list) and all(isinstance(e, dict) and isinstance(e.get("index"), int) for e in errors)
+    return errors if ok else []
 
 
 @app.command("import")
@@ -30,10 +60,13 @@ def import_file(
     server: ServerOpt = DEFAULT_SERVER,
     api_key: KeyOpt = None,
 ) -> None:
-    """Send every entry of PATH to the server (10,000 a request); print what it stored and refused."""
+    """Send every entry of PATH to the server (10,000 or 4 MiB a request); print what it stored and refused."""
     if path.stat().st_size > MAX_FILE:
         raise typer.BadParameter(f"larger than {MAX_FILE // (1024 * 1024)} MiB", param_hint="PATH")
-    found = entries(path.read_bytes(), fmt, column)
+    try:
+        found = entries(path.read_bytes(), fmt, column)
+    except FeedError as exc:
+        raise typer.BadParameter(str(exc), param_hint="PATH") from None
     if not found:
         console.print(f"no entries in {path}")
         raise typer.Exit(1)
@@ -42,17 +75,18 @@ def import_file(
     shown = 0
     with client(server, api_key) as c, Progress(console=console, transient=True) as progress:
         task = progress.add_task("importing", total=len(found))
-        for start in range(0, len(found), BATCH):
-            items = [{"value": v, "source": source, **extra} for v in found[start : start + BATCH]]
+        for start, items in batches([{"value": v, "source": source, **extra} for v in found]):
             r = request(c, "POST", "/api/v1/intel/iocs", json={"iocs": items}, refused_ok=True)
             if r.status_code == 400:  # no entry of this batch is an indicator
                 totals["rejected"] += len(items)
+                errors = _refusals(r)
             else:
                 doc = answer(r, "created", "updated", "rejected", "errors")
                 for key in totals:
                     totals[key] += doc[key]
-                for err in doc["errors"][: max(0, 10 - shown)]:
-                    console.print(f"entry {start + err['index'] + 1}: {err['reason']}")
-                    shown += 1
+                errors = doc["errors"]
+            for err in errors[: max(0, 10 - shown)]:
+                console.print(f"entry {start + err['index'] + 1}: {err.get('reason')}")
+                shown += 1
             progress.advance(task, len(items))
     typer.echo(f"{totals['created']} created, {totals['updated']} updated, {totals['rejected']} refused")

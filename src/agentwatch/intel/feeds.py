@@ -18,7 +18,9 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import logging
 import time
+from contextvars import ContextVar
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -58,8 +60,24 @@ def shown_url(url: str) -> str:
     return f"{parts.scheme}://{host}{port}{parts.path}{hidden}"
 
 
+# httpx logs every request's URL at INFO ("HTTP Request: GET <url> ..."): while a feed is
+# fetched, the URLs in its records are shown as shown_url shows them.
+_FETCHING: ContextVar[bool] = ContextVar("agentwatch_intel_fetching", default=False)
+
+
+class _ShowFeedUrls(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        if _FETCHING.get() and isinstance(record.args, tuple):
+            record.args = tuple(shown_url(str(a)) if isinstance(a, httpx.URL) else a for a in record.args)
+        return True
+
+
+logging.getLogger("httpx").addFilter(_ShowFeedUrls())
+
+
 async def fetch(feed: FeedSettings) -> bytes:
     """The list's bytes (decoded of any content encoding), at most ``feed.max_bytes``."""
+    fetching = _FETCHING.set(True)
     try:
         async with (
             asyncio.timeout(feed.timeout_s),
@@ -83,16 +101,24 @@ async def fetch(feed: FeedSettings) -> bytes:
         if refusal is not None and not isinstance(refusal, UnresolvedHost):
             raise FeedError(f"refused by the SSRF guard ({str(refusal).removeprefix('url: ')})") from None
         raise FeedError(f"cannot reach the feed ({type(exc).__name__})") from None
+    finally:
+        _FETCHING.reset(fetching)
 
 
 def entries(body: bytes, fmt: str = "lines", column: int = 0) -> list[str]:
-    """The raw entries of a list, in order: one per line (``lines``), or ``column`` of each CSV row."""
+    """The raw entries of a list, in order: one per line (``lines``), or ``column`` of each CSV row.
+    Raises :class:`FeedError` for a CSV the reader cannot read (a field longer than it takes:
+    an unclosed quote runs to the end of the list)."""
     text = body.decode("utf-8", errors="replace")
     found = []
     if fmt == "csv":
-        for row in csv.reader(io.StringIO(text)):
-            if row and not row[0].lstrip().startswith(COMMENT_MARKS) and column < len(row) and row[column].strip():
-                found.append(row[column].strip()[:MAX_LINE])
+        rows = csv.reader(io.StringIO(text))
+        try:
+            for row in rows:
+                if row and not row[0].lstrip().startswith(COMMENT_MARKS) and column < len(row) and row[column].strip():
+                    found.append(row[column].strip()[:MAX_LINE])
+        except csv.Error as exc:
+            raise FeedError(f"not a CSV list (row {rows.line_num}: {exc})") from None
         return found
     for line in text.splitlines():
         entry = line.strip()

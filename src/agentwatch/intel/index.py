@@ -51,6 +51,22 @@ class IocIndex:
                         found.append(net)
         return found
 
+    def network(self, value: str) -> list[Indicator]:
+        """The indicators a network meets: every listed network holding it (itself among them)."""
+        try:
+            net = ipaddress.ip_network(value)
+        except ValueError:
+            return []
+        as_int = int(net.network_address)
+        bits = net.max_prefixlen
+        found = []
+        for (version, prefix), nets in self.networks.items():
+            if version == net.version and prefix <= net.prefixlen:
+                hit = nets.get(as_int >> (bits - prefix) << (bits - prefix))
+                if hit is not None:
+                    found.append(hit)
+        return found
+
     def domain(self, name: str) -> list[Indicator]:
         """The indicators a domain name meets: itself and every listed name above it."""
         found = []
@@ -66,5 +82,7 @@ class IocIndex:
             return self.address(value)
         if kind == "domain":
             return self.domain(value)
+        if kind == "cidr":
+            return self.network(value)
         hit = self.exact.get((kind, value))
         return [hit] if hit is not None else []

@@ -2,9 +2,10 @@
 
 Kinds: ``ip`` (one address), ``cidr`` (a network), ``domain`` (matches itself and every
 name below it), ``url``, ``md5``, ``sha1``, ``sha256`` and ``email``. :func:`normalize`
-validates a value of a kind and returns its canonical form (lower case, compressed IPv6,
-IDNA for international domain names, no trailing dot), so the same indicator given twice in
-two spellings is one indicator. :func:`classify` guesses the kind of a bare value (the enrich
+validates a value of a kind and returns its canonical form (lower case, compressed IPv6
+without a zone, an IPv4-mapped IPv6 address as IPv4, IDNA for international domain names, no
+trailing dot, no default port in a URL), so the same indicator given twice in two spellings is
+one indicator. :func:`classify` guesses the kind of a bare value (the enrich
 route, and ingest items without a ``type``).
 """
 
@@ -23,6 +24,7 @@ HEX_RE = re.compile(r"[0-9a-f]+")
 EMAIL_LOCAL_RE = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}")
 # Networks wider than these would make one indicator match a large part of the internet.
 MIN_PREFIX = {4: 8, 6: 16}
+DEFAULT_PORTS = {"http": 80, "https": 443, "ftp": 21}  # a URL naming its scheme's port is the URL without it
 
 
 class BadIndicator(ValueError):
@@ -48,9 +50,21 @@ def _domain(value: str) -> str:
     return text
 
 
+def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    """The host an address names: an IPv6 zone (``%eth0``, the local interface it was seen on)
+    dropped, and an IPv4 address written as IPv6 (``::ffff:203.0.113.5``) as that IPv4 address."""
+    addr = ipaddress.ip_address(text)
+    if isinstance(addr, ipaddress.IPv6Address):
+        if addr.ipv4_mapped is not None:
+            return addr.ipv4_mapped
+        if addr.scope_id is not None:
+            return ipaddress.IPv6Address(int(addr))
+    return addr
+
+
 def _ip(value: str) -> str:
     try:
-        return str(ipaddress.ip_address(value.strip()))
+        return str(_address(value.strip()))
     except ValueError:
         raise BadIndicator("must be an IPv4 or IPv6 address") from None
 
@@ -62,6 +76,8 @@ def _cidr(value: str) -> str:
         raise BadIndicator("must be an IPv4 or IPv6 network such as 203.0.113.0/24") from None
     if net.prefixlen < MIN_PREFIX[net.version]:
         raise BadIndicator(f"networks wider than /{MIN_PREFIX[net.version]} are refused for IPv{net.version}")
+    if isinstance(net, ipaddress.IPv6Network):  # without its zone
+        net = ipaddress.IPv6Network((int(net.network_address), net.prefixlen))
     return str(net)
 
 
@@ -84,14 +100,15 @@ def _url(value: str) -> str:
     if parts.scheme.lower() not in ("http", "https", "ftp") or not host:
         raise BadIndicator("must be an absolute http(s) or ftp URL")
     try:
-        host = str(ipaddress.ip_address(host))
+        host = str(_address(host))
         shown = f"[{host}]" if ":" in host else host
     except ValueError:
         shown = host = _domain(host)
-    netloc = shown if port is None else f"{shown}:{port}"
+    scheme = parts.scheme.lower()
+    netloc = shown if port is None or port == DEFAULT_PORTS[scheme] else f"{shown}:{port}"
     path = parts.path or "/"
     query = f"?{parts.query}" if parts.query else ""
-    return f"{parts.scheme.lower()}://{netloc}{path}{query}"
+    return f"{scheme}://{netloc}{path}{query}"
 
 
 def _email(value: str) -> str:

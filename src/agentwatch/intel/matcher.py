@@ -20,6 +20,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 import orjson
 import structlog
@@ -37,7 +38,16 @@ log = structlog.get_logger("agentwatch.intel")
 RULE_ID = "AW-INTEL-IOC"
 ARGS_CHARS = 64 * 1024  # tool-call arguments searched for URLs, at most
 MAX_URLS = 32
-URL_RE = re.compile(r"\b(?:https?|ftp)://[^\s\"'<>`\\]{1,2048}", re.IGNORECASE)
+# A URL ends at a blank, a quote, <, >, ` or a backslash, at CJK or fullwidth punctuation (。，「」: prose
+# in those scripts puts no blank around a URL), and at "](" (a Markdown link's text ends there
+# and its target begins: ``[https://shown.example](https://target.example)`` is two URLs). It
+# may begin right after a letter: no word boundary, as Chinese or Japanese text has none.
+URL_RE = re.compile(
+    r"(?:https?|ftp)://(?:(?!\]\()[^\s\"'<>`\\\u3000-\u303f\uff01-\uff0f\uff1a-\uff20\uff3b-\uff40\uff5b-\uff65]){1,2048}",
+    re.IGNORECASE,
+)
+TRAILING = ".,;:!?*)]}"  # punctuation after a URL in prose, not part of it (unless a bracket it closes)
+OPENER = {")": "(", "]": "[", "}": "{"}
 HASH_KINDS = ("sha256", "sha1", "md5")
 LENGTH_KIND = {64: "sha256", 40: "sha1", 32: "md5"}
 
@@ -48,6 +58,22 @@ def _hashes(holder: Any) -> Iterator[tuple[str, str]]:
             value = holder.get(kind)
             if isinstance(value, str):
                 yield kind, value
+
+
+def _trimmed(url: str) -> str:
+    """``url`` without the punctuation prose puts after it: ``(see https://x.example/a).`` holds
+    ``https://x.example/a``; a closing bracket the URL opened stays (``.../Foo_(bar)``)."""
+    opened = {c: url.count(c) for c in OPENER.values()}
+    closed = {c: url.count(c) for c in OPENER}
+    end = len(url)
+    while end and url[end - 1] in TRAILING:
+        closer = url[end - 1]
+        if closer in OPENER:
+            if opened[OPENER[closer]] >= closed[closer]:
+                break
+            closed[closer] -= 1
+        end -= 1
+    return url[:end]
 
 
 def candidates(event: Event) -> Iterator[tuple[str, str, str]]:
@@ -74,7 +100,7 @@ def candidates(event: Event) -> Iterator[tuple[str, str, str]]:
         args = data.get("arguments")
         text = args if isinstance(args, str) else orjson.dumps(args).decode() if args is not None else ""
         for match in list(URL_RE.finditer(text[:ARGS_CHARS]))[:MAX_URLS]:
-            yield "data.arguments", "url", match.group(0)
+            yield "data.arguments", "url", _trimmed(match.group(0))
 
 
 class IocMatcher:
@@ -118,7 +144,7 @@ class IocMatcher:
         moment = time.time() if now is None else now
         hits = self.index().value(kind, canonical)
         if kind == "url":  # a URL also meets its host's indicators
-            host = canonical.split("://", 1)[1].split("/", 1)[0].rsplit(":", 1)[0].strip("[]")
+            host = urlsplit(canonical).hostname or ""
             hits = hits + self.index().address(host) + self.index().domain(host)
         return [h for h in hits if h.expires_at is None or h.expires_at > moment]
 

@@ -11,12 +11,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Engine, and_, delete, func, or_, select
+from sqlalchemy import Connection, Engine, and_, delete, false, func, or_, select, update
 
 from agentwatch.events.model import iso
 from agentwatch.intel.schema import intel_iocs
 from agentwatch.store import kv
 from agentwatch.store.keyset import encode_cursor
+from agentwatch.store.snapshot import snapshot
 from agentwatch.store.upsert import upsert
 
 VERSION_KEY = "intel:version"
@@ -94,6 +95,22 @@ def existing_digests(conn: Connection, digests: Sequence[str]) -> set[str]:
     return found
 
 
+# PostgreSQL: the advisory lock (two-key form; "intl") every writer of indicators holds until
+# it commits, so that the count checked against intel.max_indicators is the count it writes
+# onto, and two batches never wait for each other's rows in a cycle.
+WRITE_LOCK = (0x696E746C, 0)
+
+
+def hold_writes(conn: Connection) -> None:
+    """Be the one writer of indicators until ``conn``'s transaction ends. SQLite: the database's
+    write lock, taken before the first read (a write that changes nothing begins the transaction;
+    Python's driver would otherwise begin it only at the first real write, after the count)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(select(func.pg_advisory_xact_lock(*WRITE_LOCK)))
+    else:
+        conn.execute(update(intel_iocs).where(false()).values(severity=intel_iocs.c.severity))
+
+
 CHANGED = ("source", "severity", "description", "tags", "updated_at", "expires_at")
 
 
@@ -114,7 +131,7 @@ def _write(conn: Connection, by_digest: dict[str, Indicator], now: float) -> Non
             "updated_at": now,
             "expires_at": i.expires_at,
         }
-        for d, i in by_digest.items()
+        for d, i in sorted(by_digest.items())  # in key order: two writers lock rows in one order
     ]
     update = {name: (lambda t, ex, name=name: getattr(ex, name)) for name in CHANGED}
     for start in range(0, len(rows), CHUNK):
@@ -128,6 +145,7 @@ def add(engine: Engine, items: Sequence[Indicator], max_total: int) -> tuple[int
     by_digest = {i.digest: i for i in items}
     now = time.time()
     with engine.begin() as conn:
+        hold_writes(conn)
         stored = existing_digests(conn, list(by_digest))
         new = len(by_digest) - len(stored)
         if new and int(conn.execute(select(func.count()).select_from(intel_iocs)).scalar_one()) + new > max_total:
@@ -146,6 +164,7 @@ def replace_source(
     indicator another source also lists is updated to this source's view of it."""
     by_digest = {i.digest: i for i in items}
     with engine.begin() as conn:
+        hold_writes(conn)
         stored = existing_digests(conn, list(by_digest))
         held = set(conn.execute(select(intel_iocs.c.digest).where(intel_iocs.c.source == source)).scalars())
         stale = held - set(by_digest)
@@ -172,10 +191,12 @@ class IocQuery:
 
 def search(engine: Engine, query: IocQuery) -> tuple[list[dict[str, Any]], int, str | None]:
     """(indicators newest first, total matching, next cursor when more remain), read in one
-    transaction so the page and the total agree."""
+    snapshot so the page and the total agree."""
     cond = []
     if query.q:
-        cond.append(intel_iocs.c.value.contains(query.q.lower(), autoescape=True))
+        # in any case on both databases (SQLite's LIKE ignores case, PostgreSQL's does not;
+        # a URL keeps the case of its path)
+        cond.append(func.lower(intel_iocs.c.value).contains(query.q.lower(), autoescape=True))
     if query.kind:
         cond.append(intel_iocs.c.kind == query.kind)
     if query.source:
@@ -189,7 +210,7 @@ def search(engine: Engine, query: IocQuery) -> tuple[list[dict[str, Any]], int, 
         c = intel_iocs.c
         stmt = stmt.where(or_(c.created_at < at, and_(c.created_at == at, c.id < last)))
     stmt = stmt.order_by(intel_iocs.c.created_at.desc(), intel_iocs.c.id.desc()).limit(query.limit + 1)
-    with engine.begin() as conn:
+    with snapshot(engine) as conn:
         rows = conn.execute(stmt).all()
         total = int(conn.execute(total_stmt).scalar_one())
     more = len(rows) > query.limit

@@ -181,13 +181,16 @@ def _insert_new_postgresql(conn: Connection, batch: Sequence[Event]) -> list[Eve
     import psycopg
 
     unique = _first_of_each(batch)
+    # Rows go in in event_id order (the answer keeps the batch's): two commits holding some of
+    # the same ids then take those ids' unique-index entries in one order, never waiting for
+    # each other in a cycle (PostgreSQL aborts one of them as a deadlock).
     if len(unique) < PG_COPY_FROM:
-        return _insert_returning(conn, unique, [_values(e) for e in unique])
+        return _insert_returning(conn, unique, sorted(_values(e) for e in unique))
     seen = existing_ids(conn, [e.event_id for e in unique])
     fresh = [e for e in unique if e.event_id not in seen]
     if not fresh:
         return []
-    tuples = [_values(e) for e in fresh]
+    tuples = sorted(_values(e) for e in fresh)
     try:
         with conn.begin_nested():
             cur = conn.connection.driver_connection.cursor()
