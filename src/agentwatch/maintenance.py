@@ -8,7 +8,8 @@ the round under way; the engine is disposed after that.
 
 The built-in chores: ``expired_explanations`` deletes cached alert explanations past
 ``llm.explanation_ttl_s`` (``alerts.explanation_cache``), whether or not anyone asks for one;
-``expired_rule_drafts`` does the same for drafted Sigma rules (``detect.suggestion_draft``).
+``expired_rule_drafts`` does the same for drafted Sigma rules (``detect.suggestion_draft``), and
+``expired_indicators`` deletes indicators of compromise past their ``expires_at`` (``intel.store``).
 Another periodic chore is one more :class:`Chore` in :func:`builtin_chores`, or appended to
 ``Maintenance.chores`` before the next round.
 """
@@ -42,12 +43,16 @@ class Chore:
 def builtin_chores(aw: Any) -> list[Chore]:
     from agentwatch.alerts import explanation_cache
     from agentwatch.detect import suggestion_draft
+    from agentwatch.intel import store as intel_store
 
+    purges = {
+        "expired_explanations": explanation_cache.purge_expired,
+        "expired_rule_drafts": suggestion_draft.purge_expired,
+        "expired_indicators": intel_store.purge_expired,
+    }
     return [
-        Chore(
-            "expired_explanations", lambda stopping: explanation_cache.purge_expired(aw.engine, time.time(), stopping)
-        ),
-        Chore("expired_rule_drafts", lambda stopping: suggestion_draft.purge_expired(aw.engine, time.time(), stopping)),
+        Chore(name, lambda stopping, purge=purge: purge(aw.engine, time.time(), stopping))
+        for name, purge in purges.items()
     ]
 
 

@@ -295,3 +295,16 @@ def test_reading_needs_alerts_read_and_writing_intel_write(tmp_path: Path, datab
         _, both = a.key("alerts:read", "events:read")
         assert c.post("/api/v1/intel/enrich", json=enrich, headers=both).status_code == 200
     assert "intel:write" in BUILTIN_ROLES["analyst"][1] and "intel:write" not in BUILTIN_ROLES["viewer"][1]
+
+
+def test_expired_indicators_are_deleted_by_maintenance(tmp_path: Path, database_url: str) -> None:
+    from agentwatch.config import MaintenanceSettings
+
+    cfg = Settings(data_dir=tmp_path, database_url=database_url, auth={"enabled": False})
+    cfg = cfg.model_copy(update={"maintenance": MaintenanceSettings(interval_s=0.5)})
+    soon = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 2))
+    with run_server(cfg) as s, s.client() as c:
+        add(c, {"value": "stays.example"}, {"value": "goes.example", "expires_at": soon})
+        assert c.get(IOCS).json()["total"] == 2
+        wait_for(lambda: c.get(IOCS).json()["total"] == 1, timeout=15)
+        assert [i["value"] for i in c.get(IOCS).json()["iocs"]] == ["stays.example"]

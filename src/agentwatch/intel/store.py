@@ -4,6 +4,7 @@ tells every node of a deployment its in-memory index is out of date."""
 from __future__ import annotations
 
 import hashlib
+import threading
 import time
 import uuid
 from collections.abc import Sequence
@@ -21,6 +22,7 @@ from agentwatch.store.snapshot import snapshot
 from agentwatch.store.upsert import upsert
 
 VERSION_KEY = "intel:version"
+PURGE_PAGE = 1_000
 CHUNK = 500
 
 
@@ -230,6 +232,25 @@ def remove(engine: Engine, ioc_id: str) -> bool:
         gone = conn.execute(delete(intel_iocs).where(intel_iocs.c.id == ioc_id)).rowcount > 0
         if gone:
             bump_version(conn)
+    return gone
+
+
+def purge_expired(engine: Engine, now: float, stopping: threading.Event | None = None) -> int:
+    """Delete the indicators whose ``expires_at`` has passed (the maintenance chore
+    ``expired_indicators``), a page at a time; how many went."""
+    gone = 0
+    while stopping is None or not stopping.is_set():
+        with engine.begin() as conn:
+            hold_writes(conn)
+            ids = list(
+                conn.execute(select(intel_iocs.c.id).where(intel_iocs.c.expires_at <= now).limit(PURGE_PAGE)).scalars()
+            )
+            if ids:
+                conn.execute(delete(intel_iocs).where(intel_iocs.c.id.in_(ids)))
+                bump_version(conn)
+        gone += len(ids)
+        if len(ids) < PURGE_PAGE:
+            break
     return gone
 
 
