@@ -127,15 +127,19 @@ def test_a_value_holding_nul_is_found_by_a_prefix_ending_in_nul(engine):
     assert [f["match"] for f in search.search(engine, "a\x00", 20)] == ["prefix"]
 
 
-def test_the_folded_column_compares_bytewise_on_postgresql(engine):
-    if engine.dialect.name != "postgresql":
-        pytest.skip("SQLite compares text bytewise (BINARY) by default")
+def test_the_folded_column_compares_bytewise_on_either_store(engine):
+    """A prefix search is one range of the index only when the column compares bytewise: the "C"
+    collation on PostgreSQL, SQLite's default (BINARY, no COLLATE clause) there."""
     with engine.connect() as conn:
-        collation = conn.exec_driver_sql(
-            "SELECT collation_name FROM information_schema.columns WHERE table_name = 'entities'"
-            " AND column_name = 'folded'"
-        ).scalar_one()
-    assert collation == "C"
+        if engine.dialect.name == "postgresql":
+            collation = conn.exec_driver_sql(
+                "SELECT collation_name FROM information_schema.columns WHERE table_name = 'entities'"
+                " AND column_name = 'folded'"
+            ).scalar_one()
+            assert collation == "C"
+        else:
+            ddl = conn.exec_driver_sql("SELECT sql FROM sqlite_master WHERE name = 'entities'").scalar_one()
+            assert "folded" in ddl and "collate" not in ddl.lower()
 
 
 @pytest.mark.parametrize("text", ["%", "_", "\\", "d%", "db_"])
