@@ -24,12 +24,23 @@ def _component(aw: Any) -> Any:
 
 def register(registry: Registry) -> None:
     """The detection engine (pipeline detector + lifecycle part) and the Seerflow /api/v1 routes."""
-    from agentwatch.api import v1_alerts, v1_attack, v1_events, v1_explain, v1_sigma, v1_suggestions, v1_system, v1_ws
+    from agentwatch.api import (
+        v1_alerts,
+        v1_attack,
+        v1_entity_risk,
+        v1_events,
+        v1_explain,
+        v1_sigma,
+        v1_suggestions,
+        v1_system,
+        v1_ws,
+    )
 
     registry.detectors.register("detection", _detector)
     registry.lifecycle.register("detection", _component)
     registry.routers.register("v1_alerts", v1_alerts.router)
     registry.routers.register("v1_attack", v1_attack.router)
+    registry.routers.register("v1_entity_risk", v1_entity_risk.router)
     registry.routers.register("v1_explain", v1_explain.router)
     registry.routers.register("v1_events", v1_events.router)
     registry.routers.register("v1_sigma", v1_sigma.router)

@@ -27,6 +27,9 @@ class DetectionSettings(BaseModel):
     max_state_entries: int = Field(
         50_000, ge=100, description="entries kept by each stateful rule before the oldest are forgotten"
     )
+    risk_half_life_s: float = Field(
+        86_400.0, ge=60, le=90 * 86_400, description="half-life of an alert's weight in entity risk scores (event time)"
+    )
     rule_suggestion_min_tp: int = Field(
         3, ge=1, le=10_000, description="true positives a pattern needs before a Sigma rule can be drafted for it"
     )
