@@ -139,6 +139,9 @@ class LlmSettings(BaseModel):
     timeout_s: float = Field(30.0, gt=0, le=600, description="longest wait for one explanation, in all")
     explanation_ttl_s: float = Field(86_400.0, gt=0, le=365 * 86_400, description="how long an explanation is kept")
     max_tokens: int = Field(800, ge=1, le=32_768, description="longest explanation asked of the model, in tokens")
+    hunt_max_query_chars: int = Field(
+        500, ge=16, le=4_000, description="longest question POST /api/v1/hunt takes, in characters"
+    )
 
     @field_validator("base_url")
     @classmethod

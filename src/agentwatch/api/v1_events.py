@@ -38,7 +38,7 @@ def event_json(r: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _query(engine: Any, q: event_store.EventQuery, entity: str | None) -> tuple[list[dict[str, Any]], int]:
+def search(engine: Any, q: event_store.EventQuery, entity: str | None) -> tuple[list[dict[str, Any]], int]:
     """The page and its total, from one snapshot of the store (so they agree), also when
     ``entity`` tries one kind after another."""
     with snapshot(engine) as conn:
@@ -87,5 +87,5 @@ async def search_events(
         min_severity=severity,
         text=q,
     )
-    rows, total = await run_in_threadpool(_query, request.app.state.aw.engine, query, entity)
+    rows, total = await run_in_threadpool(search, request.app.state.aw.engine, query, entity)
     return {"events": rows, "meta": {"total": total, "page": page, "limit": limit}}

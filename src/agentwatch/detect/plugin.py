@@ -30,6 +30,7 @@ def register(registry: Registry) -> None:
         v1_entity_risk,
         v1_events,
         v1_explain,
+        v1_hunt,
         v1_sigma,
         v1_suggestions,
         v1_system,
@@ -42,6 +43,7 @@ def register(registry: Registry) -> None:
     registry.routers.register("v1_attack", v1_attack.router)
     registry.routers.register("v1_entity_risk", v1_entity_risk.router)
     registry.routers.register("v1_explain", v1_explain.router)
+    registry.routers.register("v1_hunt", v1_hunt.router)
     registry.routers.register("v1_events", v1_events.router)
     registry.routers.register("v1_sigma", v1_sigma.router)
     registry.routers.register("v1_suggestions", v1_suggestions.router)
