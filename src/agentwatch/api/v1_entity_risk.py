@@ -48,7 +48,7 @@ async def top_entities(
     return {"entities": found, "meta": _meta(moment, half_life, truncated, limit=limit)}
 
 
-@router.get("/entity-risk/{entity}", dependencies=[require("alerts:read"), only_query("at")])
+@router.get("/entity-risk/{entity:path}", dependencies=[require("alerts:read"), only_query("at")])
 async def entity_risk(
     request: Request,
     entity: str,
@@ -65,11 +65,7 @@ async def entity_risk(
     best: dict[str, Any] | None = None
     truncated = False
     if moment is not None:
-        for eid in ids:
-            doc, cut = await run_in_threadpool(scores.detail, aw.engine, eid, moment, half_life)
-            truncated = truncated or cut
-            if doc["alerts"] and (best is None or doc["score"] > best["score"]):
-                best = doc
+        best, truncated = await run_in_threadpool(scores.detail, aw.engine, ids, moment, half_life)
     if best is None:  # no alert names it: an entity the index knows scores 0
         known = await run_in_threadpool(scores.entity_rows, aw.engine, ids)
         if not known:

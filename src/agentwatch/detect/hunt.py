@@ -11,20 +11,23 @@ the model never writes a query the store runs.
 
 from __future__ import annotations
 
-import ipaddress
+import re
 import time
 from typing import Any
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from agentwatch.alerts.explain import LlmFailed
+from agentwatch.events.entities import canonical_address, canonical_domain
 from agentwatch.events.model import iso
 
 MAX_ENTITY_TEXT = 253
 WINDOW_MAX_MINUTES = 90 * 24 * 60
 TEMPLATE = r"^[a-z][a-z0-9_]*(\.[a-z0-9_*]+)*$"
 SOURCE = r"^[a-z0-9_.-]+$"
+CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+MAX_ECHO = 64  # characters of a refused key shown back
 
 SYSTEM_PROMPT = """You translate a security analyst's threat-hunting question into the filters of
 agentwatch's event search. agentwatch stores OISP events from AI agents: event types such as
@@ -52,6 +55,13 @@ class HuntFilters(BaseModel):
     severity: int | None = Field(None, ge=0, le=10, strict=True)
     source: str | None = Field(None, max_length=32, pattern=SOURCE)
 
+    @field_validator("entity", "q")
+    @classmethod
+    def _printable(cls, value: str | None) -> str | None:
+        if value is not None and CONTROL.search(value):
+            raise ValueError("must not contain control characters")
+        return value
+
     def since(self, now: float) -> float | None:
         return None if self.window_minutes is None else now - self.window_minutes * 60
 
@@ -62,13 +72,10 @@ def entity_words(question: str) -> list[tuple[str, str]]:
     text = question.strip()
     if not text or len(text) > MAX_ENTITY_TEXT or any(ch.isspace() for ch in text):
         return []
-    try:
-        ip = ipaddress.ip_address(text)
-    except ValueError:
-        pass
-    else:
-        return [("ip", str(getattr(ip, "ipv4_mapped", None) or ip))]
-    return [("host", text), ("domain", text.lower().rstrip(".")), ("user", text)]
+    address = canonical_address(text)
+    if address is not None:
+        return [("ip", address)]
+    return [("host", text), ("domain", canonical_domain(text)), ("user", text)]
 
 
 def messages(question: str) -> list[dict[str, str]]:
@@ -91,7 +98,7 @@ def filters_of(answer: str) -> HuntFilters:
         return HuntFilters.model_validate(doc)
     except ValidationError as exc:
         err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"]) or "filters"
+        where = ".".join(str(p) for p in err["loc"])[:MAX_ECHO] or "filters"  # a key the model made up
         raise LlmFailed(f"llm: the answer's hunt filters are refused ({where}: {err['msg']})") from None
 
 

@@ -13,7 +13,7 @@ from sqlalchemy import Connection, Engine, and_, func, or_, select
 from agentwatch.alerts.dedup_lock import lock_dedup_keys
 from agentwatch.alerts.model import to_json
 from agentwatch.detect.schema import alert_feedback
-from agentwatch.events.entities import entity_id
+from agentwatch.events.entities import canonical_address, canonical_domain, entity_id
 from agentwatch.store.alerts_schema import alerts
 from agentwatch.store.keyset import encode_cursor
 from agentwatch.store.schema import events
@@ -23,15 +23,20 @@ ENTITY_KINDS = ("ip", "user", "host", "domain", "file", "process", "model", "age
 
 
 def entity_ids_for(value: str) -> list[str]:
-    """An entity UUID as is; any other value -> the ids it has as each entity kind."""
+    """An entity UUID as is; any other value -> the ids it has as each entity kind (an address
+    and a domain also in the spelling entities keep)."""
     try:
         return [str(uuid.UUID(value))]
     except ValueError:
         pass
     ids = [entity_id(kind, value) for kind in ENTITY_KINDS]
-    if value.lower() != value:
-        ids.append(entity_id("domain", value.lower()))
-    return ids
+    # an address or a domain also in the spelling entities keep ("2001:DB8::1", "Example.COM.")
+    address = canonical_address(value)
+    if address is not None:
+        ids.append(entity_id("ip", address))
+    elif canonical_domain(value):
+        ids.append(entity_id("domain", canonical_domain(value)))
+    return list(dict.fromkeys(ids))
 
 
 def tactic_tags(name: str) -> list[str]:

@@ -91,10 +91,17 @@ def top(engine: Engine, at: float, half_life: float, limit: int) -> tuple[list[d
     return [_entity(eid, s, names.get(eid)) for eid, s in best], truncated
 
 
-def detail(engine: Engine, entity_id: str, at: float, half_life: float) -> tuple[dict[str, Any], bool]:
-    scored, truncated = score(engine, at, half_life, only={entity_id})
-    s = scored.get(entity_id, Scored())
-    doc = _entity(entity_id, s, entity_rows(engine, [entity_id]).get(entity_id))
+def detail(engine: Engine, ids: list[str], at: float, half_life: float) -> tuple[dict[str, Any] | None, bool]:
+    """The entity of ``ids`` (the ids one value has as each kind) that alerts name with the
+    highest score (ties: the first of ``ids``), with its contributors; None when no alert of the
+    horizon names any. The alerts are read once, whatever the number of ids."""
+    scored, truncated = score(engine, at, half_life, only=set(ids))
+    named = [eid for eid in ids if eid in scored]
+    if not named:
+        return None, truncated
+    best = max(named, key=lambda eid: (scored[eid].score, -ids.index(eid)))
+    s = scored[best]
+    doc = _entity(best, s, entity_rows(engine, [best]).get(best))
     doc["contributors"] = [
         {"alert_id": alert_id, "points": round(points, 4)} for points, alert_id in sorted(s.contributors, reverse=True)
     ]

@@ -41,22 +41,33 @@ def _host_of(endpoint: Any) -> str | None:
     return host
 
 
-def _add_address(out: list[tuple[str, str]], value: Any) -> None:
-    """An address or a domain name in one spelling whatever the event wrote: an IPv6 address
-    compressed in lower case (an IPv4-mapped one as IPv4, a zone left out), a name in lower
-    case without its final dot, so one host is one entity."""
-    text = _s(value)
-    if text is None:
-        return
+def canonical_address(text: str) -> str | None:
+    """An address in the one spelling entities keep: IPv6 compressed in lower case, an
+    IPv4-mapped one as IPv4, a zone left out; None when ``text`` is no address."""
     try:
         ip = ipaddress.ip_address(text.split("%", 1)[0])
     except ValueError:
-        name = text.lower().rstrip(".")
-        if name:
-            out.append(("domain", name))
+        return None
+    return str(getattr(ip, "ipv4_mapped", None) or ip)
+
+
+def canonical_domain(text: str) -> str:
+    """A domain name in the one spelling entities keep: lower case, no final dot."""
+    return text.lower().rstrip(".")
+
+
+def _add_address(out: list[tuple[str, str]], value: Any) -> None:
+    """An address or a domain name in one spelling whatever the event wrote, so one host is one entity."""
+    text = _s(value)
+    if text is None:
         return
-    mapped = getattr(ip, "ipv4_mapped", None)
-    out.append(("ip", str(mapped or ip)))
+    address = canonical_address(text)
+    if address is not None:
+        out.append(("ip", address))
+        return
+    name = canonical_domain(text)
+    if name:
+        out.append(("domain", name))
 
 
 def derive(event: Event) -> list[dict[str, str]]:
