@@ -55,3 +55,14 @@ def open_server(tmp_path_factory: pytest.TempPathFactory, module_database_url: s
     """One server for a module, on each store, with ``open_settings``."""
     with run_server(open_settings(tmp_path_factory.mktemp("server"), module_database_url)) as srv:
         yield srv
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under ``pytest -n N --dist loadgroup`` (scripts/test), keep each module on one worker so a
+    module-scoped server starts once, and keep the discovery tests together: their mock agents
+    listen on fixed ports of fixed 127.0.0.x addresses."""
+    for item in items:
+        path = Path(str(item.path)).relative_to(Path(__file__).parent)
+        group = "discovery" if path.parts[0] == "discovery" else path.as_posix()
+        item.add_marker(pytest.mark.xdist_group(group))
