@@ -25,7 +25,7 @@ from agentwatch.store import kv
 from agentwatch.store.alerts_schema import alerts
 from tests.detect.helpers import wait_for, with_detection
 from tests.detect.test_alert_workflow import one_alert
-from tests.detect.test_explain import fake_llm, llm_settings, make_alert, with_llm
+from tests.detect.test_explain import explaining_llm, llm_settings, make_alert, with_llm
 from tests.support.server import RunningServer, run_server
 
 
@@ -141,7 +141,7 @@ def test_feedback_given_while_the_alert_is_being_deleted_is_not_left_behind(srv)
 
 def test_an_explanation_finished_after_its_alert_was_deleted_is_not_kept(module_database_url, tmp_path):
     base = Settings(data_dir=tmp_path, database_url=module_database_url, auth={"enabled": False})
-    with fake_llm() as fake, run_server(with_llm(base, llm_settings(fake, timeout_s=10.0))) as s, s.client() as c:
+    with explaining_llm() as fake, run_server(with_llm(base, llm_settings(fake, timeout_s=10.0))) as s, s.client() as c:
         aid = make_alert(c)
         fake.delay_s = 1.0
         answers: list[Any] = []
@@ -159,7 +159,7 @@ def test_a_triage_change_keeps_the_explanation(module_database_url, tmp_path):
     """What the model read is the alert without its triage: a PATCH or an assignment leaves the
     fingerprint as it was (a repeat does not: tests/detect/test_explain.py)."""
     base = Settings(data_dir=tmp_path, database_url=module_database_url, auth={"enabled": False})
-    with fake_llm() as fake, run_server(with_llm(base, llm_settings(fake))) as s, s.client() as c:
+    with explaining_llm() as fake, run_server(with_llm(base, llm_settings(fake))) as s, s.client() as c:
         aid = make_alert(c)
         made = c.post(f"/api/v1/alerts/{aid}/explain").json()
         patched = c.patch(f"/api/v1/alerts/{aid}", json={"status": "acknowledged", "assignee": "erin"})

@@ -4,23 +4,19 @@ was sent and answers as each test tells it to."""
 
 from __future__ import annotations
 
-import asyncio
+import functools
 import threading
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import orjson
 import pytest
 from pydantic import ValidationError
-from starlette.applications import Starlette
-from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 from agentwatch.alerts.explain_prompt import MAX_DATA_CHARS, alert_data
 from agentwatch.alerts.explanation_cache import CACHE_PREFIX, purge_expired
@@ -28,7 +24,8 @@ from agentwatch.config import LlmSettings, Settings, unknown_variables
 from agentwatch.store import kv
 from tests.cli.test_cli_hunt import run
 from tests.detect.helpers import alerts, wait_for, with_detection
-from tests.support.server import RunningServer, free_port, run_server, serve_asgi
+from tests.support.fake_llm import FakeLlm, fake_llm
+from tests.support.server import RunningServer, free_port, run_server
 
 FAKE_HOST = "127.0.0.2"
 MODEL = "fake-model-7b"
@@ -41,51 +38,31 @@ EXPLANATION = "### What happened\nThe agent piped a download into `bash`."
 PASSWORD = "correct horse battery staple"
 
 
-@dataclass
-class FakeLlm:
-    """What the fake backend was sent, and how it answers next (``mode``)."""
-
-    url: str
-    got: list[dict[str, Any]] = field(default_factory=list)
-    mode: str = "ok"
-    delay_s: float = 0.0
-
-    def bodies(self) -> list[dict[str, Any]]:
-        return [g["body"] for g in self.got]
-
-
-def _answer(fake: FakeLlm, body: dict[str, Any]) -> Response:
-    if fake.mode == "500":  # a provider echoing the credential in its error
+def _provider_fault(mode: str, fake: FakeLlm, body: dict[str, Any]) -> Response:
+    if mode == "500":  # a provider echoing the credential in its error
         error = {"error": {"message": f"Incorrect API key provided: {LLM_KEY}", "type": "invalid_request_error"}}
         return Response(orjson.dumps(error), status_code=500, media_type="application/json")
-    if fake.mode == "junk":
+    if mode == "junk":
         return Response(b"<html>gateway</html>", media_type="application/json")
-    if fake.mode == "redirect":
+    if mode == "redirect":
         return Response(status_code=302, headers={"Location": "http://169.254.169.254/latest/meta-data/"})
-    if fake.mode == "huge":
+    if mode == "huge":
         return Response(b'{"pad": "' + b"x" * (2 * 1024 * 1024) + b'"}', media_type="application/json")
-    content = {"empty": "   ", "no_choices": None}.get(fake.mode, EXPLANATION)
-    doc: dict[str, Any] = {"id": "chatcmpl-1", "object": "chat.completion", "model": body.get("model")}
-    if content is not None:
-        doc["choices"] = [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}]
-    return Response(orjson.dumps(doc), media_type="application/json")
+    assert mode == "no_choices"
+    return Response(orjson.dumps({"id": "chatcmpl-1", "object": "chat.completion", "model": body.get("model")}))
+
+
+def set_mode(fake: FakeLlm, mode: str) -> None:
+    """How the fake backend answers next: ``ok``, ``slow`` (past the 1 s timeout), ``empty``,
+    or a fault (``500``, ``junk``, ``redirect``, ``huge``, ``no_choices``)."""
+    fake.answer = "   " if mode == "empty" else EXPLANATION
+    fake.delay_s = 5.0 if mode == "slow" else 0.0
+    fake.reply = None if mode in ("ok", "slow", "empty") else functools.partial(_provider_fault, mode)
 
 
 @contextmanager
-def fake_llm(host: str = FAKE_HOST) -> Iterator[FakeLlm]:
-    port = free_port(host)
-    fake = FakeLlm(url=f"http://{host}:{port}/v1")
-
-    async def completions(request: Request) -> Response:
-        body = orjson.loads(await request.body())
-        fake.got.append({"path": request.url.path, "headers": dict(request.headers), "body": body})
-        delay = 5.0 if fake.mode == "slow" else fake.delay_s
-        if delay:
-            await asyncio.sleep(delay)
-        return _answer(fake, body)
-
-    app = Starlette(routes=[Route("/v1/chat/completions", completions, methods=["POST"])])
-    with serve_asgi(app, host, port):
+def explaining_llm(host: str = FAKE_HOST) -> Iterator[FakeLlm]:
+    with fake_llm(host, EXPLANATION) as fake:
         yield fake
 
 
@@ -123,7 +100,7 @@ def make_alert_on(c: Any, host: str) -> str:
 
 @pytest.fixture(scope="module")
 def fake() -> Iterator[FakeLlm]:
-    with fake_llm() as f:
+    with explaining_llm() as f:
         yield f
 
 
@@ -140,8 +117,8 @@ def llm_srv(
 def _fresh_fake(request: pytest.FixtureRequest) -> None:
     if "fake" in request.fixturenames:
         f = request.getfixturevalue("fake")
-        f.got.clear()
-        f.mode, f.delay_s = "ok", 0.0
+        f.sent.clear()
+        set_mode(f, "ok")
 
 
 def test_disabled_answers_503_naming_why(srv):
@@ -176,10 +153,10 @@ def test_explain_sends_a_masked_delimited_prompt_then_answers_from_the_cache(llm
         assert abs((expires - created).total_seconds() - 86_400) < 1
 
         assert len(fake.got) == 1
-        sent = fake.got[0]
-        assert sent["path"] == "/v1/chat/completions"
-        assert sent["headers"]["authorization"] == f"Bearer {LLM_KEY}"
-        body = sent["body"]
+        sent = fake.sent[0]
+        assert sent.path == "/v1/chat/completions"
+        assert sent.headers["authorization"] == f"Bearer {LLM_KEY}"
+        body = sent.body
         assert body["model"] == MODEL and body["max_tokens"] == 800 and body["stream"] is False
         system, user = body["messages"]
         assert (system["role"], user["role"]) == ("system", "user")
@@ -235,7 +212,7 @@ def test_concurrent_explains_ask_the_backend_once(llm_srv, fake):
     ],
 )
 def test_a_failed_backend_answers_502_and_nothing_is_cached(llm_srv, fake, mode, message):
-    fake.mode = mode
+    set_mode(fake, mode)
     with llm_srv.client() as c:
         alert_id = make_alert(c)
         started = time.monotonic()
@@ -245,7 +222,7 @@ def test_a_failed_backend_answers_502_and_nothing_is_cached(llm_srv, fake, mode,
         assert LLM_KEY not in r.text
         assert time.monotonic() - started < 4  # llm.timeout_s bounds the whole call
         assert c.get(f"/api/v1/alerts/{alert_id}/explanation").status_code == 404
-        fake.mode = "ok"
+        set_mode(fake, "ok")
         ok = c.post(f"/api/v1/alerts/{alert_id}/explain")
         assert ok.status_code == 200 and ok.json()["cached"] is False
         assert len(fake.got) == 2
@@ -425,7 +402,7 @@ def test_an_alert_that_grew_since_its_explanation_is_explained_again(llm_srv, fa
 
         second = c.post(f"/api/v1/alerts/{alert_id}/explain").json()
         assert second["cached"] is False and second["created_at"] > first["created_at"]
-        assert len(fake.got) == 2 and '"count": 2' in fake.bodies()[1]["messages"][1]["content"]
+        assert len(fake.got) == 2 and '"count": 2' in fake.got[1]["messages"][1]["content"]
         assert c.get(f"/api/v1/alerts/{alert_id}/explanation").json() == {**second, "cached": True}
         assert c.post(f"/api/v1/alerts/{alert_id}/explain").json() == {**second, "cached": True}
         assert len(fake.got) == 2
@@ -444,7 +421,7 @@ def test_an_explanation_by_another_model_is_not_answered(fake, module_database_u
         assert "made by another model than llm.model" in stale.json()["error"]["message"]
         second = c.post(f"/api/v1/alerts/{alert_id}/explain").json()
         assert (second["cached"], second["model"]) == (False, "other-model-13b")
-        assert [b["model"] for b in fake.bodies()] == [MODEL, "other-model-13b"]
+        assert [b["model"] for b in fake.got] == [MODEL, "other-model-13b"]
     # explanations off: no model is current, the last one made still reads
     with run_server(with_llm(base, LlmSettings())) as s, s.client() as c:
         assert c.get(f"/api/v1/alerts/{alert_id}/explanation").json() == {**second, "cached": True}

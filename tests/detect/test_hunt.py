@@ -6,54 +6,32 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
 
 from agentwatch.config import LlmSettings, Settings
 from agentwatch.events.entities import entity_id
 from tests.detect.helpers import tool_call, wait_for, with_detection
 from tests.soc.helpers import auth_server
-from tests.support.server import RunningServer, free_port, run_server, serve_asgi
+from tests.support.fake_llm import FakeLlm, fake_llm
+from tests.support.server import RunningServer, run_server
 
 FAKE_HOST = "127.0.0.6"
 HUNT = "/api/v1/hunt"
 
 
-@dataclass
-class FakeLlm:
-    url: str
-    answer: str = "{}"
-    got: list[dict[str, Any]] = field(default_factory=list)
-
-
 @pytest.fixture(scope="module")
 def fake() -> Iterator[FakeLlm]:
-    port = free_port(FAKE_HOST)
-    fake = FakeLlm(url=f"http://{FAKE_HOST}:{port}/v1")
-
-    async def completions(request: Request) -> Response:
-        body = orjson.loads(await request.body())
-        fake.got.append(body)
-        doc = {"model": body["model"], "choices": [{"message": {"role": "assistant", "content": fake.answer}}]}
-        return Response(orjson.dumps(doc), media_type="application/json")
-
-    app = Starlette(routes=[Route("/v1/chat/completions", completions, methods=["POST"])])
-    with serve_asgi(app, FAKE_HOST, port):
-        yield fake
+    with fake_llm(FAKE_HOST) as f:
+        yield f
 
 
 @pytest.fixture(autouse=True)
 def _reset(fake: FakeLlm) -> None:
-    fake.answer = "{}"
-    fake.got.clear()
+    fake.reset()
 
 
 @pytest.fixture(scope="module")

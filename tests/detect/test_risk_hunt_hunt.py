@@ -9,16 +9,11 @@ import itertools
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
 import pytest
 from sqlalchemy import insert
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
 
 from agentwatch.alerts.recorder import store_findings
 from agentwatch.config import LlmSettings, Settings
@@ -27,7 +22,8 @@ from agentwatch.events.entities import entity_id
 from agentwatch.events.model import Event
 from agentwatch.pipeline.pipeline import Finding
 from agentwatch.store.alerts_schema import alerts
-from tests.support.server import RunningServer, free_port, run_server, serve_asgi
+from tests.support.fake_llm import FakeLlm, fake_llm
+from tests.support.server import RunningServer, run_server
 
 FAKE_HOST = "127.0.0.11"
 HUNT = "/api/v1/hunt"
@@ -36,25 +32,10 @@ T = 1_800_000_000.0
 _serial = itertools.count()
 
 
-@dataclass
-class FakeLlm:
-    url: str
-    answer: str = "{}"
-
-
 @pytest.fixture(scope="module")
 def fake() -> Iterator[FakeLlm]:
-    port = free_port(FAKE_HOST)
-    fake = FakeLlm(url=f"http://{FAKE_HOST}:{port}/v1")
-
-    async def completions(request: Request) -> Response:
-        body = orjson.loads(await request.body())
-        doc = {"model": body["model"], "choices": [{"message": {"role": "assistant", "content": fake.answer}}]}
-        return Response(orjson.dumps(doc), media_type="application/json")
-
-    app = Starlette(routes=[Route("/v1/chat/completions", completions, methods=["POST"])])
-    with serve_asgi(app, FAKE_HOST, port):
-        yield fake
+    with fake_llm(FAKE_HOST) as f:
+        yield f
 
 
 @pytest.fixture(scope="module")

@@ -8,21 +8,16 @@ import re
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
 import pytest
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
 
 from agentwatch.config import LlmSettings, Settings
 from tests.detect.helpers import alerts, wait_for, with_detection
 from tests.detect.test_explain import AWS_KEY, INJECTION, make_alert_on
 from tests.soc.helpers import auth_server
-from tests.support.server import RunningServer, free_port, run_server, serve_asgi
+from tests.support.fake_llm import FakeLlm, fake_llm
+from tests.support.server import RunningServer, run_server
 
 FAKE_HOST = "127.0.0.4"
 ROUTE = "/api/v1/sigma/rule-suggestions"
@@ -46,44 +41,15 @@ GOOD = "Here is the rule.\n```yaml\n" + RULE + "```\nIt matches the confirmed al
 BROKEN = "```yaml\ntitle: half a rule\nid: {rule_id}\nlogsource:\n  product: agentwatch\n```"
 
 
-@dataclass
-class FakeLlm:
-    url: str
-    answer: str = GOOD
-    status: int = 200
-    got: list[dict[str, Any]] = field(default_factory=list)
-
-
-@contextmanager
-def fake_llm() -> Iterator[FakeLlm]:
-    port = free_port(FAKE_HOST)
-    fake = FakeLlm(url=f"http://{FAKE_HOST}:{port}/v1")
-
-    async def completions(request: Request) -> Response:
-        body = orjson.loads(await request.body())
-        fake.got.append(body)
-        if fake.status != 200:
-            return Response(b'{"error": {"message": "overloaded"}}', status_code=fake.status)
-        asked = re.search(r"Use the id ([0-9a-f-]{36})", body["messages"][0]["content"])
-        content = fake.answer.replace("{rule_id}", asked.group(1) if asked else "no-id")
-        doc = {"model": body["model"], "choices": [{"index": 0, "message": {"role": "assistant", "content": content}}]}
-        return Response(orjson.dumps(doc), media_type="application/json")
-
-    app = Starlette(routes=[Route("/v1/chat/completions", completions, methods=["POST"])])
-    with serve_asgi(app, FAKE_HOST, port):
-        yield fake
-
-
 @pytest.fixture(scope="module")
 def fake() -> Iterator[FakeLlm]:
-    with fake_llm() as f:
+    with fake_llm(FAKE_HOST, GOOD) as f:
         yield f
 
 
 @pytest.fixture(autouse=True)
 def _reset(fake: FakeLlm) -> None:
-    fake.answer, fake.status = GOOD, 200
-    fake.got.clear()
+    fake.reset(GOOD)
 
 
 def llm_for(fake: FakeLlm, **kw: Any) -> LlmSettings:

@@ -5,33 +5,27 @@ expired drafts, many verdicts. The LLM backend is a fake OpenAI-compatible serve
 
 from __future__ import annotations
 
-import asyncio
 import re
 import threading
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import httpx
-import orjson
 import pytest
 from sqlalchemy import insert
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
 
 from agentwatch.config import LlmSettings, Settings
 from agentwatch.detect.schema import alert_feedback
 from tests.detect.helpers import alerts, wait_for, with_detection
 from tests.detect.test_explain import make_alert_on
 from tests.soc.helpers import create, make_alert
-from tests.support.server import RunningServer, free_port, open_settings, run_server, serve_asgi
+from tests.support.fake_llm import FakeLlm, fake_llm
+from tests.support.server import RunningServer, open_settings, run_server
 
 FAKE_HOST = "127.0.0.9"
 ROUTE = "/api/v1/sigma/rule-suggestions"
@@ -62,43 +56,15 @@ detection:
 """
 
 
-@dataclass
-class FakeLlm:
-    url: str
-    answer: str = "```yaml\n" + RULE + "```"
-    delay_s: float = 0.0
-    got: list[dict[str, Any]] = field(default_factory=list)
-
-
-@contextmanager
-def fake_llm() -> Iterator[FakeLlm]:
-    port = free_port(FAKE_HOST)
-    fake = FakeLlm(url=f"http://{FAKE_HOST}:{port}/v1")
-
-    async def completions(request: Request) -> Response:
-        body = orjson.loads(await request.body())
-        fake.got.append(body)
-        await asyncio.sleep(fake.delay_s)
-        asked = re.search(r"Use the id ([0-9a-f-]{36})", body["messages"][0]["content"])
-        content = fake.answer.replace("{rule_id}", asked.group(1) if asked else "no-id")
-        doc = {"model": body["model"], "choices": [{"index": 0, "message": {"role": "assistant", "content": content}}]}
-        return Response(orjson.dumps(doc), media_type="application/json")
-
-    app = Starlette(routes=[Route("/v1/chat/completions", completions, methods=["POST"])])
-    with serve_asgi(app, FAKE_HOST, port):
-        yield fake
-
-
 @pytest.fixture(scope="module")
 def fake() -> Iterator[FakeLlm]:
-    with fake_llm() as f:
+    with fake_llm(FAKE_HOST, "```yaml\n" + RULE + "```") as f:
         yield f
 
 
 @pytest.fixture(autouse=True)
 def _reset(fake: FakeLlm) -> None:
-    fake.answer, fake.delay_s = "```yaml\n" + RULE + "```", 0.0
-    fake.got.clear()
+    fake.reset("```yaml\n" + RULE + "```")
 
 
 def llm_for(fake: FakeLlm, **kw: Any) -> LlmSettings:
