@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import Depends, Request
 
 from agentwatch.api.errors import InvalidRequest
+from agentwatch.api.text_rules import assignee_name
 from agentwatch.soc.auth.credentials import QUERY as CREDENTIAL_PARAMETER
 
 
@@ -23,3 +24,16 @@ def only_query(*names: str) -> Any:
                 raise InvalidRequest(f"{name[:64]}: unknown query parameter (known: {', '.join(sorted(known))})")
 
     return Depends(check)
+
+
+def assignee_filter(assignee: str | None, unassigned: bool | None) -> str | None:
+    """An ``assignee`` query filter in stored form (alerts and cases); it and ``unassigned``
+    exclude each other, whatever ``unassigned``'s value."""
+    if assignee is None:
+        return None
+    if unassigned is not None:
+        raise InvalidRequest("unassigned: not both unassigned and assignee (give one or the other)")
+    try:
+        return assignee_name(assignee)
+    except ValueError as exc:
+        raise InvalidRequest(f"assignee: {exc}") from None

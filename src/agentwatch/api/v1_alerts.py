@@ -18,7 +18,7 @@ from agentwatch.alerts.model import ALERT_TYPES, MAX_ASSIGNEE, STATUSES, Status
 from agentwatch.api.bodies import json_body_doc, read_model
 from agentwatch.api.errors import InvalidRequest, NotFound
 from agentwatch.api.oisp import parse_since
-from agentwatch.api.query import only_query
+from agentwatch.api.query import assignee_filter, only_query
 from agentwatch.api.security import principal_name, require
 from agentwatch.api.text_rules import ALERT_ID_RE, assignee_name
 from agentwatch.detect import queries
@@ -50,18 +50,6 @@ ALERT_FILTERS = (
     "assignee",
     "unassigned",
 )
-
-
-def assignee_filter(assignee: str | None, unassigned: bool | None) -> str | None:
-    """The ``assignee`` filter in stored form; it and ``unassigned`` exclude each other."""
-    if assignee is None:
-        return None
-    if unassigned is not None:
-        raise InvalidRequest("unassigned: give either unassigned or assignee, not both")
-    try:
-        return assignee_name(assignee)
-    except ValueError as exc:
-        raise InvalidRequest(f"assignee: {exc}") from None
 
 
 @router.get(

@@ -19,7 +19,7 @@ from agentwatch.alerts.model import MAX_ASSIGNEE
 from agentwatch.api.bodies import json_body_doc, read_model
 from agentwatch.api.errors import Conflict, InvalidRequest, NotFound
 from agentwatch.api.oisp import parse_since
-from agentwatch.api.query import only_query
+from agentwatch.api.query import assignee_filter, only_query
 from agentwatch.api.security import principal_name, require
 from agentwatch.api.text_rules import ALERT_ID_RE, assignee_name, printable_name, printable_title
 from agentwatch.soc.cases import history, store
@@ -143,7 +143,7 @@ async def list_cases(
     request: Request,
     status: Annotated[str | None, Query(max_length=32)] = None,
     assignee: Annotated[str | None, Query(min_length=1, max_length=MAX_ASSIGNEE)] = None,
-    unassigned: Annotated[bool, Query(description="true: only cases with no assignee")] = False,
+    unassigned: Annotated[bool | None, Query(description="true: only cases with no assignee")] = None,
     severity: Annotated[int | None, Query(ge=0, le=10, description="minimum severity")] = None,
     alert_id: Annotated[str | None, Query(max_length=64, description="cases linking this alert")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
@@ -154,17 +154,11 @@ async def list_cases(
         raise InvalidRequest(f"status: must be one of {', '.join(CASE_STATUSES)}")
     if alert_id is not None and ALERT_ID_RE.fullmatch(alert_id) is None:
         raise InvalidRequest("alert_id: must be 1-64 letters, digits or dashes")
-    if assignee is not None and "unassigned" in request.query_params:
-        raise InvalidRequest("unassigned: not both unassigned and assignee (a case has one assignee or none)")
-    if assignee is not None:
-        try:
-            assignee = assignee_name(assignee)
-        except ValueError as exc:
-            raise InvalidRequest(f"assignee: {exc}") from None
+    assignee = assignee_filter(assignee, unassigned)
     q = store.CaseQuery(
         status=status,
         assignee=assignee,
-        unassigned=unassigned,
+        unassigned=bool(unassigned),
         min_severity=severity,
         alert_id=alert_id,
         limit=limit,
