@@ -214,12 +214,19 @@ def test_needs_alerts_and_rules_read_and_is_limited_to_10_a_minute_per_client(mo
         assert denied.status_code == 403 and "rules:read" in denied.json()["error"]["message"]
         assert c.get("/api/v1/attack/coverage").status_code == 401
         for i in range(10):
-            assert c.get("/api/v1/attack/coverage", headers=reader).status_code == 200, i
+            ok = c.get("/api/v1/attack/coverage", headers=reader)
+            assert ok.status_code == 200, i
+            # the headers tell the coverage budget, the tighter one, not the general one (once each)
+            assert ok.headers.get_list("x-ratelimit-limit") == ["10"], ok.headers
+            assert ok.headers.get_list("x-ratelimit-remaining") == [str(9 - i)], ok.headers
         limited = c.get("/api/v1/attack/coverage", headers=reader)
         assert limited.status_code == 429, limited.text
         assert limited.json()["error"]["code"] == "RATE_LIMITED"
         assert "10 requests per 60s" in limited.json()["error"]["message"]
         assert 1 <= int(limited.headers["retry-after"]) <= 60
+        assert limited.headers.get_list("x-ratelimit-limit") == ["10"], limited.headers
+        assert limited.headers.get_list("x-ratelimit-remaining") == ["0"], limited.headers
+        assert 0 <= int(limited.headers["x-ratelimit-reset"]) - time.time() <= 61
         # the budget is per client and per route: another key, and the same key elsewhere, still pass
         assert c.get("/api/v1/attack/coverage", headers=other).status_code == 200
         assert c.get("/api/v1/alerts", headers=reader).status_code == 200

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from agentwatch.api.errors import ApiError, InvalidRequest, Unavailable
@@ -29,9 +29,10 @@ COVERAGE_LIMIT = 10  # requests per client and window
 COVERAGE_WINDOW_S = 60
 
 
-async def coverage_budget(request: Request) -> None:
+async def coverage_budget(request: Request, response: Response) -> None:
     """Charge the request to its client's coverage budget; 429 with Retry-After when spent.
-    Runs after the route guard, so the principal is known."""
+    Runs after the route guard, so the principal is known. The answer's ``X-RateLimit-*``
+    headers tell this budget, the tighter one (the access layer then leaves them)."""
     aw = request.app.state.aw
     limits = aw.settings.auth.rate_limit
     service = getattr(aw, "auth", None)
@@ -43,13 +44,15 @@ async def coverage_budget(request: Request) -> None:
     else:
         key = f"coverage:addr:{request.client.host if request.client else ''}"
     decision = await service.counter.hit(key, COVERAGE_LIMIT, COVERAGE_WINDOW_S)
+    headers = {name.decode(): value.decode() for name, value in decision.headers()}
     if not decision.allowed:
         raise ApiError(
             f"rate limit: {COVERAGE_LIMIT} requests per {COVERAGE_WINDOW_S}s to /api/v1/attack/coverage exceeded, "
             "retry later",
             status=429,
-            headers={"Retry-After": str(decision.retry_after())},
+            headers=headers,
         )
+    response.headers.update(headers)
 
 
 def window(since: str | None, until: str | None) -> tuple[float, float]:

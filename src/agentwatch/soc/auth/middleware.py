@@ -98,7 +98,9 @@ class AccessMiddleware:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message = {**message, "headers": [*message.get("headers", []), *headers]}
+                sent = message.get("headers", [])
+                if not any(name.lower() == b"x-ratelimit-limit" for name, _ in sent):  # a route's tighter budget stays
+                    message = {**message, "headers": [*sent, *headers]}
             await send(message)
 
         await self.app(scope, receive, send_with_headers if scope["type"] == "http" else send)
