@@ -33,6 +33,7 @@ from agentwatch.alerts.explain_prompt import build_messages, clip
 from agentwatch.alerts.explanation_cache import answer, cache_key, cached, fingerprint, keep, purge_expired, unusable
 from agentwatch.keyed_locks import KeyedLocks
 from agentwatch.masking import MASK, mask_text
+from agentwatch.net.bounded_body import ACCEPT_ENCODING, BadEncoding, BodyTooLarge, read_bounded
 from agentwatch.net.ssrf import UnresolvedHost, guarded_client
 from agentwatch.notify.base import ssrf_refusal
 from agentwatch.store import kv
@@ -72,7 +73,7 @@ async def complete(llm: LlmSettings, messages: list[dict[str, str]]) -> tuple[st
     if not llm.enabled or not llm.base_url or not llm.model:
         raise LlmUnavailable("llm: disabled (set llm.enabled, llm.base_url and llm.model to explain alerts)")
     key = llm.api_key.get_secret_value() if llm.api_key is not None else ""
-    headers = {"Accept": "application/json"}
+    headers = {"Accept": "application/json", "Accept-Encoding": ACCEPT_ENCODING}
     if key:
         headers["Authorization"] = f"Bearer {key}"
     body = {
@@ -106,14 +107,12 @@ async def complete(llm: LlmSettings, messages: list[dict[str, str]]) -> tuple[st
 
 
 async def _read_bounded(response: httpx.Response) -> bytes:
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in response.aiter_bytes():
-        size += len(chunk)
-        if size > MAX_ANSWER_BYTES:
-            raise LlmFailed(f"llm: the answer is larger than {MAX_ANSWER_BYTES} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
+    try:
+        return await read_bounded(response, MAX_ANSWER_BYTES)
+    except BodyTooLarge:
+        raise LlmFailed(f"llm: the answer is larger than {MAX_ANSWER_BYTES} bytes") from None
+    except BadEncoding as exc:
+        raise LlmFailed(f"llm: {exc}") from None
 
 
 def _upstream_message(raw: bytes, key: str) -> str:

@@ -32,6 +32,7 @@ from agentwatch.events.model import iso
 from agentwatch.intel import store
 from agentwatch.intel.indicators import BadIndicator, classify, normalize
 from agentwatch.intel.settings import FeedSettings
+from agentwatch.net.bounded_body import ACCEPT_ENCODING, BadEncoding, BodyTooLarge, read_bounded
 from agentwatch.net.ssrf import UnresolvedHost, guarded_client
 from agentwatch.notify.base import ssrf_refusal
 from agentwatch.store import kv
@@ -75,6 +76,9 @@ class _ShowFeedUrls(logging.Filter):
 logging.getLogger("httpx").addFilter(_ShowFeedUrls())
 
 
+FETCH_HEADERS = {"Accept": "text/plain, text/csv, */*", "Accept-Encoding": ACCEPT_ENCODING}
+
+
 async def fetch(feed: FeedSettings) -> bytes:
     """The list's bytes (decoded of any content encoding), at most ``feed.max_bytes``."""
     fetching = _FETCHING.set(True)
@@ -82,18 +86,15 @@ async def fetch(feed: FeedSettings) -> bytes:
         async with (
             asyncio.timeout(feed.timeout_s),
             guarded_client(allow_private=feed.allow_private, timeout=feed.timeout_s) as client,
-            client.stream("GET", feed.url, headers={"Accept": "text/plain, text/csv, */*"}) as response,
+            client.stream("GET", feed.url, headers=FETCH_HEADERS) as response,
         ):
             if response.status_code != 200:
                 raise FeedError(f"the feed answered {response.status_code}")
-            chunks: list[bytes] = []
-            size = 0
-            async for chunk in response.aiter_bytes():
-                size += len(chunk)
-                if size > feed.max_bytes:
-                    raise FeedError(f"the list is larger than max_bytes ({feed.max_bytes} bytes)")
-                chunks.append(chunk)
-            return b"".join(chunks)
+            return await read_bounded(response, feed.max_bytes)
+    except BodyTooLarge:
+        raise FeedError(f"the list is larger than max_bytes ({feed.max_bytes} bytes)") from None
+    except BadEncoding as exc:
+        raise FeedError(str(exc)) from None
     except TimeoutError:
         raise FeedError(f"no whole answer within timeout_s ({feed.timeout_s:g} s)") from None
     except httpx.HTTPError as exc:
