@@ -10,9 +10,11 @@ and the rows go in sorted by id, so concurrent commits take their row locks in o
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Connection, func
+from sqlalchemy import Connection, bindparam, delete, func, update
 
 from agentwatch.events.model import Event
 from agentwatch.store.entities_schema import VALUE_WIDTH, entities
@@ -20,6 +22,7 @@ from agentwatch.store.events import ASCII_FOLD
 from agentwatch.store.upsert import upsert
 
 TYPE_WIDTH = entities.c.type.type.length
+FORGET_CHUNK = 500  # ids per DELETE .. IN (...)
 
 
 def fold(batch: list[Event]) -> list[dict[str, Any]]:
@@ -85,6 +88,26 @@ def record(conn: Connection, batch: list[Event]) -> None:
             "event_count": lambda t, ex: t.c.event_count + ex.event_count,
         },
     )
+
+
+def forget(conn: Connection, entity_id_lists: Iterable[str]) -> None:
+    """Take events about to be deleted out of the index, in the deleting transaction:
+    ``entity_id_lists`` are their ``entity_ids`` columns. Each entity's count drops by the events
+    naming it, and an entity no stored event names any more leaves the index; ``first_seen`` and
+    ``last_seen`` stay the bounds of what was seen. Rows are changed in id order, as ``record``
+    takes them."""
+    named = Counter(eid for ids in entity_id_lists for eid in ids.split())
+    if not named:
+        return
+    ordered = sorted(named)
+    lower = update(entities).where(entities.c.id == bindparam("eid"))
+    conn.execute(
+        lower.values(event_count=entities.c.event_count - bindparam("n")),
+        [{"eid": eid, "n": named[eid]} for eid in ordered],
+    )
+    for i in range(0, len(ordered), FORGET_CHUNK):
+        chunk = ordered[i : i + FORGET_CHUNK]
+        conn.execute(delete(entities).where(entities.c.id.in_(chunk), entities.c.event_count <= 0))
 
 
 class EntityIndexStage:

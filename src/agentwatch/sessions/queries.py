@@ -30,6 +30,7 @@ from sqlalchemy.sql.visitors import InternalTraversal
 
 from agentwatch.alerts.dedup_lock import lock_dedup_keys
 from agentwatch.alerts.recorder import delete_dependents
+from agentwatch.entities import index as entity_index
 from agentwatch.events.model import iso
 from agentwatch.sessions.cursor import encode_cursor
 from agentwatch.sessions.schema import aop_sessions
@@ -325,7 +326,7 @@ def delete_sessions(conn: Connection, ids: Sequence[str], alert_ids: list[str] |
 
     The session rows go first: a commit writes its session row before its rule state, so a
     delete that then clears the rule state takes the rows' locks in the same order. The running
-    totals of ``/api/stats`` lose the deleted events too."""
+    totals of ``/api/stats`` and the entity index's counts lose the deleted events too."""
     counts = {"sessions": 0, "events": 0, "alerts": 0}
     for i in range(0, len(ids), CHUNK):
         chunk = list(ids[i : i + CHUNK])
@@ -333,6 +334,7 @@ def delete_sessions(conn: Connection, ids: Sequence[str], alert_ids: list[str] |
         of_chunk = and_(events.c.session_id.in_(chunk), events.c.source_format == "aop")
         by_type = conn.execute(select(events.c.event_type, func.count()).where(of_chunk).group_by(events.c.event_type))
         counters_store.take(conn, Counter({("event_type", t): n for t, n in by_type}))
+        entity_index.forget(conn, conn.execute(select(events.c.entity_ids).where(of_chunk)).scalars().all())
         ev = conn.execute(delete(events).where(of_chunk))
         of_sessions = alerts.c.session_id.in_(chunk)
         doomed = conn.execute(select(alerts.c.id, alerts.c.dedup_key).where(of_sessions)).all()
