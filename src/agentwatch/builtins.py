@@ -22,6 +22,15 @@ CAPABILITIES = (
     "agentwatch.discovery.plugin",
     "agentwatch.capture.plugin",
     "agentwatch.intel.plugin",
+    "agentwatch.alerts.intake.plugin",
+    "agentwatch.ueba.plugin",
+    "agentwatch.soc.playbooks.plugin",
+    "agentwatch.soc.honeytokens.plugin",
+    "agentwatch.hunts.plugin",
+    "agentwatch.purple.plugin",
+    "agentwatch.soc.sla.plugin",
+    "agentwatch.soc.oncall.plugin",
+    "agentwatch.compliance.plugin",
 )
 
 

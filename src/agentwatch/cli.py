@@ -155,8 +155,10 @@ def _install_capabilities() -> None:
 
     from agentwatch.builtins import CAPABILITIES
 
-    for module in CAPABILITIES:
-        importlib.import_module(module).install_cli(app)
+    for module in CAPABILITIES:  # a capability without commands has no install_cli
+        install = getattr(importlib.import_module(module), "install_cli", None)
+        if install is not None:
+            install(app)
 
 
 _install_capabilities()

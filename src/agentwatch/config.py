@@ -29,12 +29,18 @@ from pydantic_settings import (
 )
 
 from agentwatch.capture.settings import CaptureSettings
+from agentwatch.detect.proposals.settings import ProposalSettings
 from agentwatch.detect.settings import DetectionSettings
 from agentwatch.discovery.settings import DiscoverySettings
+from agentwatch.hunts.settings import HuntSettings
 from agentwatch.intel.settings import IntelSettings
 from agentwatch.masking import mask
 from agentwatch.sessions.settings import AopSettings
 from agentwatch.soc.auth.settings import AuditSettings, LoginThrottleSettings, RateLimitSettings
+from agentwatch.soc.honeytokens.settings import HoneytokenSettings
+from agentwatch.soc.playbooks.settings import PlaybookSettings
+from agentwatch.soc.sla.settings import SlaSettings
+from agentwatch.ueba.settings import UebaSettings
 
 
 class IngestSettings(BaseModel):
@@ -224,6 +230,12 @@ class Settings(BaseSettings):
     discovery: DiscoverySettings = Field(default_factory=DiscoverySettings)
     detection: DetectionSettings = Field(default_factory=DetectionSettings)
     intel: IntelSettings = Field(default_factory=IntelSettings)
+    proposals: ProposalSettings = Field(default_factory=ProposalSettings)
+    ueba: UebaSettings = Field(default_factory=UebaSettings)
+    honeytokens: HoneytokenSettings = Field(default_factory=HoneytokenSettings)
+    playbooks: PlaybookSettings = Field(default_factory=PlaybookSettings)
+    hunts: HuntSettings = Field(default_factory=HuntSettings)
+    sla: SlaSettings = Field(default_factory=SlaSettings)
     llm: LlmSettings = Field(default_factory=LlmSettings)
     maintenance: MaintenanceSettings = Field(default_factory=MaintenanceSettings)
 

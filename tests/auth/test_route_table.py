@@ -31,6 +31,7 @@ PUBLIC_ROUTES = {
     "/api/v1/auth/login",
     "/api/v1/auth/refresh",
     "/api/v1/auth/logout",
+    "/api/v1/honeytokens/track/{token_id}",  # what a tripped canary calls: rate-limited, answers alike
 }
 
 

@@ -10,7 +10,20 @@ from typing import Any, Literal, get_args
 from agentwatch.events.model import iso
 
 ALERT_NS = uuid.UUID("3c3e9f3a-8f7e-4d51-a8f6-0f3f2b7d9e55")
-ALERT_TYPES = ("sigma", "atr", "builtin", "correlation", "ml", "ueba", "ioc", "discovery", "guard")
+ALERT_TYPES = (
+    "sigma",
+    "atr",
+    "builtin",
+    "correlation",
+    "ml",
+    "ueba",
+    "ioc",
+    "discovery",
+    "guard",
+    "honeytoken",
+    "hunt",
+    "external",
+)
 Status = Literal["open", "acknowledged", "closed"]
 STATUSES: tuple[str, ...] = get_args(Status)
 MAX_EVENT_IDS = 100

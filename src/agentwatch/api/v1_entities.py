@@ -1,5 +1,5 @@
 """``/api/v1/entities``: Seerflow's entity search, timeline and risk history over the entity
-index (``agentwatch.entities``). There is no ``/baseline``: agentwatch keeps no UEBA."""
+index (``agentwatch.entities``). An entity's UEBA ``/baseline`` is served by ``agentwatch.ueba``."""
 
 from __future__ import annotations
 

@@ -21,7 +21,9 @@ from agentwatch.api.errors import ApiError, Conflict, InvalidRequest, NotFound, 
 from agentwatch.api.query import only_query
 from agentwatch.api.responses import JSON
 from agentwatch.api.security import require
+from agentwatch.detect import rule_edit
 from agentwatch.detect.engine import DetectionEngine, RuleConflict, RuleInfo, SigmaUnavailable, StoreFull, sigma_module
+from agentwatch.detect.rule_sync import rule_sync_of
 
 router = APIRouter(prefix="/api/v1/sigma", tags=["rules"])
 
@@ -34,6 +36,14 @@ def engine_of(request: Request) -> DetectionEngine:
     if comp is None:
         raise Unavailable("detection: the detection engine is not running")
     return comp.engine
+
+
+async def synced_engine(request: Request) -> DetectionEngine:
+    """The engine, first brought up to what the store holds (another node's uploads, deletes
+    and flags), as the AiSOC face does: a read never lags the periodic comparison."""
+    engine = engine_of(request)
+    await run_in_threadpool(rule_sync_of(request.app.state.aw).sync)
+    return engine
 
 
 def _find(engine: DetectionEngine, rule_id: str) -> RuleInfo:
@@ -59,7 +69,7 @@ async def list_rules(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
     """Every rule (ordered by format, then id) with how often it fired in the last 24 hours."""
-    engine = engine_of(request)
+    engine = await synced_engine(request)
     rules = await run_in_threadpool(engine.rules)
     if format:
         rules = [r for r in rules if r.format == format]
@@ -79,7 +89,7 @@ async def list_rules(
 @router.get("/rules/{rule_id}", dependencies=[require("rules:read")])
 async def get_rule(request: Request, rule_id: str) -> dict[str, Any]:
     """One rule including its YAML and its matching cost so far."""
-    engine = engine_of(request)
+    engine = await synced_engine(request)
     info = await run_in_threadpool(_find, engine, rule_id)
     counts = await run_in_threadpool(engine.fire_counts)
     cost = engine.costs().get(rule_id)
@@ -107,9 +117,12 @@ PATCH_BODY_BYTES = 64 * 1024
 async def patch_rule(request: Request, rule_id: str) -> dict[str, Any]:
     """Enable or disable a rule; the flag is stored and survives restarts."""
     body = await read_model(request, RulePatch, PATCH_BODY_BYTES)
-    engine = engine_of(request)
+    engine = await synced_engine(request)
     await run_in_threadpool(_find, engine, rule_id)
-    info = await run_in_threadpool(engine.set_enabled, rule_id, body.enabled)
+    try:  # an uploaded rule another node deleted meanwhile: 404, and no flag row left for its id
+        info = await run_in_threadpool(rule_edit.set_flag, engine, rule_id, body.enabled)
+    except KeyError:
+        raise NotFound("rule not found", {"rule_id": rule_id}) from None
     return info.to_json()
 
 

@@ -138,6 +138,27 @@ def _word(severity: int) -> str:
     return "informational"
 
 
+def uploaded_infos(rules: list[Any], text: str) -> list[RuleInfo]:
+    """The catalogue entries of the Sigma rules uploaded together in ``text``."""
+    return [
+        RuleInfo(
+            r.id,
+            "sigma",
+            r.title,
+            SIGMA_LEVELS.get(str(r.level or "medium").lower(), 5),
+            str(r.level or "medium"),
+            str(r.status or ""),
+            list(r.tags or []),
+            str(r.description or ""),
+            "<upload>",
+            text,
+            uploaded=True,
+            is_correlation=bool(r.is_correlation),
+        )
+        for r in rules
+    ]
+
+
 class DetectionEngine:
     name = DETECTOR
 
@@ -512,23 +533,7 @@ class DetectionEngine:
             if r.id in self.infos or r.id in seen:
                 raise RuleConflict(r.id)
             seen.add(r.id)
-        infos = [
-            RuleInfo(
-                r.id,
-                "sigma",
-                r.title,
-                SIGMA_LEVELS.get(str(r.level or "medium").lower(), 5),
-                str(r.level or "medium"),
-                str(r.status or ""),
-                list(r.tags or []),
-                str(r.description or ""),
-                "<upload>",
-                text,
-                uploaded=True,
-                is_correlation=bool(r.is_correlation),
-            )
-            for r in rules
-        ]
+        infos = uploaded_infos(rules, text)
         if dry_run:
             return infos
         now = time.time()

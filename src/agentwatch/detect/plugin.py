@@ -27,18 +27,23 @@ def register(registry: Registry) -> None:
     from agentwatch.api import (
         v1_alerts,
         v1_attack,
+        v1_detections,
         v1_entity_risk,
         v1_events,
         v1_explain,
         v1_hunt,
+        v1_rules,
         v1_sigma,
         v1_suggestions,
         v1_system,
         v1_ws,
     )
+    from agentwatch.detect.proposals import api as proposals_api
+    from agentwatch.detect.rule_sync import RuleSyncComponent
 
     registry.detectors.register("detection", _detector)
     registry.lifecycle.register("detection", _component)
+    registry.lifecycle.register("rule_sync", RuleSyncComponent)
     registry.routers.register("v1_alerts", v1_alerts.router)
     registry.routers.register("v1_attack", v1_attack.router)
     registry.routers.register("v1_entity_risk", v1_entity_risk.router)
@@ -46,6 +51,9 @@ def register(registry: Registry) -> None:
     registry.routers.register("v1_hunt", v1_hunt.router)
     registry.routers.register("v1_events", v1_events.router)
     registry.routers.register("v1_sigma", v1_sigma.router)
+    registry.routers.register("detection_proposals", proposals_api.router)
+    registry.routers.register("v1_rules", v1_rules.router)
+    registry.routers.register("v1_detections", v1_detections.router)
     registry.routers.register("v1_suggestions", v1_suggestions.router)
     registry.routers.register("v1_system", v1_system.router)
     registry.routers.register("v1_ws", v1_ws.router)

@@ -294,6 +294,30 @@ def update_case(
     return changed
 
 
+def link_alert(engine: Engine, case_id: str, alert_id: str, principal: str, title: str, max_alerts: int) -> bool | None:
+    """Add one alert to the end of a case's links, under the case's lock (two writers adding
+    different alerts both land, where replacing the whole list would lose one): True when it
+    was linked, False when it was already, None when there is no such case. Raises
+    UnknownAlerts, CaseFull."""
+    now = time.time()
+    with engine.begin() as conn:
+        if conn.execute(select(cases.c.id).where(cases.c.id == case_id)).first() is None:
+            return None
+        _lock_alerts(conn, [alert_id])  # alerts first, then the case: update_case's order
+        if _lock_case(conn, case_id) is None:
+            return None
+        linked = _links(conn, [case_id])[case_id]
+        if alert_id in linked:
+            return False
+        if len(linked) >= max_alerts:
+            raise CaseFull(f"alert_ids: the case already holds {max_alerts} alerts, the most it may")
+        last = conn.execute(select(func.max(case_alerts.c.position)).where(case_alerts.c.case_id == case_id)).scalar()
+        conn.execute(case_alerts.insert().values(case_id=case_id, alert_id=alert_id, position=(last or 0) + 1))
+        conn.execute(update(cases).where(cases.c.id == case_id).values(updated_at=now))
+        _add_entry(conn, case_id, principal, title, fields=["alert_ids"], now=now)
+    return True
+
+
 def add_comment(engine: Engine, case_id: str, body: str, principal: str) -> dict[str, Any] | None:
     """The stored comment, or None when there is no such case. Raises CaseFull."""
     now = time.time()

@@ -1,0 +1,17 @@
+"""Registers the playbooks capability's parts at the extension points (see agentwatch.extensions)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from agentwatch.extensions import Registry
+
+
+def register(registry: Registry) -> None:
+    """The automatic trigger (a lifecycle part fed by the alert recorder) and the playbook routes."""
+    from agentwatch.soc.playbooks import api
+    from agentwatch.soc.playbooks.trigger import PlaybookTrigger
+
+    registry.lifecycle.register("playbooks", PlaybookTrigger)
+    registry.routers.register("playbooks", api.router)

@@ -1,0 +1,115 @@
+"""Running a playbook's steps on one alert, in order, and recording the run.
+
+A step that fails stops the run (the steps after it are ``skipped``), unless the step says
+``continue_on_error``. The run ends ``succeeded`` (no step failed), ``failed`` (a failure stopped
+it) or ``completed_with_errors`` (steps failed and the run went on). Each step's result holds
+its status, its output (at most :data:`MAX_OUTPUT_BYTES` of JSON), its error (at most
+:data:`MAX_ERROR` characters) and its timing. A dry run asks every step what it would change
+(:meth:`Action.preview`) and changes nothing.
+
+Steps run with :data:`IN_RUN` set, so an alert recorded while a playbook runs never starts a
+playbook (:mod:`agentwatch.soc.playbooks.trigger`): a playbook's own doings cannot loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from contextvars import ContextVar
+from typing import Any
+
+import orjson
+import structlog
+
+from agentwatch.events.model import iso
+from agentwatch.soc.playbooks import store
+from agentwatch.soc.playbooks.actions import ACTIONS, ActionError, RunContext
+from agentwatch.soc.playbooks.model import Step, check_step
+
+log = structlog.get_logger("agentwatch.playbooks")
+MAX_OUTPUT_BYTES = 4096
+MAX_ERROR = 1000
+IN_RUN: ContextVar[str | None] = ContextVar("agentwatch_playbook_run", default=None)
+
+
+def bounded(output: Any) -> Any:
+    """``output`` when its JSON fits :data:`MAX_OUTPUT_BYTES`, else its start, marked cut."""
+    text = orjson.dumps(output)
+    if len(text) <= MAX_OUTPUT_BYTES:
+        return output
+    return {"truncated": True, "json": text[: MAX_OUTPUT_BYTES - 64].decode("utf-8", "ignore")}
+
+
+async def _one(ctx: RunContext, index: int, step: dict[str, Any], dry_run: bool) -> dict[str, Any]:
+    started = time.time()
+    result: dict[str, Any] = {"index": index, "action": step["action"], "name": step.get("name")}
+    output, error = None, None
+    # checked again now: a URL the SSRF guard let through when saved may be refused today
+    params, problems = check_step(index, Step.model_validate(step), ctx.aw.settings.playbooks)
+    try:
+        if problems:
+            raise ActionError(f"{problems[0]['field']}: {problems[0]['rule']}")
+        action = ACTIONS[step["action"]]
+        output = await (action.preview(ctx, params) if dry_run else action.apply(ctx, params))
+    except ActionError as exc:
+        error = str(exc)[:MAX_ERROR]
+    except Exception as exc:  # a bug in an action must not lose the run's record
+        log.exception("playbooks.step_crashed", action=step["action"])
+        error = f"{type(exc).__name__}: the step failed unexpectedly"
+    result.update(
+        status="failed" if error else "succeeded",
+        output=bounded(output) if output is not None else None,
+        error=error,
+        started_at=iso(started),
+        duration_ms=round((time.time() - started) * 1000, 3),
+    )
+    return result
+
+
+async def run_steps(ctx: RunContext, steps: list[dict[str, Any]], dry_run: bool) -> tuple[str, list[dict[str, Any]]]:
+    """(the run's status, one result per step)."""
+    results: list[dict[str, Any]] = []
+    stopped, failures = False, 0
+    token = IN_RUN.set(ctx.playbook["id"] if ctx.playbook else "dry-run")
+    try:
+        for index, step in enumerate(steps):
+            if stopped:
+                results.append(
+                    {"index": index, "action": step["action"], "name": step.get("name"), "status": "skipped"}
+                )
+                continue
+            result = await _one(ctx, index, step, dry_run)
+            results.append(result)
+            if result["status"] == "failed":
+                failures += 1
+                stopped = not step.get("continue_on_error", False)
+    finally:
+        IN_RUN.reset(token)
+    status = "failed" if stopped else ("completed_with_errors" if failures else "succeeded")
+    return status, results
+
+
+async def execute(
+    aw: Any, playbook: dict[str, Any], alert: dict[str, Any], *, dry_run: bool, trigger: str, started_by: str
+) -> dict[str, Any] | None:
+    """Run ``playbook`` on ``alert`` and store the run; the run as ``GET .../runs`` shows it, or
+    None (nothing done) when the playbook was deleted meanwhile or, for an automatic run, this
+    playbook was started on this alert before."""
+    keep = aw.settings.playbooks.max_runs_per_playbook
+    started = await asyncio.to_thread(
+        store.start_run, aw.engine, playbook["id"], alert["id"], dry_run=dry_run, trigger=trigger, started_by=started_by
+    )
+    if started is None:
+        return None
+    run_id, _ = started
+    ctx = RunContext(aw, alert, author=f"playbook:{playbook['id']}", run_id=run_id, playbook=playbook)
+    status = "failed"
+    results: list[dict[str, Any]] = []
+    try:
+        status, results = await run_steps(ctx, playbook["steps"], dry_run)
+    finally:  # even when cancelled at shutdown: the run is not left "running"
+        await asyncio.shield(
+            asyncio.to_thread(store.finish_run, aw.engine, run_id, playbook["id"], status, results, keep)
+        )
+    log.info("playbooks.run", playbook=playbook["id"], run=run_id, status=status, trigger=trigger, dry_run=dry_run)
+    return await asyncio.to_thread(store.get_run, aw.engine, run_id)

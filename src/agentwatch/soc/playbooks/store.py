@@ -1,0 +1,233 @@
+"""Playbooks and their runs in the store.
+
+A playbook's name is unique (a second one of the same name is refused). A run is stored when
+it starts (status ``running``) and completed when it ends; an automatic run carries
+``auto_key`` (playbook and alert), unique, so a second start of the same playbook on the same
+alert finds the first and does nothing. Each playbook keeps its newest
+``playbooks.max_runs_per_playbook`` runs.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection, Engine, and_, delete, false, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from agentwatch.events.model import iso
+from agentwatch.soc.playbooks.schema import playbook_runs, playbooks
+
+PRINCIPAL_WIDTH = playbooks.c.created_by.type.length
+
+
+class NameTaken(ValueError):
+    """Another playbook has this name."""
+
+
+class Full(ValueError):
+    """The store holds ``playbooks.max_playbooks`` playbooks already."""
+
+
+def _playbook(row: Any) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "name": row.name,
+        "description": row.description,
+        "enabled": bool(row.enabled),
+        "trigger": orjson.loads(row.trigger),
+        "steps": orjson.loads(row.steps),
+        "created_by": row.created_by,
+        "created_at": iso(row.created_at),
+        "updated_at": iso(row.updated_at),
+    }
+
+
+def _values(doc: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "name": doc["name"],
+        "description": doc["description"],
+        "enabled": doc["enabled"],
+        "trigger": orjson.dumps(doc["trigger"]).decode(),
+        "steps": orjson.dumps(doc["steps"]).decode(),
+    }
+
+
+def _name_taken(engine: Engine, name: str, but: str | None = None) -> bool:
+    stmt = select(playbooks.c.id).where(playbooks.c.name == name)
+    if but is not None:
+        stmt = stmt.where(playbooks.c.id != but)
+    with engine.connect() as conn:
+        return conn.execute(stmt).first() is not None
+
+
+def _hold_writes(conn: Connection) -> None:
+    """Be the one creator of playbooks until ``conn``'s transaction ends, so the count checked
+    against ``playbooks.max_playbooks`` is the count written onto (SQLite: the write lock, taken
+    by a write that changes nothing before the count is read)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(select(func.pg_advisory_xact_lock(0x706C6179, 0)))  # "play"
+    else:
+        conn.execute(update(playbooks).where(false()).values(updated_at=playbooks.c.updated_at))
+
+
+def create(engine: Engine, doc: dict[str, Any], principal: str, max_total: int) -> str:
+    """Store a new playbook (a parsed document); its id. Raises NameTaken, Full."""
+    if _name_taken(engine, doc["name"]):
+        raise NameTaken(doc["name"])
+    now = time.time()
+    pid = str(uuid.uuid4())
+    try:
+        with engine.begin() as conn:
+            _hold_writes(conn)
+            if int(conn.execute(select(func.count()).select_from(playbooks)).scalar_one()) >= max_total:
+                raise Full(str(max_total))
+            conn.execute(
+                playbooks.insert().values(
+                    id=pid, **_values(doc), created_by=principal[:PRINCIPAL_WIDTH], created_at=now, updated_at=now
+                )
+            )
+    except IntegrityError:  # created meanwhile by another request
+        raise NameTaken(doc["name"]) from None
+    return pid
+
+
+def replace(engine: Engine, pid: str, doc: dict[str, Any]) -> bool:
+    """Replace the playbook's document; False when there is no such playbook. Raises NameTaken."""
+    if _name_taken(engine, doc["name"], but=pid):
+        raise NameTaken(doc["name"])
+    try:
+        with engine.begin() as conn:
+            done = conn.execute(
+                update(playbooks).where(playbooks.c.id == pid).values(**_values(doc), updated_at=time.time())
+            )
+    except IntegrityError:
+        raise NameTaken(doc["name"]) from None
+    return done.rowcount == 1
+
+
+def remove(engine: Engine, pid: str) -> bool:
+    """Delete the playbook and its runs; False when there is no such playbook."""
+    with engine.begin() as conn:
+        gone = conn.execute(delete(playbooks).where(playbooks.c.id == pid)).rowcount == 1
+        if gone:
+            conn.execute(delete(playbook_runs).where(playbook_runs.c.playbook_id == pid))
+    return gone
+
+
+def get(engine: Engine, pid: str) -> dict[str, Any] | None:
+    with engine.connect() as conn:
+        row = conn.execute(select(playbooks).where(playbooks.c.id == pid)).first()
+    return None if row is None else _playbook(row)
+
+
+def list_page(engine: Engine, offset: int, limit: int) -> tuple[list[dict[str, Any]], int]:
+    """(playbooks oldest first, total)."""
+    order = (playbooks.c.created_at, playbooks.c.id)
+    with engine.connect() as conn:
+        rows = conn.execute(select(playbooks).order_by(*order).offset(offset).limit(limit)).all()
+        total = int(conn.execute(select(func.count()).select_from(playbooks)).scalar_one())
+    return [_playbook(r) for r in rows], total
+
+
+def automatic(engine: Engine) -> list[dict[str, Any]]:
+    """The enabled playbooks with an ``alert`` trigger."""
+    with engine.connect() as conn:
+        rows = conn.execute(select(playbooks).where(playbooks.c.enabled.is_(True)).order_by(playbooks.c.created_at))
+        found = [_playbook(r) for r in rows]
+    return [p for p in found if p["trigger"].get("type") == "alert"]
+
+
+# -- runs ---------------------------------------------------------------------------------------
+
+
+def start_run(
+    engine: Engine, playbook_id: str, alert_id: str, *, dry_run: bool, trigger: str, started_by: str
+) -> tuple[str, float] | None:
+    """Store a run as ``running``: (its id, its start time); None when the playbook is gone
+    (deleted after it was read: no run row may outlive it) or when it is an automatic run of this
+    playbook on this alert that was started before."""
+    run_id, now = str(uuid.uuid4()), time.time()
+    auto_key = f"{playbook_id}:{alert_id}" if trigger == "automatic" else None
+    try:
+        with engine.begin() as conn:
+            if conn.execute(select(playbooks.c.id).where(playbooks.c.id == playbook_id)).first() is None:
+                return None
+            conn.execute(
+                playbook_runs.insert().values(
+                    id=run_id,
+                    playbook_id=playbook_id,
+                    alert_id=alert_id,
+                    dry_run=dry_run,
+                    trigger=trigger,
+                    started_by=started_by[:PRINCIPAL_WIDTH],
+                    status="running",
+                    auto_key=auto_key,
+                    steps="[]",
+                    started_at=now,
+                )
+            )
+    except IntegrityError:
+        return None
+    return run_id, now
+
+
+def finish_run(engine: Engine, run_id: str, playbook_id: str, status: str, steps: list[dict], keep: int) -> None:
+    """Complete the run; drop the playbook's runs past the newest ``keep``."""
+    with engine.begin() as conn:
+        conn.execute(
+            update(playbook_runs)
+            .where(playbook_runs.c.id == run_id)
+            .values(status=status, steps=orjson.dumps(steps).decode(), finished_at=time.time())
+        )
+        c = playbook_runs.c
+        cut = conn.execute(
+            select(c.started_at, c.id)
+            .where(c.playbook_id == playbook_id)
+            .order_by(c.started_at.desc(), c.id.desc())
+            .offset(keep)
+            .limit(1)
+        ).first()
+        if cut is not None:
+            older = or_(c.started_at < cut.started_at, and_(c.started_at == cut.started_at, c.id <= cut.id))
+            conn.execute(delete(playbook_runs).where(c.playbook_id == playbook_id, older))
+
+
+def _run(row: Any) -> dict[str, Any]:
+    finished = row.finished_at
+    return {
+        "id": row.id,
+        "playbook_id": row.playbook_id,
+        "alert_id": row.alert_id,
+        "dry_run": bool(row.dry_run),
+        "trigger": row.trigger,
+        "started_by": row.started_by,
+        "status": row.status,
+        "steps": orjson.loads(row.steps),
+        "started_at": iso(row.started_at),
+        "finished_at": iso(finished) if finished is not None else None,
+        "duration_ms": round((finished - row.started_at) * 1000, 3) if finished is not None else None,
+    }
+
+
+def get_run(engine: Engine, run_id: str) -> dict[str, Any] | None:
+    with engine.connect() as conn:
+        row = conn.execute(select(playbook_runs).where(playbook_runs.c.id == run_id)).first()
+    return None if row is None else _run(row)
+
+
+def list_runs(engine: Engine, playbook_id: str, offset: int, limit: int) -> tuple[list[dict[str, Any]], int]:
+    """(the playbook's runs newest first, total)."""
+    c = playbook_runs.c
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(playbook_runs)
+            .where(c.playbook_id == playbook_id)
+            .order_by(c.started_at.desc(), c.id.desc())
+            .offset(offset)
+            .limit(limit)
+        ).all()
+        total = int(conn.execute(select(func.count()).where(c.playbook_id == playbook_id)).scalar_one())
+    return [_run(r) for r in rows], total

@@ -1,0 +1,121 @@
+"""Baselines in the store: written in batches by the detector's persist, read back at start,
+for an entity the memory no longer holds, and by the routes of an API node (whose memory
+learns nothing: the workers commit the events)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from sqlalchemy import Engine, and_, delete, func, not_, or_, select
+
+from agentwatch.store.upsert import upsert
+from agentwatch.ueba.baseline import Baseline
+from agentwatch.ueba.schema import ueba_baselines as t
+
+CHUNK = 500  # ids per IN (...) query
+
+
+def row_of(b: Baseline) -> dict[str, Any]:
+    return {
+        "entity_id": b.entity_id,
+        "type": b.type,
+        "value": b.value,
+        "event_count": b.event_count,
+        "first_seen": b.first_seen,
+        "last_seen": b.last_seen,
+        "state": orjson.dumps(b.to_state()).decode(),
+        "updated_at": time.time(),
+    }
+
+
+def baseline_of(row: Any, cap: int) -> Baseline:
+    m = dict(row._mapping)
+    b = Baseline.from_state(m, orjson.loads(m["state"]), cap)
+    b.stored = True
+    return b
+
+
+def save(engine: Engine, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert or replace these baselines, in one transaction, in id order (concurrent writers
+    take their row locks in one order)."""
+    if not rows:
+        return
+    ordered = sorted(rows, key=lambda r: r["entity_id"])
+    keep = ("type", "value", "event_count", "first_seen", "last_seen", "state", "updated_at")
+    with engine.begin() as conn:
+        upsert(conn, t, ordered, ["entity_id"], {c: (lambda _t, ex, c=c: ex[c]) for c in keep})
+
+
+def load(engine: Engine, limit: int, cap: int) -> tuple[list[Baseline], int]:
+    """The ``limit`` most recently active baselines, oldest first, and how many are stored."""
+    with engine.connect() as conn:
+        total = conn.execute(select(func.count()).select_from(t)).scalar_one()
+        rows = conn.execute(select(t).order_by(t.c.last_seen.desc(), t.c.entity_id).limit(limit)).all()
+    return [baseline_of(r, cap) for r in reversed(rows)], int(total)
+
+
+def fetch(engine: Engine, ids: Iterable[str], cap: int) -> list[Baseline]:
+    """The stored baselines of these entities (those stored)."""
+    wanted = sorted(ids)
+    out: list[Baseline] = []
+    with engine.connect() as conn:
+        for i in range(0, len(wanted), CHUNK):
+            rows = conn.execute(select(t).where(t.c.entity_id.in_(wanted[i : i + CHUNK]))).all()
+            out.extend(baseline_of(r, cap) for r in rows)
+    return out
+
+
+def present(engine: Engine, ids: Iterable[str]) -> set[str]:
+    """Which of these entities have a stored baseline."""
+    wanted = sorted(ids)
+    out: set[str] = set()
+    with engine.connect() as conn:
+        for i in range(0, len(wanted), CHUNK):
+            out.update(conn.execute(select(t.c.entity_id).where(t.c.entity_id.in_(wanted[i : i + CHUNK]))).scalars())
+    return out
+
+
+def remove(engine: Engine, entity_id: str) -> bool:
+    with engine.begin() as conn:
+        return (conn.execute(delete(t).where(t.c.entity_id == entity_id)).rowcount or 0) > 0
+
+
+@dataclass
+class BaselineQuery:
+    warmup_events: int
+    warmup_span_s: float
+    entity_type: str | None = None
+    status: str | None = None  # active | warming_up
+    limit: int = 100
+    cursor: tuple[float, str] | None = None  # (last_seen, entity_id) of the last row given
+
+
+def search(engine: Engine, q: BaselineQuery, cap: int) -> tuple[list[Baseline], int, tuple[float, str] | None]:
+    """Baselines, most recently active first; the page, the total and the key of its last row
+    when more follow."""
+    conds: list[Any] = []
+    if q.entity_type is not None:
+        conds.append(t.c.type == q.entity_type)
+    warmed = and_(t.c.event_count >= q.warmup_events, t.c.last_seen - t.c.first_seen >= q.warmup_span_s)
+    if q.status == "active":
+        conds.append(warmed)
+    elif q.status == "warming_up":
+        conds.append(not_(warmed))
+    where = and_(True, *conds)
+    page_where = where
+    if q.cursor is not None:
+        last, eid = q.cursor
+        page_where = and_(where, or_(t.c.last_seen < last, and_(t.c.last_seen == last, t.c.entity_id > eid)))
+    with engine.connect() as conn:
+        total = conn.execute(select(func.count()).select_from(t).where(where)).scalar_one()
+        rows = conn.execute(
+            select(t).where(page_where).order_by(t.c.last_seen.desc(), t.c.entity_id).limit(q.limit + 1)
+        ).all()
+    more = len(rows) > q.limit
+    page = [baseline_of(r, cap) for r in rows[: q.limit]]
+    nxt = (page[-1].last_seen, page[-1].entity_id) if more and page else None
+    return page, int(total), nxt
