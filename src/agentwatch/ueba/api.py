@@ -97,11 +97,11 @@ async def list_baselines(
     cursor: Cursor = None,
 ) -> dict[str, Any]:
     """Baselines, most recently active (event time) first, as of now (the changed ones are
-    written to the store first)."""
+    written to the store first, at most once a second)."""
     aw = request.app.state.aw
     s = enabled(aw)
     det = detector_of(aw)
-    await run_in_threadpool(det.persist)
+    await run_in_threadpool(det.persist_for_read)
     q = store.BaselineQuery(s.warmup_events, s.warmup_span_s, entity_type, status, limit, _cursor(cursor))
     page, total, nxt = await run_in_threadpool(store.search, aw.engine, q, s.top_k)
     return {
@@ -140,7 +140,7 @@ async def stats(request: Request) -> dict[str, Any]:
     aw = request.app.state.aw
     s = enabled(aw)
     det = detector_of(aw)
-    await run_in_threadpool(det.persist)
+    await run_in_threadpool(det.persist_for_read)
     active = store.BaselineQuery(s.warmup_events, s.warmup_span_s, status="active", limit=1)
     _, warmed, _ = await run_in_threadpool(store.search, aw.engine, active, s.top_k)
     every = store.BaselineQuery(s.warmup_events, s.warmup_span_s, limit=1)

@@ -129,6 +129,15 @@ class UebaDetector:
         with self._persisting:
             return self._persist()
 
+    def persist_for_read(self) -> None:
+        """What a read of the store asks first: write the changed baselines (nothing when none
+        changed), and when that write fails, let the read answer what the store holds rather
+        than fail (the baselines stay changed, for the next write)."""
+        try:
+            self.persist()
+        except Exception:
+            log.warning("ueba.read_persist_failed", exc_info=True)
+
     def _write_evicted(self) -> None:
         """After a batch: once :data:`EVICTED_WRITE` (at most ``max_entities``) evicted baselines
         wait, write them, so memory stays bounded between two persists and one write stays short.
