@@ -31,6 +31,7 @@ MAX_EVENT_IDS = 100
 # first ones kept (a rule firing on every request must not grow its alert without end).
 MAX_ENTITIES = 64
 MAX_TAGS = 64
+SIMULATED_TAG = "simulated"  # an alert raised on purple-team events alone (events.model.SIMULATED_FORMAT)
 MAX_ASSIGNEE = 128
 
 

@@ -36,6 +36,7 @@ from agentwatch.alerts.dedup_lock import lock_dedup_keys
 from agentwatch.alerts.explain import cache_key as explanation_key
 from agentwatch.detect.queries import lock_alert
 from agentwatch.detect.schema import alert_feedback
+from agentwatch.events.model import SIMULATED_FORMAT
 from agentwatch.pipeline.hub import LiveHub
 from agentwatch.pipeline.pipeline import Finding
 from agentwatch.soc.cases import deleted_alerts
@@ -157,6 +158,8 @@ def store_findings_in(
         # the rule's own tags, all of them (its ATT&CK ones may come after many others): the cap
         # bounds what repeats add, and the tactic/technique filters must find the alert by any
         tags = list(dict.fromkeys(f.tags))
+        if f.events and all(e.source_format == SIMULATED_FORMAT for e in f.events):
+            tags.append(model.SIMULATED_TAG)
         body = {"entities": list(entities.values())[: model.MAX_ENTITIES], "event_ids": event_ids, "details": f.details}
         row = {
             "id": model.alert_id(key, opening),
@@ -268,7 +271,8 @@ class AlertRecorder:
         changed = [a for a, _new in stored]
         for alert in changed:
             self.hub.publish("alert", alert)
-        new = [a for a, is_new in stored if is_new]
+        # a simulated attack's alerts are stored and shown, but notify no one and start no playbook
+        new = [a for a, is_new in stored if is_new and model.SIMULATED_TAG not in a.get("tags", ())]
         if new:
             for listener in self.listeners:
                 try:

@@ -16,6 +16,11 @@ from typing import Any
 
 import orjson
 
+# The source format of the events the purple team makes (``agentwatch.purple``): no intake of
+# outside data writes it. Alerts raised on such events alone are tagged ``simulated`` and go to
+# no alert listener (outputs, playbooks).
+SIMULATED_FORMAT = "purple"
+
 
 class EventError(ValueError):
     """An event broke a rule; ``field`` names where, ``rule`` says which."""

@@ -8,6 +8,7 @@ tabletop routes are in :mod:`agentwatch.purple.tabletop_api`.
 from __future__ import annotations
 
 import re
+import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
@@ -135,14 +136,19 @@ async def get_execution(request: Request, execution_id: str) -> dict[str, Any]:
 
 @router.delete("/executions/{execution_id}", dependencies=[require("purple:run"), only_query()], response_model=None)
 async def cancel_or_delete(request: Request, execution_id: str) -> Any:
-    """A running execution is cancelled (200 with it); a finished one is deleted (204)."""
+    """A running execution is cancelled (200 with it); a finished one is deleted (204). One
+    that reached its verdict while the cancel was on its way is kept (200 with its verdict)."""
     _uuid(execution_id, "execution_id")
+    asked = time.time()
     aw = request.app.state.aw
     runs = executions_of(aw)
     if runs is not None and await runs.cancel(execution_id):
         return await run_in_threadpool(store.get, aw.engine, execution_id)
-    if await run_in_threadpool(store.remove, aw.engine, execution_id):
+    if await run_in_threadpool(store.remove, aw.engine, execution_id, asked):
         return Response(status_code=204)
+    doc = await run_in_threadpool(store.get, aw.engine, execution_id)
+    if doc is not None and doc["status"] != store.RUNNING:
+        return doc
     raise NotFound("execution not found", {"execution_id": execution_id})
 
 

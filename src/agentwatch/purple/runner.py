@@ -33,14 +33,14 @@ from typing import Any
 import orjson
 import structlog
 
-from agentwatch.events.model import iso
+from agentwatch.events.model import SIMULATED_FORMAT, iso
 from agentwatch.events.normalize import normalize
 from agentwatch.purple import store
 from agentwatch.purple.catalog import AtomicTest
 
 log = structlog.get_logger("agentwatch.purple")
 
-SOURCE_FORMAT = "purple"
+SOURCE_FORMAT = SIMULATED_FORMAT
 AGENT = "purple-team-simulator"
 COLLECTOR = "agentwatch-purple-team"
 RUN_MARK = "${run}"  # replaced in the catalogue's event values by the run's short id

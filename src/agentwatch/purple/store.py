@@ -118,10 +118,13 @@ def get(engine: Engine, execution_id: str) -> dict[str, Any] | None:
     return None if row is None else execution_json(row)
 
 
-def remove(engine: Engine, execution_id: str) -> bool:
-    """Delete a finished execution (its events and alerts stay: they are history)."""
+def remove(engine: Engine, execution_id: str, finished_before: float) -> bool:
+    """Delete an execution finished before ``finished_before`` (its events and alerts stay:
+    they are history). One that finished later was still running when the caller asked, so
+    the caller meant to cancel it, not to throw its verdict away: it stays."""
+    cond = and_(ex.c.id == execution_id, ex.c.status != RUNNING, ex.c.finished_at < finished_before)
     with engine.begin() as conn:
-        gone = conn.execute(delete(ex).where(and_(ex.c.id == execution_id, ex.c.status != RUNNING)))
+        gone = conn.execute(delete(ex).where(cond))
     return gone.rowcount == 1
 
 

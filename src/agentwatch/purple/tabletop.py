@@ -13,7 +13,7 @@ import uuid
 from typing import Any
 
 import orjson
-from sqlalchemy import Engine, and_, func, or_, select, update
+from sqlalchemy import Engine, and_, false, func, or_, select, update
 
 from agentwatch.events.model import iso
 from agentwatch.purple.schema import purple_tabletop_steps as steps_t
@@ -69,6 +69,12 @@ def create(engine: Engine, title: str, scenario: str, participants: list[str], b
         "steps": 0,
     }
     with engine.begin() as conn:
+        # the count and the insert in one writer's turn (SQLite's write lock taken before the
+        # read, PostgreSQL's an advisory lock), so concurrent creates cannot all pass the count
+        if conn.dialect.name == "postgresql":
+            conn.execute(select(func.pg_advisory_xact_lock(func.hashtext("purple:tabletops"))))
+        else:
+            conn.execute(update(sessions_t).where(false()).values(steps=sessions_t.c.steps))
         if int(conn.execute(select(func.count()).select_from(sessions_t)).scalar_one()) >= MAX_SESSIONS:
             raise Full(f"tabletop: at most {MAX_SESSIONS:,} sessions are kept")
         conn.execute(sessions_t.insert().values(**row))
