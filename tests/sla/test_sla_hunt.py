@@ -68,16 +68,17 @@ def test_a_breach_still_ends_when_its_alert_is_acknowledged_after_max_age(srv: R
 def test_a_pass_dated_before_a_target_change_does_not_record_breaches_after_its_own_time(
     srv: RunningServer,
 ) -> None:
-    # high (60 min) lowered to 10 min now (E); an alert made 2 h ago is due E - 6600 under it.
-    # A pass whose clock reads one hour earlier (a clock stepped back, another node's skew)
-    # must not record a breach at E, an hour after that pass's own time; a pass at E + 1 does.
-    aid = alert(srv, 8, time.time() - 7200)
+    # high (60 min) lowered to 10 min now (E); an alert made 30 min ago is fine under 60 min
+    # and due at E - 1200 under 10. A pass whose clock reads one minute earlier (a clock
+    # stepped back, another node's skew) must not record a breach at E, after its own time;
+    # a pass at E + 1 does.
+    aid = alert(srv, 8, time.time() - 1800)
     with srv.client() as c:
         r = c.put(f"{CONFIGS}/high", json={"acknowledge_minutes": 10})
         assert r.status_code == 200, r.text
         effective = parse_ts(r.json()["effective_at"])
         watch = watch_of(srv.aw)
-        watch.pass_now(effective - 3600)
+        watch.pass_now(effective - 60)
         assert events(c, alert_id=aid) == []
         watch.pass_now(effective + 1)
         (ev,) = events(c, alert_id=aid)
@@ -109,3 +110,20 @@ def test_an_alert_deleted_and_made_again_is_not_judged_by_the_old_ones_marks(srv
         watch.pass_now(made + 1200)
         (ev,) = events(c, alert_id=again["id"])
         assert (ev["kind"], ev["due_at"], ev["running"]) == ("acknowledge", iso(made + 900), True)
+
+
+def test_changing_one_target_keeps_the_breach_the_other_one_already_had(srv: RunningServer) -> None:
+    # medium (240 min to acknowledge), made 6 h ago, acknowledged 1 h ago: 60 min late (due
+    # t0 - 7200), and no pass ran since. Changing only the resolve target now must not
+    # erase that acknowledge breach, made under a target that never changed.
+    t0 = float(int(time.time()))
+    aid = alert(srv, 5, t0 - 6 * 3600)
+    with srv.aw.engine.begin() as conn:
+        conn.execute(update(alerts).where(alerts.c.id == aid).values(status="acknowledged", updated_at=t0 - 3600))
+    with srv.client() as c:
+        r = c.put(f"{CONFIGS}/medium", json={"resolve_minutes": 5000})
+        assert r.status_code == 200, r.text
+        watch_of(srv.aw).pass_now(time.time() + 1)
+        (ev,) = events(c, alert_id=aid)
+        assert (ev["kind"], ev["limit_minutes"], ev["breached_at"]) == ("acknowledge", 240, iso(t0 - 7200))
+        assert (ev["running"], ev["end_reason"], ev["ended_at"]) == (False, "acknowledged", iso(t0 - 3600))

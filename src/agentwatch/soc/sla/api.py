@@ -3,6 +3,7 @@ breaches the SLA watch recorded (``/sla/events``)."""
 
 from __future__ import annotations
 
+import time
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
@@ -15,7 +16,7 @@ from agentwatch.api.oisp import parse_since
 from agentwatch.api.query import only_query
 from agentwatch.api.security import principal_name, require
 from agentwatch.api.text_rules import ALERT_ID_RE
-from agentwatch.soc.sla import store
+from agentwatch.soc.sla import evaluate, store
 from agentwatch.soc.sla.bands import BAND_IDS, MAX_ACKNOWLEDGE_MINUTES, MAX_RESOLVE_MINUTES
 from agentwatch.store.keyset import decode_cursor
 
@@ -62,10 +63,15 @@ async def put_config(request: Request, config_id: str) -> dict[str, Any]:
             raise InvalidRequest(f"{name}: must not be null")
     if not changes:
         raise InvalidRequest("body: give acknowledge_minutes, resolve_minutes and/or enabled")
+    aw = request.app.state.aw
+    # the breaches already due under the current targets are recorded first, with them: the
+    # change moves the band's effective_at, after which a clock stopped before it (a late
+    # acknowledgement no pass saw yet) is not judged at all. Not when the band is being
+    # disabled: from then on it records nothing
+    if changes.get("enabled", True):
+        await run_in_threadpool(evaluate.sweep, aw.engine, time.time(), aw.settings.sla.max_age_days * 86_400.0)
     try:
-        doc = await run_in_threadpool(
-            store.change, request.app.state.aw.engine, config_id, changes, principal_name(request)
-        )
+        doc = await run_in_threadpool(store.change, aw.engine, config_id, changes, principal_name(request))
     except ValueError as exc:
         raise InvalidRequest(str(exc)) from None
     request.state.audit_details = {"changed": sorted(changes)}

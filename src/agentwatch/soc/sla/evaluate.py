@@ -17,7 +17,8 @@ stopped before the target's ``effective_at`` is never judged by it, and a clock 
 when a shorter target came in breaches at ``effective_at`` at the earliest, not in the past
 (``breached_at = max(due_at, effective_at)``). Recorded breaches keep their limit whatever the
 targets become; a disabled band records no new breach, and its running ones still end when
-their alert is acknowledged or closed (or ``deleted``, when the alert goes).
+their alert is acknowledged or closed (or ``deleted``, when the alert goes), even once the
+alert is older than the watched age (``sla.max_age_days``).
 """
 
 from __future__ import annotations
