@@ -26,6 +26,7 @@ from agentwatch.api.security import require
 from agentwatch.api.v1_sigma import MAX_UPLOAD, RULE_ID, UPLOAD_BODY_BYTES, engine_of
 from agentwatch.detect import rule_catalog, rule_edit
 from agentwatch.detect.engine import DetectionEngine, RuleConflict, RuleInfo, SigmaUnavailable, StoreFull, sigma_module
+from agentwatch.detect.proposals import store as proposal_store
 from agentwatch.detect.rule_sync import RuleSync, rule_sync_of
 from agentwatch.store.keyset import decode_cursor
 
@@ -165,11 +166,27 @@ class RuleReplace(BaseModel):
     dry_run: bool = Field(False, description="validate only; nothing is changed")
 
 
+async def _keep_the_decision(request: Request, rule_id: str) -> None:
+    """A rule promoted through a detection proposal went live on a second person's decision:
+    replacing or deleting it needs that same permission, ``rules:approve``."""
+    principal = getattr(request.state, "principal", None)
+    if principal is not None and principal.can("rules:approve"):
+        return
+    if await run_in_threadpool(proposal_store.promoted, request.app.state.aw.engine, rule_id):
+        raise ApiError(
+            f"rule_id: {rule_id!r} went live through a detection proposal; changing or deleting it "
+            "needs permission 'rules:approve'",
+            status=403,
+        )
+
+
 @router.put("/rules/{rule_id}", dependencies=[require("rules:write")], openapi_extra=json_body_doc(RuleReplace))
 async def replace_rule(request: Request, rule_id: str) -> dict[str, Any]:
     """Replace an uploaded rule's YAML (the whole file it was uploaded in); 409 for a bundled rule."""
     _check_id(rule_id)
     body = await read_model(request, RuleReplace, UPLOAD_BODY_BYTES)
+    if not body.dry_run:
+        await _keep_the_decision(request, rule_id)
     engine, sync = await _prepare(request)
     infos, removed, revision = await _guarded(
         lambda: rule_edit.replace(engine, rule_id, body.yaml, dry_run=body.dry_run)
@@ -188,6 +205,7 @@ async def replace_rule(request: Request, rule_id: str) -> dict[str, Any]:
 async def delete_rule(request: Request, rule_id: str) -> Response:
     """Delete an uploaded rule (204); 409 for a bundled rule or one sharing its file with others."""
     _check_id(rule_id)
+    await _keep_the_decision(request, rule_id)
     engine, sync = await _prepare(request)
     revision = await _guarded(lambda: rule_edit.remove(engine, rule_id))
     sync.mark(revision)

@@ -287,3 +287,12 @@ def mark_promoted(engine: Engine, p: Proposal, rule_id: str, who: str) -> None:
         "updated_at": now,
     }
     _conditional(engine, p, values, ("approved",))
+
+
+def promoted(engine: Engine, rule_id: str) -> bool:
+    """Whether ``rule_id`` went live through a detection proposal (its four-eyes decision)."""
+    with engine.connect() as conn:
+        found = conn.execute(
+            select(detection_proposals.c.id).where(detection_proposals.c.promoted_rule_id == rule_id).limit(1)
+        ).first()
+    return found is not None
