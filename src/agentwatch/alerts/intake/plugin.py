@@ -2,8 +2,10 @@
 
 - codec ``ocsf`` (:mod:`agentwatch.events.codecs.ocsf`) and the ``ocsf.*`` event types it
   gives the OCSF events that have no OISP counterpart
-- router ``v1_alert_ingest``: ``POST /api/v1/alerts/submit``, ``POST /api/v1/alerts``,
-  ``POST /api/v1/ingest/ocsf``
+- router ``v1_alert_ingest`` (:mod:`agentwatch.alerts.intake.api`): ``POST /api/v1/alerts/submit``,
+  ``POST /api/v1/alerts``, ``POST /api/v1/ingest/ocsf``
+
+It adds no command (``install_cli``): its intake is the HTTP API.
 """
 
 from __future__ import annotations
@@ -11,8 +13,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    import typer
-
     from agentwatch.extensions import Registry
 
 
@@ -33,7 +33,3 @@ def register(registry: Registry) -> None:
         ),
     )
     registry.routers.register("v1_alert_ingest", intake_api.router)
-
-
-def install_cli(app: typer.Typer) -> None:
-    """This capability adds no command: its intake is the HTTP API."""
