@@ -23,6 +23,7 @@ from agentwatch.detect.sigma import SigmaEngine, load_rule
 from agentwatch.soc.auth.limits import MAX_MEMORY_KEYS, MemoryCounter
 from tests.detect.sigma.helpers import proc, rules
 from tests.support.server import open_settings, run_server
+from tests.support.windows import wait_out_window_edge
 
 MIB = 1024 * 1024
 
@@ -30,18 +31,11 @@ MIB = 1024 * 1024
 # -- rate-limit and login-throttle counters (soc/auth/limits.py) ----------------------------------
 
 
-def _wait_out_window_edge(window_s: int, margin: float) -> None:
-    """Fixed windows: keep the test inside one window of ``window_s``."""
-    left = window_s - time.time() % window_s
-    if left < margin:
-        time.sleep(left + 0.05)
-
-
 async def test_rate_limit_counters_stay_bounded_under_a_burst_of_distinct_addresses():
     """Twice the cap of distinct client addresses inside one window (an IPv6 /64 has plenty):
     the counters never exceed MAX_MEMORY_KEYS, and the busiest recent key keeps its count."""
     counter = MemoryCounter()
-    _wait_out_window_edge(3600, margin=60)
+    wait_out_window_edge(3600, margin=60)
     await counter.hit("addr:192.0.2.7", 600, 3600)
     for i in range(2 * MAX_MEMORY_KEYS):
         await counter.hit(f"addr:2001:db8::{i:x}", 600, 3600)
@@ -57,7 +51,7 @@ async def test_counters_of_ended_windows_make_room_before_a_live_login_throttle(
     """A flood of short-window counters must not wipe a failed-login count whose window is still
     running: when room is needed, counters of ended windows go first."""
     counter = MemoryCounter()
-    _wait_out_window_edge(900, margin=30)
+    wait_out_window_edge(900, margin=30)
     for _ in range(3):
         await counter.hit("login:acct:victim", 5, 900)
     for i in range(MAX_MEMORY_KEYS - 1):  # fills the map exactly to the cap

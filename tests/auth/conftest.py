@@ -10,7 +10,9 @@ import httpx
 import pytest
 
 from agentwatch.config import Settings
+from agentwatch.soc.auth.settings import LoginThrottleSettings
 from tests.support.server import RunningServer, run_server
+from tests.support.windows import wait_out_window_edge
 
 PASSWORD = "correct horse battery staple"
 
@@ -21,6 +23,14 @@ def auth_settings(tmp_path: Path, database_url: str, **auth: Any) -> Settings:
     # The bundled detection rule sets take seconds to compile and play no part here.
     detection = {"atr_bundled": False, "pack": False}
     return Settings(data_dir=tmp_path, database_url=database_url, auth=cfg, detection=detection)
+
+
+@pytest.fixture(autouse=True)
+def _clear_of_a_login_window_edge() -> None:
+    """The login throttle counts in fixed windows of ``auth.login.window_s`` (900 s by default):
+    a test starting within 10 s of a window's end waits for the next, so its attempts are counted
+    in one window."""
+    wait_out_window_edge(LoginThrottleSettings().window_s, margin=10)
 
 
 @pytest.fixture

@@ -22,13 +22,7 @@ from agentwatch.store.migrate import migrate
 from tests.auth.conftest import PASSWORD, add_user, auth_settings, bearer, login
 from tests.support.server import free_port, run_server
 from tests.support.services import REDIS_URL, require_service
-
-
-def _wait_out_window_edge(window_s: int, margin: float = 5.0) -> None:
-    """Fixed windows: keep a short test from straddling two of them."""
-    left = window_s - time.time() % window_s
-    if left < margin:
-        time.sleep(left + 0.05)
+from tests.support.windows import wait_out_window_edge
 
 
 def test_per_credential_limits_with_headers_and_429(tmp_path: Path, sqlite_url: str):
@@ -39,7 +33,7 @@ def test_per_credential_limits_with_headers_and_429(tmp_path: Path, sqlite_url: 
             srv.aw.auth.keys.create(owner_id=uid, created_by="t", name=n, scopes=["events:read"], expires_at=None)[1]
             for n in ("a", "b")
         ]
-        _wait_out_window_edge(3600)
+        wait_out_window_edge(3600)
         with srv.client() as c:
             remaining = []
             for _ in range(3):
@@ -65,7 +59,7 @@ def test_per_credential_limits_with_headers_and_429(tmp_path: Path, sqlite_url: 
 def test_per_address_limit_for_requests_without_credential(tmp_path: Path, sqlite_url: str):
     limits = {"address": 2, "window_s": 3600, "loopback_exempt": False}
     with run_server(auth_settings(tmp_path, sqlite_url, rate_limit=limits)) as srv:
-        _wait_out_window_edge(3600)
+        wait_out_window_edge(3600)
         with srv.client() as c:
             assert [c.get("/healthz").status_code for _ in range(3)] == [200, 200, 429]
             # an invalid credential does not escape the address budget
@@ -153,7 +147,7 @@ def test_two_server_processes_share_one_budget_through_redis(tmp_path: Path, sql
         deadline = time.monotonic() + 60
         for url, proc in zip(urls, procs, strict=True):
             _wait_healthy(url, proc, deadline)
-        _wait_out_window_edge(3600)
+        wait_out_window_edge(3600)
         seen = []
         for i in range(8):  # alternate between the two processes
             r = httpx.get(urls[i % 2] + "/api/events", headers={"X-API-Key": key}, timeout=10)
@@ -176,6 +170,6 @@ def test_unreachable_redis_falls_back_to_in_process_limits(tmp_path: Path, sqlit
         _, key = srv.aw.auth.keys.create(
             owner_id=uid, created_by="t", name="k", scopes=["events:read"], expires_at=None
         )
-        _wait_out_window_edge(3600)
+        wait_out_window_edge(3600)
         with srv.client(headers={"X-API-Key": key}) as c:
             assert [c.get("/api/events").status_code for _ in range(3)] == [200, 200, 429]
