@@ -20,8 +20,10 @@ OISP_EXAMPLES = SHARED / "data" / "oisp-spec" / "examples"
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """Each test using this runs once on SQLite and once on a fresh PostgreSQL database."""
-    yield from database_for(request.param, tmp_path)
+    """Each test using this runs once on SQLite and once on a fresh PostgreSQL database, at the
+    schema's head; a test marked ``blank_database`` gets an empty one."""
+    blank = request.node.get_closest_marker("blank_database") is not None
+    yield from database_for(request.param, tmp_path, blank=blank)
 
 
 @pytest.fixture(scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])

@@ -92,6 +92,7 @@ def test_the_declared_goal_ranks_before_any_cognition_goal(shared_server, order)
         assert goal(c, sid) == "declared goal"
 
 
+@pytest.mark.blank_database
 def test_a_goal_derived_before_its_rank_was_kept_gives_way_only_to_a_declared_one(database_url):
     """A session row written before revision 0201 has a goal of unknown origin: a late
     cognition.goal (even an earlier one) leaves it, a session.started replaces it, as before."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 
+import pytest
 from alembic import command
 from sqlalchemy import insert, select, text
 
@@ -106,6 +107,7 @@ def test_the_top_is_read_from_the_index_without_sorting_the_family(engine):
     assert "TEMP B-TREE" not in plan and "Sort" not in plan, plan
 
 
+@pytest.mark.blank_database
 def test_the_migration_fills_in_the_sums_of_a_store_that_already_holds_totals(database_url):
     """A store written before revision 0003 has totals but no sum rows: upgrading adds them."""
     engine = make_engine(database_url)

@@ -23,6 +23,9 @@ from agentwatch.store.migrate import SchemaError, alembic_config, migrate, migra
 from agentwatch.store.schema import kv
 from tests.support.server import free_port
 
+# Every test here starts from an empty database: the migrations are what is tested.
+pytestmark = pytest.mark.blank_database
+
 BIN = Path(sys.executable).parent / "agentwatch"
 RACERS = 4
 
