@@ -9,6 +9,7 @@ from fastapi import Depends, Request
 from agentwatch.api.errors import InvalidRequest
 from agentwatch.api.text_rules import assignee_name
 from agentwatch.soc.auth.credentials import QUERY as CREDENTIAL_PARAMETER
+from agentwatch.store.keyset import decode_cursor
 
 
 def only_query(*names: str) -> Any:
@@ -37,3 +38,15 @@ def assignee_filter(assignee: str | None, unassigned: bool | None) -> str | None
         return assignee_name(assignee)
     except ValueError as exc:
         raise InvalidRequest(f"assignee: {exc}") from None
+
+
+def keyset_position(cursor: str | None, max_id: int) -> tuple[float, str] | None:
+    """Where a keyset-paged list goes on from: the ``cursor`` query parameter decoded (None for
+    the first page), or a 400 naming ``cursor`` when this server did not make it (a row id
+    longer than ``max_id`` among such)."""
+    if cursor is None:
+        return None
+    try:
+        return decode_cursor(cursor, max_id)
+    except ValueError as exc:
+        raise InvalidRequest(str(exc)) from None

@@ -18,11 +18,10 @@ from agentwatch.alerts.model import ALERT_TYPES, MAX_ASSIGNEE, STATUSES, Status
 from agentwatch.api.bodies import json_body_doc, read_model
 from agentwatch.api.errors import InvalidRequest, NotFound
 from agentwatch.api.oisp import parse_since
-from agentwatch.api.query import assignee_filter, only_query
+from agentwatch.api.query import assignee_filter, keyset_position, only_query
 from agentwatch.api.security import principal_name, require
 from agentwatch.api.text_rules import ALERT_ID_RE, assignee_name
 from agentwatch.detect import queries
-from agentwatch.store.keyset import decode_cursor
 
 router = APIRouter(prefix="/api/v1", tags=["alerts"])
 
@@ -94,11 +93,7 @@ async def list_alerts(
         page=page,
         limit=limit,
     )
-    if cursor is not None:
-        try:
-            q.cursor = decode_cursor(cursor, max_id=64)
-        except ValueError as exc:
-            raise InvalidRequest(str(exc)) from None
+    q.cursor = keyset_position(cursor, 64)
     rows, total, nxt = await run_in_threadpool(queries.list_alerts, request.app.state.aw.engine, q)
     return {"alerts": rows, "meta": {"total": total, "page": page, "limit": limit}, "next_cursor": nxt}
 

@@ -21,12 +21,11 @@ from agentwatch.api.bodies import json_body_doc, read_model
 from agentwatch.api.errors import InvalidRequest, Unavailable
 from agentwatch.api.ingest import submit_decoded
 from agentwatch.api.oisp import parse_since
-from agentwatch.api.query import only_query
+from agentwatch.api.query import keyset_position, only_query
 from agentwatch.api.responses import JSON
 from agentwatch.api.security import deny, require
 from agentwatch.detect import detection_record, detections
 from agentwatch.detect.queries import ENTITY_KINDS
-from agentwatch.store.keyset import decode_cursor
 
 router = APIRouter(prefix="/api/v1", tags=["detections"])
 
@@ -72,11 +71,7 @@ async def list_detections(
         severity_min=severity_min,
         limit=limit,
     )
-    if cursor is not None:
-        try:
-            q.cursor = decode_cursor(cursor, max_id=64)
-        except ValueError as exc:
-            raise InvalidRequest(str(exc)) from None
+    q.cursor = keyset_position(cursor, 64)
     pack = await run_in_threadpool(_pack_ids, request)
     rows, total, nxt = await run_in_threadpool(detections.list_detections, request.app.state.aw.engine, q, pack)
     return {"detections": rows, "meta": {"total": total, "limit": limit}, "next_cursor": nxt}

@@ -20,7 +20,7 @@ from starlette.concurrency import run_in_threadpool
 
 from agentwatch.api.bodies import json_body_doc, read_model
 from agentwatch.api.errors import ApiError, Conflict, InvalidRequest, NotFound, Unavailable
-from agentwatch.api.query import only_query
+from agentwatch.api.query import keyset_position, only_query
 from agentwatch.api.responses import JSON
 from agentwatch.api.security import require
 from agentwatch.api.v1_sigma import MAX_UPLOAD, RULE_ID, UPLOAD_BODY_BYTES, engine_of
@@ -28,7 +28,6 @@ from agentwatch.detect import rule_catalog, rule_edit
 from agentwatch.detect.engine import DetectionEngine, RuleConflict, RuleInfo, SigmaUnavailable, StoreFull, sigma_module
 from agentwatch.detect.proposals import store as proposal_store
 from agentwatch.detect.rule_sync import RuleSync, rule_sync_of
-from agentwatch.store.keyset import decode_cursor
 
 router = APIRouter(prefix="/api/v1", tags=["rules"])
 
@@ -117,12 +116,7 @@ async def list_rules(
     cursor: Annotated[str | None, Query(max_length=512)] = None,
 ) -> dict[str, Any]:
     """Every rule of the engine (ordered by format, then id); filters combine with AND."""
-    after = None
-    if cursor is not None:
-        try:
-            after = decode_cursor(cursor, max_id=256)
-        except ValueError as exc:
-            raise InvalidRequest(str(exc)) from None
+    after = keyset_position(cursor, 256)
     engine, _ = await _prepare(request)
     flt = rule_catalog.RuleFilter(source, enabled, level, severity, tactic, technique, q)
     rules = await run_in_threadpool(engine.rules)

@@ -16,12 +16,12 @@ from starlette.concurrency import run_in_threadpool
 
 from agentwatch.api.bodies import json_body_doc, read_model
 from agentwatch.api.errors import ApiError, InvalidRequest, NotFound
-from agentwatch.api.query import only_query
+from agentwatch.api.query import keyset_position, only_query
 from agentwatch.api.security import principal_name, require
 from agentwatch.compliance import assess, store
 from agentwatch.compliance.evidence import MAX_BODY, EvidenceIn, decode_document
 from agentwatch.compliance.library import Control, Framework, library
-from agentwatch.store.keyset import decode_cursor, encode_cursor
+from agentwatch.store.keyset import encode_cursor
 
 router = APIRouter(prefix="/api/v1/compliance", tags=["compliance"])
 
@@ -48,12 +48,7 @@ def _control(control_id: str, framework_id: str | None) -> tuple[Framework, Cont
 
 
 def _cursor(cursor: str | None) -> tuple[float, str] | None:
-    if cursor is None:
-        return None
-    try:
-        return decode_cursor(cursor, 64)
-    except ValueError as exc:
-        raise InvalidRequest(str(exc)) from None
+    return keyset_position(cursor, 64)
 
 
 def _context(aw: Any, window_days: int | None = None) -> assess.Context:

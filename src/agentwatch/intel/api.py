@@ -18,7 +18,7 @@ from starlette.concurrency import run_in_threadpool
 
 from agentwatch.api.bodies import json_body_doc, read_limited, read_model
 from agentwatch.api.errors import ApiError, InvalidRequest, NotFound
-from agentwatch.api.query import only_query
+from agentwatch.api.query import keyset_position, only_query
 from agentwatch.api.security import require
 from agentwatch.api.text_rules import printable_name
 from agentwatch.entities import search as entity_search
@@ -27,7 +27,6 @@ from agentwatch.events.model import EventError, parse_ts
 from agentwatch.intel import store
 from agentwatch.intel.indicators import KINDS, BadIndicator, classify, normalize
 from agentwatch.intel.matcher import matcher_of
-from agentwatch.store.keyset import decode_cursor
 
 router = APIRouter(prefix="/api/v1/intel", tags=["intel"])
 
@@ -149,12 +148,7 @@ async def list_iocs(
     cursor: Annotated[str | None, Query(min_length=1, max_length=512)] = None,
 ) -> dict[str, Any]:
     """Indicators, newest first; ``next_cursor`` goes on from the last one."""
-    at = None
-    if cursor is not None:
-        try:
-            at = decode_cursor(cursor, 36)
-        except ValueError as exc:
-            raise InvalidRequest(str(exc)) from None
+    at = keyset_position(cursor, 36)
     query = store.IocQuery(q=q, kind=type, source=source, limit=limit, cursor=at)
     rows, total, nxt = await run_in_threadpool(store.search, request.app.state.aw.engine, query)
     return {"iocs": rows, "total": total, "next_cursor": nxt}

@@ -17,13 +17,12 @@ from starlette.concurrency import run_in_threadpool
 
 from agentwatch.api.bodies import json_body_doc, read_model
 from agentwatch.api.errors import ApiError, InvalidRequest, NotFound, Unavailable
-from agentwatch.api.query import only_query
+from agentwatch.api.query import keyset_position, only_query
 from agentwatch.api.security import principal_name, require
 from agentwatch.api.text_rules import printable_name
 from agentwatch.purple import coverage, drift, store
 from agentwatch.purple.catalog import TEST_ID, catalog
 from agentwatch.purple.executions import DEFAULT_TIMEOUT_S, MAX_TIMEOUT_S, Busy, executions_of
-from agentwatch.store.keyset import decode_cursor
 
 router = APIRouter(prefix="/api/v1/purple-team", tags=["purple-team"])
 
@@ -114,12 +113,7 @@ async def list_executions(
     cursor: Annotated[str | None, Query(min_length=1, max_length=512)] = None,
 ) -> dict[str, Any]:
     """Executions newest first; ``next_cursor`` goes on from the last one."""
-    at = None
-    if cursor is not None:
-        try:
-            at = decode_cursor(cursor, 36)
-        except ValueError as exc:
-            raise InvalidRequest(str(exc)) from None
+    at = keyset_position(cursor, 36)
     q = store.ExecutionQuery(test_id=test_id, status=status, limit=limit, cursor=at)
     rows, total, nxt = await run_in_threadpool(store.search, request.app.state.aw.engine, q)
     return {"executions": rows, "total": total, "next_cursor": nxt}

@@ -10,13 +10,12 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from agentwatch.api.bodies import json_body_doc, read_model
-from agentwatch.api.errors import ApiError, InvalidRequest, NotFound
-from agentwatch.api.query import only_query
+from agentwatch.api.errors import ApiError, NotFound
+from agentwatch.api.query import keyset_position, only_query
 from agentwatch.api.security import principal_name, require
 from agentwatch.api.text_rules import printable_name, printable_title
 from agentwatch.purple import tabletop
 from agentwatch.purple.api import _uuid
-from agentwatch.store.keyset import decode_cursor
 
 router = APIRouter(prefix="/api/v1/purple-team/tabletop", tags=["purple-team"])
 
@@ -68,12 +67,7 @@ async def list_sessions(
     cursor: Annotated[str | None, Query(min_length=1, max_length=512)] = None,
 ) -> dict[str, Any]:
     """Sessions newest first, without their steps (``step_count``); ``next_cursor`` goes on."""
-    at = None
-    if cursor is not None:
-        try:
-            at = decode_cursor(cursor, 36)
-        except ValueError as exc:
-            raise InvalidRequest(str(exc)) from None
+    at = keyset_position(cursor, 36)
     rows, total, nxt = await run_in_threadpool(tabletop.search, request.app.state.aw.engine, limit, at)
     return {"sessions": rows, "total": total, "next_cursor": nxt}
 

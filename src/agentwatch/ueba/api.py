@@ -13,9 +13,9 @@ from fastapi import APIRouter, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from agentwatch.api.errors import InvalidRequest, NotFound
-from agentwatch.api.query import only_query
+from agentwatch.api.query import keyset_position, only_query
 from agentwatch.api.security import require
-from agentwatch.store.keyset import decode_cursor, encode_cursor
+from agentwatch.store.keyset import encode_cursor
 from agentwatch.ueba import anomalies, store
 from agentwatch.ueba.detector import detector_of
 from agentwatch.ueba.view import baseline_json, enabled, timestamp, uuid_of
@@ -29,12 +29,7 @@ Cursor = Annotated[str | None, Query(min_length=1, max_length=512, description="
 
 
 def _cursor(text: str | None) -> tuple[float, str] | None:
-    if text is None:
-        return None
-    try:
-        return decode_cursor(text, 36)
-    except ValueError as exc:
-        raise InvalidRequest(str(exc)) from None
+    return keyset_position(text, 36)
 
 
 @router.get(

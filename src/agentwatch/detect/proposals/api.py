@@ -21,7 +21,7 @@ from starlette.concurrency import run_in_threadpool
 
 from agentwatch.api.bodies import json_body_doc, read_model
 from agentwatch.api.errors import ApiError, Conflict, InvalidRequest, NotFound
-from agentwatch.api.query import only_query
+from agentwatch.api.query import keyset_position, only_query
 from agentwatch.api.responses import JSON
 from agentwatch.api.security import principal_name, require
 from agentwatch.detect.proposals import baselines, store
@@ -46,7 +46,6 @@ from agentwatch.detect.proposals.gate import (
     upload,
 )
 from agentwatch.detect.proposals.logic import LogicError
-from agentwatch.store.keyset import decode_cursor
 
 router = APIRouter(prefix="/api/v1/detection-proposals", tags=["detection-proposals"])
 
@@ -116,12 +115,7 @@ async def list_proposals(
     """Proposals, newest first, optionally of one status; ``next_cursor`` pages on."""
     if status is not None and status not in store.STATUSES:
         raise InvalidRequest(f"status: must be one of {', '.join(store.STATUSES)}")
-    at = None
-    if cursor is not None:
-        try:
-            at = decode_cursor(cursor, 36)
-        except ValueError as exc:
-            raise InvalidRequest(str(exc)) from None
+    at = keyset_position(cursor, 36)
     rows, total, nxt = await run_in_threadpool(store.search, request.app.state.aw.engine, status, limit, at)
     return {"proposals": rows, "meta": {"total": total, "limit": limit}, "next_cursor": nxt}
 

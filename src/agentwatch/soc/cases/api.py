@@ -19,11 +19,10 @@ from agentwatch.alerts.model import MAX_ASSIGNEE
 from agentwatch.api.bodies import json_body_doc, read_model
 from agentwatch.api.errors import Conflict, InvalidRequest, NotFound
 from agentwatch.api.oisp import parse_since
-from agentwatch.api.query import assignee_filter, only_query
+from agentwatch.api.query import assignee_filter, keyset_position, only_query
 from agentwatch.api.security import principal_name, require
 from agentwatch.api.text_rules import ALERT_ID_RE, assignee_name, printable_name, printable_title
 from agentwatch.soc.cases import history, store
-from agentwatch.store.keyset import decode_cursor
 
 router = APIRouter(prefix="/api/v1", tags=["cases"])
 
@@ -163,11 +162,7 @@ async def list_cases(
         alert_id=alert_id,
         limit=limit,
     )
-    if cursor is not None:
-        try:
-            q.cursor = decode_cursor(cursor, max_id=36)
-        except ValueError as exc:
-            raise InvalidRequest(str(exc)) from None
+    q.cursor = keyset_position(cursor, 36)
     rows, total, nxt = await run_in_threadpool(store.list_cases, request.app.state.aw.engine, q)
     return {"cases": rows, "meta": {"total": total, "limit": limit}, "next_cursor": nxt}
 

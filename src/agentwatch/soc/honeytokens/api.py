@@ -20,12 +20,11 @@ from starlette.concurrency import run_in_threadpool
 
 from agentwatch.api.bodies import json_body_doc, read_model
 from agentwatch.api.errors import ApiError, Conflict, InvalidRequest, NotFound
-from agentwatch.api.query import only_query
+from agentwatch.api.query import keyset_position, only_query
 from agentwatch.api.security import principal_name, require
 from agentwatch.api.text_rules import printable_name, printable_title
 from agentwatch.soc.honeytokens import generate, store
 from agentwatch.soc.honeytokens.detector import detector_of
-from agentwatch.store.keyset import decode_cursor
 
 router = APIRouter(prefix="/api/v1/honeytokens", tags=["honeytokens"])
 
@@ -83,11 +82,7 @@ def _check_id(token_id: str) -> None:
 
 
 def _page(limit: int, cursor: str | None, max_id: int = 36) -> store.Page:
-    try:
-        at = decode_cursor(cursor, max_id) if cursor is not None else None
-    except ValueError as exc:
-        raise InvalidRequest(str(exc)) from None
-    return store.Page(limit=limit, cursor=at)
+    return store.Page(limit=limit, cursor=keyset_position(cursor, max_id))
 
 
 @router.post(

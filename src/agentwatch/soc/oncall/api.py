@@ -16,13 +16,12 @@ from starlette.concurrency import run_in_threadpool
 
 from agentwatch.api.bodies import json_body_doc, read_model
 from agentwatch.api.errors import ApiError, Conflict, InvalidRequest, NotFound
-from agentwatch.api.query import only_query
+from agentwatch.api.query import keyset_position, only_query
 from agentwatch.api.security import principal_name, require
 from agentwatch.soc.oncall import store
 from agentwatch.soc.oncall.schedule import Segment, from_us, on_call
 from agentwatch.soc.oncall.spec import RotationIn, offset_minutes, parse_instant, stored
 from agentwatch.soc.oncall.spec import rotation as schedule_of
-from agentwatch.store.keyset import decode_cursor
 
 router = APIRouter(prefix="/api/v1/oncall", tags=["oncall"])
 ROTATION_ID = re.compile(r"[0-9a-f-]{36}")
@@ -45,12 +44,7 @@ async def list_rotations(
     cursor: Annotated[str | None, Query(min_length=1, max_length=256)] = None,
 ) -> dict[str, Any]:
     """Rotations, oldest first; ``next_cursor`` goes on from the last one."""
-    at = None
-    if cursor is not None:
-        try:
-            at = decode_cursor(cursor, 36)
-        except ValueError as exc:
-            raise InvalidRequest(str(exc)) from None
+    at = keyset_position(cursor, 36)
     rows, nxt = await run_in_threadpool(store.page, request.app.state.aw.engine, limit, at)
     return {"rotations": rows, "next_cursor": nxt}
 

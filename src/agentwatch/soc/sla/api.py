@@ -13,12 +13,11 @@ from starlette.concurrency import run_in_threadpool
 from agentwatch.api.bodies import json_body_doc, read_model
 from agentwatch.api.errors import InvalidRequest, NotFound
 from agentwatch.api.oisp import parse_since
-from agentwatch.api.query import only_query
+from agentwatch.api.query import keyset_position, only_query
 from agentwatch.api.security import principal_name, require
 from agentwatch.api.text_rules import ALERT_ID_RE
 from agentwatch.soc.sla import evaluate, store
 from agentwatch.soc.sla.bands import BAND_IDS, MAX_ACKNOWLEDGE_MINUTES, MAX_RESOLVE_MINUTES
-from agentwatch.store.keyset import decode_cursor
 
 router = APIRouter(prefix="/api/v1/sla", tags=["sla"])
 
@@ -111,10 +110,6 @@ async def list_events(
     )
     if q.since is not None and q.until is not None and q.until <= q.since:
         raise InvalidRequest("until: must be later than since")
-    if cursor is not None:
-        try:
-            q.cursor = decode_cursor(cursor, 36)
-        except ValueError as exc:
-            raise InvalidRequest(str(exc)) from None
+    q.cursor = keyset_position(cursor, 36)
     rows, nxt = await run_in_threadpool(store.list_events, request.app.state.aw.engine, q)
     return {"events": rows, "next_cursor": nxt}
