@@ -188,6 +188,12 @@ class MaintenanceSettings(BaseModel):
         allow_inf_nan=False,
         description="seconds between two rounds of the periodic chores (deleting expired alert explanations)",
     )
+    events_retention_days: int = Field(
+        0,
+        ge=0,
+        le=36_500,
+        description="events stored longer ago than this many days are deleted by a periodic chore; 0 keeps them all",
+    )
 
 
 def _private_hint(url: str, allow_private: bool) -> str:

@@ -10,6 +10,8 @@ The built-in chores: ``expired_explanations`` deletes cached alert explanations 
 ``llm.explanation_ttl_s`` (``alerts.explanation_cache``), whether or not anyone asks for one;
 ``expired_rule_drafts`` does the same for drafted Sigma rules (``detect.suggestion_draft``), and
 ``expired_indicators`` deletes indicators of compromise past their ``expires_at`` (``intel.store``).
+With ``maintenance.events_retention_days`` set, ``events_retention`` deletes the events stored
+longer ago than that (``store.retention``).
 Another periodic chore is one more :class:`Chore` in :func:`builtin_chores`, or appended to
 ``Maintenance.chores`` before the next round.
 """
@@ -50,10 +52,18 @@ def builtin_chores(aw: Any) -> list[Chore]:
         "expired_rule_drafts": suggestion_draft.purge_expired,
         "expired_indicators": intel_store.purge_expired,
     }
-    return [
+    chores = [
         Chore(name, lambda stopping, purge=purge: purge(aw.engine, time.time(), stopping))
         for name, purge in purges.items()
     ]
+    days = aw.settings.maintenance.events_retention_days
+    if days:
+        from agentwatch.store.retention import DAY_S, purge_events
+
+        chores.append(
+            Chore("events_retention", lambda stopping: purge_events(aw.engine, time.time() - days * DAY_S, stopping))
+        )
+    return chores
 
 
 class Maintenance:
