@@ -87,3 +87,28 @@ def test_the_route_is_rate_limited_per_address_and_in_all(tmp_path: Path, databa
         s.aw.settings.honeytokens.track_total = 4
         assert c.get(path_of(url)).status_code == 204
         assert c.get(path_of(url)).status_code == 429
+
+
+def test_past_the_total_budget_a_live_canary_is_still_recorded(tmp_path: Path, database_url: str) -> None:
+    """A flood from many addresses that uses the whole budget up cannot hide a canary fetch: the
+    fetch gets the same 429 as any other request, and its touch and alert are recorded."""
+    limits = {"track_per_address": 1000, "track_total": 2, "public_url": "https://canary.example", "refresh_s": 0.1}
+    cfg = Settings(data_dir=tmp_path, database_url=database_url, auth={"enabled": False}, honeytokens=limits)
+    with run_server(cfg) as s, s.client() as c:
+        live = create(c, name="flooded canary", kind="url")
+        revoked = create(c, name="revoked canary", kind="url")
+        assert c.delete(f"{TOKENS}/{revoked['id']}").status_code == 204
+        unknown = f"{TOKENS}/track/{'Q' * 32}"
+        assert [c.get(unknown).status_code for _ in range(2)] == [204, 204]  # the flood uses the budget up
+        flooded = c.get(unknown)
+        fetched = c.get(path_of(live))
+        assert fetched.status_code == flooded.status_code == 429
+        assert fetched.json() == flooded.json() and fetched.json()["error"]["code"] == "RATE_LIMITED"
+        assert c.get(path_of(revoked)).status_code == 429
+        [touch] = wait_for(lambda: touches(c, live["id"]))
+        assert (touch["source"], touch["client"]) == ("track", "127.0.0.1")
+        assert c.get(f"/api/v1/alerts/{touch['alert_id']}").json()["type"] == "honeytoken"
+        c.get(path_of(live))  # the last request: once it is recorded, the one before it would be
+        wait_for(lambda: len(touches(c, live["id"])) == 2)
+        assert touches(c, revoked["id"]) == []
+        assert total(c) == 2

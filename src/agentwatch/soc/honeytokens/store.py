@@ -176,6 +176,12 @@ def active_needles(conn: Connection) -> list[tuple[str, str, int]]:
     return out
 
 
+def live_track_digests(conn: Connection) -> list[str]:
+    """The tracking-id digests of every live url token."""
+    cond = and_(T.status == "active", T.kind == "url", T.track_digest.is_not(None))
+    return list(conn.execute(select(T.track_digest).where(cond)).scalars())
+
+
 def by_track_digest(conn: Connection, track_digest: str) -> Any:
     """The live url token whose tracking id has this digest, or None."""
     return conn.execute(
