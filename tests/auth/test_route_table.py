@@ -32,6 +32,10 @@ PUBLIC_ROUTES = {
     "/api/v1/auth/refresh",
     "/api/v1/auth/logout",
     "/api/v1/honeytokens/track/{token_id}",  # what a tripped canary calls: rate-limited, answers alike
+    "/",  # the dashboard: its page and files hold no data (each data call carries the user's token)
+    "/ui",
+    "/ui/",
+    "/ui/{asset:path}",
 }
 
 
