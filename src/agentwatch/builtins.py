@@ -30,6 +30,7 @@ CAPABILITIES = (
     "agentwatch.purple.plugin",
     "agentwatch.soc.sla.plugin",
     "agentwatch.soc.oncall.plugin",
+    "agentwatch.soc.passkeys.plugin",
     "agentwatch.compliance.plugin",
     "agentwatch.web.plugin",
 )

@@ -38,6 +38,7 @@ from agentwatch.masking import mask
 from agentwatch.sessions.settings import AopSettings
 from agentwatch.soc.auth.settings import AuditSettings, LoginThrottleSettings, RateLimitSettings
 from agentwatch.soc.honeytokens.settings import HoneytokenSettings
+from agentwatch.soc.passkeys.settings import PasskeySettings
 from agentwatch.soc.playbooks.settings import PlaybookSettings
 from agentwatch.soc.sla.settings import SlaSettings
 from agentwatch.ueba.settings import UebaSettings
@@ -240,6 +241,7 @@ class Settings(BaseSettings):
     ueba: UebaSettings = Field(default_factory=UebaSettings)
     honeytokens: HoneytokenSettings = Field(default_factory=HoneytokenSettings)
     playbooks: PlaybookSettings = Field(default_factory=PlaybookSettings)
+    passkeys: PasskeySettings = Field(default_factory=PasskeySettings)
     hunts: HuntSettings = Field(default_factory=HuntSettings)
     sla: SlaSettings = Field(default_factory=SlaSettings)
     llm: LlmSettings = Field(default_factory=LlmSettings)

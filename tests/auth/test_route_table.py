@@ -31,11 +31,17 @@ PUBLIC_ROUTES = {
     "/api/v1/auth/login",
     "/api/v1/auth/refresh",
     "/api/v1/auth/logout",
+    "/api/v1/auth/oidc/login",  # single sign-on: start, and the provider's way back (soc/sso)
+    "/api/v1/auth/oidc/callback",
+    "/api/v1/auth/saml/login",
+    "/api/v1/auth/saml/callback",
     "/api/v1/honeytokens/track/{token_id}",  # what a tripped canary calls: rate-limited, answers alike
     "/",  # the dashboard: its page and files hold no data (each data call carries the user's token)
     "/ui",
     "/ui/",
     "/ui/{asset:path}",
+    "/api/v1/passkeys/challenge",
+    "/api/v1/passkeys/verify",
 }
 
 
