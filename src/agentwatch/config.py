@@ -37,6 +37,7 @@ from agentwatch.intel.settings import IntelSettings
 from agentwatch.masking import mask
 from agentwatch.sessions.settings import AopSettings
 from agentwatch.soc.auth.settings import AuditSettings, LoginThrottleSettings, RateLimitSettings
+from agentwatch.soc.copilot.settings import CopilotSettings
 from agentwatch.soc.honeytokens.settings import HoneytokenSettings
 from agentwatch.soc.passkeys.settings import PasskeySettings
 from agentwatch.soc.playbooks.settings import PlaybookSettings
@@ -244,6 +245,7 @@ class Settings(BaseSettings):
     passkeys: PasskeySettings = Field(default_factory=PasskeySettings)
     hunts: HuntSettings = Field(default_factory=HuntSettings)
     sla: SlaSettings = Field(default_factory=SlaSettings)
+    copilot: CopilotSettings = Field(default_factory=CopilotSettings)
     llm: LlmSettings = Field(default_factory=LlmSettings)
     maintenance: MaintenanceSettings = Field(default_factory=MaintenanceSettings)
 
