@@ -32,6 +32,7 @@ from agentwatch.capture.settings import CaptureSettings
 from agentwatch.detect.proposals.settings import ProposalSettings
 from agentwatch.detect.settings import DetectionSettings
 from agentwatch.discovery.settings import DiscoverySettings
+from agentwatch.federated.settings import FederatedSettings
 from agentwatch.hunts.settings import HuntSettings
 from agentwatch.intel.settings import IntelSettings
 from agentwatch.masking import mask
@@ -246,6 +247,7 @@ class Settings(BaseSettings):
     hunts: HuntSettings = Field(default_factory=HuntSettings)
     sla: SlaSettings = Field(default_factory=SlaSettings)
     copilot: CopilotSettings = Field(default_factory=CopilotSettings)
+    federated: FederatedSettings = Field(default_factory=FederatedSettings)
     llm: LlmSettings = Field(default_factory=LlmSettings)
     maintenance: MaintenanceSettings = Field(default_factory=MaintenanceSettings)
 
