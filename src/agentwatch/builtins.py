@@ -31,6 +31,7 @@ CAPABILITIES = (
     "agentwatch.soc.sla.plugin",
     "agentwatch.soc.oncall.plugin",
     "agentwatch.soc.passkeys.plugin",
+    "agentwatch.soc.sso.plugin",
     "agentwatch.soc.copilot.plugin",
     "agentwatch.compliance.plugin",
     "agentwatch.federated.plugin",

@@ -43,6 +43,7 @@ from agentwatch.soc.honeytokens.settings import HoneytokenSettings
 from agentwatch.soc.passkeys.settings import PasskeySettings
 from agentwatch.soc.playbooks.settings import PlaybookSettings
 from agentwatch.soc.sla.settings import SlaSettings
+from agentwatch.soc.sso.settings import SsoSettings
 from agentwatch.ueba.settings import UebaSettings
 
 
@@ -246,6 +247,7 @@ class Settings(BaseSettings):
     passkeys: PasskeySettings = Field(default_factory=PasskeySettings)
     hunts: HuntSettings = Field(default_factory=HuntSettings)
     sla: SlaSettings = Field(default_factory=SlaSettings)
+    sso: SsoSettings = Field(default_factory=SsoSettings)
     copilot: CopilotSettings = Field(default_factory=CopilotSettings)
     federated: FederatedSettings = Field(default_factory=FederatedSettings)
     llm: LlmSettings = Field(default_factory=LlmSettings)

@@ -1,0 +1,208 @@
+"""The sign-on routes (public: they are how a credential is obtained):
+``POST /api/v1/auth/oidc/login``, ``GET /api/v1/auth/oidc/callback``,
+``POST /api/v1/auth/saml/login``, ``GET|POST /api/v1/auth/saml/callback``.
+
+A login route answers the URL to send the browser to (JSON, so a single-page app can follow
+it); a callback answers exactly as ``POST /api/v1/auth/login`` does."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import secrets
+from typing import Any
+from urllib.parse import parse_qsl
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, ConfigDict
+
+from agentwatch.api.bodies import json_body_doc, read_limited, read_model
+from agentwatch.api.errors import ApiError, InvalidRequest, NotFound
+from agentwatch.api.responses import JSON
+from agentwatch.api.security import PUBLIC, require
+from agentwatch.soc.auth.service import AuthService
+from agentwatch.soc.auth.users import User
+from agentwatch.soc.sso import saml
+from agentwatch.soc.sso.accounts import Denied, account_for, email_of, groups_of
+from agentwatch.soc.sso.login import signed_in
+from agentwatch.soc.sso.oidc import Refused, pkce_pair
+from agentwatch.soc.sso.service import SsoService
+from agentwatch.soc.sso.store import TooManyPending
+
+router = APIRouter(tags=["auth"])
+
+BINDING_COOKIE = "aw_sso"
+COOKIE_PATH = "/api/v1/auth/oidc"
+MAX_START_BODY = 1024
+MAX_PARAM = 4096
+MAX_FORM_EXTRA = 16 * 1024
+
+
+class StartBody(BaseModel):
+    """No fields yet: an empty object (or no body) starts a sign-on."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+def _sso(request: Request, provider: str) -> SsoService:
+    sso: SsoService = request.app.state.aw.sso
+    if not getattr(sso.settings, f"{provider}_enabled"):
+        raise NotFound(f"sso.{provider}_enabled: {provider.upper()} sign-on is not enabled on this server")
+    return sso
+
+
+def _auth(request: Request) -> AuthService:
+    return request.app.state.aw.auth
+
+
+def _param(params: Any, name: str, required: bool = True) -> str | None:
+    value = params.get(name)
+    if value is None or value == "":
+        if required:
+            raise InvalidRequest(f"{name}: required")
+        return None
+    if len(value) > MAX_PARAM:
+        raise InvalidRequest(f"{name}: longer than {MAX_PARAM} characters")
+    return value
+
+
+def _digest(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+async def _pending(sso: SsoService, kind: str, value: str, **kw: str) -> None:
+    cfg = sso.settings
+    try:
+        await asyncio.to_thread(sso.store.add, kind, value, cfg.request_ttl_s, cfg.max_pending, **kw)
+    except TooManyPending:
+        raise ApiError(
+            f"sso.max_pending: {cfg.max_pending} sign-ons are already under way, retry later",
+            status=503,
+            headers={"Retry-After": "30"},
+        ) from None
+
+
+# -- OpenID Connect -------------------------------------------------------------------------------
+
+
+@router.post("/api/v1/auth/oidc/login", dependencies=[require(PUBLIC)], openapi_extra=json_body_doc(StartBody))
+async def oidc_login(request: Request) -> JSON:
+    """Start an OIDC sign-on: the provider's authorization URL to send the browser to (PKCE
+    S256, single-use ``state`` and ``nonce`` kept here); sets a cookie binding it to this browser."""
+    sso = _sso(request, "oidc")
+    await read_model(request, StartBody, MAX_START_BODY, optional=True)
+    meta = await sso.oidc.metadata()
+    state, nonce, binding = secrets.token_urlsafe(32), secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+    verifier, challenge = pkce_pair()
+    await _pending(sso, "oidc", state, nonce=nonce, verifier=verifier, binding=_digest(binding))
+    ttl = sso.settings.request_ttl_s
+    doc = {"authorization_url": sso.oidc.authorization_url(meta, state, nonce, challenge), "expires_in": ttl}
+    resp = JSON(doc, 200, headers={"Cache-Control": "no-store"})
+    resp.set_cookie(
+        BINDING_COOKIE,
+        binding,
+        max_age=ttl,
+        path=COOKIE_PATH,
+        httponly=True,
+        samesite="lax",  # sent on the top-level navigation back from the provider
+        secure=request.url.scheme == "https",
+    )
+    return resp
+
+
+@router.get("/api/v1/auth/oidc/callback", dependencies=[require(PUBLIC)])
+async def oidc_callback(request: Request) -> JSON:
+    """Where the provider sends the browser back (``code`` and ``state``): the code is
+    exchanged, the ID token checked, and the account signed in as by the password login."""
+    sso = _sso(request, "oidc")
+    params = request.query_params
+
+    async def identify() -> tuple[User, dict[str, object]]:
+        state = _param(params, "state") or ""
+        pending = await asyncio.to_thread(sso.store.take, "oidc", state)
+        if pending is None:
+            raise InvalidRequest("state: unknown, expired or already used")
+        cookie = request.cookies.get(BINDING_COOKIE, "")
+        if not hmac.compare_digest(_digest(cookie).encode(), pending.binding.encode()):
+            raise InvalidRequest(f"state: the sign-on was not started by this browser (cookie {BINDING_COOKIE})")
+        error = _param(params, "error", required=False)
+        if error is not None:
+            raise Refused(f"error: the provider answered {error[:64]!r}")
+        code = _param(params, "code") or ""
+        token = await sso.oidc.exchange(code, pending.verifier)
+        claims = await sso.oidc.verify(token, pending.nonce)
+        if claims.get("email_verified") is not True:
+            raise Denied("email_verified: the provider has not verified this e-mail address")
+        email = email_of(claims.get("email"), "email")
+        groups = groups_of(claims.get(sso.settings.groups_claim))
+        user, created = await asyncio.to_thread(account_for, _auth(request), sso.settings, email, groups)
+        return user, {"provisioned": created, "subject": str(claims["sub"])[:256]}
+
+    resp = await signed_in(request, "oidc", identify)
+    resp.delete_cookie(BINDING_COOKIE, path=COOKIE_PATH)
+    return resp
+
+
+# -- SAML 2.0 -----------------------------------------------------------------------------------
+
+
+@router.post("/api/v1/auth/saml/login", dependencies=[require(PUBLIC)], openapi_extra=json_body_doc(StartBody))
+async def saml_login(request: Request) -> JSON:
+    """Start a SAML sign-on: the IdP's SSO URL with the AuthnRequest (HTTP-Redirect binding)."""
+    sso = _sso(request, "saml")
+    await read_model(request, StartBody, MAX_START_BODY, optional=True)
+    request_id = saml.new_request_id()
+    await _pending(sso, "saml", request_id)
+    doc = {
+        "authorization_url": saml.authn_request_url(sso.settings, request_id),
+        "request_id": request_id,
+        "expires_in": sso.settings.request_ttl_s,
+    }
+    return JSON(doc, 200, headers={"Cache-Control": "no-store"})
+
+
+async def _saml_finish(request: Request, sso: SsoService, value: str | None, deflated: bool) -> JSON:
+    cfg = sso.settings
+
+    async def identify() -> tuple[User, dict[str, object]]:
+        if value is None or value == "":
+            raise InvalidRequest("SAMLResponse: required")
+        xml = saml.decode(value, cfg, deflated=deflated)
+        identity = await asyncio.to_thread(saml.verify_response, xml, cfg)
+        if not await asyncio.to_thread(sso.store.use_assertion, identity.assertion_id, identity.expires_at):
+            raise Refused("Assertion: already used (a replayed assertion is refused)")
+        if await asyncio.to_thread(sso.store.take, "saml", identity.in_response_to) is None:
+            raise Refused("InResponseTo: no sign-on under way has this request id (unknown, expired or used)")
+        if cfg.saml_email_attribute is not None:
+            values = identity.attributes.get(cfg.saml_email_attribute) or [None]
+            email = email_of(values[0], cfg.saml_email_attribute)
+        else:
+            email = email_of(identity.name_id, "NameID")
+        groups = identity.attributes.get(cfg.groups_claim, [])
+        user, created = await asyncio.to_thread(account_for, _auth(request), cfg, email, groups)
+        return user, {"provisioned": created, "issuer": identity.issuer[:256]}
+
+    return await signed_in(request, "saml", identify)
+
+
+@router.get("/api/v1/auth/saml/callback", dependencies=[require(PUBLIC)])
+async def saml_callback(request: Request) -> JSON:
+    """The assertion consumer, HTTP-Redirect binding (``?SAMLResponse=``, deflated)."""
+    sso = _sso(request, "saml")
+    return await _saml_finish(request, sso, request.query_params.get("SAMLResponse"), True)
+
+
+@router.post("/api/v1/auth/saml/callback", dependencies=[require(PUBLIC)])
+async def saml_callback_post(request: Request) -> JSON:
+    """The assertion consumer, HTTP-POST binding (a form with ``SAMLResponse`` and ``RelayState``)."""
+    sso = _sso(request, "saml")
+    kind = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if kind != "application/x-www-form-urlencoded":
+        raise ApiError("content-type: must be application/x-www-form-urlencoded", status=415)
+    body = await read_limited(request, sso.settings.saml_max_response_bytes * 2 + MAX_FORM_EXTRA)
+    try:
+        form = dict(parse_qsl(body.decode("ascii"), max_num_fields=8, strict_parsing=False))
+    except (UnicodeDecodeError, ValueError):
+        raise InvalidRequest("body: not a URL-encoded form") from None
+    return await _saml_finish(request, sso, form.get("SAMLResponse"), False)

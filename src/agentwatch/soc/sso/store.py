@@ -1,0 +1,91 @@
+"""Started sign-ons (single use, short-lived, bounded in number) and used SAML assertion ids."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass
+
+from sqlalchemy import Engine, delete, func, select
+from sqlalchemy.exc import IntegrityError
+
+from agentwatch.soc.sso.schema import sso_assertions, sso_requests
+
+
+class TooManyPending(Exception):
+    """As many sign-ons are pending as ``sso.max_pending`` allows."""
+
+
+@dataclass(frozen=True)
+class Pending:
+    kind: str
+    nonce: str
+    verifier: str
+    binding: str
+    expires_at: float
+
+
+def key_of(value: str) -> str:
+    """The stored key of a state or request id (its SHA-256: the table never holds the value itself)."""
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+class SsoStore:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def add(
+        self,
+        kind: str,
+        value: str,
+        ttl_s: float,
+        max_pending: int,
+        *,
+        nonce: str = "",
+        verifier: str = "",
+        binding: str = "",
+    ) -> None:
+        now = time.time()
+        with self.engine.begin() as conn:
+            conn.execute(delete(sso_requests).where(sso_requests.c.expires_at <= now))
+            pending = conn.execute(select(func.count()).select_from(sso_requests)).scalar_one()
+            if pending >= max_pending:
+                raise TooManyPending
+            conn.execute(
+                sso_requests.insert().values(
+                    key=key_of(value),
+                    kind=kind,
+                    nonce=nonce,
+                    verifier=verifier,
+                    binding=binding,
+                    extra="",
+                    created_at=now,
+                    expires_at=now + ttl_s,
+                )
+            )
+
+    def take(self, kind: str, value: str) -> Pending | None:
+        """The pending sign-on ``value`` names, removed so it cannot be used again; None when
+        there is none of this kind, it expired, or another request took it first."""
+        key = key_of(value)
+        c = sso_requests.c
+        with self.engine.begin() as conn:
+            row = conn.execute(select(sso_requests).where(c.key == key, c.kind == kind)).first()
+            if row is None:
+                return None
+            if conn.execute(delete(sso_requests).where(c.key == key)).rowcount != 1:
+                return None  # taken meanwhile
+        if row.expires_at <= time.time():
+            return None
+        return Pending(row.kind, row.nonce, row.verifier, row.binding, row.expires_at)
+
+    def use_assertion(self, assertion_id: str, expires_at: float) -> bool:
+        """Record an assertion id as used; False when it was used before (a replay)."""
+        now = time.time()
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(delete(sso_assertions).where(sso_assertions.c.expires_at <= now))
+                conn.execute(sso_assertions.insert().values(id=assertion_id, expires_at=expires_at))
+        except IntegrityError:
+            return False
+        return True
