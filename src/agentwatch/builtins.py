@@ -33,6 +33,7 @@ CAPABILITIES = (
     "agentwatch.soc.passkeys.plugin",
     "agentwatch.soc.sso.plugin",
     "agentwatch.soc.copilot.plugin",
+    "agentwatch.soc.push.plugin",
     "agentwatch.compliance.plugin",
     "agentwatch.federated.plugin",
     "agentwatch.web.plugin",

@@ -42,6 +42,7 @@ from agentwatch.soc.copilot.settings import CopilotSettings
 from agentwatch.soc.honeytokens.settings import HoneytokenSettings
 from agentwatch.soc.passkeys.settings import PasskeySettings
 from agentwatch.soc.playbooks.settings import PlaybookSettings
+from agentwatch.soc.push.settings import PushSettings
 from agentwatch.soc.sla.settings import SlaSettings
 from agentwatch.soc.sso.settings import SsoSettings
 from agentwatch.ueba.settings import UebaSettings
@@ -250,6 +251,7 @@ class Settings(BaseSettings):
     sso: SsoSettings = Field(default_factory=SsoSettings)
     copilot: CopilotSettings = Field(default_factory=CopilotSettings)
     federated: FederatedSettings = Field(default_factory=FederatedSettings)
+    push: PushSettings = Field(default_factory=PushSettings)
     llm: LlmSettings = Field(default_factory=LlmSettings)
     maintenance: MaintenanceSettings = Field(default_factory=MaintenanceSettings)
 
