@@ -35,6 +35,7 @@ CAPABILITIES = (
     "agentwatch.soc.copilot.plugin",
     "agentwatch.soc.push.plugin",
     "agentwatch.compliance.plugin",
+    "agentwatch.soc.investigations.plugin",
     "agentwatch.federated.plugin",
     "agentwatch.web.plugin",
 )

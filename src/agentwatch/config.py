@@ -40,6 +40,7 @@ from agentwatch.sessions.settings import AopSettings
 from agentwatch.soc.auth.settings import AuditSettings, LoginThrottleSettings, RateLimitSettings
 from agentwatch.soc.copilot.settings import CopilotSettings
 from agentwatch.soc.honeytokens.settings import HoneytokenSettings
+from agentwatch.soc.investigations.settings import InvestigationSettings
 from agentwatch.soc.passkeys.settings import PasskeySettings
 from agentwatch.soc.playbooks.settings import PlaybookSettings
 from agentwatch.soc.push.settings import PushSettings
@@ -247,6 +248,7 @@ class Settings(BaseSettings):
     playbooks: PlaybookSettings = Field(default_factory=PlaybookSettings)
     passkeys: PasskeySettings = Field(default_factory=PasskeySettings)
     hunts: HuntSettings = Field(default_factory=HuntSettings)
+    investigations: InvestigationSettings = Field(default_factory=InvestigationSettings)
     sla: SlaSettings = Field(default_factory=SlaSettings)
     sso: SsoSettings = Field(default_factory=SsoSettings)
     copilot: CopilotSettings = Field(default_factory=CopilotSettings)

@@ -1,0 +1,148 @@
+"""The Investigation Ledger: entries appended in order, hash-chained per investigation.
+
+An entry is the canonical JSON (sorted keys, orjson) of ``{investigation_id, seq, kind, ts,
+payload}``, stored as that exact text. Its hash is ``sha256(prev_hash + body)`` with
+``prev_hash`` the hash of the entry before it (:data:`GENESIS` for the first), and the
+investigation's row keeps the head (the last hash and the count): a changed body, a changed
+order, a removed entry or a ledger cut short no longer verifies.
+
+Writes are not best-effort: :meth:`Ledger.append` moves the head and inserts the entry in one
+transaction, only from the head it knows (a compare-and-set), and raises
+:class:`LedgerWriteFailed` when either fails; the investigator stops on it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from typing import Any
+
+import orjson
+from sqlalchemy import Engine, select, update
+from sqlalchemy.exc import SQLAlchemyError
+
+from agentwatch.soc.investigations.schema import investigation_entries, investigations
+
+GENESIS = "0" * 64
+KINDS = ("prompt", "llm_response", "tool_call", "tool_result", "citation", "report", "failure")
+FETCH_ROWS = 64
+
+
+class LedgerWriteFailed(Exception):
+    """An entry could not be stored: the investigation may not go on."""
+
+
+def canonical(doc: Any) -> str:
+    """The one JSON text of ``doc``: keys sorted, no spaces (orjson)."""
+    return orjson.dumps(doc, option=orjson.OPT_SORT_KEYS).decode()
+
+
+def digest(doc: Any) -> str:
+    """sha256 of ``doc``'s canonical JSON (how tool results are compared on replay)."""
+    return hashlib.sha256(canonical(doc).encode()).hexdigest()
+
+
+def chain_hash(prev_hash: str, body: str) -> str:
+    return hashlib.sha256((prev_hash + body).encode()).hexdigest()
+
+
+class Ledger:
+    """The writer of one investigation's ledger (one writer per investigation)."""
+
+    def __init__(self, engine: Engine, investigation_id: str, case_id: str, created_at: float) -> None:
+        self.engine = engine
+        self.investigation_id = investigation_id
+        self.case_id = case_id
+        self.created_at = created_at
+        self.seq = 0
+        self.head = GENESIS
+
+    def append(self, kind: str, payload: dict[str, Any]) -> str:
+        """Store the entry; its hash. Raises :class:`LedgerWriteFailed` when it is not stored."""
+        seq, ts = self.seq + 1, time.time()
+        body = canonical(
+            {"investigation_id": self.investigation_id, "seq": seq, "kind": kind, "ts": ts, "payload": payload}
+        )
+        h = chain_hash(self.head, body)
+        inv = investigations.c
+        try:
+            with self.engine.begin() as conn:
+                moved = conn.execute(
+                    update(investigations)
+                    .where(inv.id == self.investigation_id, inv.entries == self.seq, inv.head_hash == self.head)
+                    .values(entries=seq, head_hash=h, updated_at=ts)
+                )
+                if moved.rowcount != 1:
+                    raise LedgerWriteFailed(f"ledger: entry {seq} not stored (the ledger's head moved)")
+                conn.execute(
+                    investigation_entries.insert().values(
+                        investigation_id=self.investigation_id,
+                        seq=seq,
+                        case_id=self.case_id,
+                        inv_created_at=self.created_at,
+                        kind=kind,
+                        ts=ts,
+                        body=body,
+                        prev_hash=self.head,
+                        hash=h,
+                    )
+                )
+        except SQLAlchemyError as exc:
+            raise LedgerWriteFailed(f"ledger: entry {seq} not stored ({type(exc).__name__})") from None
+        self.seq, self.head = seq, h
+        return h
+
+
+def _bad(seq: int, reason: str, count: int) -> dict[str, Any]:
+    return {"verified": False, "entries": count, "first_bad_seq": seq, "reason": reason}
+
+
+def verify(engine: Engine, investigation_id: str) -> dict[str, Any] | None:
+    """Whether the stored ledger of the investigation verifies: ``verified``, ``entries``,
+    ``first_bad_seq`` and ``reason`` (None when it verifies). None when there is no such
+    investigation."""
+    e = investigation_entries.c
+    with engine.connect() as conn:
+        inv = conn.execute(
+            select(investigations.c.entries, investigations.c.head_hash).where(investigations.c.id == investigation_id)
+        ).first()
+        if inv is None:
+            return None
+        stmt = (
+            select(e.seq, e.kind, e.body, e.prev_hash, e.hash)
+            .where(e.investigation_id == investigation_id)
+            .order_by(e.seq)
+            .execution_options(yield_per=FETCH_ROWS)
+        )
+        prev, expected, count = GENESIS, 1, 0
+        result = conn.execute(stmt)
+        try:
+            for row in result:
+                count += 1
+                if row.seq != expected:
+                    return _bad(expected, f"entry {expected} is missing", count)
+                if row.prev_hash != prev:
+                    return _bad(row.seq, "prev_hash is not the hash of the entry before", count)
+                if chain_hash(prev, row.body) != row.hash:
+                    return _bad(row.seq, "the entry does not hash to its stored hash (changed)", count)
+                why = _body_problem(row, investigation_id)
+                if why is not None:
+                    return _bad(row.seq, why, count)
+                prev, expected = row.hash, expected + 1
+        finally:
+            result.close()
+    if count != inv.entries or prev != inv.head_hash:
+        return _bad(count + 1 if count < inv.entries else count, "the ledger does not end at the recorded head", count)
+    return {"verified": True, "entries": count, "first_bad_seq": None, "reason": None}
+
+
+def _body_problem(row: Any, investigation_id: str) -> str | None:
+    try:
+        doc = orjson.loads(row.body)
+    except orjson.JSONDecodeError:
+        return "the entry is not JSON"
+    if not isinstance(doc, dict) or canonical(doc) != row.body:
+        return "the entry is not canonical JSON"
+    if doc.get("investigation_id") != investigation_id or doc.get("seq") != row.seq or doc.get("kind") != row.kind:
+        return "the entry's investigation, seq or kind differ from its row"
+    return None

@@ -1,0 +1,178 @@
+"""One call to the configured OpenAI-compatible backend (``[llm]``) with tools: the messages and
+the tool definitions go out, the assistant's message (text and/or ``tool_calls``) comes back.
+
+As :mod:`agentwatch.alerts.explain`: through the SSRF guard's client (redirects never followed),
+within ``llm.timeout_s``, reading at most :data:`MAX_ANSWER_BYTES`; errors are
+:class:`~agentwatch.alerts.explain.LlmUnavailable` (may not be asked) and
+:class:`~agentwatch.alerts.explain.LlmFailed` (asked, failed), never holding the api key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import httpx
+import orjson
+
+from agentwatch.alerts.explain import LlmFailed, LlmUnavailable
+from agentwatch.alerts.explain_prompt import clip
+from agentwatch.masking import MASK, mask_text
+from agentwatch.net.bounded_body import ACCEPT_ENCODING, BadEncoding, BodyTooLarge, read_bounded
+from agentwatch.net.ssrf import UnresolvedHost, guarded_client
+from agentwatch.notify.base import ssrf_refusal
+
+if TYPE_CHECKING:
+    from agentwatch.config import LlmSettings
+
+MAX_ANSWER_BYTES = 1024 * 1024
+MAX_TOOL_CALLS = 64  # tool calls read from one answer (the investigator runs fewer)
+MAX_CALL_ID = 128
+MAX_NAME = 64
+MAX_ARGUMENTS = 16 * 1024
+TEMPERATURE = 0.0
+
+
+@dataclass
+class Turn:
+    """The assistant's answer: its message as recorded (``content``, ``tool_calls``), the model
+    that answered, the tokens it reports (or None) and why it stopped."""
+
+    message: dict[str, Any]
+    model: str
+    tokens: int | None = None
+    finish_reason: str | None = None
+    usage: dict[str, Any] = field(default_factory=dict)
+
+
+def missing_setting(llm: LlmSettings) -> str | None:
+    """Why the backend may not be asked, naming the setting; None when it may."""
+    if not llm.enabled:
+        return "llm.enabled: is false (set llm.enabled, llm.base_url and llm.model to run investigations)"
+    if not llm.base_url:
+        return "llm.base_url: not set (the investigator needs an OpenAI-compatible backend)"
+    if not llm.model:
+        return "llm.model: not set (the investigator needs a model id)"
+    return None
+
+
+async def chat(llm: LlmSettings, messages: list[dict[str, Any]], tools: list[dict[str, Any]], max_tokens: int) -> Turn:
+    why = missing_setting(llm)
+    if why is not None:
+        raise LlmUnavailable(why)
+    key = llm.api_key.get_secret_value() if llm.api_key is not None else ""
+    headers = {"Accept": "application/json", "Accept-Encoding": ACCEPT_ENCODING}
+    if key:
+        headers["Authorization"] = f"Bearer {key}"
+    body = {
+        "model": llm.model,
+        "messages": messages,
+        "tools": tools,
+        "tool_choice": "auto",
+        "max_tokens": max_tokens,
+        "temperature": TEMPERATURE,
+        "stream": False,
+    }
+    try:
+        async with (
+            asyncio.timeout(llm.timeout_s),
+            guarded_client(allow_private=llm.allow_private, timeout=llm.timeout_s) as client,
+            client.stream("POST", f"{llm.base_url}/chat/completions", json=body, headers=headers) as response,
+        ):
+            status = response.status_code
+            raw = await read_bounded(response, MAX_ANSWER_BYTES)
+    except BodyTooLarge:
+        raise LlmFailed(f"llm: the answer is larger than {MAX_ANSWER_BYTES} bytes") from None
+    except BadEncoding as exc:
+        raise LlmFailed(f"llm: {exc}") from None
+    except (TimeoutError, httpx.TimeoutException):
+        raise LlmFailed(f"llm: no answer within llm.timeout_s ({llm.timeout_s:g} s)") from None
+    except httpx.HTTPError as exc:
+        refusal = ssrf_refusal(exc)
+        if refusal is not None and not isinstance(refusal, UnresolvedHost):
+            reason = str(refusal).removeprefix("url: ")
+            raise LlmUnavailable(f"llm: base_url refused by the SSRF guard at connect time ({reason})") from None
+        raise LlmFailed(f"llm: cannot reach the backend ({type(exc).__name__})") from None
+    if not 200 <= status < 300:
+        detail = " (redirects are not followed)" if 300 <= status < 400 else ""
+        raise LlmFailed(f"llm: the backend answered {status}{detail}{_upstream(raw, key)}")
+    return parse_turn(raw, llm.model or "")
+
+
+def _upstream(raw: bytes, key: str) -> str:
+    try:
+        doc = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return ""
+    error = doc.get("error") if isinstance(doc, dict) else None
+    message = error.get("message") if isinstance(error, dict) else error
+    if not isinstance(message, str) or not message.strip():
+        return ""
+    if key:
+        message = message.replace(key, MASK)
+    return f": {clip(mask_text(message), 200)}"
+
+
+def _tool_call(i: int, call: Any) -> dict[str, Any]:
+    fn = call.get("function") if isinstance(call, dict) else None
+    if not isinstance(fn, dict):
+        raise LlmFailed(f"llm: tool_calls[{i}] has no function")
+    call_id, name, arguments = call.get("id"), fn.get("name"), fn.get("arguments")
+    if not isinstance(call_id, str) or not 0 < len(call_id) <= MAX_CALL_ID:
+        raise LlmFailed(f"llm: tool_calls[{i}].id must be text of 1-{MAX_CALL_ID} characters")
+    if not isinstance(name, str) or not 0 < len(name) <= MAX_NAME:
+        raise LlmFailed(f"llm: tool_calls[{i}].function.name must be text of 1-{MAX_NAME} characters")
+    if isinstance(arguments, dict):  # some backends send the object itself
+        arguments = orjson.dumps(arguments).decode()
+    if arguments is None:
+        arguments = "{}"
+    if not isinstance(arguments, str) or len(arguments) > MAX_ARGUMENTS:
+        raise LlmFailed(
+            f"llm: tool_calls[{i}].function.arguments must be JSON text of at most {MAX_ARGUMENTS} characters"
+        )
+    return {"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}
+
+
+def parse_turn(raw: bytes, asked_model: str) -> Turn:
+    """The backend's answer as a :class:`Turn`; :class:`LlmFailed` naming what is wrong."""
+    try:
+        doc = orjson.loads(raw)
+        message = doc["choices"][0]["message"]
+    except (orjson.JSONDecodeError, KeyError, IndexError, TypeError):
+        raise LlmFailed("llm: the answer has no choices[0].message") from None
+    if not isinstance(message, dict):
+        raise LlmFailed("llm: choices[0].message is not an object")
+    content = message.get("content")
+    if isinstance(content, list):  # content parts
+        content = "".join(p.get("text", "") for p in content if isinstance(p, dict) and isinstance(p.get("text"), str))
+    if content is not None and not isinstance(content, str):
+        raise LlmFailed("llm: choices[0].message.content is not text")
+    calls = message.get("tool_calls") or []
+    if not isinstance(calls, list):
+        raise LlmFailed("llm: choices[0].message.tool_calls is not a list")
+    if len(calls) > MAX_TOOL_CALLS:
+        raise LlmFailed(f"llm: more than {MAX_TOOL_CALLS} tool calls in one answer")
+    out: dict[str, Any] = {"role": "assistant", "content": content}
+    if calls:
+        out["tool_calls"] = [_tool_call(i, c) for i, c in enumerate(calls)]
+    elif not (content or "").strip():
+        raise LlmFailed("llm: the answer has neither content nor tool calls")
+    usage = doc.get("usage") if isinstance(doc.get("usage"), dict) else {}
+    usage = {
+        k: v
+        for k, v in usage.items()
+        if k in ("prompt_tokens", "completion_tokens", "total_tokens") and isinstance(v, int) and v >= 0
+    }
+    tokens = usage.get("total_tokens")
+    if tokens is None and "prompt_tokens" in usage and "completion_tokens" in usage:
+        tokens = usage["prompt_tokens"] + usage["completion_tokens"]
+    model = doc.get("model")
+    finish = doc["choices"][0].get("finish_reason") if isinstance(doc["choices"][0], dict) else None
+    return Turn(
+        message=out,
+        model=model if isinstance(model, str) and 0 < len(model) <= 256 else asked_model,
+        tokens=tokens,
+        finish_reason=finish if isinstance(finish, str) and len(finish) <= 64 else None,
+        usage=usage,
+    )

@@ -1,0 +1,172 @@
+"""The investigator (lifecycle component ``investigations``): runs investigations in the
+background, at most ``investigations.max_concurrent`` at once on a node, each within
+``investigations.max_wall_s``, and records every step in the ledger before going on.
+
+An investigation is ``queued`` until a slot is free, then ``running``, then ``done`` (with its
+report) or ``failed`` (with ``error`` naming the bound, the backend's failure or the ledger's).
+When the ledger cannot store an entry the investigation stops there: it is marked failed and
+nothing more is recorded (the ledger holds every step taken, and no step is taken unrecorded).
+At start, investigations left active by a node that stopped are marked failed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import structlog
+from sqlalchemy.exc import SQLAlchemyError
+
+from agentwatch.alerts.explain import ExplainError
+from agentwatch.soc.investigations import llm, prompt, runner, store
+from agentwatch.soc.investigations.ledger import Ledger, LedgerWriteFailed
+
+log = structlog.get_logger("agentwatch.investigations")
+
+
+class LedgerSink:
+    def __init__(self, ledger: Ledger) -> None:
+        self.ledger = ledger
+
+    async def record(self, kind: str, payload: dict[str, Any]) -> None:
+        await asyncio.to_thread(self.ledger.append, kind, payload)
+
+
+class LiveBackend:
+    def __init__(self, aw: Any) -> None:
+        self.aw = aw
+
+    async def ask(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], max_tokens: int) -> llm.Turn:
+        return await llm.chat(self.aw.settings.llm, messages, tools, max_tokens)
+
+
+class ReplaysBusy(Exception):
+    """As many replays as ``investigations.max_concurrent`` are running on this node."""
+
+
+class Investigator:
+    def __init__(self, aw: Any) -> None:
+        self.aw = aw
+        self._slots: asyncio.Semaphore | None = None
+        self._replays: asyncio.Semaphore | None = None
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+
+    @contextlib.asynccontextmanager
+    async def replay_slot(self) -> AsyncIterator[None]:
+        """Hold one of the node's replay slots (as many as ``investigations.max_concurrent``);
+        raises :class:`ReplaysBusy` at once when none is free (a replay re-runs every tool call)."""
+        if self._replays is None:
+            self._replays = asyncio.Semaphore(self.settings.max_concurrent)
+        if self._replays.locked():
+            raise ReplaysBusy
+        async with self._replays:
+            yield
+
+    @property
+    def settings(self) -> Any:
+        return self.aw.settings.investigations
+
+    async def start(self) -> None:
+        self._slots = asyncio.Semaphore(self.settings.max_concurrent)
+        gone = await asyncio.to_thread(store.abandon_stale, self.aw.engine, self.settings.max_wall_s, time.time())
+        if gone:
+            log.info("investigations.abandoned", count=gone)
+
+    async def stop(self) -> None:
+        tasks = list(self._tasks.values())
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def begin(self, case_id: str, who: str) -> dict[str, Any]:
+        """Queue an investigation of the case and start it; its row. Raises
+        :class:`store.Busy` and :class:`store.TooMany`."""
+        s = self.settings
+        row = await asyncio.to_thread(store.create, self.aw.engine, case_id, who, s.max_per_case, s.max_wall_s)
+        task = asyncio.create_task(self._run(row), name=f"agentwatch-investigation-{row['id']}")
+        self._tasks[row["id"]] = task
+        task.add_done_callback(lambda _t, k=row["id"]: self._tasks.pop(k, None))
+        log.info("investigations.queued", investigation_id=row["id"], case_id=case_id)
+        return row
+
+    async def _run(self, row: dict[str, Any]) -> None:
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(self.settings.max_concurrent)
+        async with self._slots:
+            await self._investigate(row)
+
+    async def _investigate(self, row: dict[str, Any]) -> None:
+        engine, s, iid = self.aw.engine, self.settings, row["id"]
+        ledger = Ledger(engine, iid, row["case_id"], row["created_at"])
+        state = runner.State()
+        status, error = "failed", None
+        try:
+            if not await asyncio.to_thread(store.set_running, engine, iid, self.aw.settings.llm.model or ""):
+                log.info("investigations.not_run", investigation_id=iid, reason="no longer queued")
+                return
+        except SQLAlchemyError as exc:  # left queued: marked abandoned later (store.abandon_stale)
+            log.warning("investigations.not_started", investigation_id=iid, error=type(exc).__name__)
+            return
+        try:
+            async with asyncio.timeout(s.max_wall_s):
+                case = await asyncio.to_thread(prompt.case_data, engine, row["case_id"], s)
+                if case is None:
+                    raise runner.Stopped("case_id: the case no longer exists")
+                await runner.investigate(
+                    self.aw,
+                    s,
+                    self.aw.settings.llm.max_tokens,
+                    case,
+                    row["nonce"],
+                    LiveBackend(self.aw),
+                    LedgerSink(ledger),
+                    state,
+                )
+            status = "done"
+        except LedgerWriteFailed as exc:
+            error = str(exc)  # nothing more may be recorded
+        except asyncio.CancelledError:
+            error = "stopped: the server stopped during the investigation"
+            await self._failure(ledger, error)
+            await self._finish(iid, "failed", state, error)
+            raise
+        except TimeoutError:
+            error = f"investigations.max_wall_s: not done within {s.max_wall_s:g} s"
+            await self._failure(ledger, error)
+        except (runner.Stopped, ExplainError) as exc:
+            error = str(exc)
+            await self._failure(ledger, error)
+        except Exception:
+            log.exception("investigations.crashed", investigation_id=iid)
+            error = "internal error: see the server log"
+            await self._failure(ledger, error)
+        await self._finish(iid, status, state, error)
+        log.info("investigations.finished", investigation_id=iid, status=status, steps=state.steps, tokens=state.tokens)
+
+    async def _failure(self, ledger: Ledger, error: str) -> None:
+        with contextlib.suppress(LedgerWriteFailed):
+            await asyncio.to_thread(ledger.append, "failure", {"error": error})
+
+    async def _finish(self, iid: str, status: str, state: runner.State, error: str | None) -> None:
+        try:
+            await asyncio.to_thread(
+                store.finish,
+                self.aw.engine,
+                iid,
+                status,
+                steps=state.steps,
+                tokens=state.tokens,
+                error=error,
+                report=state.report,
+            )
+        except Exception:
+            log.exception("investigations.finish_failed", investigation_id=iid)
+
+
+def investigator_of(aw: Any) -> Investigator:
+    return aw.components["investigations"]
