@@ -76,9 +76,12 @@ _CREDENTIAL_HEADERS = r"(?:proxy-)?authorization|set-cookie|cookie|x-api-key|x-a
 _QUERY_NAME = (  # a query parameter whose name ends in a credential word: ?access_token=, &key=, &sig=
     r"[\w.\-\[\]]{0,64}?(?:token|key|secret|password|passwd|pwd|sig|signature|auth|authorization|credentials?)"
 )
-_ASSIGNED = r"password|passwd|pwd|secret|client_secret|api_?key|access_token|refresh_token|auth_token|routing_key"
+# a name ending in a credential word, then "=": password=, api_key=, token=, session_token=
+_ASSIGNED = (
+    r"[\w\-]{0,40}?(?:password|passwd|pwd|passphrase|secret|api_?key|token|routing_key|private_key|credentials?)"
+)
 _HEADER_TRIGGERS = ("authorization", "cookie", "api-key", "agentwatch-key")
-_ASSIGNED_TRIGGERS = ("pass", "pwd", "secret", "key", "token")
+_ASSIGNED_TRIGGERS = ("pass", "pwd", "secret", "key", "token", "credential")
 # (triggers, pattern, replacement): a pattern runs only on text holding one of its triggers
 # (lower case), which keeps an ordinary log line to a few substring searches.
 _TEXT_RULES: list[tuple[tuple[str, ...], re.Pattern[str], str]] = [
