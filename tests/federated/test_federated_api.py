@@ -69,8 +69,8 @@ def test_fans_out_to_every_siem_with_its_credential_and_exact_native_query(srv: 
         " | where (['Computer'] startswith \"build\") and (['severity'] >= long(2)) | take 1001"
     )
     assert env.got["elastic"][-1] == (
-        'FROM logs-agents | WHERE `@timestamp` >= TO_DATETIME("2026-01-01T00:00:00.000000Z")'
-        ' AND `@timestamp` <= TO_DATETIME("2026-01-01T01:00:00.000000Z")'
+        'FROM logs-agents | WHERE `@timestamp` >= TO_DATETIME("2026-01-01T00:00:00.000Z")'
+        ' AND `@timestamp` <= TO_DATETIME("2026-01-01T01:00:00.000Z")'
         ' | WHERE (STARTS_WITH(TO_LOWER(`host.name`), "build")) AND (`event.severity` >= 2) | LIMIT 1001'
     )
     assert env.auth["splunk"][-1] == f"Bearer {SPLUNK_TOKEN}"

@@ -61,8 +61,8 @@ def test_kql_exact_text() -> None:
 
 def test_esql_exact_text_with_ecs_defaults() -> None:
     assert translate(ELASTIC, parse(QUERY), W, ENGINE) == (
-        'FROM logs-agents* | WHERE `@timestamp` >= TO_DATETIME("2026-01-01T00:00:00.000000Z")'
-        ' AND `@timestamp` <= TO_DATETIME("2026-01-01T01:00:00.500000Z")'
+        'FROM logs-agents* | WHERE `@timestamp` >= TO_DATETIME("2026-01-01T00:00:00.000Z")'
+        ' AND `@timestamp` <= TO_DATETIME("2026-01-01T01:00:00.500Z")'
         ' | WHERE (`event.action` == "process.exec")'
         ' AND ((STARTS_WITH(TO_LOWER(`host.name`), "build")) OR (`event.severity` >= 7))'
         " AND (NOT (`process.pid` IN (1, 2))) | LIMIT 11"

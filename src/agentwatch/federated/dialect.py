@@ -10,11 +10,13 @@ only through the dialect's own literal writer.
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from agentwatch.federated.language import And, Comparison, Node, Not, Or, Value
 
+LAST_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z, the last instant a datetime holds
 FIELD_NAME = r"^[A-Za-z_@][A-Za-z0-9_.@-]{0,127}$"
 
 
@@ -26,7 +28,17 @@ class Window:
     end: float
 
     def iso(self, which: float) -> str:
-        return dt.datetime.fromtimestamp(which, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        """RFC 3339 in UTC with microseconds; the year always four digits (``%Y`` drops the
+        leading zeros of a year before 1000, which no target reads)."""
+        d = dt.datetime.fromtimestamp(which, dt.UTC)
+        return f"{d.year:04d}-{d:%m-%dT%H:%M:%S}.{d.microsecond:06d}Z"
+
+    def iso_ms(self, which: float, *, up: bool) -> str:
+        """Like :meth:`iso` with milliseconds, rounded down (a start) or up (an end), so the
+        window only ever widens."""
+        ms = min(math.ceil(which * 1000) if up else math.floor(which * 1000), LAST_MS)
+        d = dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(milliseconds=ms)
+        return f"{d.year:04d}-{d:%m-%dT%H:%M:%S}.{d.microsecond // 1000:03d}Z"
 
 
 class Dialect:

@@ -49,6 +49,7 @@ class Esql(Dialect):
 def render(condition: str, index: str, ts_field: str, window: Window, limit: int) -> str:
     e = Esql()
     ts = e.field(ts_field)
-    start, end = e.string(window.iso(window.start)), e.string(window.iso(window.end))
+    # TO_DATETIME reads only yyyy-MM-dd'T'HH:mm:ss.SSS'Z' (anything else is null, and keeps no row)
+    start, end = e.string(window.iso_ms(window.start, up=False)), e.string(window.iso_ms(window.end, up=True))
     when = f"{ts} >= TO_DATETIME({start}) AND {ts} <= TO_DATETIME({end})"
     return f"FROM {index} | WHERE {when} | WHERE {condition} | LIMIT {limit}"

@@ -42,9 +42,16 @@ def translate(target: TargetSettings, node: Node, window: Window, engine: Engine
     return local.render(engine, node, window, limit)
 
 
+def _local_rows(engine: Engine, node: Node, window: Window, limit: int, deadline: float) -> list[Any]:
+    if time.monotonic() >= deadline:
+        raise TimeoutError  # the worker thread started too late: nothing to ask the store any more
+    return local.run(engine, node, window, limit, deadline)
+
+
 async def _rows(target: TargetSettings, native: str, node: Node, window: Window, engine: Engine) -> list[Any]:
     if target.kind == "agentwatch_local":
-        return await asyncio.to_thread(local.run, engine, node, window, target.max_rows + 1)
+        deadline = time.monotonic() + target.timeout_s  # the store stops the statement then too
+        return await asyncio.to_thread(_local_rows, engine, node, window, target.max_rows + 1, deadline)
     return await RUNNERS[target.kind](target, native)
 
 

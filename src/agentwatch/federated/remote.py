@@ -27,7 +27,11 @@ class TargetFailed(Exception):
     """The target could not answer; ``str()`` is the reason shown in the answer."""
 
 
-def _printable(text: str) -> str:
+def _printable(text: str, secret: str | None = None) -> str:
+    """``text`` fit for a reason: the credential taken out first (a target may echo what it was
+    sent, and a cut made first could leave part of it), then control characters, then cut."""
+    if secret:
+        text = text.replace(secret, "[redacted]")
     return "".join(ch if ch.isprintable() else " " for ch in text)[:MAX_REASON]
 
 
@@ -40,7 +44,7 @@ def credential(target: TargetSettings) -> str | None:
     return value
 
 
-def _remote_reason(body: bytes) -> str:
+def _remote_reason(body: bytes, secret: str | None) -> str:
     """The message a SIEM put in its error answer, if it is one we know."""
     try:
         doc = orjson.loads(body)
@@ -51,14 +55,14 @@ def _remote_reason(body: bytes) -> str:
     err = doc.get("error")
     if isinstance(err, dict):  # Log Analytics {message, code}, Elasticsearch {type, reason}
         text = err.get("reason") or err.get("message") or err.get("type")
-        return _printable(str(text)) if text else ""
+        return _printable(str(text), secret) if text else ""
     msgs = doc.get("messages")  # Splunk
     if isinstance(msgs, list) and msgs and isinstance(msgs[0], dict):
-        return _printable(str(msgs[0].get("text", "")))
+        return _printable(str(msgs[0].get("text", "")), secret)
     return ""
 
 
-async def _post(target: TargetSettings, path: str, headers: dict[str, str], **body: Any) -> bytes:
+async def _post(target: TargetSettings, path: str, headers: dict[str, str], secret: str | None, **body: Any) -> bytes:
     assert target.url is not None  # noqa: S101 (the settings require it for remote kinds)
     url = target.url + path
     all_headers = {"Accept": "application/json", "Accept-Encoding": ACCEPT_ENCODING, **headers}
@@ -80,7 +84,7 @@ async def _post(target: TargetSettings, path: str, headers: dict[str, str], **bo
             raise TargetFailed(f"refused by the SSRF guard ({str(refusal).removeprefix('url: ')})") from None
         raise TargetFailed(f"cannot connect ({type(exc).__name__})") from None
     if resp.status_code >= 300:
-        said = _remote_reason(data)
+        said = _remote_reason(data, secret)
         raise TargetFailed(f"answered {resp.status_code}" + (f": {said}" if said else ""))
     return data
 
@@ -111,7 +115,8 @@ async def splunk(target: TargetSettings, native: str) -> list[dict[str, Any]]:
     result under ``result``."""
     token = credential(target)
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    data = await _post(target, "/services/search/jobs/export", headers, data={"search": native, "output_mode": "json"})
+    form = {"search": native, "output_mode": "json"}
+    data = await _post(target, "/services/search/jobs/export", headers, token, data=form)
     rows: list[dict[str, Any]] = []
     for line in data.splitlines():
         if not line.strip():
@@ -125,7 +130,7 @@ async def splunk(target: TargetSettings, native: str) -> list[dict[str, Any]]:
         elif doc.get("messages") and not rows and not doc.get("preview", False) and "result" not in doc:
             fatal = [m for m in doc["messages"] if isinstance(m, dict) and m.get("type") in ("FATAL", "ERROR")]
             if fatal:
-                raise TargetFailed(f"search failed: {_printable(str(fatal[0].get('text', '')))}")
+                raise TargetFailed(f"search failed: {_printable(str(fatal[0].get('text', '')), token)}")
     return rows
 
 
@@ -134,7 +139,7 @@ async def sentinel(target: TargetSettings, native: str) -> list[dict[str, Any]]:
     token = credential(target)
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     path = f"/v1/workspaces/{quote(target.workspace or '', safe='')}/query"
-    doc = _json(await _post(target, path, headers, json={"query": native}))
+    doc = _json(await _post(target, path, headers, token, json={"query": native}))
     tables = doc.get("tables") if isinstance(doc, dict) else None
     if not isinstance(tables, list):
         raise TargetFailed("the answer holds no tables")
@@ -148,7 +153,7 @@ async def elastic(target: TargetSettings, native: str) -> list[dict[str, Any]]:
     """Elasticsearch ``POST /_query`` (ES|QL): ``columns`` and ``values``."""
     key = credential(target)
     headers = {"Authorization": f"ApiKey {key}"} if key else {}
-    doc = _json(await _post(target, "/_query", headers, json={"query": native}))
+    doc = _json(await _post(target, "/_query", headers, key, json={"query": native}))
     if not isinstance(doc, dict):
         raise TargetFailed("the answer is not a JSON object")
     return _table(doc.get("columns"), doc.get("values"))

@@ -20,6 +20,7 @@ SPLUNK_INDEX = r"^[A-Za-z0-9_][A-Za-z0-9_*-]{0,79}$"
 SENTINEL_TABLE = r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"
 WORKSPACE = r"^[A-Za-z0-9][A-Za-z0-9-]{0,63}$"
 ELASTIC_INDEX = r"^[a-z0-9*][a-z0-9_.*,-]{0,254}$"
+ESQL_MAX_ROWS = 10_000  # rows an ES|QL query answers at most (Elasticsearch's default ceiling)
 MAPPABLE = frozenset({*FIELDS, "ts"})
 Kind = Literal["splunk", "sentinel", "elastic", "agentwatch_local"]
 
@@ -72,6 +73,8 @@ class TargetSettings(BaseModel):
 
         if v is None:
             return v
+        if "?" in v or "#" in v:  # each request's path is appended to the URL
+            raise ValueError("must not carry a query or fragment (give the base URL only)")
         try:
             check_url(v, allow_private=bool(info.data.get("allow_private", False)))
         except UnresolvedHost:
@@ -95,6 +98,10 @@ class TargetSettings(BaseModel):
                 raise ValueError(f"index: must match {SPLUNK_INDEX}")
         if k == "elastic" and (self.index is None or re.fullmatch(ELASTIC_INDEX, self.index) is None):
             raise ValueError(f"elastic: index is required and must match {ELASTIC_INDEX}")
+        if k == "elastic" and self.max_rows > ESQL_MAX_ROWS - 1:
+            # ES|QL answers at most 10,000 rows whatever LIMIT asks; one row past max_rows is
+            # asked to see a cut-off answer, so that row must still fit
+            raise ValueError(f"elastic: max_rows must be at most {ESQL_MAX_ROWS - 1} (ES|QL answers {ESQL_MAX_ROWS})")
         if k == "sentinel":
             self.url = self.url or "https://api.loganalytics.io"
             if not self.workspace or not self.table:
