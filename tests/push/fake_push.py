@@ -12,6 +12,7 @@ answer otherwise (``answer``: status, headers, body).
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import os
 import re
@@ -49,6 +50,7 @@ class Device:
     received: list[dict[str, Any]] = field(default_factory=list)
     answer: tuple[int, dict[str, str], bytes] = (201, {}, b"")
     hits: int = 0
+    delay_s: float = 0.0  # how long it takes to answer
 
     def subscription(self, **extra: Any) -> dict[str, Any]:
         """The browser's ``PushSubscription.toJSON()``."""
@@ -111,6 +113,8 @@ class FakePushService:
         if dev is None:
             return Response(status_code=404)
         dev.hits += 1
+        if dev.delay_s:
+            await asyncio.sleep(dev.delay_s)
         body = await request.body()
         try:
             got = self._check(request, body, dev)

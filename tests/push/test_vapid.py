@@ -1,15 +1,15 @@
-"""The VAPID identity on its own: the JWT's audience and lifetime, and the key file."""
+"""The VAPID identity on its own: the JWT's audience and lifetime, and the stored key."""
 
 from __future__ import annotations
 
 import base64
-import stat
 import time
 from pathlib import Path
 
 import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
+from sqlalchemy import Engine
 
 from agentwatch.soc.push.vapid import KEY_FILE, Vapid, audience, load_or_create
 
@@ -28,8 +28,8 @@ def test_the_audience_is_the_endpoints_origin(endpoint: str, aud: str) -> None:
     assert audience(endpoint) == aud
 
 
-def test_the_token_is_es256_for_the_origin_and_lives_at_most_24_hours(tmp_path: Path) -> None:
-    vapid = Vapid(load_or_create(tmp_path), "mailto:soc@example.com")
+def test_the_token_is_es256_for_the_origin_and_lives_at_most_24_hours() -> None:
+    vapid = Vapid(ec.generate_private_key(ec.SECP256R1()), "mailto:soc@example.com")
     header = vapid.authorization("https://push.example.com/send/1")
     token, key = header.removeprefix("vapid t=").split(", k=")
     assert key == vapid.public_key
@@ -42,13 +42,13 @@ def test_the_token_is_es256_for_the_origin_and_lives_at_most_24_hours(tmp_path: 
         jwt.decode(token, public, algorithms=["ES256"], audience="https://other.example.com")
 
 
-def test_the_key_is_made_once_with_mode_0600(tmp_path: Path) -> None:
-    first = load_or_create(tmp_path)
-    assert stat.S_IMODE((tmp_path / KEY_FILE).stat().st_mode) == 0o600
-    assert load_or_create(tmp_path).private_numbers() == first.private_numbers()
+def test_the_key_is_made_once_in_the_store_and_no_file_is_written(engine: Engine, tmp_path: Path) -> None:
+    first = load_or_create(engine, tmp_path)
+    assert load_or_create(engine, tmp_path).private_numbers() == first.private_numbers()
+    assert not (tmp_path / KEY_FILE).exists()
 
 
-def test_a_key_file_that_is_not_a_p256_key_is_refused(tmp_path: Path) -> None:
+def test_a_key_file_that_is_not_a_p256_key_is_refused(engine: Engine, tmp_path: Path) -> None:
     (tmp_path / KEY_FILE).write_text("not a key")
     with pytest.raises(ValueError):
-        load_or_create(tmp_path)
+        load_or_create(engine, tmp_path)

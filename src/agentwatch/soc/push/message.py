@@ -1,7 +1,8 @@
 """What a push carries, and its encryption for one subscription (RFC 8291, ``aes128gcm``).
 
 A payload names the alert and nothing of its events: ``{"type", "alert_id", "title",
-"severity"}`` (a test push: ``{"type": "test", "title", "sent_at"}``). It travels through the
+"severity"}`` (more alerts of one delivery than are pushed one by one: ``{"type": "alerts",
+"count", "title", "severity"}``; a test push: ``{"type": "test", "title", "sent_at"}``). It travels through the
 browser vendor's push service, so it holds what a lock screen may show and no more.
 """
 
@@ -25,14 +26,35 @@ def _short(text: Any, limit: int) -> str:
     return s if len(s) <= limit else s[: limit - 1] + "…"
 
 
+def severity(alert: dict[str, Any]) -> int:
+    try:
+        return int(alert.get("severity", 0))
+    except (TypeError, ValueError):
+        return 0
+
+
 def alert_payload(alert: dict[str, Any]) -> bytes:
     title = next((alert[k] for k in ("title", "rule_id") if alert.get(k)), "agentwatch alert")
-    try:
-        severity = int(alert.get("severity", 0))
-    except (TypeError, ValueError):
-        severity = 0
     return orjson.dumps(
-        {"type": "alert", "alert_id": str(alert.get("id", "")), "title": _short(title, MAX_TITLE), "severity": severity}
+        {
+            "type": "alert",
+            "alert_id": str(alert.get("id", "")),
+            "title": _short(title, MAX_TITLE),
+            "severity": severity(alert),
+        }
+    )
+
+
+def summary_payload(alerts: list[dict[str, Any]]) -> bytes:
+    """The alerts of one delivery past those pushed one by one, as one notification."""
+    n = len(alerts)
+    return orjson.dumps(
+        {
+            "type": "alerts",
+            "count": n,
+            "title": f"{n} more alert{'s' if n != 1 else ''}",
+            "severity": max((severity(a) for a in alerts), default=0),
+        }
     )
 
 

@@ -1,8 +1,11 @@
-"""The Web Push subscriptions table (Alembic branch ``push``, revision 0820_push).
+"""The Web Push tables (Alembic branch ``push``, revisions 0820_push and 0821_push_vapid).
 
 One row per (owner, endpoint): the browser's push endpoint, its P-256 public key (``p256dh``)
 and auth secret (base64url, as the browser gives them), who registered it (``user:<id>``, or
-``local:local`` without authentication) and what the last push got back."""
+``local:local`` without authentication) and what the last push got back.
+
+``push_vapid``: the server's VAPID key pair, one row (id 1), so every node of a cluster signs
+with the same key; the primary key makes the first node to start the only one to create it."""
 
 from __future__ import annotations
 
@@ -27,3 +30,11 @@ push_subscriptions = Table(
     UniqueConstraint("owner", "endpoint_hash", name="uq_push_subscriptions_owner_endpoint"),
 )
 Index("ix_push_subscriptions_owner", push_subscriptions.c.owner, push_subscriptions.c.created_at)
+
+push_vapid = Table(
+    "push_vapid",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("private_key", Text, nullable=False),  # PKCS#8 PEM
+    Column("created_at", Float, nullable=False),
+)

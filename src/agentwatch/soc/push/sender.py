@@ -79,9 +79,14 @@ class Sender:
         self.vapid = vapid
         self.not_before: dict[str, float] = {}  # push-service origin -> wall time it may be asked again
 
-    async def send(self, rows: list[Any], payload: bytes, urgency: str) -> list[dict[str, Any]]:
-        """Push ``payload`` to every row (a stored subscription); one result per row, in order."""
-        if not rows:
+    async def send(self, rows: list[Any], payload: bytes | list[bytes], urgency: str) -> list[dict[str, Any]]:
+        """Push ``payload`` (or each of a list of payloads, in order) to every row (a stored
+        subscription); one result per row and payload. The rows are served side by side: a
+        subscription whose push got no answer, a 429 or a 404/410 is sent none of the rest of
+        its payloads (reported as not sent), so one unreachable push service costs at most one
+        time limit per subscription and holds nobody else's pushes back."""
+        payloads = [payload] if isinstance(payload, bytes) else payload
+        if not rows or not payloads:
             return []
         gate = asyncio.Semaphore(CONCURRENCY)
         token = _PUSHING.set(True)
@@ -90,13 +95,32 @@ class Sender:
                 allow_private=self.settings.allow_private, timeout=self.settings.timeout_s
             ) as client:
 
-                async def one(row: Any) -> dict[str, Any]:
-                    async with gate:
-                        return await self._one(client, row, payload, urgency)
+                async def chain(row: Any) -> list[dict[str, Any]]:
+                    out: list[dict[str, Any]] = []
+                    for i, body in enumerate(payloads):
+                        async with gate:
+                            result = await self._one(client, row, body, urgency)
+                        out.append(result)
+                        if not result["ok"] and (result["removed"] or result["status"] in (None, 429)):
+                            out += [self._skipped(row, result) for _ in payloads[i + 1 :]]
+                            break
+                    return out
 
-                return list(await asyncio.gather(*(one(r) for r in rows)))
+                chains = await asyncio.gather(*(chain(r) for r in rows))
+                return [result for out in chains for result in out]
         finally:
             _PUSHING.reset(token)
+
+    @staticmethod
+    def _skipped(row: Any, failed: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "id": row.id,
+            "device_name": row.device_name,
+            "status": None,
+            "ok": False,
+            "error": "not sent: an earlier push of this delivery failed (" + str(failed["error"]) + ")",
+            "removed": False,
+        }
 
     async def _one(self, client: httpx.AsyncClient, row: Any, payload: bytes, urgency: str) -> dict[str, Any]:
         result: dict[str, Any] = {

@@ -22,6 +22,7 @@ from agentwatch.soc.push.vapid import Vapid, load_or_create
 
 log = structlog.get_logger("agentwatch.push")
 LOCAL = "local:local"  # the owner of subscriptions made without authentication
+MAX_ALERT_PUSHES = 5  # alerts of one delivery pushed one by one; the rest in one summary push
 
 
 def may_read_alerts(aw: Any, owner: str) -> bool:
@@ -77,7 +78,7 @@ class PushService:
         """The server's VAPID identity, its key made on first use."""
         with self._lock:
             if self._vapid is None:
-                self._vapid = Vapid(load_or_create(self.aw.settings.data_dir), self.settings.subject)
+                self._vapid = Vapid(load_or_create(self.aw.engine, self.aw.settings.data_dir), self.settings.subject)
             return self._vapid
 
     @property
@@ -95,29 +96,40 @@ class PushService:
         if chosen:
             self.queue.add(chosen)
 
-    async def push(self, rows: list[Any], payload: bytes, urgency: str) -> list[dict[str, Any]]:
-        """Push ``payload`` to ``rows`` and record the answers (removing the gone)."""
+    async def push(self, rows: list[Any], payload: bytes | list[bytes], urgency: str) -> list[dict[str, Any]]:
+        """Push ``payload`` (or each of a list, in order) to ``rows`` and record the answers
+        (removing the gone)."""
         if not rows:
             return []
-        await asyncio.to_thread(lambda: self.vapid)  # the key file is read (or made) off the loop
+        await asyncio.to_thread(lambda: self.vapid)  # the key is read (or made) off the loop
         results = await self.sender.send(rows, payload, urgency)
         answers = [(r["id"], r["status"], r["removed"]) for r in results]
         await asyncio.to_thread(store.record, self.aw.engine, answers)
         return results
 
     async def push_alerts(self, alerts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The most severe :data:`MAX_ALERT_PUSHES` alerts one by one, the rest in one summary:
+        a flood stays a few notifications per device, within the delivery's time limit."""
         rows = await asyncio.to_thread(self._readers_targets)
-        results: list[dict[str, Any]] = []
-        for alert in alerts:
-            results += await self.push(rows, message.alert_payload(alert), "high")
-            gone = {r["id"] for r in results if r["removed"]}
-            rows = [r for r in rows if r.id not in gone]
-        return results
+        ranked = sorted(alerts, key=message.severity, reverse=True)  # stable: oldest first within a severity
+        payloads = [message.alert_payload(a) for a in ranked[:MAX_ALERT_PUSHES]]
+        if len(ranked) > MAX_ALERT_PUSHES:
+            payloads.append(message.summary_payload(ranked[MAX_ALERT_PUSHES:]))
+        return await self.push(rows, payloads, "high")
 
     def _readers_targets(self) -> list[Any]:
+        """Subscriptions of owners who may read alerts; a browser registered by several users
+        (the same endpoint and keys) once."""
         rows = store.targets(self.aw.engine)
         allowed = {owner: may_read_alerts(self.aw, owner) for owner in {r.owner for r in rows}}
-        return [r for r in rows if allowed[r.owner]]
+        chosen: list[Any] = []
+        seen: set[tuple[str, str, str]] = set()
+        for r in rows:
+            same = (r.endpoint_hash, r.p256dh, r.auth)
+            if allowed[r.owner] and same not in seen:
+                seen.add(same)
+                chosen.append(r)
+        return chosen
 
     async def test(self, owner: str) -> list[dict[str, Any]]:
         rows = await asyncio.to_thread(store.targets, self.aw.engine, owner)

@@ -1,14 +1,16 @@
 """The server's VAPID identity (RFC 8292): one P-256 key pair, and the signed JWT per request.
 
-The private key is generated once, into ``data_dir/push_vapid.pem`` (PKCS#8 PEM, created with
-mode 0600, never logged). Every node of a cluster must share that file: a browser's subscription
-is bound to the public key it was made with, and a push signed with another key is refused.
+The key pair lives in the store (table ``push_vapid``, one row), so every node of a cluster signs
+with the same key: a browser's subscription is bound to the public key it was made with, and a
+push signed with another key is refused. The first node to need it makes it; the row's primary
+key lets only one node's insert win, and the others read the winner's. A key file an earlier
+version made (``data_dir/push_vapid.pem``) is taken over when the store holds none yet. The
+private key is never logged.
 """
 
 from __future__ import annotations
 
 import base64
-import os
 import time
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -16,6 +18,10 @@ from urllib.parse import urlsplit
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from sqlalchemy import Engine, select
+from sqlalchemy.exc import IntegrityError
+
+from agentwatch.soc.push.schema import push_vapid
 
 KEY_FILE = "push_vapid.pem"
 JWT_LIFETIME_S = 12 * 3600  # RFC 8292 allows at most 24 h
@@ -30,31 +36,41 @@ def public_bytes(key: ec.EllipticCurvePublicKey) -> bytes:
     return key.public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
 
 
-def _read(path: Path) -> ec.EllipticCurvePrivateKey:
-    for _ in range(50):  # another process may be writing it right now
-        pem = path.read_bytes()
-        if pem.strip():
-            key = serialization.load_pem_private_key(pem, password=None)
-            if not isinstance(key, ec.EllipticCurvePrivateKey) or key.curve.name != "secp256r1":
-                raise RuntimeError(f"{path}: not a P-256 private key; delete it to make a new one")
-            return key
-        time.sleep(0.02)
-    raise RuntimeError(f"{path} is empty; delete it to make a new key pair")
-
-
-def load_or_create(data_dir: Path) -> ec.EllipticCurvePrivateKey:
-    """The key in ``data_dir/push_vapid.pem``; made there (mode 0600) when there is none."""
-    path = Path(data_dir).expanduser() / KEY_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
-    except FileExistsError:
-        return _read(path)
-    key = ec.generate_private_key(ec.SECP256R1())
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(pem)
+def _load(pem: bytes, where: str) -> ec.EllipticCurvePrivateKey:
+    key = serialization.load_pem_private_key(pem, password=None)
+    if not isinstance(key, ec.EllipticCurvePrivateKey) or key.curve.name != "secp256r1":
+        raise RuntimeError(f"{where}: not a P-256 private key")
     return key
+
+
+def _stored(engine: Engine) -> bytes | None:
+    with engine.connect() as conn:
+        pem = conn.execute(select(push_vapid.c.private_key).where(push_vapid.c.id == 1)).scalar()
+    return None if pem is None else pem.encode()
+
+
+def load_or_create(engine: Engine, data_dir: Path) -> ec.EllipticCurvePrivateKey:
+    """The cluster's key from the store; made there once (or taken over from an earlier
+    version's ``data_dir/push_vapid.pem``) when there is none."""
+    pem = _stored(engine)
+    if pem is None:
+        path = Path(data_dir).expanduser() / KEY_FILE
+        if path.is_file():
+            key = _load(path.read_bytes(), str(path))
+        else:
+            key = ec.generate_private_key(ec.SECP256R1())
+        mine = key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+        try:
+            with engine.begin() as conn:
+                conn.execute(push_vapid.insert().values(id=1, private_key=mine.decode(), created_at=time.time()))
+        except IntegrityError:
+            pass  # another node made it first: its key is the cluster's
+        pem = _stored(engine)
+        if pem is None:  # pragma: no cover - the row is never removed
+            raise RuntimeError("push_vapid: the key pair could not be stored")
+    return _load(pem, "push_vapid")
 
 
 def audience(endpoint: str) -> str:
