@@ -1,8 +1,8 @@
-"""The investigation routes on a server with authentication on (SQLite and PostgreSQL): they ask
-for their permissions (reading the ledger ``alerts:read``, as reading a case; starting and replaying
-``cases:write``); bad input is a 4xx naming the field and the rule; an unknown case or investigation
-is a 404; without a configured LLM, starting is a 503 naming the setting; the ledger has no route
-that changes or deletes an entry."""
+"""The investigation routes on a server with authentication on (SQLite and PostgreSQL): they ask for
+their permissions (reading the ledger ``alerts:read`` and ``events:read``, as it holds the events
+the tools read; starting and replaying ``cases:write`` and both of those); bad input is a 4xx naming
+the field and the rule; an unknown case or investigation is a 404; without a configured LLM,
+starting is a 503 naming the setting; the ledger has no route that changes or deletes an entry."""
 
 from __future__ import annotations
 
@@ -37,28 +37,35 @@ def case_id(c: Any) -> str:
     return r.json()["id"]
 
 
-def test_reads_need_alerts_read_and_starting_needs_cases_write(authed: AuthServer) -> None:
+def test_reads_need_alerts_and_events_read_and_starting_needs_cases_write_besides(authed: AuthServer) -> None:
     c = authed.client
     made = c.post("/api/v1/cases", json={"title": "t"}, headers=authed.admin)
     assert made.status_code == 201
     case = made.json()["id"]
     listing, start, replay = PATHS.format(case), PATHS.format(case) + ":start", PATHS.format(case) + ":replay"
     some = "/api/v1/investigations/00000000-0000-4000-8000-000000000000"
+    entry = some + ".1"
     for method, path in [("GET", listing), ("GET", some), ("POST", start), ("POST", replay)]:
         assert c.request(method, path).status_code == 401, path
-    _, reader = authed.key("alerts:read")
-    _, writer = authed.key("cases:write")
+    _, reader = authed.key("alerts:read", "events:read")
+    _, writer = authed.key("cases:write", "alerts:read", "events:read")
     assert c.get(listing, headers=reader).status_code == 200
     assert c.get(some, headers=reader).status_code == 404
     assert c.post(start, headers=reader).status_code == 403
     assert c.post(replay, headers=reader).status_code == 403
-    assert c.get(listing, headers=writer).status_code == 403  # writing is not reading
-    assert c.get(some, headers=writer).status_code == 403
+    _, case_writer = authed.key("cases:write")
+    assert c.get(listing, headers=case_writer).status_code == 403  # writing is not reading
+    assert c.get(some, headers=case_writer).status_code == 403
     started = c.post(start, headers=writer)
     assert started.status_code == 503 and started.json()["error"]["message"].startswith(
         "llm.enabled"
     )  # allowed, no LLM
     assert c.post(replay, headers=writer).status_code == 404  # allowed, nothing to replay
+    # the ledger holds events the tools read: a key that may read alerts but not events reads none of it
+    _, alerts_only = authed.key("alerts:read", "cases:write")
+    for method, path in [("GET", listing), ("GET", some), ("GET", entry), ("POST", start), ("POST", replay)]:
+        r = c.request(method, path, headers=alerts_only)
+        assert r.status_code == 403 and "'events:read' required" in r.json()["error"]["message"], path
 
 
 def message(r: Any) -> str:

@@ -7,7 +7,9 @@
 - ``POST /cases/{case_id}/investigations:start``: queue a fresh investigation (202);
 - ``POST /cases/{case_id}/investigations:replay``: replay one without the model.
 
-Reading needs ``alerts:read`` (as reading a case); starting and replaying need ``cases:write``.
+The ledger holds what the tools read: events (``GET /api/v1/events``, entity timelines) and
+alerts. Reading it needs ``alerts:read`` and ``events:read``; starting and replaying need
+``cases:write`` and both of those (the tools read them on the caller's behalf).
 The ledger is append-only: there is no route that changes or deletes an entry.
 """
 
@@ -30,6 +32,7 @@ from agentwatch.soc.cases.api import CASE_ID_RE
 from agentwatch.soc.investigations import ledger, replay, store
 from agentwatch.soc.investigations.llm import missing_setting
 from agentwatch.soc.investigations.service import ReplaysBusy, investigator_of
+from agentwatch.store.keyset import NOT_OURS
 
 router = APIRouter(prefix="/api/v1", tags=["investigations"])
 
@@ -37,6 +40,9 @@ UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 INVESTIGATION_ID_RE = re.compile(UUID, re.ASCII)
 ENTRY_ID_RE = re.compile(rf"({UUID})\.([1-9][0-9]{{0,8}})", re.ASCII)
 BODY_BYTES = 4 * 1024
+HOLDS_EVENTS = {"events:read": "the ledger holds the events the investigator's tools read"}
+READ = require("alerts:read", also=HOLDS_EVENTS)
+RUN = require("cases:write", also={"alerts:read": "the tools read alerts", "events:read": "the tools read events"})
 
 
 class StartIn(BaseModel):
@@ -68,7 +74,7 @@ async def _known_case(request: Request, case_id: str) -> str:
 
 @router.get(
     "/cases/{case_id}/investigations",
-    dependencies=[require("alerts:read"), only_query("investigation_id", "limit", "cursor")],
+    dependencies=[READ, only_query("investigation_id", "limit", "cursor")],
 )
 async def list_entries(
     request: Request,
@@ -85,6 +91,8 @@ async def list_entries(
     if investigation_id is not None and INVESTIGATION_ID_RE.fullmatch(investigation_id) is None:
         raise InvalidRequest("investigation_id: must be an investigation id (a UUID, lowercase hex digits)")
     at = keyset_position(cursor, 48)
+    if at is not None and ENTRY_ID_RE.fullmatch(at[1]) is None:  # the key is the last entry's id
+        raise InvalidRequest(NOT_OURS)
     engine = request.app.state.aw.engine
     found = await run_in_threadpool(store.of_case, engine, case_id)
     entries, total, nxt = await run_in_threadpool(store.entries_page, engine, case_id, investigation_id, limit, at)
@@ -97,7 +105,7 @@ async def list_entries(
     }
 
 
-@router.get("/investigations/{id}", dependencies=[require("alerts:read"), only_query()])
+@router.get("/investigations/{id}", dependencies=[READ, only_query()])
 async def get_investigation(request: Request, id: str) -> dict[str, Any]:  # noqa: A002 (the documented name)
     """An investigation with its report and ``ledger`` (whether its chain verifies), or, given a
     ledger entry's id (``<investigation id>.<seq>``), that entry with its full payload."""
@@ -123,7 +131,7 @@ async def get_investigation(request: Request, id: str) -> dict[str, Any]:  # noq
 @router.post(
     "/cases/{case_id}/investigations:start",
     status_code=202,
-    dependencies=[require("cases:write"), only_query()],
+    dependencies=[RUN, only_query()],
     openapi_extra=json_body_doc(StartIn),
 )
 async def start_investigation(request: Request, case_id: str) -> JSONResponse:
@@ -154,7 +162,7 @@ async def start_investigation(request: Request, case_id: str) -> JSONResponse:
 
 @router.post(
     "/cases/{case_id}/investigations:replay",
-    dependencies=[require("cases:write"), only_query()],
+    dependencies=[RUN, only_query()],
     openapi_extra=json_body_doc(ReplayIn),
 )
 async def replay_investigation(request: Request, case_id: str) -> dict[str, Any]:

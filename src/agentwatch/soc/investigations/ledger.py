@@ -7,7 +7,8 @@ investigation's row keeps the head (the last hash and the count): a changed body
 order, a removed entry or a ledger cut short no longer verifies.
 
 Writes are not best-effort: :meth:`Ledger.append` moves the head and inserts the entry in one
-transaction, only from the head it knows (a compare-and-set), and raises
+transaction, only from the head it knows (a compare-and-set) and only while the investigation is
+running (not once another node marked it abandoned), and raises
 :class:`LedgerWriteFailed` when either fails; the investigator stops on it.
 """
 
@@ -69,11 +70,19 @@ class Ledger:
             with self.engine.begin() as conn:
                 moved = conn.execute(
                     update(investigations)
-                    .where(inv.id == self.investigation_id, inv.entries == self.seq, inv.head_hash == self.head)
+                    .where(
+                        inv.id == self.investigation_id,
+                        inv.status == "running",  # not once finished, or marked abandoned by another node
+                        inv.entries == self.seq,
+                        inv.head_hash == self.head,
+                    )
                     .values(entries=seq, head_hash=h, updated_at=ts)
                 )
                 if moved.rowcount != 1:
-                    raise LedgerWriteFailed(f"ledger: entry {seq} not stored (the ledger's head moved)")
+                    raise LedgerWriteFailed(
+                        f"ledger: entry {seq} not stored"
+                        " (the ledger's head moved, or the investigation is no longer running)"
+                    )
                 conn.execute(
                     investigation_entries.insert().values(
                         investigation_id=self.investigation_id,

@@ -6,7 +6,8 @@ An investigation is ``queued`` until a slot is free, then ``running``, then ``do
 report) or ``failed`` (with ``error`` naming the bound, the backend's failure or the ledger's).
 When the ledger cannot store an entry the investigation stops there: it is marked failed and
 nothing more is recorded (the ledger holds every step taken, and no step is taken unrecorded).
-At start, investigations left active by a node that stopped are marked failed.
+When the node stops, its queued and running investigations are marked failed; at start,
+investigations left active by a node that stopped without doing so are marked failed.
 """
 
 from __future__ import annotations
@@ -97,8 +98,15 @@ class Investigator:
     async def _run(self, row: dict[str, Any]) -> None:
         if self._slots is None:
             self._slots = asyncio.Semaphore(self.settings.max_concurrent)
-        async with self._slots:
+        try:
+            await self._slots.acquire()
+        except asyncio.CancelledError:  # stopped while queued: free the case now, not after the abandon margin
+            await self._finish(row["id"], "failed", runner.State(), "stopped: the server stopped before it ran")
+            raise
+        try:
             await self._investigate(row)
+        finally:
+            self._slots.release()
 
     async def _investigate(self, row: dict[str, Any]) -> None:
         engine, s, iid = self.aw.engine, self.settings, row["id"]

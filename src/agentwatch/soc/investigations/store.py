@@ -129,7 +129,7 @@ def finish(
     with engine.begin() as conn:
         conn.execute(
             update(investigations)
-            .where(investigations.c.id == investigation_id)
+            .where(investigations.c.id == investigation_id, investigations.c.status.in_(ACTIVE))  # not one abandoned
             .values(
                 status=status,
                 active_case=None,
@@ -225,7 +225,7 @@ def entries_page(
     if cursor is not None:
         at, key = cursor
         iid, _, seq_text = key.partition(".")
-        seq = int(seq_text) if seq_text.isdigit() else 0
+        seq = int(seq_text)  # the api let only an entry id through (``<investigation id>.<seq>``)
         stmt = stmt.where(
             or_(
                 e.inv_created_at > at,

@@ -21,8 +21,11 @@ def summary(kind: str, payload: dict[str, Any]) -> str:
     if kind == "prompt":
         return f"step {step}: {len(payload.get('messages') or [])} message(s) sent to the model"
     if kind == "llm_response":
-        message = payload.get("message") or {}
-        calls = [(c.get("function") or {}).get("name") for c in message.get("tool_calls") or [] if isinstance(c, dict)]
+        message = payload.get("message")
+        message = message if isinstance(message, dict) else {}  # a changed entry: ledger.verify reports it
+        listed = message.get("tool_calls")
+        functions = [c.get("function") for c in listed if isinstance(c, dict)] if isinstance(listed, list) else []
+        calls = [f.get("name") for f in functions if isinstance(f, dict)]
         if calls:
             return f"step {step}: the model called {', '.join(str(n) for n in calls)}"
         return f"step {step}: " + clip(_text(message.get("content")), SUMMARY_CHARS)
