@@ -32,6 +32,7 @@ CAPABILITIES = (
     "agentwatch.soc.oncall.plugin",
     "agentwatch.soc.passkeys.plugin",
     "agentwatch.soc.sso.plugin",
+    "agentwatch.soc.approvals.plugin",
     "agentwatch.soc.copilot.plugin",
     "agentwatch.soc.push.plugin",
     "agentwatch.compliance.plugin",

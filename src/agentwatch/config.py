@@ -37,6 +37,7 @@ from agentwatch.hunts.settings import HuntSettings
 from agentwatch.intel.settings import IntelSettings
 from agentwatch.masking import mask
 from agentwatch.sessions.settings import AopSettings
+from agentwatch.soc.approvals.settings import ApprovalSettings
 from agentwatch.soc.auth.settings import AuditSettings, LoginThrottleSettings, RateLimitSettings
 from agentwatch.soc.copilot.settings import CopilotSettings
 from agentwatch.soc.honeytokens.settings import HoneytokenSettings
@@ -247,6 +248,7 @@ class Settings(BaseSettings):
     honeytokens: HoneytokenSettings = Field(default_factory=HoneytokenSettings)
     playbooks: PlaybookSettings = Field(default_factory=PlaybookSettings)
     passkeys: PasskeySettings = Field(default_factory=PasskeySettings)
+    approvals: ApprovalSettings = Field(default_factory=ApprovalSettings)
     hunts: HuntSettings = Field(default_factory=HuntSettings)
     investigations: InvestigationSettings = Field(default_factory=InvestigationSettings)
     sla: SlaSettings = Field(default_factory=SlaSettings)

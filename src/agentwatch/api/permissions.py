@@ -28,6 +28,8 @@ PERMISSIONS: dict[str, str] = {
     "honeytokens:write": "create and revoke honeytokens (canary secrets and URLs)",
     "purple:run": "run atomic tests, take coverage snapshots and write tabletop sessions (purple team)",
     "oncall:write": "create, change and delete on-call rotations",
+    "approvals:request": "ask for an approval (four-eyes) of a response action, an access grant or a change",
+    "approvals:decide": "approve or reject other people's approval requests (which may run a held playbook)",
     "compliance:write": "upload evidence for compliance controls",
     "metrics:read": "read Prometheus metrics",
     "audit:read": "read and verify the audit log",

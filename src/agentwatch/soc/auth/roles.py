@@ -43,6 +43,7 @@ BUILTIN_ROLES: dict[str, tuple[str, tuple[str, ...]]] = {
             "honeytokens:write",
             "purple:run",
             "oncall:write",
+            "approvals:request",
             "compliance:write",
             "gateway:use",
             "metrics:read",

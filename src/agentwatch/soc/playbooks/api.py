@@ -25,7 +25,9 @@ from agentwatch.api.security import principal_name, require
 from agentwatch.api.text_rules import ALERT_ID_RE
 from agentwatch.detect import queries
 from agentwatch.masking import mask_url
-from agentwatch.soc.playbooks import runner, store
+from agentwatch.soc.approvals.api import too_many
+from agentwatch.soc.approvals.decisions import person_of
+from agentwatch.soc.playbooks import approval, runner, store
 from agentwatch.soc.playbooks.actions import ACTIONS, RunContext
 from agentwatch.soc.playbooks.model import Invalid, PlaybookIn, Step, parse_playbook, parse_steps, problems_of
 from agentwatch.soc.playbooks.trigger import trigger_of
@@ -202,20 +204,26 @@ async def _alert(request: Request, alert_id: str) -> dict[str, Any]:
 )
 async def execute_playbook(request: Request, playbook_id: str) -> dict[str, Any]:
     """Run the playbook's steps on an alert, in order; answers the stored run with each step's
-    status, output and error. 409 when the playbook is disabled (a dry run is allowed)."""
+    status, output and error. 409 when the playbook is disabled (a dry run is allowed). A
+    playbook requiring approval is not run: the run answered is ``awaiting_approval`` and names
+    its ``approval_id`` (507 when ``approvals.max_pending`` requests wait already)."""
     body = await read_model(request, ExecuteIn, EXECUTE_BYTES)
     playbook = await _playbook(request, playbook_id)
     if not playbook["enabled"] and not body.dry_run:
         raise Conflict("playbook is disabled: enable it, or ask for a dry_run", {"playbook_id": playbook["id"]})
     alert = await _alert(request, body.alert_id)
-    run = await runner.execute(
-        request.app.state.aw,
-        playbook,
-        alert,
-        dry_run=body.dry_run,
-        trigger="manual",
-        started_by=principal_name(request, "anonymous"),
-    )
+    try:
+        run = await runner.execute(
+            request.app.state.aw,
+            playbook,
+            alert,
+            dry_run=body.dry_run,
+            trigger="manual",
+            started_by=principal_name(request, "anonymous"),
+            person=person_of(getattr(request.state, "principal", None)),
+        )
+    except approval.Held:
+        raise too_many(request.app.state.aw.settings.approvals.max_pending) from None
     if run is None:  # deleted since it was read above (a manual run never meets an earlier one)
         raise NotFound("playbook not found", {"playbook_id": playbook["id"]})
     request.state.audit_details = {"run": run["id"], "status": run["status"], "dry_run": body.dry_run}

@@ -55,6 +55,9 @@ class Step(BaseModel):
     name: Annotated[str, Field(min_length=1, max_length=128), AfterValidator(printable_title)] | None = None
     params: dict[str, Any] = Field(default_factory=dict)
     continue_on_error: bool = Field(False, strict=True, description="true: a failure of this step lets the run go on")
+    requires_approval: bool = Field(
+        False, strict=True, description="true: a run of the playbook waits for an approval before its first step"
+    )
 
 
 class PlaybookIn(BaseModel):
@@ -63,6 +66,7 @@ class PlaybookIn(BaseModel):
     description: Annotated[str, Field(max_length=4000), AfterValidator(_no_nul)] = ""
     enabled: bool = Field(True, strict=True)
     trigger: Trigger = Field(default_factory=Trigger)
+    requires_approval: bool = Field(False, strict=True, description="true: every run waits for an approval first")
     steps: list[Step] = Field(min_length=1, max_length=MAX_STEPS)
 
 
@@ -158,12 +162,14 @@ def parse_playbook(doc: Any, settings: Any) -> dict[str, Any]:
         "description": pb.description,
         "enabled": pb.enabled,
         "trigger": pb.trigger.model_dump(mode="json"),
+        "requires_approval": pb.requires_approval,
         "steps": [
             {
                 "action": step.action,
                 "name": step.name,
                 "params": params.model_dump(mode="json", exclude_unset=True),
                 "continue_on_error": step.continue_on_error,
+                **({"requires_approval": True} if step.requires_approval else {}),
             }
             for step, params in checked
         ],

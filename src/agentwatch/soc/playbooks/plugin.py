@@ -9,9 +9,11 @@ if TYPE_CHECKING:
 
 
 def register(registry: Registry) -> None:
-    """The automatic trigger (a lifecycle part fed by the alert recorder) and the playbook routes."""
-    from agentwatch.soc.playbooks import api
+    """The automatic trigger (a lifecycle part fed by the alert recorder), the playbook routes,
+    and the gate releasing a run held for approval (kind ``playbook_run`` of the approvals)."""
+    from agentwatch.soc.playbooks import api, approval
     from agentwatch.soc.playbooks.trigger import PlaybookTrigger
 
+    approval.install()
     registry.lifecycle.register("playbooks", PlaybookTrigger)
     registry.routers.register("playbooks", api.router)

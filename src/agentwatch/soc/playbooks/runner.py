@@ -22,7 +22,7 @@ import orjson
 import structlog
 
 from agentwatch.events.model import iso
-from agentwatch.soc.playbooks import store
+from agentwatch.soc.playbooks import approval, store
 from agentwatch.soc.playbooks.actions import ACTIONS, ActionError, RunContext
 from agentwatch.soc.playbooks.model import Step, check_step
 
@@ -90,18 +90,35 @@ async def run_steps(ctx: RunContext, steps: list[dict[str, Any]], dry_run: bool)
 
 
 async def execute(
-    aw: Any, playbook: dict[str, Any], alert: dict[str, Any], *, dry_run: bool, trigger: str, started_by: str
+    aw: Any,
+    playbook: dict[str, Any],
+    alert: dict[str, Any],
+    *,
+    dry_run: bool,
+    trigger: str,
+    started_by: str,
+    person: str | None = None,
 ) -> dict[str, Any] | None:
     """Run ``playbook`` on ``alert`` and store the run; the run as ``GET .../runs`` shows it, or
     None (nothing done) when the playbook was deleted meanwhile or, for an automatic run, this
-    playbook was started on this alert before."""
-    keep = aw.settings.playbooks.max_runs_per_playbook
+    playbook was started on this alert before. A playbook that requires approval is not run but
+    held (:mod:`agentwatch.soc.playbooks.approval`: the run answered waits, ``awaiting_approval``);
+    ``person`` is who asked, for the four-eyes rule (``started_by`` when None)."""
+    if not dry_run and approval.needed(playbook):
+        return await approval.hold(aw, playbook, alert, trigger=trigger, started_by=started_by, person=person)
     started = await asyncio.to_thread(
         store.start_run, aw.engine, playbook["id"], alert["id"], dry_run=dry_run, trigger=trigger, started_by=started_by
     )
     if started is None:
         return None
-    run_id, _ = started
+    return await run_started(aw, playbook, alert, started[0], dry_run=dry_run, trigger=trigger)
+
+
+async def run_started(
+    aw: Any, playbook: dict[str, Any], alert: dict[str, Any], run_id: str, *, dry_run: bool, trigger: str
+) -> dict[str, Any] | None:
+    """Run the steps of a stored ``running`` run and complete it; the run."""
+    keep = aw.settings.playbooks.max_runs_per_playbook
     ctx = RunContext(aw, alert, author=f"playbook:{playbook['id']}", run_id=run_id, playbook=playbook)
     status = "failed"
     results: list[dict[str, Any]] = []

@@ -21,6 +21,7 @@ playbooks = Table(
     Column("enabled", Boolean, nullable=False),
     Column("trigger", Text, nullable=False),  # JSON object
     Column("steps", Text, nullable=False),  # JSON list
+    Column("requires_approval", Boolean, nullable=False, default=False),  # revision 0830_approvals
     Column("created_by", String(256), nullable=False),
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
@@ -41,5 +42,6 @@ playbook_runs = Table(
     Column("steps", Text, nullable=False, default="[]"),
     Column("started_at", Float, nullable=False),
     Column("finished_at", Float),
+    Column("approval_id", String(36)),  # the approval request a held run waits for (0830_approvals)
 )
 Index("ix_playbook_runs_playbook", playbook_runs.c.playbook_id, playbook_runs.c.started_at, playbook_runs.c.id)

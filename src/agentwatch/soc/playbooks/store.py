@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -38,6 +39,7 @@ def _playbook(row: Any) -> dict[str, Any]:
         "description": row.description,
         "enabled": bool(row.enabled),
         "trigger": orjson.loads(row.trigger),
+        "requires_approval": bool(row.requires_approval),
         "steps": orjson.loads(row.steps),
         "created_by": row.created_by,
         "created_at": iso(row.created_at),
@@ -51,6 +53,7 @@ def _values(doc: dict[str, Any]) -> dict[str, Any]:
         "description": doc["description"],
         "enabled": doc["enabled"],
         "trigger": orjson.dumps(doc["trigger"]).decode(),
+        "requires_approval": doc["requires_approval"],
         "steps": orjson.dumps(doc["steps"]).decode(),
     }
 
@@ -144,11 +147,21 @@ def automatic(engine: Engine) -> list[dict[str, Any]]:
 
 
 def start_run(
-    engine: Engine, playbook_id: str, alert_id: str, *, dry_run: bool, trigger: str, started_by: str
+    engine: Engine,
+    playbook_id: str,
+    alert_id: str,
+    *,
+    dry_run: bool,
+    trigger: str,
+    started_by: str,
+    held_by: str | None = None,
+    also: Callable[[Connection, str], None] | None = None,
 ) -> tuple[str, float] | None:
-    """Store a run as ``running``: (its id, its start time); None when the playbook is gone
-    (deleted after it was read: no run row may outlive it) or when it is an automatic run of this
-    playbook on this alert that was started before."""
+    """Store a run as ``running`` (``awaiting_approval`` when ``held_by`` names the approval
+    request it waits for; ``also`` stores that request in the same transaction): (its id, its
+    start time); None when the playbook is gone (deleted after it was read: no run row may
+    outlive it) or when it is an automatic run of this playbook on this alert that was started
+    before."""
     run_id, now = str(uuid.uuid4()), time.time()
     auto_key = f"{playbook_id}:{alert_id}" if trigger == "automatic" else None
     try:
@@ -163,15 +176,41 @@ def start_run(
                     dry_run=dry_run,
                     trigger=trigger,
                     started_by=started_by[:PRINCIPAL_WIDTH],
-                    status="running",
+                    status="running" if held_by is None else "awaiting_approval",
                     auto_key=auto_key,
                     steps="[]",
                     started_at=now,
+                    approval_id=held_by,
                 )
             )
+            if also is not None:
+                also(conn, run_id)
     except IntegrityError:
         return None
     return run_id, now
+
+
+def release_run(engine: Engine, run_id: str) -> bool:
+    """Move a run from ``awaiting_approval`` to ``running``; False when it is not waiting (any
+    more): only one caller ever starts a held run."""
+    with engine.begin() as conn:
+        done = conn.execute(
+            update(playbook_runs)
+            .where(playbook_runs.c.id == run_id, playbook_runs.c.status == "awaiting_approval")
+            .values(status="running", started_at=time.time())
+        )
+    return done.rowcount == 1
+
+
+def cancel_run(engine: Engine, run_id: str) -> bool:
+    """End a run still ``awaiting_approval`` as ``cancelled`` (its request was rejected or expired)."""
+    with engine.begin() as conn:
+        done = conn.execute(
+            update(playbook_runs)
+            .where(playbook_runs.c.id == run_id, playbook_runs.c.status == "awaiting_approval")
+            .values(status="cancelled", finished_at=time.time())
+        )
+    return done.rowcount == 1
 
 
 def finish_run(engine: Engine, run_id: str, playbook_id: str, status: str, steps: list[dict], keep: int) -> None:
@@ -205,6 +244,7 @@ def _run(row: Any) -> dict[str, Any]:
         "trigger": row.trigger,
         "started_by": row.started_by,
         "status": row.status,
+        "approval_id": row.approval_id,
         "steps": orjson.loads(row.steps),
         "started_at": iso(row.started_at),
         "finished_at": iso(finished) if finished is not None else None,

@@ -1,0 +1,52 @@
+"""The expiry watch, a lifecycle part: a pass of :func:`decisions.expiry_pass` at start and then
+every ``approvals.expiry_interval_s``. Every node runs it; the conditional update of each
+expiry lets one node only handle a request (drop its held action, audit it). A request found
+overdue by a decider before the watch came by is expired there and then, so the watch's
+interval bounds nothing but how soon an overdue request shows ``expired`` in a list."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+import structlog
+
+from agentwatch.soc.approvals import decisions
+
+log = structlog.get_logger("agentwatch.approvals")
+
+
+class ApprovalWatch:
+    def __init__(self, aw: Any) -> None:
+        self.aw = aw
+        self.expired = 0
+        self._task: asyncio.Task[None] | None = None
+
+    async def pass_now(self, now: float | None = None) -> int:
+        """One pass at ``now`` (the current time when None); the requests it expired."""
+        found = await decisions.expiry_pass(self.aw, now)
+        self.expired += found
+        return found
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.pass_now()
+            except Exception:  # a store failure must not end the watch
+                log.exception("approvals.expiry_pass_failed")
+            await asyncio.sleep(self.aw.settings.approvals.expiry_interval_s)
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="agentwatch-approvals-expiry")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+
+def watch_of(aw: Any) -> ApprovalWatch:
+    return aw.components["approvals"]

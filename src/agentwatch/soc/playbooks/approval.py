@@ -1,0 +1,146 @@
+"""The approval gate of playbooks: a playbook (or one of its steps) saying ``requires_approval``
+does not run when started (by hand or by its trigger); its run is stored ``awaiting_approval``
+together with an approval request of kind ``playbook_run`` (one transaction), and waits.
+
+- Approved (``POST /api/v1/approvals/{id}:approve``): the run starts, once (the conditional
+  move from ``awaiting_approval`` to ``running`` has one winner), with the steps the playbook
+  holds, which whoever saved it was checked for, as for any run. The request's ``outcome``
+  names the run and how it ended.
+- Rejected or expired: the run ends ``cancelled``; no step ran.
+- A playbook changed, disabled or deleted since the request, or an alert deleted, is not run
+  (the approver approved what the request showed): the request ends ``failed`` saying why.
+
+A step's ``requires_approval`` holds the whole run, not only that step: no step runs before the
+decision, so an alert is never left half handled while the request waits. Dry runs never wait.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+from agentwatch.detect import queries
+from agentwatch.soc.approvals import store as approvals
+from agentwatch.soc.approvals.kinds import register_gate
+from agentwatch.soc.playbooks import store
+
+KIND = "playbook_run"
+
+
+class Held(Exception):
+    """The approval request could not be stored (``approvals.max_pending`` are waiting)."""
+
+
+def needed(playbook: dict[str, Any]) -> bool:
+    return bool(playbook.get("requires_approval")) or any(s.get("requires_approval") for s in playbook["steps"])
+
+
+def _why(playbook: dict[str, Any]) -> str:
+    if playbook.get("requires_approval"):
+        return f"playbook {playbook['name']!r} requires approval before every run"
+    steps = [f"steps[{i}] ({s['action']})" for i, s in enumerate(playbook["steps"]) if s.get("requires_approval")]
+    return f"playbook {playbook['name']!r} requires approval before its run: {', '.join(steps)}"
+
+
+def _request_row(
+    aw: Any, playbook: dict[str, Any], alert: dict[str, Any], run_id: str, trigger: str, started_by: str, person: str
+) -> dict[str, Any]:
+    gated = {
+        "type": KIND,
+        "playbook_id": playbook["id"],
+        "playbook_name": playbook["name"],
+        "playbook_updated_at": playbook["updated_at"],
+        "alert_id": alert["id"],
+        "run_id": run_id,
+        "trigger": trigger,
+        "steps": [{"action": s["action"], "name": s.get("name")} for s in playbook["steps"]],
+    }
+    title = str(alert.get("title") or "")
+    return approvals.new_row(
+        kind=KIND,
+        subject=f"alert {alert['id']}: {title}"[:256] if title else f"alert {alert['id']}",
+        reason=_why(playbook),
+        action=f"run playbook {playbook['name']!r} on alert {alert['id']}"[:512],
+        gated=gated,
+        requested_by=started_by,
+        requester=person,
+        ttl_s=aw.settings.approvals.default_ttl_s,
+    )
+
+
+async def hold(
+    aw: Any, playbook: dict[str, Any], alert: dict[str, Any], *, trigger: str, started_by: str, person: str | None
+) -> dict[str, Any] | None:
+    """Store the run as ``awaiting_approval`` with its approval request; the run, or None as
+    :func:`runner.execute` answers it. Raises Held."""
+    approval_id = str(uuid.uuid4())
+
+    def with_request(conn: Any, run_id: str) -> None:  # in the run's own transaction
+        row = _request_row(aw, playbook, alert, run_id, trigger, started_by, person or started_by)
+        approvals.add(conn, {**row, "id": approval_id}, aw.settings.approvals.max_pending)
+
+    try:
+        started = await asyncio.to_thread(
+            store.start_run,
+            aw.engine,
+            playbook["id"],
+            alert["id"],
+            dry_run=False,
+            trigger=trigger,
+            started_by=started_by,
+            held_by=approval_id,
+            also=with_request,
+        )
+    except approvals.TooMany:
+        raise Held from None
+    if started is None:
+        return None
+    return await asyncio.to_thread(store.get_run, aw.engine, started[0])
+
+
+def _alert(engine: Any, alert_id: str) -> dict[str, Any] | None:
+    doc = queries.get_alert(engine, alert_id)
+    return None if doc is None else {k: v for k, v in doc.items() if k not in ("events", "feedback")}
+
+
+def _stale(playbook: dict[str, Any], gated: dict[str, Any]) -> bool:
+    return playbook["updated_at"] != gated["playbook_updated_at"] or not playbook["enabled"]
+
+
+def _problem(playbook: dict[str, Any] | None, alert: dict[str, Any] | None, gated: dict[str, Any]) -> str:
+    """Why a held run is not started after all (the approver approved what the request showed)."""
+    if playbook is None:
+        return "playbook: deleted since the approval was asked for"
+    if playbook["updated_at"] != gated["playbook_updated_at"]:
+        return "playbook: changed since the approval was asked for; run it again to ask anew"
+    if not playbook["enabled"]:
+        return "playbook: disabled since the approval was asked for"
+    return f"alert_id: the alert {gated['alert_id']} was deleted since the approval was asked for"
+
+
+class PlaybookGate:
+    """The :class:`agentwatch.soc.approvals.kinds.Gate` of ``playbook_run`` requests."""
+
+    async def release(self, aw: Any, request: dict[str, Any]) -> tuple[bool, dict[str, Any]]:
+        from agentwatch.soc.playbooks import runner  # runner imports this module
+
+        gated = request["gated_action"]
+        run_id = gated["run_id"]
+        playbook = await asyncio.to_thread(store.get, aw.engine, gated["playbook_id"])
+        alert = await asyncio.to_thread(_alert, aw.engine, gated["alert_id"])
+        if playbook is None or alert is None or _stale(playbook, gated):
+            await asyncio.to_thread(store.cancel_run, aw.engine, run_id)
+            return False, {"run_id": run_id, "error": _problem(playbook, alert, gated)}
+        if not await asyncio.to_thread(store.release_run, aw.engine, run_id):
+            return False, {"run_id": run_id, "error": "run: no longer awaiting approval (deleted or already started)"}
+        run = await runner.run_started(aw, playbook, alert, run_id, dry_run=False, trigger=gated["trigger"])
+        status = run["status"] if run is not None else "failed"
+        return status != "failed", {"run_id": run_id, "run_status": status}
+
+    async def cancel(self, aw: Any, request: dict[str, Any]) -> None:
+        await asyncio.to_thread(store.cancel_run, aw.engine, request["gated_action"]["run_id"])
+
+
+def install() -> None:
+    register_gate(KIND, PlaybookGate())
