@@ -7,31 +7,42 @@ kind                    does                                       needs
 ======================  =========================================  ================================
 link_alert_to_case      ``cases.store.link_alert``                 ``cases:write``
 create_case             ``cases.store.create_case``                ``cases:write``
-assign_alert            ``alerts.recorder.change_alert``           ``alerts:write``
+assign_alert            as ``alerts.recorder.change_alert``        ``alerts:write``
 assign_case             ``cases.store.update_case``                ``cases:write``
 run_playbook            ``playbooks.runner.execute`` (manual)      ``playbooks:run``
 disable_rule            ``detect.rule_edit.set_flag``              ``rules:write``
 ======================  =========================================  ================================
+
+A run of a playbook that requires approval is held (``awaiting_approval``) as through
+``POST /playbooks/{id}/execute``, its requester the person asking (an API key: its owner), so the
+four-eyes rule holds. An assign action was offered because nobody was assigned: it is refused
+(409) when someone else was assigned meanwhile, never taking the alert or case from them (the
+alert's checked under its lock; the case's just before the change).
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from fastapi import Request
+from sqlalchemy import Engine, select, update
 from starlette.concurrency import run_in_threadpool
 
-from agentwatch.alerts import recorder
 from agentwatch.api.errors import Conflict, NotFound
 from agentwatch.api.security import principal_name
 from agentwatch.api.v1_sigma import engine_of
 from agentwatch.detect import queries, rule_edit
 from agentwatch.detect.rule_sync import rule_sync_of
+from agentwatch.soc.approvals.api import too_many
+from agentwatch.soc.approvals.decisions import person_of
 from agentwatch.soc.cases import store as cases
-from agentwatch.soc.playbooks import runner
+from agentwatch.soc.cases.schema import cases as cases_table
+from agentwatch.soc.playbooks import approval, runner
 from agentwatch.soc.playbooks import store as playbooks
+from agentwatch.store.alerts_schema import alerts
 
 MAX_ALERTS = 1000  # per case, as through the cases API
 TITLE = "Alert linked from a copilot suggestion"
@@ -81,18 +92,52 @@ async def _create_case(request: Request, args: dict[str, Any]) -> dict[str, Any]
     return {"case_id": case_id, "alert_ids": args["alert_ids"], "created": True}
 
 
+def _take_alert(engine: Engine, alert_id: str, assignee: str) -> tuple[bool, str | None]:
+    """Assign the alert to ``assignee`` while nobody else holds it, under the alert's lock (as
+    ``recorder.change_alert``): (found, who else holds it, None when it is now ``assignee``'s)."""
+    with engine.begin() as conn:
+        if not queries.lock_alert(conn, alert_id):
+            return False, None
+        held = conn.execute(select(alerts.c.assignee).where(alerts.c.id == alert_id)).scalar()
+        if held and held != assignee:
+            return True, held
+        if held != assignee:
+            done = conn.execute(
+                update(alerts).where(alerts.c.id == alert_id).values(assignee=assignee, updated_at=time.time())
+            )
+            return done.rowcount == 1, None
+    return True, None
+
+
+def _taken(what: str, held: str, ident: dict[str, str]) -> Conflict:
+    return Conflict(f"{what}: assigned to {held!r} since it was suggested; change the assignee there", ident)
+
+
 async def _assign_alert(request: Request, args: dict[str, Any]) -> dict[str, Any]:
+    """Offered because nobody was assigned: refused (409) when someone was meanwhile."""
     aw = request.app.state.aw
     alert_id = args["alert_id"]
-    if not await run_in_threadpool(recorder.change_alert, aw.engine, alert_id, {"assignee": args["assignee"]}):
+    found, held = await run_in_threadpool(_take_alert, aw.engine, alert_id, args["assignee"])
+    if not found:
         raise NotFound("alert not found", {"alert_id": alert_id})
+    if held is not None:
+        raise _taken("alert", held, {"alert_id": alert_id})
     doc = await run_in_threadpool(queries.get_alert, aw.engine, alert_id)
     if doc is not None:  # live clients see the change as after PATCH /api/v1/alerts/{id}
         aw.hub.publish("alert", {k: v for k, v in doc.items() if k not in ("events", "feedback")})
     return {"alert_id": alert_id, "assignee": args["assignee"]}
 
 
+def _case_assignee(engine: Engine, case_id: str) -> str | None:
+    with engine.connect() as conn:
+        return conn.execute(select(cases_table.c.assignee).where(cases_table.c.id == case_id)).scalar()
+
+
 async def _assign_case(request: Request, args: dict[str, Any]) -> dict[str, Any]:
+    """Offered because nobody was assigned: refused (409) when someone was meanwhile."""
+    held = await run_in_threadpool(_case_assignee, request.app.state.aw.engine, args["case_id"])
+    if held and held != args["assignee"]:
+        raise _taken("case", held, {"case_id": args["case_id"]})
     changed = await run_in_threadpool(
         cases.update_case, request.app.state.aw.engine, args["case_id"], {"assignee": args["assignee"]}, _who(request)
     )
@@ -112,7 +157,18 @@ async def _run_playbook(request: Request, args: dict[str, Any]) -> dict[str, Any
     if alert is None:
         raise NotFound("alert not found", {"alert_id": args["alert_id"]})
     alert = {k: v for k, v in alert.items() if k not in ("events", "feedback")}
-    run = await runner.execute(aw, playbook, alert, dry_run=False, trigger="manual", started_by=_who(request))
+    try:  # as POST /playbooks/{id}/execute: the person asking, for an approval's four-eyes rule
+        run = await runner.execute(
+            aw,
+            playbook,
+            alert,
+            dry_run=False,
+            trigger="manual",
+            started_by=_who(request),
+            person=person_of(getattr(request.state, "principal", None)),
+        )
+    except approval.Held:
+        raise too_many(aw.settings.approvals.max_pending) from None
     if run is None:
         raise NotFound("playbook not found", {"playbook_id": playbook["id"]})
     return {"playbook_id": playbook["id"], "alert_id": alert["id"], "run": run}

@@ -60,8 +60,8 @@ def _caller_assignee(request: Request) -> str | None:
     name = {"user": p.name, "api_key": p.extra.get("owner_email"), "local": p.id}.get(p.kind)
     if not isinstance(name, str) or not name:
         return None
-    try:
-        return assignee_name(name[:128])
+    try:  # a name too long for an assignee is not cut: that would be someone else's name
+        return assignee_name(name)
     except ValueError:
         return None
 

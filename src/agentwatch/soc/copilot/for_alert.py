@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from agentwatch.alerts.model import severity_label
+from agentwatch.api.text_rules import BIDI_MARKS, UNPRINTABLE
 from agentwatch.intel.matcher import matcher_of
 from agentwatch.soc.copilot import lookups
 from agentwatch.soc.copilot.settings import CopilotSettings
@@ -65,7 +66,8 @@ def related_alerts(alert: dict[str, Any], others: list[Any], names: dict[str, st
         + "."
     )
     severity = max([alert["severity"], *(r.severity for r in shown)])
-    title = f"Related alerts on {', '.join(shared)}"[:CASE_TITLE]
+    # entity values are as events named them: a case's title must be printable (as the cases API wants)
+    title = BIDI_MARKS.sub(" ", UNPRINTABLE.sub(" ", f"Related alerts on {', '.join(shared)}"))[:CASE_TITLE]
     return [
         Suggestion(
             "related_alerts",

@@ -20,14 +20,20 @@ DONE = ("resolved", "closed")
 
 
 def unlinked_alerts(engine: Any, case: dict[str, Any], rows: list[Any], limit: int) -> list[Suggestion]:
-    entity_ids: list[str] = []
+    # the first MAX_ENTITIES distinct ones met (a dict, not a list: up to 1000 alerts of 16 each)
+    firsts: dict[str, None] = {}
     for r in rows:
-        entity_ids += [e for e in lookups.entity_ids_of(r.entity_ids) if e not in entity_ids]
-    entity_ids = entity_ids[: lookups.MAX_ENTITIES]
+        if len(firsts) >= lookups.MAX_ENTITIES:
+            break
+        firsts.update(dict.fromkeys(lookups.entity_ids_of(r.entity_ids)))
+    entity_ids = list(firsts)[: lookups.MAX_ENTITIES]
+    wanted = set(entity_ids)
     names: dict[str, str] = {}
     for r in rows:
+        if len(names) == len(entity_ids):
+            break
         for ent in orjson.loads(r.body or "{}").get("entities", []):
-            if isinstance(ent, dict) and ent.get("id") in entity_ids:
+            if isinstance(ent, dict) and isinstance(ent.get("id"), str) and ent["id"] in wanted:
                 names.setdefault(ent["id"], f"{ent.get('type')} {ent.get('value')}")
     out = []
     for other in lookups.alerts_on(engine, entity_ids, set(case["alert_ids"]))[:limit]:
