@@ -38,6 +38,7 @@ CAPABILITIES = (
     "agentwatch.compliance.plugin",
     "agentwatch.soc.investigations.plugin",
     "agentwatch.federated.plugin",
+    "agentwatch.marketplace.plugin",
     "agentwatch.web.plugin",
 )
 

@@ -35,6 +35,7 @@ from agentwatch.discovery.settings import DiscoverySettings
 from agentwatch.federated.settings import FederatedSettings
 from agentwatch.hunts.settings import HuntSettings
 from agentwatch.intel.settings import IntelSettings
+from agentwatch.marketplace.settings import MarketplaceSettings
 from agentwatch.masking import mask
 from agentwatch.sessions.settings import AopSettings
 from agentwatch.soc.approvals.settings import ApprovalSettings
@@ -243,6 +244,7 @@ class Settings(BaseSettings):
     discovery: DiscoverySettings = Field(default_factory=DiscoverySettings)
     detection: DetectionSettings = Field(default_factory=DetectionSettings)
     intel: IntelSettings = Field(default_factory=IntelSettings)
+    marketplace: MarketplaceSettings = Field(default_factory=MarketplaceSettings)
     proposals: ProposalSettings = Field(default_factory=ProposalSettings)
     ueba: UebaSettings = Field(default_factory=UebaSettings)
     honeytokens: HoneytokenSettings = Field(default_factory=HoneytokenSettings)

@@ -1,0 +1,1 @@
+"""The marketplace: signed detections, playbooks and plugin notes, listed and installed (``/api/v1/marketplace``)."""

@@ -1,0 +1,154 @@
+"""``/api/v1/marketplace``: the signed catalogue of detections, playbooks and plugin notes, each
+item's detail, installing one (``POST /api/v1/marketplace/items/{slug}:install``), and the bundled
+index itself, read-only (``GET /marketplace/index.json``).
+
+Reading needs ``rules:read``; installing a detection ``rules:write``, a playbook
+``playbooks:write`` (and the permission of each of its steps). An item that does not verify is
+listed with its reason and never installed (409); installing the installed version again is
+409; a newer version updates the rule or playbook it became.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, Request, Response
+from starlette.concurrency import run_in_threadpool
+
+from agentwatch.api.errors import Conflict, InvalidRequest, NotFound
+from agentwatch.api.query import only_query
+from agentwatch.api.responses import JSON
+from agentwatch.api.security import principal_name, require
+from agentwatch.events.model import iso
+from agentwatch.marketplace import install, store
+from agentwatch.marketplace.index import Entry, bundled_bytes, catalogue_of
+from agentwatch.marketplace.items import SLUG_RE, version_key
+
+router = APIRouter(tags=["marketplace"])
+PREFIX = "/api/v1/marketplace"
+SUMMARY_FIELDS = ("slug", "kind", "name", "version", "summary", "author", "tags")
+
+
+def _slug(slug: str) -> str:
+    if len(slug) > 64 or SLUG_RE.fullmatch(slug) is None:
+        raise InvalidRequest("slug: must be 1-64 lowercase letters, digits or inner dashes")
+    return slug
+
+
+def _doc(e: Entry, installed: dict[str, Any] | None, *, full: bool = False) -> dict[str, Any]:
+    item = e.item
+    out: dict[str, Any] = {k: item.get(k) for k in SUMMARY_FIELDS}
+    out |= {
+        "source": e.source,
+        "verified": e.verified,
+        "reason": e.reason,
+        "installed": installed is not None,
+        "installed_version": installed["version"] if installed else None,
+    }
+    if installed is not None:
+        out["install"] = installed
+    if full:
+        out |= {"manifest": item.get("manifest"), "sha256": item.get("sha256"), "signature": item.get("signature")}
+    return out
+
+
+@router.get(
+    f"{PREFIX}/items", dependencies=[require("rules:read"), only_query("kind", "tag", "q", "verified", "installed")]
+)
+async def list_items(
+    request: Request,
+    kind: Literal["detection", "playbook", "plugin"] | None = None,
+    tag: Annotated[str | None, Query(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9._-]*$")] = None,
+    q: Annotated[
+        str | None, Query(min_length=1, max_length=128, description="substring of slug, name or summary")
+    ] = None,
+    verified: bool | None = None,
+    installed: bool | None = None,
+) -> dict[str, Any]:
+    """Every item of the bundled and the remote index; filters combine with AND."""
+    cat = catalogue_of(request.app.state.aw)
+    entries = await cat.entries()
+    done = await run_in_threadpool(store.all_installs, request.app.state.aw.engine)
+    out = []
+    for e in entries:
+        it = e.item
+        if kind is not None and it.get("kind") != kind:
+            continue
+        if tag is not None and tag not in (it.get("tags") or []):
+            continue
+        if q is not None and not any(q.lower() in str(it.get(f, "")).lower() for f in ("slug", "name", "summary")):
+            continue
+        if verified is not None and e.verified != verified:
+            continue
+        if installed is not None and (it["slug"] in done) != installed:
+            continue
+        out.append(_doc(e, done.get(it["slug"])))
+    remote = cat.remote_state()
+    if remote is not None and remote["fetched_at"] is not None:
+        remote["fetched_at"] = iso(remote["fetched_at"])
+    return {"items": out, "meta": {"total": len(out), "remote": remote}}
+
+
+async def _entry(request: Request, slug: str) -> Entry:
+    found = await catalogue_of(request.app.state.aw).find(_slug(slug))
+    if found is None:
+        raise NotFound("item not found", {"slug": slug})
+    return found
+
+
+@router.get(f"{PREFIX}/items/{{slug}}", dependencies=[require("rules:read"), only_query()])
+async def get_item(request: Request, slug: str) -> dict[str, Any]:
+    """The item with its manifest, digest and signature, whether it verifies, and its install."""
+    e = await _entry(request, slug)
+    return _doc(e, await run_in_threadpool(store.get, request.app.state.aw.engine, slug), full=True)
+
+
+@router.post(f"{PREFIX}/items/{{slug}}:install", dependencies=[require("rules:read"), only_query()])
+async def install_item(request: Request, slug: str) -> Response:
+    """Install a verified item (201 the first time, 200 for an update to a newer version)."""
+    e = await _entry(request, slug)
+    item = e.item
+    request.state.audit_details = {"slug": slug}
+    kind = item.get("kind")
+    install.check_permission(request, str(kind))
+    if not e.verified:
+        raise Conflict(f"slug: {slug!r} cannot be installed: it does not verify ({e.reason})", {"slug": slug})
+    if kind == "plugin":
+        raise install.refuse_plugin(item)
+    engine = request.app.state.aw.engine
+    before = await run_in_threadpool(store.get, engine, slug)
+    if before is not None:
+        if before["version"] == item["version"]:
+            raise Conflict(f"version: {slug} {item['version']} is installed already", {"slug": slug})
+        if version_key(before["version"]) > version_key(item["version"]):
+            raise Conflict(
+                f"version: {slug} {before['version']} is installed, newer than {item['version']}", {"slug": slug}
+            )
+        if before["kind"] != kind:
+            raise Conflict(f"kind: {slug} was installed as a {before['kind']}, not a {kind}", {"slug": slug})
+    previous = before["resource_id"] if before else None
+    run = install.detection if kind == "detection" else install.playbook
+    resource = await run(request, item, previous)
+    who = principal_name(request)
+    try:
+        await run_in_threadpool(
+            store.record, engine, slug, item["version"], kind, resource, who, before["version"] if before else None
+        )
+    except store.Raced:
+        raise Conflict(f"slug: {slug} was installed by another request meanwhile", {"slug": slug}) from None
+    request.state.audit_details = {
+        "slug": slug,
+        "version": item["version"],
+        "kind": kind,
+        ("updated" if before else "installed"): resource,
+    }
+    doc = _doc(e, await run_in_threadpool(store.get, engine, slug))
+    doc["resource_id"] = resource
+    doc["updated_from"] = before["version"] if before else None
+    return JSON(doc, status_code=200 if before else 201)
+
+
+@router.get("/marketplace/index.json", dependencies=[require("rules:read"), only_query()])
+async def index_json() -> Response:
+    """The bundled index as shipped (signed items; verify them against the bundled publisher key)."""
+    return Response(bundled_bytes(), media_type="application/json", headers={"Cache-Control": "no-cache"})

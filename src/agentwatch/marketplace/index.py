@@ -1,0 +1,184 @@
+"""The catalogue: the bundled index (``index.json`` beside this module, signed by the key of
+``publisher.json``) and, when ``marketplace.index_url`` is set, a remote index fetched at most
+every ``refresh_minutes``. Every item of both is checked (shape, then signature against the
+trusted keys: the bundled publisher key and ``marketplace.trusted_keys``); an item that fails is
+kept in the list with ``verified: false`` and its reason. A slug belongs to the first index that
+holds it (bundled first); a later duplicate is dropped and counted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import httpx
+import orjson
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from agentwatch.marketplace.items import SLUG_RE, shape_problem
+from agentwatch.marketplace.settings import MarketplaceSettings
+from agentwatch.marketplace.signing import key_id, load_public, verify_item
+from agentwatch.net.bounded_body import ACCEPT_ENCODING, BadEncoding, BodyTooLarge, read_bounded
+from agentwatch.net.ssrf import SSRFError, UnresolvedHost
+
+MAX_ITEMS = 500
+FORMAT = "agentwatch-marketplace/1"
+
+
+@dataclass
+class Entry:
+    item: dict[str, Any]
+    source: str  # "bundled" | "remote"
+    reason: str | None
+
+    @property
+    def verified(self) -> bool:
+        return self.reason is None
+
+
+@dataclass
+class Remote:
+    url: str | None = None
+    fetched_at: float | None = None  # wall clock of the last attempt
+    error: str | None = None
+    entries: list[Entry] = field(default_factory=list)
+    checked: float = -1e18  # monotonic time of the last attempt
+
+
+@cache
+def bundled_bytes() -> bytes:
+    return resources.files("agentwatch.marketplace").joinpath("index.json").read_bytes()
+
+
+@cache
+def bundled_key() -> Ed25519PublicKey:
+    doc = orjson.loads(resources.files("agentwatch.marketplace").joinpath("publisher.json").read_bytes())
+    return load_public(doc["public_key"])
+
+
+def trusted(settings: MarketplaceSettings) -> dict[str, Ed25519PublicKey]:
+    keys = [bundled_key(), *(load_public(k) for k in settings.trusted_keys)]
+    return {key_id(k): k for k in keys}
+
+
+def parse(body: bytes, source: str, keys: dict[str, Ed25519PublicKey]) -> tuple[list[Entry], int]:
+    """The entries of an index document and how many items were dropped (no readable slug);
+    ValueError naming the rule when the document itself is not an index."""
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise ValueError("index: not JSON") from None
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT or not isinstance(doc.get("items"), list):
+        raise ValueError(f'index: must be an object with "format": "{FORMAT}" and an "items" list')
+    if len(doc["items"]) > MAX_ITEMS:
+        raise ValueError(f"index: more than {MAX_ITEMS} items")
+    out, dropped = [], 0
+    for raw in doc["items"]:
+        slug = raw.get("slug") if isinstance(raw, dict) else None
+        if not isinstance(slug, str) or SLUG_RE.fullmatch(slug) is None:
+            dropped += 1
+            continue
+        reason = shape_problem(raw) or verify_item(raw, keys)
+        out.append(Entry(raw, source, reason))
+    return out, dropped
+
+
+def bundled(settings: MarketplaceSettings) -> list[Entry]:
+    return parse(bundled_bytes(), "bundled", trusted(settings))[0]
+
+
+async def fetch(settings: MarketplaceSettings) -> bytes:
+    from agentwatch.net.ssrf import guarded_client
+
+    if settings.index_url is None:
+        raise ValueError("index_url: not set")
+    try:
+        async with (
+            asyncio.timeout(settings.timeout_s),
+            guarded_client(allow_private=settings.allow_private, timeout=settings.timeout_s) as client,
+            client.stream("GET", settings.index_url, headers={"Accept-Encoding": ACCEPT_ENCODING}) as response,
+        ):
+            if response.status_code != 200:
+                raise ValueError(f"the index answered {response.status_code}")
+            return await read_bounded(response, settings.max_bytes)
+    except BodyTooLarge:
+        raise ValueError(f"the index is larger than marketplace.max_bytes ({settings.max_bytes} bytes)") from None
+    except BadEncoding as exc:
+        raise ValueError(str(exc)) from None
+    except TimeoutError:
+        raise ValueError(f"no whole answer within marketplace.timeout_s ({settings.timeout_s:g} s)") from None
+    except httpx.HTTPError as exc:
+        cause: BaseException | None = exc
+        while cause is not None and not isinstance(cause, SSRFError):
+            cause = cause.__cause__ or cause.__context__
+        if cause is not None and not isinstance(cause, UnresolvedHost):
+            raise ValueError(f"refused by the SSRF guard ({str(cause).removeprefix('url: ')})") from None
+        raise ValueError(f"cannot reach the index ({type(exc).__name__})") from None
+
+
+class Catalogue:
+    """The bundled entries and the remote ones (refreshed at most every ``refresh_minutes``)."""
+
+    def __init__(self, settings: MarketplaceSettings) -> None:
+        self.settings = settings
+        self.remote = Remote(url=settings.index_url)
+        self._lock = asyncio.Lock()
+        self._bundled: list[Entry] | None = None
+        self.dropped = 0
+
+    async def _refresh(self) -> None:
+        s = self.settings
+        if s.index_url is None or time.monotonic() - self.remote.checked < s.refresh_minutes * 60:
+            return
+        async with self._lock:
+            if time.monotonic() - self.remote.checked < s.refresh_minutes * 60:
+                return
+            self.remote.checked = time.monotonic()
+            self.remote.fetched_at = time.time()
+            scheme = s.index_url.split(":", 1)[0].lower()
+            try:
+                if scheme != "https" and not s.allow_http:
+                    raise ValueError("index_url: scheme must be https (marketplace.allow_http is off)")
+                body = await fetch(s)
+                entries, dropped = await asyncio.to_thread(parse, body, "remote", trusted(s))
+            except ValueError as exc:
+                self.remote.error = str(exc)  # the last good entries stay listed
+                return
+            self.remote.entries, self.remote.error, self.dropped = entries, None, dropped
+
+    async def entries(self) -> list[Entry]:
+        await self._refresh()
+        if self._bundled is None:
+            self._bundled = await asyncio.to_thread(bundled, self.settings)
+        out: dict[str, Entry] = {}
+        for e in [*self._bundled, *self.remote.entries]:
+            out.setdefault(e.item["slug"], e)
+        return list(out.values())
+
+    async def find(self, slug: str) -> Entry | None:
+        return next((e for e in await self.entries() if e.item["slug"] == slug), None)
+
+    def remote_state(self) -> dict[str, Any] | None:
+        if self.settings.index_url is None:
+            return None
+        from agentwatch.masking import mask_url
+
+        return {
+            "url": mask_url(self.settings.index_url, hide_path=True),
+            "fetched_at": self.remote.fetched_at,
+            "error": self.remote.error,
+            "items": len(self.remote.entries),
+            "dropped": self.dropped,
+        }
+
+
+def catalogue_of(aw: Any) -> Catalogue:
+    found = aw.__dict__.get("marketplace_catalogue")
+    if found is None:
+        found = Catalogue(aw.settings.marketplace)
+        aw.marketplace_catalogue = found
+    return found
