@@ -72,10 +72,6 @@ async def complete(llm: LlmSettings, messages: list[dict[str, str]]) -> tuple[st
     """Ask the backend; (explanation in Markdown, model that answered)."""
     if not llm.enabled or not llm.base_url or not llm.model:
         raise LlmUnavailable("llm: disabled (set llm.enabled, llm.base_url and llm.model to explain alerts)")
-    key = llm.api_key.get_secret_value() if llm.api_key is not None else ""
-    headers = {"Accept": "application/json", "Accept-Encoding": ACCEPT_ENCODING}
-    if key:
-        headers["Authorization"] = f"Bearer {key}"
     body = {
         "model": llm.model,
         "messages": messages,
@@ -83,6 +79,18 @@ async def complete(llm: LlmSettings, messages: list[dict[str, str]]) -> tuple[st
         "temperature": TEMPERATURE,
         "stream": False,
     }
+    return _explanation(await post_chat(llm, body), llm.model)
+
+
+async def post_chat(llm: LlmSettings, body: dict[str, Any]) -> bytes:
+    """POST ``body`` to the backend's ``/chat/completions``: through the SSRF guard's client
+    (redirects never followed), within ``llm.timeout_s``, reading at most
+    :data:`MAX_ANSWER_BYTES`. The raw answer of a 2xx; else :class:`LlmUnavailable` (the guard
+    refused the address) or :class:`LlmFailed`, whose message never holds the api key."""
+    key = llm.api_key.get_secret_value() if llm.api_key is not None else ""
+    headers = {"Accept": "application/json", "Accept-Encoding": ACCEPT_ENCODING}
+    if key:
+        headers["Authorization"] = f"Bearer {key}"
     try:
         async with (
             asyncio.timeout(llm.timeout_s),
@@ -103,7 +111,7 @@ async def complete(llm: LlmSettings, messages: list[dict[str, str]]) -> tuple[st
         raise LlmFailed(f"llm: the backend answered {status} (redirects are not followed)")
     if not 200 <= status < 300:
         raise LlmFailed(f"llm: the backend answered {status}{_upstream_message(raw, key)}")
-    return _explanation(raw, llm.model)
+    return raw
 
 
 async def _read_bounded(response: httpx.Response) -> bytes:

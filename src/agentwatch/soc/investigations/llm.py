@@ -1,32 +1,24 @@
 """One call to the configured OpenAI-compatible backend (``[llm]``) with tools: the messages and
 the tool definitions go out, the assistant's message (text and/or ``tool_calls``) comes back.
 
-As :mod:`agentwatch.alerts.explain`: through the SSRF guard's client (redirects never followed),
-within ``llm.timeout_s``, reading at most :data:`MAX_ANSWER_BYTES`; errors are
+The call itself is :func:`agentwatch.alerts.explain.post_chat` (the SSRF guard's client, redirects
+never followed, ``llm.timeout_s``, a bounded answer); errors are
 :class:`~agentwatch.alerts.explain.LlmUnavailable` (may not be asked) and
 :class:`~agentwatch.alerts.explain.LlmFailed` (asked, failed), never holding the api key.
 """
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import httpx
 import orjson
 
-from agentwatch.alerts.explain import LlmFailed, LlmUnavailable
-from agentwatch.alerts.explain_prompt import clip
-from agentwatch.masking import MASK, mask_text
-from agentwatch.net.bounded_body import ACCEPT_ENCODING, BadEncoding, BodyTooLarge, read_bounded
-from agentwatch.net.ssrf import UnresolvedHost, guarded_client
-from agentwatch.notify.base import ssrf_refusal
+from agentwatch.alerts.explain import LlmFailed, LlmUnavailable, post_chat
 
 if TYPE_CHECKING:
     from agentwatch.config import LlmSettings
 
-MAX_ANSWER_BYTES = 1024 * 1024
 MAX_TOOL_CALLS = 64  # tool calls read from one answer (the investigator runs fewer)
 MAX_CALL_ID = 128
 MAX_NAME = 64
@@ -61,10 +53,6 @@ async def chat(llm: LlmSettings, messages: list[dict[str, Any]], tools: list[dic
     why = missing_setting(llm)
     if why is not None:
         raise LlmUnavailable(why)
-    key = llm.api_key.get_secret_value() if llm.api_key is not None else ""
-    headers = {"Accept": "application/json", "Accept-Encoding": ACCEPT_ENCODING}
-    if key:
-        headers["Authorization"] = f"Bearer {key}"
     body = {
         "model": llm.model,
         "messages": messages,
@@ -74,44 +62,7 @@ async def chat(llm: LlmSettings, messages: list[dict[str, Any]], tools: list[dic
         "temperature": TEMPERATURE,
         "stream": False,
     }
-    try:
-        async with (
-            asyncio.timeout(llm.timeout_s),
-            guarded_client(allow_private=llm.allow_private, timeout=llm.timeout_s) as client,
-            client.stream("POST", f"{llm.base_url}/chat/completions", json=body, headers=headers) as response,
-        ):
-            status = response.status_code
-            raw = await read_bounded(response, MAX_ANSWER_BYTES)
-    except BodyTooLarge:
-        raise LlmFailed(f"llm: the answer is larger than {MAX_ANSWER_BYTES} bytes") from None
-    except BadEncoding as exc:
-        raise LlmFailed(f"llm: {exc}") from None
-    except (TimeoutError, httpx.TimeoutException):
-        raise LlmFailed(f"llm: no answer within llm.timeout_s ({llm.timeout_s:g} s)") from None
-    except httpx.HTTPError as exc:
-        refusal = ssrf_refusal(exc)
-        if refusal is not None and not isinstance(refusal, UnresolvedHost):
-            reason = str(refusal).removeprefix("url: ")
-            raise LlmUnavailable(f"llm: base_url refused by the SSRF guard at connect time ({reason})") from None
-        raise LlmFailed(f"llm: cannot reach the backend ({type(exc).__name__})") from None
-    if not 200 <= status < 300:
-        detail = " (redirects are not followed)" if 300 <= status < 400 else ""
-        raise LlmFailed(f"llm: the backend answered {status}{detail}{_upstream(raw, key)}")
-    return parse_turn(raw, llm.model or "")
-
-
-def _upstream(raw: bytes, key: str) -> str:
-    try:
-        doc = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return ""
-    error = doc.get("error") if isinstance(doc, dict) else None
-    message = error.get("message") if isinstance(error, dict) else error
-    if not isinstance(message, str) or not message.strip():
-        return ""
-    if key:
-        message = message.replace(key, MASK)
-    return f": {clip(mask_text(message), 200)}"
+    return parse_turn(await post_chat(llm, body), llm.model or "")
 
 
 def _tool_call(i: int, call: Any) -> dict[str, Any]:
