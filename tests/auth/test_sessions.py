@@ -229,7 +229,7 @@ def test_a_signed_token_with_odd_ids_is_refused_not_an_outage(auth_server):
 def test_token_lifetimes_count_from_issue_not_from_when_the_answer_is_written(sqlite_server):
     """Under load the answer was built more than the access token's truncated fraction of a
     second after issue, and ``expires_in`` came out one short of the configured lifetime."""
-    from agentwatch.api.auth import _tokens
+    from agentwatch.api.auth import tokens_response
 
     user_id = add_user(sqlite_server, "late@example.com", "viewer")
     svc = sqlite_server.aw.auth
@@ -238,7 +238,7 @@ def test_token_lifetimes_count_from_issue_not_from_when_the_answer_is_written(sq
     time.sleep(1.1)  # a busy server writing the answer late
     user = svc.users.get(user_id)
     assert user is not None
-    body = json.loads(_tokens(issued, user, ttl.access_ttl_s).body)
+    body = json.loads(tokens_response(issued, user, ttl.access_ttl_s).body)
     claims = jwt.decode(body["access_token"], options={"verify_signature": False})
     assert body["expires_in"] == claims["exp"] - claims["iat"] == ttl.access_ttl_s
     assert body["refresh_expires_in"] == ttl.refresh_ttl_s

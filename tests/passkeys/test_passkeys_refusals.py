@@ -6,7 +6,9 @@ import time
 
 from sqlalchemy import update
 
+from agentwatch.soc.passkeys import signed
 from agentwatch.soc.passkeys.schema import passkey_challenges
+from agentwatch.soc.passkeys.wire import b64url
 from tests.passkeys.conftest import PASSKEYS, PER_ACCOUNT, VERIFY, Site
 
 
@@ -52,10 +54,19 @@ def test_a_challenge_is_used_once(site: Site) -> None:
 def test_an_expired_challenge_is_refused(site: Site) -> None:
     _, _, _, auth = site.enrolled()
     options = site.begin("login")
-    with site.srv.aw.engine.begin() as conn:  # as if the five minutes had passed
-        conn.execute(update(passkey_challenges).values(expires_at=time.time() - 1))
-    r = site.c.post(VERIFY, json={"credential": auth.get(options)})
+    stale = signed.make(site.srv.aw.auth, None, 300, now=time.time() - 301)  # made five minutes ago
+    r = site.c.post(VERIFY, json={"credential": auth.get(options, challenge=b64url(stale))})
     assert r.status_code == 401 and _message(r).endswith("challenge has expired")
+    _, _, headers = site.user()
+    options = site.begin("register", headers)
+    with site.srv.aw.engine.begin() as conn:  # as if the five minutes had passed
+        conn.execute(
+            update(passkey_challenges)
+            .where(passkey_challenges.c.purpose == "register")
+            .values(expires_at=time.time() - 1)
+        )
+    r = site.c.post(PASSKEYS, json={"credential": site.authenticator().create(options)}, headers=headers)
+    assert r.status_code == 400 and _message(r).endswith("challenge has expired")
 
 
 def test_a_challenge_of_the_other_purpose_is_refused(site: Site) -> None:

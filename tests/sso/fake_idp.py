@@ -7,6 +7,7 @@ is made: claim overrides, algorithm, key) before it drives a flow."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -66,12 +67,14 @@ class FakeIdp:
     codes: dict[str, Issued] = field(default_factory=dict)
     calls: list[str] = field(default_factory=list)
     token_requests: list[dict[str, str]] = field(default_factory=list)
+    jwks_delay_s: float = 0.0  # a slow key set, to let sign-ins overlap while it is fetched
 
     def reset(self, email: str = "alice@example.com") -> None:
         self.identity = {"sub": "sub-" + email, "email": email, "email_verified": True}
         self.token = {}
         self.metadata_overrides = {}
         self.published = ["rsa-1", "ec-1"]
+        self.jwks_delay_s = 0.0
         self.calls.clear()
         self.token_requests.clear()
 
@@ -142,6 +145,8 @@ def fake_idp() -> Iterator[FakeIdp]:
 
     async def jwks(request: Request) -> Response:
         idp.calls.append("jwks")
+        if idp.jwks_delay_s:
+            await asyncio.sleep(idp.jwks_delay_s)
         return Response(orjson.dumps(idp.jwks()), media_type="application/json")
 
     async def authorize(request: Request) -> Response:

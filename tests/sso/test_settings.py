@@ -25,8 +25,9 @@ def test_sign_on_is_off_by_default() -> None:
 def test_a_loopback_issuer_is_refused_unless_allow_private() -> None:
     with pytest.raises(ValidationError, match="loopback.*sso.allow_private"):
         SsoSettings(**{**OIDC, "issuer": "http://127.0.0.1:9999"})
+    # kept exactly as given: an issuer is compared character for character, a final '/' included
     assert SsoSettings(**{**OIDC, "issuer": "http://127.0.0.1:9999/", "allow_private": True}).issuer == (
-        "http://127.0.0.1:9999"
+        "http://127.0.0.1:9999/"
     )
 
 

@@ -238,3 +238,12 @@ def test_the_app_run_in_node_signs_in_renders_every_page_triages_and_signs_out(a
     assert "e2e ok" in done.stdout
     stored = authed.client.get(f"/api/v1/alerts/{alert_id}", headers=authed.admin).json()
     assert (stored["status"], stored["assignee"]) == ("acknowledged", "alice@example.com")
+
+
+def test_refusals_of_a_too_long_or_bad_asset_name_carry_the_dashboard_headers(authed: AuthServer) -> None:
+    with authed.server.client() as c:
+        for path in ("/ui/" + "a" * 257, "/ui/js/%00app.js", "/ui/js/%2e%2e/x.js"):
+            r = c.get(path)
+            assert r.status_code == 400, path
+            assert r.json()["error"]["message"].startswith("asset: "), path
+            assert_dashboard_headers(r.headers, host_of(authed))

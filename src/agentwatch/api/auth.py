@@ -115,7 +115,7 @@ def principal_of(request: Request) -> Principal:
     return request.state.principal
 
 
-def _tokens(issued: Issued, user: User, ttl: int) -> JSON:
+def tokens_response(issued: Issued, user: User, ttl: int) -> JSON:
     doc = {
         "access_token": issued.access_token,
         "token_type": "bearer",
@@ -140,7 +140,7 @@ async def login(request: Request) -> JSON:
     email = normalize_email(body.email)
     svc = service(request)
     issued, user = await svc.login(email, body.password, request)
-    return _tokens(issued, user, svc.settings.auth.access_ttl_s)
+    return tokens_response(issued, user, svc.settings.auth.access_ttl_s)
 
 
 @router.post("/api/v1/auth/refresh", dependencies=[require(PUBLIC)], openapi_extra=json_body_doc(RefreshBody))
@@ -149,7 +149,7 @@ async def refresh(request: Request) -> JSON:
     body = await parse_json(request, RefreshBody)
     svc = service(request)
     issued, user = await svc.refresh(body.refresh_token, request)
-    return _tokens(issued, user, svc.settings.auth.access_ttl_s)
+    return tokens_response(issued, user, svc.settings.auth.access_ttl_s)
 
 
 @router.post("/api/v1/auth/logout", dependencies=[require(PUBLIC)], openapi_extra=json_body_doc(LogoutBody))

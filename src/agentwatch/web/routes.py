@@ -10,9 +10,7 @@ redirects and refusals included, with the headers of :mod:`agentwatch.web.header
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
 from agentwatch.api.errors import InvalidRequest, NotFound
@@ -49,7 +47,9 @@ def _serve(request: Request, asset: Asset) -> Response:
 
 
 def _check_asset(request: Request, name: str) -> None:
-    """Refuse (400) a name that could only be an attempt to leave the folder."""
+    """Refuse (400) a name that could only be an attempt to leave the folder (or too long)."""
+    if len(name) > MAX_ASSET_CHARS:
+        raise InvalidRequest(f"asset: longer than {MAX_ASSET_CHARS} characters", headers=_headers(request))
     if "\\" in name or any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in name):
         raise InvalidRequest("asset: must not contain a backslash or a control character", headers=_headers(request))
     if name.startswith("/") or any(part in ("", ".", "..") for part in name.split("/")):
@@ -76,7 +76,7 @@ def ui_index(request: Request) -> Response:
 
 
 @router.get("/ui/{asset:path}", dependencies=DEPS, response_class=Response)
-def ui_asset(request: Request, asset: Annotated[str, Path(max_length=MAX_ASSET_CHARS)]) -> Response:
+def ui_asset(request: Request, asset: str) -> Response:
     """One of the dashboard's files; anything not shipped with the package is 404."""
     _check_asset(request, asset)
     found = ASSETS.get(asset)

@@ -186,7 +186,7 @@ class AuthService:
             log.exception("auth.lookup_failed")
             return _Resolved(None, (503, "authentication is unavailable, retry later"))
 
-    def _user_principal(self, user_id: str, email: str, role: str, session_id: str | None) -> Principal:
+    def user_principal(self, user_id: str, email: str, role: str, session_id: str | None) -> Principal:
         perms = self.roles.permissions_of(role)
         return Principal("user", user_id, email, perms, extra={"role": role, "session_id": session_id})
 
@@ -194,7 +194,7 @@ class AuthService:
         if cred.kind == "jwt":
             user_id, session_id = self.tokens.decode_access(cred.token)
             info = self.tokens.session_user(user_id, session_id)
-            return self._user_principal(info.user_id, info.email, info.role, session_id)
+            return self.user_principal(info.user_id, info.email, info.role, session_id)
         key = self.keys.lookup(cred.token)
         if key is None:
             raise CredentialError("api key: invalid")
@@ -208,7 +208,7 @@ class AuthService:
         return self.key_principal(key, owner)
 
     def key_principal(self, key: ApiKey, owner: User) -> Principal:
-        owner_p = self._user_principal(owner.id, owner.email, owner.role, None)
+        owner_p = self.user_principal(owner.id, owner.email, owner.role, None)
         effective = frozenset(s for s in key.scopes if owner_p.can(s))
         extra = {"owner_id": owner.id, "owner_email": owner.email, "prefix": key.prefix, "scopes": key.scopes}
         return Principal("api_key", key.id, key.name, effective, extra=extra)
@@ -253,7 +253,7 @@ class AuthService:
 
     # -- sessions ------------------------------------------------------------------------------
 
-    async def _take_attempt(
+    async def take_attempt(
         self, budgets: tuple[tuple[str, int], ...], window_s: int
     ) -> tuple[list[tuple[str, float]], Decision | None]:
         """Count a password attempt against each budget *before* it is checked, so concurrent
@@ -264,11 +264,11 @@ class AuthService:
             decision = await self.counter.hit(key, limit, window_s)
             taken.append((key, decision.reset_at))
             if not decision.allowed:
-                await self._give_back(taken, window_s)
+                await self.give_back(taken, window_s)
                 return [], decision
         return taken, None
 
-    async def _give_back(self, taken: list[tuple[str, float]], window_s: int) -> None:
+    async def give_back(self, taken: list[tuple[str, float]], window_s: int) -> None:
         for key, reset_at in taken:
             await self.counter.release(key, window_s, reset_at)
 
@@ -288,7 +288,7 @@ class AuthService:
             return {"email": account.email, "user_id": account.id}
         return {"email_hmac": self.identifier_hmac(typed), "email_length": len(typed)}
 
-    def _account_budget(self, email: str) -> str:
+    def account_budget(self, email: str) -> str:
         """The failed-login budget's key for an account, known or not (Redis keeps key names
         in clear, so they carry the keyed hash, not the identifier or its plain hash)."""
         return "login:acct:" + self.identifier_hmac(email)
@@ -303,8 +303,8 @@ class AuthService:
     async def login(self, email: str, password: str, conn: HTTPConnection) -> tuple[Issued, User]:
         cfg = self.settings.auth.login
         client = client_of(conn)
-        budgets = ((self._account_budget(email), cfg.per_account), ("login:addr:" + client, cfg.per_address))
-        taken, refused = await self._take_attempt(budgets, cfg.window_s)
+        budgets = ((self.account_budget(email), cfg.per_account), ("login:addr:" + client, cfg.per_address))
+        taken, refused = await self.take_attempt(budgets, cfg.window_s)
         if refused is not None:
             named = self.typed_identifier(email, await self._account_named(email))
             await self.record(AuditEntry("auth.login.throttled", client=client, status=429, details=named))
@@ -316,24 +316,24 @@ class AuthService:
         try:
             account, user = await asyncio.to_thread(self._check_password, email, password)
         except Exception:  # not a failed attempt: the check itself failed
-            await self._give_back(taken, cfg.window_s)
+            await self.give_back(taken, cfg.window_s)
             raise
         if user is None:  # the hits taken stay: they count this failure
             named = self.typed_identifier(email, account)
             await self.record(AuditEntry("auth.login.failure", client=client, status=401, details=named))
             raise ApiError("email or password: invalid", status=401)
         await self.counter.clear(budgets[0][0], cfg.window_s)
-        await self._give_back(taken[1:], cfg.window_s)  # a successful login costs the address nothing
+        await self.give_back(taken[1:], cfg.window_s)  # a successful login costs the address nothing
         issued = await asyncio.to_thread(self.tokens.start_session, user.id, client)
-        principal = self._user_principal(user.id, user.email, user.role, issued.session_id)
+        principal = self.user_principal(user.id, user.email, user.role, issued.session_id)
         await self.record(self.entry("auth.login", principal, conn, status=200, target=f"session:{issued.session_id}"))
         return issued, user
 
     async def verify_current_password(self, user: User, password: str) -> bool:
         """A password re-check (password change), throttled with the account's failed logins."""
         cfg = self.settings.auth.login
-        budget = (self._account_budget(user.email), cfg.per_account)
-        taken, refused = await self._take_attempt((budget,), cfg.window_s)
+        budget = (self.account_budget(user.email), cfg.per_account)
+        taken, refused = await self.take_attempt((budget,), cfg.window_s)
         if refused is not None:
             raise ApiError(
                 "current_password: too many failed attempts, retry later",
@@ -343,10 +343,10 @@ class AuthService:
         try:
             ok = await asyncio.to_thread(verify_password, user.password_hash, password)
         except Exception:
-            await self._give_back(taken, cfg.window_s)
+            await self.give_back(taken, cfg.window_s)
             raise
         if ok:
-            await self._give_back(taken, cfg.window_s)
+            await self.give_back(taken, cfg.window_s)
         return ok
 
     def _check_password(self, email: str, password: str) -> tuple[User | None, User | None]:
@@ -373,7 +373,7 @@ class AuthService:
         user = await asyncio.to_thread(self.users.get, issued.user_id)
         if user is None:
             raise ApiError("refresh_token: invalid", status=401)
-        principal = self._user_principal(user.id, user.email, user.role, issued.session_id)
+        principal = self.user_principal(user.id, user.email, user.role, issued.session_id)
         await self.record(
             self.entry("auth.refresh", principal, conn, status=200, target=f"session:{issued.session_id}")
         )

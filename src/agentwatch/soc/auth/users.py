@@ -15,6 +15,10 @@ from agentwatch.api.errors import Conflict, InvalidRequest
 from agentwatch.events.model import CONTROL_RE
 from agentwatch.soc.auth.passwords import hash_password, password_problem
 from agentwatch.soc.auth_schema import api_keys, sessions, users
+from agentwatch.store.schema import metadata
+
+# A table's ``info`` key naming its column of a user's id: its rows go when the user is deleted.
+USER_OWNED = "deleted_with_user"
 
 EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,255}$")
 MAX_EMAIL = 320
@@ -171,6 +175,10 @@ class UserStore:
                 .where(api_keys.c.owner_id == user_id, api_keys.c.revoked_at.is_(None))
                 .values(revoked_at=now)
             ).rowcount
+            for table in metadata.sorted_tables:  # other capabilities' rows that belong to the user
+                column = table.info.get(USER_OWNED)
+                if column is not None:
+                    conn.execute(delete(table).where(table.c[column] == user_id))
         return Removed(sessions_revoked=ended, keys_revoked=revoked)
 
 

@@ -16,7 +16,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from starlette.concurrency import run_in_threadpool
 
-from agentwatch.api.auth import _tokens, principal_of, service
+from agentwatch.api.auth import principal_of, service, tokens_response
 from agentwatch.api.bodies import json_body_doc, read_model
 from agentwatch.api.errors import ApiError, Conflict, InvalidRequest, NotFound
 from agentwatch.api.query import only_query
@@ -25,7 +25,7 @@ from agentwatch.api.security import PUBLIC, Guard, Principal, require
 from agentwatch.soc.auth.roles import ACCOUNT
 from agentwatch.soc.auth.service import AuthService
 from agentwatch.soc.auth.users import normalize_email
-from agentwatch.soc.passkeys import store
+from agentwatch.soc.passkeys import signed, store
 from agentwatch.soc.passkeys.ceremony import (
     Party,
     Refused,
@@ -114,23 +114,22 @@ async def challenge(request: Request) -> JSON:
         options = registration_options(
             rp, nonce, user.id, user.email, [k.credential_id for k in mine], cfg.challenge_ttl_s
         )
-        bound: str | None = user.id
-    else:
+        try:
+            await run_in_threadpool(
+                store.put_challenge,
+                engine,
+                nonce,
+                body.purpose,
+                user.id,
+                cfg.challenge_ttl_s,
+                cfg.max_challenges_per_user,
+                cfg.max_challenges,
+            )
+        except store.TooManyChallenges as exc:
+            raise _too_many_challenges(exc) from None
+    else:  # public: signed, nothing kept until it is answered (see signed)
         bound, allowed = await _login_target(svc, engine, body.email)
-        options = authentication_options(rp, nonce, allowed, cfg.challenge_ttl_s)
-    try:
-        await run_in_threadpool(
-            store.put_challenge,
-            engine,
-            nonce,
-            body.purpose,
-            bound,
-            cfg.challenge_ttl_s,
-            cfg.max_challenges_per_user,
-            cfg.max_challenges,
-        )
-    except store.TooManyChallenges as exc:
-        raise _too_many_challenges(exc) from None
+        options = authentication_options(rp, signed.make(svc, bound, cfg.challenge_ttl_s), allowed, cfg.challenge_ttl_s)
     doc = {"purpose": body.purpose, "expires_in": cfg.challenge_ttl_s, "publicKey": options}
     return JSON(doc, 200, headers=NO_STORE)
 
@@ -166,6 +165,8 @@ async def register(request: Request) -> JSON:
     cred = body.credential
     data = client_data(cred.response.clientDataJSON)
     try:
+        if signed.parse(data.challenge) is not None:
+            raise Refused("credential.response.clientDataJSON: challenge was issued for 'login', not for 'register'")
         pending = await run_in_threadpool(store.take_challenge, engine, data.challenge)
         _check_pending(pending, user_id)
         check_client(rp, data, "webauthn.create")
@@ -214,7 +215,7 @@ async def verify(request: Request) -> JSON:
     rp = _rp(request)
     svc = service(request)
     issued, user = await sign_in(svc, request, body, rp)
-    return _tokens(issued, user, svc.settings.auth.access_ttl_s)
+    return tokens_response(issued, user, svc.settings.auth.access_ttl_s)
 
 
 @router.delete("/{passkey_id}", dependencies=[require(ACCOUNT), only_query()])

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from sqlalchemy import BigInteger, Boolean, Column, Float, Index, LargeBinary, String, Table, Text
 
+from agentwatch.soc.auth.users import USER_OWNED
 from agentwatch.store.schema import metadata
 
 passkeys = Table(
@@ -25,6 +26,7 @@ passkeys = Table(
     Column("backed_up", Boolean, nullable=False, default=False),
     Column("created_at", Float, nullable=False),
     Column("last_used_at", Float),
+    info={USER_OWNED: "user_id"},  # deleted with the user (UserStore.delete)
 )
 Index("ix_passkeys_user", passkeys.c.user_id, passkeys.c.created_at)
 

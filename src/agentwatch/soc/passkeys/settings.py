@@ -33,9 +33,9 @@ class PasskeySettings(BaseModel):
     max_per_user: int = Field(10, ge=1, le=100, description="passkeys one user may register")
     challenge_ttl_s: int = Field(300, ge=10, le=3600, description="seconds a ceremony's challenge stays usable")
     max_challenges_per_user: int = Field(
-        5, ge=1, le=100, description="pending challenges kept per user (a newer one replaces the oldest)"
+        5, ge=1, le=100, description="pending registration challenges kept per user (a newer one replaces the oldest)"
     )
-    max_challenges: int = Field(10_000, ge=10, le=1_000_000, description="pending challenges kept in all")
+    max_challenges: int = Field(10_000, ge=10, le=1_000_000, description="pending registration challenges kept in all")
 
     @field_validator("rp_id")
     @classmethod

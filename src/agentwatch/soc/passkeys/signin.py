@@ -21,7 +21,7 @@ from agentwatch.soc.audit import AuditEntry
 from agentwatch.soc.auth.service import AuthService, client_of
 from agentwatch.soc.auth.tokens import Issued
 from agentwatch.soc.auth.users import User
-from agentwatch.soc.passkeys import store
+from agentwatch.soc.passkeys import signed, store
 from agentwatch.soc.passkeys.ceremony import Party, Refused, check_client, verify_assertion
 from agentwatch.soc.passkeys.wire import VerifyBody, b64url, b64url_decode, client_data
 
@@ -46,8 +46,8 @@ async def sign_in(svc: AuthService, request: Request, body: VerifyBody, rp: Part
     client = client_of(request)
     budgets: list[tuple[str, int]] = [("login:addr:" + client, cfg.per_address)]
     if owner is not None:
-        budgets.insert(0, (svc._account_budget(owner.email), cfg.per_account))
-    taken, refused = await svc._take_attempt(tuple(budgets), cfg.window_s)
+        budgets.insert(0, (svc.account_budget(owner.email), cfg.per_account))
+    taken, refused = await svc.take_attempt(tuple(budgets), cfg.window_s)
     who = svc.typed_identifier("", owner) if owner is not None else {}
     if refused is not None:
         await svc.record(
@@ -59,21 +59,21 @@ async def sign_in(svc: AuthService, request: Request, body: VerifyBody, rp: Part
             headers={"Retry-After": str(refused.retry_after())},
         )
     try:
-        user = await _check(engine, rp, body, data.challenge, passkey, owner)
+        user = await _check(svc, engine, rp, body, data.challenge, passkey, owner)
     except _Failed as exc:  # the hits taken stay: they count this failure
         target = f"passkey:{passkey.id}" if passkey is not None else ""
         details = {"method": METHOD, "reason": str(exc), **who, **exc.details}
         await svc.record(AuditEntry(exc.action, client=client, status=401, target=target, details=details))
         raise ApiError(str(exc), status=401) from None
     except Exception:  # not a failed attempt: the check itself failed
-        await svc._give_back(taken, cfg.window_s)
+        await svc.give_back(taken, cfg.window_s)
         raise
     if owner is not None:
         await svc.counter.clear(budgets[0][0], cfg.window_s)
-    await svc._give_back(taken[1:], cfg.window_s)
+    await svc.give_back(taken[1:], cfg.window_s)
     await asyncio.to_thread(svc.users.logged_in, user.id)
     issued = await asyncio.to_thread(svc.tokens.start_session, user.id, client)
-    principal = svc._user_principal(user.id, user.email, user.role, issued.session_id)
+    principal = svc.user_principal(user.id, user.email, user.role, issued.session_id)
     await svc.record(
         svc.entry(
             "auth.login",
@@ -88,25 +88,38 @@ async def sign_in(svc: AuthService, request: Request, body: VerifyBody, rp: Part
 
 
 async def _check(
-    engine: Any, rp: Party, body: VerifyBody, challenge: bytes, passkey: store.Passkey | None, owner: User | None
+    svc: AuthService,
+    engine: Any,
+    rp: Party,
+    body: VerifyBody,
+    challenge: bytes,
+    passkey: store.Passkey | None,
+    owner: User | None,
 ) -> User:
     cred = body.credential
-    pending = await asyncio.to_thread(store.take_challenge, engine, challenge)
     field = "credential.response.clientDataJSON"
-    if pending is None:
-        raise _Failed(f"{field}: challenge is unknown or was used already")
-    if pending.expires_at <= time.time():
-        raise _Failed(f"{field}: challenge has expired")
-    if pending.purpose != "login":
+    login = signed.parse(challenge)
+    if login is None:  # not a login challenge: a registration one is taken, so it is spent too
+        pending = await asyncio.to_thread(store.take_challenge, engine, challenge)
+        if pending is None:
+            raise _Failed(f"{field}: challenge is unknown or was used already")
         raise _Failed(f"{field}: challenge was issued for {pending.purpose!r}, not for 'login'")
+    if not login.bound and not login.made_for(svc, None):
+        raise _Failed(f"{field}: challenge is unknown or was used already")
+    if login.bound and passkey is None:
+        raise _Failed("credential.id: no such passkey is registered")
+    if login.bound and not login.made_for(svc, passkey.user_id):  # type: ignore[union-attr]
+        raise _Failed("credential.id: not a passkey of the account the challenge was made for")
+    if login.expires_at <= time.time():
+        raise _Failed(f"{field}: challenge has expired")
+    if not await asyncio.to_thread(store.spend, engine, challenge, login.expires_at):
+        raise _Failed(f"{field}: challenge is unknown or was used already")
     try:
         check_client(rp, client_data(cred.response.clientDataJSON), "webauthn.get")
     except Refused as exc:
         raise _Failed(str(exc)) from None
     if passkey is None:
         raise _Failed("credential.id: no such passkey is registered")
-    if pending.user_id is not None and pending.user_id != passkey.user_id:
-        raise _Failed("credential.id: not a passkey of the account the challenge was made for")
     if owner is None or owner.disabled:
         raise _Failed("credential.id: the passkey's account is disabled or deleted")
     handle = cred.response.userHandle

@@ -3,6 +3,8 @@
 A challenge is kept only as its SHA-256 and is taken (deleted) by the first response that
 names it, whatever the outcome, so it is never accepted twice. Pending challenges are
 bounded per user (a new one pushes out that user's oldest) and in all (a new one is refused).
+Public login challenges are not kept (see ``signed``): only a ``spent`` row per answered one,
+until it expires, so it is not accepted twice.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import orjson
 from sqlalchemy import Connection, Engine, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 
+from agentwatch.soc.auth_schema import users
 from agentwatch.soc.passkeys.schema import passkey_challenges, passkeys
 
 
@@ -30,6 +33,9 @@ class TooManyPasskeys(Exception):
 
 class CredentialTaken(Exception):
     """A passkey with this credential id is registered already."""
+
+
+SPENT = "spent"
 
 
 def challenge_key(challenge: bytes) -> str:
@@ -98,7 +104,8 @@ def put_challenge(
         if user_id is not None:
             kept = select(c.id).where(c.user_id == user_id).order_by(c.created_at.desc(), c.id).limit(per_user - 1)
             conn.execute(delete(passkey_challenges).where(c.user_id == user_id, c.id.not_in(kept.scalar_subquery())))
-        if int(conn.execute(select(func.count()).select_from(passkey_challenges)).scalar_one()) >= total:
+        pending = select(func.count()).select_from(passkey_challenges).where(c.purpose != SPENT)
+        if int(conn.execute(pending).scalar_one()) >= total:
             raise TooManyChallenges
         conn.execute(
             passkey_challenges.insert().values(
@@ -113,10 +120,27 @@ def take_challenge(engine: Engine, challenge: bytes) -> Challenge | None:
     key = challenge_key(challenge)
     c = passkey_challenges.c
     with engine.begin() as conn:
-        row = conn.execute(select(passkey_challenges).where(c.id == key)).first()
+        row = conn.execute(select(passkey_challenges).where(c.id == key, c.purpose != SPENT)).first()
         if row is None or conn.execute(delete(passkey_challenges).where(c.id == key)).rowcount != 1:
             return None
     return Challenge(row.purpose, row.user_id, row.expires_at)
+
+
+def spend(engine: Engine, challenge: bytes, expires_at: float) -> bool:
+    """Record a signed login challenge as answered; False when it was answered before."""
+    now = time.time()
+    c = passkey_challenges.c
+    try:
+        with engine.begin() as conn:
+            conn.execute(delete(passkey_challenges).where(c.expires_at <= now))
+            conn.execute(
+                passkey_challenges.insert().values(
+                    id=challenge_key(challenge), purpose=SPENT, user_id=None, created_at=now, expires_at=expires_at
+                )
+            )
+    except IntegrityError:
+        return False
+    return True
 
 
 def of_user(engine: Engine, user_id: str | None) -> list[Passkey]:
@@ -157,6 +181,10 @@ def add(engine: Engine, user_id: str, fields: dict[str, Any], limit: int) -> Pas
         with engine.begin() as conn:
             if count_in(conn, user_id) >= limit:
                 raise TooManyPasskeys
+            # a passkey left by an account deleted without this capability loaded (the CLI) holds
+            # the credential for no one: it gives way
+            orphan = ~select(users.c.id).where(users.c.id == passkeys.c.user_id).exists()
+            conn.execute(delete(passkeys).where(passkeys.c.credential_id == row["credential_id"], orphan))
             conn.execute(passkeys.insert().values(**row))
     except IntegrityError:
         raise CredentialTaken from None

@@ -42,6 +42,12 @@ def role_for(cfg: SsoSettings, groups: list[str]) -> tuple[str, str]:
 def email_of(value: Any, field: str) -> str:
     if not isinstance(value, str):
         raise Denied(f"{field}: no e-mail address in the identity")
+    # Accounts are found by the lower-cased address; a character outside ASCII that lower-cases
+    # into ASCII (the Kelvin sign K -> k) would let another address at the provider name this one.
+    if any(ord(ch) > 127 and any(ord(x) < 128 for x in ch.lower()) for ch in value):
+        raise Denied(f"{field}: holds a character that lower-cases to a different ASCII one (refused)")
+    if value != value.strip():  # the lookup strips white space: the IdP's address must not carry any
+        raise Denied(f"{field}: has white space around the address (refused)")
     try:
         return normalize_email(value, field)
     except InvalidRequest as exc:

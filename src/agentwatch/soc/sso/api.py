@@ -21,14 +21,14 @@ from agentwatch.api.bodies import json_body_doc, read_limited, read_model
 from agentwatch.api.errors import ApiError, InvalidRequest, NotFound
 from agentwatch.api.responses import JSON
 from agentwatch.api.security import PUBLIC, require
-from agentwatch.soc.auth.service import AuthService
+from agentwatch.soc.auth.service import AuthService, client_of
 from agentwatch.soc.auth.users import User
 from agentwatch.soc.sso import saml
 from agentwatch.soc.sso.accounts import Denied, account_for, email_of, groups_of
 from agentwatch.soc.sso.login import signed_in
 from agentwatch.soc.sso.oidc import Refused, pkce_pair
 from agentwatch.soc.sso.service import SsoService
-from agentwatch.soc.sso.store import TooManyPending
+from agentwatch.soc.sso.store import TooManyFromClient, TooManyPending
 
 router = APIRouter(tags=["auth"])
 
@@ -71,10 +71,27 @@ def _digest(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()
 
 
-async def _pending(sso: SsoService, kind: str, value: str, **kw: str) -> None:
+async def _pending(request: Request, sso: SsoService, kind: str, value: str, **kw: str) -> None:
     cfg = sso.settings
+    client, per_client = client_of(request), cfg.max_pending_per_address
     try:
-        await asyncio.to_thread(sso.store.add, kind, value, cfg.request_ttl_s, cfg.max_pending, **kw)
+        await asyncio.to_thread(
+            sso.store.add,
+            kind,
+            value,
+            cfg.request_ttl_s,
+            cfg.max_pending,
+            client=client,
+            max_per_client=per_client,
+            **kw,
+        )
+    except TooManyFromClient:
+        raise ApiError(
+            f"sso.max_pending_per_address: {per_client} sign-ons started from this address are already under way,"
+            " retry later",
+            status=429,
+            headers={"Retry-After": "30"},
+        ) from None
     except TooManyPending:
         raise ApiError(
             f"sso.max_pending: {cfg.max_pending} sign-ons are already under way, retry later",
@@ -95,7 +112,7 @@ async def oidc_login(request: Request) -> JSON:
     meta = await sso.oidc.metadata()
     state, nonce, binding = secrets.token_urlsafe(32), secrets.token_urlsafe(32), secrets.token_urlsafe(32)
     verifier, challenge = pkce_pair()
-    await _pending(sso, "oidc", state, nonce=nonce, verifier=verifier, binding=_digest(binding))
+    await _pending(request, sso, "oidc", state, nonce=nonce, verifier=verifier, binding=_digest(binding))
     ttl = sso.settings.request_ttl_s
     doc = {"authorization_url": sso.oidc.authorization_url(meta, state, nonce, challenge), "expires_in": ttl}
     resp = JSON(doc, 200, headers={"Cache-Control": "no-store"})
@@ -153,7 +170,7 @@ async def saml_login(request: Request) -> JSON:
     sso = _sso(request, "saml")
     await read_model(request, StartBody, MAX_START_BODY, optional=True)
     request_id = saml.new_request_id()
-    await _pending(sso, "saml", request_id)
+    await _pending(request, sso, "saml", request_id)
     doc = {
         "authorization_url": saml.authn_request_url(sso.settings, request_id),
         "request_id": request_id,

@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 
 from starlette.requests import Request
 
-from agentwatch.api.auth import _tokens
+from agentwatch.api.auth import tokens_response
 from agentwatch.api.errors import ApiError
 from agentwatch.api.responses import JSON
 from agentwatch.api.security import Principal
@@ -31,7 +31,7 @@ async def signed_in(
     svc: AuthService = request.app.state.aw.auth
     cfg = svc.settings.auth.login
     client = client_of(request)
-    taken, refused = await svc._take_attempt((("login:addr:" + client, cfg.per_address),), cfg.window_s)
+    taken, refused = await svc.take_attempt((("login:addr:" + client, cfg.per_address),), cfg.window_s)
     if refused is not None:
         await svc.record(AuditEntry("auth.login.throttled", client=client, status=429, details={"method": method}))
         raise ApiError(
@@ -43,15 +43,15 @@ async def signed_in(
         user, details = await identify()
     except (Refused, Denied, ApiError) as exc:
         if exc.status >= 500 or exc.status == 404:  # not the caller's failure
-            await svc._give_back(taken, cfg.window_s)
+            await svc.give_back(taken, cfg.window_s)
             raise
         reason = {"method": method, "reason": exc.message[:MAX_REASON]}
         await svc.record(AuditEntry("auth.login.failure", client=client, status=exc.status, details=reason))
         raise
     except Exception:
-        await svc._give_back(taken, cfg.window_s)
+        await svc.give_back(taken, cfg.window_s)
         raise
-    await svc._give_back(taken, cfg.window_s)  # a successful login costs the address nothing
+    await svc.give_back(taken, cfg.window_s)  # a successful login costs the address nothing
     await asyncio.to_thread(svc.users.logged_in, user.id)
     issued = await asyncio.to_thread(svc.tokens.start_session, user.id, client)
     principal = Principal(
@@ -71,4 +71,4 @@ async def signed_in(
             details={"method": method, **details},
         )
     )
-    return _tokens(issued, user, svc.settings.auth.access_ttl_s)
+    return tokens_response(issued, user, svc.settings.auth.access_ttl_s)

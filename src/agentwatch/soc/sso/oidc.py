@@ -60,6 +60,7 @@ class OidcClient:
         self._keys: dict[str, dict[str, Any]] = {}
         self._keys_at = float("-inf")
         self._lock = asyncio.Lock()
+        self._keys_lock = asyncio.Lock()  # one JWKS fetch at a time: sign-ins arriving together share it
 
     async def _get(self, url: str, what: str) -> dict[str, Any]:
         return await call_json(
@@ -80,9 +81,12 @@ class OidcClient:
             if cached is not None and time.monotonic() - cached.fetched_at < self.cfg.metadata_ttl_s:
                 return cached
             issuer = self.cfg.issuer or ""
-            doc = await self._get(issuer + "/.well-known/openid-configuration", "sso.issuer")
+            doc = await self._get(issuer.rstrip("/") + "/.well-known/openid-configuration", "sso.issuer")
             if doc.get("issuer") != issuer:
-                raise IdpError("sso.issuer: the provider's metadata names another issuer")
+                named = str(doc.get("issuer"))[:256]
+                raise IdpError(
+                    f"sso.issuer: the provider's metadata names another issuer ({named!r}; they must be equal exactly)"
+                )
             urls = {}
             for name in ("authorization_endpoint", "token_endpoint", "jwks_uri"):
                 value = doc.get(name)
@@ -142,21 +146,30 @@ class OidcClient:
         return token
 
     async def _jwks(self, force: bool) -> dict[str, dict[str, Any]]:
-        if self._keys and not force:
+        # The age of the key set (infinite before the first fetch), not whether it holds keys: an
+        # empty set is not fetched again on every sign-in. Kept for sso.metadata_ttl_s, so a key
+        # the provider withdraws stops being trusted; an unknown kid refetches at most once per
+        # sso.jwks_refetch_s (refetched a moment ago: an unknown kid does not make us ask again).
+        def fresh() -> bool:
+            age = time.monotonic() - self._keys_at
+            return age < (self.cfg.jwks_refetch_s if force else self.cfg.metadata_ttl_s)
+
+        if fresh():
             return self._keys
-        if force and time.monotonic() - self._keys_at < self.cfg.jwks_refetch_s:
-            return self._keys  # refetched a moment ago: an unknown kid does not make us ask again
-        meta = await self.metadata()
-        doc = await self._get(meta.jwks_uri, "sso.jwks_uri")
-        keys = doc.get("keys")
-        if not isinstance(keys, list):
-            raise IdpError("sso.jwks_uri: the answer has no 'keys' list")
-        found: dict[str, dict[str, Any]] = {}
-        for k in keys[:MAX_KEYS]:
-            if isinstance(k, dict) and isinstance(k.get("kid"), str) and k.get("use", "sig") == "sig":
-                found[k["kid"]] = k
-        self._keys, self._keys_at = found, time.monotonic()
-        return found
+        async with self._keys_lock:
+            if fresh():  # fetched by another sign-in while this one waited
+                return self._keys
+            meta = await self.metadata()
+            doc = await self._get(meta.jwks_uri, "sso.jwks_uri")
+            keys = doc.get("keys")
+            if not isinstance(keys, list):
+                raise IdpError("sso.jwks_uri: the answer has no 'keys' list")
+            found: dict[str, dict[str, Any]] = {}
+            for k in keys[:MAX_KEYS]:
+                if isinstance(k, dict) and isinstance(k.get("kid"), str) and k.get("use", "sig") == "sig":
+                    found[k["kid"]] = k
+            self._keys, self._keys_at = found, time.monotonic()
+            return found
 
     async def _key(self, kid: str, alg: str) -> Any:
         jwk = (await self._jwks(False)).get(kid)

@@ -34,6 +34,7 @@ SUCCESS = "urn:oasis:names:tc:SAML:2.0:status:Success"
 BEARER = "urn:oasis:names:tc:SAML:2.0:cm:bearer"
 POST_BINDING = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST"
 EMAIL_FORMAT = "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress"
+UNSPECIFIED_FORMAT = "urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified"
 MAX_TEXT = 1024
 
 
@@ -198,12 +199,23 @@ def verify_response(xml: bytes, cfg: SsoSettings, now: float | None = None) -> I
     expires = _time(conditions.get("NotOnOrAfter"), "Conditions.NotOnOrAfter")
     if now - skew >= expires:
         raise Refused("Conditions.NotOnOrAfter: the assertion has expired")
-    audiences = [_text(a) for a in conditions.findall("saml:AudienceRestriction/saml:Audience", NS)]
-    if cfg.saml_sp_entity_id not in audiences:
+    # each AudienceRestriction is a condition of its own: this server must be in every one of them
+    restrictions = conditions.findall("saml:AudienceRestriction", NS)
+    if not restrictions or any(
+        cfg.saml_sp_entity_id not in [_text(a) for a in r.findall("saml:Audience", NS)] for r in restrictions
+    ):
         raise Refused("Audience: the assertion is not meant for this server (sso.saml_sp_entity_id)")
 
     subject = assertion.find("saml:Subject", NS)
-    name_id = _text(subject.find("saml:NameID", NS)) if subject is not None else ""
+    name_el = subject.find("saml:NameID", NS) if subject is not None else None
+    name_id = _text(name_el)
+    name_format = name_el.get("Format") if name_el is not None else None
+    if cfg.saml_email_attribute is None and name_format not in (None, EMAIL_FORMAT, UNSPECIFIED_FORMAT):
+        # a persistent or transient NameID is an opaque id, whatever it looks like: never an e-mail
+        raise Refused(
+            f"NameID: its Format {name_format[:128]!r} is not an e-mail address"
+            " (set sso.saml_email_attribute to read the e-mail from an attribute)"
+        )
     confirmation = None
     for sc in subject.findall("saml:SubjectConfirmation", NS) if subject is not None else []:
         if sc.get("Method") == BEARER:

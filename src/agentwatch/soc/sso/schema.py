@@ -1,7 +1,8 @@
 """Tables of single sign-on (Alembic branch ``sso``, revision 0800_sso).
 
 ``sso_requests``: sign-ons started and not yet completed, keyed by the SHA-256 of the OIDC
-``state`` or of the SAML request id; each is taken once (deleted when used) and expires.
+``state`` or of the SAML request id; each is taken once (deleted when used) and expires;
+``extra`` holds the client address that started it (for ``sso.max_pending_per_address``).
 ``sso_assertions``: the ids of SAML assertions already used, kept until they expire, so a
 replayed assertion is refused."""
 

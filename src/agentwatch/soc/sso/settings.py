@@ -71,12 +71,17 @@ class SsoSettings(BaseModel):
     max_response_bytes: int = Field(
         256 * 1024, ge=4096, le=4 * 1024 * 1024, description="largest answer read from the identity provider"
     )
-    metadata_ttl_s: float = Field(3600.0, ge=0, le=86_400, description="how long the provider metadata is cached")
+    metadata_ttl_s: float = Field(
+        3600.0, ge=0, le=86_400, description="how long the provider metadata and keys are cached"
+    )
     jwks_refetch_s: float = Field(
         30.0, ge=0, le=3600, description="least time between two JWKS fetches caused by an unknown key id"
     )
     request_ttl_s: int = Field(600, ge=30, le=3600, description="how long a started sign-on may take to come back")
     max_pending: int = Field(10_000, ge=10, le=1_000_000, description="most sign-ons started and not yet completed")
+    max_pending_per_address: int = Field(
+        100, ge=1, le=1_000_000, description="most sign-ons started from one client address and not yet completed"
+    )
     clock_skew_s: int = Field(60, ge=0, le=600, description="clock difference tolerated in token and assertion times")
     saml_idp_entity_id: str | None = Field(None, max_length=2048, description="the IdP's entity id (Issuer)")
     saml_idp_sso_url: str | None = Field(
@@ -104,7 +109,7 @@ class SsoSettings(BaseModel):
         _http_url(v, resolve_guard=True, allow_private=bool(info.data.get("allow_private", False)))
         if urlsplit(v).query:
             raise ValueError("must not carry a query")
-        return v.rstrip("/")
+        return v  # kept as given: the provider's issuer is compared exactly (some end with '/')
 
     @field_validator("redirect_uri", "saml_idp_sso_url", "saml_acs_url")
     @classmethod

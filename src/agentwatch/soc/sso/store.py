@@ -16,6 +16,10 @@ class TooManyPending(Exception):
     """As many sign-ons are pending as ``sso.max_pending`` allows."""
 
 
+class TooManyFromClient(Exception):
+    """As many sign-ons started from this client address are pending as ``sso.max_pending_per_address`` allows."""
+
+
 @dataclass(frozen=True)
 class Pending:
     kind: str
@@ -44,10 +48,19 @@ class SsoStore:
         nonce: str = "",
         verifier: str = "",
         binding: str = "",
+        client: str = "",
+        max_per_client: int | None = None,
     ) -> None:
+        """Keep a started sign-on; ``extra`` holds the client address that started it, so that
+        one address cannot take all of ``max_pending`` (and lock everyone else out)."""
         now = time.time()
+        c = sso_requests.c
         with self.engine.begin() as conn:
-            conn.execute(delete(sso_requests).where(sso_requests.c.expires_at <= now))
+            conn.execute(delete(sso_requests).where(c.expires_at <= now))
+            if max_per_client is not None:
+                mine = conn.execute(select(func.count()).select_from(sso_requests).where(c.extra == client))
+                if mine.scalar_one() >= max_per_client:
+                    raise TooManyFromClient
             pending = conn.execute(select(func.count()).select_from(sso_requests)).scalar_one()
             if pending >= max_pending:
                 raise TooManyPending
@@ -58,7 +71,7 @@ class SsoStore:
                     nonce=nonce,
                     verifier=verifier,
                     binding=binding,
-                    extra="",
+                    extra=client,
                     created_at=now,
                     expires_at=now + ttl_s,
                 )

@@ -3,7 +3,8 @@
 // The access and refresh tokens live in memory and in sessionStorage (this tab only, gone
 // when it closes); every data call carries `Authorization: Bearer <access token>`. A 401
 // is answered by one refresh (shared by the calls waiting on it) and one retry; when the
-// refresh fails the session is forgotten and the app shows the sign-in page. The login
+// refresh is refused the session is forgotten and the app shows the sign-in page (a refresh
+// answered 429 or 5xx keeps it: the error is shown and a later call tries again). The login
 // also sets the HttpOnly `aw_access` cookie, which the server accepts only on WebSocket
 // handshakes (the live page); scripts never read it.
 
@@ -83,9 +84,13 @@ export function createApi({ fetchImpl = globalThis.fetch?.bind(globalThis), stor
   }
 
   async function doRefresh() {
-    const token = session?.refresh;
+    const started = session;
+    const token = started?.refresh;
     if (!token) return false;
     const response = await post("/api/v1/auth/refresh", { refresh_token: token });
+    // signed out (or in again) meanwhile: the answer belongs to a session that is gone
+    if (session !== started) return Boolean(session?.access);
+    if (response.status === 429 || response.status >= 500) throw await errorOf(response); // not a refusal: retry later
     if (!response.ok) {
       save(null);
       return false;

@@ -21,12 +21,14 @@ const ROUTES = {
   live: [live.render, null],
 };
 
-/** `#/alerts/a%2Fb` -> ["alerts", ["a/b"]]; anything malformed -> the overview. */
+/** `#/alerts/a%2Fb` -> ["alerts", ["a/b"]]; anything malformed (or a "." / ".." part) -> the overview. */
 export function parseHash(hash) {
   const path = String(hash || "").replace(/^#\/?/, "");
   const parts = path.split("/").filter((p) => p !== "");
   try {
     const decoded = parts.map((p) => decodeURIComponent(p));
+    // "." and ".." would be dot-segments of the API path a page builds from them
+    if (decoded.some((p) => p === "." || p === "..")) return ["overview", []];
     return [decoded[0] || "overview", decoded.slice(1)];
   } catch {
     return ["overview", []];

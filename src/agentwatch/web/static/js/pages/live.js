@@ -82,7 +82,9 @@ export async function render(root, { api, openSocket = (url) => new WebSocket(ur
       if (closedByUs) return;
       if (!opened && !retried) {
         retried = true;
-        if (await api.refresh()) {
+        const renewed = await api.refresh().catch(() => false);
+        if (closedByUs) return; // the page was left meanwhile
+        if (renewed) {
           connect();
           return;
         }
