@@ -27,9 +27,10 @@ from agentwatch.federated.language import parse
 from agentwatch.federated.settings import TargetSettings
 from agentwatch.federated.spec import shown_window
 from agentwatch.store import events as event_store
-from agentwatch.store.engine import is_sqlite, make_engine
+from agentwatch.store.engine import make_engine
 from agentwatch.store.migrate import migrate
 from tests.support.server import free_port, serve_asgi
+from tests.support.services import database_for
 
 T0 = 1767225600.0  # 2026-01-01T00:00:00Z
 ENGINE = create_engine("sqlite://")
@@ -151,9 +152,29 @@ def test_contains_and_startswith_ignore_the_case_of_non_ascii_letters_on_both_st
     assert local.run(engine, parse('host contains "ECOLE"'), w, 10) == []
 
 
-def test_a_local_query_past_its_deadline_is_stopped_inside_sqlite(engine: Engine) -> None:
-    if not is_sqlite(engine):
-        pytest.skip("PostgreSQL's statement_timeout is tested with a statement that waits, below")
+def _store_of(kind: str, directory: Any) -> Iterator[Engine]:
+    """A migrated store of one kind (the two tests below are about one store each)."""
+    for url in database_for(kind, directory):
+        eng = make_engine(url)
+        try:
+            yield eng
+        finally:
+            eng.dispose()
+
+
+@pytest.fixture
+def sqlite_engine(tmp_path: Any) -> Iterator[Engine]:
+    yield from _store_of("sqlite", tmp_path)
+
+
+@pytest.fixture
+def postgresql_engine(tmp_path: Any) -> Iterator[Engine]:
+    yield from _store_of("postgresql", tmp_path)
+
+
+def test_a_local_query_past_its_deadline_is_stopped_inside_sqlite(sqlite_engine: Engine) -> None:
+    # PostgreSQL's statement_timeout is tested with a statement that waits, below
+    engine = sqlite_engine
     event_store.commit_batch(engine, [_event(i, f"h-{i}") for i in range(100, 300)])
     with pytest.raises(TimeoutError):  # the progress handler's first look stops the statement
         local.run(engine, parse('host contains "zz"'), Window(T0, T0 + 600), 10, deadline=time.monotonic() - 1)
@@ -161,9 +182,10 @@ def test_a_local_query_past_its_deadline_is_stopped_inside_sqlite(engine: Engine
     assert len(local.run(engine, parse('host startswith "h-"'), Window(T0, T0 + 600), 500)) == 200
 
 
-def test_a_timed_out_local_target_leaves_no_query_running_in_postgresql(engine: Engine) -> None:
-    if is_sqlite(engine):
-        pytest.skip("a SQLite read never waits for a lock (WAL); the deadline is tested above")
+@pytest.mark.postgres
+def test_a_timed_out_local_target_leaves_no_query_running_in_postgresql(postgresql_engine: Engine) -> None:
+    # a SQLite read never waits for a lock (WAL); its deadline is tested above
+    engine = postgresql_engine
     target = TargetSettings(name="local", kind="agentwatch_local", timeout_s=0.3)
     locker = engine.connect()
     tx = locker.begin()
