@@ -12,29 +12,18 @@ from typing import Any
 import pytest
 from sqlalchemy import update
 
-from agentwatch.config import Settings
 from agentwatch.soc.copilot.schema import copilot_actions
 from agentwatch.soc.copilot.store import digest
 from tests.copilot.seed import CONTEXT, alert, context, of_kind, run, unique
-from tests.soc.helpers import MISSING, PASSWORD, AuthServer
-from tests.support.server import run_server
+from tests.soc.helpers import MISSING, PASSWORD, AuthServer, auth_server
 
 RUN = "/api/v1/copilot/actions"
 
 
 @pytest.fixture(scope="module")
 def authed(module_database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuthServer]:
-    """As ``tests.soc.helpers.auth_server``, without the bundled rule sets (seconds to compile)."""
-    cfg = Settings(
-        data_dir=tmp_path_factory.mktemp("data"),
-        database_url=module_database_url,
-        auth={"enabled": True, "open_ingest_on_loopback": False},
-        detection={"atr_bundled": False, "pack": False},
-    )
-    with run_server(cfg) as s, s.client() as c:
-        s.aw.auth.users.create("admin@example.com", PASSWORD, "admin")
-        token = c.post("/api/v1/auth/login", json={"email": "admin@example.com", "password": PASSWORD}).json()
-        yield AuthServer(s, c, {"Authorization": f"Bearer {token['access_token']}"})
+    with auth_server(module_database_url, tmp_path_factory.mktemp("data")) as a:
+        yield a
 
 
 @pytest.fixture(scope="module")

@@ -16,26 +16,16 @@ import orjson
 import pytest
 
 from agentwatch.api.text_rules import printable_title
-from agentwatch.config import Settings
 from agentwatch.soc.cases import store as cases_store
 from agentwatch.store.alerts_schema import alerts
 from tests.copilot.seed import alert, context, ent, of_kind, run, unique
-from tests.soc.helpers import PASSWORD, AuthServer
-from tests.support.server import run_server
+from tests.soc.helpers import PASSWORD, AuthServer, auth_server
 
 
 @pytest.fixture(scope="module")
 def authed(module_database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuthServer]:
-    cfg = Settings(
-        data_dir=tmp_path_factory.mktemp("data"),
-        database_url=module_database_url,
-        auth={"enabled": True, "open_ingest_on_loopback": False},
-        detection={"atr_bundled": False, "pack": False},
-    )
-    with run_server(cfg) as s, s.client() as c:
-        s.aw.auth.users.create("admin@example.com", PASSWORD, "admin")
-        token = c.post("/api/v1/auth/login", json={"email": "admin@example.com", "password": PASSWORD}).json()
-        yield AuthServer(s, c, {"Authorization": f"Bearer {token['access_token']}"})
+    with auth_server(module_database_url, tmp_path_factory.mktemp("data")) as a:
+        yield a
 
 
 def _analyst(a: AuthServer, email: str | None = None) -> dict[str, str]:

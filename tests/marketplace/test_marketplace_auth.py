@@ -8,9 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from agentwatch.config import Settings
-from tests.soc.helpers import PASSWORD, AuthServer
-from tests.support.server import run_server
+from tests.soc.helpers import AuthServer, auth_server
 
 ITEMS = "/api/v1/marketplace/items"
 DETECTION = "agent-host-resolves-drop-service"
@@ -19,17 +17,8 @@ PLAYBOOK = "contain-agent-exfiltration"  # steps need alerts:write and cases:wri
 
 @pytest.fixture(scope="module")
 def authed(module_database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuthServer]:
-    # as tests.soc.helpers.auth_server, without the bundled ATR set and rule pack (seconds to compile)
-    cfg = Settings(
-        data_dir=tmp_path_factory.mktemp("data"),
-        database_url=module_database_url,
-        auth={"enabled": True, "open_ingest_on_loopback": False},
-        detection={"atr_bundled": False, "pack": False},
-    )
-    with run_server(cfg) as s, s.client() as c:
-        s.aw.auth.users.create("admin@example.com", PASSWORD, "admin")
-        token = c.post("/api/v1/auth/login", json={"email": "admin@example.com", "password": PASSWORD}).json()
-        yield AuthServer(s, c, {"Authorization": f"Bearer {token['access_token']}"})
+    with auth_server(module_database_url, tmp_path_factory.mktemp("data")) as a:
+        yield a
 
 
 def test_every_route_needs_a_credential(authed: AuthServer) -> None:
