@@ -34,6 +34,7 @@ from agentwatch.soc.copilot import for_alert, for_case, for_playbook, for_rule, 
 from agentwatch.soc.copilot.actions import KINDS
 from agentwatch.soc.copilot.suggestion import Suggestion
 from agentwatch.soc.copilot.summary import summarise
+from agentwatch.soc.copilot.summary_cache import cache_of
 from agentwatch.soc.playbooks import store as playbooks
 
 router = APIRouter(prefix="/api/v1/copilot", tags=["copilot"])
@@ -171,7 +172,9 @@ async def context(
         "generated_at": iso(time.time()),
     }
     if summary:
-        made, why = await summarise(request.app.state.aw.settings.llm, resource_type, resource_id, found)
+        aw = request.app.state.aw
+        cache = cache_of(request.app.state, aw.settings.copilot)
+        made, why = await summarise(aw.settings.llm, resource_type, resource_id, found, cache)
         doc["summary"] = made
         if why is not None:
             doc["summary_error"] = why

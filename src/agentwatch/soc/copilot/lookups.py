@@ -102,19 +102,24 @@ def sla_clocks(engine: Engine, rows: list[Any], now: float | None = None) -> lis
 
 def rule_labels(engine: Engine, rule_id: str) -> dict[str, int]:
     """How many of the rule's alerts are labelled true and false positive (each alert by its
-    newest verdict)."""
-    stmt = (
-        select(alert_feedback.c.alert_id, alert_feedback.c.feedback)
-        .join(alerts, alerts.c.id == alert_feedback.c.alert_id)
+    newest verdict). Counted in the store: one row per verdict comes back, however many labels
+    the rule's alerts hold."""
+    f = alert_feedback.c
+    newest_first = func.row_number().over(partition_by=f.alert_id, order_by=(f.created_at.desc(), f.id.desc()))
+    ranked = (
+        select(f.feedback.label("verdict"), newest_first.label("rank"))
+        .join(alerts, alerts.c.id == f.alert_id)
         .where(alerts.c.rule_id == rule_id)
-        .order_by(alert_feedback.c.created_at, alert_feedback.c.id)
+        .subquery()
     )
-    verdicts: dict[str, str] = {}
+    stmt = (
+        select(ranked.c.verdict, func.count())
+        .where(ranked.c.rank == 1, ranked.c.verdict.in_(("tp", "fp")))
+        .group_by(ranked.c.verdict)
+    )
     with engine.connect() as conn:
-        for alert_id, verdict in conn.execute(stmt):
-            verdicts[alert_id] = verdict
-    values = list(verdicts.values())
-    return {"tp": values.count("tp"), "fp": values.count("fp")}
+        counted = {verdict: int(n) for verdict, n in conn.execute(stmt)}
+    return {"tp": counted.get("tp", 0), "fp": counted.get("fp", 0)}
 
 
 def rule_volume(engine: Engine, rule_id: str, since: float) -> dict[str, int]:

@@ -25,3 +25,9 @@ class CopilotSettings(BaseModel):
     )
     min_labelled: int = Field(3, ge=1, le=10_000, description="labelled alerts needed before the ratio counts")
     playbook_runs: int = Field(10, ge=1, le=1000, description="a playbook's newest runs looked at for failures")
+    summary_cache_entries: int = Field(
+        1000, ge=1, le=100_000, description="LLM summaries kept in memory (one per alert, case, rule or playbook)"
+    )
+    summary_cache_ttl_s: float = Field(
+        600.0, gt=0, le=86_400, description="how long a kept LLM summary is reused while its input is unchanged"
+    )

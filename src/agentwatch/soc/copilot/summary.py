@@ -3,7 +3,8 @@
 The model sees only the suggestions' kinds and reasons, masked (:func:`agentwatch.masking.mask_text`)
 and bounded; the call goes through the one backend client (:func:`agentwatch.alerts.explain.complete`:
 SSRF guard, time-out, bounded answer). A failure leaves the summary out and says why: the
-suggestions never wait on a model.
+suggestions never wait on a model. A summary made from the same input is reused from the
+cache (:mod:`.summary_cache`) instead of asking the model again.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 from agentwatch.alerts.explain import ExplainError, complete
 from agentwatch.masking import mask_text
 from agentwatch.soc.copilot.suggestion import Suggestion
+from agentwatch.soc.copilot.summary_cache import SummaryCache, input_hash
 
 MAX_REASONS = 30
 MAX_REASON_CHARS = 400
@@ -33,13 +35,20 @@ def messages(resource_type: str, resource_id: str, suggestions: list[Suggestion]
 
 
 async def summarise(
-    llm: Any, resource_type: str, resource_id: str, suggestions: list[Suggestion]
+    llm: Any, resource_type: str, resource_id: str, suggestions: list[Suggestion], cache: SummaryCache
 ) -> tuple[dict[str, Any] | None, str | None]:
     """(``{"text", "model"}``, None), or (None, why there is none)."""
     if not llm.enabled or not llm.base_url or not llm.model:
         return None, "llm: disabled (set llm.enabled, llm.base_url and llm.model)"
+    prompt = messages(resource_type, resource_id, suggestions)
+    subject, made_from = f"{resource_type}/{resource_id}", input_hash(prompt, llm)
+    kept = cache.get(subject, made_from)
+    if kept is not None:
+        return kept, None
     try:
-        text, model = await complete(llm, messages(resource_type, resource_id, suggestions))
+        text, model = await complete(llm, prompt)
     except ExplainError as exc:
         return None, str(exc)
-    return {"text": text[:MAX_SUMMARY_CHARS], "model": model}, None
+    made = {"text": text[:MAX_SUMMARY_CHARS], "model": model}
+    cache.put(subject, made_from, made)
+    return made, None

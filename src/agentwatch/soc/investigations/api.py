@@ -10,7 +10,10 @@
 The ledger holds what the tools read: events (``GET /api/v1/events``, entity timelines) and
 alerts. Reading it needs ``alerts:read`` and ``events:read``; starting and replaying need
 ``cases:write`` and both of those (the tools read them on the caller's behalf).
-The ledger is append-only: there is no route that changes or deletes an entry.
+The ledger is append-only: there is no route that changes or deletes an entry. A case is
+never erased (``DELETE`` closes it, for the audit trail), so its investigations stay readable
+with it; a closed case cannot be investigated (409) until it is reopened. Should a case's row be
+gone from the store, nothing of its investigations or ledger is answered (404).
 """
 
 from __future__ import annotations
@@ -27,7 +30,6 @@ from agentwatch.api.bodies import json_body_doc, read_model
 from agentwatch.api.errors import ApiError, Conflict, InvalidRequest, NotFound, Unavailable
 from agentwatch.api.query import keyset_position, only_query
 from agentwatch.api.security import principal_name, require
-from agentwatch.soc.cases import store as cases
 from agentwatch.soc.cases.api import CASE_ID_RE
 from agentwatch.soc.investigations import ledger, replay, store
 from agentwatch.soc.investigations.llm import missing_setting
@@ -67,9 +69,14 @@ def _case_id(case_id: str) -> str:
 
 async def _known_case(request: Request, case_id: str) -> str:
     case_id = _case_id(case_id)
-    if await run_in_threadpool(cases.get_case, request.app.state.aw.engine, case_id) is None:
+    if await run_in_threadpool(store.case_status, request.app.state.aw.engine, case_id) is None:
         raise NotFound("case not found", {"case_id": case_id})
     return case_id
+
+
+async def _case_kept(request: Request, case_id: str) -> bool:
+    """Whether the store still holds the case (its ledger is readable only while it does)."""
+    return await run_in_threadpool(store.case_status, request.app.state.aw.engine, case_id) is not None
 
 
 @router.get(
@@ -113,7 +120,7 @@ async def get_investigation(request: Request, id: str) -> dict[str, Any]:  # noq
     entry = ENTRY_ID_RE.fullmatch(id)
     if entry is not None:
         found = await run_in_threadpool(store.entry, engine, entry.group(1), int(entry.group(2)))
-        if found is None:
+        if found is None or not await _case_kept(request, found["case_id"]):
             raise NotFound("ledger entry not found", {"id": id})
         return found
     if INVESTIGATION_ID_RE.fullmatch(id) is None:
@@ -122,7 +129,7 @@ async def get_investigation(request: Request, id: str) -> dict[str, Any]:  # noq
             " or a ledger entry id (<investigation id>.<seq>)"
         )
     doc = await run_in_threadpool(store.get, engine, id)
-    if doc is None:
+    if doc is None or not await _case_kept(request, doc["case_id"]):
         raise NotFound("investigation not found", {"id": id})
     doc["ledger"] = await run_in_threadpool(ledger.verify, engine, id)
     return doc
@@ -142,7 +149,12 @@ async def start_investigation(request: Request, case_id: str) -> JSONResponse:
     why = missing_setting(aw.settings.llm)
     if why is not None:
         raise Unavailable(why)
-    case_id = await _known_case(request, case_id)
+    case_id = _case_id(case_id)
+    status = await run_in_threadpool(store.case_status, aw.engine, case_id)
+    if status is None:
+        raise NotFound("case not found", {"case_id": case_id})
+    if status == "closed":
+        raise Conflict("case_id: the case is closed; reopen it (PATCH its status) to investigate it")
     try:
         row = await investigator_of(aw).begin(case_id, principal_name(request))
     except store.Busy as exc:

@@ -9,12 +9,15 @@ order, a removed entry or a ledger cut short no longer verifies.
 Writes are not best-effort: :meth:`Ledger.append` moves the head and inserts the entry in one
 transaction, only from the head it knows (a compare-and-set) and only while the investigation is
 running (not once another node marked it abandoned), and raises
-:class:`LedgerWriteFailed` when either fails; the investigator stops on it.
+:class:`LedgerWriteFailed` when either fails; the investigator stops on it. Appends to one
+ledger run one at a time (a lock): a write the wall-time cut let finish is stored before the
+failure entry that follows it, never beside it at the same position.
 """
 
 from __future__ import annotations
 
 import hashlib
+import threading
 import time
 from typing import Any
 
@@ -30,7 +33,12 @@ FETCH_ROWS = 64
 
 
 class LedgerWriteFailed(Exception):
-    """An entry could not be stored: the investigation may not go on."""
+    """An entry could not be stored: the investigation may not go on. ``transient``: the store
+    failed (trying again may work), not the head or the investigation's status."""
+
+    def __init__(self, message: str, *, transient: bool = False) -> None:
+        super().__init__(message)
+        self.transient = transient
 
 
 def canonical(doc: Any) -> str:
@@ -57,9 +65,14 @@ class Ledger:
         self.created_at = created_at
         self.seq = 0
         self.head = GENESIS
+        self._writing = threading.Lock()
 
     def append(self, kind: str, payload: dict[str, Any]) -> str:
         """Store the entry; its hash. Raises :class:`LedgerWriteFailed` when it is not stored."""
+        with self._writing:
+            return self._append(kind, payload)
+
+    def _append(self, kind: str, payload: dict[str, Any]) -> str:
         seq, ts = self.seq + 1, time.time()
         body = canonical(
             {"investigation_id": self.investigation_id, "seq": seq, "kind": kind, "ts": ts, "payload": payload}
@@ -97,7 +110,7 @@ class Ledger:
                     )
                 )
         except SQLAlchemyError as exc:
-            raise LedgerWriteFailed(f"ledger: entry {seq} not stored ({type(exc).__name__})") from None
+            raise LedgerWriteFailed(f"ledger: entry {seq} not stored ({type(exc).__name__})", transient=True) from None
         self.seq, self.head = seq, h
         return h
 

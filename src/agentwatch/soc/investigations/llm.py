@@ -85,6 +85,16 @@ def _tool_call(i: int, call: Any) -> dict[str, Any]:
     return {"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}
 
 
+def counted_tokens(usage: dict[str, int]) -> int | None:
+    """The tokens an answer counts against ``investigations.max_tokens``: the larger of the
+    reported total and prompt + completion (a backend reporting a total of 0 beside large parts
+    does not spend less). None when nothing above 0 is reported: the caller estimates then, as
+    an answer never costs nothing."""
+    parts = usage.get("prompt_tokens", 0) + usage.get("completion_tokens", 0)
+    tokens = max(usage.get("total_tokens", 0), parts)
+    return tokens if tokens > 0 else None
+
+
 def parse_turn(raw: bytes, asked_model: str) -> Turn:
     """The backend's answer as a :class:`Turn`; :class:`LlmFailed` naming what is wrong."""
     try:
@@ -115,9 +125,7 @@ def parse_turn(raw: bytes, asked_model: str) -> Turn:
         for k, v in usage.items()
         if k in ("prompt_tokens", "completion_tokens", "total_tokens") and isinstance(v, int) and v >= 0
     }
-    tokens = usage.get("total_tokens")
-    if tokens is None and "prompt_tokens" in usage and "completion_tokens" in usage:
-        tokens = usage["prompt_tokens"] + usage["completion_tokens"]
+    tokens = counted_tokens(usage)
     model = doc.get("model")
     finish = doc["choices"][0].get("finish_reason") if isinstance(doc["choices"][0], dict) else None
     return Turn(

@@ -44,7 +44,10 @@ class State:
 
 
 def _estimate(messages: list[dict[str, Any]], turn: Turn) -> int:
-    return (len(canonical(messages)) + len(canonical(turn.message))) // CHARS_PER_TOKEN + 1
+    """Tokens of a step whose backend reported none: the bytes sent and answered, a token per
+    :data:`CHARS_PER_TOKEN` bytes."""
+    sent = len(canonical(messages).encode()) + len(canonical(turn.message).encode())
+    return sent // CHARS_PER_TOKEN + 1
 
 
 async def investigate(

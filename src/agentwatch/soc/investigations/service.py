@@ -6,6 +6,8 @@ An investigation is ``queued`` until a slot is free, then ``running``, then ``do
 report) or ``failed`` (with ``error`` naming the bound, the backend's failure or the ledger's).
 When the ledger cannot store an entry the investigation stops there: it is marked failed and
 nothing more is recorded (the ledger holds every step taken, and no step is taken unrecorded).
+The wall-time cut (or the node stopping) never cuts a ledger write short: a write under way is
+let finish first, and the run then ends with its ``failure`` entry after it.
 When the node stops, its queued and running investigations are marked failed; at start,
 investigations left active by a node that stopped without doing so are marked failed.
 """
@@ -27,20 +29,42 @@ from agentwatch.soc.investigations.ledger import Ledger, LedgerWriteFailed
 
 log = structlog.get_logger("agentwatch.investigations")
 
+FAILURE_TRIES = 3  # attempts at storing the failure entry when the store fails
+FAILURE_RETRY_S = 0.2
+
 
 class LedgerSink:
     def __init__(self, ledger: Ledger) -> None:
         self.ledger = ledger
 
     async def record(self, kind: str, payload: dict[str, Any]) -> None:
-        await asyncio.to_thread(self.ledger.append, kind, payload)
+        write = asyncio.ensure_future(asyncio.to_thread(self.ledger.append, kind, payload))
+        try:
+            await asyncio.shield(write)
+        except asyncio.CancelledError:
+            # cut (wall time, or the node stopping) while the entry was being written: the write
+            # goes on in its thread either way; wait for it, so the ledger's head is known when
+            # the failure entry follows, then stop as asked
+            with contextlib.suppress(Exception):
+                await write
+            raise
 
 
 class LiveBackend:
-    def __init__(self, aw: Any) -> None:
+    """The model, asked only while the case is still open: a case closed (``DELETE``) since the
+    investigation began stops it before the next question, so the closed case's ledger stops
+    growing."""
+
+    def __init__(self, aw: Any, case_id: str) -> None:
         self.aw = aw
+        self.case_id = case_id
 
     async def ask(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], max_tokens: int) -> llm.Turn:
+        status = await asyncio.to_thread(store.case_status, self.aw.engine, self.case_id)
+        if status is None:
+            raise runner.Stopped("case_id: the case no longer exists")
+        if status == "closed":
+            raise runner.Stopped("case_id: the case was closed; an investigation of a closed case stops")
         return await llm.chat(self.aw.settings.llm, messages, tools, max_tokens)
 
 
@@ -131,7 +155,7 @@ class Investigator:
                     self.aw.settings.llm.max_tokens,
                     case,
                     row["nonce"],
-                    LiveBackend(self.aw),
+                    LiveBackend(self.aw, row["case_id"]),
                     LedgerSink(ledger),
                     state,
                 )
@@ -157,8 +181,17 @@ class Investigator:
         log.info("investigations.finished", investigation_id=iid, status=status, steps=state.steps, tokens=state.tokens)
 
     async def _failure(self, ledger: Ledger, error: str) -> None:
-        with contextlib.suppress(LedgerWriteFailed):
-            await asyncio.to_thread(ledger.append, "failure", {"error": error})
+        """Record the failure entry, trying again a few times when the store failed (not when the
+        investigation was marked abandoned meanwhile: then nothing more may be recorded)."""
+        for attempt in range(FAILURE_TRIES):
+            try:
+                await asyncio.to_thread(ledger.append, "failure", {"error": error})
+                return
+            except LedgerWriteFailed as exc:
+                if not exc.transient or attempt == FAILURE_TRIES - 1:
+                    log.warning("investigations.failure_not_recorded", investigation_id=ledger.investigation_id)
+                    return
+                await asyncio.sleep(FAILURE_RETRY_S * (attempt + 1))
 
     async def _finish(self, iid: str, status: str, state: runner.State, error: str | None) -> None:
         try:

@@ -1,5 +1,12 @@
 """Investigations in the store: start one (one per case at a time), move it on, read it, and
-read a case's ledger entries a page at a time (oldest investigation first, each in order)."""
+read a case's ledger entries a page at a time (oldest investigation first, each in order).
+
+A case is never erased (``DELETE /api/v1/cases/{id}`` closes it, kept for the audit trail), so
+its investigations and their ledger are kept with it, append-only. :func:`case_status` is what
+the investigator and the routes ask of the case: a closed case gets no new investigation and its
+running one stops; a case no longer in the store (erased outside agentwatch) has nothing of its
+ledger readable.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +20,7 @@ from sqlalchemy import Engine, and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from agentwatch.events.model import iso
+from agentwatch.soc.cases.schema import cases
 from agentwatch.soc.investigations.ledger import GENESIS
 from agentwatch.soc.investigations.schema import investigation_entries, investigations
 from agentwatch.soc.investigations.summary import summary
@@ -33,6 +41,12 @@ class Busy(Exception):
 
 class TooMany(Exception):
     """The case holds the most investigations it may."""
+
+
+def case_status(engine: Engine, case_id: str) -> str | None:
+    """The case's status; None when the store holds no such case."""
+    with engine.connect() as conn:
+        return conn.execute(select(cases.c.status).where(cases.c.id == case_id)).scalar()
 
 
 def _json(row: Any) -> dict[str, Any]:
