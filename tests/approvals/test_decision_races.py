@@ -28,7 +28,7 @@ def pending(engine: Engine, ttl_s: float = 3600) -> dict[str, Any]:
         requester="user:asker",
         ttl_s=ttl_s,
     )
-    return store.create(engine, row, max_pending=1000)
+    return store.create(engine, row, max_pending=1000, max_per_requester=1000)
 
 
 def race(calls: list[Callable[[], Any]]) -> list[Any]:

@@ -210,3 +210,41 @@ def test_an_automatic_run_is_held_too_and_runs_once_approved(team: People, hook:
     done = decide(team.client, team["admin"], run["approval_id"], "approve").json()
     assert done["status"] == "executed" and calls(got, path) == 1
     assert [r["status"] for r in runs(team, pb["id"])] == ["succeeded"]
+
+
+def test_runner_execute_has_no_default_person() -> None:
+    """A caller that leaves ``person`` out must not compile to "the person is whoever started it"."""
+    import inspect
+
+    from agentwatch.soc.playbooks import runner
+
+    person = inspect.signature(runner.execute).parameters["person"]
+    assert person.kind is inspect.Parameter.KEYWORD_ONLY and person.default is inspect.Parameter.empty
+
+
+def test_an_automatic_run_is_asked_for_by_the_system_and_any_admin_may_decide(
+    team: People, hook: tuple[str, list]
+) -> None:
+    from sqlalchemy import select
+
+    from agentwatch.soc.playbooks.trigger import SYSTEM_PERSON
+
+    url, got = hook
+    path, tag = unique(), unique()
+    trigger = {"type": "alert", "min_severity": 9, "tags": [tag]}
+    pb = playbook(team, steps(url, path), requires_approval=True, trigger=trigger)
+    aw = team.server.aw
+    trig = aw.components["playbooks"]
+    loop = trig._tasks[0].get_loop()
+    asyncio.run_coroutine_threadsafe(trig.reload(), loop).result(10)
+    event = Event(body={}, event_id=f"sys-{tag}", event_type="ai.request", ts=1000.0, received_at=1000.0)
+    finding = Finding("atr", f"sys-{tag}", "Gated", 9, [event], alert_type="atr", dedup_key=tag, tags=[tag])
+    asyncio.run_coroutine_threadsafe(aw.alerts.record([finding]), loop).result(10)
+    (run,) = wait_for(lambda: runs(team, pb["id"]))
+    with aw.engine.connect() as conn:
+        requester = conn.execute(
+            select(approval_requests.c.requester).where(approval_requests.c.id == run["approval_id"])
+        ).scalar_one()
+    assert requester == SYSTEM_PERSON == "system:playbook-trigger"
+    done = decide(team.client, team["admin"], run["approval_id"], "approve").json()
+    assert done["status"] == "executed" and calls(got, path) == 1

@@ -183,8 +183,13 @@ def test_a_remote_item_installs_and_a_newer_version_updates_it(market: Market) -
     assert up.json()["resource_id"] == rule_id
     assert "marketplace-test-tool-1.1.0" in c.get(f"/api/v1/rules/{rule_id}").json()["yaml"]
     assert c.post(f"{ITEMS}/remote-good-rule:install").status_code == 409
-    # an older version than the installed one is refused
+    # an older version than the installed one is refused: as a replay while the server runs...
     market.fake.body = remote_items(market.trusted, market.other, good_version="1.0.5")
+    market.server.aw.marketplace_catalogue.remote.checked = -1e18
+    replayed = c.post(f"{ITEMS}/remote-good-rule:install")
+    assert replayed.status_code == 409 and "an older index replayed?" in replayed.json()["error"]["message"]
+    # ...and, after a restart forgot the versions seen, as older than the installed one
+    market.server.aw.marketplace_catalogue.newest.clear()
     market.server.aw.marketplace_catalogue.remote.checked = -1e18
     old = c.post(f"{ITEMS}/remote-good-rule:install")
     assert old.status_code == 409 and "newer than 1.0.5" in old.json()["error"]["message"]

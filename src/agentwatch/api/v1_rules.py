@@ -40,7 +40,9 @@ def _synced(request: Request) -> tuple[DetectionEngine, RuleSync]:
     return engine, rule_sync_of(request.app.state.aw)
 
 
-async def _prepare(request: Request) -> tuple[DetectionEngine, RuleSync]:
+async def synced_rule_engine(request: Request) -> tuple[DetectionEngine, RuleSync]:
+    """The node's detection engine, brought in line with the rule store first (a change made
+    through another node is seen), and its rule sync (to mark a revision this node wrote)."""
     engine, sync = _synced(request)
     await run_in_threadpool(sync.sync)
     return engine, sync
@@ -66,8 +68,9 @@ async def _doc(engine: DetectionEngine, info: RuleInfo, *, full: bool = False) -
     return doc
 
 
-async def _guarded(fn: Callable[[], Any]) -> Any:
-    """Run a rule change, translating its errors into the answers the Sigma upload gives."""
+async def run_rule_change(fn: Callable[[], Any]) -> Any:
+    """Run the rule change ``fn`` in a worker thread; its result, or its error as the API answer
+    the Sigma upload gives (409 conflict or refusal, 422 invalid rule, 507 store full, 404, 503)."""
     sigma = sigma_module()
     try:
         return await run_in_threadpool(fn)
@@ -117,7 +120,7 @@ async def list_rules(
 ) -> dict[str, Any]:
     """Every rule of the engine (ordered by format, then id); filters combine with AND."""
     after = keyset_position(cursor, 256)
-    engine, _ = await _prepare(request)
+    engine, _ = await synced_rule_engine(request)
     flt = rule_catalog.RuleFilter(source, enabled, level, severity, tactic, technique, q)
     rules = await run_in_threadpool(engine.rules)
     chosen, total, nxt = rule_catalog.page(rules, flt, limit, after)
@@ -130,7 +133,7 @@ async def list_rules(
 async def get_rule(request: Request, rule_id: str) -> dict[str, Any]:
     """One rule with its YAML."""
     _check_id(rule_id)
-    engine, _ = await _prepare(request)
+    engine, _ = await synced_rule_engine(request)
     return await _doc(engine, _info(engine, rule_id), full=True)
 
 
@@ -145,11 +148,11 @@ class RuleCreate(BaseModel):
 async def create_rule(request: Request) -> Any:
     """Store a Sigma rule (201), or only validate it with ``dry_run`` (200)."""
     body = await read_model(request, RuleCreate, UPLOAD_BODY_BYTES)
-    engine, _ = await _prepare(request)
+    engine, _ = await synced_rule_engine(request)
     if body.enabled or body.dry_run:
-        infos = await _guarded(lambda: engine.upload_sigma(body.yaml, dry_run=body.dry_run))
+        infos = await run_rule_change(lambda: engine.upload_sigma(body.yaml, dry_run=body.dry_run))
     else:  # stored disabled from the start: never live, on any node, for a moment
-        infos = await _guarded(lambda: rule_edit.create_disabled(engine, body.yaml))
+        infos = await run_rule_change(lambda: rule_edit.create_disabled(engine, body.yaml))
     rules = [{**rule_catalog.rule_doc(i, 0), "yaml": i.yaml} for i in infos]
     return JSON({"rules": rules, "dry_run": body.dry_run}, status_code=200 if body.dry_run else 201)
 
@@ -181,8 +184,8 @@ async def replace_rule(request: Request, rule_id: str) -> dict[str, Any]:
     body = await read_model(request, RuleReplace, UPLOAD_BODY_BYTES)
     if not body.dry_run:
         await _keep_the_decision(request, rule_id)
-    engine, sync = await _prepare(request)
-    infos, removed, revision = await _guarded(
+    engine, sync = await synced_rule_engine(request)
+    infos, removed, revision = await run_rule_change(
         lambda: rule_edit.replace(engine, rule_id, body.yaml, dry_run=body.dry_run)
     )
     if revision is not None:
@@ -200,17 +203,17 @@ async def delete_rule(request: Request, rule_id: str) -> Response:
     """Delete an uploaded rule (204); 409 for a bundled rule or one sharing its file with others."""
     _check_id(rule_id)
     await _keep_the_decision(request, rule_id)
-    engine, sync = await _prepare(request)
-    revision = await _guarded(lambda: rule_edit.remove(engine, rule_id))
+    engine, sync = await synced_rule_engine(request)
+    revision = await run_rule_change(lambda: rule_edit.remove(engine, rule_id))
     sync.mark(revision)
     return Response(status_code=204)
 
 
 async def _set(request: Request, rule_id: str, enabled: bool) -> dict[str, Any]:
     _check_id(rule_id)
-    engine, _ = await _prepare(request)
+    engine, _ = await synced_rule_engine(request)
     _info(engine, rule_id)
-    info = await _guarded(lambda: rule_edit.set_flag(engine, rule_id, enabled))
+    info = await run_rule_change(lambda: rule_edit.set_flag(engine, rule_id, enabled))
     return await _doc(engine, info)
 
 

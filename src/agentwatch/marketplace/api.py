@@ -13,8 +13,10 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response
+from pydantic import BaseModel, ConfigDict
 from starlette.concurrency import run_in_threadpool
 
+from agentwatch.api.bodies import read_model
 from agentwatch.api.errors import Conflict, InvalidRequest, NotFound
 from agentwatch.api.query import only_query
 from agentwatch.api.responses import JSON
@@ -27,6 +29,13 @@ from agentwatch.marketplace.items import SLUG_RE, version_key
 router = APIRouter(tags=["marketplace"])
 PREFIX = "/api/v1/marketplace"
 SUMMARY_FIELDS = ("slug", "kind", "name", "version", "summary", "author", "tags")
+INSTALL_BODY_BYTES = 1024
+
+
+class InstallIn(BaseModel):
+    """The body of an install: no fields (an unknown one is refused, not ignored)."""
+
+    model_config = ConfigDict(extra="forbid")
 
 
 def _slug(slug: str) -> str:
@@ -46,7 +55,7 @@ def _doc(e: Entry, installed: dict[str, Any] | None, *, full: bool = False) -> d
         "installed_version": installed["version"] if installed else None,
     }
     if installed is not None:
-        out["install"] = installed
+        out["install"] = store.public(installed)
     if full:
         out |= {"manifest": item.get("manifest"), "sha256": item.get("sha256"), "signature": item.get("signature")}
     return out
@@ -68,7 +77,7 @@ async def list_items(
     """Every item of the bundled and the remote index; filters combine with AND."""
     cat = catalogue_of(request.app.state.aw)
     entries = await cat.entries()
-    done = await run_in_threadpool(store.all_installs, request.app.state.aw.engine)
+    done = await install.still_there(request, await run_in_threadpool(store.all_installs, request.app.state.aw.engine))
     out = []
     for e in entries:
         it = e.item
@@ -100,12 +109,22 @@ async def _entry(request: Request, slug: str) -> Entry:
 async def get_item(request: Request, slug: str) -> dict[str, Any]:
     """The item with its manifest, digest and signature, whether it verifies, and its install."""
     e = await _entry(request, slug)
-    return _doc(e, await run_in_threadpool(store.get, request.app.state.aw.engine, slug), full=True)
+    return _doc(e, await _installed(request, slug), full=True)
+
+
+async def _installed(request: Request, slug: str) -> dict[str, Any] | None:
+    """The install of ``slug`` when its rule or playbook still exists."""
+    found = await run_in_threadpool(store.get, request.app.state.aw.engine, slug)
+    if found is None:
+        return None
+    return (await install.still_there(request, {slug: found})).get(slug)
 
 
 @router.post(f"{PREFIX}/items/{{slug}}:install", dependencies=[require("rules:read"), only_query()])
 async def install_item(request: Request, slug: str) -> Response:
-    """Install a verified item (201 the first time, 200 for an update to a newer version)."""
+    """Install a verified item (201 the first time, 200 for an update to a newer version). The
+    body, when sent, is an empty object: nothing about an install is chosen by the caller."""
+    await read_model(request, InstallIn, INSTALL_BODY_BYTES, optional=True)
     e = await _entry(request, slug)
     item = e.item
     request.state.audit_details = {"slug": slug}
@@ -116,7 +135,10 @@ async def install_item(request: Request, slug: str) -> Response:
     if kind == "plugin":
         raise install.refuse_plugin(item)
     engine = request.app.state.aw.engine
-    before = await run_in_threadpool(store.get, engine, slug)
+    row = await run_in_threadpool(store.get, engine, slug)
+    if row is not None and store.fresh_claim(row):
+        raise _another(slug)
+    before = await _installed(request, slug) if row is not None else None
     if before is not None:
         if before["version"] == item["version"]:
             raise Conflict(f"version: {slug} {item['version']} is installed already", {"slug": slug})
@@ -126,16 +148,20 @@ async def install_item(request: Request, slug: str) -> Response:
             )
         if before["kind"] != kind:
             raise Conflict(f"kind: {slug} was installed as a {before['kind']}, not a {kind}", {"slug": slug})
-    previous = before["resource_id"] if before else None
-    run = install.detection if kind == "detection" else install.playbook
-    resource = await run(request, item, previous)
-    who = principal_name(request)
+    # one install of a slug at a time: claim it before making anything, so a loser makes nothing
     try:
-        await run_in_threadpool(
-            store.record, engine, slug, item["version"], kind, resource, who, before["version"] if before else None
-        )
+        token = await run_in_threadpool(store.claim, engine, slug, item["version"], kind, principal_name(request), row)
     except store.Raced:
-        raise Conflict(f"slug: {slug} was installed by another request meanwhile", {"slug": slug}) from None
+        raise _another(slug) from None
+    run = install.detection if kind == "detection" else install.playbook
+    try:
+        resource = await run(request, item, before["resource_id"] if before else None)
+        await run_in_threadpool(store.settle, engine, slug, token, resource)
+    except store.Raced:  # slower than store.CLAIM_TTL_S: another install took the claim over
+        raise _another(slug) from None
+    except BaseException:
+        await run_in_threadpool(store.release, engine, slug, token, row)
+        raise
     request.state.audit_details = {
         "slug": slug,
         "version": item["version"],
@@ -146,6 +172,12 @@ async def install_item(request: Request, slug: str) -> Response:
     doc["resource_id"] = resource
     doc["updated_from"] = before["version"] if before else None
     return JSON(doc, status_code=200 if before else 201)
+
+
+def _another(slug: str) -> Conflict:
+    return Conflict(
+        f"slug: {slug} is being installed by another request; list the items to see its install", {"slug": slug}
+    )
 
 
 @router.get("/marketplace/index.json", dependencies=[require("rules:read"), only_query()])

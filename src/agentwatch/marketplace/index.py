@@ -2,7 +2,8 @@
 ``publisher.json``) and, when ``marketplace.index_url`` is set, a remote index fetched at most
 every ``refresh_minutes``. Every item of both is checked (shape, then signature against the
 trusted keys: the bundled publisher key and ``marketplace.trusted_keys``); an item that fails is
-kept in the list with ``verified: false`` and its reason. A slug belongs to the first index that
+kept in the list with ``verified: false`` and its reason, and so is a remote item older than a
+version of it an earlier fetch verified (an old signed index replayed). A slug belongs to the first index that
 holds it (bundled first); a later duplicate is dropped and counted.
 """
 
@@ -19,7 +20,7 @@ import httpx
 import orjson
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from agentwatch.marketplace.items import SLUG_RE, shape_problem
+from agentwatch.marketplace.items import SLUG_RE, shape_problem, version_key
 from agentwatch.marketplace.settings import MarketplaceSettings
 from agentwatch.marketplace.signing import key_id, load_public, verify_item
 from agentwatch.net.bounded_body import ACCEPT_ENCODING, BadEncoding, BodyTooLarge, read_bounded
@@ -129,6 +130,7 @@ class Catalogue:
         self._lock = asyncio.Lock()
         self._bundled: list[Entry] | None = None
         self.dropped = 0
+        self.newest: dict[str, str] = {}  # slug -> the newest version a fetch of the index verified
 
     async def _refresh(self) -> None:
         s = self.settings
@@ -148,7 +150,25 @@ class Catalogue:
             except ValueError as exc:
                 self.remote.error = str(exc)  # the last good entries stay listed
                 return
-            self.remote.entries, self.remote.error, self.dropped = entries, None, dropped
+            self.remote.entries, self.remote.error, self.dropped = self._no_rollback(entries), None, dropped
+
+    def _no_rollback(self, entries: list[Entry]) -> list[Entry]:
+        """Mark unverified an item older than a version of it a fetch verified before: a validly
+        signed old copy of the index served again (a replay) must not roll the item back. The
+        versions seen are kept while the server runs; an installed item is never rolled back
+        either (an install older than the installed version is refused)."""
+        for e in entries:
+            if not e.verified:
+                continue
+            slug, version = e.item["slug"], e.item["version"]
+            seen = self.newest.get(slug)
+            if seen is not None and version_key(version) < version_key(seen):
+                e.reason = (
+                    f"version: {version} is older than {seen}, which the index listed before (an older index replayed?)"
+                )
+            else:
+                self.newest[slug] = version
+        return entries
 
     async def entries(self) -> list[Entry]:
         await self._refresh()

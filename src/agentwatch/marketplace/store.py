@@ -1,19 +1,33 @@
-"""Installed marketplace items: read all, read one, record a first install or an update."""
+"""Installed marketplace items: read all, read one, and the three steps of an install.
+
+An install is one per slug at a time, on any number of nodes: it first *claims* the slug (one
+conditional write: the insert of a new row, whose primary key is the slug, or the update of the
+row exactly as the installer read it), then makes its rule or playbook, then *settles* the claim
+with the id of what it made. A second install of the slug loses at the claim, before it made
+anything, so the loser never leaves a resource behind (:class:`Raced`). An install that fails
+after its claim *releases* it (the row as it was). While claimed, the row's ``resource_id`` is
+:data:`PENDING` followed by the claim's token; a claim older than :data:`CLAIM_TTL_S` (its
+node stopped mid-install) may be taken over.
+"""
 
 from __future__ import annotations
 
 import time
+import uuid
 from typing import Any
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, delete, select, update
 from sqlalchemy.exc import IntegrityError
 
 from agentwatch.events.model import iso
 from agentwatch.marketplace.schema import marketplace_installs as t
 
+PENDING = "pending:"
+CLAIM_TTL_S = 300.0
+
 
 class Raced(Exception):
-    """Another install of the same slug was recorded meanwhile."""
+    """Another install of the same slug claimed it first."""
 
 
 def _json(row: Any) -> dict[str, Any]:
@@ -25,7 +39,24 @@ def _json(row: Any) -> dict[str, Any]:
         "installed_by": row.installed_by,
         "installed_at": iso(row.installed_at),
         "updated_at": iso(row.updated_at),
+        "_updated": row.updated_at,
     }
+
+
+def public(install: dict[str, Any]) -> dict[str, Any]:
+    """The install as the API shows it."""
+    return {k: v for k, v in install.items() if not k.startswith("_")}
+
+
+def pending(install: dict[str, Any]) -> bool:
+    """Whether an install of this slug is under way (claimed, not settled yet)."""
+    return str(install["resource_id"]).startswith(PENDING)
+
+
+def fresh_claim(install: dict[str, Any], now: float | None = None) -> bool:
+    """Whether this row is the claim of an install that may still be under way."""
+    at = time.time() if now is None else now
+    return pending(install) and at - install["_updated"] < CLAIM_TTL_S
 
 
 def all_installs(engine: Engine) -> dict[str, dict[str, Any]]:
@@ -39,31 +70,61 @@ def get(engine: Engine, slug: str) -> dict[str, Any] | None:
     return None if row is None else _json(row)
 
 
-def record(engine: Engine, slug: str, version: str, kind: str, resource_id: str, who: str, before: str | None) -> None:
-    """Record the install of ``version``: a new row when ``before`` is None, else the update of the
-    row still at version ``before``. Raises Raced when another install got there first."""
+def claim(engine: Engine, slug: str, version: str, kind: str, who: str, before: dict[str, Any] | None) -> str:
+    """Claim ``slug`` for the install of ``version``; the claim's token. ``before`` is the row as
+    the installer read it (None: there was none). Raises Raced when the row is not that any more."""
+    token = PENDING + uuid.uuid4().hex
     now = time.time()
+    values = {"version": version, "kind": kind, "resource_id": token, "installed_by": who, "updated_at": now}
     with engine.begin() as conn:
         if before is None:
             try:
-                conn.execute(
-                    t.insert().values(
-                        slug=slug,
-                        version=version,
-                        kind=kind,
-                        resource_id=resource_id,
-                        installed_by=who,
-                        installed_at=now,
-                        updated_at=now,
-                    )
-                )
+                conn.execute(t.insert().values(slug=slug, installed_at=now, **values))
             except IntegrityError:
                 raise Raced from None
-            return
+            return token
         done = conn.execute(
             update(t)
-            .where(t.c.slug == slug, t.c.version == before)
-            .values(version=version, resource_id=resource_id, installed_by=who, installed_at=now, updated_at=now)
+            .where(
+                t.c.slug == slug,
+                t.c.version == before["version"],
+                t.c.resource_id == before["resource_id"],
+            )
+            .values(**values)
         )
         if done.rowcount != 1:
             raise Raced
+    return token
+
+
+def settle(engine: Engine, slug: str, token: str, resource_id: str) -> None:
+    """Record the resource the claimed install made. Raises Raced when the claim was taken over."""
+    now = time.time()
+    with engine.begin() as conn:
+        done = conn.execute(
+            update(t)
+            .where(t.c.slug == slug, t.c.resource_id == token)
+            .values(resource_id=resource_id, installed_at=now, updated_at=now)
+        )
+        if done.rowcount != 1:
+            raise Raced
+
+
+def release(engine: Engine, slug: str, token: str, before: dict[str, Any] | None) -> None:
+    """Give up the claim of an install that failed: the row as it was before (none when none)."""
+    with engine.begin() as conn:
+        mine = (t.c.slug == slug) & (t.c.resource_id == token)
+        if before is None:
+            conn.execute(delete(t).where(mine))
+            return
+        conn.execute(
+            update(t)
+            .where(mine)
+            .values(
+                version=before["version"],
+                kind=before["kind"],
+                resource_id=before["resource_id"],
+                installed_by=before["installed_by"],
+                updated_at=before["_updated"],
+            )
+        )

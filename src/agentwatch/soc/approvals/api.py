@@ -4,7 +4,13 @@ Reading needs ``alerts:read``; asking ``approvals:request``; deciding (``{id}:ap
 ``{id}:reject``) ``approvals:decide``, and never by the person who asked (an API key counts as
 the user who owns it). A decision is taken once: a second decider, or one coming after the
 expiry, gets 409 naming the status. Approving a request that holds an action (a playbook run)
-does that action before answering, and the answer shows its outcome.
+does that action before answering, and the answer shows its outcome. Each person may have
+``approvals.max_pending_per_requester`` requests waiting (507 past it), so nobody crowds out
+the others.
+
+With authentication off (``--no-auth``, loopback only) every caller is the one local operator:
+"another person" cannot exist, so that operator decides, and the audit entry of the decision
+says the four-eyes rule was not enforced. A request still waits for that explicit decision.
 """
 
 from __future__ import annotations
@@ -81,19 +87,26 @@ async def create_approval(request: Request) -> dict[str, Any]:
         ttl_s=body.expires_in_s or settings.default_ttl_s,
     )
     try:
-        doc = await run_in_threadpool(store.create, aw.engine, row, settings.max_pending)
-    except store.TooMany:
-        raise too_many(settings.max_pending) from None
+        doc = await run_in_threadpool(
+            store.create, aw.engine, row, settings.max_pending, settings.max_pending_per_requester
+        )
+    except store.TooMany as exc:
+        raise too_many(settings.max_pending, settings.max_pending_per_requester if exc.mine else None) from None
     request.state.audit_details = {"created": doc["id"], "kind": doc["kind"]}
     return doc
 
 
-def too_many(max_pending: int) -> ApiError:
-    return ApiError(
-        f"approvals: approvals.max_pending ({max_pending:,}) requests are waiting for a decision already",
-        status=507,
-        code="INSUFFICIENT_STORAGE",
-    )
+def too_many(max_pending: int, per_requester: int | None = None) -> ApiError:
+    """The 507 of a request past ``approvals.max_pending``, or past the requester's own bound
+    ``approvals.max_pending_per_requester`` when ``per_requester`` is given."""
+    if per_requester is not None:
+        message = (
+            f"approvals: you have approvals.max_pending_per_requester ({per_requester:,}) requests "
+            "waiting for a decision already; wait for one to be decided"
+        )
+    else:
+        message = f"approvals: approvals.max_pending ({max_pending:,}) requests are waiting for a decision already"
+    return ApiError(message, status=507, code="INSUFFICIENT_STORAGE")
 
 
 @router.get("/{approval_id}", dependencies=[require("alerts:read"), only_query()])

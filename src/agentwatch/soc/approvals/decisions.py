@@ -23,6 +23,9 @@ from agentwatch.soc.auth.service import actor_of
 
 log = structlog.get_logger("agentwatch.approvals")
 SYSTEM = {"actor_kind": "system", "actor_id": "approvals", "actor_name": "approval expiry"}
+# with authentication off every caller is the one local operator (``local:local``): the rule
+# "another person decides" cannot be met, so that operator decides, and the audit says so
+NOT_ENFORCED = "not enforced: authentication is off, every caller is the one local operator"
 
 
 def person_of(principal: Principal | None) -> str:
@@ -55,6 +58,7 @@ async def decide(
     """Approve or reject; the request as it ends (after the held action ran, when approved).
     Raises :class:`store.Refused`."""
     who = f"{principal.kind}:{principal.id}" if principal is not None else "anonymous"
+    four_eyes = bool(aw.settings.auth.enabled)
     try:
         doc = await asyncio.to_thread(
             store.decide,
@@ -65,13 +69,15 @@ async def decide(
             person=person_of(principal),
             comment=comment,
             now=time.time(),
+            four_eyes=four_eyes,
         )
     except store.Refused as exc:
         if exc.why == "expired" and exc.current is not None:
             await expired(aw, exc.current)
         raise
     actor = actor_of(principal)
-    await _audit(aw, "approval.approve" if approve else "approval.reject", doc, actor, client)
+    rule = {} if four_eyes else {"four_eyes": NOT_ENFORCED}
+    await _audit(aw, "approval.approve" if approve else "approval.reject", doc, actor, client, **rule)
     gate = GATES.get(doc["kind"])
     if doc["gated_action"] is None:
         return doc

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 DAY_S = 86_400
 
 
 class ApprovalSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a misspelt setting is refused, not ignored
     default_ttl_s: int = Field(
         DAY_S, ge=60, le=365 * DAY_S, description="how long a request waits for a decision when it names no expiry"
     )
@@ -19,6 +20,13 @@ class ApprovalSettings(BaseModel):
     )
     max_pending: int = Field(
         10_000, ge=1, le=1_000_000, description="requests waiting for a decision at once; a new one past it answers 507"
+    )
+    max_pending_per_requester: int = Field(
+        1000,
+        ge=1,
+        le=1_000_000,
+        description="requests one person (or the playbook trigger) may have waiting at once; past it 507, "
+        "so nobody crowds out the others",
     )
     keep_days: int = Field(
         90,

@@ -27,7 +27,12 @@ FINAL = ("rejected", "expired", "executed", "failed")
 
 
 class TooMany(Exception):
-    """``approvals.max_pending`` requests are waiting already."""
+    """``approvals.max_pending`` requests are waiting already, or (``mine``) the requester has
+    ``approvals.max_pending_per_requester`` waiting."""
+
+    def __init__(self, mine: bool = False) -> None:
+        super().__init__("requester" if mine else "all")
+        self.mine = mine
 
 
 class Refused(Exception):
@@ -95,19 +100,21 @@ def new_row(
     }
 
 
-def add(conn: Connection, row: dict[str, Any], max_pending: int) -> None:
+def add(conn: Connection, row: dict[str, Any], max_pending: int, max_per_requester: int) -> None:
     """Store ``row`` in ``conn``'s transaction (a capability holding an action stores its own
-    record of it in the same one). Raises TooMany. The bound is checked, not locked: requests
-    made at the same instant may pass it by a few."""
-    waiting = conn.execute(select(func.count()).select_from(approval_requests).where(T.status == "pending"))
-    if int(waiting.scalar_one()) >= max_pending:
+    record of it in the same one). Raises TooMany. The bounds are checked, not locked: requests
+    made at the same instant may pass them by a few."""
+    waiting = select(func.count()).select_from(approval_requests).where(T.status == "pending")
+    if int(conn.execute(waiting).scalar_one()) >= max_pending:
         raise TooMany
+    if int(conn.execute(waiting.where(T.requester == row["requester"])).scalar_one()) >= max_per_requester:
+        raise TooMany(mine=True)
     conn.execute(approval_requests.insert().values(**row))
 
 
-def create(engine: Engine, row: dict[str, Any], max_pending: int) -> dict[str, Any]:
+def create(engine: Engine, row: dict[str, Any], max_pending: int, max_per_requester: int) -> dict[str, Any]:
     with engine.begin() as conn:
-        add(conn, row, max_pending)
+        add(conn, row, max_pending, max_per_requester)
     return get(engine, row["id"]) or {}
 
 
@@ -144,10 +151,19 @@ def page(
 
 
 def decide(
-    engine: Engine, request_id: str, *, approve: bool, who: str, person: str, comment: str | None, now: float
+    engine: Engine,
+    request_id: str,
+    *,
+    approve: bool,
+    who: str,
+    person: str,
+    comment: str | None,
+    now: float,
+    four_eyes: bool = True,
 ) -> dict[str, Any]:
-    """Approve or reject a pending, unexpired request that ``person`` did not make; the request
-    as decided. Raises Refused (an overdue request found here is marked expired first)."""
+    """Approve or reject a pending, unexpired request that ``person`` did not make (whoever made
+    it when ``four_eyes`` is False: authentication is off); the request as decided. Raises
+    Refused (an overdue request found here is marked expired first)."""
     values = {
         "status": "approved" if approve else "rejected",
         "decided_by": who[:PRINCIPAL_WIDTH],
@@ -156,11 +172,10 @@ def decide(
         "updated_at": now,
     }
     with engine.begin() as conn:
-        done = conn.execute(
-            update(approval_requests)
-            .where(T.id == request_id, T.status == "pending", T.expires_at > now, T.requester != person)
-            .values(**values)
-        ).rowcount
+        pending = [T.id == request_id, T.status == "pending", T.expires_at > now]
+        if four_eyes:
+            pending.append(T.requester != person)
+        done = conn.execute(update(approval_requests).where(*pending).values(**values)).rowcount
     current = get(engine, request_id)
     if done == 1 and current is not None:
         return current
@@ -170,7 +185,7 @@ def decide(
         raise Refused("decided", current)
     with engine.connect() as conn:
         requester = conn.execute(select(T.requester).where(T.id == request_id)).scalar_one_or_none()
-    if requester == person:
+    if four_eyes and requester == person:
         raise Refused("own", current)
     expired = expire_one(engine, request_id, now)
     raise Refused("expired" if expired is not None else "decided", expired or get(engine, request_id))

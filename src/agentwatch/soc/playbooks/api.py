@@ -60,12 +60,14 @@ async def _document(request: Request) -> dict[str, Any]:
         playbook = parse_playbook(doc, request.app.state.aw.settings.playbooks)
     except Invalid as exc:
         raise _invalid(exc) from None
-    _may_do_every_step(request, playbook)
+    check_step_permissions(request, playbook)
     return playbook
 
 
-def _may_do_every_step(request: Request, playbook: dict[str, Any]) -> None:
-    """A playbook acts later, on its own, with no person present: whoever saves it must hold the
+def check_step_permissions(request: Request, playbook: dict[str, Any]) -> None:
+    """Refuse (403 naming the step) a caller who lacks the permission of one of ``playbook``'s steps.
+
+    A playbook acts later, on its own, with no person present: whoever saves it must hold the
     permission of each of its steps, so ``playbooks:write`` never lends more than its holder has
     (close alerts, write cases or indicators, send alert data out)."""
     principal = getattr(request.state, "principal", None)
@@ -78,7 +80,9 @@ def _may_do_every_step(request: Request, playbook: dict[str, Any]) -> None:
             )
 
 
-async def _changed(request: Request) -> None:
+async def reload_automatic_playbooks(request: Request) -> None:
+    """After a playbook was created, replaced or deleted through this node: let the automatic
+    trigger read its playbooks again now (other nodes do within ``playbooks.refresh_s``)."""
     trigger = trigger_of(request.app.state.aw)
     if trigger is not None:
         await trigger.reload()
@@ -138,7 +142,7 @@ async def create_playbook(request: Request) -> dict[str, Any]:
             f"body: the store holds playbooks.max_playbooks ({aw.settings.playbooks.max_playbooks})"
         ) from None
     request.state.audit_details = {"created": pid}
-    await _changed(request)
+    await reload_automatic_playbooks(request)
     return await _playbook(request, pid)
 
 
@@ -164,7 +168,7 @@ async def replace_playbook(request: Request, playbook_id: str) -> dict[str, Any]
     if not found:
         raise NotFound("playbook not found", {"playbook_id": pid})
     request.state.audit_details = {"replaced": pid}
-    await _changed(request)
+    await reload_automatic_playbooks(request)
     return await _playbook(request, pid)
 
 
@@ -175,7 +179,7 @@ async def delete_playbook(request: Request, playbook_id: str) -> Response:
     if not await run_in_threadpool(store.remove, request.app.state.aw.engine, pid):
         raise NotFound("playbook not found", {"playbook_id": pid})
     request.state.audit_details = {"deleted": pid}
-    await _changed(request)
+    await reload_automatic_playbooks(request)
     return Response(status_code=204)
 
 
@@ -222,8 +226,9 @@ async def execute_playbook(request: Request, playbook_id: str) -> dict[str, Any]
             started_by=principal_name(request, "anonymous"),
             person=person_of(getattr(request.state, "principal", None)),
         )
-    except approval.Held:
-        raise too_many(request.app.state.aw.settings.approvals.max_pending) from None
+    except approval.Held as exc:
+        bounds = request.app.state.aw.settings.approvals
+        raise too_many(bounds.max_pending, bounds.max_pending_per_requester if exc.mine else None) from None
     if run is None:  # deleted since it was read above (a manual run never meets an earlier one)
         raise NotFound("playbook not found", {"playbook_id": playbook["id"]})
     request.state.audit_details = {"run": run["id"], "status": run["status"], "dry_run": body.dry_run}

@@ -29,7 +29,12 @@ KIND = "playbook_run"
 
 
 class Held(Exception):
-    """The approval request could not be stored (``approvals.max_pending`` are waiting)."""
+    """The approval request could not be stored: ``approvals.max_pending`` are waiting, or
+    (``mine``) ``approvals.max_pending_per_requester`` of the person asking."""
+
+    def __init__(self, mine: bool = False) -> None:
+        super().__init__("requester" if mine else "all")
+        self.mine = mine
 
 
 def needed(playbook: dict[str, Any]) -> bool:
@@ -70,15 +75,16 @@ def _request_row(
 
 
 async def hold(
-    aw: Any, playbook: dict[str, Any], alert: dict[str, Any], *, trigger: str, started_by: str, person: str | None
+    aw: Any, playbook: dict[str, Any], alert: dict[str, Any], *, trigger: str, started_by: str, person: str
 ) -> dict[str, Any] | None:
     """Store the run as ``awaiting_approval`` with its approval request; the run, or None as
     :func:`runner.execute` answers it. Raises Held."""
     approval_id = str(uuid.uuid4())
 
     def with_request(conn: Any, run_id: str) -> None:  # in the run's own transaction
-        row = _request_row(aw, playbook, alert, run_id, trigger, started_by, person or started_by)
-        approvals.add(conn, {**row, "id": approval_id}, aw.settings.approvals.max_pending)
+        row = _request_row(aw, playbook, alert, run_id, trigger, started_by, person)
+        bounds = aw.settings.approvals
+        approvals.add(conn, {**row, "id": approval_id}, bounds.max_pending, bounds.max_pending_per_requester)
 
     try:
         started = await asyncio.to_thread(
@@ -92,8 +98,8 @@ async def hold(
             held_by=approval_id,
             also=with_request,
         )
-    except approvals.TooMany:
-        raise Held from None
+    except approvals.TooMany as exc:
+        raise Held(exc.mine) from None
     if started is None:
         return None
     return await asyncio.to_thread(store.get_run, aw.engine, started[0])

@@ -97,13 +97,16 @@ async def execute(
     dry_run: bool,
     trigger: str,
     started_by: str,
-    person: str | None = None,
+    person: str,
 ) -> dict[str, Any] | None:
     """Run ``playbook`` on ``alert`` and store the run; the run as ``GET .../runs`` shows it, or
     None (nothing done) when the playbook was deleted meanwhile or, for an automatic run, this
     playbook was started on this alert before. A playbook that requires approval is not run but
     held (:mod:`agentwatch.soc.playbooks.approval`: the run answered waits, ``awaiting_approval``);
-    ``person`` is who asked, for the four-eyes rule (``started_by`` when None)."""
+    ``person`` is who asked, for the four-eyes rule: the person behind the credential
+    (:func:`agentwatch.soc.approvals.decisions.person_of`), or a ``system:`` name for a run
+    nobody asked for (:data:`agentwatch.soc.playbooks.trigger.SYSTEM_PERSON`). It has no default:
+    a caller that forgot it would let its requester approve their own run."""
     if not dry_run and approval.needed(playbook):
         return await approval.hold(aw, playbook, alert, trigger=trigger, started_by=started_by, person=person)
     started = await asyncio.to_thread(

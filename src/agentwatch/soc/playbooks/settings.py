@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class PlaybookSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a misspelt setting is refused, not ignored
     automatic: bool = Field(True, description="run the enabled playbooks with an automatic trigger on new alerts")
     allow_private_urls: bool = Field(
         False, description="let notify_webhook steps reach loopback and private addresses (metadata services never)"

@@ -126,6 +126,17 @@ def get(engine: Engine, pid: str) -> dict[str, Any] | None:
     return None if row is None else _playbook(row)
 
 
+def existing(engine: Engine, ids: list[str]) -> set[str]:
+    """Those of ``ids`` that are playbooks (not deleted)."""
+    found: set[str] = set()
+    with engine.connect() as conn:
+        for start in range(0, len(ids), 500):
+            found.update(
+                conn.execute(select(playbooks.c.id).where(playbooks.c.id.in_(ids[start : start + 500]))).scalars()
+            )
+    return found
+
+
 def list_page(engine: Engine, offset: int, limit: int) -> tuple[list[dict[str, Any]], int]:
     """(playbooks oldest first, total)."""
     order = (playbooks.c.created_at, playbooks.c.id)

@@ -25,6 +25,10 @@ from agentwatch.soc.playbooks.model import matches
 
 log = structlog.get_logger("agentwatch.playbooks")
 STARTED_BY = "trigger:alert"
+# who asked for an automatic run, for the four-eyes rule of its approval: the system, never a
+# person (a person is ``kind:id`` of a credential, and no credential has the kind "system"), so
+# any person holding approvals:decide may decide it
+SYSTEM_PERSON = "system:playbook-trigger"
 
 
 class PlaybookTrigger:
@@ -82,7 +86,13 @@ class PlaybookTrigger:
                     self.stale += 1
                     continue
                 done = await runner.execute(
-                    self.aw, playbook, alert, dry_run=False, trigger="automatic", started_by=STARTED_BY
+                    self.aw,
+                    playbook,
+                    alert,
+                    dry_run=False,
+                    trigger="automatic",
+                    started_by=STARTED_BY,
+                    person=SYSTEM_PERSON,
                 )
                 self.runs += done is not None
             except Exception:
