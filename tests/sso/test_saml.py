@@ -201,6 +201,17 @@ def test_an_unknown_user_is_refused_without_auto_provision(server: RunningServer
     assert r.status_code == 403 and "sso.auto_provision" in r.text
 
 
+def test_a_genuine_assertion_for_a_local_admin_is_refused_while_linking_is_off(
+    server: RunningServer, idp: SamlIdp
+) -> None:
+    r = post(server, idp.response(started(server), email="boss@example.com"))
+    assert r.status_code == 403, r.text
+    assert r.json()["error"]["message"].startswith("sso.link_existing_admins: ")
+    assert COOKIE not in r.cookies
+    failures = [e for e in audit(server, "auth.login.failure") if e["details"].get("method") == "saml"]
+    assert any(e["details"]["reason"].startswith("sso.link_existing_admins") for e in failures)
+
+
 def test_the_oidc_routes_answer_404_naming_the_setting_while_oidc_is_off(server: RunningServer) -> None:
     with server.client() as c:
         r = c.post("/api/v1/auth/oidc/login")

@@ -20,6 +20,7 @@ OIDC = {
 def test_sign_on_is_off_by_default() -> None:
     s = Settings().sso
     assert not s.oidc_enabled and not s.saml_enabled and not s.auto_provision and not s.allow_private
+    assert not s.link_existing_admins  # sign-on into a password admin account is refused unless switched on
 
 
 def test_a_loopback_issuer_is_refused_unless_allow_private() -> None:

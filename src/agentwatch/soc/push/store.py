@@ -8,7 +8,7 @@ import time
 import uuid
 from typing import Any
 
-from sqlalchemy import Engine, and_, delete, func, select, update
+from sqlalchemy import Connection, Engine, and_, delete, false, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from agentwatch.events.model import iso
@@ -16,6 +16,7 @@ from agentwatch.soc.push.schema import push_subscriptions
 from agentwatch.soc.push.spec import SubscriptionIn
 
 t = push_subscriptions
+OWNER_LOCK_SPACE = 0x70757368  # "push": advisory locks of one owner's subscriptions
 
 
 class TooMany(Exception):
@@ -39,6 +40,17 @@ def to_json(row: Any) -> dict[str, Any]:
     }
 
 
+def hold_owner(conn: Connection, owner: str) -> None:
+    """Be the one writer of ``owner``'s subscriptions until the transaction ends, so the count
+    checked against the limit is the count the insert adds to (parallel registrations take
+    turns). PostgreSQL: an advisory lock keyed by the owner; SQLite: the database's write lock,
+    taken at once by a write that changes nothing."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(select(func.pg_advisory_xact_lock(OWNER_LOCK_SPACE, func.hashtext(owner))))
+    else:
+        conn.execute(update(t).where(false()).values(owner=t.c.owner))
+
+
 def register(engine: Engine, owner: str, sub: SubscriptionIn, limit: int) -> tuple[dict[str, Any], bool]:
     """Store ``sub`` for ``owner``; the same endpoint again replaces its keys and name.
     Returns the subscription and whether it is new."""
@@ -54,6 +66,7 @@ def register(engine: Engine, owner: str, sub: SubscriptionIn, limit: int) -> tup
     for _ in range(2):  # a concurrent registration of the same endpoint: then it is an update
         try:
             with engine.begin() as conn:
+                hold_owner(conn, owner)
                 found = conn.execute(select(t.c.id).where(mine)).scalar()
                 if found is not None:
                     conn.execute(update(t).where(t.c.id == found).values(**values))

@@ -24,7 +24,7 @@ from agentwatch.api.security import PUBLIC, require
 from agentwatch.soc.auth.service import AuthService, client_of
 from agentwatch.soc.auth.users import User
 from agentwatch.soc.sso import saml
-from agentwatch.soc.sso.accounts import Denied, account_for, email_of, groups_of
+from agentwatch.soc.sso.accounts import Denied, account_for, email_of, groups_of, is_verified
 from agentwatch.soc.sso.login import signed_in
 from agentwatch.soc.sso.oidc import Refused, pkce_pair
 from agentwatch.soc.sso.service import SsoService
@@ -149,12 +149,12 @@ async def oidc_callback(request: Request) -> JSON:
         code = _param(params, "code") or ""
         token = await sso.oidc.exchange(code, pending.verifier)
         claims = await sso.oidc.verify(token, pending.nonce)
-        if claims.get("email_verified") is not True:
+        if not is_verified(claims.get("email_verified")):
             raise Denied("email_verified: the provider has not verified this e-mail address")
         email = email_of(claims.get("email"), "email")
         groups = groups_of(claims.get(sso.settings.groups_claim))
-        user, created = await asyncio.to_thread(account_for, _auth(request), sso.settings, email, groups)
-        return user, {"provisioned": created, "subject": str(claims["sub"])[:256]}
+        found = await asyncio.to_thread(account_for, _auth(request), sso.store, sso.settings, email, groups, "oidc")
+        return found.user, {"provisioned": found.created, "subject": str(claims["sub"])[:256], **found.details}
 
     resp = await signed_in(request, "oidc", identify)
     resp.delete_cookie(BINDING_COOKIE, path=COOKIE_PATH)
@@ -197,8 +197,8 @@ async def _saml_finish(request: Request, sso: SsoService, value: str | None, def
         else:
             email = email_of(identity.name_id, "NameID")
         groups = identity.attributes.get(cfg.groups_claim, [])
-        user, created = await asyncio.to_thread(account_for, _auth(request), cfg, email, groups)
-        return user, {"provisioned": created, "issuer": identity.issuer[:256]}
+        found = await asyncio.to_thread(account_for, _auth(request), sso.store, cfg, email, groups, "saml")
+        return found.user, {"provisioned": found.created, "issuer": identity.issuer[:256], **found.details}
 
     return await signed_in(request, "saml", identify)
 

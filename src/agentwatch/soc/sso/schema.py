@@ -1,15 +1,19 @@
-"""Tables of single sign-on (Alembic branch ``sso``, revision 0800_sso).
+"""Tables of single sign-on (Alembic branch ``sso``, revisions 0800_sso and 0801_sso_accounts).
 
 ``sso_requests``: sign-ons started and not yet completed, keyed by the SHA-256 of the OIDC
 ``state`` or of the SAML request id; each is taken once (deleted when used) and expires;
 ``extra`` holds the client address that started it (for ``sso.max_pending_per_address``).
 ``sso_assertions``: the ids of SAML assertions already used, kept until they expire, so a
-replayed assertion is refused."""
+replayed assertion is refused.
+``sso_accounts``: the accounts sign-on created (``sso.auto_provision``), with the method that
+created them; a row goes when its user is deleted. An account without a row was made otherwise
+(a password account), which ``sso.link_existing_admins`` guards when it holds an admin role."""
 
 from __future__ import annotations
 
 from sqlalchemy import Column, Float, Index, String, Table, Text
 
+from agentwatch.soc.auth.users import USER_OWNED
 from agentwatch.store.schema import metadata
 
 sso_requests = Table(
@@ -33,3 +37,12 @@ sso_assertions = Table(
     Column("expires_at", Float, nullable=False),
 )
 Index("ix_sso_assertions_expires", sso_assertions.c.expires_at)
+
+sso_accounts = Table(
+    "sso_accounts",
+    metadata,
+    Column("user_id", String(36), primary_key=True),
+    Column("method", String(8), nullable=False),
+    Column("created_at", Float, nullable=False),
+    info={USER_OWNED: "user_id"},
+)

@@ -65,7 +65,13 @@ class SsoSettings(BaseModel):
     group_roles: dict[str, str] = Field(
         default_factory=dict,
         max_length=256,
-        description="group -> role for accounts created by sign-on; the first listed group the user is in wins",
+        description="group -> role, applied when sign-on creates an account and at every sign-on after (the first"
+        " listed group the user is in wins; in none: default_role); accounts holding an admin role are left alone",
+    )
+    link_existing_admins: bool = Field(
+        False,
+        description="let sign-on enter an account with an admin role that sign-on did not create (a password"
+        " account); off: such a sign-on is refused (403)",
     )
     timeout_s: float = Field(10.0, gt=0, le=60, description="longest wait for one call to the identity provider")
     max_response_bytes: int = Field(

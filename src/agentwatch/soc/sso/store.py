@@ -1,4 +1,5 @@
-"""Started sign-ons (single use, short-lived, bounded in number) and used SAML assertion ids."""
+"""Started sign-ons (single use, short-lived, bounded in number), used SAML assertion ids, and
+which accounts sign-on created."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from dataclasses import dataclass
 from sqlalchemy import Engine, delete, func, select
 from sqlalchemy.exc import IntegrityError
 
-from agentwatch.soc.sso.schema import sso_assertions, sso_requests
+from agentwatch.soc.sso.schema import sso_accounts, sso_assertions, sso_requests
 
 
 class TooManyPending(Exception):
@@ -102,3 +103,18 @@ class SsoStore:
         except IntegrityError:
             return False
         return True
+
+    def mark_created(self, user_id: str, method: str) -> None:
+        """Record that sign-on (``method``: oidc or saml) created the account ``user_id``."""
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(sso_accounts.insert().values(user_id=user_id, method=method, created_at=time.time()))
+        except IntegrityError:
+            pass  # recorded already
+
+    def created_by_sign_on(self, user_id: str) -> bool:
+        """Whether sign-on created the account ``user_id`` (False: a password account, or one
+        made before this was recorded)."""
+        with self.engine.connect() as conn:
+            found = conn.execute(select(sso_accounts.c.user_id).where(sso_accounts.c.user_id == user_id)).first()
+        return found is not None
