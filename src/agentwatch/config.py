@@ -202,6 +202,19 @@ class MaintenanceSettings(BaseModel):
         le=36_500,
         description="events stored longer ago than this many days are deleted by a periodic chore; 0 keeps them all",
     )
+    touches_retention_days: int = Field(
+        0,
+        ge=0,
+        le=36_500,
+        description="honeytoken touches older than this many days are deleted by a periodic chore, except those "
+        "an alert that is not closed, or a case that is not closed, still holds; 0 keeps them all",
+    )
+    ueba_baseline_idle_days: int = Field(
+        0,
+        ge=0,
+        le=36_500,
+        description="UEBA baselines not updated for this many days are deleted by a periodic chore; 0 keeps them all",
+    )
 
 
 def _private_hint(url: str, allow_private: bool) -> str:

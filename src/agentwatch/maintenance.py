@@ -11,7 +11,10 @@ The built-in chores: ``expired_explanations`` deletes cached alert explanations 
 ``expired_rule_drafts`` does the same for drafted Sigma rules (``detect.suggestion_draft``), and
 ``expired_indicators`` deletes indicators of compromise past their ``expires_at`` (``intel.store``).
 With ``maintenance.events_retention_days`` set, ``events_retention`` deletes the events stored
-longer ago than that (``store.retention``).
+longer ago than that (``store.retention``). With ``maintenance.touches_retention_days`` set,
+``touches_retention`` deletes the older honeytoken touches no open alert or case holds
+(``soc.honeytokens.retention``); with ``maintenance.ueba_baseline_idle_days`` set,
+``ueba_idle_baselines`` deletes the UEBA baselines not updated for that long (``ueba.idle``).
 Another periodic chore is one more :class:`Chore` in :func:`builtin_chores`, or appended to
 ``Maintenance.chores`` before the next round.
 """
@@ -30,6 +33,7 @@ import structlog
 
 log = structlog.get_logger("agentwatch.maintenance")
 
+DAY_S = 86_400.0
 STOP_WAIT_S = 10.0  # longest wait, on shutdown, for the round under way to return
 
 
@@ -56,14 +60,25 @@ def builtin_chores(aw: Any) -> list[Chore]:
         Chore(name, lambda stopping, purge=purge: purge(aw.engine, time.time(), stopping))
         for name, purge in purges.items()
     ]
-    days = aw.settings.maintenance.events_retention_days
-    if days:
-        from agentwatch.store.retention import DAY_S, purge_events
+    m = aw.settings.maintenance
+    if m.events_retention_days:
+        from agentwatch.store.retention import purge_events
 
-        chores.append(
-            Chore("events_retention", lambda stopping: purge_events(aw.engine, time.time() - days * DAY_S, stopping))
-        )
+        chores.append(_aged("events_retention", aw, m.events_retention_days, purge_events))
+    if m.touches_retention_days:
+        from agentwatch.soc.honeytokens.retention import purge_touches
+
+        chores.append(_aged("touches_retention", aw, m.touches_retention_days, purge_touches))
+    if m.ueba_baseline_idle_days:
+        from agentwatch.ueba.idle import purge_idle_of
+
+        chores.append(_aged("ueba_idle_baselines", aw, m.ueba_baseline_idle_days, purge_idle_of(aw)))
     return chores
+
+
+def _aged(name: str, aw: Any, days: int, purge: Callable[..., int]) -> Chore:
+    """A chore deleting what is older than ``days``: ``purge(engine, cutoff, stopping)``."""
+    return Chore(name, lambda stopping: purge(aw.engine, time.time() - days * DAY_S, stopping))
 
 
 class Maintenance:

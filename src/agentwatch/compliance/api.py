@@ -3,7 +3,7 @@ library, evidence (uploaded by people, and computed from what agentwatch runs) a
 per framework saying which controls are covered, backed by uploaded evidence only, or a gap.
 
 Reading needs ``rules:read`` and ``alerts:read`` (the answers tell which rules run and count
-alerts); uploading evidence needs ``compliance:write``.
+alerts); uploading and deleting evidence need ``compliance:write``.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from agentwatch.api.bodies import json_body_doc, read_model
@@ -45,6 +45,11 @@ def _control(control_id: str, framework_id: str | None) -> tuple[Framework, Cont
     if found is None or (framework_id is not None and found[0].id != framework_id):
         raise NotFound("control not found", {"control_id": control_id, "framework": framework_id})
     return found
+
+
+def _evidence_id(evidence_id: str) -> None:
+    if EVIDENCE_ID.fullmatch(evidence_id) is None:
+        raise InvalidRequest("evidence_id: must be a UUID")
 
 
 def _cursor(cursor: str | None) -> tuple[float, str] | None:
@@ -153,12 +158,21 @@ async def upload_evidence(request: Request) -> dict[str, Any]:
 @router.get("/evidence/{evidence_id}", dependencies=[READ, only_query()])
 async def get_evidence(request: Request, evidence_id: str) -> dict[str, Any]:
     """One uploaded item, its document's bytes included (base64)."""
-    if EVIDENCE_ID.fullmatch(evidence_id) is None:
-        raise InvalidRequest("evidence_id: must be a UUID")
+    _evidence_id(evidence_id)
     found = await run_in_threadpool(store.get, request.app.state.aw.engine, evidence_id)
     if found is None:
         raise NotFound("evidence not found", {"evidence_id": evidence_id})
     return found
+
+
+@router.delete("/evidence/{evidence_id}", status_code=204, dependencies=[require("compliance:write"), only_query()])
+async def delete_evidence(request: Request, evidence_id: str) -> Response:
+    """Delete one uploaded item and its document (204); the dashboard counts it no more."""
+    _evidence_id(evidence_id)
+    if not await run_in_threadpool(store.remove, request.app.state.aw.engine, evidence_id):
+        raise NotFound("evidence not found", {"evidence_id": evidence_id})
+    request.state.audit_details = {"deleted": evidence_id}
+    return Response(status_code=204)
 
 
 @router.get("/dashboard/{framework}", dependencies=[READ, only_query("window_days")])

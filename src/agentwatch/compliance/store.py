@@ -1,5 +1,5 @@
-"""Uploaded evidence: add one, list them newest first (keyset pages), read one, and count
-them per control for the dashboard."""
+"""Uploaded evidence: add one, list them newest first (keyset pages), read one, delete one,
+and count them per control for the dashboard."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import Engine, and_, false, func, or_, select, update
+from sqlalchemy import Engine, and_, delete, false, func, or_, select, update
 
 from agentwatch.compliance.evidence import Document
 from agentwatch.compliance.schema import compliance_evidence as ev
@@ -117,6 +117,12 @@ def get(engine: Engine, evidence_id: str) -> dict[str, Any] | None:
     with engine.connect() as conn:
         row = conn.execute(select(ev).where(ev.c.id == evidence_id)).first()
     return _json(row, with_data=True) if row is not None else None
+
+
+def remove(engine: Engine, evidence_id: str) -> bool:
+    """Delete one uploaded item, its document with it; False when there is no such item."""
+    with engine.begin() as conn:
+        return (conn.execute(delete(ev).where(ev.c.id == evidence_id)).rowcount or 0) > 0
 
 
 def counts(engine: Engine, framework: str) -> dict[str, int]:

@@ -1,6 +1,6 @@
 """Tabletop exercises: a session (title, scenario, participants) and its ordered steps (who
-does what, which detection should answer, notes). Sessions are created and read; steps are
-appended, each at the next position, at most :data:`MAX_STEPS` per session.
+does what, which detection should answer, notes). Sessions are created, read and deleted (with
+their steps); steps are appended, each at the next position, at most :data:`MAX_STEPS` per session.
 
 A step is appended under a conditional update of the session's step count (``WHERE steps =
 n``): two analysts adding a step at once get positions n+1 and n+2, never the same one.
@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import time
 import uuid
+from types import SimpleNamespace
 from typing import Any
 
 import orjson
-from sqlalchemy import Engine, and_, false, func, or_, select, update
+from sqlalchemy import Engine, and_, delete, false, func, or_, select, update
 
 from agentwatch.events.model import iso
 from agentwatch.purple.schema import purple_tabletop_steps as steps_t
@@ -112,6 +113,17 @@ def search(
     return [session_json(r) for r in rows], total, nxt
 
 
+def remove(engine: Engine, session_id: str) -> bool:
+    """Delete a session and its steps; False when there is no such session. The session row
+    goes first: a step being appended holds that row's lock, so its step is committed (and
+    then deleted here) before this goes on, and a step appended after finds no session."""
+    with engine.begin() as conn:
+        if not conn.execute(delete(sessions_t).where(sessions_t.c.id == session_id)).rowcount:
+            return False
+        conn.execute(delete(steps_t).where(steps_t.c.tabletop_id == session_id))
+    return True
+
+
 def add_step(engine: Engine, session_id: str, step: dict[str, str], by: str) -> dict[str, Any] | None:
     """Append ``step`` (actor, action, expected_detection, notes); the step as stored, or None
     when the session does not exist. Raises :class:`Full` past :data:`MAX_STEPS`."""
@@ -136,10 +148,11 @@ def add_step(engine: Engine, session_id: str, step: dict[str, str], by: str) -> 
                 "position": count + 1,
                 "created_by": by[:256],
                 "created_at": now,
+                "expected_detection": "",
+                "notes": "",
                 **step,
             }
             conn.execute(steps_t.insert().values(**row))
-        with engine.connect() as conn:
-            stored = conn.execute(select(steps_t).where(steps_t.c.id == row["id"])).first()
-        return step_json(stored)
+        # answered from what was written: the session (and this step) may be deleted by now
+        return step_json(SimpleNamespace(**row))
     raise Full("steps: too many steps added at once to this session; retry")

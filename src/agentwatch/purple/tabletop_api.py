@@ -1,11 +1,11 @@
-"""``/api/v1/purple-team/tabletop``: tabletop sessions (list, create, read one) and their steps
-(append). Reads need ``rules:read``, writes ``purple:run``."""
+"""``/api/v1/purple-team/tabletop``: tabletop sessions (list, create, read one, delete one) and
+their steps (append). Reads need ``rules:read``, writes ``purple:run``."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
@@ -95,6 +95,16 @@ async def get_session(request: Request, session_id: str) -> dict[str, Any]:
     if doc is None:
         raise NotFound("tabletop session not found", {"session_id": session_id})
     return doc
+
+
+@router.delete("/{session_id}", status_code=204, dependencies=[require("purple:run"), only_query()])
+async def delete_session(request: Request, session_id: str) -> Response:
+    """Delete the session and its steps (204)."""
+    _uuid(session_id, "session_id")
+    if not await run_in_threadpool(tabletop.remove, request.app.state.aw.engine, session_id):
+        raise NotFound("tabletop session not found", {"session_id": session_id})
+    request.state.audit_details = {"deleted": session_id}
+    return Response(status_code=204)
 
 
 @router.post(

@@ -33,7 +33,7 @@ import asyncio
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import structlog
@@ -233,6 +233,15 @@ class UebaDetector:
             held = self._evicted.pop(entity_id, None) is not None or held
             self._dirty.discard(entity_id)
             return store.remove(self.engine, entity_id) or held
+
+    def forget_idle(self, delete_page: Callable[[frozenset[str]], list[str]]) -> list[str]:
+        """Run ``delete_page(spared)``, which deletes stored idle baselines but those ``spared``
+        (changed here, not yet written), and forget here the ones it deleted; their ids."""
+        with self._persisting, self._lock:
+            gone = delete_page(frozenset(self._dirty | self._evicted.keys()))
+            for eid in gone:
+                self._mem.pop(eid, None)
+            return gone
 
     def counts(self) -> dict[str, int]:
         s = self.settings

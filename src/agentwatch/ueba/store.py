@@ -84,6 +84,26 @@ def remove(engine: Engine, entity_id: str) -> bool:
         return (conn.execute(delete(t).where(t.c.entity_id == entity_id)).rowcount or 0) > 0
 
 
+def delete_idle(
+    engine: Engine, cutoff: float, after: tuple[float, str] | None, limit: int, spared: frozenset[str]
+) -> tuple[tuple[float, str] | None, list[str]]:
+    """One page of the baselines last written before ``cutoff``, oldest write first, after the
+    (``updated_at``, ``entity_id``) ``after``: those not ``spared`` are deleted (unless written
+    again meanwhile). The key of the page's last row (None: the page was the last) and the ids deleted."""
+    stmt = select(t.c.entity_id, t.c.updated_at).where(t.c.updated_at < cutoff)
+    if after is not None:
+        stmt = stmt.where(or_(t.c.updated_at > after[0], and_(t.c.updated_at == after[0], t.c.entity_id > after[1])))
+    with engine.begin() as conn:
+        page = conn.execute(stmt.order_by(t.c.updated_at, t.c.entity_id).limit(limit)).all()
+        doomed = sorted(r.entity_id for r in page if r.entity_id not in spared)
+        gone: list[str] = []
+        if doomed:
+            cond = and_(t.c.entity_id.in_(doomed), t.c.updated_at < cutoff)
+            gone = list(conn.execute(delete(t).where(cond).returning(t.c.entity_id)).scalars())
+    last = (page[-1].updated_at, page[-1].entity_id) if len(page) == limit else None
+    return last, gone
+
+
 @dataclass
 class BaselineQuery:
     warmup_events: int
