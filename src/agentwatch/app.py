@@ -19,7 +19,7 @@ from agentwatch.pipeline.filters import RuntimeFilters
 from agentwatch.pipeline.hub import LiveHub
 from agentwatch.pipeline.metrics import Metrics
 from agentwatch.pipeline.pipeline import Pipeline
-from agentwatch.runtime import settle_heap, share_interpreter
+from agentwatch.runtime import release_heap, settle_heap, share_interpreter
 from agentwatch.store.engine import checkpointer_for, make_engine
 from agentwatch.store.migrate import migrate
 
@@ -84,3 +84,4 @@ class Agentwatch:
         if self.checkpointer is not None:
             await asyncio.to_thread(self.checkpointer.stop)
         log.info("server.stopped", committed=self.pipeline.committed_total, pending=self.pipeline.pending)
+        release_heap()

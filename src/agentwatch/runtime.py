@@ -8,6 +8,9 @@ its older generations keep re-walking that heap: measured on the ingest path, ab
 half of the decode cost. Freezing the heap alive at start-up (and again once the
 rules are compiled) takes it out of every later collection, and a larger first
 threshold makes young collections rarer. Cycles among new objects are still found.
+When the server stops, the frozen heap is handed back to the collector: a process that
+starts servers one after another (the test suite, an embedding program) would otherwise
+keep, for good, every reference cycle that happened to be alive at a later start.
 
 The server's threads take turns on the interpreter lock: the event loop, the pipeline's
 commit thread, the decoding threads. Each SQLite call lets go of the lock and must take it
@@ -30,6 +33,11 @@ def settle_heap() -> None:
     """Exclude every object alive now from future collections (they live as long as the process)."""
     gc.set_threshold(YOUNG_THRESHOLD, 10, 10)
     gc.freeze()
+
+
+def release_heap() -> None:
+    """Hand the heap frozen by :func:`settle_heap` back to the collector (the server stopped)."""
+    gc.unfreeze()
 
 
 def share_interpreter() -> None:
