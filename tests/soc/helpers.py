@@ -54,13 +54,15 @@ class AuthServer:
 
 
 @contextmanager
-def auth_server(database_url: str, data_dir: Path) -> Iterator[AuthServer]:
+def auth_server(database_url: str, data_dir: Path, **sections: Any) -> Iterator[AuthServer]:
+    """``sections``: more settings (``approvals={...}``) beside authentication on."""
     cfg = Settings(
         data_dir=data_dir,
         database_url=database_url,
         auth={"enabled": True, "open_ingest_on_loopback": False},
         # the bundled ATR set and rule pack take seconds of CPU to compile, beside the tests
         detection={"atr_bundled": False, "pack": False},
+        **sections,
     )
     with run_server(cfg) as s, s.client() as c:
         s.aw.auth.users.create("admin@example.com", PASSWORD, "admin")

@@ -167,8 +167,9 @@ async def _run_playbook(request: Request, args: dict[str, Any]) -> dict[str, Any
             started_by=_who(request),
             person=person_of(getattr(request.state, "principal", None)),
         )
-    except approval.Held:
-        raise too_many(aw.settings.approvals.max_pending) from None
+    except approval.Held as exc:
+        bounds = aw.settings.approvals
+        raise too_many(bounds.max_pending, bounds.max_pending_per_requester if exc.mine else None) from None
     if run is None:
         raise NotFound("playbook not found", {"playbook_id": playbook["id"]})
     return {"playbook_id": playbook["id"], "alert_id": alert["id"], "run": run}
