@@ -4,7 +4,9 @@ Each checks the credential header its product expects and records the exact quer
 received, then answers in the product's real response shape: Splunk's export endpoint one JSON
 object per line (``{"preview": false, "offset": n, "result": {...}}``), Log Analytics
 ``{"tables": [{"name", "columns", "rows"}]}``, ES|QL ``{"columns", "values"}``. A query text
-holding ``slow`` is answered after ``slow_s``; ``rows`` says how many rows each answers.
+holding ``slow`` is answered after ``slow_s``; ``rows`` says how many rows each answers. A query
+text holding ``leak`` is answered with rows that carry secrets (:data:`LEAKS`); one holding
+``failing`` (Elasticsearch) with an error whose message quotes one.
 """
 
 from __future__ import annotations
@@ -26,6 +28,15 @@ from tests.support.server import free_port, serve_asgi
 SPLUNK_TOKEN = "splunk-secret-token-5f1e"
 SENTINEL_TOKEN = "sentinel-secret-token-9a2b"
 ELASTIC_KEY = "elastic-secret-key-c3d4"
+# Secrets a SIEM's rows can hold, each in a shape the masking knows.
+JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhZ2VudCJ9.c2lnbmF0dXJlLXNlY3JldA"
+LEAKS = {
+    "bearer": f"GET /v1/models HTTP/1.1 Authorization: Bearer {JWT}",
+    "query": "GET /cb?access_token=leaked-query-token-77 HTTP/1.1",
+    "assigned": "mysql -u root password=leaked-password-88 -h db",
+    "aws": "export AWS_KEY=AKIAIOSFODNN7EXAMPLE",
+}
+LONG_RAW = "x" * 70_000 + " password=past-the-cut-99"
 
 
 @dataclass
@@ -56,10 +67,13 @@ def app(fake: Fake) -> Starlette:
         if form.get("output_mode") != "json":
             return _json({"messages": [{"type": "ERROR", "text": "output_mode"}]}, 400)
         await slow(query)
-        lines = [
-            orjson.dumps({"preview": False, "offset": i, "result": {"host": f"spl-{i}", "_raw": "x"}})
-            for i in range(fake.rows)
-        ]
+        results = [{"host": f"spl-{i}", "_raw": "x"} for i in range(fake.rows)]
+        if "leak" in query:
+            results = [
+                {"host": "spl-0", "_raw": LEAKS["bearer"], "tag": ["ok", LEAKS["assigned"]], "count": "3"},
+                {"host": "spl-1", "_raw": LONG_RAW, "db_password": "plain-column-secret"},
+            ]
+        lines = [orjson.dumps({"preview": False, "offset": i, "result": r}) for i, r in enumerate(results)]
         return Response(b"\n".join(lines) + b"\n", media_type="application/json")
 
     async def sentinel(request: Request) -> Response:
@@ -72,13 +86,10 @@ def app(fake: Fake) -> Starlette:
             return _json({"error": {"code": "InvalidAuthenticationToken", "message": "token is invalid"}}, 403)
         await slow(doc["query"])
         columns = [{"name": "Computer", "type": "string"}, {"name": "severity", "type": "long"}]
-        return _json(
-            {
-                "tables": [
-                    {"name": "PrimaryResult", "columns": columns, "rows": [[f"kql-{i}", i] for i in range(fake.rows)]}
-                ]
-            }
-        )
+        rows = [[f"kql-{i}", i] for i in range(fake.rows)]
+        if "leak" in doc["query"]:
+            rows = [[LEAKS["query"], 5]]
+        return _json({"tables": [{"name": "PrimaryResult", "columns": columns, "rows": rows}]})
 
     async def elastic(request: Request) -> Response:
         doc = orjson.loads(await request.body())
@@ -92,7 +103,13 @@ def app(fake: Fake) -> Starlette:
         if "huge" in doc["query"]:
             return Response(b"[" + b"0," * 100_000 + b"0]", media_type="application/json")
         columns = [{"name": "host.name", "type": "keyword"}, {"name": "event.severity", "type": "long"}]
-        return _json({"columns": columns, "values": [[f"es-{i}", i] for i in range(fake.rows)]})
+        values = [[f"es-{i}", i] for i in range(fake.rows)]
+        if "failing" in doc["query"]:  # an error message that quotes a leaked value
+            reason = f"line 1: unknown column [{LEAKS['assigned']}]"
+            return _json({"error": {"type": "verification_exception", "reason": reason}, "status": 400}, 400)
+        if "leak" in doc["query"]:
+            values = [[LEAKS["aws"], 7]]
+        return _json({"columns": columns, "values": values})
 
     return Starlette(
         routes=[

@@ -169,8 +169,8 @@ def test_translate_shows_native_text_and_runs_nothing(srv: RunningServer, env: F
     assert texts["local"].startswith("SELECT ")
     settings = srv.aw.settings.federated
     (splunk,) = [t for t in settings.targets if t.name == "splunk"]
-    w = window(None, settings, now=0.0)
-    assert translate(splunk, parse('agent = "a"'), w, srv.aw.engine).startswith('search index="agents" earliest=-86400')
+    w = window(None, settings, now=86400.0)
+    assert translate(splunk, parse('agent = "a"'), w, srv.aw.engine).startswith('search index="agents" earliest=0 ')
 
 
 def test_targets_lists_configuration_without_secrets(srv: RunningServer) -> None:
@@ -212,6 +212,10 @@ def test_targets_lists_configuration_without_secrets(srv: RunningServer) -> None
         ),
         ({"query": 'host = "a"', "time_range": {"last": "200d"}}, "time_range: wider than federated.max_window_s"),
         ({"query": 'host = "a"', "sql": "x"}, "sql: Extra inputs are not permitted"),
+        (
+            {"query": 'host = "a"', "time_range": {"from": "1969-12-31T23:59:59Z", "to": "1970-01-02T00:00:00Z"}},
+            "time_range.from: before 1970-01-01T00:00:00Z, which the Splunk target 'splunk' cannot search",
+        ),
     ],
 )
 def test_bad_requests_are_400_naming_the_field_and_rule(srv: RunningServer, body: dict[str, Any], message: str) -> None:
@@ -219,6 +223,25 @@ def test_bad_requests_are_400_naming_the_field_and_rule(srv: RunningServer, body
         r = post(srv, path, **body)
         assert r.status_code == 400, r.text
         assert r.json()["error"]["message"].startswith(message), r.json()["error"]["message"]
+
+
+def test_times_before_1970_are_refused_for_splunk_only(srv: RunningServer) -> None:
+    tr = {"from": "1969-12-31T23:00:00Z", "to": "1970-01-01T01:00:00Z"}
+    r = post(srv, QUERY, query='host = "a"', targets=["local", "splunk-wrong"], time_range=tr)
+    assert r.status_code == 400, r.text
+    rule = "before 1970-01-01T00:00:00Z, which the Splunk target 'splunk-wrong' cannot search (epoch seconds)"
+    assert r.json()["error"]["details"] == [{"field": "time_range.from", "rule": rule}]
+    r = post(srv, QUERY, query='host = "a"', targets=["local", "sentinel", "elastic"], time_range=tr)
+    assert r.status_code == 200, r.text
+    doc = r.json()
+    texts = {t["target"]: t["native_query"] for t in doc["targets"]}
+    assert "datetime(1969-12-31T23:00:00.000000Z) .. datetime(1970-01-01T01:00:00.000000Z)" in texts["sentinel"]
+    assert 'TO_DATETIME("1969-12-31T23:00:00.000Z")' in texts["elastic"]
+    assert "events.ts >= -3600.0" in texts["local"]
+    from_1970 = {"from": "1970-01-01T00:00:00Z", "to": "1970-01-01T01:00:00Z"}
+    r = post(srv, TRANSLATE, query='host = "a"', targets=["splunk"], time_range=from_1970)
+    assert r.status_code == 200, r.text
+    assert r.json()["targets"][0]["native_query"].startswith('search index="agents" earliest=0 latest=3600 ')
 
 
 BODY = {"query": 'host = "secret-host-name"', "targets": ["local"], "time_range": {"last": "1h"}}

@@ -16,7 +16,7 @@ from agentwatch.api.bodies import json_body_doc, read_model
 from agentwatch.api.errors import InvalidRequest, NotFound
 from agentwatch.api.query import only_query
 from agentwatch.api.security import require
-from agentwatch.federated import fanout
+from agentwatch.federated import fanout, spl
 from agentwatch.federated.language import Node, QueryError, parse
 from agentwatch.federated.settings import FederatedSettings
 from agentwatch.federated.spec import FederatedQuery, chosen, shown_window, window
@@ -45,7 +45,12 @@ async def _read(request: Request) -> tuple[FederatedQuery, Node, Any, list[Any]]
     settings = _settings(request)
     targets = chosen(body.targets, settings)
     request.state.audit_details = {"targets": [t.name for t in targets]}  # names only, never the query
-    return body, node, window(body.time_range, settings), targets
+    w = window(body.time_range, settings)
+    for t in targets:
+        if t.kind == "splunk" and spl.before_epoch(w):
+            rule = f"before 1970-01-01T00:00:00Z, which the Splunk target {t.name!r} cannot search (epoch seconds)"
+            raise InvalidRequest(f"time_range.from: {rule}", [{"field": "time_range.from", "rule": rule}])
+    return body, node, w, targets
 
 
 @router.get("/targets", dependencies=[require("events:read"), only_query()])

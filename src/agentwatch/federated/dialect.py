@@ -64,11 +64,28 @@ class Dialect:
         """``ref`` (the quoted target field) compared as ``c`` says."""
         raise NotImplementedError
 
-    def condition(self, node: Node, fields: Mapping[str, str]) -> str:
+    def missing(self, ref: str) -> str:
+        """True where the event has no value for ``ref``."""
+        raise NotImplementedError
+
+    def present_compare(self, ref: str, c: Comparison) -> str:
+        """:meth:`compare`, false where the field is missing (a dialect whose missing value could
+        pass the comparison adds the guard)."""
+        return self.compare(ref, c)
+
+    def condition(self, node: Node, fields: Mapping[str, str], negated: bool = False) -> str:
+        """The filter. A missing field means the same on every target, the local store's: a
+        comparison on a field the event does not have is false, whatever its operator
+        (``host != "x"`` does not match an event without a host), and NOT makes it true
+        (``NOT host = "x"`` does). So ``NOT`` is pushed down to the comparisons (De Morgan),
+        and a negated one is written ``<missing> OR NOT (<comparison>)``."""
         if isinstance(node, Comparison):
-            return self.compare(self.field(fields[node.field]), node)
+            ref = self.field(fields[node.field])
+            if negated:
+                return f"{self.missing(ref)} {self.or_word} {self.negate(self.compare(ref, node))}"
+            return self.present_compare(ref, node)
         if isinstance(node, Not):
-            return self.negate(self.condition(node.part, fields))
-        word = self.and_word if isinstance(node, And) else self.or_word
+            return self.condition(node.part, fields, not negated)
         assert isinstance(node, And | Or)  # noqa: S101 (the tree's invariant, for the type checker)
-        return f" {word} ".join(f"({self.condition(p, fields)})" for p in node.parts)
+        word = self.and_word if isinstance(node, And) != negated else self.or_word  # De Morgan
+        return f" {word} ".join(f"({self.condition(p, fields, negated)})" for p in node.parts)

@@ -36,6 +36,9 @@ class Esql(Dialect):
     def string(self, value: str) -> str:
         return '"' + "".join(ESCAPES.get(ch, ch) for ch in value) + '"'
 
+    def missing(self, ref: str) -> str:
+        return f"{ref} IS NULL"
+
     def compare(self, ref: str, c: Comparison) -> str:
         if c.op == "contains":
             return f"LOCATE(TO_LOWER({ref}), {self.string(str(c.value).lower())}) > 0"

@@ -2,7 +2,8 @@
 
 Each target runs under its own timeout and row cap; whatever one target does (fails, hangs,
 answers too much) shows in its own status and never in another's. Rows are merged in target
-order, each carrying its target's name.
+order, each carrying its target's name, with the secrets in them masked
+(:mod:`agentwatch.federated.redact`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from sqlalchemy import Engine
 from agentwatch.federated import esql, kql, local, spl
 from agentwatch.federated.dialect import Window
 from agentwatch.federated.language import Node
+from agentwatch.federated.redact import redact_row
 from agentwatch.federated.remote import RUNNERS, TargetFailed
 from agentwatch.federated.settings import TargetSettings
 
@@ -48,6 +50,10 @@ def _local_rows(engine: Engine, node: Node, window: Window, limit: int, deadline
     return local.run(engine, node, window, limit, deadline)
 
 
+def _redacted(rows: list[Any]) -> list[dict[str, Any]]:
+    return [redact_row(r) for r in rows]
+
+
 async def _rows(target: TargetSettings, native: str, node: Node, window: Window, engine: Engine) -> list[Any]:
     if target.kind == "agentwatch_local":
         deadline = time.monotonic() + target.timeout_s  # the store stops the statement then too
@@ -77,6 +83,7 @@ async def run_one(
             status.update(status="truncated", reason=f"more than max_rows ({target.max_rows}) rows")
         else:
             status["status"] = "ok"
+        rows = await asyncio.to_thread(_redacted, rows)
     status["rows"] = len(rows)
     status["elapsed_ms"] = round((time.monotonic() - started) * 1000, 1)
     return status, rows

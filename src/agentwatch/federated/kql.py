@@ -4,12 +4,14 @@ Fields are written ``['name']``; values are double-quoted string literals where 
 quote, a line break, a return and a tab are written as KQL's escapes (the query language
 refuses every other control character), so a value can never end its literal. ``contains`` and
 ``startswith`` are KQL's own case-insensitive operators, which take the value as plain text.
+A string is never null in KQL (a missing one is ``""``), so ``isempty`` stands for a missing
+field, and ``!=`` or an empty value on a text field first asks ``isnotempty``.
 """
 
 from __future__ import annotations
 
 from agentwatch.federated.dialect import Dialect, Window
-from agentwatch.federated.language import Comparison
+from agentwatch.federated.language import FIELDS, Comparison
 
 DEFAULT_FIELDS = {
     "ts": "TimeGenerated",
@@ -43,6 +45,17 @@ class Kql(Dialect):
 
     def negate(self, text: str) -> str:
         return f"not({text})"
+
+    def missing(self, ref: str) -> str:
+        return f"isempty({ref})"
+
+    def present_compare(self, ref: str, c: Comparison) -> str:
+        # a missing string reads as "" in KQL (strings are never null): != and an empty value
+        # would match it, so those comparisons first ask for a value
+        text = self.compare(ref, c)
+        if FIELDS[c.field] == "text" and (c.op == "!=" or "" in c.values):
+            return f"isnotempty({ref}) and {text}"
+        return text
 
     def compare(self, ref: str, c: Comparison) -> str:
         if c.op == "in":

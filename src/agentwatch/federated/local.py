@@ -60,29 +60,38 @@ def _bound(value: Any) -> Any:
     return literal(value, BigInteger) if isinstance(value, int) else value
 
 
-def condition(node: Node, sqlite: bool = False) -> Any:
+def _compare(node: Comparison, sqlite: bool) -> Any:
+    col = COLUMNS[node.field]
+    v = node.value
+    if node.op == "contains":
+        return _lowered(col, sqlite).contains(str(v).lower(), autoescape=True)
+    if node.op == "startswith":
+        return _lowered(col, sqlite).startswith(str(v).lower(), autoescape=True)
+    if node.op == "in":
+        return col.in_([_bound(x) for x in node.values])
+    b = _bound(v)
+    return {
+        "=": col == b,
+        "!=": col != b,
+        ">": col > b,
+        ">=": col >= b,
+        "<": col < b,
+        "<=": col <= b,
+    }[node.op]
+
+
+def condition(node: Node, sqlite: bool = False, negated: bool = False) -> Any:
+    """The filter with NOT pushed down to the comparisons: a comparison on a NULL column is
+    false (SQL's unknown is dropped by WHERE) and its negation is true, written
+    ``col IS NULL OR NOT (...)``, as every dialect does (:meth:`agentwatch.federated.dialect.Dialect.condition`)."""
     if isinstance(node, Comparison):
-        col = COLUMNS[node.field]
-        v = node.value
-        if node.op == "contains":
-            return _lowered(col, sqlite).contains(str(v).lower(), autoescape=True)
-        if node.op == "startswith":
-            return _lowered(col, sqlite).startswith(str(v).lower(), autoescape=True)
-        if node.op == "in":
-            return col.in_([_bound(x) for x in node.values])
-        b = _bound(v)
-        return {
-            "=": col == b,
-            "!=": col != b,
-            ">": col > b,
-            ">=": col >= b,
-            "<": col < b,
-            "<=": col <= b,
-        }[node.op]
+        if negated:
+            return or_(COLUMNS[node.field].is_(None), not_(_compare(node, sqlite)))
+        return _compare(node, sqlite)
     if isinstance(node, Not):
-        return not_(condition(node.part, sqlite))
-    parts = [condition(p, sqlite) for p in node.parts]
-    return and_(*parts) if isinstance(node, And) else or_(*parts)
+        return condition(node.part, sqlite, not negated)
+    parts = [condition(p, sqlite, negated) for p in node.parts]
+    return and_(*parts) if isinstance(node, And) != negated else or_(*parts)  # De Morgan under NOT
 
 
 def statement(node: Node, window: Window, limit: int, sqlite: bool = False) -> Any:

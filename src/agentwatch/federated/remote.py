@@ -16,11 +16,13 @@ import httpx
 import orjson
 
 from agentwatch.federated.settings import TargetSettings
+from agentwatch.masking import mask_text
 from agentwatch.net.bounded_body import ACCEPT_ENCODING, BadEncoding, BodyTooLarge, read_bounded
 from agentwatch.net.ssrf import guarded_client
 from agentwatch.notify.base import ssrf_refusal
 
 MAX_REASON = 200
+MAX_SCANNED = 4096  # of a target's message: enough for the reason shown, bounded for the masking
 
 
 class TargetFailed(Exception):
@@ -29,9 +31,12 @@ class TargetFailed(Exception):
 
 def _printable(text: str, secret: str | None = None) -> str:
     """``text`` fit for a reason: the credential taken out first (a target may echo what it was
-    sent, and a cut made first could leave part of it), then control characters, then cut."""
+    sent, and a cut made first could leave part of it), then the secrets it quotes (an error
+    message can quote an event, :func:`agentwatch.masking.mask_text`), then control characters,
+    then cut."""
     if secret:
         text = text.replace(secret, "[redacted]")
+    text = mask_text(text[:MAX_SCANNED])
     return "".join(ch if ch.isprintable() else " " for ch in text)[:MAX_REASON]
 
 
