@@ -2,8 +2,8 @@
 import assert from "node:assert/strict";
 import { beforeEach, test } from "node:test";
 
+import { CursorPager } from "../../../src/agentwatch/web/static/js/list.js";
 import {
-  CursorPager,
   fields,
   h,
   jsonBlock,

@@ -1,12 +1,19 @@
 // Discovered agents: the discovery inventory (GET /api/agents, offset paging), each agent
 // with its signals and their evidence.
 
-import { errorBox, fill, fmtTime, h, heading, jsonBlock, labelled, link, option, table, text } from "../render.js";
+import { OffsetPager, renderPagedList } from "../list.js";
+import { fmtTime, h, jsonBlock, link, table, text } from "../render.js";
 
-const PAGE = 100;
 const LEVELS = new Set(["confirmed", "high", "medium", "low"]);
 
-const state = { filters: { source: "", include_gone: false }, offset: 0 };
+const filters = {
+  values: { source: "", include_gone: false },
+  fields: [
+    { name: "source", label: "Source", choices: ["scan", "telemetry"] },
+    { name: "include_gone", label: "Include gone", checkbox: true },
+  ],
+};
+const pager = new OffsetPager(100);
 
 function confidence(agent) {
   const level = LEVELS.has(agent.confidence_level) ? agent.confidence_level : "unknown";
@@ -59,64 +66,16 @@ export function agentsTable(agents) {
   );
 }
 
-function filterForm(onApply) {
-  const source = h(
-    "select",
-    { name: "source" },
-    option("", "any"),
-    ["scan", "telemetry"].map((s) => option(s, s, state.filters.source === s)),
-  );
-  const gone = h("input", { type: "checkbox", name: "include_gone", checked: state.filters.include_gone });
-  return h(
-    "form",
-    {
-      class: "filters",
-      on: {
-        submit: (event) => {
-          event.preventDefault();
-          state.filters = { source: source.value, include_gone: Boolean(gone.checked) };
-          state.offset = 0;
-          onApply();
-        },
-      },
-    },
-    labelled("Source", source),
-    labelled("Include gone", gone),
-    h("button", { type: "submit" }, "Apply"),
-  );
-}
-
-export async function render(root, { api }) {
-  const results = h("div", { class: "results" });
-  const load = async () => {
-    fill(results, h("p", { class: "loading" }, "Loading…"));
-    try {
-      const doc = await api.get("/api/agents", {
-        source: state.filters.source,
-        include_gone: state.filters.include_gone ? "true" : "",
-        limit: PAGE,
-        offset: state.offset || "",
-      });
-      const total = doc.total ?? 0;
-      const move = (delta) => {
-        state.offset = Math.max(0, state.offset + delta);
-        load();
-      };
-      fill(
-        results,
-        agentsTable(doc.agents || []),
-        h(
-          "div",
-          { class: "pager" },
-          h("button", { type: "button", disabled: state.offset === 0, on: { click: () => move(-PAGE) } }, "Previous"),
-          h("span", { class: "pager-summary" }, `${total} agents`),
-          h("button", { type: "button", disabled: state.offset + PAGE >= total, on: { click: () => move(PAGE) } }, "Next"),
-        ),
-      );
-    } catch (err) {
-      fill(results, errorBox(err));
-    }
-  };
-  fill(root, heading("Discovered agents"), filterForm(load), results);
-  await load();
+export function render(root, { api }) {
+  return renderPagedList(root, { api }, {
+    title: "Discovered agents",
+    path: "/api/agents",
+    pager,
+    filters,
+    query: (f) => ({ source: f.source, include_gone: f.include_gone ? "true" : "" }),
+    rows: (doc) => doc.agents,
+    total: (doc) => doc.total,
+    table: agentsTable,
+    noun: "agents",
+  });
 }

@@ -1,8 +1,8 @@
 // Alerts: the list (GET /api/v1/alerts, filters and keyset paging) and one alert
 // (GET /api/v1/alerts/{id}) with its triage: status (PATCH) and assignee (POST .../assign).
 
+import { CursorPager, renderPagedList } from "../list.js";
 import {
-  CursorPager,
   errorBox,
   fields,
   fill,
@@ -20,9 +20,19 @@ import {
 
 export const STATUSES = ["open", "acknowledged", "closed"];
 export const TYPES = ["sigma", "atr", "builtin", "correlation", "ml", "ueba", "ioc", "discovery", "guard"];
-const PAGE = 50;
 
-const state = { filters: { status: "", type: "", severity: "", rule_id: "", assignee: "", unassigned: false }, pager: new CursorPager() };
+const filters = {
+  values: { status: "", type: "", severity: "", rule_id: "", assignee: "", unassigned: false },
+  fields: [
+    { name: "status", label: "Status", choices: STATUSES },
+    { name: "type", label: "Type", choices: TYPES },
+    { name: "severity", label: "Min severity", number: [0, 10] },
+    { name: "rule_id", label: "Rule", maxlength: 256 },
+    { name: "assignee", label: "Assignee", maxlength: 128 },
+    { name: "unassigned", label: "Unassigned only", checkbox: true },
+  ],
+};
+const pager = new CursorPager(50);
 
 export function alertColumns() {
   return [
@@ -41,46 +51,7 @@ export function alertsTable(alerts) {
   return table(alertColumns(), alerts, "No alerts match.");
 }
 
-function filterForm(onApply) {
-  const f = state.filters;
-  const status = h("select", { name: "status" }, option("", "any"), STATUSES.map((s) => option(s, s, f.status === s)));
-  const type = h("select", { name: "type" }, option("", "any"), TYPES.map((t) => option(t, t, f.type === t)));
-  const severity = h("input", { type: "number", name: "severity", min: "0", max: "10", value: f.severity });
-  const rule = h("input", { type: "text", name: "rule_id", maxlength: "256", value: f.rule_id });
-  const assignee = h("input", { type: "text", name: "assignee", maxlength: "128", value: f.assignee });
-  const unassigned = h("input", { type: "checkbox", name: "unassigned", checked: f.unassigned });
-  return h(
-    "form",
-    {
-      class: "filters",
-      on: {
-        submit: (event) => {
-          event.preventDefault();
-          state.filters = {
-            status: status.value,
-            type: type.value,
-            severity: severity.value,
-            rule_id: rule.value.trim(),
-            assignee: assignee.value.trim(),
-            unassigned: Boolean(unassigned.checked),
-          };
-          state.pager.reset();
-          onApply();
-        },
-      },
-    },
-    labelled("Status", status),
-    labelled("Type", type),
-    labelled("Min severity", severity),
-    labelled("Rule", rule),
-    labelled("Assignee", assignee),
-    labelled("Unassigned only", unassigned),
-    h("button", { type: "submit" }, "Apply"),
-  );
-}
-
-export function listQuery() {
-  const f = state.filters;
+function filterQuery(f) {
   return {
     status: f.status,
     type: f.type,
@@ -88,26 +59,21 @@ export function listQuery() {
     rule_id: f.rule_id,
     assignee: f.unassigned ? "" : f.assignee,
     unassigned: f.unassigned ? "true" : "",
-    limit: PAGE,
-    cursor: state.pager.current,
   };
 }
 
-export async function renderList(root, { api }) {
-  const results = h("div", { class: "results" });
-  const load = async () => {
-    fill(results, h("p", { class: "loading" }, "Loading…"));
-    try {
-      const doc = await api.get("/api/v1/alerts", listQuery());
-      state.pager.next = doc.next_cursor || null;
-      const total = doc.meta?.total ?? 0;
-      fill(results, alertsTable(doc.alerts || []), state.pager.controls(load, `${total} alerts`));
-    } catch (err) {
-      fill(results, errorBox(err));
-    }
-  };
-  fill(root, heading("Alerts"), filterForm(load), results);
-  await load();
+export function renderList(root, { api }) {
+  return renderPagedList(root, { api }, {
+    title: "Alerts",
+    path: "/api/v1/alerts",
+    pager,
+    filters,
+    query: filterQuery,
+    rows: (doc) => doc.alerts,
+    total: (doc) => doc.meta?.total,
+    table: alertsTable,
+    noun: "alerts",
+  });
 }
 
 function entityList(entities) {

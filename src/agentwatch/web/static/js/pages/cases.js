@@ -1,26 +1,20 @@
 // Cases: the list (GET /api/v1/cases, filters and keyset paging) and one case
 // (GET /api/v1/cases/{id}) with its linked alerts, comments and timeline.
 
-import {
-  CursorPager,
-  errorBox,
-  fields,
-  fill,
-  fmtTime,
-  h,
-  heading,
-  labelled,
-  option,
-  route,
-  severityBadge,
-  table,
-  text,
-} from "../render.js";
+import { CursorPager, renderPagedList } from "../list.js";
+import { fields, fill, fmtTime, h, heading, route, severityBadge, table, text } from "../render.js";
 
 export const STATUSES = ["open", "investigating", "resolved", "closed"];
-const PAGE = 50;
 
-const state = { filters: { status: "", severity: "", assignee: "" }, pager: new CursorPager() };
+const filters = {
+  values: { status: "", severity: "", assignee: "" },
+  fields: [
+    { name: "status", label: "Status", choices: STATUSES },
+    { name: "severity", label: "Min severity", number: [0, 10] },
+    { name: "assignee", label: "Assignee", maxlength: 128 },
+  ],
+};
+const pager = new CursorPager(50);
 
 export function casesTable(cases) {
   return table(
@@ -38,45 +32,17 @@ export function casesTable(cases) {
   );
 }
 
-function filterForm(onApply) {
-  const f = state.filters;
-  const status = h("select", { name: "status" }, option("", "any"), STATUSES.map((s) => option(s, s, f.status === s)));
-  const severity = h("input", { type: "number", name: "severity", min: "0", max: "10", value: f.severity });
-  const assignee = h("input", { type: "text", name: "assignee", maxlength: "128", value: f.assignee });
-  return h(
-    "form",
-    {
-      class: "filters",
-      on: {
-        submit: (event) => {
-          event.preventDefault();
-          state.filters = { status: status.value, severity: severity.value, assignee: assignee.value.trim() };
-          state.pager.reset();
-          onApply();
-        },
-      },
-    },
-    labelled("Status", status),
-    labelled("Min severity", severity),
-    labelled("Assignee", assignee),
-    h("button", { type: "submit" }, "Apply"),
-  );
-}
-
-export async function renderList(root, { api }) {
-  const results = h("div", { class: "results" });
-  const load = async () => {
-    fill(results, h("p", { class: "loading" }, "Loading…"));
-    try {
-      const doc = await api.get("/api/v1/cases", { ...state.filters, limit: PAGE, cursor: state.pager.current });
-      state.pager.next = doc.next_cursor || null;
-      fill(results, casesTable(doc.cases || []), state.pager.controls(load, `${doc.meta?.total ?? 0} cases`));
-    } catch (err) {
-      fill(results, errorBox(err));
-    }
-  };
-  fill(root, heading("Cases"), filterForm(load), results);
-  await load();
+export function renderList(root, { api }) {
+  return renderPagedList(root, { api }, {
+    title: "Cases",
+    path: "/api/v1/cases",
+    pager,
+    filters,
+    rows: (doc) => doc.cases,
+    total: (doc) => doc.meta?.total,
+    table: casesTable,
+    noun: "cases",
+  });
 }
 
 export function caseView(doc) {

@@ -1,8 +1,8 @@
 // Agent sessions (AOP): the list (GET /sessions, filters and keyset paging) and one session
 // (GET /sessions/{id}) with its events as sent, its alerts and its child sessions.
 
+import { CursorPager, renderPagedList } from "../list.js";
 import {
-  CursorPager,
   errorBox,
   fields,
   fill,
@@ -10,8 +10,6 @@ import {
   h,
   heading,
   jsonBlock,
-  labelled,
-  option,
   route,
   severityBadge,
   table,
@@ -19,10 +17,16 @@ import {
 } from "../render.js";
 
 export const STATUSES = ["running", "completed", "failed", "cancelled", "timeout"];
-const PAGE = 50;
 const EVENTS_PAGE = 500;
 
-const state = { filters: { status: "", agent: "" }, pager: new CursorPager() };
+const filters = {
+  values: { status: "", agent: "" },
+  fields: [
+    { name: "status", label: "Status", choices: STATUSES },
+    { name: "agent", label: "Agent", maxlength: 128 },
+  ],
+};
+const pager = new CursorPager(50);
 
 export function sessionsTable(sessions) {
   return table(
@@ -41,43 +45,17 @@ export function sessionsTable(sessions) {
   );
 }
 
-function filterForm(onApply) {
-  const f = state.filters;
-  const status = h("select", { name: "status" }, option("", "any"), STATUSES.map((s) => option(s, s, f.status === s)));
-  const agent = h("input", { type: "text", name: "agent", maxlength: "128", value: f.agent });
-  return h(
-    "form",
-    {
-      class: "filters",
-      on: {
-        submit: (event) => {
-          event.preventDefault();
-          state.filters = { status: status.value, agent: agent.value.trim() };
-          state.pager.reset();
-          onApply();
-        },
-      },
-    },
-    labelled("Status", status),
-    labelled("Agent", agent),
-    h("button", { type: "submit" }, "Apply"),
-  );
-}
-
-export async function renderList(root, { api }) {
-  const results = h("div", { class: "results" });
-  const load = async () => {
-    fill(results, h("p", { class: "loading" }, "Loading…"));
-    try {
-      const doc = await api.get("/sessions", { ...state.filters, limit: PAGE, cursor: state.pager.current });
-      state.pager.next = doc.next_cursor || null;
-      fill(results, sessionsTable(doc.sessions || []), state.pager.controls(load, `${doc.total ?? 0} sessions`));
-    } catch (err) {
-      fill(results, errorBox(err));
-    }
-  };
-  fill(root, heading("Agent sessions"), filterForm(load), results);
-  await load();
+export function renderList(root, { api }) {
+  return renderPagedList(root, { api }, {
+    title: "Agent sessions",
+    path: "/sessions",
+    pager,
+    filters,
+    rows: (doc) => doc.sessions,
+    total: (doc) => doc.total,
+    table: sessionsTable,
+    noun: "sessions",
+  });
 }
 
 export function eventRows(events) {
