@@ -1,7 +1,7 @@
 """``/api/v1/detections``: AiSOC's detection events (rule hits) and their counts.
 
 ``GET`` lists the alerts rules raised (the engine's, and those recorded for outside
-engines), newest first, with AiSOC's ``cursor``/``next_cursor``. ``POST`` records a
+engines), newest first by creation, with AiSOC's ``cursor``/``next_cursor``. ``POST`` records a
 detection an outside engine made: it becomes an alert through the alert recorder (dedup,
 live stream, outputs), of type and source ``external``. ``GET /stats`` counts a window.
 """
@@ -62,7 +62,8 @@ async def list_detections(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: Annotated[str | None, Query(max_length=256)] = None,
 ) -> dict[str, Any]:
-    """Rule hits newest first (by last_seen); filters combine with AND."""
+    """Rule hits, newest first by when each detection was first recorded (a stable order: a rule
+    hitting again moves no detection between pages); filters combine with AND."""
     q = detections.DetectionQuery(
         rule_id=rule_id,
         source=source,

@@ -6,8 +6,11 @@ correlation, ATR, the agentwatch pack, built-in rules) or recorded for an outsid
 ``sigma``, ``correlation``, ``atr``, ``pack``, ``builtin`` or ``external``; pack rules raise
 ``atr``-type alerts, told apart by their rule ids (from the engine's catalogue).
 
-Lists page by keyset on (last_seen, id), newest first, like ``/api/v1/alerts``. Stats read
-at most :data:`MAX_STATS_ROWS` alerts of the window (newest first) and say when they cut.
+Lists page by keyset on (created_at, id), newest detection first: the time the detection was
+first recorded never changes, so a rule hitting again (which moves ``last_seen`` and ``count``)
+while a client pages moves no detection across the cursor; each is listed once, on the page
+where its place is. Stats read at most :data:`MAX_STATS_ROWS` alerts of the window (newest
+first) and say when they cut.
 """
 
 from __future__ import annotations
@@ -110,19 +113,20 @@ def detection_doc(row: Any, pack: set[str]) -> dict[str, Any]:
 
 
 def list_detections(engine: Engine, q: DetectionQuery, pack: set[str]) -> tuple[list[dict[str, Any]], int, str | None]:
-    """(detections newest first, total matching, next cursor when more remain)."""
+    """(detections, newest first by when each was first recorded; total matching; next cursor
+    when more remain)."""
     cond = and_(*_conditions(q, sorted(pack)))
     stmt = select(alerts).where(cond)
-    if q.cursor is not None:
-        last_seen, aid = q.cursor
-        stmt = stmt.where(or_(alerts.c.last_seen < last_seen, and_(alerts.c.last_seen == last_seen, alerts.c.id < aid)))
-    stmt = stmt.order_by(alerts.c.last_seen.desc(), alerts.c.id.desc()).limit(q.limit + 1)
+    if q.cursor is not None:  # (created_at, id): immutable, so later hits move no row across it
+        created, aid = q.cursor
+        stmt = stmt.where(or_(alerts.c.created_at < created, and_(alerts.c.created_at == created, alerts.c.id < aid)))
+    stmt = stmt.order_by(alerts.c.created_at.desc(), alerts.c.id.desc()).limit(q.limit + 1)
     with snapshot(engine) as conn:
         rows = conn.execute(stmt).all()
         total = conn.execute(select(func.count()).select_from(alerts).where(cond)).scalar_one()
     more = len(rows) > q.limit
     rows = rows[: q.limit]
-    nxt = encode_cursor(rows[-1].last_seen, rows[-1].id) if more and rows else None
+    nxt = encode_cursor(rows[-1].created_at, rows[-1].id) if more and rows else None
     return [detection_doc(r, pack) for r in rows], int(total), nxt
 
 

@@ -11,7 +11,8 @@ time limit ``hunts.run_timeout_s`` is checked between pages; a run past it keeps
 The pages are read from one snapshot of the store, so events stored during a run (an agent's
 events arrive late, older than the run's start) neither repeat a page's events nor hide others.
 Between pages the run also renews its lease (``keep``); a run that lost it to another node stops
-the same way, so two nodes never go on running one hunt.
+the same way, so two nodes never go on running one hunt. The selection is counted once, with
+the first page (``query_total``): the later pages of the same snapshot are read without a count.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import structlog
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from agentwatch.api.v1_events import search
+from agentwatch.api.v1_events import event_json, search
 from agentwatch.detect.coverage import TACTICS
 from agentwatch.detect.hunt import applied
 from agentwatch.detect.queries import entity_ids_for
@@ -36,7 +37,7 @@ from agentwatch.hunts.definition import Hunt
 from agentwatch.hunts.settings import HuntSettings
 from agentwatch.hunts.store import Run
 from agentwatch.pipeline.pipeline import Finding
-from agentwatch.store.events import ASCII_FOLD, EventQuery, stored_form
+from agentwatch.store.events import ASCII_FOLD, EventQuery, query_rows, stored_form
 from agentwatch.store.snapshot import snapshot
 
 log = structlog.get_logger("agentwatch.hunts")
@@ -91,6 +92,7 @@ def execute(
     entities: dict[str, dict[str, str]] = {}
     alert_events: list[Event] = []
     matched = 0
+    entity_id: str | None = None
     try:
         with snapshot(engine) as conn:  # every page from one snapshot: late events shift no offset
             while run.scanned < settings.max_scan:
@@ -99,9 +101,13 @@ def execute(
                 if keep is not None and not keep():
                     raise LeaseLost
                 limit = min(PAGE, settings.max_scan - run.scanned)
-                rows, total = search(conn, _page(hunt, since, started, run.scanned, limit), d.query.entity)
-                if run.scanned == 0:
-                    run.query_total = total
+                page = _page(hunt, since, started, run.scanned, limit)
+                if run.scanned == 0:  # counted once: the snapshot's selection does not change
+                    rows, run.query_total = search(conn, page, d.query.entity)
+                    entity_id = page.entity_id  # the kind of the entity value that had events
+                else:
+                    page.entity_id = entity_id
+                    rows = [event_json(r) for r in query_rows(conn, page, with_total=False)[0]]
                 run.scanned += len(rows)
                 for ev in rows:
                     if needles:

@@ -5,8 +5,11 @@ never followed), within the feed's ``timeout_s`` and ``max_bytes``; reads one in
 line (``lines``: blank lines and lines starting with ``#`` or ``;`` skipped, anything after the
 first blank or ``#`` on a line ignored) or one column of a CSV; then makes the entries the
 indicators of source ``feed:<id>``: new ones added, listed ones updated, ones the list no
-longer holds removed, in one transaction. Entries that are no indicator are counted and
-skipped. A failed sync changes no indicator; its error is kept in the feed's status.
+longer holds removed, in one transaction. A feed manages only the indicators it brought: an
+entry already stored under another source (a person's indicator made through the API, or
+another feed's) is left as it is and counted in ``held_by_others``, and is never removed by
+this feed. Entries that are no indicator are counted and skipped. A failed sync changes no
+indicator; its error is kept in the feed's status.
 
 The status of each feed (last attempt, last success, counts, last error) is kept in the
 key-value store, so every node answers the same. A feed's URL may carry a credential in its
@@ -157,6 +160,7 @@ def status(engine: Engine, feed: FeedSettings) -> dict[str, Any]:
         "created": kept.get("created", 0),
         "updated": kept.get("updated", 0),
         "removed": kept.get("removed", 0),
+        "held_by_others": kept.get("held_by_others", 0),
     }
 
 
@@ -179,7 +183,6 @@ async def sync(engine: Engine, feed: FeedSettings, default_severity: int, max_to
         await asyncio.to_thread(_note, engine, feed, {"last_attempt_at": iso(started), "last_error": str(exc)})
         log.warning("intel.feed_failed", feed=feed.id, url=shown_url(feed.url), reason=str(exc))
         raise
-    created, updated, removed = done
     unique = len({i.digest for i in good})
     outcome = {
         "last_attempt_at": iso(started),
@@ -187,10 +190,11 @@ async def sync(engine: Engine, feed: FeedSettings, default_severity: int, max_to
         "last_error": None,
         "indicators": unique,
         "rejected": bad,
-        "created": created,
-        "updated": updated,
-        "removed": removed,
+        "created": done.created,
+        "updated": done.updated,
+        "removed": done.removed,
+        "held_by_others": done.held_by_others,
     }
     await asyncio.to_thread(_note, engine, feed, outcome)
-    log.info("intel.feed_synced", feed=feed.id, indicators=unique, rejected=bad, removed=removed)
+    log.info("intel.feed_synced", feed=feed.id, indicators=unique, rejected=bad, removed=done.removed)
     return await asyncio.to_thread(status, engine, feed)

@@ -7,10 +7,12 @@ entities: destinations, sources, DNS queries, provider endpoints), URLs and thei
 of type ``ioc`` (rule ``AW-INTEL-IOC``) with the indicator's severity and tags; repeats of one
 indicator on one host merge into one alert.
 
-The index lives in memory and is rebuilt when the indicators change: at once on the node that
-changed them, and on the others when they next see the stored version move (checked at most
-every ``intel.refresh_s``). Expired indicators are skipped when matched and dropped at the next
-rebuild.
+The index lives in memory. A change this process commits (the API, a feed's sync, a playbook)
+is applied to it at once, indicator by indicator, when the index was at the version the change
+found; the index is rebuilt whole only when it missed a change: at start, and when another node
+changed the indicators (seen when the stored version moves, checked at most every
+``intel.refresh_s``; the changes of one such period cost one rebuild). Expired indicators are
+skipped when matched and dropped from the index at their ``expires_at``.
 """
 
 from __future__ import annotations
@@ -114,9 +116,11 @@ class IocMatcher:
         self._checked_at = float("-inf")  # time.monotonic() of the last version check
         self._lock = threading.Lock()
         self.loaded = False
+        self.rebuilds = 0  # whole rebuilds of the index (each reads every live indicator)
+        store.watch(self)
 
     # -- the index ---------------------------------------------------------------------
-    def reload(self) -> None:
+    def rebuild(self) -> None:
         """Rebuild the index from the store now."""
         with self._lock:
             version = store.version(self.engine)
@@ -125,14 +129,49 @@ class IocMatcher:
             self._version = version
             self._checked_at = time.monotonic()
             self.loaded = True
+            self.rebuilds += 1
         log.info("intel.index_loaded", indicators=len(indicators))
 
+    def reload(self) -> None:
+        """Bring the index up to the stored indicators now: nothing to do when it is at the
+        stored version (this process's changes are applied as they commit), a rebuild otherwise."""
+        if not self.loaded or store.version(self.engine) != self._version:
+            self.rebuild()
+        self._checked_at = time.monotonic()
+
+    def changed(self, change: store.Change) -> None:
+        """A change this process committed (``store.watch``): applied to the index when it was at
+        the version the change found; otherwise the index missed a change and is rebuilt at its
+        next use."""
+        if change.engine is not self.engine:
+            return
+        with self._lock:
+            if not self.loaded:
+                return
+            if self._version != change.before:
+                self._checked_at = float("-inf")  # the next look compares versions and rebuilds
+                return
+            now = time.time()
+            for ind in change.removed:
+                self._index.drop(ind.kind, ind.value)
+            for ind in change.written:
+                if ind.expires_at is not None and ind.expires_at <= now:
+                    self._index.drop(ind.kind, ind.value)
+                else:
+                    self._index.put(ind)
+            self._version = change.after
+
     def index(self) -> IocIndex:
-        """The index, rebuilt first when the stored version moved since it was built."""
+        """The index, rebuilt first when the stored version moved since it was built, without
+        the indicators expired by now."""
         if time.monotonic() - self._checked_at >= self.settings.refresh_s or not self.loaded:
             self._checked_at = time.monotonic()
             if not self.loaded or store.version(self.engine) != self._version:
-                self.reload()
+                self.rebuild()
+        now = time.time()
+        if self._index.next_expiry() <= now:
+            with self._lock:
+                self._index.expire(now)
         return self._index
 
     def lookup(self, kind: str, value: str, now: float | None = None) -> list[store.Indicator]:

@@ -1,25 +1,36 @@
 """Stored indicators: add or update many at once, search, read, delete, and the version that
-tells every node of a deployment its in-memory index is out of date."""
+tells every node of a deployment its in-memory index is out of date.
+
+Every write holds the writers' lock (:func:`hold_writes`) and moves the version from the one it
+found to a new one; after it commits, the :class:`Change` (versions before and after, the
+indicators written and removed) is handed to this process's watchers (the matcher), which
+apply it to their index when they were at the version before it, and rebuild otherwise."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import threading
 import time
 import uuid
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
+import structlog
 from sqlalchemy import Connection, Engine, and_, delete, false, func, or_, select, update
 
 from agentwatch.events.model import iso
 from agentwatch.intel.schema import intel_iocs
 from agentwatch.store import kv
 from agentwatch.store.keyset import encode_cursor
+from agentwatch.store.schema import kv as kv_table
 from agentwatch.store.snapshot import snapshot
 from agentwatch.store.upsert import upsert
+
+log = structlog.get_logger("agentwatch.intel")
 
 VERSION_KEY = "intel:version"
 PURGE_PAGE = 1_000
@@ -75,9 +86,49 @@ def row_json(row: Any) -> dict[str, Any]:
     return {**_from_row(row).as_json(), "created_at": iso(row.created_at), "updated_at": iso(row.updated_at)}
 
 
-def bump_version(conn: Connection) -> None:
-    """Tell every node (their matchers poll this) that the indicators changed."""
-    kv.put_in(conn, VERSION_KEY, uuid.uuid4().hex)
+def bump_version(conn: Connection) -> str:
+    """Tell every node (their matchers poll this) that the indicators changed; the new version."""
+    moved = uuid.uuid4().hex
+    kv.put_in(conn, VERSION_KEY, moved)
+    return moved
+
+
+def version_in(conn: Connection) -> str | None:
+    """The stored version, read in the caller's transaction."""
+    raw = conn.execute(select(kv_table.c.value).where(kv_table.c.key == VERSION_KEY)).scalar_one_or_none()
+    return None if raw is None else orjson.loads(raw)
+
+
+@dataclass
+class Change:
+    """One committed write: the version it found and the one it left, the indicators it wrote
+    (as stored, with their ids) and those it removed."""
+
+    engine: Engine
+    before: str | None
+    after: str
+    written: list[Indicator] = field(default_factory=list)
+    removed: list[Indicator] = field(default_factory=list)
+
+
+class Watcher(Protocol):
+    def changed(self, change: Change) -> None: ...
+
+
+_watchers: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def watch(watcher: Watcher) -> None:
+    """Hand ``watcher`` every change this process commits (held weakly)."""
+    _watchers.add(watcher)
+
+
+def _tell(change: Change) -> None:
+    for watcher in list(_watchers):
+        try:
+            watcher.changed(change)
+        except Exception:  # the write is committed: a watcher's failure is its own (it rebuilds later)
+            log.exception("intel.watcher_failed")
 
 
 def version(engine: Engine) -> str | None:
@@ -116,9 +167,9 @@ def hold_writes(conn: Connection) -> None:
 CHANGED = ("source", "severity", "description", "tags", "updated_at", "expires_at")
 
 
-def _write(conn: Connection, by_digest: dict[str, Indicator], now: float) -> None:
+def _write(conn: Connection, by_digest: dict[str, Indicator], now: float) -> list[Indicator]:
     """Insert the indicators, or update the stored ones of the same digest (keeping their id
-    and creation time)."""
+    and creation time); the indicators as stored (with their ids)."""
     rows = [
         {
             "id": str(uuid.uuid4()),
@@ -138,6 +189,13 @@ def _write(conn: Connection, by_digest: dict[str, Indicator], now: float) -> Non
     update = {name: (lambda t, ex, name=name: getattr(ex, name)) for name in CHANGED}
     for start in range(0, len(rows), CHUNK):
         upsert(conn, intel_iocs, rows[start : start + CHUNK], ["digest"], update)
+    ids: dict[str, str] = {}
+    digests = list(by_digest)
+    for start in range(0, len(digests), CHUNK):
+        chunk = digests[start : start + CHUNK]
+        found = conn.execute(select(intel_iocs.c.digest, intel_iocs.c.id).where(intel_iocs.c.digest.in_(chunk)))
+        ids.update(found.all())
+    return [dataclasses.replace(i, id=ids[d]) for d, i in by_digest.items()]
 
 
 def add(engine: Engine, items: Sequence[Indicator], max_total: int) -> tuple[int, int] | None:
@@ -148,38 +206,63 @@ def add(engine: Engine, items: Sequence[Indicator], max_total: int) -> tuple[int
     now = time.time()
     with engine.begin() as conn:
         hold_writes(conn)
+        before = version_in(conn)
         stored = existing_digests(conn, list(by_digest))
         new = len(by_digest) - len(stored)
         if new and int(conn.execute(select(func.count()).select_from(intel_iocs)).scalar_one()) + new > max_total:
             return None
-        _write(conn, by_digest, now)
-        bump_version(conn)
+        written = _write(conn, by_digest, now)
+        change = Change(engine, before, bump_version(conn), written)
+    _tell(change)
     return new, len(stored)
 
 
-def replace_source(
-    engine: Engine, source: str, items: Sequence[Indicator], max_total: int
-) -> tuple[int, int, int] | None:
-    """Make ``items`` the indicators of ``source`` (a feed): add and update them, and remove
-    the source's indicators no longer among them, in one transaction. (created, updated,
-    removed), or None when the store would go past ``max_total`` (nothing written). An
-    indicator another source also lists is updated to this source's view of it."""
+def _owners(conn: Connection, digests: Sequence[str]) -> dict[str, str]:
+    """digest -> source of the stored indicators among ``digests``."""
+    found: dict[str, str] = {}
+    for i in range(0, len(digests), CHUNK):
+        chunk = list(digests[i : i + CHUNK])
+        rows = conn.execute(select(intel_iocs.c.digest, intel_iocs.c.source).where(intel_iocs.c.digest.in_(chunk)))
+        found.update(rows.all())
+    return found
+
+
+@dataclass
+class SourceSync:
+    created: int
+    updated: int
+    removed: int
+    held_by_others: int  # listed, but stored under another source: left as they are
+
+
+def replace_source(engine: Engine, source: str, items: Sequence[Indicator], max_total: int) -> SourceSync | None:
+    """Make ``items`` the indicators of ``source`` (a feed): add the new ones, update the ones
+    it holds, and remove the ones it holds that are no longer among them, in one transaction;
+    None when the store would go past ``max_total`` (nothing written). A source manages only
+    what it brought: an item already stored under another source (a person's indicator made
+    through the API, another feed's) is left as it is, and never removed by this source."""
     by_digest = {i.digest: i for i in items}
     with engine.begin() as conn:
         hold_writes(conn)
-        stored = existing_digests(conn, list(by_digest))
-        held = set(conn.execute(select(intel_iocs.c.digest).where(intel_iocs.c.source == source)).scalars())
-        stale = held - set(by_digest)
-        new = len(by_digest) - len(stored)
+        before = version_in(conn)
+        owners = _owners(conn, list(by_digest))
+        c = intel_iocs.c
+        held = {r.digest: r for r in conn.execute(select(c.digest, c.id, c.kind, c.value).where(c.source == source))}
+        stale = sorted(set(held) - set(by_digest))
+        others = {d for d, owner in owners.items() if owner != source}
+        ours = {d: i for d, i in by_digest.items() if d not in others}
+        updated = len(owners) - len(others)
+        new = len(ours) - updated
         total = int(conn.execute(select(func.count()).select_from(intel_iocs)).scalar_one())
         if total + new - len(stale) > max_total:
             return None
-        stale_list = sorted(stale)
-        for i in range(0, len(stale_list), CHUNK):
-            conn.execute(delete(intel_iocs).where(intel_iocs.c.digest.in_(stale_list[i : i + CHUNK])))
-        _write(conn, by_digest, time.time())
-        bump_version(conn)
-    return new, len(stored), len(stale)
+        for i in range(0, len(stale), CHUNK):
+            conn.execute(delete(intel_iocs).where(intel_iocs.c.digest.in_(stale[i : i + CHUNK])))
+        written = _write(conn, ours, time.time())
+        gone = [Indicator(held[d].kind, held[d].value, source, id=held[d].id) for d in stale]
+        change = Change(engine, before, bump_version(conn), written, gone)
+    _tell(change)
+    return SourceSync(new, updated, len(stale), len(others))
 
 
 @dataclass
@@ -229,15 +312,21 @@ def get(engine: Engine, ioc_id: str) -> dict[str, Any] | None:
 
 def remove(engine: Engine, ioc_id: str) -> bool:
     with engine.begin() as conn:
-        gone = conn.execute(delete(intel_iocs).where(intel_iocs.c.id == ioc_id)).rowcount > 0
-        if gone:
-            bump_version(conn)
-    return gone
+        hold_writes(conn)
+        before = version_in(conn)
+        row = conn.execute(select(intel_iocs).where(intel_iocs.c.id == ioc_id)).first()
+        if row is None:
+            return False
+        conn.execute(delete(intel_iocs).where(intel_iocs.c.id == ioc_id))
+        change = Change(engine, before, bump_version(conn), removed=[_from_row(row)])
+    _tell(change)
+    return True
 
 
 def purge_expired(engine: Engine, now: float, stopping: threading.Event | None = None) -> int:
     """Delete the indicators whose ``expires_at`` has passed (the maintenance chore
-    ``expired_indicators``), a page at a time; how many went."""
+    ``expired_indicators``), a page at a time; how many went. The version does not move: an
+    index drops an expired indicator on its own at its ``expires_at`` (see ``IocIndex.expire``)."""
     gone = 0
     while stopping is None or not stopping.is_set():
         with engine.begin() as conn:
@@ -247,7 +336,6 @@ def purge_expired(engine: Engine, now: float, stopping: threading.Event | None =
             )
             if ids:
                 conn.execute(delete(intel_iocs).where(intel_iocs.c.id.in_(ids)))
-                bump_version(conn)
         gone += len(ids)
         if len(ids) < PURGE_PAGE:
             break

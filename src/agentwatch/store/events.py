@@ -375,9 +375,11 @@ def query(engine: Engine | Connection, q: EventQuery) -> tuple[list[dict[str, An
     return rows, total
 
 
-def query_rows(engine: Engine | Connection, q: EventQuery) -> tuple[list[dict[str, Any]], int]:
+def query_rows(engine: Engine | Connection, q: EventQuery, with_total: bool = True) -> tuple[list[dict[str, Any]], int]:
     """Like :func:`query` but with the derived columns beside the body. Given a connection,
-    reads in its transaction (several queries of one request sharing a snapshot)."""
+    reads in its transaction (several queries of one request sharing a snapshot). Without
+    ``with_total`` the selection is not counted (the total answered is -1): a reader of later
+    pages of one snapshot knows it already."""
     conds = _where(q, engine.dialect.name)
     stmt = select(events)
     count = select(func.count()).select_from(events)
@@ -388,7 +390,7 @@ def query_rows(engine: Engine | Connection, q: EventQuery) -> tuple[list[dict[st
     stmt = stmt.order_by(*order).limit(q.limit).offset(q.offset)
     with snapshot(engine) as conn:
         rows = [dict(r._mapping) for r in conn.execute(stmt)]
-        total = conn.execute(count).scalar_one()
+        total = conn.execute(count).scalar_one() if with_total else -1
     return rows, total
 
 
