@@ -93,8 +93,6 @@ class Price:
 class PriceTable:
     """Model id -> price, looked up by provider-qualified id, then bare id, then longest prefix."""
 
-    _instances: dict[str | None, PriceTable] = {}
-
     def __init__(self, bundle: dict[str, Any]) -> None:
         self.qualified: dict[str, Price] = {}
         self.bare: dict[str, Price] = {}
@@ -113,14 +111,13 @@ class PriceTable:
 
     @classmethod
     def for_data_dir(cls, data_dir: str | None) -> PriceTable:
-        table = cls._instances.get(data_dir)
-        if table is None:
-            table = cls._instances[data_dir] = cls(load_bundle(data_dir))
-        return table
+        """The table of ``data_dir``'s bundle, built once (a few data directories are kept, as
+        :func:`load_bundle` keeps theirs: a process starting servers on many would grow without end)."""
+        return _table_for(data_dir)
 
     @classmethod
     def cache_clear(cls) -> None:
-        cls._instances.clear()
+        _table_for.cache_clear()
 
     def lookup(self, provider: str | None, model: str | None) -> Price | None:
         if not model:
@@ -159,3 +156,8 @@ def price_usage(table: PriceTable, provider: str | None, model: str | None, usag
     usage["input_cost_usd"] = round(inp, 8)
     usage["output_cost_usd"] = round(out, 8)
     usage["total_cost_usd"] = round(inp + out, 8)
+
+
+@lru_cache(maxsize=8)
+def _table_for(data_dir: str | None) -> PriceTable:
+    return PriceTable(load_bundle(data_dir))
