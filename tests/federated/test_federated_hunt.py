@@ -194,7 +194,7 @@ def test_a_timed_out_local_target_leaves_no_query_running_in_postgresql(postgres
     try:
         status, rows = loop.run_until_complete(run_one(target, parse('host = "a"'), Window(T0, T0 + 60), engine))
         assert status["status"] == "timeout" and rows == []
-        deadline = time.monotonic() + 3
+        deadline = time.monotonic() + 10  # a loaded machine may take seconds to cancel
         waiting: list[Any] = []
         with engine.connect() as watch:
             while time.monotonic() < deadline:
