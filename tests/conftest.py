@@ -63,14 +63,8 @@ def open_server(tmp_path_factory: pytest.TempPathFactory, module_database_url: s
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Under ``pytest -n N --dist loadgroup`` (scripts/test), keep each module on one worker so a
     module-scoped server starts once, and keep the discovery tests together: their mock agents
-    listen on fixed ports of fixed 127.0.0.x addresses. A module whose servers are made per store
-    (``module_database_url``) is two groups, one per store: each has its own servers anyway, and
-    the long modules then run on two workers at once instead of one after the other."""
+    listen on fixed ports of fixed 127.0.0.x addresses."""
     for item in items:
         path = Path(str(item.path)).relative_to(Path(__file__).parent)
         group = "discovery" if path.parts[0] == "discovery" else path.as_posix()
-        callspec = getattr(item, "callspec", None)
-        store = callspec.params.get("module_database_url") if callspec is not None else None
-        if store is not None and group != "discovery":
-            group = f"{group}[{store}]"
         item.add_marker(pytest.mark.xdist_group(group))
