@@ -252,3 +252,36 @@ def test_an_empty_entity_in_the_path_is_400_naming_it(srv: RunningServer) -> Non
         r = c.get("/api/v1/entity-risk/")
         assert r.status_code == 400, r.text
         assert r.json()["error"]["message"].startswith("entity:")
+
+
+def test_a_model_naming_a_value_of_two_kinds_answers_the_alerts_of_the_kind_its_events_are(
+    srv: RunningServer, fake: FakeLlm
+) -> None:
+    # the value names a host (with events) and a user (with an alert only): the events come from
+    # the host, so the alerts answered are the host's, not the user's of the same spelling
+    value = f"dual-{uuid.uuid4().hex[:8]}"
+    host_alert = alert_on(srv, "host", value, 6, time.time())
+    alert_on(srv, "user", value, 6, time.time())
+    with srv.client() as c:
+        ingest(c, connect(value, "192.0.2.7"))
+        fake.answer = orjson.dumps({"entity": value, "window_minutes": 60}).decode()
+        r = c.post(HUNT, json={"query": "what did that machine do"})
+        assert r.status_code == 200, r.text
+        doc = r.json()
+        assert doc["meta"]["events_total"] == 1 and doc["meta"]["entity_id"] == entity_id("host", value)
+        assert [a["id"] for a in doc["alerts"]] == [host_alert]
+
+
+def test_a_model_naming_a_value_without_events_answers_the_alerts_of_the_first_kind_that_has_some(
+    srv: RunningServer, fake: FakeLlm
+) -> None:
+    value = f"lone-{uuid.uuid4().hex[:8]}"
+    user_alert = alert_on(srv, "user", value, 6, time.time())
+    alert_on(srv, "host", value, 6, time.time())  # "user" comes before "host" in the kinds tried
+    with srv.client() as c:
+        fake.answer = orjson.dumps({"entity": value, "window_minutes": 60}).decode()
+        r = c.post(HUNT, json={"query": "anything about that one"})
+        assert r.status_code == 200, r.text
+        doc = r.json()
+        assert doc["events"] == [] and doc["meta"]["entity_id"] == entity_id("user", value)
+        assert [a["id"] for a in doc["alerts"]] == [user_alert]

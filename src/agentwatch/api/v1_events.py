@@ -38,20 +38,21 @@ def event_json(r: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def search(engine: Any, q: event_store.EventQuery, entity: str | None) -> tuple[list[dict[str, Any]], int]:
+def search(engine: Any, q: event_store.EventQuery, entity: str | None) -> tuple[list[dict[str, Any]], int, str | None]:
     """The page and its total, from one snapshot of the store (so they agree), also when
-    ``entity`` tries one kind after another."""
+    ``entity`` tries one kind after another; and the id of the entity the events name (the
+    first kind of the value with events; None without ``entity`` or when no kind has any)."""
     with snapshot(engine) as conn:
         if entity is None:
             rows, total = event_store.query_rows(conn, q)
-            return [event_json(r) for r in rows], total
+            return [event_json(r) for r in rows], total, None
         # a value names one entity per kind: the first kind with events wins (ids are distinct per kind)
         for eid in entity_ids_for(entity):
             q.entity_id = eid
             rows, total = event_store.query_rows(conn, q)
             if total:
-                return [event_json(r) for r in rows], total
-    return [], 0
+                return [event_json(r) for r in rows], total, eid
+    return [], 0, None
 
 
 @router.get(
@@ -87,5 +88,5 @@ async def search_events(
         min_severity=severity,
         text=q,
     )
-    rows, total = await run_in_threadpool(search, request.app.state.aw.engine, query, entity)
+    rows, total, _entity_id = await run_in_threadpool(search, request.app.state.aw.engine, query, entity)
     return {"events": rows, "meta": {"total": total, "page": page, "limit": limit}}

@@ -24,6 +24,7 @@ from agentwatch.api.security import require
 from agentwatch.api.text_rules import UNPRINTABLE
 from agentwatch.api.v1_events import event_json, search
 from agentwatch.detect import hunt, queries
+from agentwatch.detect.queries import entity_ids_for
 from agentwatch.entities import scores, timeline
 from agentwatch.entities.search import as_uuid
 from agentwatch.events.entities import entity_id
@@ -82,19 +83,34 @@ def _entity_hunt(engine: Any, entity: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _filtered_hunt(engine: Any, filters: hunt.HuntFilters, now: float) -> tuple[list[dict[str, Any]], int, list[Any]]:
+def _alerts_entity(engine: Any, value: str, since: float | None) -> str | None:
+    """The first kind of ``value`` with alerts in the window, for a value no kind has events of."""
+    for eid in entity_ids_for(value):
+        if queries.list_alerts(engine, queries.AlertQuery(since=since, entity=eid, limit=1))[0]:
+            return eid
+    return None
+
+
+def _filtered_hunt(
+    engine: Any, filters: hunt.HuntFilters, now: float
+) -> tuple[list[dict[str, Any]], int, list[Any], str | None]:
+    """The events the filters select, the alerts of their entity (one kind of the value: the
+    kind the events name, else the first kind with alerts) and that entity's id."""
+    since = filters.since(now)
     query = event_store.EventQuery(
         limit=EVENTS,
         event_type=filters.template_id,
-        since=filters.since(now),
+        since=since,
         source_format=filters.source,
         min_severity=filters.severity,
         text=filters.q,
     )
-    rows, total = search(engine, query, filters.entity)
-    alert_q = queries.AlertQuery(since=filters.since(now), entity=filters.entity, limit=ALERTS)
-    alerts = queries.list_alerts(engine, alert_q)[0] if filters.entity else []
-    return rows, total, alerts
+    rows, total, eid = search(engine, query, filters.entity)
+    if not filters.entity:
+        return rows, total, [], None
+    eid = eid or _alerts_entity(engine, filters.entity, since)
+    alerts = queries.list_alerts(engine, queries.AlertQuery(since=since, entity=eid, limit=ALERTS))[0] if eid else []
+    return rows, total, alerts, eid
 
 
 @router.post(
@@ -123,7 +139,7 @@ async def hunt_route(request: Request) -> dict[str, Any]:
     except LlmFailed as exc:
         raise ApiError(str(exc), status=502, code="BAD_GATEWAY") from None
     now = time.time()
-    rows, total, alerts = await run_in_threadpool(_filtered_hunt, aw.engine, filters, now)
+    rows, total, alerts, eid = await run_in_threadpool(_filtered_hunt, aw.engine, filters, now)
     return {
         "mode": "llm",
         "query": question,
@@ -131,5 +147,5 @@ async def hunt_route(request: Request) -> dict[str, Any]:
         "model": model,
         "events": rows,
         "alerts": alerts,
-        "meta": {"events": len(rows), "events_total": total},
+        "meta": {"events": len(rows), "events_total": total, "entity_id": eid},
     }
