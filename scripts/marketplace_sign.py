@@ -3,8 +3,9 @@
 
     .venv/bin/python scripts/marketplace_sign.py --key /tmp/agentwatch-marketplace.key [--new] INDEX.json
 
-Each item gets its ``sha256`` (of the canonical manifest) and its ``signature`` (see
-``agentwatch.marketplace.signing`` for the exact bytes). With ``--new`` a key pair is made first
+Each item gets its ``sha256`` (of the canonical manifest) and its ``signature``, then the index
+its own top-level ``signature``, covering its ``sequence`` (see ``agentwatch.marketplace.signing``
+for the exact bytes). With ``--new`` a key pair is made first
 (the private key is written to ``--key``, mode 0600, and must never be committed); the public key
 (base64 of its 32 raw bytes) is printed, and written as ``publisher.json`` with ``--public``.
 """
@@ -25,7 +26,7 @@ from cryptography.hazmat.primitives.serialization import (
     load_pem_private_key,
 )
 
-from agentwatch.marketplace.signing import key_id, public_key_b64, sign_item
+from agentwatch.marketplace.signing import key_id, public_key_b64, sign_index
 
 
 def _new_key(path: Path) -> Ed25519PrivateKey:
@@ -57,7 +58,7 @@ def main() -> None:
     key = _new_key(args.key) if args.new else _load_key(args.key)
     pub = key.public_key()
     doc = json.loads(args.index.read_text(encoding="utf-8"))
-    doc["items"] = [sign_item(item, key) for item in doc["items"]]
+    doc = sign_index(doc, key)  # each item, then the whole index (its "sequence" too)
     args.index.write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     if args.public is not None:
         body = {"publisher": args.publisher, "key_id": key_id(pub), "public_key": public_key_b64(pub)}

@@ -1,9 +1,12 @@
-"""Shared builders for the marketplace tests: signed items and a fake remote index on loopback."""
+"""Shared builders for the marketplace tests: signed items and indexes, a fake remote index on
+loopback, and a real server reading it (:func:`market`)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -13,8 +16,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from agentwatch.marketplace.signing import sign_item
-from tests.support.server import free_port, serve_asgi
+from agentwatch.config import Settings
+from agentwatch.marketplace.signing import public_key_b64, sign_index, sign_item
+from tests.support.server import RunningServer, free_port, run_server, serve_asgi
 
 RULE = """title: Remote test rule {version}
 id: {rule_id}
@@ -46,6 +50,14 @@ def detection(slug: str, rule_id: str, version: str = "1.0.0", level: str = "low
 
 def index(*items: dict[str, Any]) -> bytes:
     return orjson.dumps({"format": "agentwatch-marketplace/1", "publisher": "test", "items": list(items)})
+
+
+def sequenced(key: Ed25519PrivateKey, sequence: int | None, *items: dict[str, Any]) -> bytes:
+    """An index signed as a whole by ``key`` (its items too), carrying ``sequence`` unless None."""
+    doc: dict[str, Any] = {"format": "agentwatch-marketplace/1", "publisher": "test", "items": list(items)}
+    if sequence is not None:
+        doc["sequence"] = sequence
+    return orjson.dumps(sign_index(doc, key))
 
 
 def remote_items(trusted: Ed25519PrivateKey, other: Ed25519PrivateKey, good_version: str = "1.0.0") -> bytes:
@@ -92,3 +104,45 @@ class FakeIndex:
         with serve_asgi(app, "127.0.0.1", port):
             self.url = f"http://127.0.0.1:{port}/index.json"
             yield self
+
+
+def market_settings(data_dir: Path, database_url: str, url: str, *trusted: Ed25519PrivateKey) -> Settings:
+    """A server reading the remote index at ``url`` (loopback, plain HTTP) and trusting ``trusted``."""
+    return Settings(
+        data_dir=data_dir,
+        database_url=database_url,
+        auth={"enabled": False},
+        detection={"atr_bundled": False, "pack": False},
+        marketplace={
+            "index_url": url,
+            "allow_http": True,
+            "allow_private": True,
+            "trusted_keys": [public_key_b64(k.public_key()) for k in trusted],
+        },
+    )
+
+
+def refetch(server: RunningServer) -> None:
+    """Let the next read of the marketplace fetch the remote index again (as if the refresh
+    interval had passed)."""
+    server.aw.marketplace_catalogue.remote.checked = -1e18
+
+
+@dataclass
+class Market:
+    server: RunningServer
+    fake: FakeIndex
+
+    def serve(self, body: bytes) -> None:
+        """The remote index answers ``body`` from now on, and the server fetches it next time."""
+        self.fake.body = body
+        refetch(self.server)
+
+
+@contextmanager
+def market(database_url: str, data_dir: Path, body: bytes, *trusted: Ed25519PrivateKey) -> Iterator[Market]:
+    """A fake remote index answering ``body`` and a real server reading it, trusting ``trusted``."""
+    with FakeIndex(body).running() as fake:
+        cfg = market_settings(data_dir, database_url, fake.url, *trusted)
+        with run_server(cfg) as srv:
+            yield Market(srv, fake)

@@ -11,52 +11,41 @@ from dataclasses import dataclass
 import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy import delete
 
-from agentwatch.config import Settings
-from agentwatch.marketplace.signing import public_key_b64
-from tests.marketplace.helpers import FakeIndex, remote_items
-from tests.support.server import RunningServer, run_server
+from agentwatch.marketplace.schema import marketplace_index_state
+from tests.marketplace.helpers import Market, remote_items
+from tests.marketplace.helpers import market as market_of
+from tests.support.server import RunningServer
 
 ITEMS = "/api/v1/marketplace/items"
 BUNDLED = 7
 
 
 @dataclass
-class Market:
+class Api:
     server: RunningServer
     client: httpx.Client
-    fake: FakeIndex
+    remote: Market
     trusted: Ed25519PrivateKey
     other: Ed25519PrivateKey
 
 
 @pytest.fixture(scope="module")
-def market(module_database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Market]:
+def market(module_database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
     trusted, other = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
-    with FakeIndex(remote_items(trusted, other)).running() as fake:
-        cfg = Settings(
-            data_dir=tmp_path_factory.mktemp("server"),
-            database_url=module_database_url,
-            auth={"enabled": False},
-            detection={"atr_bundled": False, "pack": False},
-            marketplace={
-                "index_url": fake.url,
-                "allow_http": True,
-                "allow_private": True,
-                "trusted_keys": [public_key_b64(trusted.public_key())],
-            },
-        )
-        with run_server(cfg) as srv, srv.client() as c:
-            yield Market(srv, c, fake, trusted, other)
+    data_dir = tmp_path_factory.mktemp("server")
+    with market_of(module_database_url, data_dir, remote_items(trusted, other), trusted) as m, m.server.client() as c:
+        yield Api(m.server, c, m, trusted, other)
 
 
-def _items(m: Market, **params: str) -> dict[str, dict]:
+def _items(m: Api, **params: str) -> dict[str, dict]:
     r = m.client.get(ITEMS, params=params)
     assert r.status_code == 200, r.text
     return {i["slug"]: i for i in r.json()["items"]}
 
 
-def test_list_holds_the_bundled_items_verified_and_the_remote_ones_checked(market: Market) -> None:
+def test_list_holds_the_bundled_items_verified_and_the_remote_ones_checked(market: Api) -> None:
     r = market.client.get(ITEMS)
     assert r.status_code == 200, r.text
     body = r.json()
@@ -73,14 +62,14 @@ def test_list_holds_the_bundled_items_verified_and_the_remote_ones_checked(marke
     assert "manifest" not in items["remote-good-rule"]  # the list is a summary; the detail has it
 
 
-def test_the_remote_index_is_fetched_at_most_every_refresh_interval(market: Market) -> None:
-    before = market.fake.hits
+def test_the_remote_index_is_fetched_at_most_every_refresh_interval(market: Api) -> None:
+    before = market.remote.fake.hits
     for _ in range(3):
         _items(market)
-    assert market.fake.hits == before
+    assert market.remote.fake.hits == before
 
 
-def test_filters_combine_and_unknown_or_bad_parameters_are_refused(market: Market) -> None:
+def test_filters_combine_and_unknown_or_bad_parameters_are_refused(market: Api) -> None:
     assert set(_items(market, kind="playbook")) == {"contain-agent-exfiltration", "triage-indirect-prompt-injection"}
     assert set(_items(market, kind="plugin")) == {"remote-plugin"}
     assert set(_items(market, verified="false")) == {
@@ -98,7 +87,7 @@ def test_filters_combine_and_unknown_or_bad_parameters_are_refused(market: Marke
     assert c.get(ITEMS, params={"tag": "Bad Tag"}).status_code in (400, 422)
 
 
-def test_detail_carries_manifest_digest_and_signature(market: Market) -> None:
+def test_detail_carries_manifest_digest_and_signature(market: Api) -> None:
     r = market.client.get(f"{ITEMS}/agent-tool-touches-credential-files")
     assert r.status_code == 200, r.text
     d = r.json()
@@ -110,7 +99,7 @@ def test_detail_carries_manifest_digest_and_signature(market: Market) -> None:
     assert book["manifest"]["steps"][0]["action"] == "set_alert_status"
 
 
-def test_bad_and_unknown_slugs(market: Market) -> None:
+def test_bad_and_unknown_slugs(market: Api) -> None:
     c = market.client
     r = c.get(f"{ITEMS}/Bad_Slug")
     assert r.status_code == 400 and r.json()["error"]["message"].startswith("slug:")
@@ -122,7 +111,7 @@ def test_bad_and_unknown_slugs(market: Market) -> None:
     assert c.post(f"{ITEMS}/remote-plugin:install", params={"force": "1"}).status_code == 400
 
 
-def test_installing_a_detection_adds_the_rule_and_a_second_install_is_409(market: Market) -> None:
+def test_installing_a_detection_adds_the_rule_and_a_second_install_is_409(market: Api) -> None:
     c = market.client
     slug = "agent-tool-pipes-download-to-shell"
     r = c.post(f"{ITEMS}/{slug}:install")
@@ -138,7 +127,7 @@ def test_installing_a_detection_adds_the_rule_and_a_second_install_is_409(market
     assert again.status_code == 409 and "is installed already" in again.json()["error"]["message"]
 
 
-def test_installing_a_playbook_creates_it_in_the_playbooks_store(market: Market) -> None:
+def test_installing_a_playbook_creates_it_in_the_playbooks_store(market: Api) -> None:
     c = market.client
     r = c.post(f"{ITEMS}/triage-indirect-prompt-injection:install")
     assert r.status_code == 201, r.text
@@ -149,7 +138,7 @@ def test_installing_a_playbook_creates_it_in_the_playbooks_store(market: Market)
     assert c.post(f"{ITEMS}/triage-indirect-prompt-injection:install").status_code == 409
 
 
-def test_a_plugin_is_never_installed_through_the_api(market: Market) -> None:
+def test_a_plugin_is_never_installed_through_the_api(market: Api) -> None:
     r = market.client.post(f"{ITEMS}/remote-plugin:install")
     assert r.status_code == 409
     msg = r.json()["error"]["message"]
@@ -160,22 +149,21 @@ def test_a_plugin_is_never_installed_through_the_api(market: Market) -> None:
 @pytest.mark.parametrize(
     ("slug", "n"), [("remote-tampered-rule", 2), ("remote-bad-signature", 3), ("remote-unknown-key", 4)]
 )
-def test_an_unverified_item_cannot_be_installed(market: Market, slug: str, n: int) -> None:
+def test_an_unverified_item_cannot_be_installed(market: Api, slug: str, n: int) -> None:
     r = market.client.post(f"{ITEMS}/{slug}:install")
     assert r.status_code == 409 and "does not verify" in r.json()["error"]["message"]
     assert market.client.get(f"/api/v1/rules/7a1b2c3d-0000-4000-8000-00000000000{n}").status_code == 404
     assert _items(market)[slug]["installed"] is False
 
 
-def test_a_remote_item_installs_and_a_newer_version_updates_it(market: Market) -> None:
+def test_a_remote_item_installs_and_a_newer_version_updates_it(market: Api) -> None:
     c = market.client
     r = c.post(f"{ITEMS}/remote-good-rule:install")
     assert r.status_code == 201, r.text
     rule_id = r.json()["resource_id"]
     assert "marketplace-test-tool-1.0.0" in c.get(f"/api/v1/rules/{rule_id}").json()["yaml"]
     # the publisher ships 1.1.0; the refresh interval has passed
-    market.fake.body = remote_items(market.trusted, market.other, good_version="1.1.0")
-    market.server.aw.marketplace_catalogue.remote.checked = -1e18
+    market.remote.serve(remote_items(market.trusted, market.other, good_version="1.1.0"))
     assert _items(market)["remote-good-rule"]["version"] == "1.1.0"
     up = c.post(f"{ITEMS}/remote-good-rule:install")
     assert up.status_code == 200, up.text
@@ -184,18 +172,18 @@ def test_a_remote_item_installs_and_a_newer_version_updates_it(market: Market) -
     assert "marketplace-test-tool-1.1.0" in c.get(f"/api/v1/rules/{rule_id}").json()["yaml"]
     assert c.post(f"{ITEMS}/remote-good-rule:install").status_code == 409
     # an older version than the installed one is refused: as a replay while the server runs...
-    market.fake.body = remote_items(market.trusted, market.other, good_version="1.0.5")
-    market.server.aw.marketplace_catalogue.remote.checked = -1e18
+    market.remote.serve(remote_items(market.trusted, market.other, good_version="1.0.5"))
     replayed = c.post(f"{ITEMS}/remote-good-rule:install")
     assert replayed.status_code == 409 and "an older index replayed?" in replayed.json()["error"]["message"]
-    # ...and, after a restart forgot the versions seen, as older than the installed one
-    market.server.aw.marketplace_catalogue.newest.clear()
-    market.server.aw.marketplace_catalogue.remote.checked = -1e18
+    # ...and, when the versions seen are lost (their row deleted), as older than the installed one
+    with market.server.aw.engine.begin() as conn:
+        conn.execute(delete(marketplace_index_state))
+    market.remote.serve(market.remote.fake.body)
     old = c.post(f"{ITEMS}/remote-good-rule:install")
     assert old.status_code == 409 and "newer than 1.0.5" in old.json()["error"]["message"]
 
 
-def test_the_bundled_index_is_served_read_only(market: Market) -> None:
+def test_the_bundled_index_is_served_read_only(market: Api) -> None:
     c = market.client
     r = c.get("/marketplace/index.json")
     assert r.status_code == 200 and r.headers["content-type"].startswith("application/json")

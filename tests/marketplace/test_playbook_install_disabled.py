@@ -11,10 +11,8 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from agentwatch.config import Settings
-from agentwatch.marketplace.signing import public_key_b64, sign_item
-from tests.marketplace.helpers import FakeIndex, index
-from tests.support.server import RunningServer, run_server
+from agentwatch.marketplace.signing import sign_item
+from tests.marketplace.helpers import Market, index, market
 
 ITEMS = "/api/v1/marketplace/items"
 SLUG = "eager-playbook"
@@ -42,31 +40,19 @@ def _index(key: Ed25519PrivateKey, version: str) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def market(
+def eager(
     module_database_url: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[RunningServer, FakeIndex, Ed25519PrivateKey]]:
+) -> Iterator[tuple[Market, Ed25519PrivateKey]]:
     key = Ed25519PrivateKey.generate()
-    with FakeIndex(_index(key, "1.0.0")).running() as fake:
-        cfg = Settings(
-            data_dir=tmp_path_factory.mktemp("server"),
-            database_url=module_database_url,
-            auth={"enabled": False},
-            detection={"atr_bundled": False, "pack": False},
-            marketplace={
-                "index_url": fake.url,
-                "allow_http": True,
-                "allow_private": True,
-                "trusted_keys": [public_key_b64(key.public_key())],
-            },
-        )
-        with run_server(cfg) as srv:
-            yield srv, fake, key
+    with market(module_database_url, tmp_path_factory.mktemp("server"), _index(key, "1.0.0"), key) as m:
+        yield m, key
 
 
 def test_an_installed_playbook_starts_disabled_and_an_update_keeps_the_local_choice(
-    market: tuple[RunningServer, FakeIndex, Ed25519PrivateKey],
+    eager: tuple[Market, Ed25519PrivateKey],
 ) -> None:
-    srv, fake, key = market
+    m, key = eager
+    srv = m.server
     with srv.client() as c:
         r = c.post(f"{ITEMS}/{SLUG}:install")
         assert r.status_code == 201, r.text
@@ -77,8 +63,7 @@ def test_an_installed_playbook_starts_disabled_and_an_update_keeps_the_local_cho
         # a person reviews it and switches it on
         doc = {k: book[k] for k in ("name", "description", "trigger", "steps")}
         assert c.put(f"/api/v1/playbooks/{pid}", json={**doc, "enabled": True}).status_code == 200
-        fake.body = _index(key, "1.1.0")
-        srv.aw.marketplace_catalogue.remote.checked = -1e18
+        m.serve(_index(key, "1.1.0"))
         up = c.post(f"{ITEMS}/{SLUG}:install")
         assert up.status_code == 200, up.text
         book = c.get(f"/api/v1/playbooks/{pid}").json()

@@ -154,9 +154,12 @@ async def install_item(request: Request, slug: str) -> Response:
     except store.Raced:
         raise _another(slug) from None
     run = install.detection if kind == "detection" else install.playbook
+    # what an earlier install of this kind made, even when it no longer counts as installed (a
+    # rule of a detection's file dropped): the update goes through what is left of it
+    previous = row["resource_ids"] if row is not None and not store.pending(row) and row["kind"] == kind else []
     try:
-        resource = await run(request, item, before["resource_id"] if before else None)
-        await run_in_threadpool(store.settle, engine, slug, token, resource)
+        made = await run(request, item, previous)
+        await run_in_threadpool(store.settle, engine, slug, token, made)
     except store.Raced:  # slower than store.CLAIM_TTL_S: another install took the claim over
         raise _another(slug) from None
     except BaseException:
@@ -166,10 +169,10 @@ async def install_item(request: Request, slug: str) -> Response:
         "slug": slug,
         "version": item["version"],
         "kind": kind,
-        ("updated" if before else "installed"): resource,
+        ("updated" if before else "installed"): made[0],
     }
     doc = _doc(e, await run_in_threadpool(store.get, engine, slug))
-    doc["resource_id"] = resource
+    doc["resource_id"], doc["resource_ids"] = made[0], made
     doc["updated_from"] = before["version"] if before else None
     return JSON(doc, status_code=200 if before else 201)
 

@@ -3,13 +3,17 @@
 every ``refresh_minutes``. Every item of both is checked (shape, then signature against the
 trusted keys: the bundled publisher key and ``marketplace.trusted_keys``); an item that fails is
 kept in the list with ``verified: false`` and its reason, and so is a remote item older than a
-version of it an earlier fetch verified (an old signed index replayed). A slug belongs to the first index that
-holds it (bundled first); a later duplicate is dropped and counted.
+version of it an earlier fetch verified (an old signed index replayed). A remote index may carry a
+``sequence`` (it is then signed as a whole): one not higher than the last accepted refuses the
+whole index. What was accepted is kept in the store (:mod:`.index_state`), so this holds across
+restarts and nodes. A slug belongs to the first index that holds it (bundled first); a later
+duplicate is dropped and counted.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
 from dataclasses import dataclass, field
 from functools import cache
@@ -19,14 +23,17 @@ from typing import Any
 import httpx
 import orjson
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from sqlalchemy import Engine
 
-from agentwatch.marketplace.items import SLUG_RE, shape_problem, version_key
+from agentwatch.marketplace import index_state
+from agentwatch.marketplace.items import SLUG_RE, shape_problem
 from agentwatch.marketplace.settings import MarketplaceSettings
-from agentwatch.marketplace.signing import key_id, load_public, verify_item
+from agentwatch.marketplace.signing import INDEX_DOMAIN, key_id, load_public, signed_bytes, verify_index, verify_item
 from agentwatch.net.bounded_body import ACCEPT_ENCODING, BadEncoding, BodyTooLarge, read_bounded
 from agentwatch.net.ssrf import SSRFError, UnresolvedHost
 
 MAX_ITEMS = 500
+MAX_SEQUENCE = 2**63 - 1
 FORMAT = "agentwatch-marketplace/1"
 
 
@@ -39,6 +46,14 @@ class Entry:
     @property
     def verified(self) -> bool:
         return self.reason is None
+
+
+@dataclass
+class Parsed:
+    entries: list[Entry]
+    dropped: int  # items without a readable slug
+    sequence: int | None = None
+    digest: str | None = None  # SHA-256 of the signed bytes of an index with a sequence
 
 
 @dataclass
@@ -66,9 +81,27 @@ def trusted(settings: MarketplaceSettings) -> dict[str, Ed25519PublicKey]:
     return {key_id(k): k for k in keys}
 
 
-def parse(body: bytes, source: str, keys: dict[str, Ed25519PublicKey]) -> tuple[list[Entry], int]:
-    """The entries of an index document and how many items were dropped (no readable slug);
-    ValueError naming the rule when the document itself is not an index."""
+def _check_whole(doc: dict[str, Any], keys: dict[str, Ed25519PublicKey]) -> tuple[int | None, str | None]:
+    """The index's sequence and digest; ValueError naming the rule when its ``sequence`` is not a
+    whole number in range, or it carries one without a signature of the whole index that verifies."""
+    sequence = doc.get("sequence")
+    if "sequence" in doc and (type(sequence) is not int or not 1 <= sequence <= MAX_SEQUENCE):
+        raise ValueError(f"sequence: must be an integer from 1 to {MAX_SEQUENCE}")
+    if sequence is None and "signature" not in doc:
+        return None, None
+    why = verify_index(doc, keys)
+    if why is not None:
+        if sequence is not None and why.startswith("signature: missing"):
+            why += " (an index with a sequence must be signed as a whole)"
+        raise ValueError(why)
+    if sequence is None:
+        return None, None
+    return sequence, hashlib.sha256(signed_bytes(doc, INDEX_DOMAIN)).hexdigest()
+
+
+def parse(body: bytes, source: str, keys: dict[str, Ed25519PublicKey]) -> Parsed:
+    """The entries of an index document, how many items were dropped (no readable slug), and its
+    sequence; ValueError naming the rule when the document itself is not an index, or is refused."""
     try:
         doc = orjson.loads(body)
     except orjson.JSONDecodeError:
@@ -77,6 +110,7 @@ def parse(body: bytes, source: str, keys: dict[str, Ed25519PublicKey]) -> tuple[
         raise ValueError(f'index: must be an object with "format": "{FORMAT}" and an "items" list')
     if len(doc["items"]) > MAX_ITEMS:
         raise ValueError(f"index: more than {MAX_ITEMS} items")
+    sequence, digest = _check_whole(doc, keys)
     out, dropped = [], 0
     for raw in doc["items"]:
         slug = raw.get("slug") if isinstance(raw, dict) else None
@@ -85,11 +119,11 @@ def parse(body: bytes, source: str, keys: dict[str, Ed25519PublicKey]) -> tuple[
             continue
         reason = shape_problem(raw) or verify_item(raw, keys)
         out.append(Entry(raw, source, reason))
-    return out, dropped
+    return Parsed(out, dropped, sequence, digest)
 
 
 def bundled(settings: MarketplaceSettings) -> list[Entry]:
-    return parse(bundled_bytes(), "bundled", trusted(settings))[0]
+    return parse(bundled_bytes(), "bundled", trusted(settings)).entries
 
 
 async def fetch(settings: MarketplaceSettings) -> bytes:
@@ -122,15 +156,17 @@ async def fetch(settings: MarketplaceSettings) -> bytes:
 
 
 class Catalogue:
-    """The bundled entries and the remote ones (refreshed at most every ``refresh_minutes``)."""
+    """The bundled entries and the remote ones (refreshed at most every ``refresh_minutes``).
+    With ``engine``, what the remote index showed is kept in the store; without, in memory."""
 
-    def __init__(self, settings: MarketplaceSettings) -> None:
+    def __init__(self, settings: MarketplaceSettings, engine: Engine | None = None) -> None:
         self.settings = settings
+        self.engine = engine
         self.remote = Remote(url=settings.index_url)
         self._lock = asyncio.Lock()
         self._bundled: list[Entry] | None = None
+        self._state = index_state.State()  # without an engine
         self.dropped = 0
-        self.newest: dict[str, str] = {}  # slug -> the newest version a fetch of the index verified
 
     async def _refresh(self) -> None:
         s = self.settings
@@ -146,29 +182,38 @@ class Catalogue:
                 if scheme != "https" and not s.allow_http:
                     raise ValueError("index_url: scheme must be https (marketplace.allow_http is off)")
                 body = await fetch(s)
-                entries, dropped = await asyncio.to_thread(parse, body, "remote", trusted(s))
+                parsed = await asyncio.to_thread(parse, body, "remote", trusted(s))
+                await self._no_rollback(index_state.source_key(s.index_url), parsed)
             except ValueError as exc:
                 self.remote.error = str(exc)  # the last good entries stay listed
                 return
-            self.remote.entries, self.remote.error, self.dropped = self._no_rollback(entries), None, dropped
+            self.remote.entries, self.remote.error, self.dropped = parsed.entries, None, parsed.dropped
 
-    def _no_rollback(self, entries: list[Entry]) -> list[Entry]:
-        """Mark unverified an item older than a version of it a fetch verified before: a validly
-        signed old copy of the index served again (a replay) must not roll the item back. The
-        versions seen are kept while the server runs; an installed item is never rolled back
+    async def _no_rollback(self, source: str, parsed: Parsed) -> None:
+        """Refuse an index whose sequence is not higher than the last one accepted from this source
+        (index_state.Refused), and mark unverified an item older than a version of it a fetch
+        verified before: a validly signed old copy of the index served again (a replay) must not
+        roll an item back. What was accepted is kept in the store, read again and written with
+        one conditional write, so nodes sharing it agree; an installed item is never rolled back
         either (an install older than the installed version is refused)."""
-        for e in entries:
-            if not e.verified:
-                continue
-            slug, version = e.item["slug"], e.item["version"]
-            seen = self.newest.get(slug)
-            if seen is not None and version_key(version) < version_key(seen):
-                e.reason = (
-                    f"version: {version} is older than {seen}, which the index listed before (an older index replayed?)"
-                )
-            else:
-                self.newest[slug] = version
-        return entries
+        items = [(e.item["slug"], e.item["version"]) for e in parsed.entries if e.verified]
+        for _ in range(5):
+            before = self._state
+            if self.engine is not None:
+                before = await asyncio.to_thread(index_state.load, self.engine, source)
+            after, refused = index_state.judge(before, parsed.sequence, parsed.digest, items)
+            if after == before:
+                break
+            if self.engine is None:
+                self._state = after
+                break
+            if await asyncio.to_thread(index_state.save, self.engine, source, before, after):
+                break
+        else:
+            raise ValueError("index: its state kept changing under other nodes' writes; tried again next time")
+        for e in parsed.entries:
+            if e.verified and e.item["slug"] in refused:
+                e.reason = refused[e.item["slug"]]
 
     async def entries(self) -> list[Entry]:
         await self._refresh()
@@ -199,6 +244,6 @@ class Catalogue:
 def catalogue_of(aw: Any) -> Catalogue:
     found = aw.__dict__.get("marketplace_catalogue")
     if found is None:
-        found = Catalogue(aw.settings.marketplace)
+        found = Catalogue(aw.settings.marketplace, aw.engine)
         aw.marketplace_catalogue = found
     return found

@@ -1,9 +1,10 @@
 """Installing a verified item through the code its kind already has.
 
 - detection: the Sigma manifest goes into the engine's rule store as ``POST /api/v1/rules`` puts
-  it there (same reader, ReDoS guard, limits, errors); an update replaces the text of the rule
-  installed before (``PUT /api/v1/rules/{id}``), or uploads it again when that rule was deleted.
-  Needs ``rules:write``.
+  it there (same reader, ReDoS guard, limits, errors); it may define several rules, all recorded.
+  An update replaces the text through a rule installed before that still exists and that the new
+  text defines too (``PUT /api/v1/rules/{id}``: rules the new text drops are removed), or uploads
+  it again when none is left. Needs ``rules:write``.
 - playbook: the manifest is checked as ``POST /api/v1/playbooks`` checks a body, the installer must
   hold each step's permission, and it is stored in (or replaces) the playbooks store: a new one
   disabled (a person here switches it on), an update keeping the installed one's switch. Needs
@@ -22,6 +23,7 @@ from agentwatch.api.errors import ApiError, Conflict, InvalidRequest
 from agentwatch.api.security import principal_name
 from agentwatch.api.v1_rules import run_rule_change, synced_rule_engine
 from agentwatch.detect import rule_edit
+from agentwatch.detect.engine import sigma_module
 from agentwatch.marketplace import store
 from agentwatch.soc.playbooks import store as playbooks
 from agentwatch.soc.playbooks.api import check_step_permissions, reload_automatic_playbooks
@@ -31,8 +33,9 @@ NEEDS = {"detection": "rules:write", "playbook": "playbooks:write"}
 
 
 async def still_there(request: Request, installs: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """The ``installs`` (slug -> install) whose rule or playbook still exists: one deleted through
-    its own API, or an install still under way, does not count as installed."""
+    """The ``installs`` (slug -> install) whose rules (every one a detection made) or playbook still
+    exist: one deleted or cut down through its own API, or an install still under way, does not
+    count as installed."""
     settled = {slug: i for slug, i in installs.items() if not store.pending(i)}
     rule_ids: set[str] = set()
     if any(i["kind"] == "detection" for i in settled.values()):
@@ -41,7 +44,7 @@ async def still_there(request: Request, installs: dict[str, dict[str, Any]]) -> 
     book_ids = [i["resource_id"] for i in settled.values() if i["kind"] == "playbook"]
     books = await run_in_threadpool(playbooks.existing, request.app.state.aw.engine, book_ids) if book_ids else set()
     there = {"detection": rule_ids, "playbook": books}
-    return {slug: i for slug, i in settled.items() if i["resource_id"] in there.get(i["kind"], set())}
+    return {slug: i for slug, i in settled.items() if set(i["resource_ids"]) <= there.get(i["kind"], set())}
 
 
 def check_permission(request: Request, kind: str) -> None:
@@ -64,22 +67,35 @@ def refuse_plugin(item: dict[str, Any]) -> Conflict:
     )
 
 
-async def detection(request: Request, item: dict[str, Any], previous: str | None) -> str:
-    """Install or update the rule; the id of the (first) rule it defines."""
+def _through(engine: Any, previous: list[str], text: str) -> str | None:
+    """The rule installed before to replace the text through: one still there that ``text``
+    defines too (else the first still there: the replacement then says the rule is missing)."""
+    left = [r for r in previous if r in engine.infos]
+    if len(left) > 1:
+        sigma = sigma_module()
+        defined = {r.id for r in sigma.load_rule(text, "<marketplace>")} if sigma is not None else set()
+        left = [r for r in left if r in defined] or left
+    return left[0] if left else None
+
+
+async def detection(request: Request, item: dict[str, Any], previous: list[str]) -> list[str]:
+    """Install or update the rules; the ids of every rule the manifest defines."""
     engine, sync = await synced_rule_engine(request)
     text = item["manifest"]
-    if previous is not None and previous in engine.infos:
-        infos, _, revision = await run_rule_change(lambda: rule_edit.replace(engine, previous, text))
+    through = await run_rule_change(lambda: _through(engine, previous, text))
+    if through is not None:
+        infos, _, revision = await run_rule_change(lambda: rule_edit.replace(engine, through, text))
         if revision is not None:
             sync.mark(revision)
     else:
         infos = await run_rule_change(lambda: engine.upload_sigma(text))
-    return str(infos[0].id)
+    return [str(i.id) for i in infos]
 
 
-async def playbook(request: Request, item: dict[str, Any], previous: str | None) -> str:
-    """Create or replace the playbook; its id."""
+async def playbook(request: Request, item: dict[str, Any], previous_ids: list[str]) -> list[str]:
+    """Create or replace the playbook; its id (as a list of one)."""
     aw = request.app.state.aw
+    previous = previous_ids[0] if previous_ids else None
     try:
         doc = parse_playbook(item["manifest"], aw.settings.playbooks)
     except Invalid as exc:
@@ -103,4 +119,4 @@ async def playbook(request: Request, item: dict[str, Any], previous: str | None)
             f"manifest: the store holds playbooks.max_playbooks ({aw.settings.playbooks.max_playbooks})"
         ) from None
     await reload_automatic_playbooks(request)
-    return pid
+    return [pid]

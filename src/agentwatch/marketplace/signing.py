@@ -12,6 +12,10 @@ float anywhere in an item makes it unverifiable (its text has more than one spel
   signature of :data:`DOMAIN` followed by the canonical JSON of the item without its
   ``signature`` member (every other member, ``sha256`` included). ``key_id`` is the first 16 hex
   digits of the SHA-256 of the raw 32-byte public key.
+- an index may be signed as a whole too (it must be when it carries a ``sequence``): its
+  top-level ``signature``, of the same shape, signs :data:`INDEX_DOMAIN` followed by the
+  canonical JSON of the index document without its ``signature`` member (``format``,
+  ``publisher``, ``sequence`` and every item, each with its own signature).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 DOMAIN = b"agentwatch-marketplace-item/1\n"
+INDEX_DOMAIN = b"agentwatch-marketplace-index/1\n"
 
 
 class NotCanonical(ValueError):
@@ -58,9 +63,9 @@ def manifest_sha256(manifest: Any) -> str:
     return hashlib.sha256(canonical(manifest)).hexdigest()
 
 
-def signed_bytes(item: dict[str, Any]) -> bytes:
-    """What the publisher signs: the domain line and the item without ``signature``."""
-    return DOMAIN + canonical({k: v for k, v in item.items() if k != "signature"})
+def signed_bytes(item: dict[str, Any], domain: bytes = DOMAIN) -> bytes:
+    """What the publisher signs: the domain line and the item (or index) without ``signature``."""
+    return domain + canonical({k: v for k, v in item.items() if k != "signature"})
 
 
 def raw_public(key: Ed25519PublicKey) -> bytes:
@@ -86,17 +91,47 @@ def load_public(text: str) -> Ed25519PublicKey:
     return Ed25519PublicKey.from_public_bytes(raw)
 
 
+def _signature(message: bytes, private: Ed25519PrivateKey) -> dict[str, str]:
+    value = private.sign(message)
+    return {"alg": "ed25519", "key_id": key_id(private.public_key()), "value": base64.b64encode(value).decode()}
+
+
 def sign_item(item: dict[str, Any], private: Ed25519PrivateKey) -> dict[str, Any]:
     """``item`` with its ``sha256`` computed and its ``signature`` made by ``private``."""
     out = {k: v for k, v in item.items() if k != "signature"}
     out["sha256"] = manifest_sha256(out["manifest"])
-    value = private.sign(signed_bytes(out))
-    out["signature"] = {
-        "alg": "ed25519",
-        "key_id": key_id(private.public_key()),
-        "value": base64.b64encode(value).decode(),
-    }
+    out["signature"] = _signature(signed_bytes(out), private)
     return out
+
+
+def sign_index(doc: dict[str, Any], private: Ed25519PrivateKey) -> dict[str, Any]:
+    """The index ``doc`` with each item signed, then the whole signed (its ``sequence`` too)."""
+    out = {k: v for k, v in doc.items() if k != "signature"}
+    out["items"] = [sign_item(item, private) for item in out["items"]]
+    out["signature"] = _signature(signed_bytes(out, INDEX_DOMAIN), private)
+    return out
+
+
+def _check_signature(doc: dict[str, Any], trusted: dict[str, Ed25519PublicKey], domain: bytes, what: str) -> str | None:
+    sig = doc.get("signature")
+    if not isinstance(sig, dict) or sig.get("alg") != "ed25519":
+        return "signature: missing, or its alg is not ed25519"
+    key = trusted.get(str(sig.get("key_id", "")))
+    if key is None:
+        return f"signature.key_id: {str(sig.get('key_id'))[:32]!r} is not a trusted publisher key"
+    try:
+        value = base64.b64decode(str(sig.get("value", "")), validate=True)
+        key.verify(value, signed_bytes(doc, domain))
+    except (binascii.Error, ValueError, InvalidSignature):
+        return f"signature: does not verify with the publisher key (the {what} was changed or signed by another key)"
+    except NotCanonical as exc:
+        return f"{what}: {exc}"
+    return None
+
+
+def verify_index(doc: dict[str, Any], trusted: dict[str, Ed25519PublicKey]) -> str | None:
+    """None when the index ``doc`` as a whole is intact and signed by a key of ``trusted``, else why not."""
+    return _check_signature(doc, trusted, INDEX_DOMAIN, "index")
 
 
 def verify_item(item: dict[str, Any], trusted: dict[str, Ed25519PublicKey]) -> str | None:
@@ -104,8 +139,7 @@ def verify_item(item: dict[str, Any], trusted: dict[str, Ed25519PublicKey]) -> s
     sig = item.get("signature")
     if not isinstance(sig, dict) or sig.get("alg") != "ed25519":
         return "signature: missing, or its alg is not ed25519"
-    key = trusted.get(str(sig.get("key_id", "")))
-    if key is None:
+    if str(sig.get("key_id", "")) not in trusted:
         return f"signature.key_id: {str(sig.get('key_id'))[:32]!r} is not a trusted publisher key"
     try:
         digest = manifest_sha256(item.get("manifest"))
@@ -113,11 +147,4 @@ def verify_item(item: dict[str, Any], trusted: dict[str, Ed25519PublicKey]) -> s
         return f"manifest: {exc}"
     if digest != item.get("sha256"):
         return "sha256: does not match the manifest (the manifest was changed after signing)"
-    try:
-        value = base64.b64decode(str(sig.get("value", "")), validate=True)
-        key.verify(value, signed_bytes(item))
-    except (binascii.Error, ValueError, InvalidSignature):
-        return "signature: does not verify with the publisher key (the item was changed or signed by another key)"
-    except NotCanonical as exc:
-        return f"item: {exc}"
-    return None
+    return _check_signature(item, trusted, DOMAIN, "item")

@@ -7,7 +7,8 @@ with the id of what it made. A second install of the slug loses at the claim, be
 anything, so the loser never leaves a resource behind (:class:`Raced`). An install that fails
 after its claim *releases* it (the row as it was). While claimed, the row's ``resource_id`` is
 :data:`PENDING` followed by the claim's token; a claim older than :data:`CLAIM_TTL_S` (its
-node stopped mid-install) may be taken over.
+node stopped mid-install) may be taken over. A detection whose manifest holds several rules
+records them all (``resource_ids``; ``resource_id`` is the first).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import time
 import uuid
 from typing import Any
 
+import orjson
 from sqlalchemy import Engine, delete, select, update
 from sqlalchemy.exc import IntegrityError
 
@@ -30,12 +32,19 @@ class Raced(Exception):
     """Another install of the same slug claimed it first."""
 
 
+def _ids(row: Any) -> list[str]:
+    """Every resource the install made (a row written before they were recorded: its one id)."""
+    ids = orjson.loads(row.resource_ids) if row.resource_ids else None
+    return [str(i) for i in ids] if isinstance(ids, list) and ids else [row.resource_id]
+
+
 def _json(row: Any) -> dict[str, Any]:
     return {
         "slug": row.slug,
         "version": row.version,
         "kind": row.kind,
         "resource_id": row.resource_id,
+        "resource_ids": _ids(row),
         "installed_by": row.installed_by,
         "installed_at": iso(row.installed_at),
         "updated_at": iso(row.updated_at),
@@ -75,7 +84,14 @@ def claim(engine: Engine, slug: str, version: str, kind: str, who: str, before: 
     the installer read it (None: there was none). Raises Raced when the row is not that any more."""
     token = PENDING + uuid.uuid4().hex
     now = time.time()
-    values = {"version": version, "kind": kind, "resource_id": token, "installed_by": who, "updated_at": now}
+    values = {
+        "version": version,
+        "kind": kind,
+        "resource_id": token,
+        "resource_ids": None,
+        "installed_by": who,
+        "updated_at": now,
+    }
     with engine.begin() as conn:
         if before is None:
             try:
@@ -97,14 +113,20 @@ def claim(engine: Engine, slug: str, version: str, kind: str, who: str, before: 
     return token
 
 
-def settle(engine: Engine, slug: str, token: str, resource_id: str) -> None:
-    """Record the resource the claimed install made. Raises Raced when the claim was taken over."""
+def settle(engine: Engine, slug: str, token: str, resource_ids: list[str]) -> None:
+    """Record the resources the claimed install made (a detection may make several rules).
+    Raises Raced when the claim was taken over."""
     now = time.time()
     with engine.begin() as conn:
         done = conn.execute(
             update(t)
             .where(t.c.slug == slug, t.c.resource_id == token)
-            .values(resource_id=resource_id, installed_at=now, updated_at=now)
+            .values(
+                resource_id=resource_ids[0],
+                resource_ids=orjson.dumps(resource_ids).decode(),
+                installed_at=now,
+                updated_at=now,
+            )
         )
         if done.rowcount != 1:
             raise Raced
@@ -124,6 +146,7 @@ def release(engine: Engine, slug: str, token: str, before: dict[str, Any] | None
                 version=before["version"],
                 kind=before["kind"],
                 resource_id=before["resource_id"],
+                resource_ids=orjson.dumps(before["resource_ids"]).decode(),
                 installed_by=before["installed_by"],
                 updated_at=before["_updated"],
             )
