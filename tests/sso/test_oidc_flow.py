@@ -11,7 +11,17 @@ import pytest
 
 from agentwatch.api.auth import COOKIE
 from tests.sso.fake_idp import CLIENT_ID, CLIENT_SECRET, FakeIdp, _b64, fake_idp
-from tests.sso.helpers import PASSWORD, REDIRECT_URI, audit, oidc_settings, sign_in, sso_server, start, visit_provider
+from tests.sso.helpers import (
+    PASSWORD,
+    REDIRECT_URI,
+    audit,
+    binding_cookie,
+    oidc_settings,
+    sign_in,
+    sso_server,
+    start,
+    visit_provider,
+)
 from tests.support.server import RunningServer
 
 
@@ -200,3 +210,14 @@ def test_challenge_is_the_s256_of_the_verifier_sent(server: RunningServer, idp: 
         assert c.get("/api/v1/auth/oidc/callback", params=visit_provider(url)).status_code == 200
     verifier = idp.token_requests[-1]["code_verifier"]
     assert _b64(hashlib.sha256(verifier.encode()).digest()) == q["code_challenge"]
+
+
+def test_a_refused_callback_clears_the_binding_cookie_too(server: RunningServer, idp: FakeIdp) -> None:
+    idp.token = {"claims": {"nonce": "another-nonce"}}
+    with server.client() as c:
+        back = visit_provider(start(c)["authorization_url"])
+        r = c.get("/api/v1/auth/oidc/callback", params=back)
+        assert r.status_code == 401, r.text
+        cleared = binding_cookie(r)
+        assert cleared is not None and cleared["max-age"] == "0" and cleared["path"] == "/api/v1/auth/oidc"
+        assert not c.cookies.get("aw_sso")

@@ -8,15 +8,14 @@ import copy
 import time
 import zlib
 from collections.abc import Iterator
-from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 from lxml import etree
 
 from agentwatch.api.auth import COOKIE
-from tests.sso.helpers import PASSWORD, audit, sso_server
-from tests.sso.saml_idp import ACS, IDP_ENTITY, SP_ENTITY, A, P, SamlIdp, encode, make_keypair
+from tests.sso.helpers import PASSWORD, SamlBrowser, audit, saml_settings, sso_server
+from tests.sso.saml_idp import ACS, SP_ENTITY, A, P, SamlIdp, encode, make_keypair
 from tests.support.server import RunningServer
 
 CB = "/api/v1/auth/saml/callback"
@@ -29,33 +28,17 @@ def idp() -> SamlIdp:
 
 @pytest.fixture(scope="module")
 def server(idp: SamlIdp, module_database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    sso = {
-        "saml_enabled": True,
-        "saml_idp_entity_id": IDP_ENTITY,
-        "saml_idp_sso_url": "https://idp.example.test/sso",
-        "saml_idp_cert": idp.cert.decode(),
-        "saml_sp_entity_id": SP_ENTITY,
-        "saml_acs_url": ACS,
-        "saml_max_response_bytes": 64 * 1024,
-    }
+    sso = saml_settings(idp.cert, saml_max_response_bytes=64 * 1024)
     with sso_server(module_database_url, tmp_path_factory.mktemp("data"), sso) as s:
         s.aw.auth.users.create("alice@example.com", PASSWORD, "analyst")
         s.aw.auth.users.create("boss@example.com", PASSWORD, "admin")
         yield s
 
 
-def started(s: RunningServer) -> str:
-    """Start a sign-on; the id of the AuthnRequest sent to the IdP."""
-    with s.client() as c:
-        r = c.post("/api/v1/auth/saml/login")
-    assert r.status_code == 200, r.text
-    return r.json()["request_id"]
-
-
-def post(s: RunningServer, response: Any) -> Any:
-    value = response if isinstance(response, str) else encode(response)
-    with s.client() as c:
-        return c.post(CB, data={"SAMLResponse": value, "RelayState": ""})
+@pytest.fixture
+def browser(server: RunningServer) -> SamlBrowser:
+    """A browser of its own for each test: it starts sign-ons and posts the IdP's responses."""
+    return SamlBrowser(server)
 
 
 def test_login_answers_the_idp_url_with_a_deflated_authn_request(server: RunningServer) -> None:
@@ -71,8 +54,10 @@ def test_login_answers_the_idp_url_with_a_deflated_authn_request(server: Running
 
 
 @pytest.mark.parametrize("sign", ["assertion", "response"])
-def test_a_signed_response_signs_in_like_a_password_login(server: RunningServer, idp: SamlIdp, sign: str) -> None:
-    r = post(server, idp.response(started(server), sign=sign))
+def test_a_signed_response_signs_in_like_a_password_login(
+    server: RunningServer, browser: SamlBrowser, idp: SamlIdp, sign: str
+) -> None:
+    r = browser.post(idp.response(browser.start(), sign=sign))
     assert r.status_code == 200, r.text
     doc = r.json()
     assert {"access_token", "refresh_token", "token_type", "expires_in", "user"} <= set(doc)
@@ -83,44 +68,45 @@ def test_a_signed_response_signs_in_like_a_password_login(server: RunningServer,
     assert any(e["details"].get("method") == "saml" for e in audit(server, "auth.login"))
 
 
-def test_the_redirect_binding_is_accepted_on_get(server: RunningServer, idp: SamlIdp) -> None:
-    xml = etree.tostring(idp.response(started(server)))
+def test_the_redirect_binding_is_accepted_on_get(browser: SamlBrowser, idp: SamlIdp) -> None:
+    xml = etree.tostring(idp.response(browser.start()))
     packer = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
     value = base64.b64encode(packer.compress(xml) + packer.flush()).decode()
-    with server.client() as c:
-        r = c.get(CB, params={"SAMLResponse": value})
+    r = browser.get(value)
     assert r.status_code == 200, r.text
 
 
-def test_a_tampered_assertion_is_refused(server: RunningServer, idp: SamlIdp) -> None:
-    resp = idp.response(started(server))
+def test_a_tampered_assertion_is_refused(browser: SamlBrowser, idp: SamlIdp) -> None:
+    resp = idp.response(browser.start())
     resp.find(f".//{{{A}}}NameID").text = "mallory@example.com"
-    r = post(server, resp)
+    r = browser.post(resp)
     assert r.status_code == 401 and "signature does not verify" in r.text
 
 
-def test_a_response_signed_by_another_key_is_refused(server: RunningServer) -> None:
+def test_a_response_signed_by_another_key_is_refused(browser: SamlBrowser) -> None:
     rogue = SamlIdp(*make_keypair("rogue"))
-    r = post(server, rogue.response(started(server)))
+    r = browser.post(rogue.response(browser.start()))
     assert r.status_code == 401 and "sso.saml_idp_cert" in r.text
 
 
-def test_an_unsigned_response_is_refused(server: RunningServer, idp: SamlIdp) -> None:
-    r = post(server, idp.response(started(server), sign="none"))
+def test_an_unsigned_response_is_refused(browser: SamlBrowser, idp: SamlIdp) -> None:
+    r = browser.post(idp.response(browser.start(), sign="none"))
     assert r.status_code == 401 and "is signed" in r.text
 
 
-def test_a_forged_assertion_beside_the_signed_one_is_refused(server: RunningServer, idp: SamlIdp) -> None:
-    rid = started(server)
+def test_a_forged_assertion_beside_the_signed_one_is_refused(
+    server: RunningServer, browser: SamlBrowser, idp: SamlIdp
+) -> None:
+    rid = browser.start()
     resp = idp.response(rid)
     resp.insert(2, idp.assertion(rid, email="mallory@example.com"))  # unsigned, placed first
-    r = post(server, resp)
+    r = browser.post(resp)
     assert r.status_code == 401
     assert server.aw.auth.users.by_email("mallory@example.com") is None
 
 
-def test_a_signed_assertion_moved_aside_for_a_forged_one_is_refused(server: RunningServer, idp: SamlIdp) -> None:
-    rid = started(server)
+def test_a_signed_assertion_moved_aside_for_a_forged_one_is_refused(browser: SamlBrowser, idp: SamlIdp) -> None:
+    rid = browser.start()
     resp = idp.response(rid)
     signed = resp.find(f"{{{A}}}Assertion")
     resp.remove(signed)
@@ -129,27 +115,27 @@ def test_a_signed_assertion_moved_aside_for_a_forged_one_is_refused(server: Runn
     forged = idp.assertion(rid, email="mallory@example.com", id=signed.get("ID"))
     forged.append(copy.deepcopy(signed.find("{http://www.w3.org/2000/09/xmldsig#}Signature")))
     resp.insert(2, forged)
-    r = post(server, resp)
+    r = browser.post(resp)
     assert r.status_code == 401, r.text
 
 
-def test_an_assertion_added_to_a_signed_response_is_refused(server: RunningServer, idp: SamlIdp) -> None:
-    rid = started(server)
+def test_an_assertion_added_to_a_signed_response_is_refused(browser: SamlBrowser, idp: SamlIdp) -> None:
+    rid = browser.start()
     resp = idp.response(rid, sign="response")
     resp.append(idp.assertion(rid, email="mallory@example.com"))
-    r = post(server, resp)
+    r = browser.post(resp)
     assert r.status_code == 401
 
 
-def test_a_replayed_assertion_is_refused(server: RunningServer, idp: SamlIdp) -> None:
-    value = encode(idp.response(started(server)))
-    assert post(server, value).status_code == 200
-    r = post(server, value)
+def test_a_replayed_assertion_is_refused(browser: SamlBrowser, idp: SamlIdp) -> None:
+    value = encode(idp.response(browser.start()))
+    assert browser.post(value).status_code == 200
+    r = browser.post(value)
     assert r.status_code == 401 and "already used" in r.text
 
 
-def test_an_unsolicited_response_is_refused(server: RunningServer, idp: SamlIdp) -> None:
-    r = post(server, idp.response("_never-asked"))
+def test_an_unsolicited_response_is_refused(browser: SamlBrowser, idp: SamlIdp) -> None:
+    r = browser.post(idp.response("_never-asked"))
     assert r.status_code == 401 and "InResponseTo" in r.text
 
 
@@ -163,32 +149,32 @@ def test_an_unsolicited_response_is_refused(server: RunningServer, idp: SamlIdp)
         ({"issuer": "https://other-idp.example"}, "Issuer"),
     ],
 )
-def test_a_bad_assertion_is_refused(server: RunningServer, idp: SamlIdp, kw: dict, message: str) -> None:
+def test_a_bad_assertion_is_refused(browser: SamlBrowser, idp: SamlIdp, kw: dict, message: str) -> None:
     now = time.time()
     if "not_after_shift" in kw:
         kw = {"not_after": now + kw["not_after_shift"], "not_before": now - 7200}
     if "not_before_shift" in kw:
         kw = {"not_before": now + kw["not_before_shift"], "not_after": now + 7200}
-    r = post(server, idp.response(started(server), **kw))
+    r = browser.post(idp.response(browser.start(), **kw))
     assert r.status_code == 401, r.text
     assert message in r.text
 
 
-def test_a_wrong_destination_is_refused(server: RunningServer, idp: SamlIdp) -> None:
-    r = post(server, idp.response(started(server), sign="response", destination="https://evil.example/acs"))
+def test_a_wrong_destination_is_refused(browser: SamlBrowser, idp: SamlIdp) -> None:
+    r = browser.post(idp.response(browser.start(), sign="response", destination="https://evil.example/acs"))
     assert r.status_code == 401 and "Destination" in r.text
 
 
-def test_a_dtd_is_refused(server: RunningServer) -> None:
+def test_a_dtd_is_refused(browser: SamlBrowser) -> None:
     xxe = b'<?xml version="1.0"?><!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/passwd">]><r>&x;</r>'
-    r = post(server, base64.b64encode(xxe).decode())
+    r = browser.post(base64.b64encode(xxe).decode())
     assert r.status_code == 400 and "DTD" in r.text
 
 
-def test_input_is_bounded_and_validated(server: RunningServer) -> None:
+def test_input_is_bounded_and_validated(server: RunningServer, browser: SamlBrowser) -> None:
     big = base64.b64encode(b"<a>" + b"x" * 70_000 + b"</a>").decode()
-    assert post(server, big).status_code == 413
-    r = post(server, "%%%not base64%%%")
+    assert browser.post(big).status_code == 413
+    r = browser.post("%%%not base64%%%")
     assert r.status_code == 400 and "SAMLResponse: not valid base64" in r.text
     with server.client() as c:
         assert "SAMLResponse: required" in c.post(CB, data={"RelayState": "x"}).text
@@ -196,15 +182,15 @@ def test_input_is_bounded_and_validated(server: RunningServer) -> None:
         assert r.status_code == 415 and "content-type" in r.text
 
 
-def test_an_unknown_user_is_refused_without_auto_provision(server: RunningServer, idp: SamlIdp) -> None:
-    r = post(server, idp.response(started(server), email="zoe@example.com"))
+def test_an_unknown_user_is_refused_without_auto_provision(browser: SamlBrowser, idp: SamlIdp) -> None:
+    r = browser.post(idp.response(browser.start(), email="zoe@example.com"))
     assert r.status_code == 403 and "sso.auto_provision" in r.text
 
 
 def test_a_genuine_assertion_for_a_local_admin_is_refused_while_linking_is_off(
-    server: RunningServer, idp: SamlIdp
+    server: RunningServer, browser: SamlBrowser, idp: SamlIdp
 ) -> None:
-    r = post(server, idp.response(started(server), email="boss@example.com"))
+    r = browser.post(idp.response(browser.start(), email="boss@example.com"))
     assert r.status_code == 403, r.text
     assert r.json()["error"]["message"].startswith("sso.link_existing_admins: ")
     assert COOKIE not in r.cookies
@@ -218,15 +204,15 @@ def test_the_oidc_routes_answer_404_naming_the_setting_while_oidc_is_off(server:
     assert r.status_code == 404 and "sso.oidc_enabled" in r.text
 
 
-def test_a_signature_pointing_at_a_signed_response_moved_aside_is_refused(server: RunningServer, idp: SamlIdp) -> None:
+def test_a_signature_pointing_at_a_signed_response_moved_aside_is_refused(browser: SamlBrowser, idp: SamlIdp) -> None:
     """The classic wrapping: a forged response for another account carries the genuine signature,
     whose reference points at the genuine response hidden inside it."""
-    rid = started(server)
+    rid = browser.start()
     genuine = idp.response(rid, sign="response")
     signature = genuine.find("{http://www.w3.org/2000/09/xmldsig#}Signature")
     genuine.remove(signature)
     forged = idp.response(rid, sign="none", email="boss@example.com")
     forged.append(signature)
     etree.SubElement(forged, f"{{{P}}}Extensions").append(genuine)
-    r = post(server, forged)
+    r = browser.post(forged)
     assert r.status_code == 401 and "does not cover" in r.text, r.text

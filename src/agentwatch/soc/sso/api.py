@@ -3,13 +3,12 @@
 ``POST /api/v1/auth/saml/login``, ``GET|POST /api/v1/auth/saml/callback``.
 
 A login route answers the URL to send the browser to (JSON, so a single-page app can follow
-it); a callback answers exactly as ``POST /api/v1/auth/login`` does."""
+it) and sets the cookie binding the sign-on to this browser (``binding``); a callback refuses a
+browser without that cookie, clears it, and otherwise answers exactly as ``POST /api/v1/auth/login`` does."""
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import secrets
 from typing import Any
 from urllib.parse import parse_qsl
@@ -25,6 +24,7 @@ from agentwatch.soc.auth.service import AuthService, client_of
 from agentwatch.soc.auth.users import User
 from agentwatch.soc.sso import saml
 from agentwatch.soc.sso.accounts import Denied, account_for, email_of, groups_of, is_verified
+from agentwatch.soc.sso.binding import OIDC, SAML
 from agentwatch.soc.sso.login import signed_in
 from agentwatch.soc.sso.oidc import Refused, pkce_pair
 from agentwatch.soc.sso.service import SsoService
@@ -32,8 +32,6 @@ from agentwatch.soc.sso.store import TooManyFromClient, TooManyPending
 
 router = APIRouter(tags=["auth"])
 
-BINDING_COOKIE = "aw_sso"
-COOKIE_PATH = "/api/v1/auth/oidc"
 MAX_START_BODY = 1024
 MAX_PARAM = 4096
 MAX_FORM_EXTRA = 16 * 1024
@@ -65,10 +63,6 @@ def _param(params: Any, name: str, required: bool = True) -> str | None:
     if len(value) > MAX_PARAM:
         raise InvalidRequest(f"{name}: longer than {MAX_PARAM} characters")
     return value
-
-
-def _digest(value: str) -> str:
-    return hashlib.sha256(value.encode()).hexdigest()
 
 
 async def _pending(request: Request, sso: SsoService, kind: str, value: str, **kw: str) -> None:
@@ -110,21 +104,14 @@ async def oidc_login(request: Request) -> JSON:
     sso = _sso(request, "oidc")
     await read_model(request, StartBody, MAX_START_BODY, optional=True)
     meta = await sso.oidc.metadata()
-    state, nonce, binding = secrets.token_urlsafe(32), secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+    state, nonce = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+    cookie, kept = OIDC.new()
     verifier, challenge = pkce_pair()
-    await _pending(request, sso, "oidc", state, nonce=nonce, verifier=verifier, binding=_digest(binding))
+    await _pending(request, sso, "oidc", state, nonce=nonce, verifier=verifier, binding=kept)
     ttl = sso.settings.request_ttl_s
     doc = {"authorization_url": sso.oidc.authorization_url(meta, state, nonce, challenge), "expires_in": ttl}
     resp = JSON(doc, 200, headers={"Cache-Control": "no-store"})
-    resp.set_cookie(
-        BINDING_COOKIE,
-        binding,
-        max_age=ttl,
-        path=COOKIE_PATH,
-        httponly=True,
-        samesite="lax",  # sent on the top-level navigation back from the provider
-        secure=request.url.scheme == "https",
-    )
+    OIDC.set(resp, request, cookie, ttl)
     return resp
 
 
@@ -140,9 +127,7 @@ async def oidc_callback(request: Request) -> JSON:
         pending = await asyncio.to_thread(sso.store.take, "oidc", state)
         if pending is None:
             raise InvalidRequest("state: unknown, expired or already used")
-        cookie = request.cookies.get(BINDING_COOKIE, "")
-        if not hmac.compare_digest(_digest(cookie).encode(), pending.binding.encode()):
-            raise InvalidRequest(f"state: the sign-on was not started by this browser (cookie {BINDING_COOKIE})")
+        OIDC.check(request, pending.binding)
         error = _param(params, "error", required=False)
         if error is not None:
             raise Refused(f"error: the provider answered {error[:64]!r}")
@@ -156,9 +141,7 @@ async def oidc_callback(request: Request) -> JSON:
         found = await asyncio.to_thread(account_for, _auth(request), sso.store, sso.settings, email, groups, "oidc")
         return found.user, {"provisioned": found.created, "subject": str(claims["sub"])[:256], **found.details}
 
-    resp = await signed_in(request, "oidc", identify)
-    resp.delete_cookie(BINDING_COOKIE, path=COOKIE_PATH)
-    return resp
+    return await OIDC.cleared_after(request, lambda: signed_in(request, "oidc", identify))
 
 
 # -- SAML 2.0 -----------------------------------------------------------------------------------
@@ -166,17 +149,22 @@ async def oidc_callback(request: Request) -> JSON:
 
 @router.post("/api/v1/auth/saml/login", dependencies=[require(PUBLIC)], openapi_extra=json_body_doc(StartBody))
 async def saml_login(request: Request) -> JSON:
-    """Start a SAML sign-on: the IdP's SSO URL with the AuthnRequest (HTTP-Redirect binding)."""
+    """Start a SAML sign-on: the IdP's SSO URL with the AuthnRequest (HTTP-Redirect binding);
+    sets a cookie binding it to this browser (``SameSite=None; Secure``: the IdP posts cross-site)."""
     sso = _sso(request, "saml")
     await read_model(request, StartBody, MAX_START_BODY, optional=True)
     request_id = saml.new_request_id()
-    await _pending(request, sso, "saml", request_id)
+    cookie, kept = SAML.new()
+    await _pending(request, sso, "saml", request_id, binding=kept)
+    ttl = sso.settings.request_ttl_s
     doc = {
         "authorization_url": saml.authn_request_url(sso.settings, request_id),
         "request_id": request_id,
-        "expires_in": sso.settings.request_ttl_s,
+        "expires_in": ttl,
     }
-    return JSON(doc, 200, headers={"Cache-Control": "no-store"})
+    resp = JSON(doc, 200, headers={"Cache-Control": "no-store"})
+    SAML.set(resp, request, cookie, ttl)
+    return resp
 
 
 async def _saml_finish(request: Request, sso: SsoService, value: str | None, deflated: bool) -> JSON:
@@ -189,8 +177,10 @@ async def _saml_finish(request: Request, sso: SsoService, value: str | None, def
         identity = await asyncio.to_thread(saml.verify_response, xml, cfg)
         if not await asyncio.to_thread(sso.store.use_assertion, identity.assertion_id, identity.expires_at):
             raise Refused("Assertion: already used (a replayed assertion is refused)")
-        if await asyncio.to_thread(sso.store.take, "saml", identity.in_response_to) is None:
+        pending = await asyncio.to_thread(sso.store.take, "saml", identity.in_response_to)
+        if pending is None:
             raise Refused("InResponseTo: no sign-on under way has this request id (unknown, expired or used)")
+        SAML.check(request, pending.binding)
         if cfg.saml_email_attribute is not None:
             values = identity.attributes.get(cfg.saml_email_attribute) or [None]
             email = email_of(values[0], cfg.saml_email_attribute)
@@ -207,19 +197,24 @@ async def _saml_finish(request: Request, sso: SsoService, value: str | None, def
 async def saml_callback(request: Request) -> JSON:
     """The assertion consumer, HTTP-Redirect binding (``?SAMLResponse=``, deflated)."""
     sso = _sso(request, "saml")
-    return await _saml_finish(request, sso, request.query_params.get("SAMLResponse"), True)
+    value = request.query_params.get("SAMLResponse")
+    return await SAML.cleared_after(request, lambda: _saml_finish(request, sso, value, True))
 
 
 @router.post("/api/v1/auth/saml/callback", dependencies=[require(PUBLIC)])
 async def saml_callback_post(request: Request) -> JSON:
     """The assertion consumer, HTTP-POST binding (a form with ``SAMLResponse`` and ``RelayState``)."""
     sso = _sso(request, "saml")
-    kind = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-    if kind != "application/x-www-form-urlencoded":
-        raise ApiError("content-type: must be application/x-www-form-urlencoded", status=415)
-    body = await read_limited(request, sso.settings.saml_max_response_bytes * 2 + MAX_FORM_EXTRA)
-    try:
-        form = dict(parse_qsl(body.decode("ascii"), max_num_fields=8, strict_parsing=False))
-    except (UnicodeDecodeError, ValueError):
-        raise InvalidRequest("body: not a URL-encoded form") from None
-    return await _saml_finish(request, sso, form.get("SAMLResponse"), False)
+
+    async def finish() -> JSON:
+        kind = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+        if kind != "application/x-www-form-urlencoded":
+            raise ApiError("content-type: must be application/x-www-form-urlencoded", status=415)
+        body = await read_limited(request, sso.settings.saml_max_response_bytes * 2 + MAX_FORM_EXTRA)
+        try:
+            form = dict(parse_qsl(body.decode("ascii"), max_num_fields=8, strict_parsing=False))
+        except (UnicodeDecodeError, ValueError):
+            raise InvalidRequest("body: not a URL-encoded form") from None
+        return await _saml_finish(request, sso, form.get("SAMLResponse"), False)
+
+    return await SAML.cleared_after(request, finish)

@@ -2,7 +2,8 @@
 
 ``sso_requests``: sign-ons started and not yet completed, keyed by the SHA-256 of the OIDC
 ``state`` or of the SAML request id; each is taken once (deleted when used) and expires;
-``extra`` holds the client address that started it (for ``sso.max_pending_per_address``).
+``extra`` holds the client address that started it (for ``sso.max_pending_per_address``);
+``binding`` the SHA-256 of the ``aw_sso`` cookie set in the browser that started it (``binding.py``).
 ``sso_assertions``: the ids of SAML assertions already used, kept until they expire, so a
 replayed assertion is refused.
 ``sso_accounts``: the accounts sign-on created (``sso.auto_provision``), with the method that
