@@ -52,7 +52,8 @@ async def list_configs(request: Request) -> dict[str, Any]:
     openapi_extra=json_body_doc(TargetChange),
 )
 async def put_config(request: Request, config_id: str) -> dict[str, Any]:
-    """Change a band's target (any of its three fields); it judges alerts from now on."""
+    """Change a band's target (any of its three fields); a limit whose value changes judges
+    alerts from now on (``acknowledge_effective_at``, ``resolve_effective_at``)."""
     if config_id not in BAND_IDS:
         raise NotFound(f"config_id: must be one of {', '.join(BAND_IDS)}", {"config_id": config_id[:64]})
     body = await read_model(request, TargetChange, 4 * 1024)
@@ -64,9 +65,10 @@ async def put_config(request: Request, config_id: str) -> dict[str, Any]:
         raise InvalidRequest("body: give acknowledge_minutes, resolve_minutes and/or enabled")
     aw = request.app.state.aw
     # the breaches already due under the current targets are recorded first, with them: the
-    # change moves the band's effective_at, after which a clock stopped before it (a late
-    # acknowledgement no pass saw yet) is not judged at all. Not when the band is being
-    # disabled: from then on it records nothing
+    # change moves the start of each limit whose value it changes (both when it enables the
+    # band), after which a clock of that kind stopped before it (a late acknowledgement no
+    # pass saw yet) is not judged at all. Not when the band is being disabled: from then on
+    # it records nothing
     if changes.get("enabled", True):
         await run_in_threadpool(evaluate.sweep, aw.engine, time.time(), aw.settings.sla.max_age_days * 86_400.0)
     try:

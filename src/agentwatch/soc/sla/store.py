@@ -1,5 +1,9 @@
 """Stored SLA targets (seeded with the defaults of :mod:`bands` on first use) and the listing of
-recorded breaches."""
+recorded breaches.
+
+Each limit of a band judges from its own start: a change of ``acknowledge_minutes`` moves only
+the acknowledge start, so the resolve clocks go on being judged as before (and the other way
+round); the band enabled again moves both. ``effective_at`` is the last change of any field."""
 
 from __future__ import annotations
 
@@ -22,7 +26,17 @@ class Target:
     acknowledge_minutes: int
     resolve_minutes: int
     enabled: bool
-    effective_at: float  # 0.0: the defaults, in force since always
+    effective_at: float  # the last change; 0.0: the defaults, in force since always
+    acknowledge_effective_at: float = 0.0  # since when acknowledge_minutes judges
+    resolve_effective_at: float = 0.0  # since when resolve_minutes judges
+
+    def minutes(self, kind: str) -> int:
+        """The limit of ``kind`` (acknowledge, resolve)."""
+        return self.acknowledge_minutes if kind == "acknowledge" else self.resolve_minutes
+
+    def starts(self, kind: str) -> float:
+        """Since when the limit of ``kind`` judges the alerts."""
+        return self.acknowledge_effective_at if kind == "acknowledge" else self.resolve_effective_at
 
     def as_json(self, updated_by: str | None = None) -> dict[str, Any]:
         band = BY_ID[self.band]
@@ -33,9 +47,15 @@ class Target:
             "acknowledge_minutes": self.acknowledge_minutes,
             "resolve_minutes": self.resolve_minutes,
             "enabled": self.enabled,
-            "effective_at": iso(self.effective_at) if self.effective_at else None,
+            "effective_at": _iso(self.effective_at),
+            "acknowledge_effective_at": _iso(self.acknowledge_effective_at),
+            "resolve_effective_at": _iso(self.resolve_effective_at),
             "updated_by": updated_by,
         }
+
+
+def _iso(at: float) -> str | None:
+    return iso(at) if at else None
 
 
 def seed(conn: Connection) -> None:
@@ -47,6 +67,8 @@ def seed(conn: Connection) -> None:
             "resolve_minutes": b.resolve_minutes,
             "enabled": True,
             "effective_at": 0.0,
+            "acknowledge_effective_at": 0.0,
+            "resolve_effective_at": 0.0,
             "updated_by": None,
         }
         for b in BANDS
@@ -55,7 +77,15 @@ def seed(conn: Connection) -> None:
 
 
 def _target(row: Any) -> Target:
-    return Target(row.id, row.acknowledge_minutes, row.resolve_minutes, bool(row.enabled), row.effective_at)
+    return Target(
+        row.id,
+        row.acknowledge_minutes,
+        row.resolve_minutes,
+        bool(row.enabled),
+        row.effective_at,
+        row.acknowledge_effective_at,
+        row.resolve_effective_at,
+    )
 
 
 def targets_in(conn: Connection) -> dict[str, tuple[Target, str | None]]:
@@ -78,8 +108,10 @@ def list_configs(engine: Engine) -> list[dict[str, Any]]:
 
 def change(engine: Engine, band: str, changes: dict[str, Any], who: str) -> dict[str, Any]:
     """Apply ``changes`` (any of acknowledge_minutes, resolve_minutes, enabled) to ``band``'s
-    target; from now on it judges the alerts. Raises ValueError("field: rule") when resolving
-    would be due before acknowledging."""
+    target; from now on it judges the alerts. A limit whose value changes judges from now on,
+    and both do when the band is enabled again; a limit given its current value keeps its
+    start (moving it would spare the clocks that stopped late before now). Raises
+    ValueError("field: rule") when resolving would be due before acknowledging."""
     with engine.begin() as conn:
         targets_in(conn)  # seeded
         # a write that changes nothing: the row is this transaction's until it ends (PostgreSQL's
@@ -92,10 +124,15 @@ def change(engine: Engine, band: str, changes: dict[str, Any], who: str) -> dict
             field = "resolve_minutes" if "resolve_minutes" in changes else "acknowledge_minutes"
             raise ValueError(f"{field}: resolve_minutes ({resolve}) must be at least acknowledge_minutes ({ack})")
         now = time.time()
+        starts = {}
+        enabling = changes.get("enabled") is True and not current.enabled
+        for kind in ("acknowledge", "resolve"):
+            if enabling or changes.get(f"{kind}_minutes", current.minutes(kind)) != current.minutes(kind):
+                starts[f"{kind}_effective_at"] = now
         conn.execute(
             update(sla_configs)
             .where(sla_configs.c.id == band)
-            .values(**changes, effective_at=now, updated_by=who or None)
+            .values(**changes, **starts, effective_at=now, updated_by=who or None)
         )
         row = conn.execute(select(sla_configs).where(sla_configs.c.id == band)).one()
     return _target(row).as_json(row.updated_by)
