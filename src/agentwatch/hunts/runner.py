@@ -103,8 +103,8 @@ def execute(
                 limit = min(PAGE, settings.max_scan - run.scanned)
                 page = _page(hunt, since, started, run.scanned, limit)
                 if run.scanned == 0:  # counted once: the snapshot's selection does not change
-                    rows, run.query_total = search(conn, page, d.query.entity)
-                    entity_id = page.entity_id  # the kind of the entity value that had events
+                    # the entity id: of the kind of the entity value that had events
+                    rows, run.query_total, entity_id = search(conn, page, d.query.entity)
                 else:
                     page.entity_id = entity_id
                     rows = [event_json(r) for r in query_rows(conn, page, with_total=False)[0]]

@@ -148,7 +148,7 @@ def _search(aw: Any, s: InvestigationSettings, a: SearchArgs) -> dict[str, Any]:
         min_severity=a.severity,
         text=a.q,
     )
-    rows, total = search(aw.engine, q, a.entity)
+    rows, total, _entity_id = search(aw.engine, q, a.entity)
     return {"total": total, "events": rows}
 
 
