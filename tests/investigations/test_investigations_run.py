@@ -48,7 +48,13 @@ def test_a_full_run_records_every_step_in_a_verified_chain(srv: RunningServer, c
     seeded, case_id, iid = run_standard(srv, c, fake)
     doc = c.get(f"/api/v1/investigations/{iid}").json()
     assert doc["case_id"] == case_id and doc["steps"] == 3 and doc["tokens"] == 360 and doc["model"] == MODEL
-    assert doc["ledger"] == {"verified": True, "entries": len(KINDS), "first_bad_seq": None, "reason": None}
+    assert doc["ledger"] == {
+        "verified": True,
+        "entries": len(KINDS),
+        "first_bad_seq": None,
+        "reason": None,
+        "mac": "valid",
+    }
     entries = all_entries(c, case_id, limit=4)  # four pages
     assert [e["kind"] for e in entries] == KINDS
     assert [e["seq"] for e in entries] == list(range(1, len(KINDS) + 1))

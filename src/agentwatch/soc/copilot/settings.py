@@ -31,3 +31,9 @@ class CopilotSettings(BaseModel):
     summary_cache_ttl_s: float = Field(
         600.0, gt=0, le=86_400, description="how long a kept LLM summary is reused while its input is unchanged"
     )
+    summary_in_flight: int = Field(
+        32,
+        ge=1,
+        le=10_000,
+        description="LLM summaries being made at once (identical requests share one); past it a summary is left out",
+    )

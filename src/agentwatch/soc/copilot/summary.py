@@ -4,7 +4,8 @@ The model sees only the suggestions' kinds and reasons, masked (:func:`agentwatc
 and bounded; the call goes through the one backend client (:func:`agentwatch.alerts.explain.complete`:
 SSRF guard, time-out, bounded answer). A failure leaves the summary out and says why: the
 suggestions never wait on a model. A summary made from the same input is reused from the
-cache (:mod:`.summary_cache`) instead of asking the model again.
+cache (:mod:`.summary_cache`) instead of asking the model again, and requests for the same input
+arriving together share one call (its summary, or its failure).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 from agentwatch.alerts.explain import ExplainError, complete
 from agentwatch.masking import mask_text
 from agentwatch.soc.copilot.suggestion import Suggestion
-from agentwatch.soc.copilot.summary_cache import SummaryCache, input_hash
+from agentwatch.soc.copilot.summary_cache import Crowded, SummaryCache, input_hash
 
 MAX_REASONS = 30
 MAX_REASON_CHARS = 400
@@ -42,13 +43,12 @@ async def summarise(
         return None, "llm: disabled (set llm.enabled, llm.base_url and llm.model)"
     prompt = messages(resource_type, resource_id, suggestions)
     subject, made_from = f"{resource_type}/{resource_id}", input_hash(prompt, llm)
-    kept = cache.get(subject, made_from)
-    if kept is not None:
-        return kept, None
-    try:
+
+    async def ask() -> dict[str, Any]:
         text, model = await complete(llm, prompt)
-    except ExplainError as exc:
+        return {"text": text[:MAX_SUMMARY_CHARS], "model": model}
+
+    try:
+        return await cache.made(subject, made_from, ask), None
+    except (ExplainError, Crowded) as exc:
         return None, str(exc)
-    made = {"text": text[:MAX_SUMMARY_CHARS], "model": model}
-    cache.put(subject, made_from, made)
-    return made, None

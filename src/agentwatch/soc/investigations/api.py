@@ -131,7 +131,8 @@ async def get_investigation(request: Request, id: str) -> dict[str, Any]:  # noq
     doc = await run_in_threadpool(store.get, engine, id)
     if doc is None or not await _case_kept(request, doc["case_id"]):
         raise NotFound("investigation not found", {"id": id})
-    doc["ledger"] = await run_in_threadpool(ledger.verify, engine, id)
+    key = investigator_of(request.app.state.aw).ledger_key
+    doc["ledger"] = await run_in_threadpool(ledger.verify, engine, id, key)
     return doc
 
 
@@ -197,8 +198,9 @@ async def replay_investigation(request: Request, case_id: str) -> dict[str, Any]
             f"investigation_id: the investigation is {row.status}; replay it once it is done", {"investigation_id": iid}
         )
     try:
-        async with investigator_of(request.app.state.aw).replay_slot():
-            return await replay.replay(request.app.state.aw, iid)
+        investigator = investigator_of(request.app.state.aw)
+        async with investigator.replay_slot():
+            return await replay.replay(request.app.state.aw, iid, investigator.ledger_key)
     except ReplaysBusy:
         most = request.app.state.aw.settings.investigations.max_concurrent
         raise ApiError(

@@ -4,7 +4,11 @@ An entry is the canonical JSON (sorted keys, orjson) of ``{investigation_id, seq
 payload}``, stored as that exact text. Its hash is ``sha256(prev_hash + body)`` with
 ``prev_hash`` the hash of the entry before it (:data:`GENESIS` for the first), and the
 investigation's row keeps the head (the last hash and the count): a changed body, a changed
-order, a removed entry or a ledger cut short no longer verifies.
+order, a removed entry or a ledger cut short no longer verifies. The head is sealed
+(:mod:`.seal`: an HMAC under a key the database does not hold, moved with the head in the same
+update), so a ledger rewritten whole, its chain recomputed, does not verify either. A head
+without a seal (written before heads were sealed) verifies on its chain alone and is reported
+``mac: "unkeyed"``.
 
 Writes are not best-effort: :meth:`Ledger.append` moves the head and inserts the entry in one
 transaction, only from the head it knows (a compare-and-set) and only while the investigation is
@@ -25,6 +29,7 @@ import orjson
 from sqlalchemy import Engine, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
+from agentwatch.soc.investigations import seal
 from agentwatch.soc.investigations.schema import investigation_entries, investigations
 
 GENESIS = "0" * 64
@@ -58,8 +63,9 @@ def chain_hash(prev_hash: str, body: str) -> str:
 class Ledger:
     """The writer of one investigation's ledger (one writer per investigation)."""
 
-    def __init__(self, engine: Engine, investigation_id: str, case_id: str, created_at: float) -> None:
+    def __init__(self, engine: Engine, investigation_id: str, case_id: str, created_at: float, key: bytes) -> None:
         self.engine = engine
+        self.key = key
         self.investigation_id = investigation_id
         self.case_id = case_id
         self.created_at = created_at
@@ -89,7 +95,12 @@ class Ledger:
                         inv.entries == self.seq,
                         inv.head_hash == self.head,
                     )
-                    .values(entries=seq, head_hash=h, updated_at=ts)
+                    .values(
+                        entries=seq,
+                        head_hash=h,
+                        head_mac=seal.head_mac(self.key, self.investigation_id, seq, h),
+                        updated_at=ts,
+                    )
                 )
                 if moved.rowcount != 1:
                     raise LedgerWriteFailed(
@@ -115,21 +126,29 @@ class Ledger:
         return h
 
 
-def _bad(seq: int, reason: str, count: int) -> dict[str, Any]:
-    return {"verified": False, "entries": count, "first_bad_seq": seq, "reason": reason}
+BAD_MAC = (
+    "the ledger's head does not carry this server's MAC (head_mac): the ledger was rewritten without"
+    " the server key, or the key changed (auth.jwt_secret, data_dir/jwt.key)"
+)
 
 
-def verify(engine: Engine, investigation_id: str) -> dict[str, Any] | None:
+def _bad(seq: int | None, reason: str, count: int, mac: str) -> dict[str, Any]:
+    return {"verified": False, "entries": count, "first_bad_seq": seq, "reason": reason, "mac": mac}
+
+
+def verify(engine: Engine, investigation_id: str, key: bytes) -> dict[str, Any] | None:
     """Whether the stored ledger of the investigation verifies: ``verified``, ``entries``,
-    ``first_bad_seq`` and ``reason`` (None when it verifies). None when there is no such
-    investigation."""
+    ``first_bad_seq`` and ``reason`` (None when it verifies), and ``mac``: whether the recorded
+    head's seal holds under ``key`` (``valid``, ``invalid``, or ``unkeyed``: the head has none).
+    A head whose seal does not hold fails with ``first_bad_seq`` None (no entry is to blame).
+    None when there is no such investigation."""
     e = investigation_entries.c
+    i = investigations.c
     with engine.connect() as conn:
-        inv = conn.execute(
-            select(investigations.c.entries, investigations.c.head_hash).where(investigations.c.id == investigation_id)
-        ).first()
+        inv = conn.execute(select(i.entries, i.head_hash, i.head_mac).where(i.id == investigation_id)).first()
         if inv is None:
             return None
+        mac = seal.state(key, investigation_id, inv.entries, inv.head_hash, inv.head_mac)
         stmt = (
             select(e.seq, e.kind, e.body, e.prev_hash, e.hash)
             .where(e.investigation_id == investigation_id)
@@ -142,20 +161,23 @@ def verify(engine: Engine, investigation_id: str) -> dict[str, Any] | None:
             for row in result:
                 count += 1
                 if row.seq != expected:
-                    return _bad(expected, f"entry {expected} is missing", count)
+                    return _bad(expected, f"entry {expected} is missing", count, mac)
                 if row.prev_hash != prev:
-                    return _bad(row.seq, "prev_hash is not the hash of the entry before", count)
+                    return _bad(row.seq, "prev_hash is not the hash of the entry before", count, mac)
                 if chain_hash(prev, row.body) != row.hash:
-                    return _bad(row.seq, "the entry does not hash to its stored hash (changed)", count)
+                    return _bad(row.seq, "the entry does not hash to its stored hash (changed)", count, mac)
                 why = _body_problem(row, investigation_id)
                 if why is not None:
-                    return _bad(row.seq, why, count)
+                    return _bad(row.seq, why, count, mac)
                 prev, expected = row.hash, expected + 1
         finally:
             result.close()
     if count != inv.entries or prev != inv.head_hash:
-        return _bad(count + 1 if count < inv.entries else count, "the ledger does not end at the recorded head", count)
-    return {"verified": True, "entries": count, "first_bad_seq": None, "reason": None}
+        first_bad = count + 1 if count < inv.entries else count
+        return _bad(first_bad, "the ledger does not end at the recorded head", count, mac)
+    if mac == seal.INVALID:
+        return _bad(None, BAD_MAC, count, mac)
+    return {"verified": True, "entries": count, "first_bad_seq": None, "reason": None, "mac": mac}
 
 
 def _body_problem(row: Any, investigation_id: str) -> str | None:

@@ -90,11 +90,12 @@ def compare(recorded: list[tuple[str, dict[str, Any]]], replayed: list[tuple[str
     return {"tool_calls": calls, "divergences": divergences}
 
 
-async def replay(aw: Any, investigation_id: str) -> dict[str, Any]:
-    """Replay the (finished) investigation; the comparison (see the module's docstring)."""
+async def replay(aw: Any, investigation_id: str, key: bytes) -> dict[str, Any]:
+    """Replay the (finished) investigation; the comparison (see the module's docstring).
+    ``key`` checks the ledger head's seal (:func:`ledger.verify`)."""
     s = aw.settings.investigations
     row = await asyncio.to_thread(store.row, aw.engine, investigation_id)
-    chain = await asyncio.to_thread(ledger.verify, aw.engine, investigation_id)
+    chain = await asyncio.to_thread(ledger.verify, aw.engine, investigation_id, key)
     recorded = await asyncio.to_thread(store.recorded, aw.engine, investigation_id)
     answers = [p for k, p in recorded if k == "llm_response"]
     sink, error = ListSink(), None

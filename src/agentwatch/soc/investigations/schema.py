@@ -3,7 +3,9 @@
 ``investigations``: one row per investigation of a case, with its status, its bounds used, the
 hash and count of its ledger (the head: a ledger cut short no longer meets it) and its report.
 ``active_case`` holds the case id while the investigation is queued or running and NULL after:
-being unique, it lets one investigation per case run at a time, on every node.
+being unique, it lets one investigation per case run at a time, on every node. ``head_mac``
+(revision 0841_investigations_hmac) seals the head under a key the database does not hold
+(:mod:`agentwatch.soc.investigations.seal`); NULL on rows written before it.
 
 ``investigation_entries``: the ledger, append-only. ``body`` is the entry's canonical JSON
 (:mod:`agentwatch.soc.investigations.ledger`), ``hash`` is sha256 over ``prev_hash`` and ``body``;
@@ -37,6 +39,7 @@ investigations = Table(
     Column("head_hash", String(64), nullable=False),
     Column("error", Text),
     Column("report", Text),  # JSON, once done
+    Column("head_mac", String(64)),  # HMAC of the head (seal.py); NULL: written before heads were sealed
 )
 Index("ix_investigations_case", investigations.c.case_id, investigations.c.created_at)
 

@@ -24,7 +24,7 @@ import structlog
 from sqlalchemy.exc import SQLAlchemyError
 
 from agentwatch.alerts.explain import ExplainError
-from agentwatch.soc.investigations import llm, prompt, runner, store
+from agentwatch.soc.investigations import llm, prompt, runner, seal, store
 from agentwatch.soc.investigations.ledger import Ledger, LedgerWriteFailed
 
 log = structlog.get_logger("agentwatch.investigations")
@@ -75,6 +75,7 @@ class ReplaysBusy(Exception):
 class Investigator:
     def __init__(self, aw: Any) -> None:
         self.aw = aw
+        self.ledger_key = seal.ledger_key(aw.settings)  # seals and checks ledger heads (seal.py)
         self._slots: asyncio.Semaphore | None = None
         self._replays: asyncio.Semaphore | None = None
         self._tasks: dict[str, asyncio.Task[None]] = {}
@@ -112,7 +113,9 @@ class Investigator:
         """Queue an investigation of the case and start it; its row. Raises
         :class:`store.Busy` and :class:`store.TooMany`."""
         s = self.settings
-        row = await asyncio.to_thread(store.create, self.aw.engine, case_id, who, s.max_per_case, s.max_wall_s)
+        row = await asyncio.to_thread(
+            store.create, self.aw.engine, case_id, who, s.max_per_case, s.max_wall_s, self.ledger_key
+        )
         task = asyncio.create_task(self._run(row), name=f"agentwatch-investigation-{row['id']}")
         self._tasks[row["id"]] = task
         task.add_done_callback(lambda _t, k=row["id"]: self._tasks.pop(k, None))
@@ -134,7 +137,7 @@ class Investigator:
 
     async def _investigate(self, row: dict[str, Any]) -> None:
         engine, s, iid = self.aw.engine, self.settings, row["id"]
-        ledger = Ledger(engine, iid, row["case_id"], row["created_at"])
+        ledger = Ledger(engine, iid, row["case_id"], row["created_at"], self.ledger_key)
         state = runner.State()
         status, error = "failed", None
         try:

@@ -21,6 +21,7 @@ from sqlalchemy.exc import IntegrityError
 
 from agentwatch.events.model import iso
 from agentwatch.soc.cases.schema import cases
+from agentwatch.soc.investigations import seal
 from agentwatch.soc.investigations.ledger import GENESIS
 from agentwatch.soc.investigations.schema import investigation_entries, investigations
 from agentwatch.soc.investigations.summary import summary
@@ -85,13 +86,15 @@ def abandon_stale(engine: Engine, max_wall_s: float, now: float, case_id: str | 
         ).rowcount
 
 
-def create(engine: Engine, case_id: str, who: str, max_per_case: int, max_wall_s: float) -> dict[str, Any]:
-    """A queued investigation of the case. Raises :class:`Busy` or :class:`TooMany`."""
+def create(engine: Engine, case_id: str, who: str, max_per_case: int, max_wall_s: float, key: bytes) -> dict[str, Any]:
+    """A queued investigation of the case, its empty ledger's head sealed under ``key``.
+    Raises :class:`Busy` or :class:`TooMany`."""
     now = time.time()
     abandon_stale(engine, max_wall_s, now, case_id)
     c = investigations.c
+    iid = str(uuid.uuid4())
     row = {
-        "id": str(uuid.uuid4()),
+        "id": iid,
         "case_id": case_id,
         "active_case": case_id,
         "status": "queued",
@@ -104,6 +107,7 @@ def create(engine: Engine, case_id: str, who: str, max_per_case: int, max_wall_s
         "tokens": 0,
         "entries": 0,
         "head_hash": GENESIS,
+        "head_mac": seal.head_mac(key, iid, 0, GENESIS),
     }
     try:
         with engine.begin() as conn:
