@@ -4,8 +4,10 @@ and PostgreSQL."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
+from agentwatch.soc.sla import evaluate
 from tests.copilot.seed import age_alert, alert, context, kinds, of_kind, run, unique
 from tests.support.server import RunningServer
 
@@ -159,3 +161,42 @@ def test_without_a_backend_there_is_no_summary(open_server: RunningServer) -> No
         doc = context(c, "alert", fresh["id"], params={"summary": "true"})
     assert doc["summary"] is None and doc["summary_error"].startswith("llm: disabled")
     assert "unassigned" in kinds(doc)
+
+
+def test_sla_clocks_of_a_reopened_alert_run_from_its_reopening_as_the_watch_counts_them(
+    open_server: RunningServer,
+) -> None:
+    # breached in its first life; closed (the watch sees it), then reopened: a new life, whose
+    # acknowledge clock starts at the reopening, is due soon, not breached 20 minutes ago
+    engine = open_server.aw.engine
+    late = alert(engine, ("host", unique()), severity=9)
+    age_alert(engine, late["id"], 20 * 60)
+    with open_server.client() as c:
+        assert "sla_breached" in kinds(context(c, "alert", late["id"]))
+        assert c.patch(f"/api/v1/alerts/{late['id']}", json={"status": "closed"}).status_code == 200
+        evaluate.sweep(engine, time.time(), 30 * 86_400.0)
+        assert c.patch(f"/api/v1/alerts/{late['id']}", json={"status": "open"}).status_code == 200
+        for watch_saw_the_reopening in (False, True):
+            if watch_saw_the_reopening:
+                evaluate.sweep(engine, time.time(), 30 * 86_400.0)
+            doc = context(c, "alert", late["id"])
+            assert "sla_breached" not in kinds(doc)
+            (soon,) = [s for s in of_kind(doc, "sla_due_soon") if s["data"]["kind"] == "acknowledge"]
+            assert 14 * 60 < soon["data"]["seconds_left"] <= 15 * 60
+
+
+def test_changing_the_acknowledge_limit_leaves_the_resolve_clock_where_it_was(open_server: RunningServer) -> None:
+    # resolve overdue by 10 minutes; a change of the acknowledge limit does not move the resolve
+    # limit's start, so the clock stays 10 minutes overdue (not due "now", at the change)
+    engine = open_server.aw.engine
+    old = alert(engine, ("host", unique()), severity=9)  # 4 h to resolve
+    age_alert(engine, old["id"], 4 * 3600 + 600)
+    with open_server.client() as c:
+        assert c.patch(f"/api/v1/alerts/{old['id']}", json={"status": "acknowledged"}).status_code == 200
+        try:
+            r = c.put("/api/v1/sla/configs/critical", json={"acknowledge_minutes": 20})
+            assert r.status_code == 200, r.text
+            (late,) = of_kind(context(c, "alert", old["id"]), "sla_breached")
+            assert late["data"]["kind"] == "resolve" and late["data"]["seconds_left"] < -590
+        finally:
+            c.put("/api/v1/sla/configs/critical", json={"acknowledge_minutes": 15})

@@ -14,6 +14,7 @@ from agentwatch.soc.cases.schema import case_alerts, cases
 from agentwatch.soc.playbooks.schema import playbook_runs
 from agentwatch.soc.sla import store as sla_store
 from agentwatch.soc.sla.bands import band_of
+from agentwatch.soc.sla.schema import sla_marks
 from agentwatch.store.alerts_schema import alerts
 
 MAX_ENTITIES = 16  # entities of a resource looked for in other alerts
@@ -72,14 +73,36 @@ def cases_of(engine: Engine, alert_id: str) -> set[str]:
         return set(conn.execute(select(case_alerts.c.case_id).where(case_alerts.c.alert_id == alert_id)).scalars())
 
 
+def _life_starts(engine: Engine, rows: list[Any]) -> dict[str, float]:
+    """When the current life of each alert of ``rows`` started, as the SLA watch counts it
+    (:mod:`agentwatch.soc.sla.lives`): its creation; the start the watch noted when it saw the
+    alert reopened; or, reopened since the watch last saw it closed, the reopening itself (the
+    alert's ``updated_at``, which the watch's next pass takes as the new start)."""
+    m = sla_marks.c
+    with engine.connect() as conn:
+        marks = {r.alert_id: r for r in conn.execute(select(sla_marks).where(m.alert_id.in_([r.id for r in rows])))}
+    out = {}
+    for r in rows:
+        mark = marks.get(r.id)
+        if mark is None or mark.started_at is None:
+            out[r.id] = r.created_at
+        elif mark.closed_at is not None and r.status != "closed":
+            out[r.id] = r.updated_at
+        else:
+            out[r.id] = mark.started_at
+    return out
+
+
 def sla_clocks(engine: Engine, rows: list[Any], now: float | None = None) -> list[dict[str, Any]]:
     """The running SLA clocks of alerts ``rows``: each ``{alert_id, kind, band, due_at,
-    minutes}`` (acknowledge while the alert is open, resolve while it is not closed), judged by
-    the targets in force (a disabled band has none), soonest first."""
+    minutes}`` (acknowledge while the alert is open, resolve while it is not closed), judged as
+    the SLA watch judges them: from the start of the alert's current life, by the targets in
+    force, each limit from its own start (a disabled band has none); soonest first."""
     if not rows:
         return []
     moment = time.time() if now is None else now
     targets = sla_store.targets(engine)
+    starts = _life_starts(engine, rows)
     out = []
     for r in rows:
         target = targets.get(band_of(r.severity).id)
@@ -88,11 +111,12 @@ def sla_clocks(engine: Engine, rows: list[Any], now: float | None = None) -> lis
         t = target[0]
         running = []
         if r.status == "open":
-            running.append(("acknowledge", t.acknowledge_minutes))
+            running.append("acknowledge")
         if r.status != "closed":
-            running.append(("resolve", t.resolve_minutes))
-        for kind, minutes in running:
-            due = max(r.created_at + minutes * 60, t.effective_at)
+            running.append("resolve")
+        for kind in running:
+            minutes = t.minutes(kind)
+            due = max(starts[r.id] + minutes * 60, t.starts(kind))
             out.append({"alert_id": r.id, "kind": kind, "band": t.band, "due_at": due, "minutes": minutes})
     out.sort(key=lambda c: (c["due_at"], c["alert_id"]))
     for c in out:
