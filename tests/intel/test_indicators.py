@@ -104,3 +104,15 @@ def test_the_index_finds_addresses_in_networks_and_names_below_listed_domains() 
     assert index.domain("notevil.example") == []  # a suffix of the text, not a name above it
     assert [i.value for i in index.value("sha256", "a" * 64)] == ["a" * 64]
     assert len(index) == 5
+
+
+def test_the_index_drops_an_indicator_by_id_and_keeps_one_put_since_under_a_new_id() -> None:
+    index = IocIndex.of([Indicator("domain", "gone.example", id="a"), Indicator("cidr", "198.18.0.0/15", id="n")])
+    index.put(Indicator("domain", "gone.example", id="b"))  # deleted and added again: a new id
+    index.drop_id("a")
+    assert [i.id for i in index.domain("gone.example")] == ["b"]
+    index.drop_id("b")
+    assert index.domain("gone.example") == []
+    index.drop_id("n")
+    assert index.address("198.18.1.1") == [] and len(index) == 0 and index.ids == {}
+    index.drop_id("never-held")

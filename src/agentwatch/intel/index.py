@@ -1,11 +1,12 @@
 """The in-memory index the matcher looks values up in: one dictionary lookup per value, a few
 for a domain (itself and each name above it) and one per network size for an address.
 
-It changes one indicator at a time (:meth:`IocIndex.put`, :meth:`IocIndex.drop`, each a few
-dictionary operations) and drops indicators at their ``expires_at`` (:meth:`IocIndex.expire`,
-a heap of expiry times), so a change costs the same however many indicators it holds. Readers
-look values up without a lock while one writer changes it: the table of networks by size is
-replaced, never changed in place, when a size comes or goes (readers iterate it)."""
+It changes one indicator at a time (:meth:`IocIndex.put`, :meth:`IocIndex.drop`,
+:meth:`IocIndex.drop_id`, each a few dictionary operations) and drops indicators at their
+``expires_at`` (:meth:`IocIndex.expire`, a heap of expiry times), so a change costs the same
+however many indicators it holds. Readers look values up without a lock while one writer changes
+it: the table of networks by size is replaced, never changed in place, when a size comes or goes
+(readers iterate it)."""
 
 from __future__ import annotations
 
@@ -26,6 +27,8 @@ class IocIndex:
     # (expires_at, kind, value, id) of every indicator put with an expiry; entries of indicators
     # since dropped or changed stay until their time comes (or the heap is compacted)
     expiries: list[tuple[float, str, str, str]] = field(default_factory=list)
+    # indicator id -> (kind, value) of every indicator held (the change log names indicators by id)
+    ids: dict[str, tuple[str, str]] = field(default_factory=dict)
 
     @classmethod
     def of(cls, indicators: Iterable[Indicator]) -> IocIndex:
@@ -47,6 +50,10 @@ class IocIndex:
 
     def put(self, ind: Indicator) -> None:
         """Add ``ind``, or replace the indicator of its kind and value."""
+        held = self._get(ind.kind, ind.value)
+        if held is not None and held.id != ind.id:
+            self.ids.pop(held.id, None)
+        self.ids[ind.id] = (ind.kind, ind.value)
         if ind.kind == "cidr":
             size, at = self._network_key(ind.value)
             nets = self.networks.get(size)
@@ -64,12 +71,27 @@ class IocIndex:
     def drop(self, kind: str, value: str) -> None:
         """Remove the indicator of ``kind`` and ``value``, if held."""
         if kind != "cidr":
-            self.exact.pop((kind, value), None)
+            gone = self.exact.pop((kind, value), None)
+            if gone is not None:
+                self.ids.pop(gone.id, None)
             return
         size, at = self._network_key(value)
         nets = self.networks.get(size)
-        if nets is not None and nets.pop(at, None) is not None and not nets:
-            self.networks = {k: v for k, v in self.networks.items() if k != size}
+        gone = None if nets is None else nets.pop(at, None)
+        if gone is not None:
+            self.ids.pop(gone.id, None)
+            if not nets:
+                self.networks = {k: v for k, v in self.networks.items() if k != size}
+
+    def drop_id(self, ind_id: str) -> None:
+        """Remove the indicator of id ``ind_id``, if held (one put since under a new id stays)."""
+        where = self.ids.get(ind_id)
+        if where is not None:
+            held = self._get(*where)
+            if held is not None and held.id == ind_id:
+                self.drop(*where)
+            else:
+                self.ids.pop(ind_id, None)
 
     def expire(self, now: float) -> int:
         """Drop the indicators whose ``expires_at`` is at or before ``now``; how many went."""

@@ -8,10 +8,12 @@ of type ``ioc`` (rule ``AW-INTEL-IOC``) with the indicator's severity and tags; 
 indicator on one host merge into one alert.
 
 The index lives in memory. A change this process commits (the API, a feed's sync, a playbook)
-is applied to it at once, indicator by indicator, when the index was at the version the change
-found; the index is rebuilt whole only when it missed a change: at start, and when another node
-changed the indicators (seen when the stored version moves, checked at most every
-``intel.refresh_s``; the changes of one such period cost one rebuild). Expired indicators are
+is applied to it at once, indicator by indicator, when the index was at the change log's head
+the change found. The changes of other nodes sharing the store (and any of this node's it did
+not apply so) are read from the change log (``intel.changes``) at most every ``intel.sync_s``,
+when the index is next used, and applied one indicator at a time. The index is rebuilt whole
+only at start, when the log was pruned past the node's position (it missed entries it can no
+longer read), and, as a safety net, once every ``intel.refresh_s``. Expired indicators are
 skipped when matched and dropped from the index at their ``expires_at``.
 """
 
@@ -27,19 +29,22 @@ from urllib.parse import urlsplit
 import orjson
 import structlog
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from agentwatch.events.model import Event
-from agentwatch.intel import store
+from agentwatch.intel import changes, store
 from agentwatch.intel.index import IocIndex
 from agentwatch.intel.indicators import BadIndicator, normalize
 from agentwatch.intel.settings import IntelSettings
 from agentwatch.pipeline.pipeline import Finding
+from agentwatch.store.snapshot import snapshot
 
 log = structlog.get_logger("agentwatch.intel")
 
 RULE_ID = "AW-INTEL-IOC"
 ARGS_CHARS = 64 * 1024  # tool-call arguments searched for URLs, at most
 MAX_URLS = 32
+SYNC_PAGE = 5_000  # change log entries read at once
 # A URL ends at a blank, a quote, <, >, ` or a backslash, at CJK or fullwidth punctuation (。，「」: prose
 # in those scripts puts no blank around a URL), and at "](" (a Markdown link's text ends there
 # and its target begins: ``[https://shown.example](https://target.example)`` is two URLs). It
@@ -112,62 +117,97 @@ class IocMatcher:
         self.engine = engine
         self.settings = settings
         self._index = IocIndex()
-        self._version: str | None = None
-        self._checked_at = float("-inf")  # time.monotonic() of the last version check
-        self._lock = threading.Lock()
+        self.position = 0  # the change log's number up to which the index holds every change
+        self._synced_at = float("-inf")  # time.monotonic() of the last read of the log
+        self._rebuilt_at = float("-inf")
+        self._lock = threading.Lock()  # one writer of the index at a time
         self.loaded = False
         self.rebuilds = 0  # whole rebuilds of the index (each reads every live indicator)
+        self.applied = 0  # change log entries applied one by one
         store.watch(self)
 
     # -- the index ---------------------------------------------------------------------
     def rebuild(self) -> None:
         """Rebuild the index from the store now."""
         with self._lock:
-            version = store.version(self.engine)
-            indicators = store.active(self.engine, time.time())
-            self._index = IocIndex.of(indicators)
-            self._version = version
-            self._checked_at = time.monotonic()
-            self.loaded = True
-            self.rebuilds += 1
-        log.info("intel.index_loaded", indicators=len(indicators))
+            self._rebuild()
+
+    def _rebuild(self) -> None:
+        with snapshot(self.engine) as conn:  # the indicators as of the log's head read with them
+            position = changes.head(conn)
+            indicators = store.active_in(conn, time.time())
+        self._index = IocIndex.of(indicators)
+        self.position = position
+        self._synced_at = self._rebuilt_at = time.monotonic()
+        self.loaded = True
+        self.rebuilds += 1
+        log.info("intel.index_loaded", indicators=len(indicators), position=position)
+
+    def sync(self) -> None:
+        """Apply the change log's entries after this node's position, one indicator at a time
+        (built first if it never was); rebuild when the log was pruned past the position."""
+        with self._lock:
+            if not self.loaded:
+                self._rebuild()
+                return
+            self._synced_at = time.monotonic()
+            while True:
+                batch = changes.read(self.engine, self.position, SYNC_PAGE)
+                if batch.pruned_to > self.position:
+                    log.info("intel.index_behind_pruned_log", position=self.position, pruned_to=batch.pruned_to)
+                    self._rebuild()
+                    return
+                now = time.time()
+                for seq, ioc_id, _op in batch.entries:
+                    # the indicator as stored now (an upsert whose row is gone was deleted since)
+                    row = batch.rows.get(ioc_id)
+                    ind = None if row is None else store.from_row(row)
+                    if ind is None or (ind.expires_at is not None and ind.expires_at <= now):
+                        self._index.drop_id(ioc_id)
+                    else:
+                        self._index.put(ind)
+                    self.position = seq
+                    self.applied += 1
+                if len(batch.entries) < SYNC_PAGE:
+                    return
 
     def reload(self) -> None:
-        """Bring the index up to the stored indicators now: nothing to do when it is at the
-        stored version (this process's changes are applied as they commit), a rebuild otherwise."""
-        if not self.loaded or store.version(self.engine) != self._version:
-            self.rebuild()
-        self._checked_at = time.monotonic()
+        """Bring the index up to the stored indicators now (this process's changes are applied as
+        they commit; this reads what the log holds beyond them)."""
+        self.sync()
 
     def changed(self, change: store.Change) -> None:
         """A change this process committed (``store.watch``): applied to the index when it was at
-        the version the change found; otherwise the index missed a change and is rebuilt at its
-        next use."""
+        the log's head the change found; otherwise left to the next read of the log."""
         if change.engine is not self.engine:
             return
         with self._lock:
-            if not self.loaded:
-                return
-            if self._version != change.before:
-                self._checked_at = float("-inf")  # the next look compares versions and rebuilds
+            if not self.loaded or self.position != change.before:
                 return
             now = time.time()
-            for ind in change.removed:
-                self._index.drop(ind.kind, ind.value)
+            for ind_id in change.removed:
+                self._index.drop_id(ind_id)
             for ind in change.written:
                 if ind.expires_at is not None and ind.expires_at <= now:
-                    self._index.drop(ind.kind, ind.value)
+                    self._index.drop_id(ind.id)
                 else:
                     self._index.put(ind)
-            self._version = change.after
+            self.position = change.after
 
     def index(self) -> IocIndex:
-        """The index, rebuilt first when the stored version moved since it was built, without
+        """The index, first brought up to the change log when ``intel.sync_s`` passed since it
+        was last read (rebuilt whole when never built, and every ``intel.refresh_s``), without
         the indicators expired by now."""
-        if time.monotonic() - self._checked_at >= self.settings.refresh_s or not self.loaded:
-            self._checked_at = time.monotonic()
-            if not self.loaded or store.version(self.engine) != self._version:
-                self.rebuild()
+        moment = time.monotonic()
+        if not self.loaded or moment - self._rebuilt_at >= self.settings.refresh_s:
+            with self._lock:
+                if not self.loaded or time.monotonic() - self._rebuilt_at >= self.settings.refresh_s:
+                    self._rebuild()  # unless another thread just did
+        elif moment - self._synced_at >= self.settings.sync_s:
+            try:
+                self.sync()
+            except SQLAlchemyError:  # the store is unreachable: match with what is held, read again later
+                log.warning("intel.sync_failed", exc_info=True)
         now = time.time()
         if self._index.next_expiry() <= now:
             with self._lock:

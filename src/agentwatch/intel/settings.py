@@ -46,8 +46,14 @@ class IntelSettings(BaseModel):
         100_000, ge=1, le=10_000_000, description="indicators kept; an addition past it answers 507"
     )
     default_severity: int = Field(7, ge=0, le=10, description="severity (0-10) of an indicator given without one")
+    sync_s: float = Field(
+        2.0, gt=0, le=3600, description="how often a node reads the change log for the indicators other nodes changed"
+    )
+    changes_keep_s: float = Field(
+        86_400.0, ge=60, le=30 * 86_400, description="how long the change log keeps an entry (maintenance prunes it)"
+    )
     refresh_s: float = Field(
-        5.0, gt=0, le=3600, description="how often a node checks whether another node changed the indicators"
+        3600.0, gt=0, le=7 * 86_400, description="longest time between two whole rebuilds of the index (a safety net)"
     )
     feeds: list[FeedSettings] = Field(default_factory=list, max_length=100, description="indicator lists to fetch")
 

@@ -1,10 +1,11 @@
-"""Stored indicators: add or update many at once, search, read, delete, and the version that
-tells every node of a deployment its in-memory index is out of date.
+"""Stored indicators: add or update many at once, search, read, delete.
 
-Every write holds the writers' lock (:func:`hold_writes`) and moves the version from the one it
-found to a new one; after it commits, the :class:`Change` (versions before and after, the
-indicators written and removed) is handed to this process's watchers (the matcher), which
-apply it to their index when they were at the version before it, and rebuild otherwise."""
+Every write holds the writers' lock (:func:`hold_writes`) and logs each indicator it wrote or
+deleted in the change log (``intel.changes``), in its transaction; the other nodes of a
+deployment read the log to follow it. After it commits, the :class:`Change` (the log's head
+before and after it, the indicators written and the ids removed) is handed to this process's
+watchers (the matcher), which apply it to their index at once when they were at the head
+before it, and otherwise leave it to their next read of the log."""
 
 from __future__ import annotations
 
@@ -20,19 +21,18 @@ from typing import Any, Protocol
 
 import orjson
 import structlog
-from sqlalchemy import Connection, Engine, and_, delete, false, func, or_, select, update
+from sqlalchemy import Connection, Engine, and_, delete, func, or_, select
 
 from agentwatch.events.model import iso
+from agentwatch.intel import changes
 from agentwatch.intel.schema import intel_iocs
-from agentwatch.store import kv
+from agentwatch.intel.writes import hold_writes
 from agentwatch.store.keyset import encode_cursor
-from agentwatch.store.schema import kv as kv_table
 from agentwatch.store.snapshot import snapshot
 from agentwatch.store.upsert import upsert
 
 log = structlog.get_logger("agentwatch.intel")
 
-VERSION_KEY = "intel:version"
 PURGE_PAGE = 1_000
 CHUNK = 500
 
@@ -69,7 +69,7 @@ def digest(kind: str, value: str) -> str:
     return hashlib.sha256(f"{kind}\x1f{value}".encode()).hexdigest()
 
 
-def _from_row(row: Any) -> Indicator:
+def from_row(row: Any) -> Indicator:
     return Indicator(
         kind=row.kind,
         value=row.value,
@@ -83,32 +83,19 @@ def _from_row(row: Any) -> Indicator:
 
 
 def row_json(row: Any) -> dict[str, Any]:
-    return {**_from_row(row).as_json(), "created_at": iso(row.created_at), "updated_at": iso(row.updated_at)}
-
-
-def bump_version(conn: Connection) -> str:
-    """Tell every node (their matchers poll this) that the indicators changed; the new version."""
-    moved = uuid.uuid4().hex
-    kv.put_in(conn, VERSION_KEY, moved)
-    return moved
-
-
-def version_in(conn: Connection) -> str | None:
-    """The stored version, read in the caller's transaction."""
-    raw = conn.execute(select(kv_table.c.value).where(kv_table.c.key == VERSION_KEY)).scalar_one_or_none()
-    return None if raw is None else orjson.loads(raw)
+    return {**from_row(row).as_json(), "created_at": iso(row.created_at), "updated_at": iso(row.updated_at)}
 
 
 @dataclass
 class Change:
-    """One committed write: the version it found and the one it left, the indicators it wrote
-    (as stored, with their ids) and those it removed."""
+    """One committed write: the change log's head it found and the one it left, the indicators
+    it wrote (as stored, with their ids) and the ids of those it removed."""
 
     engine: Engine
-    before: str | None
-    after: str
+    before: int
+    after: int
     written: list[Indicator] = field(default_factory=list)
-    removed: list[Indicator] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
 
 
 class Watcher(Protocol):
@@ -131,10 +118,6 @@ def _tell(change: Change) -> None:
             log.exception("intel.watcher_failed")
 
 
-def version(engine: Engine) -> str | None:
-    return kv.get(engine, VERSION_KEY)
-
-
 def count(engine: Engine) -> int:
     with engine.connect() as conn:
         return int(conn.execute(select(func.count()).select_from(intel_iocs)).scalar_one())
@@ -146,22 +129,6 @@ def existing_digests(conn: Connection, digests: Sequence[str]) -> set[str]:
         chunk = list(digests[i : i + CHUNK])
         found.update(conn.execute(select(intel_iocs.c.digest).where(intel_iocs.c.digest.in_(chunk))).scalars())
     return found
-
-
-# PostgreSQL: the advisory lock (two-key form; "intl") every writer of indicators holds until
-# it commits, so that the count checked against intel.max_indicators is the count it writes
-# onto, and two batches never wait for each other's rows in a cycle.
-WRITE_LOCK = (0x696E746C, 0)
-
-
-def hold_writes(conn: Connection) -> None:
-    """Be the one writer of indicators until ``conn``'s transaction ends. SQLite: the database's
-    write lock, taken before the first read (a write that changes nothing begins the transaction;
-    Python's driver would otherwise begin it only at the first real write, after the count)."""
-    if conn.dialect.name == "postgresql":
-        conn.execute(select(func.pg_advisory_xact_lock(*WRITE_LOCK)))
-    else:
-        conn.execute(update(intel_iocs).where(false()).values(severity=intel_iocs.c.severity))
 
 
 CHANGED = ("source", "severity", "description", "tags", "updated_at", "expires_at")
@@ -206,13 +173,13 @@ def add(engine: Engine, items: Sequence[Indicator], max_total: int) -> tuple[int
     now = time.time()
     with engine.begin() as conn:
         hold_writes(conn)
-        before = version_in(conn)
+        before = changes.head(conn)
         stored = existing_digests(conn, list(by_digest))
         new = len(by_digest) - len(stored)
         if new and int(conn.execute(select(func.count()).select_from(intel_iocs)).scalar_one()) + new > max_total:
             return None
         written = _write(conn, by_digest, now)
-        change = Change(engine, before, bump_version(conn), written)
+        change = Change(engine, before, changes.record(conn, [i.id for i in written], [], now), written)
     _tell(change)
     return new, len(stored)
 
@@ -244,7 +211,7 @@ def replace_source(engine: Engine, source: str, items: Sequence[Indicator], max_
     by_digest = {i.digest: i for i in items}
     with engine.begin() as conn:
         hold_writes(conn)
-        before = version_in(conn)
+        before = changes.head(conn)
         owners = _owners(conn, list(by_digest))
         c = intel_iocs.c
         held = {r.digest: r for r in conn.execute(select(c.digest, c.id, c.kind, c.value).where(c.source == source))}
@@ -259,8 +226,8 @@ def replace_source(engine: Engine, source: str, items: Sequence[Indicator], max_
         for i in range(0, len(stale), CHUNK):
             conn.execute(delete(intel_iocs).where(intel_iocs.c.digest.in_(stale[i : i + CHUNK])))
         written = _write(conn, ours, time.time())
-        gone = [Indicator(held[d].kind, held[d].value, source, id=held[d].id) for d in stale]
-        change = Change(engine, before, bump_version(conn), written, gone)
+        gone = [held[d].id for d in stale]
+        change = Change(engine, before, changes.record(conn, [i.id for i in written], gone), written, gone)
     _tell(change)
     return SourceSync(new, updated, len(stale), len(others))
 
@@ -313,29 +280,34 @@ def get(engine: Engine, ioc_id: str) -> dict[str, Any] | None:
 def remove(engine: Engine, ioc_id: str) -> bool:
     with engine.begin() as conn:
         hold_writes(conn)
-        before = version_in(conn)
-        row = conn.execute(select(intel_iocs).where(intel_iocs.c.id == ioc_id)).first()
-        if row is None:
+        before = changes.head(conn)
+        found = conn.execute(select(intel_iocs.c.id).where(intel_iocs.c.id == ioc_id)).first()
+        if found is None:
             return False
         conn.execute(delete(intel_iocs).where(intel_iocs.c.id == ioc_id))
-        change = Change(engine, before, bump_version(conn), removed=[_from_row(row)])
+        change = Change(engine, before, changes.record(conn, [], [ioc_id]), removed=[ioc_id])
     _tell(change)
     return True
 
 
 def purge_expired(engine: Engine, now: float, stopping: threading.Event | None = None) -> int:
     """Delete the indicators whose ``expires_at`` has passed (the maintenance chore
-    ``expired_indicators``), a page at a time; how many went. The version does not move: an
-    index drops an expired indicator on its own at its ``expires_at`` (see ``IocIndex.expire``)."""
+    ``expired_indicators``), a page at a time; how many went. Each page is logged as deletions
+    (an index has dropped an expired indicator on its own at its ``expires_at``, see
+    ``IocIndex.expire``; the entry changes nothing there)."""
     gone = 0
     while stopping is None or not stopping.is_set():
         with engine.begin() as conn:
             hold_writes(conn)
+            before = changes.head(conn)
             ids = list(
                 conn.execute(select(intel_iocs.c.id).where(intel_iocs.c.expires_at <= now).limit(PURGE_PAGE)).scalars()
             )
             if ids:
                 conn.execute(delete(intel_iocs).where(intel_iocs.c.id.in_(ids)))
+                change = Change(engine, before, changes.record(conn, [], ids), removed=ids)
+        if ids:
+            _tell(change)
         gone += len(ids)
         if len(ids) < PURGE_PAGE:
             break
@@ -343,9 +315,14 @@ def purge_expired(engine: Engine, now: float, stopping: threading.Event | None =
 
 
 def active(engine: Engine, now: float) -> list[Indicator]:
-    """Every indicator that has not expired, for the matcher's index."""
+    """Every indicator that has not expired."""
     with engine.connect() as conn:
-        rows = conn.execute(
-            select(intel_iocs).where(or_(intel_iocs.c.expires_at.is_(None), intel_iocs.c.expires_at > now))
-        ).all()
-    return [_from_row(r) for r in rows]
+        return active_in(conn, now)
+
+
+def active_in(conn: Connection, now: float) -> list[Indicator]:
+    """:func:`active` in the caller's transaction (the matcher reads it with the log's head)."""
+    rows = conn.execute(
+        select(intel_iocs).where(or_(intel_iocs.c.expires_at.is_(None), intel_iocs.c.expires_at > now))
+    ).all()
+    return [from_row(r) for r in rows]
