@@ -95,14 +95,20 @@ def alert(c: Any, alert_id: str) -> dict[str, Any]:
 
 
 @contextmanager
-def receiver() -> Iterator[tuple[str, list[dict[str, Any]]]]:
-    """A webhook receiver on 127.0.0.2: ``/ok`` takes the JSON, ``/fail`` answers 500, ``/slow``
-    waits 3 s, ``/big`` answers 200 KiB."""
+def receiver(host: str = RECEIVER_HOST) -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    """A webhook receiver on ``host`` (127.0.0.2 unless told): ``/ok`` takes the JSON, ``/fail``
+    answers 500, ``/slow`` waits 3 s, ``/big`` answers 200 KiB; ``?delay=S`` on any other path
+    records the call as it arrives, then waits S seconds before answering."""
     got: list[dict[str, Any]] = []
 
     async def hook(request: Request) -> Response:
         path = request.url.path
         body = await request.body()
+        delay = request.query_params.get("delay")
+        if delay is not None:
+            got.append({"path": path, "json": orjson.loads(body), "type": request.headers.get("content-type")})
+            await asyncio.sleep(float(delay))
+            return Response(b"ok")
         if path == "/fail":
             return Response(b"no", 500)
         if path == "/slow":
@@ -112,6 +118,6 @@ def receiver() -> Iterator[tuple[str, list[dict[str, Any]]]]:
         got.append({"path": path, "json": orjson.loads(body), "type": request.headers.get("content-type")})
         return Response(b"ok")
 
-    port = free_port(RECEIVER_HOST)
-    with serve_asgi(Starlette(routes=[Route("/{p:path}", hook, methods=["POST"])]), RECEIVER_HOST, port):
-        yield f"http://{RECEIVER_HOST}:{port}", got
+    port = free_port(host)
+    with serve_asgi(Starlette(routes=[Route("/{p:path}", hook, methods=["POST"])]), host, port):
+        yield f"http://{host}:{port}", got

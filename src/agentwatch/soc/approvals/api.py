@@ -4,7 +4,9 @@ Reading needs ``alerts:read``; asking ``approvals:request``; deciding (``{id}:ap
 ``{id}:reject``) ``approvals:decide``, and never by the person who asked (an API key counts as
 the user who owns it). A decision is taken once: a second decider, or one coming after the
 expiry, gets 409 naming the status. Approving a request that holds an action (a playbook run)
-does that action before answering, and the answer shows its outcome. Each person may have
+does that action before answering, and the answer shows its outcome; should this node die before
+the action started, another node (or this one, restarted) starts it
+(:func:`decisions.release_pass`). Each person may have
 ``approvals.max_pending_per_requester`` requests waiting (507 past it), so nobody crowds out
 the others.
 

@@ -3,8 +3,12 @@
 Each decision and each expiry is one row of the hash-chained audit log of its own
 (``approval.approve``, ``approval.reject``, ``approval.expire``), beside the request's own row,
 and so is the outcome of a released action (``approval.executed``, ``approval.failed``). The
-held action is released only by the caller whose conditional update approved the request,
-so it runs once, whatever the number of deciders and nodes.
+held action is started once, whatever the number of deciders and nodes: the decision that
+approves the request marks the action due (in its own conditional update), and whoever starts it
+claims it in the transaction that starts it (:func:`store.claim`). That is the decider, at once;
+when the decider's node died between its decision and that start, the recovery of a node
+(:func:`release_pass`: at its start and in its approvals watch) starts it, once the decision is
+:data:`RELEASE_GRACE_S` old, so as not to race a decider still at work.
 """
 
 from __future__ import annotations
@@ -23,6 +27,11 @@ from agentwatch.soc.auth.service import actor_of
 
 log = structlog.get_logger("agentwatch.approvals")
 SYSTEM = {"actor_kind": "system", "actor_id": "approvals", "actor_name": "approval expiry"}
+RECOVERY = {"actor_kind": "system", "actor_id": "approvals", "actor_name": "approval recovery"}
+# how old a decision is before another caller than its decider starts its due action: the
+# decider starts it within moments of its decision, unless its node died
+RELEASE_GRACE_S = 10.0
+INTERRUPTED = "interrupted: the server stopped while the held action ran"
 # with authentication off every caller is the one local operator (``local:local``): the rule
 # "another person decides" cannot be met, so that operator decides, and the audit says so
 NOT_ENFORCED = "not enforced: authentication is off, every caller is the one local operator"
@@ -85,17 +94,49 @@ async def decide(
         if gate is not None:
             await gate.cancel(aw, doc)
         return doc
+    return await release(aw, doc, actor, client, or_fail=True)
+
+
+async def release(
+    aw: Any, doc: dict[str, Any], actor: dict[str, str], client: str, *, or_fail: bool = False
+) -> dict[str, Any]:
+    """Start the due held action of the approved request ``doc`` unless another caller has, and
+    record its outcome; the request as it ends. A kind whose capability is not running here is
+    failed when ``or_fail`` (the decider), else left due for a node that runs it."""
+    gate = GATES.get(doc["kind"])
     if gate is None:
-        ok, outcome = False, {"error": f"kind {doc['kind']!r}: its capability is not running"}
+        if not or_fail or not await asyncio.to_thread(store.claim_alone, aw.engine, doc["id"]):
+            return doc
+        missing = f"kind {doc['kind']!r}: its capability is not running"
+        done: tuple[bool, dict[str, Any]] | None = (False, {"error": missing})
     else:
         try:
-            ok, outcome = await gate.release(aw, doc)
+            done = await gate.release(aw, doc)
+        except asyncio.CancelledError:  # a stop cut the action off: once started, never again
+            await asyncio.shield(asyncio.to_thread(store.finish, aw.engine, doc["id"], False, {"error": INTERRUPTED}))
+            raise
         except Exception as exc:  # the decision stands; the action's failure is its outcome
             log.exception("approvals.release_failed", request=doc["id"], kind=doc["kind"])
-            ok, outcome = False, {"error": f"{type(exc).__name__}: the held action failed unexpectedly"}
-    final = await asyncio.to_thread(store.finish, aw.engine, doc["id"], ok, outcome) or doc
-    await _audit(aw, f"approval.{final['status']}", final, actor, client)
+            done = False, {"error": f"{type(exc).__name__}: the held action failed unexpectedly"}
+    if done is None:  # another caller started it, and records its outcome
+        return await asyncio.to_thread(store.get, aw.engine, doc["id"]) or doc
+    final = await asyncio.to_thread(store.finish, aw.engine, doc["id"], *done) or doc
+    if final["status"] in ("executed", "failed"):  # else nothing was started: it stays due
+        await _audit(aw, f"approval.{final['status']}", final, actor, client)
     return final
+
+
+async def release_pass(aw: Any, now: float | None = None) -> int:
+    """Start the held actions approved at least :data:`RELEASE_GRACE_S` ago and never started
+    (their decider's node died first), one after another; how many this pass started."""
+    at = time.time() if now is None else now
+    started = 0
+    for doc in await asyncio.to_thread(store.due, aw.engine, at - RELEASE_GRACE_S):
+        final = await release(aw, doc, RECOVERY, "")
+        if final["status"] != "approved":
+            started += 1
+            log.warning("approvals.due_action_recovered", request=doc["id"], kind=doc["kind"], status=final["status"])
+    return started
 
 
 async def expired(aw: Any, doc: dict[str, Any]) -> None:

@@ -24,8 +24,13 @@ KINDS: dict[str, str] = {
 class Gate(Protocol):
     """What a capability holding an action behind a request provides for its kind."""
 
-    async def release(self, aw: Any, request: dict[str, Any]) -> tuple[bool, dict[str, Any]]:
-        """Do the held action of an approved ``request`` (once); (whether it succeeded, what it did)."""
+    async def release(self, aw: Any, request: dict[str, Any]) -> tuple[bool, dict[str, Any]] | None:
+        """Do the held action of an approved ``request``; (whether it succeeded, what it did).
+
+        The transaction that starts the action (or drops it, when it can no longer run) must
+        take it with :func:`agentwatch.soc.approvals.store.claim`; when that claim fails another
+        caller has started it (a recovery on another node, or the decider): answer None and do
+        nothing. Thus the action starts once, and a crash before that commit leaves it due."""
         ...
 
     async def cancel(self, aw: Any, request: dict[str, Any]) -> None:

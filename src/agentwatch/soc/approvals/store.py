@@ -5,6 +5,11 @@ row count says whether this caller made it: of two deciders, two nodes' expiry p
 decider and an expiry pass, exactly one wins, on SQLite and PostgreSQL alike. A decision also
 carries the four-eyes rule and the expiry in its condition, so neither can slip between a
 read and the write.
+
+Approving a request that holds an action also sets ``due_at`` in the same update: the action is
+due. Whoever starts it first claims it (:func:`claim`, in the transaction that starts the
+action), so it starts once, by the decider or, when the decider's node died before, by the
+recovery of another node (:func:`due` lists those left).
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import uuid
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Engine, and_, delete, func, or_, select, update
+from sqlalchemy import Connection, Engine, and_, case, delete, func, or_, select, update
 
 from agentwatch.events.model import iso
 from agentwatch.soc.approvals.schema import approval_requests
@@ -170,6 +175,8 @@ def decide(
         "decided_at": now,
         "comment": comment,
         "updated_at": now,
+        # the held action is due from now on, until the transaction that starts it claims it
+        "due_at": case((T.gated.is_not(None), now), else_=None) if approve else None,
     }
     with engine.begin() as conn:
         pending = [T.id == request_id, T.status == "pending", T.expires_at > now]
@@ -217,12 +224,44 @@ def expire_due(engine: Engine, now: float, limit: int = 500) -> list[dict[str, A
     return out
 
 
+def due(engine: Engine, before: float, limit: int = 100) -> list[dict[str, Any]]:
+    """Approved requests whose held action became due before ``before`` and was never started,
+    oldest first (a decider whose node died left them so)."""
+    stmt = (
+        select(approval_requests)
+        .where(T.status == "approved", T.due_at.is_not(None), T.due_at < before)
+        .order_by(T.due_at, T.id)
+        .limit(limit)
+    )
+    with engine.connect() as conn:
+        return [to_json(r) for r in conn.execute(stmt).all()]
+
+
+def claim(conn: Connection, request_id: str) -> bool:
+    """Take the due action of an approved request in ``conn``'s transaction, which starts the
+    action too: True for the one caller that takes it, False for any other (or when it is not
+    due). A crash before the commit leaves it due."""
+    done = conn.execute(
+        update(approval_requests)
+        .where(T.id == request_id, T.status == "approved", T.due_at.is_not(None))
+        .values(due_at=None, updated_at=time.time())
+    ).rowcount
+    return done == 1
+
+
+def claim_alone(engine: Engine, request_id: str) -> bool:
+    """:func:`claim` in a transaction of its own (an action that is not started after all)."""
+    with engine.begin() as conn:
+        return claim(conn, request_id)
+
+
 def finish(engine: Engine, request_id: str, ok: bool, outcome: dict[str, Any]) -> dict[str, Any] | None:
-    """Record what the released action did on an approved request (``executed`` or ``failed``)."""
+    """Record what the released action did on an approved request (``executed`` or ``failed``);
+    a request whose action is still due (never claimed: nothing started) is left to be started."""
     with engine.begin() as conn:
         conn.execute(
             update(approval_requests)
-            .where(T.id == request_id, T.status == "approved")
+            .where(T.id == request_id, T.status == "approved", T.due_at.is_(None))
             .values(
                 status="executed" if ok else "failed", outcome=orjson.dumps(outcome).decode(), updated_at=time.time()
             )

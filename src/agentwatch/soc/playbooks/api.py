@@ -10,6 +10,7 @@ answer shows the alert's fields). A body is checked whole: the 400 names the fir
 
 from __future__ import annotations
 
+import asyncio
 import re
 from typing import Annotated, Any
 
@@ -29,6 +30,7 @@ from agentwatch.soc.approvals.api import too_many
 from agentwatch.soc.approvals.decisions import person_of
 from agentwatch.soc.playbooks import approval, runner, store
 from agentwatch.soc.playbooks.actions import ACTIONS, RunContext
+from agentwatch.soc.playbooks.background import background_of
 from agentwatch.soc.playbooks.model import Invalid, PlaybookIn, Step, parse_playbook, parse_steps, problems_of
 from agentwatch.soc.playbooks.trigger import trigger_of
 
@@ -205,20 +207,24 @@ async def _alert(request: Request, alert_id: str) -> dict[str, Any]:
     "/playbooks/{playbook_id}/execute",
     dependencies=[RUNNING, only_query()],
     openapi_extra=json_body_doc(ExecuteIn),
+    responses={202: {"description": "the run outlasted playbooks.execute_wait_s: it goes on, status running"}},
 )
-async def execute_playbook(request: Request, playbook_id: str) -> dict[str, Any]:
+async def execute_playbook(request: Request, response: Response, playbook_id: str) -> dict[str, Any]:
     """Run the playbook's steps on an alert, in order; answers the stored run with each step's
-    status, output and error. 409 when the playbook is disabled (a dry run is allowed). A
-    playbook requiring approval is not run: the run answered is ``awaiting_approval`` and names
-    its ``approval_id`` (507 when ``approvals.max_pending`` requests wait already)."""
+    status, output and error. A run still going after ``playbooks.execute_wait_s`` is answered
+    202 as it stands (``running``) and goes on in the background (the runs list shows how it
+    ended). 409 when the playbook is disabled (a dry run is allowed). A playbook requiring
+    approval is not run: the run answered is ``awaiting_approval`` and names its ``approval_id``
+    (507 when ``approvals.max_pending`` requests wait already)."""
     body = await read_model(request, ExecuteIn, EXECUTE_BYTES)
     playbook = await _playbook(request, playbook_id)
     if not playbook["enabled"] and not body.dry_run:
         raise Conflict("playbook is disabled: enable it, or ask for a dry_run", {"playbook_id": playbook["id"]})
     alert = await _alert(request, body.alert_id)
+    aw = request.app.state.aw
     try:
-        run = await runner.execute(
-            request.app.state.aw,
+        stored = await runner.begin(
+            aw,
             playbook,
             alert,
             dry_run=body.dry_run,
@@ -227,8 +233,18 @@ async def execute_playbook(request: Request, playbook_id: str) -> dict[str, Any]
             person=person_of(getattr(request.state, "principal", None)),
         )
     except approval.Held as exc:
-        bounds = request.app.state.aw.settings.approvals
+        bounds = aw.settings.approvals
         raise too_many(bounds.max_pending, bounds.max_pending_per_requester if exc.mine else None) from None
+    run = None
+    if stored is not None:
+        run_id, runs_now = stored
+        if runs_now:  # a task of the server: the client going away does not cancel it
+            steps = runner.run_started(aw, playbook, alert, run_id, dry_run=body.dry_run, trigger="manual")
+            task = background_of(aw).spawn(steps, run_id)
+            await asyncio.wait({task}, timeout=aw.settings.playbooks.execute_wait_s)
+            if not task.done():
+                response.status_code = 202
+        run = await run_in_threadpool(store.get_run, aw.engine, run_id)
     if run is None:  # deleted since it was read above (a manual run never meets an earlier one)
         raise NotFound("playbook not found", {"playbook_id": playbook["id"]})
     request.state.audit_details = {"run": run["id"], "status": run["status"], "dry_run": body.dry_run}

@@ -2,10 +2,12 @@
 does not run when started (by hand or by its trigger); its run is stored ``awaiting_approval``
 together with an approval request of kind ``playbook_run`` (one transaction), and waits.
 
-- Approved (``POST /api/v1/approvals/{id}:approve``): the run starts, once (the conditional
-  move from ``awaiting_approval`` to ``running`` has one winner), with the steps the playbook
-  holds, which whoever saved it was checked for, as for any run. The request's ``outcome``
-  names the run and how it ended.
+- Approved (``POST /api/v1/approvals/{id}:approve``): the run starts, once, with the steps the
+  playbook holds, which whoever saved it was checked for, as for any run. One transaction claims
+  the request's due action and moves the run from ``awaiting_approval`` to ``running``: of the
+  decider and a node recovering the action after a crash, one wins; a crash before it commits
+  leaves both as they were, to be recovered. The request's ``outcome`` names the run and how it
+  ended.
 - Rejected or expired: the run ends ``cancelled``; no step ran.
 - A playbook changed, disabled or deleted since the request, or an alert deleted, is not run
   (the approver approved what the request showed): the request ends ``failed`` saying why.
@@ -125,20 +127,32 @@ def _problem(playbook: dict[str, Any] | None, alert: dict[str, Any] | None, gate
     return f"alert_id: the alert {gated['alert_id']} was deleted since the approval was asked for"
 
 
+def _claim(engine: Any, request_id: str, run_id: str, start: bool) -> bool | None:
+    """One transaction: take the request's due action and start (or cancel) its held run. None
+    when another caller took it; else whether the run was still waiting."""
+    with engine.begin() as conn:
+        if not approvals.claim(conn, request_id):
+            return None
+        return store.move_held(conn, run_id, start=start)
+
+
 class PlaybookGate:
     """The :class:`agentwatch.soc.approvals.kinds.Gate` of ``playbook_run`` requests."""
 
-    async def release(self, aw: Any, request: dict[str, Any]) -> tuple[bool, dict[str, Any]]:
+    async def release(self, aw: Any, request: dict[str, Any]) -> tuple[bool, dict[str, Any]] | None:
         from agentwatch.soc.playbooks import runner  # runner imports this module
 
         gated = request["gated_action"]
         run_id = gated["run_id"]
         playbook = await asyncio.to_thread(store.get, aw.engine, gated["playbook_id"])
         alert = await asyncio.to_thread(_alert, aw.engine, gated["alert_id"])
-        if playbook is None or alert is None or _stale(playbook, gated):
-            await asyncio.to_thread(store.cancel_run, aw.engine, run_id)
+        runnable = playbook is not None and alert is not None and not _stale(playbook, gated)
+        moved = await asyncio.to_thread(_claim, aw.engine, request["id"], run_id, runnable)
+        if moved is None:
+            return None
+        if not runnable or playbook is None or alert is None:
             return False, {"run_id": run_id, "error": _problem(playbook, alert, gated)}
-        if not await asyncio.to_thread(store.release_run, aw.engine, run_id):
+        if not moved:
             return False, {"run_id": run_id, "error": "run: no longer awaiting approval (deleted or already started)"}
         run = await runner.run_started(aw, playbook, alert, run_id, dry_run=False, trigger=gated["trigger"])
         status = run["status"] if run is not None else "failed"

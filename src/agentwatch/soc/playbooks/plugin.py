@@ -9,11 +9,14 @@ if TYPE_CHECKING:
 
 
 def register(registry: Registry) -> None:
-    """The automatic trigger (a lifecycle part fed by the alert recorder), the playbook routes,
-    and the gate releasing a run held for approval (kind ``playbook_run`` of the approvals)."""
+    """The automatic trigger (a lifecycle part fed by the alert recorder), the runs of
+    ``execute`` that outlast their request (another), the playbook routes, and the gate
+    releasing a run held for approval (kind ``playbook_run`` of the approvals)."""
     from agentwatch.soc.playbooks import api, approval
+    from agentwatch.soc.playbooks.background import BackgroundRuns
     from agentwatch.soc.playbooks.trigger import PlaybookTrigger
 
     approval.install()
     registry.lifecycle.register("playbooks", PlaybookTrigger)
+    registry.lifecycle.register("playbook_runs", BackgroundRuns)
     registry.routers.register("playbooks", api.router)

@@ -2,7 +2,9 @@
 
 A step that fails stops the run (the steps after it are ``skipped``), unless the step says
 ``continue_on_error``. The run ends ``succeeded`` (no step failed), ``failed`` (a failure stopped
-it) or ``completed_with_errors`` (steps failed and the run went on). Each step's result holds
+it), ``completed_with_errors`` (steps failed and the run went on) or ``interrupted`` (the server
+stopped it: the step it was in shows ``interrupted``, the later ones ``skipped``; it is not
+started again, as it may have done part of its work). Each step's result holds
 its status, its output (at most :data:`MAX_OUTPUT_BYTES` of JSON), its error (at most
 :data:`MAX_ERROR` characters) and its timing. A dry run asks every step what it would change
 (:meth:`Action.preview`) and changes nothing.
@@ -66,17 +68,22 @@ async def _one(ctx: RunContext, index: int, step: dict[str, Any], dry_run: bool)
     return result
 
 
-async def run_steps(ctx: RunContext, steps: list[dict[str, Any]], dry_run: bool) -> tuple[str, list[dict[str, Any]]]:
-    """(the run's status, one result per step)."""
-    results: list[dict[str, Any]] = []
+def _not_run(index: int, step: dict[str, Any], status: str) -> dict[str, Any]:
+    return {"index": index, "action": step["action"], "name": step.get("name"), "status": status}
+
+
+async def run_steps(
+    ctx: RunContext, steps: list[dict[str, Any]], dry_run: bool, results: list[dict[str, Any]] | None = None
+) -> tuple[str, list[dict[str, Any]]]:
+    """(the run's status, one result per step); each result is appended to ``results`` (when
+    given) as its step ends, so the caller keeps those of a run cut off."""
+    results = [] if results is None else results
     stopped, failures = False, 0
     token = IN_RUN.set(ctx.playbook["id"] if ctx.playbook else "dry-run")
     try:
         for index, step in enumerate(steps):
             if stopped:
-                results.append(
-                    {"index": index, "action": step["action"], "name": step.get("name"), "status": "skipped"}
-                )
+                results.append(_not_run(index, step, "skipped"))
                 continue
             result = await _one(ctx, index, step, dry_run)
             results.append(result)
@@ -107,26 +114,52 @@ async def execute(
     (:func:`agentwatch.soc.approvals.decisions.person_of`), or a ``system:`` name for a run
     nobody asked for (:data:`agentwatch.soc.playbooks.trigger.SYSTEM_PERSON`). It has no default:
     a caller that forgot it would let its requester approve their own run."""
+    stored = await begin(aw, playbook, alert, dry_run=dry_run, trigger=trigger, started_by=started_by, person=person)
+    if stored is None:
+        return None
+    run_id, runs_now = stored
+    if not runs_now:
+        return await asyncio.to_thread(store.get_run, aw.engine, run_id)
+    return await run_started(aw, playbook, alert, run_id, dry_run=dry_run, trigger=trigger)
+
+
+async def begin(
+    aw: Any,
+    playbook: dict[str, Any],
+    alert: dict[str, Any],
+    *,
+    dry_run: bool,
+    trigger: str,
+    started_by: str,
+    person: str,
+) -> tuple[str, bool] | None:
+    """The first half of :func:`execute`: store the run, ``running`` or held for approval; (its
+    id, whether its steps are to run now, by :func:`run_started`), or None as :func:`execute`."""
     if not dry_run and approval.needed(playbook):
-        return await approval.hold(aw, playbook, alert, trigger=trigger, started_by=started_by, person=person)
+        run = await approval.hold(aw, playbook, alert, trigger=trigger, started_by=started_by, person=person)
+        return None if run is None else (run["id"], False)
     started = await asyncio.to_thread(
         store.start_run, aw.engine, playbook["id"], alert["id"], dry_run=dry_run, trigger=trigger, started_by=started_by
     )
-    if started is None:
-        return None
-    return await run_started(aw, playbook, alert, started[0], dry_run=dry_run, trigger=trigger)
+    return None if started is None else (started[0], True)
 
 
 async def run_started(
     aw: Any, playbook: dict[str, Any], alert: dict[str, Any], run_id: str, *, dry_run: bool, trigger: str
 ) -> dict[str, Any] | None:
-    """Run the steps of a stored ``running`` run and complete it; the run."""
+    """Run the steps of a stored ``running`` run and complete it; the run. Cancelled (a stop),
+    it stores the run ``interrupted`` with the results so far, and raises CancelledError."""
     keep = aw.settings.playbooks.max_runs_per_playbook
     ctx = RunContext(aw, alert, author=f"playbook:{playbook['id']}", run_id=run_id, playbook=playbook)
     status = "failed"
     results: list[dict[str, Any]] = []
     try:
-        status, results = await run_steps(ctx, playbook["steps"], dry_run)
+        status, _ = await run_steps(ctx, playbook["steps"], dry_run, results)
+    except asyncio.CancelledError:
+        status = "interrupted"
+        cut, steps = len(results), playbook["steps"]  # the step running when cut off, then the rest
+        results.extend(_not_run(i, steps[i], "interrupted" if i == cut else "skipped") for i in range(cut, len(steps)))
+        raise
     finally:  # even when cancelled at shutdown: the run is not left "running"
         await asyncio.shield(
             asyncio.to_thread(store.finish_run, aw.engine, run_id, playbook["id"], status, results, keep)

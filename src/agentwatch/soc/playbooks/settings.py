@@ -21,6 +21,13 @@ class PlaybookSettings(BaseModel):
     refresh_s: float = Field(
         5.0, gt=0, le=3600, description="how often a node re-reads the automatic playbooks (other nodes' changes)"
     )
+    execute_wait_s: float = Field(
+        10.0,
+        ge=0,
+        le=120,
+        description="how long POST .../execute waits for the run; a longer run is answered 202 and goes on "
+        "in the background",
+    )
     webhook_max_response_bytes: int = Field(
         64 * 1024, ge=1024, le=16 * 1024 * 1024, description="notify_webhook: largest receiver answer read"
     )

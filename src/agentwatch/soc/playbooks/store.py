@@ -201,27 +201,24 @@ def start_run(
     return run_id, now
 
 
-def release_run(engine: Engine, run_id: str) -> bool:
-    """Move a run from ``awaiting_approval`` to ``running``; False when it is not waiting (any
-    more): only one caller ever starts a held run."""
-    with engine.begin() as conn:
-        done = conn.execute(
-            update(playbook_runs)
-            .where(playbook_runs.c.id == run_id, playbook_runs.c.status == "awaiting_approval")
-            .values(status="running", started_at=time.time())
-        )
+def move_held(conn: Connection, run_id: str, *, start: bool) -> bool:
+    """In ``conn``'s transaction, move a run from ``awaiting_approval`` to ``running`` (``start``)
+    or end it ``cancelled``; False when it is not waiting (any more): only one caller ever
+    starts or ends a held run."""
+    now = time.time()
+    values = {"status": "running", "started_at": now} if start else {"status": "cancelled", "finished_at": now}
+    done = conn.execute(
+        update(playbook_runs)
+        .where(playbook_runs.c.id == run_id, playbook_runs.c.status == "awaiting_approval")
+        .values(**values)
+    )
     return done.rowcount == 1
 
 
 def cancel_run(engine: Engine, run_id: str) -> bool:
     """End a run still ``awaiting_approval`` as ``cancelled`` (its request was rejected or expired)."""
     with engine.begin() as conn:
-        done = conn.execute(
-            update(playbook_runs)
-            .where(playbook_runs.c.id == run_id, playbook_runs.c.status == "awaiting_approval")
-            .values(status="cancelled", finished_at=time.time())
-        )
-    return done.rowcount == 1
+        return move_held(conn, run_id, start=False)
 
 
 def finish_run(engine: Engine, run_id: str, playbook_id: str, status: str, steps: list[dict], keep: int) -> None:

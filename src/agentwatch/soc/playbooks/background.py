@@ -1,0 +1,63 @@
+"""Runs started by ``POST .../execute`` that outlast the request: the lifecycle part
+``aw.components["playbook_runs"]``.
+
+The route stores the run, starts its steps as a task of this part, and waits for it at most
+``playbooks.execute_wait_s``: a run done by then is answered whole, as always; a longer one is
+answered 202 as it stands (``running``) and goes on here. The task belongs to the server, not
+to the request, so a client going away (or giving up) does not stop it; the runs list shows its
+final status when it ends.
+
+At shutdown the runs still going get :data:`DRAIN_S` seconds in all to end; those that do not
+are cancelled and stored ``interrupted`` (the steps done so far, the step cut off
+``interrupted``, the rest ``skipped``). An interrupted run is never started again: it may have
+done part of its work (a webhook sent, a case opened), and running it twice could do that twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Coroutine
+from typing import Any
+
+import structlog
+
+log = structlog.get_logger("agentwatch.playbooks")
+DRAIN_S = 10.0
+
+
+class BackgroundRuns:
+    def __init__(self, aw: Any) -> None:
+        self.aw = aw
+        self.drain_s = DRAIN_S
+        self.tasks: set[asyncio.Task[Any]] = set()
+
+    def spawn(self, run: Coroutine[Any, Any, Any], run_id: str) -> asyncio.Task[Any]:
+        """Run ``run`` as a task of the server (kept until it ends)."""
+        task = asyncio.create_task(run, name=f"agentwatch-playbook-run-{run_id}")
+        self.tasks.add(task)
+        task.add_done_callback(self._done)
+        return task
+
+    def _done(self, task: asyncio.Task[Any]) -> None:
+        self.tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("playbooks.background_run_failed", task=task.get_name(), error=type(task.exception()).__name__)
+
+    async def stop(self) -> None:
+        """Let the runs end within :data:`DRAIN_S` (``drain_s``), then cut the others off."""
+        pending = set(self.tasks)
+        if not pending:
+            return
+        _, late = await asyncio.wait(pending, timeout=self.drain_s)
+        for task in late:
+            task.cancel()
+        for task in late:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if late:
+            log.warning("playbooks.runs_interrupted", runs=len(late))
+
+
+def background_of(aw: Any) -> BackgroundRuns:
+    return aw.components["playbook_runs"]
