@@ -70,7 +70,8 @@ async def put_config(request: Request, config_id: str) -> dict[str, Any]:
     # pass saw yet) is not judged at all. Not when the band is being disabled: from then on
     # it records nothing
     if changes.get("enabled", True):
-        await run_in_threadpool(evaluate.sweep, aw.engine, time.time(), aw.settings.sla.max_age_days * 86_400.0)
+        sla = aw.settings.sla
+        await run_in_threadpool(evaluate.sweep, aw.engine, time.time(), sla.max_age_days * 86_400.0, sla.notifying)
     try:
         doc = await run_in_threadpool(store.change, aw.engine, config_id, changes, principal_name(request))
     except ValueError as exc:

@@ -95,9 +95,12 @@ def reconcile_marks(conn: Connection, oldest: float) -> int:
     return len(rows)
 
 
-def _record(conn: Connection, target: store.Target, kind: str, now: float, oldest: float, after: str) -> list[str]:
+def _record(
+    conn: Connection, target: store.Target, kind: str, now: float, oldest: float, after: str, notify: bool
+) -> list[str]:
     """Record the breaches of one page of alerts, those with an id above ``after``; the ids of
-    the alerts it looked at, in order (a full page: there may be more)."""
+    the alerts it looked at, in order (a full page: there may be more). A breach waits for its
+    notice (:mod:`outbox`) when ``notify`` and it is still running; else it is settled at once."""
     band = next(b for b in BANDS if b.id == target.band)
     limit_min = target.minutes(kind)
     limit_s = limit_min * 60.0
@@ -141,6 +144,7 @@ def _record(conn: Connection, target: store.Target, kind: str, now: float, oldes
                 "breached_at": max(due_at, effective),
                 "ended_at": ended,
                 "end_reason": None if ended is None else ("acknowledged" if kind == "acknowledge" else "closed"),
+                "notify_state": "off" if not notify else (None if ended is None else "ended"),
             }
         )
     # the id is of (alert, kind, life), the key of the unique index: a breach another node
@@ -170,9 +174,9 @@ def _pages(engine: Engine, step: Any) -> None:
                 return
 
 
-def sweep(engine: Engine, now: float, max_age_s: float) -> int:
+def sweep(engine: Engine, now: float, max_age_s: float, notify: bool = False) -> int:
     """One pass at time ``now``: lives and marks, then breaches of every enabled band; how many
-    recorded.
+    recorded (to be notified when ``notify``: see :mod:`outbox`).
 
     Each page commits on its own: on SQLite a transaction holds the one write lock from its
     first write to its end, and ingest waits for it, so a pass with much to do (the first one
@@ -197,7 +201,7 @@ def sweep(engine: Engine, now: float, max_age_s: float) -> int:
             after = ""  # alert ids, in order: each page goes on from the last one
             while True:
                 with engine.begin() as conn:
-                    seen = _record(conn, target, kind, now, oldest, after)
+                    seen = _record(conn, target, kind, now, oldest, after, notify)
                 recorded += len(seen)
                 if len(seen) < PAGE:
                     break

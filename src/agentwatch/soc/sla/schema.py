@@ -1,10 +1,11 @@
-"""Tables of the SLA capability (Alembic branch ``sla``, revisions 0760_sla to 0762_sla_lives).
+"""Tables of the SLA capability (Alembic branch ``sla``, revisions 0760_sla to 0763_sla_notify).
 
 ``sla_configs``: one target per severity band, each of its two limits with its own start.
 ``sla_marks``: when the current life of each alert started (its creation, or when the watch
 saw it reopened), and when in that life it was first acknowledged and closed, as seen by the
 SLA watch (the alert row keeps only its current status). ``sla_events``: the breaches
-recorded, one per alert, kind and life at most.
+recorded, one per alert, kind and life at most, each with the outbox of its notice (0763; see
+:mod:`outbox`).
 """
 
 from __future__ import annotations
@@ -54,9 +55,18 @@ sla_events = Table(
     Column("breached_at", Float, nullable=False),
     Column("ended_at", Float),  # NULL: still running
     Column("end_reason", String(16)),  # acknowledged | closed | deleted
+    # the notice (0763): NULL waiting; sent | failed | off | ended | simulated | disabled
+    Column("notify_state", String(16)),
+    Column("notify_attempts", Integer, nullable=False, server_default="0"),
+    Column("notify_after", Float),  # no attempt before: the backoff, or the claim's expiry
+    Column("notify_claim", String(36)),  # the pass that claimed it last
+    Column("notified_at", Float),
+    Column("notify_error", String(256)),  # the last failure (no secrets: the outputs' own messages)
 )
 Index("ix_sla_events_breached", sla_events.c.breached_at, sla_events.c.id)
 Index("ix_sla_events_running", sla_events.c.ended_at)
+# the notices still waiting, oldest first (0763)
+Index("ix_sla_events_notify", sla_events.c.notify_state, sla_events.c.notify_after)
 # at most one breach per alert, kind and life, whichever nodes record it (0762; 0760 had one per
 # alert and kind, so an alert reopened or made again could not breach a second time)
 Index("ix_sla_events_life", sla_events.c.alert_id, sla_events.c.kind, sla_events.c.started_at, unique=True)

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from typing import Annotated
+
+from pydantic import BaseModel, Field, field_validator
+
+from agentwatch.notify.base import MAX_NAME
+
+MAX_NOTIFY_OUTPUTS = 16
+OutputName = Annotated[str, Field(min_length=1, max_length=MAX_NAME)]
 
 
 class SlaSettings(BaseModel):
@@ -14,3 +21,26 @@ class SlaSettings(BaseModel):
         le=3650,
         description="alerts whose life (creation or last reopening) started longer ago are no longer watched",
     )
+    notify_outputs: list[OutputName] = Field(
+        default_factory=list,
+        max_length=MAX_NOTIFY_OUTPUTS,
+        description="names of detection.outputs each new breach is sent to (none: no breach notices)",
+    )
+    notify_oncall: str | None = Field(
+        None,
+        min_length=1,
+        max_length=128,
+        description="id or name of the on-call rotation whose member on call gets each new breach as a Web Push",
+    )
+
+    @field_validator("notify_outputs")
+    @classmethod
+    def _unique(cls, v: list[str]) -> list[str]:
+        if len(set(v)) != len(v):
+            raise ValueError("names an output twice")
+        return v
+
+    @property
+    def notifying(self) -> bool:
+        """Whether a new breach is to be sent anywhere."""
+        return bool(self.notify_outputs) or self.notify_oncall is not None

@@ -167,6 +167,12 @@ def event_json(row: Any, now: float) -> dict[str, Any]:
         "end_reason": row.end_reason,
         "elapsed_s": round(max(0.0, end - row.started_at), 3),
         "over_s": round(max(0.0, end - row.breached_at), 3),
+        "notify": {
+            "state": row.notify_state or "waiting",
+            "attempts": row.notify_attempts,
+            "sent_at": iso(row.notified_at) if row.notified_at is not None else None,
+            "error": row.notify_error,
+        },
     }
 
 
