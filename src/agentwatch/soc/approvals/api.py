@@ -4,8 +4,11 @@ Reading needs ``alerts:read``; asking ``approvals:request``; deciding (``{id}:ap
 ``{id}:reject``) ``approvals:decide``, and never by the person who asked (an API key counts as
 the user who owns it). A decision is taken once: a second decider, or one coming after the
 expiry, gets 409 naming the status. Approving a request that holds an action (a playbook run)
-does that action before answering, and the answer shows its outcome; should this node die before
-the action started, another node (or this one, restarted) starts it
+starts that action as a task of the server and waits for it a bounded time (a playbook run:
+``playbooks.execute_wait_s``): the answer shows its outcome when it ended by then, else the
+request as it stands (``approved``, the outcome saying the run is ``running``); the final status
+and outcome are recorded when it ends, the decider's going away not stopping it. Should this
+node die before the action started, another node (or this one, restarted) starts it
 (:func:`decisions.release_pass`). Each person may have
 ``approvals.max_pending_per_requester`` requests waiting (507 past it), so nobody crowds out
 the others.
@@ -156,8 +159,10 @@ async def _decide(request: Request, approval_id: str, approve: bool) -> dict[str
     openapi_extra=json_body_doc(DecisionIn),
 )
 async def approve(request: Request, approval_id: str) -> dict[str, Any]:
-    """Approve a pending request (a comment is optional); a request holding an action runs it
-    now, and the answer has its ``outcome`` (status ``executed`` or ``failed``)."""
+    """Approve a pending request (a comment is optional); a request holding an action starts it
+    now, and the answer has its ``outcome`` (status ``executed`` or ``failed``), or, for a
+    playbook run still going after ``playbooks.execute_wait_s``, status ``approved`` with
+    ``outcome.run_status`` ``running`` (the request shows how it ended once it does)."""
     return await _decide(request, approval_id, True)
 
 

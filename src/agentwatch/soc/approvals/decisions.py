@@ -9,6 +9,12 @@ claims it in the transaction that starts it (:func:`store.claim`). That is the d
 when the decider's node died between its decision and that start, the recovery of a node
 (:func:`release_pass`: at its start and in its approvals watch) starts it, once the decision is
 :data:`RELEASE_GRACE_S` old, so as not to race a decider still at work.
+
+The released action runs as a task of the server that its capability carries (the playbooks:
+``playbooks.execute_wait_s`` of waiting, see :mod:`agentwatch.soc.playbooks.background`), not
+inside the decider's request: the decider going away does not stop it, and the outcome and its
+audit row are recorded when it ends. A stop that cuts it off ends the request ``failed``
+(:data:`INTERRUPTED`), audited as any failure; it is never started again.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ import structlog
 
 from agentwatch.api.security import Principal
 from agentwatch.soc.approvals import store
-from agentwatch.soc.approvals.kinds import GATES
+from agentwatch.soc.approvals.kinds import GATES, Gate
 from agentwatch.soc.audit import AuditEntry
 from agentwatch.soc.auth.service import actor_of
 
@@ -64,8 +70,8 @@ async def _audit(aw: Any, action: str, doc: dict[str, Any], actor: dict[str, str
 async def decide(
     aw: Any, request_id: str, *, approve: bool, principal: Principal | None, client: str, comment: str | None
 ) -> dict[str, Any]:
-    """Approve or reject; the request as it ends (after the held action ran, when approved).
-    Raises :class:`store.Refused`."""
+    """Approve or reject; the request as it ends, or, when approving starts a held action that
+    outlasts its capability's wait, as it stands (:func:`release`). Raises :class:`store.Refused`."""
     who = f"{principal.kind}:{principal.id}" if principal is not None else "anonymous"
     four_eyes = bool(aw.settings.auth.enabled)
     try:
@@ -101,26 +107,43 @@ async def release(
     aw: Any, doc: dict[str, Any], actor: dict[str, str], client: str, *, or_fail: bool = False
 ) -> dict[str, Any]:
     """Start the due held action of the approved request ``doc`` unless another caller has, and
-    record its outcome; the request as it ends. A kind whose capability is not running here is
-    failed when ``or_fail`` (the decider), else left due for a node that runs it."""
+    record its outcome. The action runs as its capability carries it (:meth:`Gate.carry`: a task
+    of the server, so the caller going away does not stop it, waited for a bounded time), which
+    records the outcome when the action ends. The request as it stands then: ``executed`` or
+    ``failed`` once the action ended, else ``approved`` with the outcome so far. A kind whose
+    capability is not running here is failed when ``or_fail`` (the decider), else left due for a
+    node that runs it."""
     gate = GATES.get(doc["kind"])
     if gate is None:
         if not or_fail or not await asyncio.to_thread(store.claim_alone, aw.engine, doc["id"]):
             return doc
-        missing = f"kind {doc['kind']!r}: its capability is not running"
-        done: tuple[bool, dict[str, Any]] | None = (False, {"error": missing})
-    else:
-        try:
-            done = await gate.release(aw, doc)
-        except asyncio.CancelledError:  # a stop cut the action off: once started, never again
-            await asyncio.shield(asyncio.to_thread(store.finish, aw.engine, doc["id"], False, {"error": INTERRUPTED}))
-            raise
-        except Exception as exc:  # the decision stands; the action's failure is its outcome
-            log.exception("approvals.release_failed", request=doc["id"], kind=doc["kind"])
-            done = False, {"error": f"{type(exc).__name__}: the held action failed unexpectedly"}
+        return await _settle(
+            aw, doc, actor, client, False, {"error": f"kind {doc['kind']!r}: its capability is not running"}
+        )
+    await gate.carry(aw, _released(aw, gate, doc, actor, client), doc)
+    return await asyncio.to_thread(store.get, aw.engine, doc["id"]) or doc
+
+
+async def _released(aw: Any, gate: Gate, doc: dict[str, Any], actor: dict[str, str], client: str) -> dict[str, Any]:
+    """The held action of ``doc`` through its gate, then the record of how it ended."""
+    try:
+        done = await gate.release(aw, doc)
+    except asyncio.CancelledError:  # a stop cut the action off: once started, never again
+        await asyncio.shield(_settle(aw, doc, actor, client, False, {"error": INTERRUPTED}))
+        raise
+    except Exception as exc:  # the decision stands; the action's failure is its outcome
+        log.exception("approvals.release_failed", request=doc["id"], kind=doc["kind"])
+        done = False, {"error": f"{type(exc).__name__}: the held action failed unexpectedly"}
     if done is None:  # another caller started it, and records its outcome
         return await asyncio.to_thread(store.get, aw.engine, doc["id"]) or doc
-    final = await asyncio.to_thread(store.finish, aw.engine, doc["id"], *done) or doc
+    return await _settle(aw, doc, actor, client, *done)
+
+
+async def _settle(
+    aw: Any, doc: dict[str, Any], actor: dict[str, str], client: str, ok: bool, outcome: dict[str, Any]
+) -> dict[str, Any]:
+    """Record the outcome of the started action of ``doc`` and audit it; the request."""
+    final = await asyncio.to_thread(store.finish, aw.engine, doc["id"], ok, outcome) or doc
     if final["status"] in ("executed", "failed"):  # else nothing was started: it stays due
         await _audit(aw, f"approval.{final['status']}", final, actor, client)
     return final
@@ -128,12 +151,13 @@ async def release(
 
 async def release_pass(aw: Any, now: float | None = None) -> int:
     """Start the held actions approved at least :data:`RELEASE_GRACE_S` ago and never started
-    (their decider's node died first), one after another; how many this pass started."""
+    (their decider's node died first), one after another (each waited for as :func:`release`
+    does); how many this pass started."""
     at = time.time() if now is None else now
     started = 0
     for doc in await asyncio.to_thread(store.due, aw.engine, at - RELEASE_GRACE_S):
         final = await release(aw, doc, RECOVERY, "")
-        if final["status"] != "approved":
+        if final["status"] != "approved" or final["outcome"] is not None:  # ended, or under way
             started += 1
             log.warning("approvals.due_action_recovered", request=doc["id"], kind=doc["kind"], status=final["status"])
     return started

@@ -11,6 +11,7 @@ created through the API: the action they hold is exactly what their capability s
 
 from __future__ import annotations
 
+from collections.abc import Coroutine
 from typing import Any, Protocol
 
 KINDS: dict[str, str] = {
@@ -31,6 +32,12 @@ class Gate(Protocol):
         take it with :func:`agentwatch.soc.approvals.store.claim`; when that claim fails another
         caller has started it (a recovery on another node, or the decider): answer None and do
         nothing. Thus the action starts once, and a crash before that commit leaves it due."""
+        ...
+
+    async def carry(self, aw: Any, work: Coroutine[Any, Any, Any], request: dict[str, Any]) -> None:
+        """Run ``work`` (the release of ``request``: :meth:`release`, then the record of its
+        outcome) as a task of the server that outlasts the caller, and wait for it as long as
+        the capability answers a run it starts (its own bound); return then, ended or not."""
         ...
 
     async def cancel(self, aw: Any, request: dict[str, Any]) -> None:

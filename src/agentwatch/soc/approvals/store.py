@@ -237,14 +237,18 @@ def due(engine: Engine, before: float, limit: int = 100) -> list[dict[str, Any]]
         return [to_json(r) for r in conn.execute(stmt).all()]
 
 
-def claim(conn: Connection, request_id: str) -> bool:
+def claim(conn: Connection, request_id: str, outcome: dict[str, Any] | None = None) -> bool:
     """Take the due action of an approved request in ``conn``'s transaction, which starts the
     action too: True for the one caller that takes it, False for any other (or when it is not
-    due). A crash before the commit leaves it due."""
+    due). A crash before the commit leaves it due. ``outcome``: what was started, shown until
+    :func:`finish` records how it ended."""
+    values: dict[str, Any] = {"due_at": None, "updated_at": time.time()}
+    if outcome is not None:
+        values["outcome"] = orjson.dumps(outcome).decode()
     done = conn.execute(
         update(approval_requests)
         .where(T.id == request_id, T.status == "approved", T.due_at.is_not(None))
-        .values(due_at=None, updated_at=time.time())
+        .values(**values)
     ).rowcount
     return done == 1
 

@@ -9,15 +9,19 @@ link_alert_to_case      ``cases.store.link_alert``                 ``cases:write
 create_case             ``cases.store.create_case``                ``cases:write``
 assign_alert            as ``alerts.recorder.change_alert``        ``alerts:write``
 assign_case             ``cases.store.update_case``                ``cases:write``
-run_playbook            ``playbooks.runner.execute`` (manual)      ``playbooks:run``
+run_playbook            ``playbooks.runner.start`` (manual)        ``playbooks:run``
 disable_rule            ``detect.rule_edit.set_flag``              ``rules:write``
 ======================  =========================================  ================================
 
-A run of a playbook that requires approval is held (``awaiting_approval``) as through
-``POST /playbooks/{id}/execute``, its requester the person asking (an API key: its owner), so the
-four-eyes rule holds. An assign action was offered because nobody was assigned: it is refused
-(409) when someone else was assigned meanwhile, never taking the alert or case from them (the
-alert's checked under its lock; the case's just before the change).
+A playbook runs as through ``POST /playbooks/{id}/execute``: its steps are a task of the server,
+waited for at most ``playbooks.execute_wait_s``; a longer run is answered as it stands
+(``running``) and goes on (the caller going away does not stop it). A run of a playbook that
+requires approval is held (``awaiting_approval``), its requester the person asking (an API key:
+its owner), so the four-eyes rule holds.
+
+An assign action was offered because nobody was assigned: it is refused (409) when someone else
+was assigned meanwhile, never taking the alert or case from them (the alert's checked under its
+lock; the case's just before the change).
 """
 
 from __future__ import annotations
@@ -158,7 +162,7 @@ async def _run_playbook(request: Request, args: dict[str, Any]) -> dict[str, Any
         raise NotFound("alert not found", {"alert_id": args["alert_id"]})
     alert = {k: v for k, v in alert.items() if k not in ("events", "feedback")}
     try:  # as POST /playbooks/{id}/execute: the person asking, for an approval's four-eyes rule
-        run = await runner.execute(
+        run, _ = await runner.start(
             aw,
             playbook,
             alert,

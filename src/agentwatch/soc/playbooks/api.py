@@ -10,7 +10,6 @@ answer shows the alert's fields). A body is checked whole: the 400 names the fir
 
 from __future__ import annotations
 
-import asyncio
 import re
 from typing import Annotated, Any
 
@@ -30,7 +29,6 @@ from agentwatch.soc.approvals.api import too_many
 from agentwatch.soc.approvals.decisions import person_of
 from agentwatch.soc.playbooks import approval, runner, store
 from agentwatch.soc.playbooks.actions import ACTIONS, RunContext
-from agentwatch.soc.playbooks.background import background_of
 from agentwatch.soc.playbooks.model import Invalid, PlaybookIn, Step, parse_playbook, parse_steps, problems_of
 from agentwatch.soc.playbooks.trigger import trigger_of
 
@@ -223,7 +221,7 @@ async def execute_playbook(request: Request, response: Response, playbook_id: st
     alert = await _alert(request, body.alert_id)
     aw = request.app.state.aw
     try:
-        stored = await runner.begin(
+        run, going = await runner.start(
             aw,
             playbook,
             alert,
@@ -235,16 +233,8 @@ async def execute_playbook(request: Request, response: Response, playbook_id: st
     except approval.Held as exc:
         bounds = aw.settings.approvals
         raise too_many(bounds.max_pending, bounds.max_pending_per_requester if exc.mine else None) from None
-    run = None
-    if stored is not None:
-        run_id, runs_now = stored
-        if runs_now:  # a task of the server: the client going away does not cancel it
-            steps = runner.run_started(aw, playbook, alert, run_id, dry_run=body.dry_run, trigger="manual")
-            task = background_of(aw).spawn(steps, run_id)
-            await asyncio.wait({task}, timeout=aw.settings.playbooks.execute_wait_s)
-            if not task.done():
-                response.status_code = 202
-        run = await run_in_threadpool(store.get_run, aw.engine, run_id)
+    if going:  # a task of the server: the client going away does not cancel it
+        response.status_code = 202
     if run is None:  # deleted since it was read above (a manual run never meets an earlier one)
         raise NotFound("playbook not found", {"playbook_id": playbook["id"]})
     request.state.audit_details = {"run": run["id"], "status": run["status"], "dry_run": body.dry_run}

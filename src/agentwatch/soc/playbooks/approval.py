@@ -6,8 +6,11 @@ together with an approval request of kind ``playbook_run`` (one transaction), an
   playbook holds, which whoever saved it was checked for, as for any run. One transaction claims
   the request's due action and moves the run from ``awaiting_approval`` to ``running``: of the
   decider and a node recovering the action after a crash, one wins; a crash before it commits
-  leaves both as they were, to be recovered. The request's ``outcome`` names the run and how it
-  ended.
+  leaves both as they were, to be recovered. The steps run as a task of the server
+  (:func:`agentwatch.soc.playbooks.background.carry`), the approval waiting for them at most
+  ``playbooks.execute_wait_s``, as ``POST .../execute`` does: the request's ``outcome`` names the
+  run and its ``run_status``, ``running`` while it goes on, then how it ended (the request then
+  ``executed``, or ``failed`` when the run failed or a stop interrupted it).
 - Rejected or expired: the run ends ``cancelled``; no step ran.
 - A playbook changed, disabled or deleted since the request, or an alert deleted, is not run
   (the approver approved what the request showed): the request ends ``failed`` saying why.
@@ -20,14 +23,17 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Coroutine
 from typing import Any
 
 from agentwatch.detect import queries
 from agentwatch.soc.approvals import store as approvals
 from agentwatch.soc.approvals.kinds import register_gate
 from agentwatch.soc.playbooks import store
+from agentwatch.soc.playbooks.background import carry
 
 KIND = "playbook_run"
+RUNNING = "running"  # a released run's status in its request's outcome until it ends
 
 
 class Held(Exception):
@@ -129,9 +135,10 @@ def _problem(playbook: dict[str, Any] | None, alert: dict[str, Any] | None, gate
 
 def _claim(engine: Any, request_id: str, run_id: str, start: bool) -> bool | None:
     """One transaction: take the request's due action and start (or cancel) its held run. None
-    when another caller took it; else whether the run was still waiting."""
+    when another caller took it; else whether the run was still waiting. The request's outcome
+    says the run is under way until it ends (:data:`RUNNING`)."""
     with engine.begin() as conn:
-        if not approvals.claim(conn, request_id):
+        if not approvals.claim(conn, request_id, {"run_id": run_id, "run_status": RUNNING} if start else None):
             return None
         return store.move_held(conn, run_id, start=start)
 
@@ -157,6 +164,11 @@ class PlaybookGate:
         run = await runner.run_started(aw, playbook, alert, run_id, dry_run=False, trigger=gated["trigger"])
         status = run["status"] if run is not None else "failed"
         return status != "failed", {"run_id": run_id, "run_status": status}
+
+    async def carry(self, aw: Any, work: Coroutine[Any, Any, Any], request: dict[str, Any]) -> None:
+        """As the other runs started by a request: a task of the server, waited for at most
+        ``playbooks.execute_wait_s``."""
+        await carry(aw, work, request["gated_action"]["run_id"])
 
     async def cancel(self, aw: Any, request: dict[str, Any]) -> None:
         await asyncio.to_thread(store.cancel_run, aw.engine, request["gated_action"]["run_id"])

@@ -1,11 +1,13 @@
-"""Runs started by ``POST .../execute`` that outlast the request: the lifecycle part
+"""Playbook runs started by a request that outlast it: the lifecycle part
 ``aw.components["playbook_runs"]``.
 
-The route stores the run, starts its steps as a task of this part, and waits for it at most
-``playbooks.execute_wait_s``: a run done by then is answered whole, as always; a longer one is
-answered 202 as it stands (``running``) and goes on here. The task belongs to the server, not
-to the request, so a client going away (or giving up) does not stop it; the runs list shows its
-final status when it ends.
+Three requests start a run: ``POST .../execute``, the approval of a held run
+(``POST /api/v1/approvals/{id}:approve``) and the copilot's ``run_playbook`` action. Each stores
+the run, then hands its steps to :func:`carry`, which starts them as a task of this part and
+waits for it at most ``playbooks.execute_wait_s``: a run done by then is answered whole, as
+always; a longer one is answered as it stands (``running``) and goes on here. The task belongs
+to the server, not to the request, so a client going away (or giving up) does not stop it; the
+runs list (and an approval request's status and outcome) show how it ended.
 
 At shutdown the runs still going get :data:`DRAIN_S` seconds in all to end; those that do not
 are cancelled and stored ``interrupted`` (the steps done so far, the step cut off
@@ -61,3 +63,12 @@ class BackgroundRuns:
 
 def background_of(aw: Any) -> BackgroundRuns:
     return aw.components["playbook_runs"]
+
+
+async def carry(aw: Any, work: Coroutine[Any, Any, Any], run_id: str) -> bool:
+    """Start ``work`` (the steps of the stored run ``run_id``, and whatever records their end)
+    as a task of the server and wait for it at most ``playbooks.execute_wait_s``; whether it
+    ended by then. The caller cancelled meanwhile (its client gone) leaves the task running."""
+    task = background_of(aw).spawn(work, run_id)
+    await asyncio.wait({task}, timeout=aw.settings.playbooks.execute_wait_s)
+    return task.done()

@@ -26,6 +26,7 @@ import structlog
 from agentwatch.events.model import iso
 from agentwatch.soc.playbooks import approval, store
 from agentwatch.soc.playbooks.actions import ACTIONS, ActionError, RunContext
+from agentwatch.soc.playbooks.background import carry
 from agentwatch.soc.playbooks.model import Step, check_step
 
 log = structlog.get_logger("agentwatch.playbooks")
@@ -121,6 +122,31 @@ async def execute(
     if not runs_now:
         return await asyncio.to_thread(store.get_run, aw.engine, run_id)
     return await run_started(aw, playbook, alert, run_id, dry_run=dry_run, trigger=trigger)
+
+
+async def start(
+    aw: Any,
+    playbook: dict[str, Any],
+    alert: dict[str, Any],
+    *,
+    dry_run: bool,
+    trigger: str,
+    started_by: str,
+    person: str,
+) -> tuple[dict[str, Any] | None, bool]:
+    """:func:`execute` for a request, which must not be held for a long run nor stop it by
+    going away: the steps run as a task of the server (:func:`background.carry`), waited for at
+    most ``playbooks.execute_wait_s``. (The run as it stands then, or None as :func:`execute`
+    answers; whether it is still going.) Raises :class:`approval.Held` as :func:`execute`."""
+    stored = await begin(aw, playbook, alert, dry_run=dry_run, trigger=trigger, started_by=started_by, person=person)
+    if stored is None:
+        return None, False
+    run_id, runs_now = stored
+    going = False
+    if runs_now:
+        steps = run_started(aw, playbook, alert, run_id, dry_run=dry_run, trigger=trigger)
+        going = not await carry(aw, steps, run_id)
+    return await asyncio.to_thread(store.get_run, aw.engine, run_id), going
 
 
 async def begin(
