@@ -90,3 +90,45 @@ def test_every_install_attempt_is_audited(authed: AuthServer) -> None:
         "installed": "c3a9d5e7-2f18-4b6c-a0e4-5d9b8c7a6f23",
     }
     assert c.get("/api/v1/audit/verify", headers=authed.admin).json()["ok"] is True
+
+
+def _installed(authed: AuthServer, slug: str) -> None:
+    made = authed.client.post(f"{ITEMS}/{slug}:install", headers=authed.admin)
+    assert made.status_code in (201, 409), made.text  # 409: an earlier test installed it
+
+
+def test_uninstalling_needs_the_permission_installing_that_kind_does_and_is_audited(authed: AuthServer) -> None:
+    c = authed.client
+    _installed(authed, DETECTION)
+    _installed(authed, PLAYBOOK)
+    assert c.post(f"{ITEMS}/{DETECTION}:uninstall").status_code == 401
+    _, viewer = authed.key("rules:read")
+    r = c.post(f"{ITEMS}/{DETECTION}:uninstall", headers=viewer)
+    assert r.status_code == 403 and r.json()["error"]["message"] == (
+        "kind: uninstalling a detection needs permission 'rules:write', which the caller does not hold"
+    )
+    r = c.post(f"{ITEMS}/{PLAYBOOK}:uninstall", headers=viewer)
+    assert r.status_code == 403 and "'playbooks:write'" in r.json()["error"]["message"], r.text
+    _, author = authed.key("rules:read", "rules:write")
+    assert c.post(f"{ITEMS}/{PLAYBOOK}:uninstall", headers=author).status_code == 403
+    assert c.get(f"{ITEMS}/{PLAYBOOK}", headers=viewer).json()["installed"] is True
+    rule_id = c.get(f"{ITEMS}/{DETECTION}", headers=viewer).json()["install"]["resource_id"]
+    r = c.post(f"{ITEMS}/{DETECTION}:uninstall", headers=author)
+    assert r.status_code == 200, r.text
+    _, keeper = authed.key("rules:read", "playbooks:write")
+    r = c.post(f"{ITEMS}/{PLAYBOOK}:uninstall", headers=keeper)
+    assert r.status_code == 200, r.text
+    pid = r.json()["removed"][0]
+    assert c.get(f"{ITEMS}/{PLAYBOOK}", headers=viewer).json()["installed"] is False
+    rows = c.get("/api/v1/audit", params={"limit": 1000}, headers=authed.admin).json()["entries"]
+    rows = [e for e in rows if e["action"] == "POST /api/v1/marketplace/items/{slug}:uninstall"]
+    by = {(e["target"], e["status"]) for e in rows}
+    assert (f"{ITEMS}/{PLAYBOOK}:uninstall", 403) in by
+    details = {e["target"]: e["details"] for e in rows if e["status"] == 200}
+    assert details[f"{ITEMS}/{DETECTION}:uninstall"] == {
+        "slug": DETECTION,
+        "version": "1.0.0",
+        "kind": "detection",
+        "uninstalled": [rule_id],
+    }
+    assert details[f"{ITEMS}/{PLAYBOOK}:uninstall"]["uninstalled"] == [pid]

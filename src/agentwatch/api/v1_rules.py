@@ -163,7 +163,7 @@ class RuleReplace(BaseModel):
     dry_run: bool = Field(False, description="validate only; nothing is changed")
 
 
-async def _keep_the_decision(request: Request, rule_id: str) -> None:
+async def keep_the_decision(request: Request, rule_id: str) -> None:
     """A rule promoted through a detection proposal went live on a second person's decision:
     replacing or deleting it needs that same permission, ``rules:approve``."""
     principal = getattr(request.state, "principal", None)
@@ -183,7 +183,7 @@ async def replace_rule(request: Request, rule_id: str) -> dict[str, Any]:
     _check_id(rule_id)
     body = await read_model(request, RuleReplace, UPLOAD_BODY_BYTES)
     if not body.dry_run:
-        await _keep_the_decision(request, rule_id)
+        await keep_the_decision(request, rule_id)
     engine, sync = await synced_rule_engine(request)
     infos, removed, revision = await run_rule_change(
         lambda: rule_edit.replace(engine, rule_id, body.yaml, dry_run=body.dry_run)
@@ -202,7 +202,7 @@ async def replace_rule(request: Request, rule_id: str) -> dict[str, Any]:
 async def delete_rule(request: Request, rule_id: str) -> Response:
     """Delete an uploaded rule (204); 409 for a bundled rule or one sharing its file with others."""
     _check_id(rule_id)
-    await _keep_the_decision(request, rule_id)
+    await keep_the_decision(request, rule_id)
     engine, sync = await synced_rule_engine(request)
     revision = await run_rule_change(lambda: rule_edit.remove(engine, rule_id))
     sync.mark(revision)

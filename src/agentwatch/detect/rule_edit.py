@@ -19,6 +19,7 @@ the same transaction, then the engine reloads. Validation is the upload's own
 from __future__ import annotations
 
 import time
+from collections.abc import Collection
 from typing import Any
 
 from sqlalchemy import and_, delete, select, update
@@ -204,8 +205,10 @@ def replace(
     return uploaded_infos(rules, text), removed, revision
 
 
-def remove(engine: DetectionEngine, rule_id: str) -> str:
-    """Delete the uploaded rule ``rule_id``; the store's new revision. Raises KeyError or Refused."""
+def remove(engine: DetectionEngine, rule_id: str, *, along: Collection[str] = ()) -> str:
+    """Delete the uploaded rule ``rule_id`` (and the rules of its file named in ``along``: the
+    marketplace removes a detection's whole file); the store's new revision. Raises KeyError or
+    Refused."""
     _editable(engine, rule_id, "deleted")
     if engine.db is None:
         raise KeyError(rule_id)
@@ -215,7 +218,7 @@ def remove(engine: DetectionEngine, rule_id: str) -> str:
         group = _take_group(conn, rule_id)
         if rule_id not in group:
             raise KeyError(rule_id)
-        others = sorted(rid for rid in group if rid != rule_id)
+        others = sorted(rid for rid in group if rid != rule_id and rid not in along)
         if others:
             raise Refused(
                 rule_id,

@@ -1,9 +1,11 @@
 """``/api/v1/marketplace``: the signed catalogue of detections, playbooks and plugin notes, each
-item's detail, installing one (``POST /api/v1/marketplace/items/{slug}:install``), and the bundled
-index itself, read-only (``GET /marketplace/index.json``).
+item's detail, installing one (``POST /api/v1/marketplace/items/{slug}:install``), uninstalling it
+(``POST /api/v1/marketplace/items/{slug}:uninstall``), and the bundled index itself, read-only
+(``GET /marketplace/index.json``).
 
 Reading needs ``rules:read``; installing a detection ``rules:write``, a playbook
-``playbooks:write`` (and the permission of each of its steps). An item that does not verify is
+``playbooks:write`` (and the permission of each of its steps); uninstalling needs the permission
+installing that kind does. An item that does not verify is
 listed with its reason and never installed (409); installing the installed version again is
 409; a newer version updates the rule or playbook it became.
 """
@@ -22,7 +24,7 @@ from agentwatch.api.query import only_query
 from agentwatch.api.responses import JSON
 from agentwatch.api.security import principal_name, require
 from agentwatch.events.model import iso
-from agentwatch.marketplace import install, store
+from agentwatch.marketplace import install, store, uninstall
 from agentwatch.marketplace.index import Entry, bundled_bytes, catalogue_of
 from agentwatch.marketplace.items import SLUG_RE, version_key
 
@@ -137,7 +139,7 @@ async def install_item(request: Request, slug: str) -> Response:
     engine = request.app.state.aw.engine
     row = await run_in_threadpool(store.get, engine, slug)
     if row is not None and store.fresh_claim(row):
-        raise _another(slug)
+        raise _another(slug, row)
     before = await _installed(request, slug) if row is not None else None
     if before is not None:
         if before["version"] == item["version"]:
@@ -177,10 +179,54 @@ async def install_item(request: Request, slug: str) -> Response:
     return JSON(doc, status_code=200 if before else 201)
 
 
-def _another(slug: str) -> Conflict:
+def _another(slug: str, row: dict[str, Any] | None = None) -> Conflict:
+    doing = "uninstalled" if row is not None and store.uninstalling(row) else "installed"
     return Conflict(
-        f"slug: {slug} is being installed by another request; list the items to see its install", {"slug": slug}
+        f"slug: {slug} is being {doing} by another request; list the items to see its install", {"slug": slug}
     )
+
+
+def _busy(slug: str) -> Conflict:
+    return Conflict(
+        f"slug: {slug} is being installed or uninstalled by another request; list the items to see its install",
+        {"slug": slug},
+    )
+
+
+@router.post(f"{PREFIX}/items/{{slug}}:uninstall", dependencies=[require("rules:read"), only_query()])
+async def uninstall_item(request: Request, slug: str) -> dict[str, Any]:
+    """Remove what the install of ``slug`` made (every rule of a detection, or the playbook) and
+    its install record; a rule or playbook already deleted by hand is no error. The item need not
+    be listed any more. The body, when sent, is an empty object."""
+    await read_model(request, InstallIn, INSTALL_BODY_BYTES, optional=True)
+    _slug(slug)
+    request.state.audit_details = {"slug": slug}
+    engine = request.app.state.aw.engine
+    row = await run_in_threadpool(store.get, engine, slug)
+    if row is None:
+        raise NotFound(f"slug: {slug} is not installed", {"slug": slug})
+    kind = row["kind"]
+    install.check_permission(request, kind, "uninstalling")
+    if store.fresh_claim(row):
+        raise _busy(slug)
+    # the same claim as an install's: an install or uninstall of the slug meanwhile loses at it
+    try:
+        token = await run_in_threadpool(
+            store.claim, engine, slug, row["version"], kind, principal_name(request), row, uninstall=True
+        )
+    except store.Raced:
+        raise _busy(slug) from None
+    ids = [] if store.pending(row) else row["resource_ids"]  # an abandoned claim recorded nothing
+    try:
+        removed, gone = await uninstall.remover(kind)(request, ids)
+        await run_in_threadpool(store.forget, engine, slug, token)
+    except store.Raced:  # slower than store.CLAIM_TTL_S: another request took the claim over
+        raise _busy(slug) from None
+    except BaseException:
+        await run_in_threadpool(store.release, engine, slug, token, row)
+        raise
+    request.state.audit_details = {"slug": slug, "version": row["version"], "kind": kind, "uninstalled": ids}
+    return {"slug": slug, "kind": kind, "version": row["version"], "removed": removed, "already_gone": gone}
 
 
 @router.get("/marketplace/index.json", dependencies=[require("rules:read"), only_query()])

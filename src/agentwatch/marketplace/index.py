@@ -6,7 +6,8 @@ kept in the list with ``verified: false`` and its reason, and so is a remote ite
 version of it an earlier fetch verified (an old signed index replayed). A remote index may carry a
 ``sequence`` (it is then signed as a whole): one not higher than the last accepted refuses the
 whole index. What was accepted is kept in the store (:mod:`.index_state`), so this holds across
-restarts and nodes. A slug belongs to the first index that holds it (bundled first); a later
+restarts and nodes; so is the last index accepted, whose items are listed after a restart (checked
+again) until a fetch succeeds. A slug belongs to the first index that holds it (bundled first); a later
 duplicate is dropped and counted.
 """
 
@@ -15,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -166,6 +167,7 @@ class Catalogue:
         self._lock = asyncio.Lock()
         self._bundled: list[Entry] | None = None
         self._state = index_state.State()  # without an engine
+        self._restored = False  # the last index accepted was read back from the store
         self.dropped = 0
 
     async def _refresh(self) -> None:
@@ -176,6 +178,10 @@ class Catalogue:
             if time.monotonic() - self.remote.checked < s.refresh_minutes * 60:
                 return
             self.remote.checked = time.monotonic()
+            source = index_state.source_key(s.index_url)
+            if not self._restored:
+                self._restored = True
+                await self._restore(source)
             self.remote.fetched_at = time.time()
             scheme = s.index_url.split(":", 1)[0].lower()
             try:
@@ -183,13 +189,34 @@ class Catalogue:
                     raise ValueError("index_url: scheme must be https (marketplace.allow_http is off)")
                 body = await fetch(s)
                 parsed = await asyncio.to_thread(parse, body, "remote", trusted(s))
-                await self._no_rollback(index_state.source_key(s.index_url), parsed)
+                await self._no_rollback(source, parsed, body)
             except ValueError as exc:
                 self.remote.error = str(exc)  # the last good entries stay listed
                 return
             self.remote.entries, self.remote.error, self.dropped = parsed.entries, None, parsed.dropped
 
-    async def _no_rollback(self, source: str, parsed: Parsed) -> None:
+    async def _restore(self, source: str) -> None:
+        """List the last index accepted from ``source`` (kept in the store), checked again with the
+        keys trusted now and against the versions listed before, until a fetch succeeds. A kept
+        index the keys refuse now as a whole is not listed."""
+        if self.engine is None:
+            return
+        state = await asyncio.to_thread(index_state.load, self.engine, source)
+        body = index_state.kept(state, self.settings.max_bytes)
+        if body is None:
+            return
+        try:
+            parsed = await asyncio.to_thread(parse, body, "remote", trusted(self.settings))
+            items = [(e.item["slug"], e.item["version"]) for e in parsed.entries if e.verified]
+            _, refused = index_state.judge(state, parsed.sequence, parsed.digest, items)
+        except ValueError:
+            return
+        for e in parsed.entries:
+            if e.verified and e.item["slug"] in refused:
+                e.reason = refused[e.item["slug"]]
+        self.remote.entries, self.dropped = parsed.entries, parsed.dropped
+
+    async def _no_rollback(self, source: str, parsed: Parsed, body: bytes) -> None:
         """Refuse an index whose sequence is not higher than the last one accepted from this source
         (index_state.Refused), and mark unverified an item older than a version of it a fetch
         verified before: a validly signed old copy of the index served again (a replay) must not
@@ -202,6 +229,7 @@ class Catalogue:
             if self.engine is not None:
                 before = await asyncio.to_thread(index_state.load, self.engine, source)
             after, refused = index_state.judge(before, parsed.sequence, parsed.digest, items)
+            after = replace(after, document=body.decode() if len(body) <= self.settings.max_bytes else None)
             if after == before:
                 break
             if self.engine is None:

@@ -6,7 +6,9 @@ and the digest of that index, and the newest version of each item a fetch verifi
 index is judged against the stored state (:func:`judge`): an index with a sequence must carry a
 higher one than the last accepted (the same index fetched again, same digest, is not a new one),
 one without a sequence is refused once the source carried one, and an item older than a version
-listed before is marked unverified. The new state is written with one conditional write on the
+listed before is marked unverified. The text of the last index accepted is kept beside (at most
+``marketplace.max_bytes``): after a restart its items are listed, checked again, until a fetch
+succeeds (:func:`kept`). The new state is written with one conditional write on the
 row's ``generation`` (:func:`save`); when another node wrote first, the caller reads and judges
 again.
 """
@@ -33,6 +35,7 @@ class State:
     digest: str | None = None
     versions: dict[str, str] = field(default_factory=dict)
     generation: int = 0  # 0: no row yet
+    document: str | None = None  # the text of the last index accepted (see :func:`kept`)
 
 
 class Refused(ValueError):
@@ -49,7 +52,8 @@ def load(engine: Engine, source: str) -> State:
     if row is None:
         return State()
     versions = orjson.loads(row.versions)
-    return State(row.sequence, row.digest, versions if isinstance(versions, dict) else {}, row.generation)
+    versions = versions if isinstance(versions, dict) else {}
+    return State(row.sequence, row.digest, versions, row.generation, row.document)
 
 
 def save(engine: Engine, source: str, before: State, after: State) -> bool:
@@ -59,6 +63,7 @@ def save(engine: Engine, source: str, before: State, after: State) -> bool:
         "digest": after.digest,
         "versions": orjson.dumps(after.versions).decode(),
         "generation": before.generation + 1,
+        "document": after.document,
         "updated_at": time.time(),
     }
     with engine.begin() as conn:
@@ -107,3 +112,12 @@ def judge(
             del versions[slug]
     # (without a sequence, none was stored: refused above otherwise)
     return State(sequence, digest if sequence is not None else None, versions, state.generation), refused
+
+
+def kept(state: State, max_bytes: int) -> bytes | None:
+    """The last index accepted from the source, unless none was kept or it is larger than
+    ``max_bytes`` (the limit lowered since)."""
+    if state.document is None:
+        return None
+    body = state.document.encode()
+    return body if len(body) <= max_bytes else None

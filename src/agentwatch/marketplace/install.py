@@ -47,15 +47,14 @@ async def still_there(request: Request, installs: dict[str, dict[str, Any]]) -> 
     return {slug: i for slug, i in settled.items() if set(i["resource_ids"]) <= there.get(i["kind"], set())}
 
 
-def check_permission(request: Request, kind: str) -> None:
+def check_permission(request: Request, kind: str, verb: str = "installing") -> None:
+    """403 unless the caller may install (or, ``verb`` "uninstalling", uninstall) a ``kind``."""
     needed = NEEDS.get(kind)
     if needed is None:
         return
     principal = getattr(request.state, "principal", None)
     if principal is None or not principal.can(needed):
-        raise ApiError(
-            f"kind: installing a {kind} needs permission {needed!r}, which the caller does not hold", status=403
-        )
+        raise ApiError(f"kind: {verb} a {kind} needs permission {needed!r}, which the caller does not hold", status=403)
 
 
 def refuse_plugin(item: dict[str, Any]) -> Conflict:

@@ -7,7 +7,9 @@
 - ``marketplace_index_state`` (0871_marketplace_index_state): one row per remote index source
   (the SHA-256 of its URL, which may hold a token): the newest ``sequence`` accepted from it and
   the digest of that index, and the newest version of each item it listed verified, so an older
-  index served again is refused after a restart and on every node of the store.
+  index served again is refused after a restart and on every node of the store; ``document``
+  (0873_marketplace_last_index) the text of that last index accepted, at most
+  ``marketplace.max_bytes``, listed after a restart until a fetch succeeds.
 """
 
 from __future__ import annotations
@@ -38,4 +40,5 @@ marketplace_index_state = Table(
     Column("versions", Text, nullable=False),
     Column("generation", Integer, nullable=False),
     Column("updated_at", Float, nullable=False),
+    Column("document", Text, nullable=True),
 )

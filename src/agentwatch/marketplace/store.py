@@ -1,4 +1,5 @@
-"""Installed marketplace items: read all, read one, and the three steps of an install.
+"""Installed marketplace items: read all, read one, the three steps of an install, and the
+end of an uninstall.
 
 An install is one per slug at a time, on any number of nodes: it first *claims* the slug (one
 conditional write: the insert of a new row, whose primary key is the slug, or the update of the
@@ -8,7 +9,9 @@ anything, so the loser never leaves a resource behind (:class:`Raced`). An insta
 after its claim *releases* it (the row as it was). While claimed, the row's ``resource_id`` is
 :data:`PENDING` followed by the claim's token; a claim older than :data:`CLAIM_TTL_S` (its
 node stopped mid-install) may be taken over. A detection whose manifest holds several rules
-records them all (``resource_ids``; ``resource_id`` is the first).
+records them all (``resource_ids``; ``resource_id`` is the first). An uninstall claims the slug
+the same way (its token marked :data:`UNINSTALL`), removes what the install made, then deletes the
+row (:func:`forget`), or releases the claim when the removal failed.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from agentwatch.events.model import iso
 from agentwatch.marketplace.schema import marketplace_installs as t
 
 PENDING = "pending:"
+UNINSTALL = "uninstall-"  # after PENDING in the token of an uninstall's claim
 CLAIM_TTL_S = 300.0
 
 
@@ -79,10 +83,25 @@ def get(engine: Engine, slug: str) -> dict[str, Any] | None:
     return None if row is None else _json(row)
 
 
-def claim(engine: Engine, slug: str, version: str, kind: str, who: str, before: dict[str, Any] | None) -> str:
-    """Claim ``slug`` for the install of ``version``; the claim's token. ``before`` is the row as
-    the installer read it (None: there was none). Raises Raced when the row is not that any more."""
-    token = PENDING + uuid.uuid4().hex
+def uninstalling(install: dict[str, Any]) -> bool:
+    """Whether the claim on this row is an uninstall's."""
+    return str(install["resource_id"]).startswith(PENDING + UNINSTALL)
+
+
+def claim(
+    engine: Engine,
+    slug: str,
+    version: str,
+    kind: str,
+    who: str,
+    before: dict[str, Any] | None,
+    *,
+    uninstall: bool = False,
+) -> str:
+    """Claim ``slug`` for the install of ``version`` (or, with ``uninstall``, for removing it); the
+    claim's token. ``before`` is the row as the installer read it (None: there was none). Raises
+    Raced when the row is not that any more."""
+    token = PENDING + (UNINSTALL if uninstall else "") + uuid.uuid4().hex
     now = time.time()
     values = {
         "version": version,
@@ -128,6 +147,15 @@ def settle(engine: Engine, slug: str, token: str, resource_ids: list[str]) -> No
                 updated_at=now,
             )
         )
+        if done.rowcount != 1:
+            raise Raced
+
+
+def forget(engine: Engine, slug: str, token: str) -> None:
+    """Delete the row of an uninstall holding the claim ``token`` (its resources are gone).
+    Raises Raced when the claim was taken over."""
+    with engine.begin() as conn:
+        done = conn.execute(delete(t).where(t.c.slug == slug, t.c.resource_id == token))
         if done.rowcount != 1:
             raise Raced
 
