@@ -46,7 +46,7 @@ from agentwatch.soc.investigations.settings import InvestigationSettings
 from agentwatch.soc.passkeys.settings import PasskeySettings
 from agentwatch.soc.playbooks.settings import PlaybookSettings
 from agentwatch.soc.push.settings import PushSettings
-from agentwatch.soc.sla.settings import SlaSettings
+from agentwatch.soc.sla.settings import SlaSettings, unknown_output
 from agentwatch.soc.sso.settings import SsoSettings
 from agentwatch.ueba.settings import UebaSettings
 
@@ -297,6 +297,13 @@ class Settings(BaseSettings):
     def _scale_out_needs_nats(self) -> Settings:
         if self.pipeline.role != "standalone" and self.nats_url is None:
             raise ValueError(f"nats_url: required when pipeline.role is {self.pipeline.role!r}")
+        return self
+
+    @model_validator(mode="after")
+    def _sla_notices_name_outputs(self) -> Settings:
+        why = unknown_output(self.detection.outputs, self.sla.notify_outputs)
+        if why is not None:
+            raise ValueError(why)
         return self
 
     @property

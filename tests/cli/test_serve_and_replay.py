@@ -62,6 +62,11 @@ def test_an_invalid_setting_is_named_not_a_traceback(tmp_path):
         (["scan", "127.0.0.99"], {"AGENTWATCH_PORT": "http"}, "invalid setting port:"),
         (["sensor", "--duration", "1"], {"AGENTWATCH_PORT": "http"}, "invalid setting port:"),
         (["users", "list"], {"AGENTWATCH_PORT": "http"}, "invalid setting port:"),
+        (
+            ["config"],
+            {"AGENTWATCH_SLA__NOTIFY_OUTPUTS": '["pagr"]'},
+            "sla.notify_outputs: 'pagr' names no output of detection.outputs (known: none)",
+        ),
     )
     for args, extra, message in cases:
         r = subprocess.run([str(BIN), *args], env={**env, **extra}, capture_output=True, text=True, timeout=120)

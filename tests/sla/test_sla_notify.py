@@ -195,9 +195,13 @@ async def test_a_pass_sends_a_bounded_batch(tmp_path: Path, database_url: str) -
 
 
 def test_a_misspelt_output_name_is_refused_at_start(tmp_path: Path, database_url: str) -> None:
-    settings = notify_settings(tmp_path, database_url, "http://127.0.0.1:9/hook", notify_outputs=["sco"])
-    with pytest.raises(ValueError, match=r"sla\.notify_outputs: 'sco' names no output of detection\.outputs"):
-        Agentwatch(settings)
+    refused = r"sla\.notify_outputs: 'sco' names no output of detection\.outputs \(known: 'soc'\)"
+    with pytest.raises(ValueError, match=refused):  # when the settings are read
+        notify_settings(tmp_path, database_url, "http://127.0.0.1:9/hook", notify_outputs=["sco"])
+    # and by the server, for settings changed in code without being validated again
+    good = notify_settings(tmp_path, database_url, "http://127.0.0.1:9/hook")
+    with pytest.raises(ValueError, match=refused):
+        Agentwatch(good.model_copy(update={"sla": good.sla.model_copy(update={"notify_outputs": ["sco"]})}))
 
 
 def test_notify_settings_bounds() -> None:

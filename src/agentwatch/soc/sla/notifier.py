@@ -24,6 +24,7 @@ from agentwatch.soc.oncall import store as oncall_store
 from agentwatch.soc.oncall.schedule import on_call, to_us
 from agentwatch.soc.oncall.spec import rotation
 from agentwatch.soc.sla import notice, outbox
+from agentwatch.soc.sla.settings import output_names, unknown_output
 
 log = structlog.get_logger("agentwatch.sla")
 
@@ -33,13 +34,13 @@ def outputs_named(settings: Any) -> tuple[list[Notifier], list[str]]:
     built (reported, like detection's). Raises ValueError naming the setting for a name that
     is no output of ``detection.outputs``."""
     specs = list(settings.detection.outputs)
-    names = [s.get("name") or s.get("kind") if isinstance(s, dict) else None for s in specs]
+    why = unknown_output(specs, settings.sla.notify_outputs)
+    if why is not None:
+        raise ValueError(why)
+    names = output_names(specs)
     chosen: list[Notifier] = []
     problems: list[str] = []
     for wanted in settings.sla.notify_outputs:
-        if wanted not in names:
-            known = ", ".join(repr(n) for n in names if isinstance(n, str)) or "none"
-            raise ValueError(f"sla.notify_outputs: {wanted!r} names no output of detection.outputs (known: {known})")
         i = names.index(wanted)
         try:
             chosen.append(build_output(dict(specs[i]), allow_private=settings.detection.outputs_allow_private))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, field_validator
 
@@ -44,3 +44,18 @@ class SlaSettings(BaseModel):
     def notifying(self) -> bool:
         """Whether a new breach is to be sent anywhere."""
         return bool(self.notify_outputs) or self.notify_oncall is not None
+
+
+def output_names(outputs: list[Any]) -> list[str | None]:
+    """The name of each of ``detection.outputs`` (its ``name``, else its ``kind``)."""
+    return [o.get("name") or o.get("kind") if isinstance(o, dict) else None for o in outputs]
+
+
+def unknown_output(outputs: list[Any], wanted: list[str]) -> str | None:
+    """Why ``sla.notify_outputs`` (``wanted``) cannot be used with ``detection.outputs``, or None."""
+    names = output_names(outputs)
+    for name in wanted:
+        if name not in names:
+            known = ", ".join(repr(n) for n in names if isinstance(n, str)) or "none"
+            return f"sla.notify_outputs: {name!r} names no output of detection.outputs (known: {known})"
+    return None
