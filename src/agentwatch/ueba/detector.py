@@ -17,14 +17,16 @@ entity missing from memory is looked for in the store, all of a batch's missing 
 query, but only when the store may hold more than memory (more were stored than loaded, one was
 evicted, or other nodes write there too): no query per event.
 
-Several nodes (NATS workers): each worker learns from the events it commits and persists its
-baselines to the shared store, the last writer of an entity winning. A worker reads an entity
-from the store only when it first meets it, so baselines learnt on two workers at once
-diverge until one is evicted and read back; route JetStream subjects so one entity's events
-reach one worker where that matters. API nodes learn nothing: their routes read the store,
-which lags memory by up to ``ueba.persist_interval_s``. A reset deletes the baseline from the
-answering node's memory and from the store; a worker still holding it finds it gone at its
-next write and forgets it (until then it may still learn from, and score against, it).
+Several nodes (NATS workers): each worker learns from the events it commits, and its persist
+merges what it learnt since its last write into the stored row (``ueba.sync``, ``ueba.merge``),
+in a transaction no concurrent writer's update is lost to; it then takes the merged baseline,
+so it also scores against the other workers' learning (as of its last write). Each changed
+baseline keeps ``base``, what it held when last read or written (a copy taken at its first
+change), and the merge adds the difference: no SQL and no merge per event. API nodes learn
+nothing: their routes read the store, which lags memory by up to ``ueba.persist_interval_s``.
+A reset deletes the baseline from the answering node's memory and from the store; a worker
+still holding it finds it gone (or begun again, another generation) at its next write and
+forgets it, what it learnt meanwhile included (until then it may still score against it).
 """
 
 from __future__ import annotations
@@ -41,10 +43,11 @@ from sqlalchemy import Engine
 
 from agentwatch.events.model import Event
 from agentwatch.pipeline.pipeline import Finding
-from agentwatch.ueba import store
+from agentwatch.ueba import store, sync
 from agentwatch.ueba.baseline import Baseline
 from agentwatch.ueba.features import sources, templates
 from agentwatch.ueba.finding import finding_of
+from agentwatch.ueba.merge import merged
 from agentwatch.ueba.scoring import Verdict, burst_of, check, score_of, weights
 from agentwatch.ueba.settings import UebaSettings
 
@@ -71,7 +74,7 @@ class UebaDetector:
         # the store, which does not hold this state yet
         self._writing: dict[str, Baseline] = {}
         self._lock = threading.RLock()
-        self._persisting = threading.Lock()  # one persist or reset at a time: none writes older rows over newer
+        self._persisting = threading.Lock()  # one persist or reset at a time
         self._store_may_hold_more = shared_store
         self.loaded = False
         self.evictions = 0
@@ -165,17 +168,19 @@ class UebaDetector:
     def _persist(self) -> int:
         with self._lock:
             changed = [self._mem[eid] for eid in self._dirty if eid in self._mem] + list(self._evicted.values())
-            rows = [store.row_of(b) for b in changed]
+            # what is written is each one as now; what it learns meanwhile is told from this copy
+            jobs = [sync.Job(b.copy(), b.base) for b in changed]
+            for b, job in zip(changed, jobs, strict=True):
+                b.base = job.now
             self._dirty.clear()
             self._evicted.clear()
             self._writing = {b.entity_id: b for b in changed}
         try:
-            if self.shared_store:
-                changed, rows = self._drop_reset(changed, rows)
-            store.save(self.engine, rows)
+            sync.write(self.engine, jobs, self.settings.top_k, self.settings.ema_alpha)
         except Exception:
             with self._lock:  # written next time; no reset ran meanwhile (it waits for this write)
-                for b in changed:
+                for b, job in zip(changed, jobs, strict=True):
+                    b.base = job.base
                     if b.entity_id in self._mem:
                         self._dirty.add(b.entity_id)
                     else:
@@ -184,27 +189,35 @@ class UebaDetector:
             raise
         with self._lock:
             self._writing = {}
-            for b in changed:
-                b.stored = True
+            for b, job in zip(changed, jobs, strict=True):
+                self._adopt(b, job)
         self.persisted_at = time.time()
-        return len(rows)
+        return sum(1 for j in jobs if j.result is not None)
 
-    def _drop_reset(self, changed: list[Baseline], rows: list[dict[str, Any]]) -> tuple[list[Baseline], list[Any]]:
-        """Shared store: a baseline this node read or wrote there, gone from it now, was reset on
-        another node; forget it here rather than write it back (its entity warms up again)."""
-        known = [b.entity_id for b in changed if b.stored]
-        gone = set(known) - store.present(self.engine, known) if known else set()
-        if not gone:
-            return changed, rows
-        with self._lock:
-            for b in changed:
-                if b.entity_id in gone and self._mem.get(b.entity_id) is b:
-                    del self._mem[b.entity_id]
-                    self._dirty.discard(b.entity_id)
-                if b.entity_id in gone and self._evicted.get(b.entity_id) is b:
-                    del self._evicted[b.entity_id]
-        kept = [i for i, b in enumerate(changed) if b.entity_id not in gone]
-        return [changed[i] for i in kept], [rows[i] for i in kept]
+    def _adopt(self, b: Baseline, job: sync.Job) -> None:
+        """After the write: take what the store holds now (the other nodes' learning too), plus
+        what ``b`` learnt during the write; or forget ``b``, reset elsewhere meanwhile."""
+        eid, written = b.entity_id, job.result
+        if written is None:
+            if self._mem.get(eid) is b:
+                del self._mem[eid]
+                self._dirty.discard(eid)
+            if self._evicted.get(eid) is b:
+                del self._evicted[eid]
+            return
+        changed = eid in self._dirty or self._evicted.get(eid) is b
+        if job.as_is:
+            b.generation, b.version = written.generation, written.version
+            job.now.generation, job.now.version = written.generation, written.version
+            base = job.now
+        else:
+            if changed:
+                b.assign(merged(written, b, job.now, self.settings.top_k, self.settings.ema_alpha))
+            else:
+                b.assign(written)
+            base = written
+        b.base = base if changed else None
+        b.stored = True
 
     def get(self, entity_id: str) -> Baseline | None:
         """The entity's baseline: from memory, else as last stored. A copy, safe to read."""
@@ -282,6 +295,8 @@ class UebaDetector:
                         self._put(b)
                     else:
                         mem.move_to_end(eid)
+                        if b.base is None and b.stored:  # its first change since read or written
+                            b.base = b.copy()
                     dirty.add(eid)
                     if not (b.active or b.warmed(need, span)):
                         b.learn(ts, hour, srcs, tpls, cap)

@@ -1,9 +1,9 @@
 """The UEBA tables (Alembic branch ``ueba``, revision 0740_ueba).
 
-``ueba_baselines`` holds each entity's baseline as last persisted (its counts in ``state``,
-JSON); ``ueba_anomalies`` every anomaly raised, with the alert it opened or joined. ``kinds``
-is the reasons' kinds between blanks (`` burst rare_hour ``), so a filter by reason is one
-``LIKE``.
+``ueba_baselines`` holds each entity's baseline, every node's persist merged into it (its
+counts in ``state``, JSON, with the row's ``generation`` and ``version``: see ``ueba.sync``);
+``ueba_anomalies`` every anomaly raised, with the alert it opened or joined. ``kinds`` is the
+reasons' kinds between blanks (`` burst rare_hour ``), so a filter by reason is one ``LIKE``.
 """
 
 from __future__ import annotations

@@ -1,16 +1,17 @@
-"""Baselines in the store: written in batches by the detector's persist, read back at start,
+"""Baselines in the store: merged in batches by the detector's persist (``ueba.sync``), read back at start,
 for an entity the memory no longer holds, and by the routes of an API node (whose memory
 learns nothing: the workers commit the events)."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import Engine, and_, delete, func, not_, or_, select
+from sqlalchemy import Connection, Engine, and_, delete, func, insert, not_, or_, select
 
 from agentwatch.store.upsert import upsert
 from agentwatch.ueba.baseline import Baseline
@@ -39,15 +40,34 @@ def baseline_of(row: Any, cap: int) -> Baseline:
     return b
 
 
-def save(engine: Engine, rows: Sequence[dict[str, Any]]) -> None:
-    """Insert or replace these baselines, in one transaction, in id order (concurrent writers
-    take their row locks in one order)."""
-    if not rows:
-        return
-    ordered = sorted(rows, key=lambda r: r["entity_id"])
-    keep = ("type", "value", "event_count", "first_seen", "last_seen", "state", "updated_at")
-    with engine.begin() as conn:
-        upsert(conn, t, ordered, ["entity_id"], {c: (lambda _t, ex, c=c: ex[c]) for c in keep})
+@contextmanager
+def locked(engine: Engine, ids: Iterable[str], cap: int) -> Iterator[tuple[Connection, dict[str, Baseline]]]:
+    """A transaction holding the stored baselines of these entities (those stored) so that no
+    other writer changes or deletes them before it ends: SQLite's write lock (``BEGIN
+    IMMEDIATE``), PostgreSQL's row locks (``FOR UPDATE``, taken in id order so concurrent
+    writers cannot deadlock). Committed when the block ends without an error."""
+    wanted = sorted(set(ids))
+    with engine.connect() as conn, conn.begin():
+        if conn.dialect.name == "sqlite":
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        found: dict[str, Baseline] = {}
+        for i in range(0, len(wanted), CHUNK):
+            stmt = select(t).where(t.c.entity_id.in_(wanted[i : i + CHUNK])).order_by(t.c.entity_id)
+            if conn.dialect.name == "postgresql":
+                stmt = stmt.with_for_update()
+            found.update((r.entity_id, baseline_of(r, cap)) for r in conn.execute(stmt))
+        yield conn, found
+
+
+def put(conn: Connection, updated: Sequence[Baseline], inserted: Sequence[Baseline]) -> None:
+    """Write baselines in ``locked``'s transaction: ``updated`` over their rows, ``inserted`` as new
+    rows (an IntegrityError when another writer inserted one meanwhile: try again)."""
+    if inserted:
+        conn.execute(insert(t), [row_of(b) for b in sorted(inserted, key=lambda b: b.entity_id)])
+    if updated:
+        rows = [row_of(b) for b in sorted(updated, key=lambda b: b.entity_id)]
+        keep = ("type", "value", "event_count", "first_seen", "last_seen", "state", "updated_at")
+        upsert(conn, t, rows, ["entity_id"], {c: (lambda _t, ex, c=c: ex[c]) for c in keep})
 
 
 def load(engine: Engine, limit: int, cap: int) -> tuple[list[Baseline], int]:
@@ -66,16 +86,6 @@ def fetch(engine: Engine, ids: Iterable[str], cap: int) -> list[Baseline]:
         for i in range(0, len(wanted), CHUNK):
             rows = conn.execute(select(t).where(t.c.entity_id.in_(wanted[i : i + CHUNK]))).all()
             out.extend(baseline_of(r, cap) for r in rows)
-    return out
-
-
-def present(engine: Engine, ids: Iterable[str]) -> set[str]:
-    """Which of these entities have a stored baseline."""
-    wanted = sorted(ids)
-    out: set[str] = set()
-    with engine.connect() as conn:
-        for i in range(0, len(wanted), CHUNK):
-            out.update(conn.execute(select(t.c.entity_id).where(t.c.entity_id.in_(wanted[i : i + CHUNK]))).scalars())
     return out
 
 
