@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import structlog
@@ -25,6 +26,8 @@ from agentwatch.store.migrate import migrate
 
 log = structlog.get_logger("agentwatch")
 
+THREADS_STOP_S = 30.0  # how long a stopping server waits for work it handed to threads
+
 
 class Agentwatch:
     """One running agentwatch: everything a route, a command or a test needs."""
@@ -34,6 +37,13 @@ class Agentwatch:
         self.version = __version__
         self.registry = registry or load_registry()
         self.engine: Engine = make_engine(settings.resolved_database_url())
+        try:
+            self._build(settings)
+        except BaseException:  # nothing will stop what was not built: close the store's connections now
+            self.engine.dispose()
+            raise
+
+    def _build(self, settings: Settings) -> None:
         migrate(self.engine)
         self.checkpointer = checkpointer_for(self.engine)  # SQLite only
         self.metrics = Metrics()
@@ -41,6 +51,7 @@ class Agentwatch:
         self.filters = RuntimeFilters(self.engine)
         self.started_at = time.time()
         self.components: dict[str, Any] = {}
+        self.threads: ThreadPoolExecutor | None = None
         stages = [factory(self) for factory in self.registry.stages.values()]
         detectors = [factory(self) for factory in self.registry.detectors.values()]
         self.pipeline = Pipeline(
@@ -60,6 +71,10 @@ class Agentwatch:
         return self.registry.event_types.get(event_type)
 
     async def start(self) -> None:
+        # The loop's threads are this server's own, so that stop can wait for them (see
+        # _finish_threads); the same size as asyncio's default pool.
+        self.threads = ThreadPoolExecutor(thread_name_prefix="agentwatch")
+        asyncio.get_running_loop().set_default_executor(self.threads)
         if self.checkpointer is not None:
             self.checkpointer.start()
         await self.pipeline.start()
@@ -80,8 +95,24 @@ class Agentwatch:
                 except Exception:
                     log.exception("component.stop_failed", component=name)
         await self.pipeline.stop()
+        await self._finish_threads()
         self.engine.dispose()
         if self.checkpointer is not None:
             await asyncio.to_thread(self.checkpointer.stop)
         log.info("server.stopped", committed=self.pipeline.committed_total, pending=self.pipeline.pending)
         release_heap()
+
+    async def _finish_threads(self) -> None:
+        """Wait for the work handed to threads (``asyncio.to_thread``) that no task waits for any
+        more: a component stops by cancelling its task, and the thread goes on. Disposing of the
+        engine under it would leave the connection it holds, given back later to a pool nobody
+        closes, open until the garbage collector finds it (a PostgreSQL session each time)."""
+        threads, self.threads = self.threads, None
+        if threads is None:
+            return
+        loop = asyncio.get_running_loop()
+        loop.set_default_executor(ThreadPoolExecutor(thread_name_prefix="agentwatch-stopping"))
+        try:
+            await asyncio.wait_for(asyncio.to_thread(threads.shutdown, wait=True), THREADS_STOP_S)
+        except TimeoutError:
+            log.warning("server.threads_still_running", waited_s=THREADS_STOP_S)

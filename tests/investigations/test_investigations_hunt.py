@@ -169,6 +169,7 @@ def test_a_server_stopping_fails_its_queued_and_running_investigations(
                 {"a": running, "b": queued},
             )
         }
+    engine.dispose()  # the stopped server's engine opened a pool again for this read: close it
     for iid in (running, queued):
         assert rows[iid].status == "failed" and rows[iid].active_case is None, rows[iid]
         assert rows[iid].error.startswith("stopped: the server stopped")
