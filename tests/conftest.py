@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +14,13 @@ from agentwatch.store.engine import make_engine
 from agentwatch.store.migrate import migrate
 from tests.support.server import RunningServer, open_settings, run_server
 from tests.support.services import database_for
+
+# Password hashes at the least cost argon2id settings allow, for every server the tests start
+# (here and in child processes): thousands of users are made and logged in, and at the default
+# cost (64 MiB, 3 passes) each took about 0.15 s of CPU. The code path is the same; a test that
+# means the default cost gives its own ``auth.password_hash``.
+for _name, _value in (("TIME_COST", "1"), ("MEMORY_KIB", "8192"), ("PARALLELISM", "1")):
+    os.environ.setdefault(f"AGENTWATCH_AUTH__PASSWORD_HASH__{_name}", _value)
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 OISP_EXAMPLES = SHARED / "data" / "oisp-spec" / "examples"

@@ -39,7 +39,12 @@ from agentwatch.marketplace.settings import MarketplaceSettings
 from agentwatch.masking import mask
 from agentwatch.sessions.settings import AopSettings
 from agentwatch.soc.approvals.settings import ApprovalSettings
-from agentwatch.soc.auth.settings import AuditSettings, LoginThrottleSettings, RateLimitSettings
+from agentwatch.soc.auth.settings import (
+    AuditSettings,
+    LoginThrottleSettings,
+    PasswordHashSettings,
+    RateLimitSettings,
+)
 from agentwatch.soc.copilot.settings import CopilotSettings
 from agentwatch.soc.honeytokens.settings import HoneytokenSettings
 from agentwatch.soc.investigations.settings import InvestigationSettings
@@ -132,6 +137,7 @@ class AuthSettings(BaseModel):
     rate_limit: RateLimitSettings = Field(default_factory=RateLimitSettings)
     login: LoginThrottleSettings = Field(default_factory=LoginThrottleSettings)
     audit: AuditSettings = Field(default_factory=AuditSettings)
+    password_hash: PasswordHashSettings = Field(default_factory=PasswordHashSettings)
 
 
 class LlmSettings(BaseModel):

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from agentwatch.soc.auth.apikeys import ApiKeyStore
 from agentwatch.soc.auth.cli import install
-from agentwatch.soc.auth.passwords import verify_password
+from agentwatch.soc.auth.passwords import Passwords
 from agentwatch.soc.auth.users import UserStore
 from agentwatch.store.engine import make_engine
 
@@ -70,8 +70,8 @@ def test_users_and_keys_commands(tmp_path: Path, sqlite_url: str):
     engine = make_engine(sqlite_url)
     try:
         stored = UserStore(engine).by_email("root@example.com")
-        assert stored is not None and verify_password(stored.password_hash, password)
-        assert verify_password(UserStore(engine).by_email("vi@example.com").password_hash, "a long enough pw")
+        assert stored is not None and Passwords().verify(stored.password_hash, password)
+        assert Passwords().verify(UserStore(engine).by_email("vi@example.com").password_hash, "a long enough pw")
         found = ApiKeyStore(engine).lookup(plaintext)
         assert found is not None and found.scopes == ("events:write",) and found.owner_id == stored.id
         assert found.expires_at is not None
@@ -82,7 +82,7 @@ def test_users_and_keys_commands(tmp_path: Path, sqlite_url: str):
     new_password = reset.stderr.split("password (shown once):", 1)[1].split()[0]
     engine = make_engine(sqlite_url)
     try:
-        assert verify_password(UserStore(engine).by_email("vi@example.com").password_hash, new_password)
+        assert Passwords().verify(UserStore(engine).by_email("vi@example.com").password_hash, new_password)
     finally:
         engine.dispose()
     assert cli(tmp_path, sqlite_url, "users", "set-password", "nobody@example.com").returncode == 2

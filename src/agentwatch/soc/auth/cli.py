@@ -32,6 +32,7 @@ class Stores:
         from agentwatch.cli_settings import database_or_exit, schema_or_exit, settings_or_exit
         from agentwatch.soc.audit import AuditLog
         from agentwatch.soc.auth.apikeys import ApiKeyStore
+        from agentwatch.soc.auth.passwords import Passwords
         from agentwatch.soc.auth.roles import RoleStore
         from agentwatch.soc.auth.users import UserStore
         from agentwatch.store.engine import make_engine
@@ -42,7 +43,7 @@ class Stores:
         self.engine = make_engine(self.settings.resolved_database_url())
         with schema_or_exit():
             migrate(self.engine)
-        self.users = UserStore(self.engine)
+        self.users = UserStore(self.engine, Passwords(self.settings.auth.password_hash))
         self.roles = RoleStore(self.engine)
         self.keys = ApiKeyStore(self.engine)
         self.audit = AuditLog(self.engine)

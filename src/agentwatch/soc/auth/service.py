@@ -24,7 +24,7 @@ from agentwatch.soc.audit import AuditEntry, AuditLog
 from agentwatch.soc.auth import credentials
 from agentwatch.soc.auth.apikeys import ApiKey, ApiKeyStore
 from agentwatch.soc.auth.limits import Counter, Decision, MemoryCounter, RedisCounter
-from agentwatch.soc.auth.passwords import generate_password, hash_password, needs_rehash, verify_password
+from agentwatch.soc.auth.passwords import Passwords, generate_password
 from agentwatch.soc.auth.roles import RoleStore
 from agentwatch.soc.auth.tokens import CredentialError, Issued, RefreshReuse, TokenService, digest, load_secret
 from agentwatch.soc.auth.users import User, UserStore
@@ -72,7 +72,8 @@ class AuthService:
         self.aw = aw
         self.settings = aw.settings
         cfg = aw.settings.auth
-        self.users = UserStore(aw.engine)
+        self.passwords = Passwords(cfg.password_hash)
+        self.users = UserStore(aw.engine, self.passwords)
         self.roles = RoleStore(aw.engine)
         self.keys = ApiKeyStore(aw.engine)
         secret = cfg.jwt_secret.get_secret_value() if cfg.jwt_secret else None
@@ -341,7 +342,7 @@ class AuthService:
                 headers={"Retry-After": str(refused.retry_after())},
             )
         try:
-            ok = await asyncio.to_thread(verify_password, user.password_hash, password)
+            ok = await asyncio.to_thread(self.passwords.verify, user.password_hash, password)
         except Exception:
             await self.give_back(taken, cfg.window_s)
             raise
@@ -352,10 +353,11 @@ class AuthService:
     def _check_password(self, email: str, password: str) -> tuple[User | None, User | None]:
         """(the account ``email`` names, if any; that account if the password opens it)."""
         user = self.users.by_email(email)
-        ok = verify_password(user.password_hash if user else None, password)
+        ok = self.passwords.verify(user.password_hash if user else None, password)
         if not ok or user is None or user.disabled:
             return user, None
-        self.users.logged_in(user.id, hash_password(password) if needs_rehash(user.password_hash) else None)
+        pw = self.passwords
+        self.users.logged_in(user.id, pw.hash(password) if pw.needs_rehash(user.password_hash) else None)
         return user, user
 
     async def refresh(self, refresh_token: str, conn: HTTPConnection) -> tuple[Issued, User]:

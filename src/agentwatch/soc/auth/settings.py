@@ -29,3 +29,11 @@ class LoginThrottleSettings(BaseModel):
 
 class AuditSettings(BaseModel):
     requests: bool = Field(True, description="append every POST/PUT/PATCH/DELETE request to the audit log")
+
+
+class PasswordHashSettings(BaseModel):
+    """The argon2id cost of new password hashes (``[auth.password_hash]``)."""
+
+    time_cost: int = Field(3, ge=1, le=10, description="argon2id passes over the memory")
+    memory_kib: int = Field(65_536, ge=8_192, le=1_048_576, description="argon2id memory per hash, in KiB")
+    parallelism: int = Field(4, ge=1, le=16, description="argon2id lanes")

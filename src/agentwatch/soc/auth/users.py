@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 
 from agentwatch.api.errors import Conflict, InvalidRequest
 from agentwatch.events.model import CONTROL_RE
-from agentwatch.soc.auth.passwords import hash_password, password_problem
+from agentwatch.soc.auth.passwords import Passwords, password_problem
 from agentwatch.soc.auth_schema import api_keys, sessions, users
 from agentwatch.store.schema import metadata
 
@@ -64,8 +64,9 @@ class User:
 
 
 class UserStore:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, passwords: Passwords | None = None) -> None:
         self.engine = engine
+        self.passwords = passwords or Passwords()
 
     def count(self) -> int:
         with self.engine.connect() as conn:
@@ -99,7 +100,7 @@ class UserStore:
         row = {
             "id": str(uuid.uuid4()),
             "email": email,
-            "password_hash": hash_password(password),
+            "password_hash": self.passwords.hash(password),
             "role": role,
             "disabled": False,
             "created_at": now,
@@ -128,7 +129,7 @@ class UserStore:
             conn.execute(
                 update(users)
                 .where(users.c.id == user_id)
-                .values(password_hash=hash_password(password), updated_at=time.time())
+                .values(password_hash=self.passwords.hash(password), updated_at=time.time())
             )
 
     def update(self, user_id: str, *, role: str | None = None, disabled: bool | None = None) -> User | None:
