@@ -302,8 +302,10 @@ def test_expired_indicators_are_deleted_by_maintenance(tmp_path: Path, database_
 
     cfg = Settings(data_dir=tmp_path, database_url=database_url, auth={"enabled": False})
     cfg = cfg.model_copy(update={"maintenance": MaintenanceSettings(interval_s=0.5)})
-    soon = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 2))
     with run_server(cfg) as s, s.client() as c:
+        # the expiry counted from now, not from before the server started (a slow start used up
+        # the whole margin), and whole seconds later than now by at least 3
+        soon = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 4))
         add(c, {"value": "stays.example"}, {"value": "goes.example", "expires_at": soon})
         assert c.get(IOCS).json()["total"] == 2
         wait_for(lambda: c.get(IOCS).json()["total"] == 1, timeout=15)
