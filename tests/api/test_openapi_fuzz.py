@@ -71,7 +71,13 @@ def api_schema(fuzzed: tuple[RunningServer, dict]) -> Any:
     return schemathesis.openapi.from_url(srv.url + "/openapi.json")
 
 
+# One test item holds every operation's examples (some 200 operations): past the suite's 120 s
+# per test on a loaded machine, so it gets its own bound.
+FUZZ_TIMEOUT_S = 600
+
+
 @schema.parametrize()
+@pytest.mark.timeout(FUZZ_TIMEOUT_S)
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), derandomize=SAME_EACH_RUN)
 def test_no_operation_answers_with_a_server_error(case: Any, fuzzed: tuple[RunningServer, dict]) -> None:
     srv, headers = fuzzed
@@ -86,6 +92,7 @@ def test_no_operation_answers_with_a_server_error(case: Any, fuzzed: tuple[Runni
 
 
 @credential_schema.parametrize()
+@pytest.mark.timeout(FUZZ_TIMEOUT_S)
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), derandomize=SAME_EACH_RUN)
 def test_credential_operations_answer_without_a_server_error(case: Any, fuzzed: tuple[RunningServer, dict]) -> None:
     srv, _ = fuzzed
