@@ -12,14 +12,19 @@ import time
 import httpx
 
 
-def wait_warm(url: str, timeout_s: float = 180.0) -> float:
-    """Seconds waited until the detection engine reports its ATR set ready."""
+def wait_warm(url: str, timeout_s: float = 180.0, processes: int = 1) -> float:
+    """Seconds waited until the detection engine reports its ATR set ready (in each of the
+    server's ``processes``: every request is a new connection, which any of them may take)."""
     started = time.monotonic()
+    ready: set[int] = set()
     while time.monotonic() - started < timeout_s:
         try:
-            doc = httpx.get(url + "/api/v1/health", timeout=5).json()
-            if doc.get("components", {}).get("detection", {}).get("atr") in ("ready", "off"):
-                return time.monotonic() - started
+            components = httpx.get(url + "/api/v1/health", timeout=5).json().get("components", {})
+            if components.get("detection", {}).get("atr") in ("ready", "off"):
+                ready.add(components.get("siblings", {}).get("pid", 0))
+                if len(ready) >= processes:
+                    return time.monotonic() - started
+                continue
         except (httpx.TransportError, ValueError):
             pass
         time.sleep(0.25)

@@ -4,13 +4,14 @@ Runs `agentwatch serve` as its own process (SQLite in a temporary data dir, then
 a fresh PostgreSQL database), drives it with pre-encoded requests over
 keep-alive connections, and checks the committed row count afterwards.
 
-    .venv/bin/python bench/ingest/run.py [--events 200000] [--single 20000]
+    .venv/bin/python bench/ingest/run.py [--events 200000] [--single 20000] [--processes 1,2]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import os
 import socket
 import subprocess
@@ -55,11 +56,14 @@ def event(i: int, run: str) -> dict:
     }
 
 
-def start_server(db_url: str, data_dir: str) -> tuple[subprocess.Popen, str]:
+def start_server(db_url: str, data_dir: str, processes: int = 1) -> tuple[subprocess.Popen, str]:
     port = free_port()
     env = {**os.environ, "AGENTWATCH_DATA_DIR": data_dir, "AGENTWATCH_LOG_LEVEL": "WARNING"}
+    command = [str(BIN), "serve", "--no-auth", "--port", str(port), "--database-url", db_url]
+    if processes > 1:  # (bench/ab.py starts older code too, which has no such option)
+        command += ["--processes", str(processes)]
     proc = subprocess.Popen(
-        [str(BIN), "serve", "--no-auth", "--port", str(port), "--database-url", db_url],
+        command,
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -68,7 +72,7 @@ def start_server(db_url: str, data_dir: str) -> tuple[subprocess.Popen, str]:
     for _ in range(300):
         try:
             if httpx.get(url + "/api/health", timeout=1).status_code == 200:
-                wait_warm(url)
+                wait_warm(url, processes=processes)
                 return proc, url
         except httpx.TransportError:
             time.sleep(0.1)
@@ -111,15 +115,26 @@ def main() -> None:
     ap.add_argument("--events", type=int, default=200_000, help="events for the batch run")
     ap.add_argument("--single", type=int, default=20_000, help="requests for the single-event run")
     ap.add_argument("--skip-postgres", action="store_true")
+    ap.add_argument("--processes", default="1", help="server process counts to measure, comma-separated (e.g. 1,2)")
     args = ap.parse_args()
+    counts = [int(n) for n in args.processes.split(",")]
     console = Console()
     table = Table(title=f"bench/ingest: HTTP -> committed rows ({os.cpu_count()} CPUs, {calibrate.label()})")
-    for col in ("store", "mode", "events/s", "goal", "ratio to goal", "p99 ms/request", "events committed"):
+    for col in (
+        "store",
+        "processes",
+        "mode",
+        "events/s",
+        "goal",
+        "ratio to goal",
+        "p99 ms/request",
+        "events committed",
+    ):
         table.add_column(col)
     stores = [("sqlite", None)]
     if not args.skip_postgres:
         stores.append(("postgresql", f"aw_bench_{uuid.uuid4().hex[:8]}"))
-    for name, dbname in stores:
+    for (name, dbname), processes in itertools.product(stores, counts):
         with tempfile.TemporaryDirectory() as tmp:
             if dbname:
                 with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
@@ -127,15 +142,22 @@ def main() -> None:
                 db_url = f"postgresql://postgres@127.0.0.1:5432/{dbname}"
             else:
                 db_url = f"sqlite:///{tmp}/bench.db"
-            proc, url = start_server(db_url, tmp)
+            proc, url = start_server(db_url, tmp, processes)
             try:
                 for mode, n in (("batch", args.events), ("single", args.single)):
                     rate, p99, committed = measure(url, mode, n)
                     goal = GOALS[mode]
                     table.add_row(
-                        name, mode, f"{rate:,.0f}", f"{goal:,}", f"{rate / goal:.2f}x", f"{p99:.1f}", f"{committed:,}"
+                        name,
+                        str(processes),
+                        mode,
+                        f"{rate:,.0f}",
+                        f"{goal:,}",
+                        f"{rate / goal:.2f}x",
+                        f"{p99:.1f}",
+                        f"{committed:,}",
                     )
-                    console.print(f"{name} {mode}: {rate:,.0f} events/s")
+                    console.print(f"{name} x{processes} {mode}: {rate:,.0f} events/s")
             finally:
                 proc.terminate()
                 proc.wait(60)

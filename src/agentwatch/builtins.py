@@ -40,6 +40,7 @@ CAPABILITIES = (
     "agentwatch.federated.plugin",
     "agentwatch.marketplace.plugin",
     "agentwatch.web.plugin",
+    "agentwatch.processes.plugin",
 )
 
 

@@ -13,7 +13,7 @@ from rich.console import Console
 
 from agentwatch import __version__
 from agentwatch import replay as replay_io
-from agentwatch.cli_settings import database_or_exit, schema_or_exit, settings_or_exit
+from agentwatch.cli_settings import ServeInputs, database_or_exit, migrate_once, schema_or_exit, settings_or_exit
 from agentwatch.config import Settings
 
 # Plain click errors: "Error: Invalid value for '--port': ..." on one line (rich draws a box and wraps the
@@ -56,6 +56,9 @@ def serve(
         str | None, typer.Option(help="standalone | api | worker (scale-out over NATS JetStream, needs nats_url)")
     ] = None,
     nats_url: Annotated[str | None, typer.Option(help="nats://host:4222 for --role api|worker")] = None,
+    processes: Annotated[
+        int | None, typer.Option(help="server processes sharing the socket and the store (default 1)")
+    ] = None,
 ) -> None:
     """Run the server (API, pipeline, live streams)."""
     import uvicorn
@@ -67,24 +70,30 @@ def serve(
 
     if role is not None and role not in ("standalone", "api", "worker"):
         raise typer.BadParameter("must be standalone, api or worker", param_hint="--role")
-    overrides: dict[str, object] = {
-        "host": host,
-        "port": port,
-        "data_dir": data_dir,
-        "database_url": database_url,
-        "nats_url": nats_url,
-        # validated with the rest (a role other than standalone needs nats_url)
-        "pipeline": {"role": role} if role is not None else None,
-    }
-    settings = _settings(config, **overrides)
-    if no_auth:
-        if not settings.is_loopback:
-            console.print("--no-auth refuses to start on a non-loopback address", style="red")
-            raise typer.Exit(2)
-        settings.auth.enabled = False
+    inputs = ServeInputs(
+        config=config,
+        no_auth=no_auth,
+        overrides={
+            "host": host,
+            "port": port,
+            "data_dir": data_dir,
+            "database_url": database_url,
+            "nats_url": nats_url,
+            "processes": processes,
+            # validated with the rest (a role other than standalone needs nats_url)
+            "pipeline": {"role": role} if role is not None else None,
+        },
+    )
+    settings = inputs.settings()
     _data_dir_or_exit(settings.data_dir)
     database_or_exit(settings)
     configure(settings.log_level, settings.log_format)
+    if settings.processes > 1:
+        from agentwatch.processes.supervisor import serve_processes
+
+        with schema_or_exit():
+            migrate_once(settings)  # here, so that the processes do not all try at once
+        raise typer.Exit(serve_processes(settings, inputs))
     with schema_or_exit():
         aw = Agentwatch(settings)
     api = create_app(aw)

@@ -8,8 +8,10 @@ import tempfile
 import tomllib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
+import orjson
 import typer
 from pydantic import ValidationError
 from pydantic_settings import SettingsError
@@ -167,3 +169,43 @@ def write_whole_or_exit(output: Path, data: bytes) -> None:
             console.print(f"--output: cannot write {output} ({exc.strerror or exc})", style="red")
             raise typer.Exit(1) from None
         raise
+
+
+@dataclass
+class ServeInputs:
+    """What ``agentwatch serve`` was given: the settings file, the options that override it, and
+    ``--no-auth``. Each process of a server with ``processes`` above 1 builds its settings from
+    the same inputs (and the same environment), so all of them run with the same settings."""
+
+    config: Path | None
+    no_auth: bool
+    overrides: dict[str, object]
+
+    def settings(self) -> Settings:
+        settings = settings_or_exit(self.config, **self.overrides)
+        if self.no_auth:
+            if not settings.is_loopback:
+                console.print("--no-auth refuses to start on a non-loopback address", style="red")
+                raise typer.Exit(2)
+            settings.auth.enabled = False
+        return settings
+
+    def to_json(self) -> bytes:
+        return orjson.dumps({"config": self.config, "no_auth": self.no_auth, "overrides": self.overrides}, default=str)
+
+    @classmethod
+    def from_json(cls, data: bytes) -> ServeInputs:
+        doc = orjson.loads(data)
+        return cls(Path(doc["config"]) if doc["config"] else None, bool(doc["no_auth"]), doc["overrides"])
+
+
+def migrate_once(settings: Settings) -> None:
+    """Bring the schema up to date and close the connection."""
+    from agentwatch.store.engine import make_engine
+    from agentwatch.store.migrate import migrate
+
+    engine = make_engine(settings.resolved_database_url())
+    try:
+        migrate(engine)
+    finally:
+        engine.dispose()

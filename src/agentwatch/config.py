@@ -243,6 +243,9 @@ class Settings(BaseSettings):
 
     host: str = Field("127.0.0.1", description="address the server binds to")
     port: int = Field(7777, ge=0, le=65535)
+    processes: int = Field(
+        1, ge=1, le=64, description="server processes sharing the listening socket and the store (see Processes)"
+    )
     data_dir: Path = Field(Path("~/.agentwatch").expanduser(), description="where the SQLite store and keys live")
     database_url: SecretStr | None = Field(
         None, description="sqlite:///path or postgresql://user@host/db; default: SQLite in data_dir"
@@ -306,6 +309,25 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _processes_share_a_store(self) -> Settings:
+        if self.processes > 1 and self.database_url is not None:
+            from sqlalchemy.engine import make_url
+            from sqlalchemy.exc import ArgumentError
+
+            try:
+                url = make_url(self.database_url.get_secret_value())
+            except ArgumentError:
+                return self  # refused, naming database_url, when the store is opened
+            if url.get_backend_name() == "sqlite" and (
+                url.database in (None, "", ":memory:") or url.query.get("mode") == "memory"
+            ):
+                raise ValueError(
+                    "processes: above 1 needs a store the processes share; an in-memory SQLite database is"
+                    " each process's own (set database_url to a file or to PostgreSQL)"
+                )
+        return self
+
+    @model_validator(mode="after")
     def _sla_notices_name_outputs(self) -> Settings:
         why = unknown_output(self.detection.outputs, self.sla.notify_outputs)
         if why is not None:
@@ -346,6 +368,8 @@ OTHER_VARIABLES = frozenset(
         "AGENTWATCH_CONFIG",  # the settings file (load_settings)
         "AGENTWATCH_API_KEY",  # the credential of replay, sessions and sensor
         "AGENTWATCH_SDK_SPILL",  # where the SDK keeps events it could not send (sdk.options)
+        "AGENTWATCH_SERVE_INPUTS",  # set by a server with processes above 1 for its processes
+        "AGENTWATCH_RELAY_SOCKET",
         "AGENTWATCH_TEST_PG",  # the services the test suite uses (tests/support/services.py)
         "AGENTWATCH_TEST_REDIS",
         "AGENTWATCH_TEST_NATS",

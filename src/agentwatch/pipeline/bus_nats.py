@@ -17,7 +17,6 @@ whichever node committed them.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 from typing import Any
 
@@ -28,6 +27,7 @@ from nats.js.api import ConsumerConfig, StreamConfig
 from nats.js.errors import NotFoundError
 
 from agentwatch.events.model import Event
+from agentwatch.events.transfer import as_dict, from_dict, pack, unpack
 from agentwatch.masking import mask_url
 from agentwatch.pipeline.pipeline import NotSettled, Outcome
 
@@ -36,33 +36,6 @@ log = structlog.get_logger("agentwatch.bus")
 FETCH_TIMEOUT_S = 1.0
 FIRST_CONNECT_S = 10.0
 SETTLE_POLL_S = 0.05
-
-
-def pack(e: Event) -> bytes:
-    return orjson.dumps(
-        {
-            "body": e.body,
-            "event_id": e.event_id,
-            "event_type": e.event_type,
-            "ts": e.ts,
-            "received_at": e.received_at,
-            "source_format": e.source_format,
-            "session_id": e.session_id,
-            "parent_session_id": e.parent_session_id,
-            "sequence": e.sequence,
-            "agent": e.agent,
-            "severity": e.severity,
-            "entities": e.entities,
-            "trace_id": e.trace_id,
-            "raw": base64.b64encode(e.raw).decode() if e.raw is not None else None,
-        }
-    )
-
-
-def unpack(data: bytes) -> Event:
-    d = orjson.loads(data)
-    raw = d.pop("raw")
-    return Event(**d, raw=base64.b64decode(raw) if raw is not None else None)
 
 
 class NatsBus:
@@ -171,7 +144,7 @@ class NatsBus:
     async def _on_live(self, msg: Any) -> None:
         doc = orjson.loads(msg.data)
         if doc["channel"] == "event":
-            self.aw.hub.publish("event", unpack(orjson.dumps(doc["item"])))
+            self.aw.hub.publish("event", from_dict(doc["item"]))
         else:
             self.aw.hub.publish(doc["channel"], doc["item"])
 
@@ -205,7 +178,7 @@ class NatsBus:
         try:
             while True:
                 for _seq, channel, item in await sub.next_batch(timeout=None):
-                    payload = orjson.loads(pack(item)) if isinstance(item, Event) else item
+                    payload = as_dict(item) if isinstance(item, Event) else item
                     await self.nc.publish(self.live_subject, orjson.dumps({"channel": channel, "item": payload}))
         finally:
             self.aw.hub.unsubscribe(sub)

@@ -4,6 +4,12 @@ Each subscriber has its own bounded buffer; when it is full the oldest frame is
 dropped and counted, so a slow client can never grow the server's memory.
 Every published item carries a monotonically increasing ``seq`` so SSE clients
 can resume with ``Last-Event-ID`` from the store.
+
+When the server runs as several processes (``processes``), each has its own hub;
+``mirror`` (set by :mod:`agentwatch.processes.link` while another process has
+clients) sees every item published here, and ``on_subscribers`` hears the local
+subscriber count change. Items that came from another process are published with
+``mirror=False``, so they are not sent back.
 """
 
 from __future__ import annotations
@@ -69,17 +75,26 @@ class LiveHub:
         self._seq = itertools.count(1)
         self._on_drop = on_drop
         self.published = 0
+        self.mirror: Callable[[str, Any], None] | None = None
+        self.on_subscribers: Callable[[int], None] | None = None
 
     def subscribe(
         self, channels: set[str] | frozenset[str], predicate: Predicate | None = None, maxlen: int | None = None
     ) -> Subscription:
         sub = Subscription(frozenset(channels), maxlen or self.client_buffer, predicate)
         self._subs.add(sub)
+        self._tell_subscribers()
         return sub
 
     def unsubscribe(self, sub: Subscription) -> None:
         sub.close()
-        self._subs.discard(sub)
+        if sub in self._subs:
+            self._subs.discard(sub)
+            self._tell_subscribers()
+
+    def _tell_subscribers(self) -> None:
+        if self.on_subscribers is not None:
+            self.on_subscribers(len(self._subs))
 
     @property
     def subscribers(self) -> int:
@@ -88,9 +103,11 @@ class LiveHub:
     def count(self, channel: str) -> int:
         return sum(1 for s in self._subs if channel in s.channels)
 
-    def publish(self, channel: str, item: Any) -> int:
+    def publish(self, channel: str, item: Any, *, mirror: bool = True) -> int:
         seq = next(self._seq)
         self.published += 1
+        if mirror and self.mirror is not None:
+            self.mirror(channel, item)
         for sub in list(self._subs):
             if not sub.offer(seq, channel, item) and self._on_drop is not None:
                 self._on_drop(1)

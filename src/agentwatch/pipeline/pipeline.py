@@ -149,6 +149,7 @@ class Pipeline:
         self.started_at = time.time()
         self.committed_total = 0
         self._rate_window: deque[tuple[float, int]] = deque()
+        self.rate_source: Callable[[], float | None] | None = None  # see events_per_second
 
     # -- lifecycle -------------------------------------------------------
     async def start(self) -> None:
@@ -389,6 +390,15 @@ class Pipeline:
             self._rate_window.popleft()
 
     def events_per_second(self) -> float:
+        """Events committed per second over the last 10 s: the whole server's when its processes
+        report theirs to each other (``rate_source``), else this process's."""
+        if self.rate_source is not None:
+            total = self.rate_source()
+            if total is not None:
+                return round(total, 3)
+        return self.local_events_per_second()
+
+    def local_events_per_second(self) -> float:
         now = time.time()
         recent = [n for t, n in self._rate_window if t >= now - 10]
         return round(sum(recent) / 10.0, 3)

@@ -1,0 +1,279 @@
+"""``agentwatch serve --processes 2``: two whole server processes on one socket and one store.
+
+Each test starts the real command in its own process, on SQLite and on PostgreSQL, on an
+address of its own (127.0.0.61). Every request below opens a new connection, which either
+process may take; ``/api/v1/health`` names the process that answered (``siblings.pid``).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import orjson
+import psutil
+import pytest
+from websockets.sync.client import connect
+
+from tests.cli.test_serve_and_replay import BIN
+from tests.support.server import free_port
+
+HOST = "127.0.0.61"
+QUIET = {
+    "AGENTWATCH_LOG_LEVEL": "WARNING",
+    # the bundled ATR set and rule pack take seconds of CPU to compile in each process
+    "AGENTWATCH_DETECTION__ATR_BUNDLED": "false",
+    "AGENTWATCH_DETECTION__PACK": "false",
+}
+
+
+class Served:
+    def __init__(self, proc: subprocess.Popen, url: str) -> None:
+        self.proc = proc
+        self.url = url
+
+    def get(self, path: str, **kw: object) -> httpx.Response:
+        return httpx.get(self.url + path, timeout=30, **kw)  # a new connection each time
+
+    def post(self, path: str, **kw: object) -> httpx.Response:
+        return httpx.post(self.url + path, timeout=30, **kw)
+
+    def process(self) -> dict:
+        return self.get("/api/v1/health").json()["components"]["siblings"]
+
+    def pids_seen(self, want: int, tries: int = 200) -> set[int]:
+        """The pids of the processes that answered, asking until ``want`` distinct ones did."""
+        seen: set[int] = set()
+        for _ in range(tries):
+            seen.add(self.process()["pid"])
+            if len(seen) >= want:
+                break
+        return seen
+
+    def children(self) -> list[psutil.Process]:
+        """The server processes the parent runs now (not one that died and is not yet reaped)."""
+        alive = []
+        for child in psutil.Process(self.proc.pid).children():
+            try:
+                if child.status() != psutil.STATUS_ZOMBIE and "resource_tracker" not in " ".join(child.cmdline()):
+                    alive.append(child)
+            except psutil.Error:  # it ended meanwhile
+                pass
+        return alive
+
+
+def serve(data_dir: Path, database_url: str, *extra: str, auth: bool = False, log_level: str = "WARNING") -> Served:
+    port = free_port(HOST)
+    env = {**os.environ, **QUIET, "AGENTWATCH_DATA_DIR": str(data_dir), "AGENTWATCH_LOG_LEVEL": log_level}
+    cmd = [str(BIN), "serve", "--host", HOST, "--port", str(port), "--database-url", database_url, *extra]
+    if not auth:
+        cmd.append("--no-auth")
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    served = Served(proc, f"http://{HOST}:{port}")
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"server exited: {proc.communicate()[1].decode()[-3000:]}")
+        try:
+            if httpx.get(served.url + "/api/health", timeout=1).status_code == 200:
+                return served
+        except httpx.TransportError:
+            time.sleep(0.1)
+    proc.kill()
+    raise AssertionError("server did not come up")
+
+
+def stop(served: Served) -> tuple[int, str]:
+    if served.proc.poll() is None:
+        served.proc.send_signal(signal.SIGTERM)
+    try:
+        _out, err = served.proc.communicate(timeout=90)
+    except subprocess.TimeoutExpired:
+        served.proc.kill()
+        _out, err = served.proc.communicate()
+    return served.proc.returncode, err.decode()
+
+
+def events(run: str, n: int, start: int = 0) -> list[dict]:
+    return [
+        {"event_id": f"{run}-{i}", "event_type": "process.exec", "data": {"exe": "/bin/true", "pid": 1000 + i}}
+        for i in range(start, start + n)
+    ]
+
+
+@pytest.fixture(scope="module")
+def two(tmp_path_factory: pytest.TempPathFactory, module_database_url: str):
+    served = serve(tmp_path_factory.mktemp("two"), module_database_url, "--processes", "2")
+    yield served
+    stop(served)
+
+
+def test_both_processes_answer_on_one_socket(two: Served):
+    seen = two.pids_seen(2)
+    assert len(seen) == 2, seen
+    assert {c.pid for c in two.children()} == seen
+    doc = two.process()
+    assert doc["count"] == 2 and doc["relay"] == "connected"
+    assert two.get("/api/health").json()["processes"]["count"] == 2
+
+
+def test_events_sent_to_either_process_are_stored_once(two: Served):
+    run = uuid.uuid4().hex[:10]
+    batch = events(run, 200)
+    for i in range(0, 200, 5):  # forty requests, forty connections
+        r = two.post("/api/v1/ingest", json=batch[i : i + 5])
+        assert r.status_code == 200 and r.json()["stored"] == 5, r.text
+    again = [two.post("/api/v1/ingest", json=batch[i : i + 50]).json() for i in range(0, 200, 50)]
+    assert sum(d["duplicates"] for d in again) == 200 and sum(d["stored"] for d in again) == 0
+    totals = {two.get("/api/events", params={"limit": 1}).json()["total"] for _ in range(6)}
+    assert totals == {200}, totals  # every process reads the same store
+    committed = {}
+    for _ in range(100):
+        doc = two.get("/api/v1/health").json()["components"]
+        committed[doc["siblings"]["pid"]] = doc["pipeline"]["committed"]
+        if len(committed) == 2:
+            break
+    # both processes committed part of the load (the kernel hands new connections to either)
+    assert len(committed) == 2 and all(n > 0 for n in committed.values()), committed
+    # and each reports the server's rate, not its own share: 200 events over the 10 s window
+    time.sleep(2.5)  # every process reports its rate each second, and hears the sum each second
+    rates = {two.get("/api/stats").json()["capture"]["events_per_second"] for _ in range(8)}
+    assert rates == {20.0}, rates
+
+
+def test_a_live_client_sees_what_the_other_process_committed(two: Served):
+    run = uuid.uuid4().hex[:10]
+    got: list[str] = []
+    with connect(two.url.replace("http://", "ws://") + "/ws/events", open_timeout=30) as ws:
+        ws.send(orjson.dumps({"type": "subscribe", "filter": {"event_types": ["process.exec"]}}).decode())
+        assert orjson.loads(ws.recv(timeout=30))["type"] == "subscribed"
+        stop_reading = threading.Event()
+
+        def read() -> None:
+            while not stop_reading.is_set():
+                try:
+                    frame = orjson.loads(ws.recv(timeout=0.5))
+                except TimeoutError:
+                    continue
+                got.append(frame["data"].get("event_id"))
+
+        reader = threading.Thread(target=read)
+        reader.start()
+        try:
+            # the other process learns that this one has a client through the relay: a probe
+            # event at a time until one it committed reaches the client
+            deadline = time.monotonic() + 30
+            probes = 0
+            while not any(p["received"] for p in _all_processes(two)):
+                assert time.monotonic() < deadline, "no item crossed between the processes"
+                two.post("/api/v1/ingest", json=events(run + "-probe", 1, probes))
+                probes += 1
+                time.sleep(0.05)
+            sent = events(run, 100)
+            for i in range(0, 100, 4):
+                assert two.post("/api/v1/ingest", json=sent[i : i + 4]).json()["stored"] == 4
+            deadline = time.monotonic() + 30
+            want = {e["event_id"] for e in sent}
+            while not want <= set(got):
+                assert time.monotonic() < deadline, f"{len(want - set(got))} events never reached the client"
+                time.sleep(0.05)
+        finally:
+            stop_reading.set()
+            reader.join()
+    assert sum(p["received"] for p in _all_processes(two)) > 0
+
+
+def _all_processes(served: Served) -> list[dict]:
+    docs: dict[int, dict] = {}
+    for _ in range(100):
+        doc = served.process()
+        docs[doc["pid"]] = doc
+        if len(docs) == 2:
+            break
+    return list(docs.values())
+
+
+def test_a_process_that_dies_is_replaced(two: Served):
+    before = {c.pid for c in two.children()}
+    assert len(before) == 2
+    victim = min(before)
+    os.kill(victim, signal.SIGKILL)
+    deadline = time.monotonic() + 60
+    while True:
+        now = {c.pid for c in two.children()}
+        if len(now) == 2 and victim not in now:
+            break
+        assert time.monotonic() < deadline, f"no replacement: {now}"
+        time.sleep(0.2)
+    new = (now - before).pop()
+    deadline = time.monotonic() + 60
+    while new not in two.pids_seen(2, tries=20):
+        assert time.monotonic() < deadline, "the new process never answered"
+    run = uuid.uuid4().hex[:10]
+    assert two.post("/api/v1/ingest", json=events(run, 10)).json()["stored"] == 10
+
+
+def test_sigterm_stops_every_process_and_keeps_what_they_accepted(tmp_path: Path, database_url: str):
+    served = serve(tmp_path, database_url, "--processes", "2", log_level="INFO")
+    children = served.children()
+    assert len(children) == 2
+    run = uuid.uuid4().hex[:10]
+    for i in range(10):
+        assert served.post("/api/v1/ingest", json=events(run, 20, i * 20)).json()["stored"] == 20
+    code, err = stop(served)
+    assert code == 0, err[-2000:]
+    assert not any(c.is_running() for c in children)
+    # each process drained and stopped on its own
+    assert err.count('"server.stopped"') == 2, err[-3000:]
+    again = serve(tmp_path, database_url)
+    try:
+        assert again.get("/api/events", params={"limit": 1}).json()["total"] >= 200
+    finally:
+        stop(again)
+
+
+def test_the_first_admin_is_made_once(tmp_path: Path, database_url: str):
+    served = serve(tmp_path, database_url, "--processes", "2", auth=True)
+    try:
+        assert len(served.pids_seen(2)) == 2  # both are up, each having tried to make the first admin
+    finally:
+        _code, err = stop(served)
+    assert err.count("created the first admin account") == 1, err[-3000:]
+    password = err.split("password:", 1)[1].split()[0]
+    again = serve(tmp_path, database_url, "--processes", "2", auth=True)
+    try:
+        r = again.post("/api/v1/auth/login", json={"email": "admin@agentwatch.local", "password": password})
+        assert r.status_code == 200, r.text
+        token = r.json()["access_token"]
+        answers = {
+            again.get("/api/v1/alerts", headers={"Authorization": f"Bearer {token}"}).status_code for _ in range(20)
+        }
+        assert answers == {200}  # a session one process signed is valid in the other
+    finally:
+        stop(again)
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--processes", "0"], "processes"),
+        (["--processes", "65"], "processes"),
+        (["--processes", "2", "--database-url", "sqlite://"], "processes: above 1 needs a store the processes share"),
+    ],
+)
+def test_a_bad_process_count_is_refused(tmp_path: Path, args: list[str], says: str):
+    env = {**os.environ, **QUIET, "AGENTWATCH_DATA_DIR": str(tmp_path)}
+    r = subprocess.run(
+        [str(BIN), "serve", "--no-auth", "--host", HOST, "--port", str(free_port(HOST)), *args],
+        env=env,
+        capture_output=True,
+        timeout=60,
+    )
+    assert r.returncode == 2, r.stderr.decode()[-2000:]
+    assert says in r.stderr.decode()
