@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -277,3 +278,31 @@ def test_a_bad_process_count_is_refused(tmp_path: Path, args: list[str], says: s
     )
     assert r.returncode == 2, r.stderr.decode()[-2000:]
     assert says in r.stderr.decode()
+
+
+def test_a_taken_address_stops_the_command(tmp_path: Path):
+    with socket.socket() as other:
+        other.bind((HOST, 0))
+        other.listen()
+        port = other.getsockname()[1]
+        env = {**os.environ, **QUIET, "AGENTWATCH_DATA_DIR": str(tmp_path)}
+        r = subprocess.run(
+            [str(BIN), "serve", "--no-auth", "--host", HOST, "--port", str(port), "--processes", "2"],
+            env=env,
+            capture_output=True,
+            timeout=120,
+        )
+    assert r.returncode == 1, r.stderr.decode()[-2000:]
+    assert "processes.bind_failed" in r.stderr.decode()
+
+
+def test_processes_whose_parent_was_killed_stop(tmp_path: Path):
+    served = serve(tmp_path, f"sqlite:///{tmp_path / 'aw.db'}", "--processes", "2")
+    children = served.children()
+    assert len(children) == 2
+    served.proc.kill()  # no chance to stop its processes
+    _gone, alive = psutil.wait_procs(children, timeout=60)
+    for c in alive:  # (only when the test fails)
+        c.kill()
+    served.proc.communicate(timeout=30)  # its stderr, which the processes held too
+    assert not alive, [c.pid for c in alive]

@@ -1,41 +1,54 @@
-"""What each server process runs: the app factory uvicorn calls in a freshly started process.
+"""What each server process runs (started by :mod:`agentwatch.processes.supervisor`).
 
-The parent (:mod:`agentwatch.processes.supervisor`) leaves the path of a file holding what
-``agentwatch serve`` was given in ``AGENTWATCH_SERVE_INPUTS``; the settings are built from it
-and the inherited environment exactly as the parent built its own.
+The parent leaves the path of a file holding what ``agentwatch serve`` was given in
+``AGENTWATCH_SERVE_INPUTS``; the settings are built from it and the inherited environment
+exactly as the parent built its own. On Linux the process binds its own socket with
+``SO_REUSEPORT``; elsewhere it listens on the one the parent passed.
 """
 
 from __future__ import annotations
 
 import os
+import socket
 import sys
 from pathlib import Path
 
 import structlog
-from fastapi import FastAPI
 
 INPUTS_ENV = "AGENTWATCH_SERVE_INPUTS"
+STARTUP_FAILURE = 3  # uvicorn's exit status when a server could not start; stops the parent
 log = structlog.get_logger("agentwatch.processes")
 
 
-def app() -> FastAPI:
-    """The app of this process. A process that cannot build it exits with uvicorn's start-up
-    failure status, which stops the parent (instead of it starting the process again and again)."""
+def run_process(host: str, port: int, shared: socket.socket | None) -> None:
+    """Build this process's server and serve until SIGTERM or SIGINT. A process that cannot
+    build it exits with ``STARTUP_FAILURE`` (instead of being started again and again)."""
     import typer
-    from uvicorn.config import STARTUP_FAILURE
+    import uvicorn
 
     from agentwatch.api.factory import create_app
+    from agentwatch.api.serving import uvicorn_options
     from agentwatch.app import Agentwatch
     from agentwatch.cli_settings import ServeInputs, schema_or_exit
     from agentwatch.logs import configure
+    from agentwatch.processes.supervisor import listening_socket
 
     try:
         settings = ServeInputs.from_json(Path(os.environ[INPUTS_ENV]).read_bytes()).settings()
         configure(settings.log_level, settings.log_format)
         with schema_or_exit():
-            return create_app(Agentwatch(settings))
+            app = create_app(Agentwatch(settings))
+        sock = shared if shared is not None else listening_socket(host, port, reuse_port=True)
     except typer.Exit:  # the reason is printed already
         sys.exit(STARTUP_FAILURE)
     except Exception:
         log.exception("processes.build_failed")
         sys.exit(STARTUP_FAILURE)
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        timeout_graceful_shutdown=int(settings.pipeline.shutdown_drain_s),
+        **uvicorn_options(),
+    )
+    uvicorn.Server(config).run(sockets=[sock])

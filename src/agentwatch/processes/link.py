@@ -5,16 +5,19 @@ Inert unless the process was started by ``agentwatch serve`` with ``processes`` 
 relay how many live clients this process has, sends what the hub publishes while another
 process has clients, and publishes here what the others send. Every second it reports the
 events per second this process commits, and the pipeline's ``events_per_second`` becomes the
-relay's sum over all of them. A lost connection to the relay (the parent stopping) is
+relay's sum over all of them. A lost connection to the relay is
 retried every second; meanwhile this process's clients see only its own items, and its
-figures are its own.
+figures are its own. A process whose parent is gone (killed without the chance to stop
+its processes) stops itself, as SIGTERM would stop it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import multiprocessing
 import os
+import signal
 import time
 from typing import Any
 
@@ -53,6 +56,10 @@ class SiblingLink:
         self.dropped = 0
         self._server_rate: tuple[float, float] | None = None  # (events/s, when it came)
         self._writer: asyncio.StreamWriter | None = None
+        # the server's parent, as it started this process (a parent killed before this line ran
+        # would make os.getppid() already name another)
+        parent = multiprocessing.parent_process()
+        self._parent = parent.pid if parent is not None else None
         self._task: asyncio.Task[None] | None = None
 
     def health(self) -> dict[str, Any]:
@@ -82,6 +89,10 @@ class SiblingLink:
     async def _run(self) -> None:
         hub = self.aw.hub
         while True:
+            if self._parent is not None and os.getppid() != self._parent:
+                log.warning("processes.parent_gone", parent=self._parent)
+                os.kill(os.getpid(), signal.SIGTERM)
+                return
             try:
                 reader, writer = await asyncio.open_unix_connection(self.path)
             except OSError:
