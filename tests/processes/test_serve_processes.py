@@ -7,6 +7,7 @@ process may take; ``/api/v1/health`` names the process that answered (``siblings
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import socket
@@ -124,6 +125,24 @@ def test_both_processes_answer_on_one_socket(two: Served):
     assert two.get("/api/health").json()["processes"]["count"] == 2
 
 
+def test_connections_opened_at_once_are_spread_over_the_processes(two: Served):
+    """A client opening four connections at once: on one shared socket the process that woke
+    first took all four, every time; each process listening on its own socket, the kernel
+    spreads them (all four on one process happens by chance in one trial of eight)."""
+
+    async def trial() -> int:
+        clients = [httpx.AsyncClient(base_url=two.url, timeout=30) for _ in range(4)]
+        try:
+            answers = await asyncio.gather(*(c.get("/api/v1/health") for c in clients))
+        finally:
+            for c in clients:
+                await c.aclose()
+        return len({r.json()["components"]["siblings"]["pid"] for r in answers})
+
+    spread = [asyncio.run(trial()) for _ in range(12)]
+    assert spread.count(2) >= 4, spread
+
+
 def test_events_sent_to_either_process_are_stored_once(two: Served):
     run = uuid.uuid4().hex[:10]
     batch = events(run, 200)
@@ -142,6 +161,10 @@ def test_events_sent_to_either_process_are_stored_once(two: Served):
             break
     # both processes committed part of the load (the kernel hands new connections to either)
     assert len(committed) == 2 and all(n > 0 for n in committed.values()), committed
+    # /metrics and /api/v1/stats count the whole server's events, whichever process answers
+    for _ in range(6):
+        assert "agentwatch_events_committed_total 200.0" in two.get("/metrics").text.splitlines()
+        assert two.get("/api/v1/stats").json()["pipeline"]["committed"] == 200
     # and each reports the server's rate, not its own share: 200 events over the 10 s window
     time.sleep(2.5)  # every process reports its rate each second, and hears the sum each second
     rates = {two.get("/api/stats").json()["capture"]["events_per_second"] for _ in range(8)}
@@ -184,6 +207,9 @@ def test_a_live_client_sees_what_the_other_process_committed(two: Served):
             while not want <= set(got):
                 assert time.monotonic() < deadline, f"{len(want - set(got))} events never reached the client"
                 time.sleep(0.05)
+            time.sleep(1.5)  # each process writes its gauges every second
+            for _ in range(6):  # the client's process or the other: the server has one client
+                assert "agentwatch_live_clients 1.0" in two.get("/metrics").text.splitlines()
         finally:
             stop_reading.set()
             reader.join()

@@ -13,9 +13,8 @@ router = APIRouter(tags=["operations"])
 @router.get("/metrics", dependencies=[require("metrics:read")], response_class=Response)
 def metrics(request: Request) -> Response:
     aw = request.app.state.aw
-    aw.metrics.queue_depth.set(aw.pipeline.pending)
-    aw.metrics.live_clients.set(aw.hub.subscribers)
-    return Response(generate_latest(aw.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    aw.metrics.set_gauges(aw.pipeline.pending, aw.hub.subscribers)
+    return Response(generate_latest(aw.metrics.exposed()), media_type=CONTENT_TYPE_LATEST)
 
 
 @router.get("/healthz", dependencies=[require(PUBLIC)])

@@ -128,7 +128,7 @@ def _alert_counts(engine: Any) -> dict[str, Any]:
 async def stats(request: Request) -> dict[str, Any]:
     """Pipeline counters (received, committed, dropped by reason...), live-stream and detection figures."""
     aw = request.app.state.aw
-    m = _metric_values(aw.metrics.registry)
+    m = _metric_values(aw.metrics.exposed())  # every process's, when the server runs several
     types = (await run_in_threadpool(counters.read, aw.engine, ("event_type",))).family("event_type")
     alert_counts = await run_in_threadpool(_alert_counts, aw.engine)
     comp = aw.components.get("detection")

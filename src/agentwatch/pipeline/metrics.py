@@ -1,8 +1,20 @@
-"""Prometheus metrics of one agentwatch instance (own registry, fixed label sets)."""
+"""Prometheus metrics of one agentwatch instance (own registry, fixed label sets).
+
+A server run as several processes (``processes``) has its parent name a directory in
+``PROMETHEUS_MULTIPROC_DIR`` before it starts them: prometheus_client then keeps each
+process's values in files there, and :meth:`Metrics.exposed` adds up every process's
+(gauges: the sum over the processes alive), so ``/metrics`` shows the whole server whichever
+process answers.
+"""
 
 from __future__ import annotations
 
+import os
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.multiprocess import MultiProcessCollector
+
+MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
 class Metrics:
@@ -17,7 +29,9 @@ class Metrics:
             "agentwatch_events_filtered", "Events dropped by the runtime process filter", registry=r
         )
         self.dropped = Counter("agentwatch_events_dropped", "Events dropped, by reason", ["reason"], registry=r)
-        self.queue_depth = Gauge("agentwatch_pipeline_queue_depth", "Events waiting for commit", registry=r)
+        self.queue_depth = Gauge(
+            "agentwatch_pipeline_queue_depth", "Events waiting for commit", registry=r, multiprocess_mode="livesum"
+        )
         self.batch_seconds = Histogram(
             "agentwatch_pipeline_batch_seconds",
             "Time to run stages and commit one micro-batch",
@@ -42,7 +56,9 @@ class Metrics:
             ["detector"],
             registry=r,
         )
-        self.live_clients = Gauge("agentwatch_live_clients", "Connected live-stream clients", registry=r)
+        self.live_clients = Gauge(
+            "agentwatch_live_clients", "Connected live-stream clients", registry=r, multiprocess_mode="livesum"
+        )
         self.live_dropped = Counter(
             "agentwatch_live_dropped", "Frames dropped for slow live-stream clients", registry=r
         )
@@ -61,3 +77,17 @@ class Metrics:
         pair[0].inc(received)
         if rejected:
             pair[1].inc(rejected)
+
+    def set_gauges(self, queue_depth: int, live_clients: int) -> None:
+        """The gauges, read when they are shown (and every second by each of several processes)."""
+        self.queue_depth.set(queue_depth)
+        self.live_clients.set(live_clients)
+
+    def exposed(self) -> CollectorRegistry:
+        """What ``/metrics`` shows: this registry, or the sum over the server's processes."""
+        path = os.environ.get(MULTIPROCESS_ENV)
+        if not path:
+            return self.registry
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry, path)
+        return registry

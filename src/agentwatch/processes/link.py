@@ -133,8 +133,11 @@ class SiblingLink:
                 self._server_rate = (parse_rate(payload), time.monotonic())
 
     async def _report_rate(self, writer: asyncio.StreamWriter) -> None:
+        """Every second: this process's rate to the relay, and its gauges to the metrics files
+        every process's ``/metrics`` reads (see :mod:`agentwatch.pipeline.metrics`)."""
         while not writer.is_closing():
             send(writer, frame(RATE, repr(self.aw.pipeline.local_events_per_second()).encode()))
+            self.aw.metrics.set_gauges(self.aw.pipeline.pending, self.aw.hub.subscribers)
             await asyncio.sleep(RATE_EVERY_S)
 
     def _server_events_per_second(self) -> float | None:

@@ -3,7 +3,8 @@
 The parent starts that many processes, each a whole agentwatch on the shared store, and
 watches them: a process that dies is started again (a second later if it lived less than
 a few seconds), one that cannot start (exit status 3) stops the server with exit 1, and
-SIGTERM or SIGINT stops them all, each draining what it accepted first.
+SIGTERM or SIGINT stops them all, each draining what it accepted first. It names a directory
+for prometheus_client's multi-process mode, so that ``/metrics`` adds up every process's.
 
 On Linux each process listens on a socket of its own bound with ``SO_REUSEPORT``, and the
 kernel spreads new connections over them by their addresses. A socket shared by all the
@@ -30,9 +31,11 @@ from pathlib import Path
 from typing import Any
 
 import structlog
+from prometheus_client.multiprocess import mark_process_dead
 
 from agentwatch.cli_settings import ServeInputs
 from agentwatch.config import Settings
+from agentwatch.pipeline.metrics import MULTIPROCESS_ENV
 from agentwatch.processes.child import INPUTS_ENV, STARTUP_FAILURE, run_process
 from agentwatch.processes.link import RELAY_ENV
 from agentwatch.processes.relay import Relay
@@ -56,8 +59,9 @@ def listening_socket(host: str, port: int, *, reuse_port: bool) -> socket.socket
 
 
 class Supervisor:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, metrics_dir: Path) -> None:
         self.settings = settings
+        self.metrics_dir = metrics_dir
         self.count = settings.processes
         self.stopping = False
         self.failed = False
@@ -105,6 +109,7 @@ class Supervisor:
             if child.is_alive() or self.stopping:
                 continue
             child.join()
+            mark_process_dead(child.pid, str(self.metrics_dir))  # its gauges no longer count
             if child.exitcode == STARTUP_FAILURE:
                 log.error("processes.start_failed", pid=child.pid)
                 self.failed = self.stopping = True
@@ -143,16 +148,20 @@ def serve_processes(settings: Settings, inputs: ServeInputs) -> int:
         fd = os.open(inputs_path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
         with os.fdopen(fd, "wb") as fh:
             fh.write(inputs.to_json())
+        metrics_dir = workdir / "metrics"
+        metrics_dir.mkdir()
         relay.start()
         os.environ[INPUTS_ENV] = str(inputs_path)
         os.environ[RELAY_ENV] = relay.path
+        os.environ[MULTIPROCESS_ENV] = str(metrics_dir)
         log.info("processes.starting", processes=settings.processes, host=settings.host, port=settings.port)
         with held:
-            code = Supervisor(settings).run(held)
+            code = Supervisor(settings, metrics_dir).run(held)
         log.info("processes.stopped", relayed=relay.forwarded)
         return code
     finally:
         os.environ.pop(INPUTS_ENV, None)
         os.environ.pop(RELAY_ENV, None)
+        os.environ.pop(MULTIPROCESS_ENV, None)
         relay.stop()
         shutil.rmtree(workdir, ignore_errors=True)
