@@ -1,20 +1,14 @@
-"""Registers the relay's end in each server process, and its part of the health document."""
+"""Registers the relay's end in each server process (its figures are in ``/api/v1/health``)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from agentwatch.extensions import Registry
-
-
-def _health(aw: Any) -> dict[str, Any]:
-    link = aw.components.get("siblings")
-    return {"processes": link.health()} if link is not None else {}
 
 
 def register(registry: Registry) -> None:
     from agentwatch.processes.link import SiblingLink
 
     registry.lifecycle.register("siblings", SiblingLink)
-    registry.health.register("processes", _health)

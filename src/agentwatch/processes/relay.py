@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import structlog
 
@@ -45,7 +45,6 @@ class _Peer:
     subscribers: int = 0
     wanted: bool = False
     rate: float = 0.0
-    dropped: int = field(default=0)
 
 
 class Relay:
@@ -53,6 +52,7 @@ class Relay:
         self.path = path
         self.peers: set[_Peer] = set()
         self.forwarded = 0
+        self.dropped = 0  # items not passed to a process that was behind
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping: asyncio.Event | None = None
         self._ready = threading.Event()
@@ -121,7 +121,7 @@ class Relay:
             if send(peer.writer, data):
                 self.forwarded += 1
             else:
-                peer.dropped += 1
+                self.dropped += 1
 
     def _tell_total_rate(self) -> None:
         data = frame(TOTAL_RATE, repr(sum(p.rate for p in self.peers)).encode())

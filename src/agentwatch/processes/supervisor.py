@@ -69,12 +69,14 @@ class Supervisor:
         self._children: list[Any] = []
         self._started_at: list[float] = []
         self._shared: socket.socket | None = None
+        self._port = settings.port
 
     def run(self, held: socket.socket) -> int:
         """Run until stopped; ``held`` is the socket bound to check the address (on Linux it
         only keeps the port this user's; elsewhere every process listens on it)."""
         if not SPREADS_BY_PORT:
             self._shared = held
+        self._port = held.getsockname()[1]  # the one the system chose, for port 0
         previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
         try:
             for _ in range(self.count):
@@ -97,7 +99,7 @@ class Supervisor:
         s = self.settings
         child = self._context.Process(
             target=run_process,
-            args=(s.host, s.port, self._shared),
+            args=(s.host, self._port, self._shared),
             name="agentwatch-server",
             daemon=False,
         )
@@ -154,10 +156,10 @@ def serve_processes(settings: Settings, inputs: ServeInputs) -> int:
         os.environ[INPUTS_ENV] = str(inputs_path)
         os.environ[RELAY_ENV] = relay.path
         os.environ[MULTIPROCESS_ENV] = str(metrics_dir)
-        log.info("processes.starting", processes=settings.processes, host=settings.host, port=settings.port)
+        log.info("processes.starting", processes=settings.processes, host=settings.host, port=held.getsockname()[1])
         with held:
             code = Supervisor(settings, metrics_dir).run(held)
-        log.info("processes.stopped", relayed=relay.forwarded)
+        log.info("processes.stopped", relayed=relay.forwarded, relay_dropped=relay.dropped)
         return code
     finally:
         os.environ.pop(INPUTS_ENV, None)
