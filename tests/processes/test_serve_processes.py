@@ -209,6 +209,7 @@ def test_a_live_client_sees_what_the_other_process_committed(two: Served):
             time.sleep(1.5)  # each process writes its gauges every second
             for _ in range(6):  # the client's process or the other: the server has one client
                 assert "agentwatch_live_clients 1.0" in two.get("/metrics").text.splitlines()
+                assert two.get("/api/v1/stats").json()["live"]["subscribers"] == 1
         finally:
             stop_reading.set()
             reader.join()

@@ -113,6 +113,12 @@ def _metric_values(registry: Any) -> dict[str, Any]:
     return out
 
 
+def _server_gauge(aw: Any, values: dict[str, Any], name: str, own: int) -> int:
+    """``own`` (this process's figure), or with several processes the sum of theirs, which each
+    writes every second."""
+    return int(values.get(name, own)) if aw.settings.processes > 1 else own
+
+
 def _alert_counts(engine: Any) -> dict[str, Any]:
     with engine.connect() as conn:
         by_type = dict(conn.execute(select(alerts.c.type, func.count()).group_by(alerts.c.type)).all())
@@ -140,7 +146,7 @@ async def stats(request: Request) -> dict[str, Any]:
             "duplicates": int(m.get("agentwatch_events_duplicate_total", 0)),
             "filtered": int(m.get("agentwatch_events_filtered_total", 0)),
             "dropped": m.get("agentwatch_events_dropped_total", {}),
-            "queue_depth": aw.pipeline.pending,
+            "queue_depth": _server_gauge(aw, m, "agentwatch_pipeline_queue_depth", aw.pipeline.pending),
             "events_per_second": aw.pipeline.events_per_second(),
             "findings": m.get("agentwatch_findings_total", {}),
         },
@@ -148,7 +154,7 @@ async def stats(request: Request) -> dict[str, Any]:
         "events": {"by_type": {k: int(v) for k, v in sorted(types.top.items())}, "by_type_other": int(types.rest)},
         "alerts": alert_counts,
         "live": {
-            "subscribers": aw.hub.subscribers,
+            "subscribers": _server_gauge(aw, m, "agentwatch_live_clients", aw.hub.subscribers),
             "published": aw.hub.published,
             "dropped": int(m.get("agentwatch_live_dropped_total", 0)),
         },
