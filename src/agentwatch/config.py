@@ -14,6 +14,7 @@ from __future__ import annotations
 import difflib
 import ipaddress
 import os
+import sys
 import types
 from collections.abc import Mapping
 from pathlib import Path
@@ -246,6 +247,9 @@ class Settings(BaseSettings):
     processes: int = Field(
         1, ge=1, le=64, description="server processes sharing the listening socket and the store (see Processes)"
     )
+    processes_spread: Literal["connection", "address"] = Field(
+        "connection", description="how new connections are spread over the processes: each apart, or by client address"
+    )
     data_dir: Path = Field(Path("~/.agentwatch").expanduser(), description="where the SQLite store and keys live")
     database_url: SecretStr | None = Field(
         None, description="sqlite:///path or postgresql://user@host/db; default: SQLite in data_dir"
@@ -306,6 +310,12 @@ class Settings(BaseSettings):
     def _scale_out_needs_nats(self) -> Settings:
         if self.pipeline.role != "standalone" and self.nats_url is None:
             raise ValueError(f"nats_url: required when pipeline.role is {self.pipeline.role!r}")
+        return self
+
+    @model_validator(mode="after")
+    def _spread_by_address_on_linux(self) -> Settings:
+        if self.processes_spread == "address" and not sys.platform.startswith("linux"):
+            raise ValueError("processes_spread: 'address' needs Linux (a BPF program on SO_REUSEPORT sockets)")
         return self
 
     @model_validator(mode="after")

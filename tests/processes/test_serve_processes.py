@@ -70,9 +70,22 @@ class Served:
         return alive
 
 
-def serve(data_dir: Path, database_url: str, *extra: str, auth: bool = False, log_level: str = "WARNING") -> Served:
+def serve(
+    data_dir: Path,
+    database_url: str,
+    *extra: str,
+    auth: bool = False,
+    log_level: str = "WARNING",
+    env: dict[str, str] | None = None,
+) -> Served:
     port = free_port(HOST)
-    env = {**os.environ, **QUIET, "AGENTWATCH_DATA_DIR": str(data_dir), "AGENTWATCH_LOG_LEVEL": log_level}
+    env = {
+        **os.environ,
+        **QUIET,
+        "AGENTWATCH_DATA_DIR": str(data_dir),
+        "AGENTWATCH_LOG_LEVEL": log_level,
+        **(env or {}),
+    }
     cmd = [str(BIN), "serve", "--host", HOST, "--port", str(port), "--database-url", database_url, *extra]
     if not auth:
         cmd.append("--no-auth")
@@ -332,3 +345,29 @@ def test_processes_whose_parent_was_killed_stop(tmp_path: Path):
         c.kill()
     served.proc.communicate(timeout=30)  # its stderr, which the processes held too
     assert not alive, [c.pid for c in alive]
+
+
+def test_spread_by_address_keeps_each_client_on_one_process(tmp_path: Path, database_url: str):
+    """``processes_spread = "address"``: every connection from one client address reaches the
+    same process (so its stateful detection sees all that client sends), and clients at
+    different addresses are still spread."""
+    served = serve(tmp_path, database_url, "--processes", "2", env={"AGENTWATCH_PROCESSES_SPREAD": "address"})
+
+    def pid_for(source: str) -> int:  # a new connection each time, from that address
+        with httpx.Client(transport=httpx.HTTPTransport(local_address=source), timeout=30) as c:
+            return c.get(served.url + "/api/v1/health").json()["components"]["siblings"]["pid"]
+
+    try:
+        sources = [f"127.0.0.{last}" for last in range(21, 29)]
+        deadline = time.monotonic() + 60
+        while len({pid_for(s) for s in sources}) < 2:  # until both listen, one takes everything
+            assert time.monotonic() < deadline, "the second process never answered"
+            time.sleep(0.2)
+        by_client: dict[str, set[int]] = {}
+        for source in sources:
+            for _ in range(4):
+                by_client.setdefault(source, set()).add(pid_for(source))
+        assert all(len(pids) == 1 for pids in by_client.values()), by_client
+        assert len(set().union(*by_client.values())) == 2, by_client
+    finally:
+        stop(served)

@@ -3,7 +3,8 @@
 The parent leaves the path of a file holding what ``agentwatch serve`` was given in
 ``AGENTWATCH_SERVE_INPUTS``; the settings are built from it and the inherited environment
 exactly as the parent built its own. On Linux the process binds its own socket with
-``SO_REUSEPORT``; elsewhere it listens on the one the parent passed.
+``SO_REUSEPORT`` (steered by client address with ``processes_spread = "address"``, see
+:mod:`agentwatch.processes.steering`); elsewhere it listens on the one the parent passed.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 import structlog
 
 INPUTS_ENV = "AGENTWATCH_SERVE_INPUTS"
+LISTEN_BACKLOG = 2048  # uvicorn's
 STARTUP_FAILURE = 3  # uvicorn's exit status when a server could not start; stops the parent
 log = structlog.get_logger("agentwatch.processes")
 
@@ -31,6 +33,7 @@ def run_process(host: str, port: int, shared: socket.socket | None) -> None:
     from agentwatch.app import Agentwatch
     from agentwatch.cli_settings import ServeInputs, schema_or_exit
     from agentwatch.logs import configure
+    from agentwatch.processes.steering import steer_by_address
     from agentwatch.processes.supervisor import listening_socket
 
     try:
@@ -39,6 +42,9 @@ def run_process(host: str, port: int, shared: socket.socket | None) -> None:
         with schema_or_exit():
             app = create_app(Agentwatch(settings))
         sock = shared if shared is not None else listening_socket(host, port, reuse_port=True)
+        if shared is None and settings.processes_spread == "address":
+            sock.listen(LISTEN_BACKLOG)  # the program attaches to the group a listening socket is in
+            steer_by_address(sock, settings.processes)
     except typer.Exit:  # the reason is printed already
         sys.exit(STARTUP_FAILURE)
     except Exception:
@@ -48,6 +54,7 @@ def run_process(host: str, port: int, shared: socket.socket | None) -> None:
         app,
         host=host,
         port=port,
+        backlog=LISTEN_BACKLOG,
         timeout_graceful_shutdown=int(settings.pipeline.shutdown_drain_s),
         **uvicorn_options(),
     )
