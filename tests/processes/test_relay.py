@@ -1,4 +1,4 @@
-"""The relay between a server's processes, driven by three peers over its real Unix socket."""
+"""The relay between a server's processes, driven by peers over its real Unix socket."""
 
 from __future__ import annotations
 
@@ -7,7 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from agentwatch.app import Agentwatch
+from agentwatch.config import Settings
 from agentwatch.processes.frames import PUBLISHED, RATE, SUBSCRIBERS, TOTAL_RATE, WANTED, frame, read_frame
+from agentwatch.processes.link import RELAY_ENV, SiblingLink
 from agentwatch.processes.relay import Relay
 
 
@@ -96,3 +99,41 @@ async def test_every_process_hears_the_sum_of_their_rates(relay: Relay):
     await _total(rb, 4.5)
     wa.close()
     wb.close()
+
+
+@pytest.mark.parametrize("role", ["standalone", "api"])
+async def test_a_scale_out_node_takes_no_part_in_the_live_relay(relay: Relay, tmp_path: Path, monkeypatch, role: str):
+    """Processes of a scale-out node get live items through NATS: their link sums figures but
+    neither sends its hub's items nor asks for the others'. A standalone process does both."""
+    monkeypatch.setenv(RELAY_ENV, relay.path)
+    settings = Settings(
+        data_dir=tmp_path,
+        database_url=f"sqlite:///{tmp_path / 'aw.db'}",
+        auth={"enabled": False},
+        detection={"atr_bundled": False, "pack": False},
+        pipeline={"role": role},
+        nats_url="nats://127.0.0.1:4222" if role != "standalone" else None,
+    )
+    aw = Agentwatch(settings)  # not started: only its link runs
+    link = SiblingLink(aw)
+    await link.start()
+    try:
+        reader, writer = await asyncio.open_unix_connection(relay.path)
+        writer.write(frame(SUBSCRIBERS, b"1"))  # another process with a live client
+        deadline = asyncio.get_running_loop().time() + 5
+        while not link.connected or len(relay.peers) < 2:
+            assert asyncio.get_running_loop().time() < deadline
+            await asyncio.sleep(0.02)
+        sub = aw.hub.subscribe({"event"})  # a client (or a worker's fan-out) of the link's process
+        await asyncio.sleep(0.5)
+        if role == "standalone":
+            assert aw.hub.mirror is not None
+            assert await _next(reader) == (WANTED, b"1")
+        else:
+            assert aw.hub.mirror is None
+            assert await _nothing_within(reader, 0.5)
+        aw.hub.unsubscribe(sub)
+        writer.close()
+    finally:
+        await link.stop()
+        aw.engine.dispose()

@@ -143,10 +143,11 @@ class NatsBus:
 
     async def _on_live(self, msg: Any) -> None:
         doc = orjson.loads(msg.data)
+        # every process of an API node takes these from NATS itself: none is passed to the others
         if doc["channel"] == "event":
-            self.aw.hub.publish("event", from_dict(doc["item"]))
+            self.aw.hub.publish("event", from_dict(doc["item"]), mirror=False)
         else:
-            self.aw.hub.publish(doc["channel"], doc["item"])
+            self.aw.hub.publish(doc["channel"], doc["item"], mirror=False)
 
     # -- worker node ------------------------------------------------------
     async def _consume(self) -> None:

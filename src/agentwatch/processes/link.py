@@ -9,6 +9,11 @@ relay's sum over all of them. A lost connection to the relay is
 retried every second; meanwhile this process's clients see only its own items, and its
 figures are its own. A process whose parent is gone (killed without the chance to stop
 its processes) stops itself, as SIGTERM would stop it.
+
+On a scale-out node (``pipeline.role`` ``api`` or ``worker``) live items already reach every
+API process through NATS: the link only sums the figures there, and tells the relay it has
+no clients (a worker's fan-out to NATS is a hub subscriber, and passing it the others' items
+would send them to NATS twice).
 """
 
 from __future__ import annotations
@@ -50,6 +55,7 @@ class SiblingLink:
     def __init__(self, aw: Any) -> None:
         self.aw = aw
         self.path = os.environ.get(RELAY_ENV) or None
+        self.joins_live = aw.settings.pipeline.role == "standalone"
         self.connected = False
         self.sent = 0
         self.received = 0
@@ -123,7 +129,7 @@ class SiblingLink:
         while True:
             kind, payload = await read_frame(reader)
             if kind == WANTED:
-                hub.mirror = self._mirror if payload == b"1" else None
+                hub.mirror = self._mirror if payload == b"1" and self.joins_live else None
             elif kind == PUBLISHED:
                 doc = orjson.loads(payload)
                 channel, item = doc["channel"], doc["item"]
@@ -147,7 +153,7 @@ class SiblingLink:
 
     def _subscribers_changed(self, count: int) -> None:
         if self._writer is not None and not self._writer.is_closing():
-            self._writer.write(frame(SUBSCRIBERS, str(count).encode()))
+            self._writer.write(frame(SUBSCRIBERS, str(count if self.joins_live else 0).encode()))
 
     def _mirror(self, channel: str, item: Any) -> None:
         writer = self._writer
