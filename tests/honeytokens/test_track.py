@@ -10,6 +10,7 @@ from agentwatch.config import Settings
 from tests.detect.helpers import wait_for
 from tests.honeytokens.conftest import TOKENS, create, touches
 from tests.support.server import RunningServer, run_server
+from tests.support.windows import wait_out_window_edge
 
 
 def path_of(url_token: dict[str, Any]) -> str:
@@ -74,8 +75,10 @@ def test_malformed_ids_and_long_query_strings_are_400(srv: RunningServer) -> Non
 
 def test_the_route_is_rate_limited_per_address_and_in_all(tmp_path: Path, database_url: str) -> None:
     limits = {"track_per_address": 3, "track_total": 1000, "public_url": "https://canary.example"}
+    limits["track_window_s"] = 3600  # windows are aligned to the epoch: the test stays inside one
     cfg = Settings(data_dir=tmp_path, database_url=database_url, auth={"enabled": False}, honeytokens=limits)
     with run_server(cfg) as s, s.client() as c:
+        wait_out_window_edge(3600, margin=30)
         url = create(c, name="limited", kind="url")
         assert [c.get(path_of(url)).status_code for _ in range(3)] == [204, 204, 204]
         r = c.get(path_of(url))
@@ -93,8 +96,10 @@ def test_past_the_total_budget_a_live_canary_is_still_recorded(tmp_path: Path, d
     """A flood from many addresses that uses the whole budget up cannot hide a canary fetch: the
     fetch gets the same 429 as any other request, and its touch and alert are recorded."""
     limits = {"track_per_address": 1000, "track_total": 2, "public_url": "https://canary.example", "refresh_s": 0.1}
+    limits["track_window_s"] = 3600  # windows are aligned to the epoch: the test stays inside one
     cfg = Settings(data_dir=tmp_path, database_url=database_url, auth={"enabled": False}, honeytokens=limits)
     with run_server(cfg) as s, s.client() as c:
+        wait_out_window_edge(3600, margin=30)
         live = create(c, name="flooded canary", kind="url")
         revoked = create(c, name="revoked canary", kind="url")
         assert c.delete(f"{TOKENS}/{revoked['id']}").status_code == 204
