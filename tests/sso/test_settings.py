@@ -7,6 +7,7 @@ from pydantic import ValidationError
 
 from agentwatch.config import Settings
 from agentwatch.soc.sso.settings import SsoSettings
+from tests.sso.saml_idp import make_keypair
 
 OIDC = {
     "oidc_enabled": True,
@@ -53,6 +54,45 @@ def test_oidc_needs_its_settings_when_enabled(missing: str) -> None:
 def test_saml_needs_its_settings_when_enabled() -> None:
     with pytest.raises(ValidationError, match="sso.saml_idp_sso_url: required"):
         SsoSettings(saml_enabled=True)
+
+
+@pytest.fixture(scope="module")
+def saml_cert() -> str:
+    return make_keypair()[1].decode()
+
+
+SAML = {
+    "saml_enabled": True,
+    "saml_idp_sso_url": "https://idp.example.com/sso",
+    "saml_sp_entity_id": "agentwatch",
+}
+
+
+@pytest.mark.parametrize(
+    "acs",
+    ["http://app.example.com/api/v1/auth/saml/callback", "http://10.0.0.5/api/v1/auth/saml/callback"],
+)
+def test_saml_over_plain_http_is_refused_at_start_naming_the_setting(acs: str, saml_cert: str) -> None:
+    # the sign-on cookie is SameSite=None; Secure: a browser would never send it back over http
+    with pytest.raises(ValidationError, match="sso.saml_acs_url: must be an https URL"):
+        SsoSettings(**SAML, saml_idp_cert=saml_cert, saml_acs_url=acs)
+
+
+@pytest.mark.parametrize(
+    "acs",
+    [
+        "https://app.example.com/api/v1/auth/saml/callback",
+        "http://localhost:7777/api/v1/auth/saml/callback",
+        "http://127.0.0.1:7777/api/v1/auth/saml/callback",
+        "http://[::1]:7777/api/v1/auth/saml/callback",
+    ],
+)
+def test_saml_takes_https_or_the_browsers_own_machine(acs: str, saml_cert: str) -> None:
+    assert SsoSettings(**SAML, saml_idp_cert=saml_cert, saml_acs_url=acs).saml_acs_url == acs
+
+
+def test_an_http_acs_url_is_fine_while_saml_is_off() -> None:
+    assert SsoSettings(saml_acs_url="http://app.example.com/cb").saml_acs_url == "http://app.example.com/cb"
 
 
 def test_admin_is_never_the_default_or_a_mapped_role() -> None:

@@ -3,6 +3,7 @@ Connect provider and a SAML 2.0 identity provider, each off until switched on.""
 
 from __future__ import annotations
 
+import ipaddress
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field, SecretStr, ValidationInfo, field_validator, model_validator
@@ -26,6 +27,21 @@ def _http_url(v: str | None, *, resolve_guard: bool, allow_private: bool) -> str
     if urlsplit(v).fragment:
         raise ValueError("must not carry a fragment")
     return v
+
+
+def _secure_origin(url: str) -> bool:
+    """Whether a browser treats pages at ``url`` as a secure origin (it keeps and sends
+    ``Secure`` cookies there): https, or http to localhost or a loopback address."""
+    parts = urlsplit(url)
+    if parts.scheme == "https":
+        return True
+    host = (parts.hostname or "").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class SsoSettings(BaseModel):
@@ -182,4 +198,12 @@ class SsoSettings(BaseModel):
             for name in ("saml_idp_sso_url", "saml_idp_cert", "saml_sp_entity_id", "saml_acs_url"):
                 if getattr(self, name) is None:
                     raise ValueError(f"sso.{name}: required when sso.saml_enabled is true")
+            if not _secure_origin(self.saml_acs_url or ""):
+                # The IdP's POST to it is cross-site: only a SameSite=None cookie comes along, and
+                # a browser keeps such a cookie only when it is Secure, sent over https (or to
+                # the browser's own machine). Over plain http every SAML sign-on would fail.
+                raise ValueError(
+                    "sso.saml_acs_url: must be an https URL when sso.saml_enabled is true "
+                    "(http only for localhost or a loopback address)"
+                )
         return self
