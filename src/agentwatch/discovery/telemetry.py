@@ -66,6 +66,8 @@ def agents_from_events(events: Sequence[Event]) -> list[dict[str, Any]]:
     once per agent and later sightings only widen its time and metadata.
     """
     found: dict[tuple[str, str], dict[str, Any]] = {}
+    # what each sighting could add to an entry already built; a repeat only moves its time
+    folded: set[tuple[Any, ...]] = set()
     for e in events:
         if e.event_type not in WATCHED:
             continue
@@ -80,6 +82,10 @@ def agents_from_events(events: Sequence[Event]) -> list[dict[str, Any]]:
             provider = _str(provider_doc.get("name")) if isinstance(provider_doc, dict) else None
             model = _str(model_doc.get("id")) if isinstance(model_doc, dict) else None
             protocol, tool = f"llm-client/{pname}", None
+            sighting: tuple[Any, ...] = (host, protocol, provider, model)
+            if sighting in folded:
+                found[(host, protocol)]["_ts"] = max(found[(host, protocol)]["_ts"], e.ts)
+                continue
             metadata: dict[str, Any] = {
                 "process_name": pname,
                 "exe": _str(proc.get("exe"), 500),
@@ -95,7 +101,12 @@ def agents_from_events(events: Sequence[Event]) -> list[dict[str, Any]]:
             server = server or "unknown"
             tool = _str(tool_doc.get("name"))
             protocol = f"mcp/{server}"
+            sighting = (host, protocol, e.session_id, pname, tool)
+            if sighting in folded:
+                found[(host, protocol)]["_ts"] = max(found[(host, protocol)]["_ts"], e.ts)
+                continue
             metadata = {"sessions": [e.session_id] if e.session_id else [], "clients": [pname]}
+        folded.add(sighting)
         prev = found.get((host, protocol))
         if prev is not None:
             _merge(prev, metadata, tool, e.ts)
