@@ -125,7 +125,11 @@ def test_every_writer_logs_its_change_in_its_own_transaction(nodes: tuple[Runnin
         ids = {i: ioc_id(c, f"f{i}-{tag}.example") for i in range(3)}
         assert store.replace_source(engine, feed, first[1:], 1_000_000) is not None  # f0 leaves the feed
         assert logged(engine, ids[0]) == ["upsert", "delete"]
+        assert logged(engine, ids[1]) == ["upsert"]  # listed as stored: not written again
+        again = [store.Indicator("domain", f"f1-{tag}.example", feed, severity=2), first[2]]
+        assert store.replace_source(engine, feed, again, 1_000_000) is not None
         assert logged(engine, ids[1]) == ["upsert", "upsert"]
+        assert logged(engine, ids[2]) == ["upsert"]
 
         brief = store.Indicator("domain", f"brief-{tag}.example", expires_at=time.time() + 0.5)
         assert store.add(engine, [brief], 1_000_000) is not None

@@ -79,6 +79,7 @@ def test_a_feed_listing_a_persons_indicator_leaves_it_as_the_person_made_it(srv:
         fake.body = f"{mine}\n{theirs}\n".encode()
         done = sync(c)
         assert (done["created"], done["updated"], done["removed"]) == (1, 0, 0)
+        assert (done["changed"], done["unchanged"]) == (0, 0)
         assert done["held_by_others"] == 1
         kept = one(c, mine)
         assert kept == made  # source, severity, description, tags, expiry, times: as the person left them
@@ -87,6 +88,7 @@ def test_a_feed_listing_a_persons_indicator_leaves_it_as_the_person_made_it(srv:
         fake.body = f"{theirs}\n".encode()  # the feed no longer lists the person's value
         done = sync(c)
         assert (done["created"], done["updated"], done["removed"], done["held_by_others"]) == (0, 1, 0, 0)
+        assert (done["changed"], done["unchanged"]) == (0, 1)
         assert one(c, mine) == made
         hit = c.post("/api/v1/intel/enrich", json={"indicator": mine}).json()
         assert [(m["value"], m["source"], m["severity"]) for m in hit["matches"]] == [(mine, "analyst", 9)]

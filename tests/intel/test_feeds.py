@@ -103,10 +103,35 @@ def test_a_sync_follows_the_list_adding_updating_and_removing(srv: RunningServer
         assert r.status_code == 200, r.text
         doc = r.json()
         assert (doc["created"], doc["updated"], doc["removed"]) == (1, 1, 2)
+        assert (doc["changed"], doc["unchanged"]) == (0, 1)  # 198.51.100.7 was listed as stored
         assert values(c, "feed:bad-list") == {"198.51.100.7", "new-feed.example"}
         # the matcher sees the change at once
         hit = c.post("/api/v1/intel/enrich", json={"indicator": "www.new-feed.example"}).json()
         assert [m["value"] for m in hit["matches"]] == ["new-feed.example"]
+
+
+def test_a_second_sync_of_the_same_list_rewrites_nothing(srv: RunningServer, fake: FakeFeed) -> None:
+    with srv.client() as c:
+        wait_for(lambda: status(c, "bad-list")["last_success_at"])
+        fake.body = b"198.51.100.9\nsteady-feed.example\n203.0.113.0/24\n"
+        assert c.post("/api/v1/intel/feeds/bad-list/sync").status_code == 200
+        before = c.get("/api/v1/intel/iocs", params={"source": "feed:bad-list", "limit": 1000}).json()["iocs"]
+        r = c.post("/api/v1/intel/feeds/bad-list/sync")
+        assert r.status_code == 200, r.text
+        doc = r.json()
+        counted = ("indicators", "created", "changed", "unchanged", "updated", "removed", "held_by_others")
+        assert {k: doc[k] for k in counted} == {
+            "indicators": 3,
+            "created": 0,
+            "changed": 0,
+            "unchanged": 3,
+            "updated": 3,
+            "removed": 0,
+            "held_by_others": 0,
+        }
+        after = c.get("/api/v1/intel/iocs", params={"source": "feed:bad-list", "limit": 1000}).json()["iocs"]
+        assert after == before  # updated_at included
+        assert status(c, "bad-list") == doc
 
 
 def test_a_failed_fetch_changes_nothing_and_is_kept_in_the_status(srv: RunningServer, fake: FakeFeed) -> None:

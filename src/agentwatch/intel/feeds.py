@@ -4,12 +4,14 @@ A sync fetches the list through the SSRF guard (addresses checked at connect tim
 never followed), within the feed's ``timeout_s`` and ``max_bytes``; reads one indicator per
 line (``lines``: blank lines and lines starting with ``#`` or ``;`` skipped, anything after the
 first blank or ``#`` on a line ignored) or one column of a CSV; then makes the entries the
-indicators of source ``feed:<id>``: new ones added, listed ones updated, ones the list no
-longer holds removed, in one transaction. A feed manages only the indicators it brought: an
-entry already stored under another source (a person's indicator made through the API, or
-another feed's) is left as it is and counted in ``held_by_others``, and is never removed by
-this feed. Entries that are no indicator are counted and skipped. A failed sync changes no
-indicator; its error is kept in the feed's status.
+indicators of source ``feed:<id>``: new ones added, listed ones whose stored fields differ
+rewritten, ones the list no longer holds removed, in one transaction. A listed indicator stored
+as listed is not written: it keeps its ``updated_at`` and adds no entry to the change log, so
+the other nodes re-apply only what a sync really changed (after an unchanged list, nothing). A
+feed manages only the indicators it brought: an entry already stored under another source (a
+person's indicator made through the API, or another feed's) is left as it is and counted in
+``held_by_others``, and is never removed by this feed. Entries that are no indicator are
+counted and skipped. A failed sync changes no indicator; its error is kept in the feed's status.
 
 The status of each feed (last attempt, last success, counts, last error) is kept in the
 key-value store, so every node answers the same. A feed's URL may carry a credential in its
@@ -159,6 +161,8 @@ def status(engine: Engine, feed: FeedSettings) -> dict[str, Any]:
         "rejected": kept.get("rejected", 0),
         "created": kept.get("created", 0),
         "updated": kept.get("updated", 0),
+        "changed": kept.get("changed", 0),
+        "unchanged": kept.get("unchanged", 0),
         "removed": kept.get("removed", 0),
         "held_by_others": kept.get("held_by_others", 0),
     }
@@ -192,9 +196,21 @@ async def sync(engine: Engine, feed: FeedSettings, default_severity: int, max_to
         "rejected": bad,
         "created": done.created,
         "updated": done.updated,
+        "changed": done.changed,
+        "unchanged": done.unchanged,
         "removed": done.removed,
         "held_by_others": done.held_by_others,
     }
     await asyncio.to_thread(_note, engine, feed, outcome)
-    log.info("intel.feed_synced", feed=feed.id, indicators=unique, rejected=bad, removed=done.removed)
+    log.info(
+        "intel.feed_synced",
+        feed=feed.id,
+        indicators=unique,
+        rejected=bad,
+        created=done.created,
+        changed=done.changed,
+        unchanged=done.unchanged,
+        removed=done.removed,
+        held_by_others=done.held_by_others,
+    )
     return await asyncio.to_thread(status, engine, feed)

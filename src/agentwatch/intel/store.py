@@ -184,52 +184,70 @@ def add(engine: Engine, items: Sequence[Indicator], max_total: int) -> tuple[int
     return new, len(stored)
 
 
-def _owners(conn: Connection, digests: Sequence[str]) -> dict[str, str]:
-    """digest -> source of the stored indicators among ``digests``."""
-    found: dict[str, str] = {}
+def _stored(conn: Connection, digests: Sequence[str]) -> dict[str, Any]:
+    """digest -> stored row of the indicators among ``digests``, read a chunk per query (a
+    feed of tens of thousands is compared with its rows in a few dozen reads)."""
+    found: dict[str, Any] = {}
     for i in range(0, len(digests), CHUNK):
         chunk = list(digests[i : i + CHUNK])
-        rows = conn.execute(select(intel_iocs.c.digest, intel_iocs.c.source).where(intel_iocs.c.digest.in_(chunk)))
-        found.update(rows.all())
+        found.update((r.digest, r) for r in conn.execute(select(intel_iocs).where(intel_iocs.c.digest.in_(chunk))))
     return found
+
+
+def differs(row: Any, item: Indicator) -> bool:
+    """Whether storing ``item`` over ``row`` would change anything the matcher or the API reads
+    (every field of :class:`Indicator`: kind, value, source, severity, description, tags,
+    expiry); the times of the row are not compared, they are what a write would move."""
+    return from_row(row) != dataclasses.replace(item, id=row.id)
 
 
 @dataclass
 class SourceSync:
     created: int
-    updated: int
+    changed: int  # held by the source and listed with another field: rewritten and logged
+    unchanged: int  # held by the source and listed as stored: not written, not logged
     removed: int
     held_by_others: int  # listed, but stored under another source: left as they are
 
+    @property
+    def updated(self) -> int:
+        """The listed indicators the source already held, changed or not (what a sync counted
+        as updated when it rewrote them all)."""
+        return self.changed + self.unchanged
+
 
 def replace_source(engine: Engine, source: str, items: Sequence[Indicator], max_total: int) -> SourceSync | None:
-    """Make ``items`` the indicators of ``source`` (a feed): add the new ones, update the ones
-    it holds, and remove the ones it holds that are no longer among them, in one transaction;
-    None when the store would go past ``max_total`` (nothing written). A source manages only
-    what it brought: an item already stored under another source (a person's indicator made
-    through the API, another feed's) is left as it is, and never removed by this source."""
+    """Make ``items`` the indicators of ``source`` (a feed): add the new ones, rewrite the ones
+    it holds whose stored fields differ, and remove the ones it holds that are no longer among
+    them, in one transaction; None when the store would go past ``max_total`` (nothing written).
+    An indicator it holds as listed is not written: it keeps its ``updated_at`` and gets no
+    change log entry, so syncing an unchanged list costs the other nodes nothing. A source
+    manages only what it brought: an item already stored under another source (a person's
+    indicator made through the API, another feed's) is left as it is, and never removed by
+    this source."""
     by_digest = {i.digest: i for i in items}
     with engine.begin() as conn:
         hold_writes(conn)
         before = changes.head(conn)
-        owners = _owners(conn, list(by_digest))
+        stored = _stored(conn, list(by_digest))
         c = intel_iocs.c
-        held = {r.digest: r for r in conn.execute(select(c.digest, c.id, c.kind, c.value).where(c.source == source))}
+        held = dict(conn.execute(select(c.digest, c.id).where(c.source == source)).all())
         stale = sorted(set(held) - set(by_digest))
-        others = {d for d, owner in owners.items() if owner != source}
-        ours = {d: i for d, i in by_digest.items() if d not in others}
-        updated = len(owners) - len(others)
-        new = len(ours) - updated
+        others = {d for d, row in stored.items() if row.source != source}
+        new = {d: i for d, i in by_digest.items() if d not in stored}
+        changed = {d: i for d, i in by_digest.items() if d in stored and d not in others and differs(stored[d], i)}
+        unchanged = len(stored) - len(others) - len(changed)
         total = int(conn.execute(select(func.count()).select_from(intel_iocs)).scalar_one())
-        if total + new - len(stale) > max_total:
+        if total + len(new) - len(stale) > max_total:
             return None
         for i in range(0, len(stale), CHUNK):
             conn.execute(delete(intel_iocs).where(intel_iocs.c.digest.in_(stale[i : i + CHUNK])))
-        written = _write(conn, ours, time.time())
-        gone = [held[d].id for d in stale]
+        written = _write(conn, {**new, **changed}, time.time())
+        gone = [held[d] for d in stale]
         change = Change(engine, before, changes.record(conn, [i.id for i in written], gone), written, gone)
-    _tell(change)
-    return SourceSync(new, updated, len(stale), len(others))
+    if written or gone:
+        _tell(change)
+    return SourceSync(len(new), len(changed), unchanged, len(stale), len(others))
 
 
 @dataclass
