@@ -54,7 +54,12 @@ def receiver(host: str = "127.0.0.1") -> Iterator[Receiver]:
 
 def notify_settings(data_dir: Path, database_url: str, url: str | None, **sla: Any) -> Settings:
     """Authentication off, a webhook output ``soc`` at ``url`` (when given), and ``sla`` as given."""
-    outputs = [] if url is None else [{"kind": "webhook", "name": "soc", "url": url}]
+    return outputs_settings(data_dir, database_url, {} if url is None else {"soc": url}, **sla)
+
+
+def outputs_settings(data_dir: Path, database_url: str, urls: dict[str, str], **sla: Any) -> Settings:
+    """Authentication off, a webhook output of each name of ``urls`` at its URL, and ``sla`` as given."""
+    outputs = [{"kind": "webhook", "name": name, "url": url} for name, url in urls.items()]
     return Settings(
         data_dir=data_dir,
         database_url=database_url,

@@ -1,4 +1,4 @@
-"""The outbox of the breach notices, kept on the breach rows themselves (revision 0763).
+"""The outbox of the breach notices, kept on the breach rows themselves (revisions 0763, 0764).
 
 A breach recorded while notices are on waits (``notify_state`` NULL). A pass of any node takes a
 batch of the waiting ones whose ``notify_after`` has come (:func:`claim`): those that are not
@@ -7,20 +7,28 @@ to be sent are settled at once (``ended``: acknowledged, closed or deleted befor
 since), the others are claimed by one conditional update that counts the attempt, names the
 pass (``notify_claim``) and moves ``notify_after`` to the claim's expiry. Another node's update
 finds the condition false (PostgreSQL checks it again once the first one's row locks are
-released; SQLite has one writer), so a breach is sent by one node. :func:`finish` records the
-outcome, only while the claim is still the pass's own: ``sent``, or on failure another attempt
-after a backoff (1, 2, 4 ... minutes, at most an hour), ``failed`` after :data:`MAX_ATTEMPTS`.
-A node that dies while sending leaves its claim to expire after :data:`CLAIM_S`: the breach is
-then sent again (delivery is at least once).
+released; SQLite has one writer), so a breach is sent by one node at a time.
+
+A notice has targets: each output of ``sla.notify_outputs`` (``output:<name>``) and the push to
+whoever is on call (:data:`ONCALL`). The first claim fixes those it is meant for
+(``notify_targets``: the claiming node's configured ones); ``notify_done`` lists those of them
+that accepted it, so a retry goes only to the others (no duplicate for a receiver that already
+has it). :func:`finish` records the outcome, only while the claim is still the pass's own (so
+the targets done are written by the one pass that sent to them): ``sent`` once every target it
+still waits for is done, or on failure another attempt after a backoff (1, 2, 4 ... minutes, at
+most an hour), ``failed`` after :data:`MAX_ATTEMPTS`. A node that dies while sending leaves its
+claim to expire after :data:`CLAIM_S`: the breach is then sent again to the targets not recorded
+as done (delivery is at least once).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import Engine, and_, or_, select, update
+from sqlalchemy import Engine, and_, func, or_, select, update
 
 from agentwatch.alerts.model import SIMULATED_TAG
 from agentwatch.soc.sla import store
@@ -34,6 +42,12 @@ SEND_S = 120.0
 BACKOFF_S = 60.0
 MAX_BACKOFF_S = 3600.0
 MAX_ERROR = 256
+ONCALL = "oncall"  # the target key of the push to the member on call (an output's: "output:<name>")
+
+
+def output_key(name: str) -> str:
+    """The target key of the output ``name`` (apart from :data:`ONCALL`, whatever the name)."""
+    return f"output:{name}"
 
 
 @dataclass(frozen=True)
@@ -51,6 +65,19 @@ class Claimed:
     breached_at: float
     attempts: int
     alert_title: str
+    targets: tuple[str, ...] = ()  # the target keys it is meant for (fixed at its first attempt)
+    done: tuple[str, ...] = ()  # those of them that accepted it on an earlier attempt
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a pass did with a claimed breach: ``done``, every target done with it so far (this
+    pass's included); ``error`` None when it waits for no target any more."""
+
+    claimed: Claimed
+    done: tuple[str, ...]
+    error: str | None
+    note: str | None
 
 
 def backoff(attempts: int) -> float:
@@ -84,9 +111,16 @@ def _settled(row: Any, enabled: set[str]) -> str | None:
     return None
 
 
-def claim(engine: Engine, now: float, token: str, limit: int = BATCH) -> list[Claimed]:
+def _dump(keys: Sequence[str]) -> str:
+    return orjson.dumps(list(keys)).decode()
+
+
+def claim(
+    engine: Engine, now: float, token: str, limit: int = BATCH, targets: Sequence[str] | None = None
+) -> list[Claimed]:
     """Claim at most ``limit`` due breaches for the pass ``token`` (oldest first), settling
-    those not to be sent; the claimed ones."""
+    those not to be sent; the claimed ones. ``targets`` (the keys configured on this node) become
+    the targets of those claimed for the first time."""
     e, a = sla_events.c, alerts.c
     # the alert of the breach's life: not an alert made again with the same id since
     mine = sla_events.outerjoin(alerts, and_(a.id == e.alert_id, a.created_at <= e.started_at))
@@ -114,11 +148,14 @@ def claim(engine: Engine, now: float, token: str, limit: int = BATCH) -> list[Cl
             conn.execute(update(sla_events).where(e.id.in_(ids), *_due(now)).values(notify_state=reason))
         if not send:
             return []
-        conn.execute(
-            update(sla_events)
-            .where(e.id.in_(send), *_due(now))
-            .values(notify_claim=token, notify_after=now + CLAIM_S, notify_attempts=e.notify_attempts + 1)
-        )
+        values: dict[str, Any] = {
+            "notify_claim": token,
+            "notify_after": now + CLAIM_S,
+            "notify_attempts": e.notify_attempts + 1,
+        }
+        if targets is not None:  # in the same update: the first claim's node fixes them
+            values["notify_targets"] = func.coalesce(e.notify_targets, _dump(targets))
+        conn.execute(update(sla_events).where(e.id.in_(send), *_due(now)).values(values))
         got = conn.execute(
             select(sla_events, a.title)
             .select_from(mine)
@@ -138,40 +175,48 @@ def claim(engine: Engine, now: float, token: str, limit: int = BATCH) -> list[Cl
             r.breached_at,
             r.notify_attempts,
             r.title or "",
+            store.target_keys(r.notify_targets),
+            store.target_keys(r.notify_done),
         )
         for r in got
     ]
 
 
-def finish(engine: Engine, now: float, token: str, claimed: list[Claimed], error: str | None, note: str | None) -> None:
-    """Record the outcome of the pass ``token``'s send of ``claimed``: sent (``note``: what
-    could not be done without being a failure) or failed with ``error``."""
-    if not claimed:
+def finish(engine: Engine, now: float, token: str, outcomes: list[Outcome]) -> None:
+    """Record the outcomes of the pass ``token``'s sends, each breach still claimed by it: the
+    targets done with it, and sent (``note``: what could not be done without being a failure)
+    or failed with ``error``. A breach claimed since by another pass (this one's claim expired)
+    is left to that pass: its targets done here are then sent to again."""
+    if not outcomes:
         return
     e = sla_events.c
     held = (e.notify_claim == token, e.notify_state.is_(None))
+    groups: dict[tuple[tuple[str, Any], ...], list[str]] = {}
+    for o in outcomes:  # one update per distinct outcome, not one per breach
+        groups.setdefault(tuple(sorted(_recorded(o, now).items())), []).append(o.claimed.id)
     with engine.begin() as conn:
-        if error is None:
-            conn.execute(
-                update(sla_events)
-                .where(e.id.in_([c.id for c in claimed]), *held)
-                .values(notify_state="sent", notified_at=now, notify_after=None, notify_error=_short(note))
-            )
-            return
-        by_attempts: dict[int, list[str]] = {}
-        for c in claimed:
-            by_attempts.setdefault(c.attempts, []).append(c.id)
-        for attempts, ids in by_attempts.items():
-            last = attempts >= MAX_ATTEMPTS
-            conn.execute(
-                update(sla_events)
-                .where(e.id.in_(ids), *held)
-                .values(
-                    notify_state="failed" if last else None,
-                    notify_after=None if last else now + backoff(attempts),
-                    notify_error=_short(error),
-                )
-            )
+        for values, ids in groups.items():
+            conn.execute(update(sla_events).where(e.id.in_(ids), *held).values(dict(values)))
+
+
+def _recorded(o: Outcome, now: float) -> dict[str, Any]:
+    """The columns of the outcome ``o`` at ``now``."""
+    done = _dump(o.done)
+    if o.error is None:
+        return {
+            "notify_state": "sent",
+            "notified_at": now,
+            "notify_after": None,
+            "notify_error": _short(o.note),
+            "notify_done": done,
+        }
+    last = o.claimed.attempts >= MAX_ATTEMPTS
+    return {
+        "notify_state": "failed" if last else None,
+        "notify_after": None if last else now + backoff(o.claimed.attempts),
+        "notify_error": _short(o.error),
+        "notify_done": done,
+    }
 
 
 def _short(text: str | None) -> str | None:

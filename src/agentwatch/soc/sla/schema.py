@@ -1,16 +1,17 @@
-"""Tables of the SLA capability (Alembic branch ``sla``, revisions 0760_sla to 0763_sla_notify).
+"""Tables of the SLA capability (Alembic branch ``sla``, revisions 0760_sla to
+0764_sla_notify_outputs).
 
 ``sla_configs``: one target per severity band, each of its two limits with its own start.
 ``sla_marks``: when the current life of each alert started (its creation, or when the watch
 saw it reopened), and when in that life it was first acknowledged and closed, as seen by the
 SLA watch (the alert row keeps only its current status). ``sla_events``: the breaches
-recorded, one per alert, kind and life at most, each with the outbox of its notice (0763; see
-:mod:`outbox`).
+recorded, one per alert, kind and life at most, each with the outbox of its notice (0763), which
+remembers the targets the notice is meant for and those done with it (0764; see :mod:`outbox`).
 """
 
 from __future__ import annotations
 
-from sqlalchemy import Boolean, Column, Float, Index, Integer, String, Table
+from sqlalchemy import Boolean, Column, Float, Index, Integer, String, Table, Text
 
 from agentwatch.store.alerts_schema import alerts
 from agentwatch.store.schema import metadata
@@ -62,6 +63,10 @@ sla_events = Table(
     Column("notify_claim", String(36)),  # the pass that claimed it last
     Column("notified_at", Float),
     Column("notify_error", String(256)),  # the last failure (no secrets: the outputs' own messages)
+    # (0764) JSON lists of target keys ("output:<name>", "oncall"): those the notice is meant for,
+    # fixed at its first attempt (NULL before), and those of them done with it (accepted it)
+    Column("notify_targets", Text),
+    Column("notify_done", Text),
 )
 Index("ix_sla_events_breached", sla_events.c.breached_at, sla_events.c.id)
 Index("ix_sla_events_running", sla_events.c.ended_at)

@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from sqlalchemy import Connection, Engine, and_, or_, select, true, update
 
 from agentwatch.events.model import iso
@@ -150,6 +151,16 @@ class EventQuery:
     cursor: tuple[float, str] | None = None
 
 
+def target_keys(text: str | None) -> tuple[str, ...]:
+    """The notice target keys of a stored JSON list (``notify_targets``, ``notify_done``: see
+    :mod:`outbox`); none for NULL or anything else."""
+    try:
+        found = orjson.loads(text or "[]")
+    except orjson.JSONDecodeError:
+        return ()
+    return tuple(k for k in found if isinstance(k, str)) if isinstance(found, list) else ()
+
+
 def event_json(row: Any, now: float) -> dict[str, Any]:
     end = row.ended_at if row.ended_at is not None else now
     return {
@@ -172,6 +183,9 @@ def event_json(row: Any, now: float) -> dict[str, Any]:
             "attempts": row.notify_attempts,
             "sent_at": iso(row.notified_at) if row.notified_at is not None else None,
             "error": row.notify_error,
+            # fixed at its first attempt (null before); those of them that accepted it
+            "targets": list(target_keys(row.notify_targets)) if row.notify_targets is not None else None,
+            "done": list(target_keys(row.notify_done)),
         },
     }
 
