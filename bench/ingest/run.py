@@ -4,7 +4,11 @@ Runs `agentwatch serve` as its own process (SQLite in a temporary data dir, then
 a fresh PostgreSQL database), drives it with pre-encoded requests over
 keep-alive connections, and checks the committed row count afterwards.
 
-    .venv/bin/python bench/ingest/run.py [--events 200000] [--single 20000] [--processes 1,2]
+    .venv/bin/python bench/ingest/run.py [--events 200000] [--single 20000] [--processes 1,2] [--repeat 3]
+
+With ``--repeat N`` each measurement is made N times on the same server and the table shows
+the median, with the lowest and highest beside it (the machine's speed varies from minute to
+minute, and how the kernel spreads four connections over several processes varies by run).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import asyncio
 import itertools
 import os
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -116,6 +121,7 @@ def main() -> None:
     ap.add_argument("--single", type=int, default=20_000, help="requests for the single-event run")
     ap.add_argument("--skip-postgres", action="store_true")
     ap.add_argument("--processes", default="1", help="server process counts to measure, comma-separated (e.g. 1,2)")
+    ap.add_argument("--repeat", type=int, default=1, help="measurements of each kind; the table shows their median")
     args = ap.parse_args()
     counts = [int(n) for n in args.processes.split(",")]
     console = Console()
@@ -127,6 +133,7 @@ def main() -> None:
         "events/s",
         "goal",
         "ratio to goal",
+        "lowest-highest",
         "p99 ms/request",
         "events committed",
     ):
@@ -145,7 +152,11 @@ def main() -> None:
             proc, url = start_server(db_url, tmp, processes)
             try:
                 for mode, n in (("batch", args.events), ("single", args.single)):
-                    rate, p99, committed = measure(url, mode, n)
+                    runs = [measure(url, mode, n) for _ in range(max(1, args.repeat))]
+                    rates = [r[0] for r in runs]
+                    rate = statistics.median(rates)
+                    p99 = statistics.median(r[1] for r in runs)
+                    committed = runs[0][2]
                     goal = GOALS[mode]
                     table.add_row(
                         name,
@@ -154,10 +165,11 @@ def main() -> None:
                         f"{rate:,.0f}",
                         f"{goal:,}",
                         f"{rate / goal:.2f}x",
+                        f"{min(rates):,.0f}-{max(rates):,.0f}",
                         f"{p99:.1f}",
                         f"{committed:,}",
                     )
-                    console.print(f"{name} x{processes} {mode}: {rate:,.0f} events/s")
+                    console.print(f"{name} x{processes} {mode}: {', '.join(f'{r:,.0f}' for r in rates)} events/s")
             finally:
                 proc.terminate()
                 proc.wait(60)
