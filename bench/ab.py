@@ -8,6 +8,7 @@ this checkout as it stands (or ``--new REV``).
 
     .venv/bin/python bench/ab.py --old 967c549 --measure ingest-batch --rounds 3
     .venv/bin/python bench/ab.py --old 967c549 --measure aop-single --postgres
+    .venv/bin/python bench/ab.py --old 967c549 --measure ingest-batch --processes 2
 
 Measurements: ``ingest-batch`` (NDJSON of 1,000 events, 4 connections, 100,000 events),
 ``ingest-single`` (64 connections, 10,000 requests), both from ``bench/ingest``, and
@@ -58,7 +59,7 @@ def _drop(name: str | None) -> None:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def measure_here(measure: str, postgres: bool) -> float:
+def measure_here(measure: str, postgres: bool, processes: int = 1) -> float:
     """Run one measurement against a fresh server of whatever ``agentwatch`` imports here."""
     sys.path.insert(0, str(ROOT))
     with tempfile.TemporaryDirectory() as tmp:
@@ -67,7 +68,7 @@ def measure_here(measure: str, postgres: bool) -> float:
             if measure.startswith("ingest-"):
                 from bench.ingest import run as ingest
 
-                proc, url = ingest.start_server(db_url, tmp)
+                proc, url = ingest.start_server(db_url, tmp, processes)
                 try:
                     mode = measure.removeprefix("ingest-")
                     rate, _p99, _n = ingest.measure(url, mode, 100_000 if mode == "batch" else 10_000)
@@ -112,9 +113,10 @@ def measure_here(measure: str, postgres: bool) -> float:
             _drop(dbname)
 
 
-def _run(src: Path, measure: str, postgres: bool) -> float:
+def _run(src: Path, measure: str, postgres: bool, processes: int) -> float:
     env = {**os.environ, "PYTHONPATH": f"{src}{os.pathsep}{ROOT}"}
-    cmd = [sys.executable, str(Path(__file__)), "--child", measure] + (["--postgres"] if postgres else [])
+    cmd = [sys.executable, str(Path(__file__)), "--child", measure, "--processes", str(processes)]
+    cmd += ["--postgres"] if postgres else []
     out = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, check=True)
     return float(out.stdout.strip().splitlines()[-1])
 
@@ -126,10 +128,11 @@ def main() -> None:
     ap.add_argument("--measure", choices=MEASURES, default="ingest-batch")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--postgres", action="store_true", help="on a fresh PostgreSQL database instead of SQLite")
+    ap.add_argument("--processes", type=int, default=1, help="server processes (ingest measurements only)")
     ap.add_argument("--child", choices=MEASURES, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        print(measure_here(args.child, args.postgres))
+        print(measure_here(args.child, args.postgres, args.processes))
         return
     if not args.old:
         ap.error("--old is required")
@@ -151,7 +154,7 @@ def main() -> None:
             rates: dict[str, list[float]] = {"old": [], "new": []}
             for i in range(args.rounds):
                 for label in ("old", "new"):
-                    rate = _run(trees[label], args.measure, args.postgres)
+                    rate = _run(trees[label], args.measure, args.postgres, args.processes)
                     rates[label].append(rate)
                     console.print(f"round {i + 1} {label}: {rate:,.0f}/s")
         finally:
@@ -159,7 +162,8 @@ def main() -> None:
                 if trees[label] != ROOT / "src":
                     subprocess.run(["git", "worktree", "remove", "--force", str(trees[label].parent)], cwd=ROOT)
     store = "postgresql" if args.postgres else "sqlite"
-    table = Table(title=f"bench/ab: {args.measure} on {store}, {os.cpu_count()} CPUs, {speed}, alternating runs")
+    shape = f"{args.processes} server processes, " if args.processes > 1 else ""
+    table = Table(title=f"bench/ab: {args.measure} on {store}, {shape}{os.cpu_count()} CPUs, {speed}, alternating runs")
     for col in ("code", "runs per second", "median", "ratio"):
         table.add_column(col)
     old_median = statistics.median(rates["old"])
