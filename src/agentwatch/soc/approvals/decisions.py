@@ -142,11 +142,22 @@ async def _released(aw: Any, gate: Gate, doc: dict[str, Any], actor: dict[str, s
 async def _settle(
     aw: Any, doc: dict[str, Any], actor: dict[str, str], client: str, ok: bool, outcome: dict[str, Any]
 ) -> dict[str, Any]:
-    """Record the outcome of the started action of ``doc`` and audit it; the request."""
-    final = await asyncio.to_thread(store.finish, aw.engine, doc["id"], ok, outcome) or doc
-    if final["status"] in ("executed", "failed"):  # else nothing was started: it stays due
+    """Record the outcome of the started action of ``doc`` and audit it; the request. An outcome
+    recorded first by another (the playbooks' sweep of a run whose node stopped beating) stands,
+    audited once, by whoever recorded it."""
+    final, recorded = await asyncio.to_thread(store.finish, aw.engine, doc["id"], ok, outcome)
+    if recorded and final is not None:  # else nothing was started (it stays due), or it ended already
         await _audit(aw, f"approval.{final['status']}", final, actor, client)
-    return final
+    return final or doc
+
+
+async def audit_recorded(aw: Any, request_id: str) -> None:
+    """Audit the outcome of a released action that its capability recorded itself, its carrier
+    being gone (the playbooks' sweep ends a run whose node died and the request in one
+    transaction: :func:`store.finish_in`), as the recovery's."""
+    doc = await asyncio.to_thread(store.get, aw.engine, request_id)
+    if doc is not None and doc["status"] in ("executed", "failed"):
+        await _audit(aw, f"approval.{doc['status']}", doc, RECOVERY, "")
 
 
 async def release_pass(aw: Any, now: float | None = None) -> int:

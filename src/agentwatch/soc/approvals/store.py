@@ -259,18 +259,25 @@ def claim_alone(engine: Engine, request_id: str) -> bool:
         return claim(conn, request_id)
 
 
-def finish(engine: Engine, request_id: str, ok: bool, outcome: dict[str, Any]) -> dict[str, Any] | None:
-    """Record what the released action did on an approved request (``executed`` or ``failed``);
-    a request whose action is still due (never claimed: nothing started) is left to be started."""
+def finish_in(conn: Connection, request_id: str, ok: bool, outcome: dict[str, Any]) -> bool:
+    """Record what the released action did on an approved request (``executed`` or ``failed``)
+    in ``conn``'s transaction (a capability ending its action there); whether this call did. A
+    request whose action is still due (never claimed: nothing started), or whose outcome is
+    recorded already, is left as it is."""
+    done = conn.execute(
+        update(approval_requests)
+        .where(T.id == request_id, T.status == "approved", T.due_at.is_(None))
+        .values(status="executed" if ok else "failed", outcome=orjson.dumps(outcome).decode(), updated_at=time.time())
+    )
+    return done.rowcount == 1
+
+
+def finish(engine: Engine, request_id: str, ok: bool, outcome: dict[str, Any]) -> tuple[dict[str, Any] | None, bool]:
+    """:func:`finish_in` in a transaction of its own: (the request, whether this call recorded
+    the outcome)."""
     with engine.begin() as conn:
-        conn.execute(
-            update(approval_requests)
-            .where(T.id == request_id, T.status == "approved", T.due_at.is_(None))
-            .values(
-                status="executed" if ok else "failed", outcome=orjson.dumps(outcome).decode(), updated_at=time.time()
-            )
-        )
-    return get(engine, request_id)
+        done = finish_in(conn, request_id, ok, outcome)
+    return get(engine, request_id), done
 
 
 def prune(engine: Engine, before: float) -> int:

@@ -10,7 +10,10 @@ together with an approval request of kind ``playbook_run`` (one transaction), an
   (:func:`agentwatch.soc.playbooks.background.carry`), the approval waiting for them at most
   ``playbooks.execute_wait_s``, as ``POST .../execute`` does: the request's ``outcome`` names the
   run and its ``run_status``, ``running`` while it goes on, then how it ended (the request then
-  ``executed``, or ``failed`` when the run failed or a stop interrupted it).
+  ``executed``, or ``failed`` when the run failed or a stop interrupted it). A run whose node
+  died while it ran is ended ``interrupted`` by the sweep of another process
+  (:mod:`agentwatch.soc.playbooks.liveness`), which ends the request ``failed`` in the same
+  transaction (:func:`interrupted_in`) and audits it as the recovery.
 - Rejected or expired: the run ends ``cancelled``; no step ran.
 - A playbook changed, disabled or deleted since the request, or an alert deleted, is not run
   (the approver approved what the request showed): the request ends ``failed`` saying why.
@@ -27,13 +30,13 @@ from collections.abc import Coroutine
 from typing import Any
 
 from agentwatch.detect import queries
+from agentwatch.soc.approvals import decisions
 from agentwatch.soc.approvals import store as approvals
 from agentwatch.soc.approvals.kinds import register_gate
-from agentwatch.soc.playbooks import store
-from agentwatch.soc.playbooks.background import carry
+from agentwatch.soc.playbooks import background, store
 
 KIND = "playbook_run"
-RUNNING = "running"  # a released run's status in its request's outcome until it ends
+RUNNING = store.RUNNING  # a released run's status in its request's outcome until it ends
 
 
 class Held(Exception):
@@ -143,6 +146,21 @@ def _claim(engine: Any, request_id: str, run_id: str, start: bool) -> bool | Non
         return store.move_held(conn, run_id, start=start)
 
 
+def interrupted_in(conn: Any, run: dict[str, Any]) -> bool:
+    """In the transaction of the sweep that ends ``run`` ``interrupted`` (its node died while it
+    ran): end the approval request that released it ``failed``, its outcome saying so; whether
+    there was one to end (a run started by hand or by the trigger has none)."""
+    if run["approval_id"] is None:
+        return False
+    outcome = {"run_id": run["id"], "run_status": run["status"], "error": run["reason"]}
+    return approvals.finish_in(conn, run["approval_id"], False, outcome)
+
+
+async def audit_interrupted(aw: Any, request_id: str) -> None:
+    """Audit the request :func:`interrupted_in` ended (``approval.failed``, by the recovery)."""
+    await decisions.audit_recorded(aw, request_id)
+
+
 class PlaybookGate:
     """The :class:`agentwatch.soc.approvals.kinds.Gate` of ``playbook_run`` requests."""
 
@@ -163,12 +181,14 @@ class PlaybookGate:
             return False, {"run_id": run_id, "error": "run: no longer awaiting approval (deleted or already started)"}
         run = await runner.run_started(aw, playbook, alert, run_id, dry_run=False, trigger=gated["trigger"])
         status = run["status"] if run is not None else "failed"
+        if status == store.INTERRUPTED:  # swept while this node was stalled: the sweep ended the request
+            return None
         return status != "failed", {"run_id": run_id, "run_status": status}
 
     async def carry(self, aw: Any, work: Coroutine[Any, Any, Any], request: dict[str, Any]) -> None:
         """As the other runs started by a request: a task of the server, waited for at most
         ``playbooks.execute_wait_s``."""
-        await carry(aw, work, request["gated_action"]["run_id"])
+        await background.carry(aw, work, request["gated_action"]["run_id"])
 
     async def cancel(self, aw: Any, request: dict[str, Any]) -> None:
         await asyncio.to_thread(store.cancel_run, aw.engine, request["gated_action"]["run_id"])

@@ -13,6 +13,10 @@ At shutdown the runs still going get :data:`DRAIN_S` seconds in all to end; thos
 are cancelled and stored ``interrupted`` (the steps done so far, the step cut off
 ``interrupted``, the rest ``skipped``). An interrupted run is never started again: it may have
 done part of its work (a webhook sent, a case opened), and running it twice could do that twice.
+
+This part also sweeps the store for runs whose process died without a stop (killed, out of
+memory): once as the server starts, then every :func:`liveness.sweep_every_s` seconds, it ends
+``interrupted`` the ``running`` runs whose heartbeat lapsed (:mod:`agentwatch.soc.playbooks.liveness`).
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ from typing import Any
 
 import structlog
 
+from agentwatch.soc.playbooks import liveness
+
 log = structlog.get_logger("agentwatch.playbooks")
 DRAIN_S = 10.0
 
@@ -33,6 +39,25 @@ class BackgroundRuns:
         self.aw = aw
         self.drain_s = DRAIN_S
         self.tasks: set[asyncio.Task[Any]] = set()
+        self.swept = 0  # runs this node's sweeps ended interrupted
+        self._sweeping: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._sweeping = asyncio.create_task(self._sweep(), name="agentwatch-playbook-sweep")
+
+    async def sweep_now(self, now: float | None = None) -> int:
+        """One sweep at ``now`` (the current time when None); the runs it ended."""
+        found = await liveness.sweep(self.aw, now)
+        self.swept += found
+        return found
+
+    async def _sweep(self) -> None:
+        while True:
+            try:
+                await self.sweep_now()
+            except Exception:  # a store failure must not end the sweeps
+                log.exception("playbooks.sweep_failed")
+            await asyncio.sleep(liveness.sweep_every_s(self.aw.settings.playbooks))
 
     def spawn(self, run: Coroutine[Any, Any, Any], run_id: str) -> asyncio.Task[Any]:
         """Run ``run`` as a task of the server (kept until it ends)."""
@@ -47,7 +72,13 @@ class BackgroundRuns:
             log.error("playbooks.background_run_failed", task=task.get_name(), error=type(task.exception()).__name__)
 
     async def stop(self) -> None:
-        """Let the runs end within :data:`DRAIN_S` (``drain_s``), then cut the others off."""
+        """Stop sweeping; let the runs end within :data:`DRAIN_S` (``drain_s``), then cut the
+        others off."""
+        if self._sweeping is not None:
+            self._sweeping.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeping
+            self._sweeping = None
         pending = set(self.tasks)
         if not pending:
             return

@@ -3,8 +3,10 @@
 A step that fails stops the run (the steps after it are ``skipped``), unless the step says
 ``continue_on_error``. The run ends ``succeeded`` (no step failed), ``failed`` (a failure stopped
 it), ``completed_with_errors`` (steps failed and the run went on) or ``interrupted`` (the server
-stopped it: the step it was in shows ``interrupted``, the later ones ``skipped``; it is not
-started again, as it may have done part of its work). Each step's result holds
+stopped it: the step it was in shows ``interrupted``, the later ones ``skipped``; or its process
+died, and a sweep ended it, see :mod:`agentwatch.soc.playbooks.liveness`; it is not started
+again, as it may have done part of its work). While it runs, its process keeps its heartbeat
+and records each step's result as the step ends. Each step's result holds
 its status, its output (at most :data:`MAX_OUTPUT_BYTES` of JSON), its error (at most
 :data:`MAX_ERROR` characters) and its timing. A dry run asks every step what it would change
 (:meth:`Action.preview`) and changes nothing.
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any
 
@@ -24,7 +27,7 @@ import orjson
 import structlog
 
 from agentwatch.events.model import iso
-from agentwatch.soc.playbooks import approval, store
+from agentwatch.soc.playbooks import approval, liveness, store
 from agentwatch.soc.playbooks.actions import ACTIONS, ActionError, RunContext
 from agentwatch.soc.playbooks.background import carry
 from agentwatch.soc.playbooks.model import Step, check_step
@@ -32,6 +35,7 @@ from agentwatch.soc.playbooks.model import Step, check_step
 log = structlog.get_logger("agentwatch.playbooks")
 MAX_OUTPUT_BYTES = 4096
 MAX_ERROR = 1000
+STOPPED = "interrupted: the server stopped during the run; the step cut off may or may not have taken effect"
 IN_RUN: ContextVar[str | None] = ContextVar("agentwatch_playbook_run", default=None)
 
 
@@ -74,10 +78,15 @@ def _not_run(index: int, step: dict[str, Any], status: str) -> dict[str, Any]:
 
 
 async def run_steps(
-    ctx: RunContext, steps: list[dict[str, Any]], dry_run: bool, results: list[dict[str, Any]] | None = None
+    ctx: RunContext,
+    steps: list[dict[str, Any]],
+    dry_run: bool,
+    results: list[dict[str, Any]] | None = None,
+    step_ended: Callable[[], None] | None = None,
 ) -> tuple[str, list[dict[str, Any]]]:
     """(the run's status, one result per step); each result is appended to ``results`` (when
-    given) as its step ends, so the caller keeps those of a run cut off."""
+    given) as its step ends, so the caller keeps those of a run cut off, and ``step_ended`` is
+    called then (the heartbeat records them at once)."""
     results = [] if results is None else results
     stopped, failures = False, 0
     token = IN_RUN.set(ctx.playbook["id"] if ctx.playbook else "dry-run")
@@ -88,6 +97,8 @@ async def run_steps(
                 continue
             result = await _one(ctx, index, step, dry_run)
             results.append(result)
+            if step_ended is not None:
+                step_ended()
             if result["status"] == "failed":
                 failures += 1
                 stopped = not step.get("continue_on_error", False)
@@ -173,22 +184,35 @@ async def begin(
 async def run_started(
     aw: Any, playbook: dict[str, Any], alert: dict[str, Any], run_id: str, *, dry_run: bool, trigger: str
 ) -> dict[str, Any] | None:
-    """Run the steps of a stored ``running`` run and complete it; the run. Cancelled (a stop),
-    it stores the run ``interrupted`` with the results so far, and raises CancelledError."""
+    """Run the steps of a stored ``running`` run, keeping its heartbeat, and complete it; the
+    run. Cancelled (a stop), it stores the run ``interrupted`` with the results so far, and
+    raises CancelledError. A run a sweep ended meanwhile (this process stalled past
+    ``playbooks.stale_run_s``) keeps that record: the run answered is the interrupted one."""
     keep = aw.settings.playbooks.max_runs_per_playbook
     ctx = RunContext(aw, alert, author=f"playbook:{playbook['id']}", run_id=run_id, playbook=playbook)
     status = "failed"
     results: list[dict[str, Any]] = []
+    heartbeat = liveness.Heartbeat(aw, run_id, results)
+    heartbeat.start()
     try:
-        status, _ = await run_steps(ctx, playbook["steps"], dry_run, results)
+        status, _ = await run_steps(ctx, playbook["steps"], dry_run, results, heartbeat.step_ended)
     except asyncio.CancelledError:
-        status = "interrupted"
+        status = store.INTERRUPTED
         cut, steps = len(results), playbook["steps"]  # the step running when cut off, then the rest
         results.extend(_not_run(i, steps[i], "interrupted" if i == cut else "skipped") for i in range(cut, len(steps)))
         raise
     finally:  # even when cancelled at shutdown: the run is not left "running"
-        await asyncio.shield(
-            asyncio.to_thread(store.finish_run, aw.engine, run_id, playbook["id"], status, results, keep)
-        )
+        await asyncio.shield(_complete(aw, heartbeat, run_id, playbook["id"], status, results, keep))
     log.info("playbooks.run", playbook=playbook["id"], run=run_id, status=status, trigger=trigger, dry_run=dry_run)
     return await asyncio.to_thread(store.get_run, aw.engine, run_id)
+
+
+async def _complete(
+    aw: Any, heartbeat: liveness.Heartbeat, run_id: str, playbook_id: str, status: str, results: list, keep: int
+) -> None:
+    """Stop the heartbeat, then store how the run ended, unless a sweep ended it first."""
+    await heartbeat.stop()
+    reason = STOPPED if status == store.INTERRUPTED else None
+    done = await asyncio.to_thread(store.finish_run, aw.engine, run_id, playbook_id, status, results, keep, reason)
+    if not done:  # swept meanwhile (its record stands), or deleted with its playbook
+        log.warning("playbooks.run_end_not_recorded", run=run_id, playbook=playbook_id, would_be=status)

@@ -4,6 +4,9 @@ A playbook's trigger and steps are JSON documents, validated by :mod:`agentwatch
 before they are stored. A run keeps its steps' results as one JSON list, each result bounded
 (:mod:`agentwatch.soc.playbooks.runner`). ``auto_key`` (playbook id and alert id) is unique for
 automatic runs, so a playbook runs at most once on one alert whatever the number of nodes.
+``heartbeat_at`` is refreshed by the process running a run (revision 0721_playbook_run_heartbeat):
+a ``running`` run whose heartbeat lapsed lost its process, and the sweep of
+:mod:`agentwatch.soc.playbooks.liveness` ends it ``interrupted``, ``reason`` saying why.
 """
 
 from __future__ import annotations
@@ -43,5 +46,9 @@ playbook_runs = Table(
     Column("started_at", Float, nullable=False),
     Column("finished_at", Float),
     Column("approval_id", String(36)),  # the approval request a held run waits for (0830_approvals)
+    Column("heartbeat_at", Float),  # the running process's last sign of life (0721_playbook_run_heartbeat)
+    Column("reason", Text),  # why it ended, when its steps did not end it (0721_playbook_run_heartbeat)
 )
 Index("ix_playbook_runs_playbook", playbook_runs.c.playbook_id, playbook_runs.c.started_at, playbook_runs.c.id)
+# the sweep looks for running runs with an old heartbeat: few rows are running
+Index("ix_playbook_runs_heartbeat", playbook_runs.c.status, playbook_runs.c.heartbeat_at)

@@ -28,6 +28,13 @@ class PlaybookSettings(BaseModel):
         description="how long POST .../execute waits for the run; a longer run is answered 202 and goes on "
         "in the background",
     )
+    stale_run_s: float = Field(
+        60.0,
+        ge=2,
+        le=3600,
+        description="a running run whose process gave no heartbeat for this long (it beats every "
+        "min(5, stale_run_s/4) s) is ended interrupted; the same on every node sharing the store",
+    )
     webhook_max_response_bytes: int = Field(
         64 * 1024, ge=1024, le=16 * 1024 * 1024, description="notify_webhook: largest receiver answer read"
     )

@@ -5,6 +5,12 @@ it starts (status ``running``) and completed when it ends; an automatic run carr
 ``auto_key`` (playbook and alert), unique, so a second start of the same playbook on the same
 alert finds the first and does nothing. Each playbook keeps its newest
 ``playbooks.max_runs_per_playbook`` runs.
+
+While a run is ``running`` its process refreshes its heartbeat (:func:`beat`, which also records
+the results of the steps ended so far); :func:`sweep_stale` ends the runs whose heartbeat lapsed
+``interrupted``. Every change of a run's status is conditional on the status it leaves, so of a
+sweep and the run's own completion (a process back from a long pause), or of two sweepers, one
+only acts, and a swept run never turns back into another status.
 """
 
 from __future__ import annotations
@@ -15,13 +21,15 @@ from collections.abc import Callable
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Engine, and_, delete, false, func, or_, select, update
+from sqlalchemy import ColumnElement, Connection, Engine, and_, delete, false, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from agentwatch.events.model import iso
 from agentwatch.soc.playbooks.schema import playbook_runs, playbooks
 
 PRINCIPAL_WIDTH = playbooks.c.created_by.type.length
+RUNNING = "running"
+INTERRUPTED = "interrupted"
 
 
 class NameTaken(ValueError):
@@ -187,10 +195,11 @@ def start_run(
                     dry_run=dry_run,
                     trigger=trigger,
                     started_by=started_by[:PRINCIPAL_WIDTH],
-                    status="running" if held_by is None else "awaiting_approval",
+                    status=RUNNING if held_by is None else "awaiting_approval",
                     auto_key=auto_key,
                     steps="[]",
                     started_at=now,
+                    heartbeat_at=now if held_by is None else None,
                     approval_id=held_by,
                 )
             )
@@ -206,7 +215,11 @@ def move_held(conn: Connection, run_id: str, *, start: bool) -> bool:
     or end it ``cancelled``; False when it is not waiting (any more): only one caller ever
     starts or ends a held run."""
     now = time.time()
-    values = {"status": "running", "started_at": now} if start else {"status": "cancelled", "finished_at": now}
+    values = (
+        {"status": RUNNING, "started_at": now, "heartbeat_at": now}
+        if start
+        else {"status": "cancelled", "finished_at": now}
+    )
     done = conn.execute(
         update(playbook_runs)
         .where(playbook_runs.c.id == run_id, playbook_runs.c.status == "awaiting_approval")
@@ -221,13 +234,40 @@ def cancel_run(engine: Engine, run_id: str) -> bool:
         return move_held(conn, run_id, start=False)
 
 
-def finish_run(engine: Engine, run_id: str, playbook_id: str, status: str, steps: list[dict], keep: int) -> None:
-    """Complete the run; drop the playbook's runs past the newest ``keep``."""
+def beat(engine: Engine, run_id: str, steps: list[dict] | None = None) -> bool:
+    """The running run's heartbeat: its process is alive now; ``steps``, when given, are the
+    results of the steps ended so far, kept should the process die. False when the run is no
+    longer ``running`` (swept meanwhile, or deleted with its playbook): nothing was written."""
+    values: dict[str, Any] = {"heartbeat_at": time.time()}
+    if steps is not None:
+        values["steps"] = orjson.dumps(steps).decode()
     with engine.begin() as conn:
-        conn.execute(
+        done = conn.execute(
             update(playbook_runs)
-            .where(playbook_runs.c.id == run_id)
-            .values(status=status, steps=orjson.dumps(steps).decode(), finished_at=time.time())
+            .where(playbook_runs.c.id == run_id, playbook_runs.c.status == RUNNING)
+            .values(**values)
+        )
+    return done.rowcount == 1
+
+
+def finish_run(
+    engine: Engine,
+    run_id: str,
+    playbook_id: str,
+    status: str,
+    steps: list[dict],
+    keep: int,
+    reason: str | None = None,
+) -> bool:
+    """Complete the run if it is still ``running`` (``reason``: why it ended, when its steps did
+    not end it); drop the playbook's runs past the newest ``keep``. False when it was not running
+    any more: a sweep ended it ``interrupted`` while its process was paused past
+    ``playbooks.stale_run_s`` (that record stands), or it was deleted with its playbook."""
+    with engine.begin() as conn:
+        done = conn.execute(
+            update(playbook_runs)
+            .where(playbook_runs.c.id == run_id, playbook_runs.c.status == RUNNING)
+            .values(status=status, steps=orjson.dumps(steps).decode(), finished_at=time.time(), reason=reason)
         )
         c = playbook_runs.c
         cut = conn.execute(
@@ -240,10 +280,50 @@ def finish_run(engine: Engine, run_id: str, playbook_id: str, status: str, steps
         if cut is not None:
             older = or_(c.started_at < cut.started_at, and_(c.started_at == cut.started_at, c.id <= cut.id))
             conn.execute(delete(playbook_runs).where(c.playbook_id == playbook_id, older))
+    return done.rowcount == 1
+
+
+def _lapsed(before: float) -> ColumnElement[bool]:
+    """Running, and no heartbeat since ``before`` (a row with none, stored by a node of an
+    older version, counts from its start)."""
+    c = playbook_runs.c
+    beat_at = or_(c.heartbeat_at < before, and_(c.heartbeat_at.is_(None), c.started_at < before))
+    return and_(c.status == RUNNING, beat_at)
+
+
+def sweep_stale(
+    engine: Engine,
+    before: float,
+    reason: str,
+    also: Callable[[Connection, dict[str, Any]], bool] | None = None,
+    limit: int = 500,
+) -> list[tuple[dict[str, Any], bool]]:
+    """End ``interrupted`` (now, ``reason`` recorded, the step results recorded so far kept)
+    each running run whose last heartbeat is older than ``before``, at most ``limit``; each as
+    (the run, what ``also`` answered for it). ``also`` acts on a run in the transaction that
+    ends it. Each run is one conditional update: a run whose process beat meanwhile, or that
+    another sweeper or its own completion ended first, is left as it is and not listed."""
+    c = playbook_runs.c
+    with engine.connect() as conn:
+        ids = conn.execute(select(c.id).where(_lapsed(before)).order_by(c.started_at).limit(limit)).scalars().all()
+    ended = []
+    for run_id in ids:
+        with engine.begin() as conn:
+            done = conn.execute(
+                update(playbook_runs)
+                .where(c.id == run_id, _lapsed(before))
+                .values(status=INTERRUPTED, finished_at=time.time(), reason=reason)
+            )
+            if done.rowcount != 1:
+                continue
+            run = _run(conn.execute(select(playbook_runs).where(c.id == run_id)).one())
+            ended.append((run, also(conn, run) if also is not None else False))
+    return ended
 
 
 def _run(row: Any) -> dict[str, Any]:
     finished = row.finished_at
+    beat_at = row.heartbeat_at
     return {
         "id": row.id,
         "playbook_id": row.playbook_id,
@@ -254,7 +334,9 @@ def _run(row: Any) -> dict[str, Any]:
         "status": row.status,
         "approval_id": row.approval_id,
         "steps": orjson.loads(row.steps),
+        "reason": row.reason,
         "started_at": iso(row.started_at),
+        "heartbeat_at": iso(beat_at) if beat_at is not None else None,
         "finished_at": iso(finished) if finished is not None else None,
         "duration_ms": round((finished - row.started_at) * 1000, 3) if finished is not None else None,
     }
