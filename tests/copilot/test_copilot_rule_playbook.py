@@ -3,9 +3,15 @@ a real server (authentication off), on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from typing import Any
 
+from sqlalchemy import update
+
+from agentwatch.soc.playbooks import liveness
+from agentwatch.soc.playbooks import store as playbook_store
+from agentwatch.soc.playbooks.schema import playbook_runs
 from tests.copilot.seed import alert, context, kinds, many, of_kind, run, unique
 from tests.soc.helpers import MISSING
 from tests.support.server import RunningServer
@@ -77,6 +83,30 @@ def test_a_quiet_rule_is_not_noisy_and_a_rule_without_alerts_has_nothing(open_se
         doc = context(c, "rule", quiet)
         assert kinds(doc) == ["rule_feedback", "rule_volume"]
         assert context(c, "rule", _rule(c))["suggestions"] == []
+
+
+def test_a_run_interrupted_when_its_process_died_is_flagged_with_why(open_server: RunningServer) -> None:
+    """An interrupted run may have left steps undone: the analyst is told, with the run's reason."""
+    engine = open_server.aw.engine
+    target = alert(engine, ("host", unique()))
+    with open_server.client() as c:
+        pb = c.post(
+            "/api/v1/playbooks",
+            json={
+                "name": unique("pb"),
+                "steps": [{"action": "set_alert_status", "params": {"status": "acknowledged"}}],
+            },
+        ).json()
+        started = playbook_store.start_run(
+            engine, pb["id"], target["id"], dry_run=False, trigger="manual", started_by="u", held_by=None
+        )
+        assert started is not None
+        with engine.begin() as conn:  # its process died a while ago: no heartbeat since
+            conn.execute(update(playbook_runs).where(playbook_runs.c.id == started[0]).values(heartbeat_at=0.0))
+        assert len(playbook_store.sweep_stale(engine, time.time() - 60, liveness.REASON)) == 1
+        (hit,) = of_kind(context(c, "playbook", pb["id"]), "failing_runs")
+    assert hit["data"]["failed"] == 1 and hit["data"]["run_ids"] == [started[0]]
+    assert "ended interrupted" in hit["reason"] and "may or may not have taken effect" in hit["reason"]
 
 
 def test_a_playbook_whose_runs_fail_is_flagged(open_server: RunningServer) -> None:

@@ -11,7 +11,9 @@ from agentwatch.soc.copilot.settings import CopilotSettings
 from agentwatch.soc.copilot.suggestion import Suggestion
 from agentwatch.soc.playbooks.actions import ACTIONS
 
-FAILED = ("failed", "completed_with_errors")
+# Runs to look at again: failed steps, or cut off (its process stopped; steps after the last one
+# recorded may not have taken effect and may have to be done by hand).
+FAILED = ("failed", "completed_with_errors", "interrupted")
 
 
 def failing(engine: Any, playbook: dict[str, Any], settings: CopilotSettings) -> list[Suggestion]:
@@ -21,7 +23,7 @@ def failing(engine: Any, playbook: dict[str, Any], settings: CopilotSettings) ->
         return []
     last = bad[0]
     reason = (
-        f"{len(bad)} of the playbook's last {len(runs)} run(s) failed; the newest failure, run {last['id']} "
+        f"{len(bad)} of the playbook's last {len(runs)} run(s) did not succeed; the newest, run {last['id']} "
         f"at {iso(last['started_at'])} on alert {last['alert_id']}, ended {last['status']}"
         + (f": {last['error'][:300]}" if last["error"] else "")
         + "."

@@ -157,10 +157,11 @@ def rule_volume(engine: Engine, rule_id: str, since: float) -> dict[str, int]:
 
 
 def recent_runs(engine: Engine, playbook_id: str, limit: int) -> list[dict[str, Any]]:
-    """The playbook's newest runs that were not dry runs: status, start and the first error."""
+    """The playbook's newest runs that were not dry runs: status, start and the first error (or,
+    with no failed step, the run's reason: why it was interrupted)."""
     c = playbook_runs.c
     stmt = (
-        select(c.id, c.status, c.started_at, c.steps, c.alert_id)
+        select(c.id, c.status, c.started_at, c.steps, c.alert_id, c.reason)
         .where(c.playbook_id == playbook_id, c.dry_run.is_(False), c.status != "running")
         .order_by(c.started_at.desc(), c.id.desc())
         .limit(limit)
@@ -170,6 +171,7 @@ def recent_runs(engine: Engine, playbook_id: str, limit: int) -> list[dict[str, 
     out = []
     for r in rows:
         steps = orjson.loads(r.steps)
-        error = next((s.get("error") for s in steps if s.get("status") == "failed" and s.get("error")), None)
+        # a failed step's error; else why the run ended as it did (an interrupted run's reason)
+        error = next((s.get("error") for s in steps if s.get("status") == "failed" and s.get("error")), r.reason)
         out.append({"id": r.id, "status": r.status, "started_at": r.started_at, "alert_id": r.alert_id, "error": error})
     return out
