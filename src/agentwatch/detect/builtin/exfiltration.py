@@ -105,15 +105,18 @@ class SensitiveReadThenEgress(BuiltinRule):
     def observe(self, event: Event) -> list[Finding]:
         if event.event_type not in WATCHED:
             return []
-        scope = scope_of(event)
         target = sensitive_target(event)
+        dests = destinations(event)
+        if target is None and not dests:  # most watched events: neither part of the pattern
+            return []
+        scope = scope_of(event)
         if target is not None:
             prior = self.reads.get(scope)
             if prior is None or prior[0].ts <= event.ts:
                 self.reads.put(scope, (slim(event), target))
         out: list[Finding] = []
         host = host_of(event)
-        for dest in destinations(event):
+        for dest in dests:
             novel = (host, dest) not in self.known
             self.known.put((host, dest), True)
             if not novel:
