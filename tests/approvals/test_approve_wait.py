@@ -25,7 +25,7 @@ from agentwatch.soc.playbooks import store as playbooks
 from agentwatch.store.engine import make_engine
 from tests.approvals.helpers import APPROVALS, People, decide
 from tests.detect.helpers import wait_for
-from tests.playbooks.helpers import PLAYBOOKS, make_alert, receiver, unique
+from tests.playbooks.helpers import PLAYBOOKS, calls, make_alert, receiver, unique
 from tests.support.server import run_server
 
 WAIT_S = 0.5
@@ -63,10 +63,6 @@ def team(module_database_url: str, tmp_path_factory: pytest.TempPathFactory) -> 
 def hook() -> Iterator[tuple[str, list[dict[str, Any]]]]:
     with receiver("127.0.0.1") as r:
         yield r
-
-
-def calls(got: list[dict[str, Any]], path: str) -> int:
-    return sum(1 for g in got if g["path"] == f"/{path}")
 
 
 def slow_steps(url: str, path: str, delay: float = SLOW_S) -> list[dict[str, Any]]:

@@ -23,7 +23,7 @@ from agentwatch.store.engine import make_engine
 from tests.approvals.helpers import APPROVALS, PASSWORD, People, people_server, settings
 from tests.approvals.test_decision_races import race
 from tests.detect.helpers import wait_for
-from tests.playbooks.helpers import PLAYBOOKS, make_alert, receiver, unique
+from tests.playbooks.helpers import PLAYBOOKS, calls, make_alert, receiver, unique
 from tests.support.server import RunningServer, run_server
 
 THREADS = 8
@@ -33,10 +33,6 @@ THREADS = 8
 def hook() -> Iterator[tuple[str, list[dict[str, Any]]]]:
     with receiver("127.0.0.1") as r:
         yield r
-
-
-def calls(got: list[dict[str, Any]], path: str) -> int:
-    return sum(1 for g in got if g["path"] == f"/{path}")
 
 
 def held(team: People, url: str, query: str = "") -> tuple[dict[str, Any], dict[str, Any], str]:

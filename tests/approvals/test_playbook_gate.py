@@ -20,7 +20,7 @@ from agentwatch.pipeline.pipeline import Finding
 from agentwatch.soc.approvals.schema import approval_requests
 from tests.approvals.helpers import APPROVALS, People, decide, people_server
 from tests.detect.helpers import wait_for
-from tests.playbooks.helpers import PLAYBOOKS, make_alert, receiver, unique
+from tests.playbooks.helpers import PLAYBOOKS, calls, make_alert, receiver, unique
 
 
 @pytest.fixture(scope="module")
@@ -62,10 +62,6 @@ def runs(team: People, pid: str) -> list[dict[str, Any]]:
 
 def alert_status(team: People, aid: str) -> str:
     return team.client.get(f"/api/v1/alerts/{aid}", headers=team["admin"]).json()["status"]
-
-
-def calls(got: list[dict[str, Any]], path: str) -> int:
-    return sum(1 for g in got if g["path"] == f"/{path}")
 
 
 def held(team: People, hook: tuple[str, list], **body: Any) -> tuple[dict, str, dict, str]:

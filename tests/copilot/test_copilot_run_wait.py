@@ -15,7 +15,7 @@ import pytest
 from agentwatch.config import Settings
 from tests.copilot.seed import alert, context, of_kind, run, unique
 from tests.detect.helpers import wait_for
-from tests.playbooks.helpers import receiver
+from tests.playbooks.helpers import calls, receiver
 from tests.support.server import RunningServer, run_server
 
 WAIT_S = 0.5
@@ -39,10 +39,6 @@ def srv(module_database_url: str, tmp_path_factory: pytest.TempPathFactory) -> I
 def hook() -> Iterator[tuple[str, list[dict[str, Any]]]]:
     with receiver("127.0.0.1") as r:
         yield r
-
-
-def calls(got: list[dict[str, Any]], path: str) -> int:
-    return sum(1 for g in got if g["path"] == f"/{path}")
 
 
 def offered(srv: RunningServer, c: httpx.Client, url: str, path: str, delay: float) -> tuple[dict, str, dict]:

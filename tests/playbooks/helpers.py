@@ -121,3 +121,8 @@ def receiver(host: str = RECEIVER_HOST) -> Iterator[tuple[str, list[dict[str, An
     port = free_port(host)
     with serve_asgi(Starlette(routes=[Route("/{p:path}", hook, methods=["POST"])]), host, port):
         yield f"http://{host}:{port}", got
+
+
+def calls(got: list[dict[str, Any]], path: str) -> int:
+    """How many calls the :func:`receiver` that filled ``got`` took on ``/<path>``."""
+    return sum(1 for g in got if g["path"] == f"/{path}")

@@ -19,7 +19,7 @@ from agentwatch.config import Settings
 from agentwatch.soc.playbooks import store
 from agentwatch.store.engine import make_engine
 from tests.detect.helpers import wait_for
-from tests.playbooks.helpers import PLAYBOOKS, alert, create, make_alert, receiver, unique
+from tests.playbooks.helpers import PLAYBOOKS, alert, calls, create, make_alert, receiver, unique
 from tests.support.server import RunningServer, run_server
 
 WAIT_S = 0.5
@@ -53,10 +53,6 @@ def slow_steps(url: str, path: str, delay: float = SLOW_S) -> list[dict[str, Any
         {"action": "notify_webhook", "params": {"url": f"{url}/{path}?delay={delay}", "timeout_s": 30}},
         {"action": "set_alert_status", "params": {"status": "closed"}},
     ]
-
-
-def calls(got: list[dict[str, Any]], path: str) -> int:
-    return sum(1 for g in got if g["path"] == f"/{path}")
 
 
 def runs(c: httpx.Client, pid: str) -> list[dict[str, Any]]:

@@ -28,7 +28,7 @@ from agentwatch.soc.playbooks.schema import playbook_runs
 from agentwatch.store.engine import make_engine
 from tests.cli.test_serve_and_replay import BIN, wait_up
 from tests.detect.helpers import wait_for
-from tests.playbooks.helpers import PLAYBOOKS, make_alert, receiver, unique
+from tests.playbooks.helpers import PLAYBOOKS, calls, make_alert, receiver, unique
 from tests.support.server import free_port, run_server
 
 STALE_S = 2.0
@@ -48,10 +48,6 @@ def settings(data_dir: Path, database_url: str, **playbooks: Any) -> Settings:
 def hook() -> Iterator[tuple[str, list[dict[str, Any]]]]:
     with receiver("127.0.0.1") as r:
         yield r
-
-
-def calls(got: list[dict[str, Any]], path: str) -> int:
-    return sum(1 for g in got if g["path"] == f"/{path}")
 
 
 def webhook(url: str, path: str, delay: float) -> dict[str, Any]:
