@@ -202,7 +202,9 @@ def test_a_timed_out_local_target_leaves_no_query_running_in_postgresql(postgres
                     text(
                         "SELECT pid, state, wait_event_type, wait_event, query FROM pg_stat_activity"
                         " WHERE datname = current_database() AND pid <> pg_backend_pid() AND state = 'active'"
-                        " AND query LIKE 'SELECT events.ts%'"
+                        # still waiting for the table: a statement already cancelled shows 'active'
+                        # in ClientRead until its client has read the error (seconds when loaded)
+                        " AND wait_event_type = 'Lock' AND query LIKE 'SELECT events.ts%'"
                     )
                 ).all()
                 if not waiting:
