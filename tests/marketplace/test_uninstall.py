@@ -3,7 +3,8 @@ server reading a fake remote index, on both stores: every rule a detection made 
 rules' own delete, so the engine and the rule store agree), a playbook goes and the automatic
 trigger forgets it, and the install record goes; a rule or playbook already deleted by hand is no
 error; never installed is 404 naming the slug; an install or uninstall of the slug under way is
-409; a rule someone put in the detection's file since is never deleted (409, nothing removed);
+409; a rule someone put in the detection's file since is never deleted (the edited file is kept and
+listed in ``kept``, the record goes);
 and installs racing uninstalls of one slug leave it either wholly installed or wholly gone."""
 
 from __future__ import annotations
@@ -110,21 +111,19 @@ def test_rules_already_deleted_by_hand_are_no_error_and_the_record_goes(m: Marke
 def test_a_rule_of_someone_else_in_the_file_is_never_deleted(m: Market) -> None:
     with m.server.client() as c:
         assert c.post(f"{ITEMS}/{DETECTION}:install").status_code == 201
-        # someone replaced the file with A and a rule of their own
+        # someone replaced the file with A and a rule of their own: the file is theirs now
         assert c.put(f"{RULES}/{A}", json={"yaml": _rule(A) + "---\n" + _rule(MINE)}).status_code == 200
         r = c.post(f"{ITEMS}/{DETECTION}:uninstall")
-        assert r.status_code == 409, r.text
-        assert r.json()["error"]["message"].startswith(f"rule_id: {A} was uploaded in one YAML file with {MINE};")
-        assert _exists(c, A) and _exists(c, MINE)
-        install = store.get(m.server.aw.engine, DETECTION)
-        assert install is not None and install["resource_ids"] == [A, B, C]  # the claim was given back
-        assert c.put(f"{RULES}/{A}", json={"yaml": _rule(A)}).status_code == 200
-        assert c.post(f"{RULES}", json={"yaml": _rule(MINE)}).status_code == 201
-        r = c.post(f"{ITEMS}/{DETECTION}:uninstall")
         assert r.status_code == 200, r.text
-        assert r.json()["removed"] == [A] and r.json()["already_gone"] == [B, C]
-        assert _exists(c, MINE) and not _exists(c, A)
-        assert c.delete(f"{RULES}/{MINE}").status_code == 204
+        body = r.json()
+        assert body["removed"] == [] and body["already_gone"] == [B, C]
+        assert [(k["rule_id"], k["reason"]) for k in body["kept"]] == [(A, "edited")]
+        assert _exists(c, A) and _exists(c, MINE)
+        assert store.get(m.server.aw.engine, DETECTION) is None  # the rest of the uninstall went on
+        assert c.put(f"{RULES}/{A}", json={"yaml": _rule(MINE)}).status_code == 422  # must define A
+        assert c.delete(f"{RULES}/{A}").status_code == 409  # one file with MINE: replace it without A
+        assert c.put(f"{RULES}/{MINE}", json={"yaml": _rule(MINE)}).status_code == 200
+        assert c.delete(f"{RULES}/{MINE}").status_code == 204 and not _exists(c, A)
 
 
 def test_uninstalling_a_playbook_removes_it_and_the_trigger_forgets_it(m: Market) -> None:

@@ -19,7 +19,7 @@ the same transaction, then the engine reloads. Validation is the upload's own
 from __future__ import annotations
 
 import time
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from typing import Any
 
 from sqlalchemy import and_, delete, select, update
@@ -205,10 +205,17 @@ def replace(
     return uploaded_infos(rules, text), removed, revision
 
 
-def remove(engine: DetectionEngine, rule_id: str, *, along: Collection[str] = ()) -> str:
+def remove(
+    engine: DetectionEngine,
+    rule_id: str,
+    *,
+    along: Collection[str] = (),
+    check: Callable[[dict[str, Any]], None] | None = None,
+) -> str:
     """Delete the uploaded rule ``rule_id`` (and the rules of its file named in ``along``: the
     marketplace removes a detection's whole file); the store's new revision. Raises KeyError or
-    Refused."""
+    Refused. ``check`` sees the rows about to go (rule id -> row) in the deleting transaction and
+    may raise to keep them (the marketplace keeps a rule that is no longer the one it installed)."""
     _editable(engine, rule_id, "deleted")
     if engine.db is None:
         raise KeyError(rule_id)
@@ -218,6 +225,8 @@ def remove(engine: DetectionEngine, rule_id: str, *, along: Collection[str] = ()
         group = _take_group(conn, rule_id)
         if rule_id not in group:
             raise KeyError(rule_id)
+        if check is not None:
+            check(group)
         others = sorted(rid for rid in group if rid != rule_id and rid not in along)
         if others:
             raise Refused(

@@ -7,7 +7,8 @@ Reading needs ``rules:read``; installing a detection ``rules:write``, a playbook
 ``playbooks:write`` (and the permission of each of its steps); uninstalling needs the permission
 installing that kind does. An item that does not verify is
 listed with its reason and never installed (409); installing the installed version again is
-409; a newer version updates the rule or playbook it became.
+409; a newer version updates the rule or playbook it became. An uninstall deletes only the rules
+that are still those the install made, and lists the others as kept.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from agentwatch.api.query import only_query
 from agentwatch.api.responses import JSON
 from agentwatch.api.security import principal_name, require
 from agentwatch.events.model import iso
-from agentwatch.marketplace import install, store, uninstall
+from agentwatch.marketplace import install, marks, store, uninstall
 from agentwatch.marketplace.index import Entry, bundled_bytes, catalogue_of
 from agentwatch.marketplace.items import SLUG_RE, version_key
 
@@ -160,8 +161,8 @@ async def install_item(request: Request, slug: str) -> Response:
     # rule of a detection's file dropped): the update goes through what is left of it
     previous = row["resource_ids"] if row is not None and not store.pending(row) and row["kind"] == kind else []
     try:
-        made = await run(request, item, previous)
-        await run_in_threadpool(store.settle, engine, slug, token, made)
+        made, made_marks = await run(request, item, previous)
+        await run_in_threadpool(store.settle, engine, slug, token, made, made_marks)
     except store.Raced:  # slower than store.CLAIM_TTL_S: another install took the claim over
         raise _another(slug) from None
     except BaseException:
@@ -196,8 +197,9 @@ def _busy(slug: str) -> Conflict:
 @router.post(f"{PREFIX}/items/{{slug}}:uninstall", dependencies=[require("rules:read"), only_query()])
 async def uninstall_item(request: Request, slug: str) -> dict[str, Any]:
     """Remove what the install of ``slug`` made (every rule of a detection, or the playbook) and
-    its install record; a rule or playbook already deleted by hand is no error. The item need not
-    be listed any more. The body, when sent, is an empty object."""
+    its install record; a rule or playbook already deleted by hand is no error, and a rule that is
+    no longer the one the install made (stored again under its id, or edited) is kept and listed
+    in ``kept``. The item need not be listed any more. The body, when sent, is an empty object."""
     await read_model(request, InstallIn, INSTALL_BODY_BYTES, optional=True)
     _slug(slug)
     request.state.audit_details = {"slug": slug}
@@ -217,16 +219,33 @@ async def uninstall_item(request: Request, slug: str) -> dict[str, Any]:
     except store.Raced:
         raise _busy(slug) from None
     ids = [] if store.pending(row) else row["resource_ids"]  # an abandoned claim recorded nothing
+    recorded = row["_marks"]
     try:
-        removed, gone = await uninstall.remover(kind)(request, ids)
+        if recorded is None and kind == "detection" and ids:  # recorded before marks were
+            recorded = await uninstall.listed_marks(request, slug, row["version"], ids)
+        removed, gone, kept = await uninstall.remover(kind)(request, ids, recorded)
         await run_in_threadpool(store.forget, engine, slug, token)
     except store.Raced:  # slower than store.CLAIM_TTL_S: another request took the claim over
         raise _busy(slug) from None
     except BaseException:
         await run_in_threadpool(store.release, engine, slug, token, row)
         raise
-    request.state.audit_details = {"slug": slug, "version": row["version"], "kind": kind, "uninstalled": ids}
-    return {"slug": slug, "kind": kind, "version": row["version"], "removed": removed, "already_gone": gone}
+    request.state.audit_details = {
+        "slug": slug,
+        "version": row["version"],
+        "kind": kind,
+        "uninstalled": [i for i in ids if i not in kept],
+    }
+    if kept:
+        request.state.audit_details["kept"] = list(kept)
+    return {
+        "slug": slug,
+        "kind": kind,
+        "version": row["version"],
+        "removed": removed,
+        "already_gone": gone,
+        "kept": marks.answer(kept),
+    }
 
 
 @router.get("/marketplace/index.json", dependencies=[require("rules:read"), only_query()])

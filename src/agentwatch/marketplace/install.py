@@ -4,7 +4,9 @@
   it there (same reader, ReDoS guard, limits, errors); it may define several rules, all recorded.
   An update replaces the text through a rule installed before that still exists and that the new
   text defines too (``PUT /api/v1/rules/{id}``: rules the new text drops are removed), or uploads
-  it again when none is left. Needs ``rules:write``.
+  it again when none is left. Each rule's mark (:mod:`agentwatch.marketplace.marks`) is read back
+  from the rule store, so an uninstall can later tell these rules from others stored under their
+  ids. Needs ``rules:write``.
 - playbook: the manifest is checked as ``POST /api/v1/playbooks`` checks a body, the installer must
   hold each step's permission, and it is stored in (or replaces) the playbooks store: a new one
   disabled (a person here switches it on), an update keeping the installed one's switch. Needs
@@ -24,7 +26,7 @@ from agentwatch.api.security import principal_name
 from agentwatch.api.v1_rules import run_rule_change, synced_rule_engine
 from agentwatch.detect import rule_edit
 from agentwatch.detect.engine import sigma_module
-from agentwatch.marketplace import store
+from agentwatch.marketplace import marks, store
 from agentwatch.soc.playbooks import store as playbooks
 from agentwatch.soc.playbooks.api import check_step_permissions, reload_automatic_playbooks
 from agentwatch.soc.playbooks.model import Invalid, parse_playbook
@@ -77,8 +79,11 @@ def _through(engine: Any, previous: list[str], text: str) -> str | None:
     return left[0] if left else None
 
 
-async def detection(request: Request, item: dict[str, Any], previous: list[str]) -> list[str]:
-    """Install or update the rules; the ids of every rule the manifest defines."""
+Made = tuple[list[str], marks.Marks | None]  # (ids of what the install made, the rules' marks)
+
+
+async def detection(request: Request, item: dict[str, Any], previous: list[str]) -> Made:
+    """Install or update the rules; the ids of every rule the manifest defines, and their marks."""
     engine, sync = await synced_rule_engine(request)
     text = item["manifest"]
     through = await run_rule_change(lambda: _through(engine, previous, text))
@@ -88,10 +93,19 @@ async def detection(request: Request, item: dict[str, Any], previous: list[str])
             sync.mark(revision)
     else:
         infos = await run_rule_change(lambda: engine.upload_sigma(text))
-    return [str(i.id) for i in infos]
+    ids = [str(i.id) for i in infos]
+    return ids, await run_in_threadpool(_marks, engine.db, text, ids)
 
 
-async def playbook(request: Request, item: dict[str, Any], previous_ids: list[str]) -> list[str]:
+def _marks(db: Any, text: str, ids: list[str]) -> marks.Marks:
+    """The marks of the rules just stored from ``text``: the digest is that of ``text`` (what the
+    install wrote, even if someone changed the rule in the instant since), the ``created_at`` as
+    stored."""
+    rows = marks.stored(db, ids)
+    return marks.of(text, {rid: float(rows[rid].created_at) if rid in rows else None for rid in ids})
+
+
+async def playbook(request: Request, item: dict[str, Any], previous_ids: list[str]) -> Made:
     """Create or replace the playbook; its id (as a list of one)."""
     aw = request.app.state.aw
     previous = previous_ids[0] if previous_ids else None
@@ -118,4 +132,4 @@ async def playbook(request: Request, item: dict[str, Any], previous_ids: list[st
             f"manifest: the store holds playbooks.max_playbooks ({aw.settings.playbooks.max_playbooks})"
         ) from None
     await reload_automatic_playbooks(request)
-    return [pid]
+    return [pid], None

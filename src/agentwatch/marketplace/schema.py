@@ -3,7 +3,10 @@
 - ``marketplace_installs`` (0870_marketplace; ``resource_ids`` from 0872_marketplace_install_rules):
   one row per installed item (its slug): the version installed, its kind, the resource it became
   (a rule id or a playbook id; ``resource_ids`` every rule a detection made, as a JSON list), who
-  installed it and when.
+  installed it and when; ``rule_marks`` (0874_marketplace_install_digests) what each of those
+  rules looked like as stored right after the install (JSON: rule id -> the SHA-256 of its stored
+  YAML and its stored ``created_at``), so an uninstall deletes only rules that are still the ones
+  the install made (NULL: a row written before, or a playbook).
 - ``marketplace_index_state`` (0871_marketplace_index_state): one row per remote index source
   (the SHA-256 of its URL, which may hold a token): the newest ``sequence`` accepted from it and
   the digest of that index, and the newest version of each item it listed verified, so an older
@@ -29,6 +32,7 @@ marketplace_installs = Table(
     Column("installed_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
     Column("resource_ids", Text, nullable=True),
+    Column("rule_marks", Text, nullable=True),
 )
 
 marketplace_index_state = Table(

@@ -9,7 +9,9 @@ anything, so the loser never leaves a resource behind (:class:`Raced`). An insta
 after its claim *releases* it (the row as it was). While claimed, the row's ``resource_id`` is
 :data:`PENDING` followed by the claim's token; a claim older than :data:`CLAIM_TTL_S` (its
 node stopped mid-install) may be taken over. A detection whose manifest holds several rules
-records them all (``resource_ids``; ``resource_id`` is the first). An uninstall claims the slug
+records them all (``resource_ids``; ``resource_id`` is the first), with what each looked like as
+stored (``rule_marks``: :mod:`agentwatch.marketplace.marks`), so an uninstall can tell the rules it made from a rule
+edited or stored again under the same id since. An uninstall claims the slug
 the same way (its token marked :data:`UNINSTALL`), removes what the install made, then deletes the
 row (:func:`forget`), or releases the claim when the removal failed.
 """
@@ -42,6 +44,12 @@ def _ids(row: Any) -> list[str]:
     return [str(i) for i in ids] if isinstance(ids, list) and ids else [row.resource_id]
 
 
+def _marks(row: Any) -> dict[str, dict[str, Any]] | None:
+    """What each rule looked like when installed (None: a row written before that was recorded)."""
+    marks = orjson.loads(row.rule_marks) if row.rule_marks else None
+    return marks if isinstance(marks, dict) else None
+
+
 def _json(row: Any) -> dict[str, Any]:
     return {
         "slug": row.slug,
@@ -53,6 +61,7 @@ def _json(row: Any) -> dict[str, Any]:
         "installed_at": iso(row.installed_at),
         "updated_at": iso(row.updated_at),
         "_updated": row.updated_at,
+        "_marks": _marks(row),
     }
 
 
@@ -108,6 +117,7 @@ def claim(
         "kind": kind,
         "resource_id": token,
         "resource_ids": None,
+        "rule_marks": None,
         "installed_by": who,
         "updated_at": now,
     }
@@ -132,9 +142,11 @@ def claim(
     return token
 
 
-def settle(engine: Engine, slug: str, token: str, resource_ids: list[str]) -> None:
-    """Record the resources the claimed install made (a detection may make several rules).
-    Raises Raced when the claim was taken over."""
+def settle(
+    engine: Engine, slug: str, token: str, resource_ids: list[str], marks: dict[str, dict[str, Any]] | None = None
+) -> None:
+    """Record the resources the claimed install made (a detection may make several rules, with
+    their ``marks``). Raises Raced when the claim was taken over."""
     now = time.time()
     with engine.begin() as conn:
         done = conn.execute(
@@ -143,6 +155,7 @@ def settle(engine: Engine, slug: str, token: str, resource_ids: list[str]) -> No
             .values(
                 resource_id=resource_ids[0],
                 resource_ids=orjson.dumps(resource_ids).decode(),
+                rule_marks=None if marks is None else orjson.dumps(marks).decode(),
                 installed_at=now,
                 updated_at=now,
             )
@@ -175,6 +188,7 @@ def release(engine: Engine, slug: str, token: str, before: dict[str, Any] | None
                 kind=before["kind"],
                 resource_id=before["resource_id"],
                 resource_ids=orjson.dumps(before["resource_ids"]).decode(),
+                rule_marks=None if before["_marks"] is None else orjson.dumps(before["_marks"]).decode(),
                 installed_by=before["installed_by"],
                 updated_at=before["_updated"],
             )
