@@ -24,14 +24,16 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from agentwatch.discovery import slots
 from agentwatch.discovery.allowlist import parse_targets
-from agentwatch.discovery.manager import ScanManager
 from agentwatch.discovery.scanner import Scanner
 from tests.discovery.conftest import fast_settings
 from tests.discovery.servers import Spec, serve
+from tests.discovery.test_shared_slot import _tarpit
 from tests.support import certs
 from tests.support.server import run_server
 
+SLOW_HOST = "127.0.0.32"  # a tarpit: a scan of it runs until stopped
 CARD_HOST, MCP_HOST, BAD_URL_HOST, CTRL_URL_HOST, TAGS_HOST, GOOD_HOST, TLS_HOST = (
     f"127.0.0.{n}" for n in range(70, 77)
 )
@@ -129,18 +131,21 @@ def test_a_certificate_cryptography_cannot_parse_is_recorded_not_fatal(fleet, tm
     assert "certificate_error" in facts and "subject" not in facts
 
 
-def test_stop_while_the_scan_row_is_written_does_not_wedge_the_tenant(settings, fleet, monkeypatch):
-    original = ScanManager._insert
+def test_stop_right_after_a_slow_claim_does_not_wedge_the_tenant(settings, fleet, monkeypatch):
+    original = slots.claim
 
-    def slow_insert(self: ScanManager, run: object) -> None:
-        time.sleep(0.4)  # a busy store: the stop arrives while the row is being written
-        original(self, run)
+    def slow_claim(*args: object, **kw: object) -> None:
+        time.sleep(0.4)  # a busy store: the slot and the scan row take a while to be written
+        original(*args, **kw)
 
-    monkeypatch.setattr(ScanManager, "_insert", slow_insert)
-    with run_server(settings.model_copy(update={"discovery": fast_settings()})) as srv, srv.client() as c:
-        first = c.post("/api/scan", params={"network": "127.0.0.99"})
+    monkeypatch.setattr(slots, "claim", slow_claim)
+    with (
+        serve([Spec(SLOW_HOST, 8000, raw=_tarpit)]),
+        run_server(settings.model_copy(update={"discovery": fast_settings()})) as srv,
+        srv.client() as c,
+    ):
+        first = c.post("/api/scan", params={"network": SLOW_HOST})
         assert first.status_code == 200
-        time.sleep(0.1)
         assert c.post("/api/scan/stop").status_code == 200
         deadline = time.monotonic() + 10
         while (status := c.get("/api/scan/status").json())["status"] != "idle":
@@ -149,11 +154,9 @@ def test_stop_while_the_scan_row_is_written_does_not_wedge_the_tenant(settings, 
         assert status["last_scan"]["scan_id"] == first.json()["scan_id"]
         assert status["last_scan"]["status"] == "stopped"
         assert c.get(f"/api/scan/{first.json()['scan_id']}").json()["error"] == "scan stopped"
-        again = c.post("/api/scan", params={"network": "127.0.0.99"})
+        again = c.post("/api/scan", params={"network": SLOW_HOST})
         assert again.status_code == 200, again.text
-        while c.get("/api/scan/status").json()["status"] != "idle":
-            assert time.monotonic() < deadline + 10, "the second scan did not finish"
-            time.sleep(0.05)
+        assert c.post("/api/scan/stop").json()["stopped"] is True
 
 
 def test_cli_names_the_option_of_an_invalid_value():

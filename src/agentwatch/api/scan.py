@@ -58,13 +58,13 @@ def _target(network: str | None, hosts: str | None) -> str:
     return text
 
 
-def _begin(request: Request, network: str | None, hosts: str | None, detectors: str | None) -> Any:
+async def _begin(request: Request, network: str | None, hosts: str | None, detectors: str | None) -> Any:
     mgr = _manager(request)
     try:
         if network and hosts:  # each named in its own errors first; then together (the host cap)
             mgr.check_target(hosts, detectors, field="hosts")
         field = "hosts" if hosts and not network else "network"
-        return mgr.begin(
+        return await mgr.begin(
             _target(network, hosts),
             detectors,
             tenant=_tenant(request),
@@ -74,32 +74,31 @@ def _begin(request: Request, network: str | None, hosts: str | None, detectors: 
     except (TargetError, DetectorError) as exc:
         raise InvalidRequest(str(exc)) from None
     except ScanBusy as exc:
-        running = mgr.running.get(_tenant(request))
-        raise Conflict(f"scan: {exc}", {"scan_id": running.scan_id if running else None}) from None
+        raise Conflict(f"scan: {exc}", {"scan_id": exc.scan_id}) from None
 
 
 @router.post("/api/scan", dependencies=[require("scans:run")])
 async def start_scan(
     request: Request, network: NetworkQ = None, hosts: HostsQ = None, detectors: DetectorsQ = None
 ) -> dict:
-    run = _begin(request, network, hosts, detectors)
+    run = await _begin(request, network, hosts, detectors)
     return {"scan_id": run.scan_id, "status": "started", "network": run.target, "detectors": run.detectors}
 
 
 @router.post("/api/scan/stop", dependencies=[require("scans:run")])
 async def stop_scan(request: Request) -> dict:
-    run = await _manager(request).stop_scan(_tenant(request))
-    if run is None:
+    stopped = await _manager(request).stop_scan(_tenant(request))
+    if stopped is None:
         raise Conflict("scan: no scan is running")
-    return {"status": "cancelled", "scan_id": run.scan_id, "stopped": run.done.is_set()}
+    return {"status": "cancelled", **stopped}
 
 
 @router.get("/api/scan/status", dependencies=[require("scans:read")])
 async def scan_status(request: Request) -> dict:
     mgr = _manager(request)
-    run = mgr.running.get(_tenant(request))
-    if run is not None:
-        return {"status": "running", **run.status()}
+    running = await mgr.status(_tenant(request))
+    if running is not None:
+        return {"status": "running", **running}
     latest = await run_in_threadpool(mgr.latest, _tenant(request))
     if latest is None:
         return {"status": "idle", "message": "No scan in progress or completed"}
@@ -158,7 +157,7 @@ async def scan_stream(
             principal = getattr(request.state, "principal", None)
             if principal is not None and not principal.can("scans:run"):
                 raise ApiError("permission 'scans:run' required to start a scan", status=403)
-            watch = _begin(request, network, hosts, detectors).scan_id
+            watch = (await _begin(request, network, hosts, detectors)).scan_id
     except BaseException:
         aw.hub.unsubscribe(sub)
         raise

@@ -1,5 +1,8 @@
 """The server side of discovery: one running scan per tenant, history, live events, schedule, alerts.
 
+The tenant's running scan is claimed in the store (``discovery.slots``), so it is one scan for
+every process and node sharing that store; this process keeps its own scans' tasks in ``running``.
+
 Attached to the app as the lifecycle component ``discovery``. Live scan events go
 to the hub channel ``scan`` as ``{"event": name, "tenant", "scan_id", "data"}``;
 the SSE route turns them into ``event:`` frames.
@@ -18,7 +21,7 @@ import orjson
 import structlog
 from sqlalchemy import delete, func, select, update
 
-from agentwatch.discovery import alerting, inventory
+from agentwatch.discovery import alerting, inventory, slots
 from agentwatch.discovery.allowlist import Targets, parse_targets
 from agentwatch.discovery.report import scan_result
 from agentwatch.discovery.scanner import Scanner, resolve_detectors
@@ -36,7 +39,11 @@ STOP_WAIT_S = 1.0
 
 
 class ScanBusy(RuntimeError):
-    """A scan is already running for this tenant."""
+    """A scan is already running for this tenant (``scan_id``, when known)."""
+
+    def __init__(self, message: str, scan_id: str | None = None) -> None:
+        super().__init__(message)
+        self.scan_id = scan_id
 
 
 @dataclass
@@ -53,19 +60,6 @@ class RunningScan:
     done: asyncio.Event = field(default_factory=asyncio.Event)
     result: dict[str, Any] | None = None
 
-    def status(self) -> dict[str, Any]:
-        return {
-            "scan_id": self.scan_id,
-            "target_network": self.target,
-            "detectors": self.detectors,
-            "started_at": iso(self.started_at),
-            "progress": {
-                "hosts_done": self.hosts_done,
-                "hosts_total": self.hosts_total,
-                "agents_found": self.agents_found,
-            },
-        }
-
 
 def discovery_settings(aw: Any) -> DiscoverySettings:
     value = getattr(aw.settings, "discovery", None)
@@ -75,7 +69,8 @@ def discovery_settings(aw: Any) -> DiscoverySettings:
 class ScanManager:
     def __init__(self, aw: Any) -> None:
         self.aw = aw
-        self.running: dict[str, RunningScan] = {}
+        self.running: dict[str, RunningScan] = {}  # this process's scans; the store holds every one
+        self.owner = uuid.uuid4().hex  # names this process in the tenants' scan slots
         self.last_completed: dict[str, Any] | None = None
         self._schedule: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[Any]] = set()
@@ -103,10 +98,11 @@ class ScanManager:
             task.cancel()
 
     async def _scheduled(self, network: str, every: float) -> None:
-        """Continuous mode on the server: scan ``network`` every ``every`` seconds (skip while one runs)."""
+        """Continuous mode on the server: scan ``network`` every ``every`` seconds (skip while one runs).
+        Every process runs this loop; the claim in the store lets one of them start a period's scan."""
         while True:
             try:
-                self.begin(network, None, tenant="default", who="schedule")
+                await self.begin(network, None, tenant="default", who="schedule", every=every)
             except ScanBusy:
                 pass
             except ValueError:
@@ -123,15 +119,39 @@ class ScanManager:
         active, passive = resolve_detectors(detectors)
         return targets, active, passive
 
-    def begin(
-        self, network: str, detectors: str | list[str] | None, *, tenant: str, who: str, field: str = "network"
+    async def begin(
+        self,
+        network: str,
+        detectors: str | list[str] | None,
+        *,
+        tenant: str,
+        who: str,
+        field: str = "network",
+        every: float | None = None,
     ) -> RunningScan:
-        """Validate and start a scan; raises ValueError (bad input, naming ``field``) or ScanBusy (409)."""
+        """Validate, claim the tenant's slot in the store and start a scan; raises ValueError (bad
+        input, naming ``field``) or ScanBusy (409). ``every``: a scheduled scan, taking its turn."""
         targets, active, passive = self.check_target(network, detectors, field=field)
         if tenant in self.running:
-            raise ScanBusy(f"scan {self.running[tenant].scan_id} is already running")
+            mine = self.running[tenant].scan_id
+            raise ScanBusy(f"scan {mine} is already running", mine)
         run = RunningScan(str(uuid.uuid4()), tenant, targets.text, active, time.time(), len(targets.hosts()))
-        self.running[tenant] = run
+        # shielded: a request cancelled while the claim is written still starts the scan it claimed
+        return await asyncio.shield(self._claim_and_start(run, targets, passive, who, every))
+
+    async def _claim_and_start(
+        self, run: RunningScan, targets: Targets, passive: list[str], who: str, every: float | None
+    ) -> RunningScan:
+        claim = slots.Claim(
+            run.tenant, run.scan_id, self.owner, run.target, run.detectors, run.started_at, run.hosts_total
+        )
+        try:
+            await asyncio.to_thread(slots.claim, self.aw.engine, claim, every=every)
+        except slots.Taken as taken:
+            if taken.scan_id is None:
+                raise ScanBusy("the scheduled scan of this period already ran") from None
+            raise ScanBusy(f"scan {taken.scan_id} is already running", taken.scan_id) from None
+        self.running[run.tenant] = run
         run.task = asyncio.create_task(self._run(run, targets, passive, who), name=f"scan-{run.scan_id}")
         return run
 
@@ -141,10 +161,9 @@ class ScanManager:
     async def _run(self, run: RunningScan, targets: Targets, passive: list[str], who: str) -> None:
         s = self.settings
         engine = self.aw.engine
-        # The row is written in a thread a stop cannot interrupt: awaited (shielded) inside the try below,
-        # so a stop or a store error while it is written still ends the scan, and again before the result
-        # is written over it.
-        inserted = asyncio.ensure_future(asyncio.to_thread(self._insert, run))
+        # The running row was written with the claim; the heartbeat keeps the slot alive and
+        # brings a stop asked on another process.
+        keep_alive = asyncio.create_task(self._keep_alive(run), name=f"scan-beat-{run.scan_id}")
         last_progress = 0.0
 
         def on_agent(agent: dict[str, Any]) -> None:
@@ -168,7 +187,6 @@ class ScanManager:
         agents: list[dict[str, Any]] = []
         diff: dict[str, Any] | None = None
         try:
-            await asyncio.shield(inserted)
             self._publish(
                 run, "scan_started", {"scan_id": run.scan_id, "detectors": run.detectors, "target": run.target}
             )
@@ -208,8 +226,9 @@ class ScanManager:
             error=error,
         )
         run.result = result
+        keep_alive.cancel()
         try:
-            await asyncio.shield(self._record(inserted, run, result))
+            await asyncio.shield(asyncio.to_thread(self._finish, run, result))
         finally:
             self.running.pop(run.tenant, None)
             run.done.set()
@@ -221,41 +240,61 @@ class ScanManager:
         else:
             self._publish(run, "scan_error", {"error": error, "scan_id": run.scan_id, "status": status})
 
-    async def _record(self, inserted: asyncio.Future[None], run: RunningScan, result: dict[str, Any]) -> None:
-        with contextlib.suppress(Exception):  # a failed insert is already the scan's error
-            await inserted
-        await asyncio.to_thread(self._finish, run, result)
+    async def _keep_alive(self, run: RunningScan) -> None:
+        """Refresh the slot's heartbeat and progress every BEAT_S; cancel the scan when a stop was
+        asked (by any process) or the slot was taken over. A store error skips one beat."""
+        while True:
+            await asyncio.sleep(slots.BEAT_S)
+            progress = {"hosts_done": run.hosts_done, "hosts_total": run.hosts_total, "agents_found": run.agents_found}
+            try:
+                verdict = await asyncio.to_thread(
+                    slots.beat, self.aw.engine, run.tenant, run.scan_id, self.owner, progress
+                )
+            except Exception:
+                log.warning("discovery.heartbeat_failed", scan_id=run.scan_id, exc_info=True)
+                continue
+            if verdict is None:
+                log.warning("discovery.slot_lost", scan_id=run.scan_id)
+            if verdict is not False and run.task is not None:
+                run.task.cancel()
+                return
 
-    async def stop_scan(self, tenant: str) -> RunningScan | None:
-        """Cancel the tenant's scan and wait for it (at most STOP_WAIT_S)."""
+    async def stop_scan(self, tenant: str) -> dict[str, Any] | None:
+        """Stop the tenant's scan wherever it runs and wait for it (at most STOP_WAIT_S):
+        ``{"scan_id", "stopped"}``, or None when none runs. This process's own scan is cancelled
+        directly; another's is asked through the store, and its owner sees that at its next beat."""
         run = self.running.get(tenant)
-        if run is None or run.task is None:
+        if run is not None and run.task is not None:
+            run.task.cancel()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(run.done.wait(), STOP_WAIT_S)
+            return {"scan_id": run.scan_id, "stopped": run.done.is_set()}
+        scan_id = await asyncio.to_thread(slots.request_stop, self.aw.engine, tenant)
+        if scan_id is None:
             return None
-        run.task.cancel()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(run.done.wait(), STOP_WAIT_S)
-        return run
+        deadline = time.monotonic() + STOP_WAIT_S
+        while time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+            if await asyncio.to_thread(slots.running_scan, self.aw.engine, tenant) != scan_id:
+                return {"scan_id": scan_id, "stopped": True}
+        return {"scan_id": scan_id, "stopped": False}
+
+    async def status(self, tenant: str) -> dict[str, Any] | None:
+        """The tenant's running scan as documented (``scan_id``, ``target_network``, ``detectors``,
+        ``started_at``, ``progress``), read from the store so every process answers alike; or None."""
+        return await asyncio.to_thread(slots.status, self.aw.engine, tenant)
+
+    async def running_scan_id(self, tenant: str) -> str | None:
+        return await asyncio.to_thread(slots.running_scan, self.aw.engine, tenant)
 
     # -- persistence -----------------------------------------------------------
-    def _insert(self, run: RunningScan) -> None:
-        with self.aw.engine.begin() as conn:
-            conn.execute(
-                scans_t.insert().values(
-                    scan_id=run.scan_id,
-                    tenant=run.tenant,
-                    started_at=run.started_at,
-                    target=run.target,
-                    status="running",
-                    body="{}",
-                )
-            )
-
     def _finish(self, run: RunningScan, result: dict[str, Any]) -> None:
         keep = self.settings.history_keep
         with self.aw.engine.begin() as conn:
+            slots.release(conn, run.tenant, run.scan_id)
             conn.execute(
                 update(scans_t)
-                .where(scans_t.c.scan_id == run.scan_id)
+                .where(scans_t.c.scan_id == run.scan_id, scans_t.c.status == "running")
                 .values(
                     completed_at=time.time(),
                     status=result["status"],

@@ -14,7 +14,7 @@ scans = Table(
     Column("started_at", Float, nullable=False),
     Column("completed_at", Float),
     Column("target", Text, nullable=False),
-    Column("status", String(16), nullable=False),  # running, completed, stopped, failed
+    Column("status", String(16), nullable=False),  # running, completed, stopped, failed, interrupted
     Column("total_agents", Integer, nullable=False, default=0),
     Column("body", Text, nullable=False, default="{}"),  # the documented scan result, with its diff
 )
@@ -37,3 +37,25 @@ agents = Table(
 )
 Index("ix_discovery_agents_last_seen", agents.c.last_seen)
 Index("ix_discovery_agents_address", agents.c.address, agents.c.port)
+
+# One row per tenant that ever scanned (revision 0301_discovery_scan_slots). Its ``scan_id`` is
+# the tenant's running scan, claimed by one conditional UPDATE so that every process and node
+# sharing the store agrees on it; ``owner`` is the claiming process, which keeps ``heartbeat_at``
+# and the progress fresh while it scans. ``scheduled_at`` is when the server-side schedule last
+# started a scan, so the processes take turns instead of each starting one per period.
+scan_slots = Table(
+    "discovery_scan_slots",
+    metadata,
+    Column("tenant", String(64), primary_key=True),
+    Column("scan_id", String(36)),  # NULL: no scan running
+    Column("owner", String(32)),
+    Column("target", Text),
+    Column("detectors", Text),  # JSON list
+    Column("started_at", Float),
+    Column("heartbeat_at", Float),
+    Column("stop_requested", Integer, nullable=False, default=0),
+    Column("hosts_done", Integer, nullable=False, default=0),
+    Column("hosts_total", Integer, nullable=False, default=0),
+    Column("agents_found", Integer, nullable=False, default=0),
+    Column("scheduled_at", Float),
+)
