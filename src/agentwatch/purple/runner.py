@@ -86,8 +86,8 @@ def verdict(test: AtomicTest, found: list[dict[str, Any]]) -> tuple[list[dict[st
 
 
 def _cancelled(engine: Any, execution_id: str, session: str, sent: set[str]) -> None:
+    store.close_run_alerts(engine, session, sent)  # before the status that says the run ended
     store.finish(engine, execution_id, "cancelled")
-    store.close_run_alerts(engine, session, sent)
 
 
 async def run(aw: Any, test: AtomicTest, execution_id: str, timeout_s: float) -> str:
@@ -110,12 +110,15 @@ async def run(aw: Any, test: AtomicTest, execution_id: str, timeout_s: float) ->
             if passed or late:
                 error = None if passed else f"timeout: not every expected detection fired within {timeout_s:g} s"
                 status = "passed" if passed else "failed"
+                # the alerts first: whoever reads the verdict finds the run's alerts already closed
+                await asyncio.to_thread(store.close_run_alerts, engine, session, set(sent))
                 await asyncio.to_thread(store.finish, engine, execution_id, status, results, unexpected, error)
                 break
             if await asyncio.to_thread(store.status, engine, execution_id) != store.RUNNING:
-                break  # cancelled (possibly through another node)
+                # cancelled (possibly through another node)
+                await asyncio.to_thread(store.close_run_alerts, engine, session, set(sent))
+                break
             await asyncio.sleep(POLL_S)
-        await asyncio.to_thread(store.close_run_alerts, engine, session, set(sent))
     except asyncio.CancelledError:
         await asyncio.shield(asyncio.to_thread(_cancelled, engine, execution_id, session, set(sent)))
         raise
