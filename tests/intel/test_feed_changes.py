@@ -8,15 +8,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
 from sqlalchemy import Engine, event, select, update
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
 
 from agentwatch.intel import changes, feeds, store
 from agentwatch.intel.index import IocIndex
@@ -24,28 +19,16 @@ from agentwatch.intel.matcher import IocMatcher
 from agentwatch.intel.schema import intel_changes, intel_iocs
 from agentwatch.intel.settings import FeedSettings, IntelSettings
 from agentwatch.store.engine import make_engine
-from tests.support.server import free_port, serve_asgi
+from tests.intel.fake_list import FakeList, serve_list
 
 FEED_HOST = "127.0.0.12"
 SOURCE = "feed:steady"
 MANY = 3000
 
 
-@dataclass
-class FakeList:
-    url: str
-    body: bytes = b""
-
-
 @pytest.fixture(scope="module")
 def fake() -> Iterator[FakeList]:
-    port = free_port(FEED_HOST)
-    listing = FakeList(url=f"http://{FEED_HOST}:{port}/list.txt")
-
-    async def serve(request: Request) -> Response:
-        return Response(listing.body, media_type="text/plain")
-
-    with serve_asgi(Starlette(routes=[Route("/list.txt", serve)]), FEED_HOST, port):
+    with serve_list(FEED_HOST) as listing:
         yield listing
 
 

@@ -8,40 +8,24 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
 
 from agentwatch.config import Settings
 from agentwatch.intel.settings import IntelSettings
 from tests.detect.helpers import wait_for
-from tests.support.server import RunningServer, free_port, run_server, serve_asgi
+from tests.intel.fake_list import FakeList, serve_list
+from tests.support.server import RunningServer, run_server
 
 FEED_HOST = "127.0.0.7"
 IOCS = "/api/v1/intel/iocs"
 SYNC = "/api/v1/intel/feeds/owned-list/sync"
 
 
-@dataclass
-class FakeList:
-    url: str
-    body: bytes = b"# empty at start\n"
-
-
 @pytest.fixture(scope="module")
 def fake() -> Iterator[FakeList]:
-    port = free_port(FEED_HOST)
-    listing = FakeList(url=f"http://{FEED_HOST}:{port}/list.txt")
-
-    async def serve(request: Request) -> Response:
-        return Response(listing.body, media_type="text/plain")
-
-    with serve_asgi(Starlette(routes=[Route("/list.txt", serve)]), FEED_HOST, port):
+    with serve_list(FEED_HOST, b"# empty at start\n") as listing:
         yield listing
 
 
