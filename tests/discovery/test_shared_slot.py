@@ -137,6 +137,25 @@ def test_status_and_stop_work_from_the_other_process(engine, tarpit):
     asyncio.run(main())
 
 
+def test_health_counts_the_scans_of_every_process(engine, tarpit):
+    async def main() -> None:
+        a, b = process(engine), process(engine)
+        assert b.health()["scanner"]["status"] == "idle"
+        slow = await a.begin(TARPIT, None, tenant="t1", who="a")
+        seen = b.health()["scanner"]  # the other process answers for the scan a runs
+        assert seen["status"] == "scanning" and seen["running_scans"] == 1
+        quick = await a.begin("127.0.0.2", None, tenant="t2", who="a")
+        await quick.done.wait()
+        assert quick.result["status"] == "completed"
+        await a.stop_scan("t1")  # a stopped scan is not a completed one
+        after = b.health()["scanner"]
+        assert after["status"] == "idle" and after["running_scans"] == 0
+        assert after["last_scan_id"] == quick.scan_id != slow.scan_id
+        assert after["last_scan_completed_at"] == quick.result["completed_at"]
+
+    asyncio.run(main())
+
+
 def _dead_scan(engine: Any, tenant: str) -> str:
     """A scan claimed by a process that then died: its heartbeat a minute old."""
     scan_id = str(uuid.uuid4())

@@ -71,7 +71,6 @@ class ScanManager:
         self.aw = aw
         self.running: dict[str, RunningScan] = {}  # this process's scans; the store holds every one
         self.owner = uuid.uuid4().hex  # names this process in the tenants' scan slots
-        self.last_completed: dict[str, Any] | None = None
         self._schedule: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[Any]] = set()
         self._recorded: dict[tuple[Any, ...], float] = {}  # telemetry sighting -> when written
@@ -213,10 +212,11 @@ class ScanManager:
             status, error = "failed", f"{type(exc).__name__}: scan failed"
         if passive:
             stats["detectors_unavailable"] = passive
+        ended = time.time()
         result = scan_result(
             scan_id=run.scan_id,
             started_at=run.started_at,
-            completed_at=time.time(),
+            completed_at=ended,
             target=run.target,
             agents=agents,
             detectors=run.detectors,
@@ -228,12 +228,11 @@ class ScanManager:
         run.result = result
         keep_alive.cancel()
         try:
-            await asyncio.shield(asyncio.to_thread(self._finish, run, result))
+            await asyncio.shield(asyncio.to_thread(self._finish, run, result, ended))
         finally:
             self.running.pop(run.tenant, None)
             run.done.set()
         if status == "completed":
-            self.last_completed = result
             self._publish(run, "scan_complete", result)
             if diff:
                 self._in_background(self._alert(diff, run.scan_id))
@@ -288,7 +287,7 @@ class ScanManager:
         return await asyncio.to_thread(slots.running_scan, self.aw.engine, tenant)
 
     # -- persistence -----------------------------------------------------------
-    def _finish(self, run: RunningScan, result: dict[str, Any]) -> None:
+    def _finish(self, run: RunningScan, result: dict[str, Any], ended: float) -> None:
         keep = self.settings.history_keep
         with self.aw.engine.begin() as conn:
             slots.release(conn, run.tenant, run.scan_id)
@@ -296,7 +295,7 @@ class ScanManager:
                 update(scans_t)
                 .where(scans_t.c.scan_id == run.scan_id, scans_t.c.status == "running")
                 .values(
-                    completed_at=time.time(),
+                    completed_at=ended,  # the result's own time: the column and the body agree
                     status=result["status"],
                     total_agents=result["summary"]["total_agents"],
                     body=orjson.dumps(result).decode(),
@@ -448,13 +447,11 @@ class ScanManager:
     def health(self) -> dict[str, Any]:
         from agentwatch.discovery.probes.fingerprints import signatures
 
-        last = self.last_completed
+        shared = slots.scanner_health(self.aw.engine)
         return {
             "scanner": {
-                "status": "scanning" if self.running else "idle",
-                "running_scans": len(self.running),
-                "last_scan_id": last["scan_id"] if last else None,
-                "last_scan_completed_at": last["completed_at"] if last else None,
+                "status": "scanning" if shared["running_scans"] else "idle",
+                **shared,
                 "schedule": {
                     "network": self.settings.schedule_network,
                     "every_seconds": self.settings.schedule_every_s,

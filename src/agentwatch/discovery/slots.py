@@ -207,6 +207,27 @@ def running_scan(engine: Engine, tenant: str) -> str | None:
     return row["scan_id"] if _live(row, time.time()) else None
 
 
+def scanner_health(engine: Engine) -> dict[str, Any]:
+    """What every process reports as its scanner in ``/api/health``: the live scans of all tenants
+    and the latest scan that completed, read from the store (the same on every process)."""
+    now = time.time()
+    with engine.connect() as conn:
+        live = conn.execute(
+            select(slots_t.c.tenant).where(slots_t.c.scan_id.is_not(None), slots_t.c.heartbeat_at >= now - STALE_S)
+        ).all()
+        last = conn.execute(
+            select(scans_t.c.scan_id, scans_t.c.completed_at)
+            .where(scans_t.c.status == "completed")
+            .order_by(scans_t.c.completed_at.desc())
+            .limit(1)
+        ).first()
+    return {
+        "running_scans": len(live),
+        "last_scan_id": last.scan_id if last is not None else None,
+        "last_scan_completed_at": iso(last.completed_at) if last is not None else None,
+    }
+
+
 def status(engine: Engine, tenant: str) -> dict[str, Any] | None:
     """The documented ``running`` status of the tenant's live scan, or None (a dead one is swept)."""
     row = _read(engine, tenant)
