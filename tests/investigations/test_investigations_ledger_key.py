@@ -1,7 +1,7 @@
 """The ledger's head carries an HMAC under a key derived from the server's token-signing secret
 (``auth.jwt_secret``, else ``data_dir/jwt.key``), which the database does not hold: a ledger
-rewritten in the store with its whole chain recomputed no longer verifies, and says why, while a
-ledger written before heads were keyed still verifies, reported ``unkeyed``. Real servers on
+rewritten in the store with its whole chain recomputed, or whose MAC was removed, no longer
+verifies, and says why; a ledger written before heads were keyed is sealed at the next start. Real servers on
 SQLite and PostgreSQL, the scripted fake LLM on loopback."""
 
 from __future__ import annotations
@@ -107,17 +107,16 @@ def test_a_ledger_rewritten_with_its_chain_recomputed_fails_and_says_why(
     assert _ledger(c, iid)["verified"] is False
 
 
-def test_a_ledger_without_a_mac_still_verifies_and_is_reported_unkeyed(
-    srv: RunningServer, c: Any, fake: FakeLlm
-) -> None:
+def test_a_ledger_whose_mac_was_removed_fails_and_says_why(srv: RunningServer, c: Any, fake: FakeLlm) -> None:
     _seeded, _case_id, iid = run_standard(srv, c, fake)
-    with srv.aw.engine.begin() as conn:  # as a ledger written before heads were keyed
+    with srv.aw.engine.begin() as conn:  # someone with the database takes the seal away
         conn.execute(text("UPDATE investigations SET head_mac = NULL WHERE id = :i"), {"i": iid})
     doc = _ledger(c, iid)
-    assert doc["verified"] is True and doc["mac"] == "unkeyed" and doc["reason"] is None
-    # only the chain vouches for an unkeyed ledger: a rewrite is caught only when the chain is not redone
-    rewrite(srv.aw.engine, iid)
-    assert _ledger(c, iid)["mac"] == "unkeyed"  # never "valid"
+    assert doc["verified"] is False and doc["mac"] == "unkeyed" and doc["first_bad_seq"] is None
+    assert "no MAC" in doc["reason"]
+    rewrite(srv.aw.engine, iid)  # and then rewrites the chain: still no ledger that verifies
+    doc = _ledger(c, iid)
+    assert doc["verified"] is False and doc["mac"] == "unkeyed"
 
 
 def test_the_key_is_derived_from_the_token_signing_secret(
@@ -142,55 +141,70 @@ def test_the_key_is_derived_from_the_token_signing_secret(
     assert sorted(p.name for p in second.iterdir() if p.suffix == ".key") == ["jwt.key"]  # no secret of its own
 
 
+def _legacy_ledger(engine: Any, bodies: list[str]) -> str:
+    """A finished investigation stored as the schema before 0841 kept it: no MAC column yet."""
+    iid, case_id, prev = str(uuid.uuid4()), str(uuid.uuid4()), GENESIS
+    with engine.begin() as conn:
+        for seq, body in enumerate(bodies, 1):
+            kind = orjson.loads(body)["kind"]
+            h = _link(prev, body.replace("IID", iid))
+            conn.execute(
+                text(
+                    "INSERT INTO investigation_entries (investigation_id, seq, case_id, inv_created_at, kind, ts,"
+                    " body, prev_hash, hash) VALUES (:i, :s, :c, 1, :k, 1, :b, :p, :h)"
+                ),
+                {"i": iid, "s": seq, "c": case_id, "k": kind, "b": body.replace("IID", iid), "p": prev, "h": h},
+            )
+            prev = h
+        conn.execute(
+            text(
+                "INSERT INTO investigations (id, case_id, status, started_by, nonce, model, created_at,"
+                " updated_at, steps, tokens, entries, head_hash) VALUES"
+                " (:i, :c, 'done', 'analyst', 'n', 'm', :t, :t, 1, 10, :n, :h)"
+            ),
+            {"i": iid, "c": case_id, "t": time.time(), "n": len(bodies), "h": prev},
+        )
+    return iid
+
+
 @pytest.mark.blank_database
-def test_a_ledger_stored_before_the_upgrade_verifies_unkeyed(database_url: str, tmp_path: Path) -> None:
+def test_ledgers_stored_before_the_upgrade_are_sealed_at_start_when_their_chain_verifies(
+    database_url: str, tmp_path: Path
+) -> None:
     engine = make_engine(database_url)
     try:
         command.upgrade(alembic_config(engine), "0840_investigations")
-        iid, case_id, prev = str(uuid.uuid4()), str(uuid.uuid4()), GENESIS
-        bodies = [_body(iid, 1, "prompt", {"text": "look"}), _body(iid, 2, "report", {"summary": "none"})]
-        with engine.begin() as conn:
-            for seq, body in enumerate(bodies, 1):
-                h = _link(prev, body)
-                conn.execute(
-                    text(
-                        "INSERT INTO investigation_entries (investigation_id, seq, case_id, inv_created_at, kind, ts,"
-                        " body, prev_hash, hash) VALUES (:i, :s, :c, 1, :k, 1, :b, :p, :h)"
-                    ),
-                    {
-                        "i": iid,
-                        "s": seq,
-                        "c": case_id,
-                        "k": ("prompt", "report")[seq - 1],
-                        "b": body,
-                        "p": prev,
-                        "h": h,
-                    },
-                )
-                prev = h
+        good = _legacy_ledger(engine, [_body("IID", 1, "prompt", {"text": "look"}), _body("IID", 2, "report", {})])
+        broken = _legacy_ledger(engine, [_body("IID", 1, "prompt", {"text": "a"}), _body("IID", 2, "report", {})])
+        with engine.begin() as conn:  # changed before the upgrade: its chain no longer holds
             conn.execute(
-                text(
-                    "INSERT INTO investigations (id, case_id, status, started_by, nonce, model, created_at,"
-                    " updated_at, steps, tokens, entries, head_hash) VALUES"
-                    " (:i, :c, 'done', 'analyst', 'n', 'm', :t, :t, 1, 10, 2, :h)"
-                ),
-                {"i": iid, "c": case_id, "t": time.time(), "h": prev},
+                text("UPDATE investigation_entries SET body = :b WHERE investigation_id = :i AND seq = 1"),
+                {"b": _body(broken, 1, "prompt", {"text": "changed"}), "i": broken},
             )
         migrate(engine)
-        key = seal.ledger_key(Settings(data_dir=tmp_path, database_url=database_url))
-        assert ledger.verify(engine, iid, key) == {
+        settings = open_settings(tmp_path, database_url)
+        key = seal.ledger_key(settings)
+        unsealed = ledger.verify(engine, good, key)
+        assert unsealed is not None and unsealed["verified"] is False and unsealed["mac"] == "unkeyed"
+        with run_server(settings):  # its start seals what verifies
+            pass
+        assert ledger.verify(engine, good, key) == {
             "verified": True,
             "entries": 2,
             "first_bad_seq": None,
             "reason": None,
-            "mac": "unkeyed",
+            "mac": "valid",
         }
-        with engine.begin() as conn:  # a legacy entry changed afterwards is still caught by the chain
+        left = ledger.verify(engine, broken, key)
+        assert left is not None and left["verified"] is False and left["mac"] == "unkeyed"
+        assert left["first_bad_seq"] == 1
+        assert ledger.seal_unsealed(engine, key) == (0, 1)  # a second start changes nothing
+        with engine.begin() as conn:  # a sealed legacy entry changed afterwards is caught by the chain
             conn.execute(
                 text("UPDATE investigation_entries SET body = :b WHERE investigation_id = :i AND seq = 1"),
-                {"b": _body(iid, 1, "prompt", {"text": "changed"}), "i": iid},
+                {"b": _body(good, 1, "prompt", {"text": "changed"}), "i": good},
             )
-        broken = ledger.verify(engine, iid, key)
-        assert broken is not None and broken["verified"] is False and broken["first_bad_seq"] == 1
+        after = ledger.verify(engine, good, key)
+        assert after is not None and after["verified"] is False and after["first_bad_seq"] == 1
     finally:
         engine.dispose()

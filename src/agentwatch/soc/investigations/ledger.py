@@ -7,8 +7,8 @@ investigation's row keeps the head (the last hash and the count): a changed body
 order, a removed entry or a ledger cut short no longer verifies. The head is sealed
 (:mod:`.seal`: an HMAC under a key the database does not hold, moved with the head in the same
 update), so a ledger rewritten whole, its chain recomputed, does not verify either. A head
-without a seal (written before heads were sealed) verifies on its chain alone and is reported
-``mac: "unkeyed"``.
+without a seal fails too (``mac: "unkeyed"``): the heads written before heads were sealed are
+sealed at the server's start, each whose chain verifies (:func:`seal_unsealed`).
 
 Writes are not best-effort: :meth:`Ledger.append` moves the head and inserts the entry in one
 transaction, only from the head it knows (a compare-and-set) and only while the investigation is
@@ -132,6 +132,12 @@ BAD_MAC = (
 )
 
 
+NO_MAC = (
+    "the ledger's head carries no MAC (head_mac): it was removed, or the ledger did not verify when"
+    " the server sealed the heads written before heads were sealed"
+)
+
+
 def _bad(seq: int | None, reason: str, count: int, mac: str) -> dict[str, Any]:
     return {"verified": False, "entries": count, "first_bad_seq": seq, "reason": reason, "mac": mac}
 
@@ -140,8 +146,8 @@ def verify(engine: Engine, investigation_id: str, key: bytes) -> dict[str, Any] 
     """Whether the stored ledger of the investigation verifies: ``verified``, ``entries``,
     ``first_bad_seq`` and ``reason`` (None when it verifies), and ``mac``: whether the recorded
     head's seal holds under ``key`` (``valid``, ``invalid``, or ``unkeyed``: the head has none).
-    A head whose seal does not hold fails with ``first_bad_seq`` None (no entry is to blame).
-    None when there is no such investigation."""
+    A head whose seal does not hold, or that has none, fails with ``first_bad_seq`` None (no
+    entry is to blame). None when there is no such investigation."""
     e = investigation_entries.c
     i = investigations.c
     with engine.connect() as conn:
@@ -177,6 +183,8 @@ def verify(engine: Engine, investigation_id: str, key: bytes) -> dict[str, Any] 
         return _bad(first_bad, "the ledger does not end at the recorded head", count, mac)
     if mac == seal.INVALID:
         return _bad(None, BAD_MAC, count, mac)
+    if mac == seal.UNKEYED:
+        return _bad(None, NO_MAC, count, mac)
     return {"verified": True, "entries": count, "first_bad_seq": None, "reason": None, "mac": mac}
 
 
@@ -190,3 +198,34 @@ def _body_problem(row: Any, investigation_id: str) -> str | None:
     if doc.get("investigation_id") != investigation_id or doc.get("seq") != row.seq or doc.get("kind") != row.kind:
         return "the entry's investigation, seq or kind differ from its row"
     return None
+
+
+def seal_unsealed(engine: Engine, key: bytes) -> tuple[int, int]:
+    """Seal the heads written before heads were sealed, each whose chain verifies: (sealed, left).
+
+    Run at every start (a no-op once none is left). From then on a head without a seal is a
+    failure, not an older ledger: whoever can write the database can take a seal away as easily
+    as rewrite a chain. A ledger whose chain does not verify is left unsealed, and so fails. The
+    seal is set only on the head that was checked (compare-and-set), so processes starting
+    together, or an append meanwhile, are harmless."""
+    i = investigations.c
+    with engine.connect() as conn:
+        ids = conn.execute(select(i.id).where(i.head_mac.is_(None))).scalars().all()
+    sealed = left = 0
+    for iid in ids:
+        with engine.connect() as conn:
+            head = conn.execute(select(i.entries, i.head_hash).where(i.id == iid)).first()
+        if head is None:
+            continue
+        check = verify(engine, iid, key)
+        if check is None or check["reason"] != NO_MAC or check["entries"] != head.entries:
+            left += 1
+            continue
+        with engine.begin() as conn:
+            moved = conn.execute(
+                update(investigations)
+                .where(i.id == iid, i.head_mac.is_(None), i.entries == head.entries, i.head_hash == head.head_hash)
+                .values(head_mac=seal.head_mac(key, iid, head.entries, head.head_hash))
+            )
+        sealed += moved.rowcount
+    return sealed, left

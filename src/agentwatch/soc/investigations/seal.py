@@ -8,8 +8,9 @@ key generated once into ``data_dir/jwt.key``, the one sessions are signed with),
 of its own, so every node of a deployment seals and checks alike and no second secret is kept.
 Changing that secret (or losing ``jwt.key``) makes every sealed ledger fail to verify.
 
-A head without a seal (written before heads were sealed) is ``unkeyed``: its chain is checked,
-nothing vouches for the head.
+A head without a seal is ``unkeyed``, and its ledger does not verify: the heads written before
+heads were sealed get their seal at the server's start, once their chain checks
+(``ledger.seal_unsealed``), so a missing seal afterwards means it was taken away.
 """
 
 from __future__ import annotations
