@@ -71,8 +71,14 @@ def open_server(tmp_path_factory: pytest.TempPathFactory, module_database_url: s
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Under ``pytest -n N --dist loadgroup`` (scripts/test), keep each module on one worker so a
     module-scoped server starts once, and keep the discovery tests together: their mock agents
-    listen on fixed ports of fixed 127.0.0.x addresses."""
+    listen on fixed ports of fixed 127.0.0.x addresses. A long module marked ``backend_groups``
+    (every module-scoped fixture of it made per backend) is two groups, one per store, so its
+    halves can run side by side."""
     for item in items:
         path = Path(str(item.path)).relative_to(Path(__file__).parent)
         group = "discovery" if path.parts[0] == "discovery" else path.as_posix()
+        if item.get_closest_marker("backend_groups") is not None:
+            params = getattr(item, "callspec", None)
+            backend = params.params.get("module_database_url") if params is not None else None
+            group = f"{group}[{backend}]" if backend else group
         item.add_marker(pytest.mark.xdist_group(group))

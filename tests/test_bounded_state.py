@@ -31,35 +31,44 @@ MIB = 1024 * 1024
 # -- rate-limit and login-throttle counters (soc/auth/limits.py) ----------------------------------
 
 
+# The eviction works alike at any cap: the tests use a small one (a burst at the default cap of
+# 100,000 took tens of seconds of CPU) and check the default apart.
+CAP = 2_000
+
+
+def test_the_counters_are_capped_by_default():
+    assert MemoryCounter().max_keys == MAX_MEMORY_KEYS == 100_000
+
+
 async def test_rate_limit_counters_stay_bounded_under_a_burst_of_distinct_addresses():
     """Twice the cap of distinct client addresses inside one window (an IPv6 /64 has plenty):
-    the counters never exceed MAX_MEMORY_KEYS, and the busiest recent key keeps its count."""
-    counter = MemoryCounter()
+    the counters never exceed the cap, and the busiest recent key keeps its count."""
+    counter = MemoryCounter(max_keys=CAP)
     wait_out_window_edge(3600, margin=60)
     await counter.hit("addr:192.0.2.7", 600, 3600)
-    for i in range(2 * MAX_MEMORY_KEYS):
+    for i in range(2 * CAP):
         await counter.hit(f"addr:2001:db8::{i:x}", 600, 3600)
         await counter.hit("addr:192.0.2.7", 600, 3600)  # a client hitting all along is never the one evicted
         size = len(counter._counts)
-        assert size <= MAX_MEMORY_KEYS, f"{size} counters after {i + 1} addresses"
-    assert counter.evicted >= MAX_MEMORY_KEYS  # what was forgotten is counted
+        assert size <= CAP, f"{size} counters after {i + 1} addresses"
+    assert counter.evicted >= CAP  # what was forgotten is counted
     d = await counter.peek("addr:192.0.2.7", 10**9, 3600)
-    assert d.remaining == 10**9 - (2 * MAX_MEMORY_KEYS + 1)
+    assert d.remaining == 10**9 - (2 * CAP + 1)
 
 
 async def test_counters_of_ended_windows_make_room_before_a_live_login_throttle():
     """A flood of short-window counters must not wipe a failed-login count whose window is still
     running: when room is needed, counters of ended windows go first."""
-    counter = MemoryCounter()
+    counter = MemoryCounter(max_keys=CAP)
     wait_out_window_edge(900, margin=30)
     for _ in range(3):
         await counter.hit("login:acct:victim", 5, 900)
-    for i in range(MAX_MEMORY_KEYS - 1):  # fills the map exactly to the cap
+    for i in range(CAP - 1):  # fills the map exactly to the cap
         await counter.hit(f"addr:2001:db8::{i:x}", 600, 1)
     await asyncio.sleep(1.1)  # every 1 s window of the flood has ended
     await counter.hit("addr:2001:db8::late", 600, 1)  # one more key: room has to be made
     size = len(counter._counts)
-    assert size <= MAX_MEMORY_KEYS
+    assert size <= CAP
     d = await counter.peek("login:acct:victim", 5, 900)
     assert d.remaining == 2  # 3 of 5 failed attempts still counted
 

@@ -372,10 +372,11 @@ def wait_up(url: str, proc: subprocess.Popen) -> None:
     raise AssertionError("server did not come up")
 
 
+# Each store once and each log format once: a run is a whole server's session (half a minute of
+# CPU), and the masking happens before either format renders a line (the rendering itself is
+# checked in both formats below, record by record).
 RUNS = [
     pytest.param(("json", "sqlite"), id="json-sqlite"),
-    pytest.param(("console", "sqlite"), id="console-sqlite"),
-    pytest.param(("json", "postgresql"), id="json-postgresql", marks=pytest.mark.postgres),
     pytest.param(("console", "postgresql"), id="console-postgresql", marks=pytest.mark.postgres),
 ]
 
