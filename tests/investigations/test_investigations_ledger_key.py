@@ -1,13 +1,15 @@
 """The ledger's head carries an HMAC under a key derived from the server's token-signing secret
 (``auth.jwt_secret``, else ``data_dir/jwt.key``), which the database does not hold: a ledger
 rewritten in the store with its whole chain recomputed, or whose MAC was removed, no longer
-verifies, and says why; a ledger written before heads were keyed is sealed at the next start. Real servers on
+verifies, and says why; a ledger written before heads were keyed is sealed only by an operator's
+``agentwatch investigations seal-legacy``. Real servers on
 SQLite and PostgreSQL, the scripted fake LLM on loopback."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import time
 import uuid
 from pathlib import Path
@@ -20,9 +22,11 @@ from pydantic import SecretStr
 from sqlalchemy import text
 
 from agentwatch.config import LlmSettings, Settings
+from agentwatch.soc.audit import AuditLog
 from agentwatch.soc.investigations import ledger, seal
 from agentwatch.store.engine import make_engine
 from agentwatch.store.migrate import alembic_config, migrate
+from tests.cli.test_cli_hunt import run as run_cli
 from tests.investigations.support import BOUNDS, MODEL, calls, final, new_case, script, seed, start, wait_done
 from tests.support.fake_llm import FakeLlm
 from tests.support.server import RunningServer, open_settings, run_server
@@ -168,7 +172,7 @@ def _legacy_ledger(engine: Any, bodies: list[str]) -> str:
 
 
 @pytest.mark.blank_database
-def test_ledgers_stored_before_the_upgrade_are_sealed_at_start_when_their_chain_verifies(
+def test_ledgers_stored_before_the_upgrade_are_sealed_by_the_operator_when_their_chain_verifies(
     database_url: str, tmp_path: Path
 ) -> None:
     engine = make_engine(database_url)
@@ -184,10 +188,16 @@ def test_ledgers_stored_before_the_upgrade_are_sealed_at_start_when_their_chain_
         migrate(engine)
         settings = open_settings(tmp_path, database_url)
         key = seal.ledger_key(settings)
+        with run_server(settings):  # the server seals nothing by itself: that would vouch for a rewrite
+            pass
         unsealed = ledger.verify(engine, good, key)
         assert unsealed is not None and unsealed["verified"] is False and unsealed["mac"] == "unkeyed"
-        with run_server(settings):  # its start seals what verifies
-            pass
+        assert "seal-legacy" in unsealed["reason"]
+
+        env = {"AGENTWATCH_DATABASE_URL": database_url}
+        ran = run_cli(["investigations", "seal-legacy", "--yes"], tmp_path, env=env)
+        assert ran.code == 0, ran.stderr
+        assert json.loads(ran.stdout) == {"sealed": 1, "left": 1}
         assert ledger.verify(engine, good, key) == {
             "verified": True,
             "entries": 2,
@@ -198,7 +208,11 @@ def test_ledgers_stored_before_the_upgrade_are_sealed_at_start_when_their_chain_
         left = ledger.verify(engine, broken, key)
         assert left is not None and left["verified"] is False and left["mac"] == "unkeyed"
         assert left["first_bad_seq"] == 1
-        assert ledger.seal_unsealed(engine, key) == (0, 1)  # a second start changes nothing
+        [entry] = AuditLog(engine).query(action="investigations.seal_legacy")
+        assert entry["actor"]["kind"] == "cli" and entry["details"] == {"sealed": 1, "left": 1}
+        again = run_cli(["investigations", "seal-legacy", "--yes"], tmp_path, env=env)
+        assert json.loads(again.stdout) == {"sealed": 0, "left": 1}  # what verifies was sealed once
+
         with engine.begin() as conn:  # a sealed legacy entry changed afterwards is caught by the chain
             conn.execute(
                 text("UPDATE investigation_entries SET body = :b WHERE investigation_id = :i AND seq = 1"),
@@ -208,3 +222,8 @@ def test_ledgers_stored_before_the_upgrade_are_sealed_at_start_when_their_chain_
         assert after is not None and after["verified"] is False and after["first_bad_seq"] == 1
     finally:
         engine.dispose()
+
+
+def test_seal_legacy_asks_first(tmp_path: Path) -> None:
+    refused = run_cli(["investigations", "seal-legacy"], tmp_path, stdin=b"n\n")
+    assert refused.code == 1 and "seal every ledger head" in refused.stderr

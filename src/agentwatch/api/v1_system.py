@@ -49,6 +49,15 @@ def _store_and_feedback(engine: Any) -> tuple[dict[str, Any], dict[str, int]]:
     }, {"tp": fb.get("tp", 0), "fp": fb.get("fp", 0)}
 
 
+def _components_health(aw: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, comp in aw.components.items():
+        doc = _component_health(comp)
+        if doc is not None:
+            out[name] = doc
+    return out
+
+
 def _component_health(comp: Any) -> dict[str, Any] | None:
     fn = getattr(comp, "health", None)
     if not callable(fn):
@@ -77,10 +86,8 @@ async def health(request: Request) -> JSON:
         },
         "live": {"status": "ok", "subscribers": aw.hub.subscribers},
     }
-    for name, comp in aw.components.items():
-        doc = _component_health(comp)
-        if doc is not None:
-            components[name] = doc
+    # on a worker thread: a part may read the store for its figures (the scanner's are shared)
+    components.update(await run_in_threadpool(_components_health, aw))
     degraded = sorted(n for n, c in components.items() if str(c.get("status", "ok")).lower() in BAD)
     detection = components.get("detection", {})
     body = {

@@ -29,7 +29,9 @@ def register(registry: Registry) -> None:
 
 
 def install_cli(app: typer.Typer) -> None:
-    """``agentwatch users``, ``agentwatch keys`` and ``agentwatch audit``."""
+    """``agentwatch users``, ``agentwatch keys``, ``agentwatch audit`` and ``agentwatch investigations``."""
     from agentwatch.soc.auth.cli import install
+    from agentwatch.soc.investigations.cli import install as install_investigations
 
     install(app)
+    install_investigations(app)

@@ -7,8 +7,8 @@ investigation's row keeps the head (the last hash and the count): a changed body
 order, a removed entry or a ledger cut short no longer verifies. The head is sealed
 (:mod:`.seal`: an HMAC under a key the database does not hold, moved with the head in the same
 update), so a ledger rewritten whole, its chain recomputed, does not verify either. A head
-without a seal fails too (``mac: "unkeyed"``): the heads written before heads were sealed are
-sealed at the server's start, each whose chain verifies (:func:`seal_unsealed`).
+without a seal fails too (``mac: "unkeyed"``); the heads written before heads were sealed are
+sealed by an operator's command, each whose chain verifies (:func:`seal_unsealed`).
 
 Writes are not best-effort: :meth:`Ledger.append` moves the head and inserts the entry in one
 transaction, only from the head it knows (a compare-and-set) and only while the investigation is
@@ -133,8 +133,8 @@ BAD_MAC = (
 
 
 NO_MAC = (
-    "the ledger's head carries no MAC (head_mac): it was removed, or the ledger did not verify when"
-    " the server sealed the heads written before heads were sealed"
+    "the ledger's head carries no MAC (head_mac): it was removed, or the ledger was written before"
+    " heads were sealed and not sealed since (agentwatch investigations seal-legacy)"
 )
 
 
@@ -201,13 +201,14 @@ def _body_problem(row: Any, investigation_id: str) -> str | None:
 
 
 def seal_unsealed(engine: Engine, key: bytes) -> tuple[int, int]:
-    """Seal the heads written before heads were sealed, each whose chain verifies: (sealed, left).
+    """Seal the heads without a MAC whose chain verifies: (sealed, left unsealed).
 
-    Run at every start (a no-op once none is left). From then on a head without a seal is a
-    failure, not an older ledger: whoever can write the database can take a seal away as easily
-    as rewrite a chain. A ledger whose chain does not verify is left unsealed, and so fails. The
-    seal is set only on the head that was checked (compare-and-set), so processes starting
-    together, or an append meanwhile, are harmless."""
+    For the ledgers written before heads were sealed, once, by an operator who trusts the database
+    as it is (``agentwatch investigations seal-legacy``); never by the server on its own: a head
+    without a MAC is what someone who rewrote a ledger in the database would leave, and sealing
+    it would vouch for the rewrite. A ledger whose chain does not verify is left unsealed. The
+    seal is set only on the head that was checked (compare-and-set), so an append meanwhile is
+    harmless."""
     i = investigations.c
     with engine.connect() as conn:
         ids = conn.execute(select(i.id).where(i.head_mac.is_(None))).scalars().all()

@@ -8,9 +8,10 @@ key generated once into ``data_dir/jwt.key``, the one sessions are signed with),
 of its own, so every node of a deployment seals and checks alike and no second secret is kept.
 Changing that secret (or losing ``jwt.key``) makes every sealed ledger fail to verify.
 
-A head without a seal is ``unkeyed``, and its ledger does not verify: the heads written before
-heads were sealed get their seal at the server's start, once their chain checks
-(``ledger.seal_unsealed``), so a missing seal afterwards means it was taken away.
+A head without a seal is ``unkeyed``, and its ledger does not verify: a missing seal is what
+someone rewriting a ledger in the database would leave. The heads written before heads were
+sealed get theirs from an operator (``agentwatch investigations seal-legacy``), once their chain
+checks.
 """
 
 from __future__ import annotations

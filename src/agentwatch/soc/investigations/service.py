@@ -25,7 +25,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from agentwatch.alerts.explain import ExplainError
 from agentwatch.soc.investigations import llm, prompt, runner, seal, store
-from agentwatch.soc.investigations.ledger import Ledger, LedgerWriteFailed, seal_unsealed
+from agentwatch.soc.investigations.ledger import Ledger, LedgerWriteFailed
 
 log = structlog.get_logger("agentwatch.investigations")
 
@@ -100,9 +100,6 @@ class Investigator:
         gone = await asyncio.to_thread(store.abandon_stale, self.aw.engine, self.settings.max_wall_s, time.time())
         if gone:
             log.info("investigations.abandoned", count=gone)
-        sealed, left = await asyncio.to_thread(seal_unsealed, self.aw.engine, self.ledger_key)
-        if sealed or left:
-            log.info("investigations.heads_sealed", sealed=sealed, left_unsealed=left)
 
     async def stop(self) -> None:
         tasks = list(self._tasks.values())
