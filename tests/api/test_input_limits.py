@@ -177,11 +177,14 @@ def test_a_body_over_the_limit_is_refused_before_it_is_read_whole(
 ) -> None:
     before = rss()
     with connect(open_server.url) as sock:
-        sent = send_until_answered(sock, chunked(method, path, limit + 16 * MiB))
+        sent = send_until_answered(sock, chunked(method, path, limit + 32 * MiB))
         status, body = read_answer(sock)
     assert status == 413, body
     assert body["error"]["message"] == f"body: larger than {limit} bytes"
-    assert sent < limit + 8 * MiB, f"the server answered only after {sent} bytes"
+    # What the client got out past the limit before the answer came: at most the loopback's
+    # socket buffers (about 10 MiB when the kernel has grown them, on a loaded machine) plus
+    # what the server read before it refused; a server that read on to the end took all 32.
+    assert sent < limit + 16 * MiB, f"the server answered only after {sent} bytes"
     assert rss() - before < GROWTH_LIMIT
 
 

@@ -263,6 +263,13 @@ def test_sigterm_stops_every_process_and_keeps_what_they_accepted(tmp_path: Path
     served = serve(tmp_path, database_url, "--processes", "2", log_level="INFO")
     children = served.children()
     assert len(children) == 2
+    # both serving before the signal (on a loaded machine the second can still be starting,
+    # and a process stopped while it starts has nothing to drain)
+    seen: set[int] = set()
+    deadline = time.monotonic() + 60
+    while len(seen) < 2:
+        assert time.monotonic() < deadline, f"only {seen} answered"
+        seen |= served.pids_seen(2, tries=20)
     run = uuid.uuid4().hex[:10]
     for i in range(10):
         assert served.post("/api/v1/ingest", json=events(run, 20, i * 20)).json()["stored"] == 20
