@@ -67,18 +67,34 @@ def open_server(tmp_path_factory: pytest.TempPathFactory, module_database_url: s
         yield srv
 
 
+# The groups that take minutes of one worker (real server processes, kills, the OpenAPI fuzz):
+# they start first (scripts/test keeps this order), so none is left running alone at the end.
+LONG_GROUPS = (
+    "api/test_openapi_fuzz.py",
+    "processes/test_serve_processes.py",
+    "discovery",
+    "cli/test_crash_consistency.py",
+    "store/test_migration_races.py",
+    "cli/test_shutdown_under_load.py",
+    "playbooks/test_run_liveness.py",
+)
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Under ``pytest -n N --dist loadgroup`` (scripts/test), keep each module on one worker so a
     module-scoped server starts once, and keep the discovery tests together: their mock agents
     listen on fixed ports of fixed 127.0.0.x addresses. A long module marked ``backend_groups``
     (every module-scoped fixture of it made per backend) is two groups, one per store, so its
-    halves can run side by side."""
+    halves can run side by side. The ``LONG_GROUPS`` come first."""
+    first: dict[int, int] = {}
     for item in items:
         path = Path(str(item.path)).relative_to(Path(__file__).parent)
         group = "discovery" if path.parts[0] == "discovery" else path.as_posix()
+        first[id(item)] = LONG_GROUPS.index(group) if group in LONG_GROUPS else len(LONG_GROUPS)
         if item.get_closest_marker("backend_groups") is not None:
             params = getattr(item, "callspec", None)
             backend = params.params.get("module_database_url") if params is not None else None
             group = f"{group}[{backend}]" if backend else group
         item.add_marker(pytest.mark.xdist_group(group))
+    items.sort(key=lambda item: first[id(item)])  # stable: a module's tests stay together, in order
