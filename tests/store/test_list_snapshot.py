@@ -68,7 +68,9 @@ def add_event(engine: Engine, n: int) -> None:
 
 class WriteBeforeCount:
     """Once armed, commits one row through ``write`` (another connection) just before the next
-    ``count(*)`` statement on ``engine`` starts, that is between a list's page and its total."""
+    ``count(*)`` statement that follows a page (a ``LIMIT`` query) on the same connection of
+    ``engine``, that is between a list's page and its total. (A count by a background part of
+    the server on another connection, which a loaded machine can schedule first, is not it.)"""
 
     def __init__(self, engine: Engine, write: Callable[[], None]) -> None:
         self.engine = engine
@@ -82,15 +84,27 @@ class WriteBeforeCount:
         event.remove(self.engine, "checkout", self._hook)
         event.remove(self.engine, "checkin", self._unhook)
 
-    def _before(self, sql: str) -> None:
-        if self.armed and "count(*)" in sql.lower():
-            self.armed = False
-            self.write()
-            self.fired += 1
+    def _watcher(self) -> Callable[[str], None]:
+        """The statement hook of one connection checkout."""
+        paged = False
+
+        def before(sql: str) -> None:
+            nonlocal paged
+            text = sql.lower()
+            if not self.armed:
+                return
+            if "count(*)" in text and paged:
+                self.armed = False
+                self.write()
+                self.fired += 1
+            elif " limit " in text:
+                paged = True
+
+        return before
 
     def _hook(self, dbapi_conn: Any, _record: Any, _proxy: Any) -> None:
+        before = self._watcher()
         if isinstance(dbapi_conn, psycopg.Connection):
-            before = self._before
 
             class Hooked(psycopg.Cursor):  # type: ignore[type-arg]
                 def execute(self, query: Any, *args: Any, **kw: Any) -> Any:
@@ -99,7 +113,7 @@ class WriteBeforeCount:
 
             dbapi_conn.cursor_factory = Hooked
         else:  # sqlite3: called as each statement starts, before it reads anything
-            dbapi_conn.set_trace_callback(self._before)
+            dbapi_conn.set_trace_callback(before)
 
     def _unhook(self, dbapi_conn: Any, _record: Any) -> None:
         if isinstance(dbapi_conn, psycopg.Connection):
