@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import and_, insert, or_, select, true, update
+from sqlalchemy import and_, func, insert, or_, select, true, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
@@ -213,8 +213,10 @@ def scanner_health(engine: Engine) -> dict[str, Any]:
     now = time.time()
     with engine.connect() as conn:
         live = conn.execute(
-            select(slots_t.c.tenant).where(slots_t.c.scan_id.is_not(None), slots_t.c.heartbeat_at >= now - STALE_S)
-        ).all()
+            select(func.count())
+            .select_from(slots_t)
+            .where(slots_t.c.scan_id.is_not(None), slots_t.c.heartbeat_at >= now - STALE_S)
+        ).scalar_one()
         last = conn.execute(
             select(scans_t.c.scan_id, scans_t.c.completed_at)
             .where(scans_t.c.status == "completed")
@@ -222,7 +224,7 @@ def scanner_health(engine: Engine) -> dict[str, Any]:
             .limit(1)
         ).first()
     return {
-        "running_scans": len(live),
+        "running_scans": live,
         "last_scan_id": last.scan_id if last is not None else None,
         "last_scan_completed_at": iso(last.completed_at) if last is not None else None,
     }

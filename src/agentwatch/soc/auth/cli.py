@@ -57,7 +57,7 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
-def _cli_actor() -> dict[str, str]:
+def cli_actor() -> dict[str, str]:
     import getpass
 
     try:
@@ -88,7 +88,7 @@ def users_create(
         except ApiError as exc:
             raise _fail(exc.message) from None
         s.audit.append(
-            AuditEntry("user.create", **_cli_actor(), target=f"user:{user.id}", status=201, details={"role": role})
+            AuditEntry("user.create", **cli_actor(), target=f"user:{user.id}", status=201, details={"role": role})
         )
         typer.echo(orjson.dumps(user.view()).decode())
         if not password_stdin:
@@ -117,7 +117,7 @@ def users_set_password(
         except ApiError as exc:
             raise _fail(exc.message.replace("new_password", "password")) from None
         TokenService(s.engine, b"unused", 60, 60).revoke_user_sessions(user.id, "password_reset")
-        s.audit.append(AuditEntry("user.password_reset", **_cli_actor(), target=f"user:{user.id}", status=200))
+        s.audit.append(AuditEntry("user.password_reset", **cli_actor(), target=f"user:{user.id}", status=200))
         if not password_stdin:
             console.print(f"password (shown once): {password}", highlight=False, soft_wrap=True)
     finally:
@@ -149,7 +149,7 @@ def users_delete(
         if removed is None:
             raise _fail(f"no user {email!r}")
         details = {"email": user.email, "role": user.role, **dataclasses.asdict(removed)}
-        s.audit.append(AuditEntry("user.delete", **_cli_actor(), target=f"user:{user.id}", status=200, details=details))
+        s.audit.append(AuditEntry("user.delete", **cli_actor(), target=f"user:{user.id}", status=200, details=details))
         ended = f"{removed.sessions_revoked} session(s) and {removed.keys_revoked} API key(s) revoked"
         console.print(f"deleted {user.email}: {ended}", highlight=False)
     finally:
@@ -228,11 +228,11 @@ def keys_create(
                 raise _fail(f"--scopes: {scope!r} is beyond the permissions of {owner.email} (role {owner.role})")
         expires_at = time.time() + expires_days * 86400 if expires_days else None
         key, plaintext = s.keys.create(
-            owner_id=owner.id, created_by=_cli_actor()["actor_id"], name=name, scopes=wanted, expires_at=expires_at
+            owner_id=owner.id, created_by=cli_actor()["actor_id"], name=name, scopes=wanted, expires_at=expires_at
         )
         s.audit.append(
             AuditEntry(
-                "apikey.create", **_cli_actor(), target=f"apikey:{key.id}", status=201, details={"scopes": wanted}
+                "apikey.create", **cli_actor(), target=f"apikey:{key.id}", status=201, details={"scopes": wanted}
             )
         )
         console.print(f"key {key.id} for {owner.email}; shown once:", highlight=False)
@@ -288,7 +288,7 @@ def keys_revoke(key_id: Annotated[str, typer.Argument(help="the key's id")], con
     try:
         if not s.keys.revoke(key_id):
             raise _fail(f"no active key {key_id!r}", 1)
-        s.audit.append(AuditEntry("apikey.revoke", **_cli_actor(), target=f"apikey:{key_id}", status=200))
+        s.audit.append(AuditEntry("apikey.revoke", **cli_actor(), target=f"apikey:{key_id}", status=200))
         typer.echo(f"revoked {key_id}")
     finally:
         s.close()

@@ -7,7 +7,7 @@ from typing import Annotated
 import orjson
 import typer
 
-from agentwatch.soc.auth.cli import ConfigOpt, Stores, _cli_actor, console
+from agentwatch.soc.auth.cli import ConfigOpt, Stores, cli_actor, console
 
 investigations_app = typer.Typer(help="Work on the investigation ledgers.", no_args_is_help=True)
 
@@ -35,7 +35,7 @@ def seal_legacy(
         s.audit.append(
             AuditEntry(
                 "investigations.seal_legacy",
-                **_cli_actor(),
+                **cli_actor(),
                 target="investigations",
                 status=200,
                 details={"sealed": sealed, "left": left},
