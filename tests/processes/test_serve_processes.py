@@ -15,6 +15,7 @@ import subprocess
 import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -177,9 +178,37 @@ def test_events_sent_to_either_process_are_stored_once(two: Served):
     for _ in range(6):
         assert "agentwatch_events_committed_total 200.0" in two.get("/metrics").text.splitlines()
         assert two.get("/api/v1/stats").json()["pipeline"]["committed"] == 200
-    # and each reports the server's rate, not its own share: 200 events over the 10 s window
+
+
+def test_each_process_reports_the_whole_servers_rate(two: Served):
+    """The rate is over the last 10 s, so the events are sent in one quick burst (sent one by one
+    after other checks, a slow machine let the first of them age out of the window)."""
+
+    def committed_by_process() -> dict[int, int]:
+        seen: dict[int, int] = {}
+        for _ in range(200):
+            doc = two.get("/api/v1/health").json()["components"]
+            seen[doc["siblings"]["pid"]] = doc["pipeline"]["committed"]
+            if len(seen) == 2:
+                break
+        assert len(seen) == 2, seen
+        return seen
+
+    deadline = time.monotonic() + 30  # earlier tests' events leave the window first
+    while any(two.get("/api/stats").json()["capture"]["events_per_second"] for _ in range(4)):
+        assert time.monotonic() < deadline, "the rate never fell to zero"
+        time.sleep(0.5)
+    before = committed_by_process()
+    run = uuid.uuid4().hex[:10]
+    batch = events(run, 200)
+    with ThreadPoolExecutor(8) as pool:  # forty requests on forty connections, eight at a time
+        stored = list(pool.map(lambda i: two.post("/api/v1/ingest", json=batch[i : i + 5]), range(0, 200, 5)))
+    assert all(r.status_code == 200 and r.json()["stored"] == 5 for r in stored)
     time.sleep(2.5)  # every process reports its rate each second, and hears the sum each second
     rates = {two.get("/api/stats").json()["capture"]["events_per_second"] for _ in range(8)}
+    after = committed_by_process()
+    # both processes committed part of the burst, and each reports the sum: 200 over 10 s
+    assert all(after[pid] > before[pid] for pid in after), (before, after)
     assert rates == {20.0}, rates
 
 
