@@ -21,8 +21,9 @@ from agentwatch.pipeline.hub import LiveHub
 from agentwatch.pipeline.metrics import Metrics
 from agentwatch.pipeline.pipeline import Pipeline
 from agentwatch.runtime import release_heap, settle_heap, share_interpreter
-from agentwatch.store.engine import checkpointer_for, make_engine
+from agentwatch.store.engine import checkpointer_for, make_engine, sqlite_file
 from agentwatch.store.migrate import migrate
+from agentwatch.store.trace_index import TraceIndexer
 
 log = structlog.get_logger("agentwatch")
 
@@ -46,6 +47,8 @@ class Agentwatch:
     def _build(self, settings: Settings) -> None:
         migrate(self.engine)
         self.checkpointer = checkpointer_for(self.engine)  # SQLite only
+        path = sqlite_file(self.engine)
+        self.trace_indexer = TraceIndexer(path) if path else None  # SQLite only
         self.metrics = Metrics()
         self.hub = LiveHub(client_buffer=settings.live.client_buffer, on_drop=self.metrics.live_dropped.inc)
         self.filters = RuntimeFilters(self.engine)
@@ -77,6 +80,8 @@ class Agentwatch:
         asyncio.get_running_loop().set_default_executor(self.threads)
         if self.checkpointer is not None:
             self.checkpointer.start()
+        if self.trace_indexer is not None:
+            self.trace_indexer.start()
         await self.pipeline.start()
         for name, comp in self.components.items():
             start = getattr(comp, "start", None)
@@ -96,6 +101,8 @@ class Agentwatch:
                     log.exception("component.stop_failed", component=name)
         await self.pipeline.stop()
         await self._finish_threads()
+        if self.trace_indexer is not None:
+            await asyncio.to_thread(self.trace_indexer.stop)
         self.engine.dispose()
         if self.checkpointer is not None:
             await asyncio.to_thread(self.checkpointer.stop)

@@ -16,16 +16,26 @@ from sqlalchemy import Index, Table
 
 from agentwatch.extensions import load_registry
 from agentwatch.store.migrate import migrate
-from agentwatch.store.schema import metadata
+from agentwatch.store.schema import ONE_STORE_ONLY, metadata
 
 pytestmark = pytest.mark.blank_database
+
+
+def differences_from_declared(conn) -> list:
+    """Alembic's comparison, leaving out what is declared for the other store only (Alembic
+    does not read ``ddl_if``)."""
+
+    def here(obj, name, type_, reflected, compare_to) -> bool:
+        return ONE_STORE_ONLY.get(name, conn.dialect.name) == conn.dialect.name
+
+    return compare_metadata(MigrationContext.configure(conn, opts={"include_object": here}), metadata)
 
 
 def test_a_migrated_database_has_exactly_the_declared_tables_columns_and_indexes(engine):
     load_registry()  # every capability's tables are declared by importing it
     migrate(engine)
     with engine.connect() as conn:
-        differences = compare_metadata(MigrationContext.configure(conn), metadata)
+        differences = differences_from_declared(conn)
     assert differences == []
 
 
@@ -36,7 +46,7 @@ def test_the_comparison_sees_an_index_declared_but_never_migrated(engine):
     index = Index("ix_events_only_declared", extra.c.agent)
     try:
         with engine.connect() as conn:
-            differences = compare_metadata(MigrationContext.configure(conn), metadata)
+            differences = differences_from_declared(conn)
     finally:
         extra.indexes.discard(index)
     assert [d[0] for d in differences] == ["add_index"]

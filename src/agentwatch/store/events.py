@@ -14,6 +14,7 @@ from sqlalchemy import Connection, Engine, and_, func, select
 from agentwatch.events.model import MAX_QUANTITY, Event
 from agentwatch.store import counters as counters_store
 from agentwatch.store import processes as process_store
+from agentwatch.store import trace_index
 from agentwatch.store.columns import int64
 from agentwatch.store.engine import SQLITE_BUSY_MS, wait_for_lock
 from agentwatch.store.prepared import sqlite_chunk_rows
@@ -343,7 +344,7 @@ def _where(q: EventQuery, dialect: str) -> list[Any]:
     if q.until is not None:
         cond.append(events.c.ts <= q.until)
     if q.trace_id:
-        cond.append(events.c.trace_id == q.trace_id)
+        cond.append(trace_index.of_trace(dialect, q.trace_id))
     if q.session_id:
         cond.append(events.c.session_id == q.session_id)
     if q.source_format:

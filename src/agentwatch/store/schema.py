@@ -45,7 +45,12 @@ events = Table(
 Index("ix_events_type_ts", events.c.event_type, events.c.ts)
 Index("ix_events_ts", events.c.ts)
 Index("ix_events_process", events.c.process_name)
-Index("ix_events_trace", events.c.trace_id)
+# PostgreSQL indexes events.trace_id in place; SQLite keeps trace_index (below) instead, filled
+# behind the commits (``store.trace_index``): trace ids are random, and in SQLite's log each
+# random index entry rewrote a whole page per event.
+Index("ix_events_trace", events.c.trace_id).ddl_if(dialect="postgresql")
+# What exists on one store only (``ddl_if`` above): name -> the dialect that has it.
+ONE_STORE_ONLY = {"ix_events_trace": "postgresql"}
 Index("ix_events_session", events.c.session_id, events.c.sequence)
 
 processes = Table(
@@ -79,4 +84,14 @@ kv = Table(
     metadata,
     Column("key", String(256), primary_key=True),
     Column("value", Text, nullable=False),
+)
+
+# SQLite only (empty on PostgreSQL): the seqs of each trace's events, up to the seq that
+# kv ``trace_index.through`` names; later events are found by their trace_id column.
+trace_index = Table(
+    "trace_index",
+    metadata,
+    Column("trace_id", String(64), primary_key=True),
+    Column("seq", BigInteger, primary_key=True),
+    sqlite_with_rowid=False,
 )

@@ -15,6 +15,7 @@ import orjson
 from sqlalchemy import Engine, case, func, select
 
 from agentwatch.events.model import iso
+from agentwatch.store import trace_index
 from agentwatch.store.schema import events
 
 IDLE_S = 300.0
@@ -114,7 +115,7 @@ MAX_TRACE_EVENTS = 10_000
 def get_trace(engine: Engine, trace_id: str) -> dict[str, Any] | None:
     stmt = (
         select(events.c.body, events.c.ts)
-        .where(events.c.trace_id == trace_id)
+        .where(trace_index.of_trace(engine.dialect.name, trace_id))
         .order_by(events.c.ts, events.c.seq)
         .limit(MAX_TRACE_EVENTS)
     )
