@@ -2,7 +2,8 @@
 
 Trace ids are random, so an index on ``events.trace_id`` put each new event's entry on a page
 of its own, and SQLite's write-ahead log writes whole pages: every committed event rewrote a
-page of that index (8 of the 13.5 us a row cost to insert, and more as the table grows). On
+page of that index (8 of the 13.5 us a row cost to insert 200,000 rows of the ingest
+benchmark's shape, and more as the table grows). On
 SQLite, ``trace_index`` holds ``(trace_id, seq)`` for the events up to the seq kv
 ``trace_index.through`` names; a background thread (:class:`TraceIndexer`) adds the events
 committed since in one sorted run a second, which touches each page once per run instead of
@@ -12,9 +13,9 @@ it is committed. PostgreSQL indexes ``events.trace_id`` in place and uses none o
 
 SQLite takes one writer at a time and gives rows their seq as they are written, so every seq
 up to the largest committed is committed: a run that indexes up to it leaves nothing behind.
-Deleting events deletes their entries and moves ``through`` down to the largest seq left
-(:func:`forget`): SQLite may give a deleted top seq to the next event, which must then count
-as not indexed.
+Deleting events deletes their entries (:func:`forget`) and moves ``through`` down to the
+largest seq left (:func:`settle`): SQLite may give a deleted top seq to the next event, which
+must then count as not indexed.
 """
 
 from __future__ import annotations
