@@ -71,6 +71,12 @@ def settle(conn: Connection) -> None:
 def catch_up(conn: sqlite3.Connection, rows: int = RUN_ROWS) -> int:
     """Index the events committed after ``through`` (at most ``rows``), in one transaction on
     ``conn`` (a driver connection in autocommit mode); returns how many events were looked at."""
+    behind = conn.execute(
+        "SELECT (SELECT max(seq) FROM events) > coalesce((SELECT CAST(value AS INTEGER) FROM kv WHERE key = ?), 0)",
+        (THROUGH,),
+    ).fetchone()[0]
+    if not behind:  # nothing new (or no events): no write lock taken
+        return 0
     conn.execute("BEGIN IMMEDIATE")  # the write lock first: no commit can land in between
     try:
         found = conn.execute("SELECT CAST(value AS INTEGER) FROM kv WHERE key = ?", (THROUGH,)).fetchone()
