@@ -14,10 +14,11 @@ truncated, so a stopped store is one file again.
 from __future__ import annotations
 
 import sqlite3
-import threading
 from dataclasses import dataclass
 
 import structlog
+
+from agentwatch.store.periodic import Periodic
 
 log = structlog.get_logger("agentwatch.store")
 
@@ -34,35 +35,27 @@ class CheckpointStats:
     failures: int = 0
 
 
-class WalCheckpointer:
+class WalCheckpointer(Periodic):
     """Runs ``PRAGMA wal_checkpoint(PASSIVE)`` every ``interval_s`` on its own connection."""
 
+    thread_name = "agentwatch-wal-checkpoint"
+
     def __init__(self, path: str, interval_s: float = 1.0) -> None:
+        super().__init__(interval_s)
         self.path = path
-        self.interval_s = interval_s
         self.stats = CheckpointStats()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
-    def start(self) -> None:
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="agentwatch-wal-checkpoint", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
+    def stop(self) -> bool:
         """End the thread, then checkpoint everything and truncate the log."""
-        if self._thread is None:
-            return
-        self._stop.set()
-        self._thread.join(timeout=30)
-        self._thread = None
+        if not super().stop():
+            return False
         # Waits at most a second for readers still open elsewhere; the log is then left for
         # SQLite's own checkpoint when the last connection closes.
         self._checkpoint("TRUNCATE", busy_timeout_s=1.0)
+        return True
 
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval_s):
-            self._checkpoint("PASSIVE")
+    def tick(self) -> None:
+        self._checkpoint("PASSIVE")
 
     def _checkpoint(self, mode: str, busy_timeout_s: float = 5.0) -> None:
         try:

@@ -21,12 +21,12 @@ must then count as not indexed.
 from __future__ import annotations
 
 import sqlite3
-import threading
 from typing import Any
 
 import structlog
 from sqlalchemy import Connection, Integer, cast, func, select, tuple_, union_all
 
+from agentwatch.store.periodic import Periodic
 from agentwatch.store.schema import events, kv, trace_index
 
 log = structlog.get_logger("agentwatch.store")
@@ -102,36 +102,23 @@ def catch_up(conn: sqlite3.Connection, rows: int = RUN_ROWS) -> int:
     return top[1]
 
 
-class TraceIndexer:
+class TraceIndexer(Periodic):
     """Runs :func:`catch_up` every ``interval_s`` on a thread of its own (SQLite only).
 
     Every process of a server may run one: runs take the write lock in turn, and each indexes
     what the one before left."""
 
+    thread_name = "agentwatch-trace-index"
+
     def __init__(self, path: str, interval_s: float = 1.0) -> None:
+        super().__init__(interval_s)
         self.path = path
-        self.interval_s = interval_s
         self.runs = 0
         self.indexed = 0
         self.failures = 0
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
-    def start(self) -> None:
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="agentwatch-trace-index", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        if self._thread is None:
-            return
-        self._stop.set()
-        self._thread.join(timeout=30)
-        self._thread = None
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval_s):
-            self.run_once()
+    def tick(self) -> None:
+        self.run_once()
 
     def run_once(self) -> int:
         """One catch-up on a connection of its own; errors are counted and logged, not raised."""
@@ -140,7 +127,7 @@ class TraceIndexer:
             try:
                 conn.execute("PRAGMA synchronous=NORMAL")  # as the store's own connections
                 done = total = catch_up(conn)
-                while done == RUN_ROWS and not self._stop.is_set():  # far behind: go on at once
+                while done == RUN_ROWS and not self.stopping:  # far behind: go on at once
                     done = catch_up(conn)
                     total += done
             finally:
