@@ -188,3 +188,18 @@ def test_a_running_server_indexes_what_it_commits(tmp_path: Path, database_url: 
         else:
             assert srv.aw.trace_indexer is None
         assert c.get(f"/api/traces/{trace}").json()["event_count"] == 3
+
+
+def test_a_failed_run_is_counted_and_the_next_one_tries_again(tmp_path: Path):
+    path = tmp_path / "not-a-store.db"
+    path.write_bytes(b"this is not a SQLite database" * 200)
+    indexer = TraceIndexer(str(path))
+    assert indexer.run_once() == 0 and indexer.failures == 1 and indexer.runs == 0
+    path.unlink()
+    engine = make_engine(f"sqlite:///{path}")
+    try:
+        migrate(engine)
+        commit_batch(engine, [ev("f1", "t-f")])
+        assert indexer.run_once() == 1 and indexer.failures == 1 and indexer.runs == 1
+    finally:
+        engine.dispose()

@@ -132,9 +132,9 @@ class TraceIndexer(Periodic):
                     total += done
             finally:
                 conn.close()
-        except sqlite3.Error as exc:
+        except Exception as exc:  # the thread outlives a failed run: the next one tries again
             self.failures += 1
-            log.warning("store.trace_index_failed", error=str(exc))
+            log.warning("store.trace_index_failed", error=f"{type(exc).__name__}: {exc}"[:300])
             return 0
         self.runs += 1
         self.indexed += total
