@@ -35,8 +35,8 @@ from agentwatch.events.model import iso
 from agentwatch.sessions.cursor import encode_cursor
 from agentwatch.sessions.schema import aop_sessions
 from agentwatch.store import counters as counters_store
-from agentwatch.store import trace_index
 from agentwatch.store.alerts_schema import alerts
+from agentwatch.store.events import delete_where
 from agentwatch.store.prepared import Prepared
 from agentwatch.store.schema import events
 from agentwatch.store.snapshot import snapshot
@@ -336,9 +336,7 @@ def delete_sessions(conn: Connection, ids: Sequence[str], alert_ids: list[str] |
         by_type = conn.execute(select(events.c.event_type, func.count()).where(of_chunk).group_by(events.c.event_type))
         counters_store.take(conn, Counter({("event_type", t): n for t, n in by_type}))
         entity_index.forget(conn, conn.execute(select(events.c.entity_ids).where(of_chunk)).scalars().all())
-        trace_index.forget(conn, of_chunk)
-        ev = conn.execute(delete(events).where(of_chunk))
-        trace_index.settle(conn)
+        gone = delete_where(conn, of_chunk)
         of_sessions = alerts.c.session_id.in_(chunk)
         doomed = conn.execute(select(alerts.c.id, alerts.c.dedup_key).where(of_sessions)).all()
         # the alerts' own lock, as DELETE /api/v1/alerts/{id} takes it: a verdict or an explanation
@@ -349,7 +347,7 @@ def delete_sessions(conn: Connection, ids: Sequence[str], alert_ids: list[str] |
         if alert_ids is not None:
             alert_ids.extend(alert_id for alert_id, _key in doomed)
         counts["sessions"] += se.rowcount or 0
-        counts["events"] += ev.rowcount or 0
+        counts["events"] += gone
         counts["alerts"] += al.rowcount or 0
     return counts
 

@@ -9,7 +9,7 @@ from functools import lru_cache
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Engine, and_, func, select
+from sqlalchemy import Connection, Engine, and_, delete, func, select
 
 from agentwatch.events.model import MAX_QUANTITY, Event
 from agentwatch.store import counters as counters_store
@@ -202,6 +202,15 @@ def _insert_new_postgresql(conn: Connection, batch: Sequence[Event]) -> list[Eve
     except psycopg.errors.UniqueViolation:
         pass
     return _insert_returning(conn, fresh, tuples)
+
+
+def delete_where(conn: Connection, where: Any) -> int:
+    """Delete the events matching ``where`` in ``conn``'s transaction, with their trace-index
+    entries (SQLite, ``store.trace_index``); returns how many went."""
+    trace_index.forget(conn, where)
+    gone = conn.execute(delete(events).where(where)).rowcount or 0
+    trace_index.settle(conn)
+    return gone
 
 
 # A step writes in the commit's transaction and may return what to do once it has committed.

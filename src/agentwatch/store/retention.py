@@ -19,11 +19,11 @@ from __future__ import annotations
 import threading
 from collections import Counter
 
-from sqlalchemy import Engine, delete, select
+from sqlalchemy import Engine, select
 
 from agentwatch.entities import index as entity_index
 from agentwatch.store import counters as counters_store
-from agentwatch.store import trace_index
+from agentwatch.store.events import delete_where
 from agentwatch.store.schema import events
 
 PAGE = 1000
@@ -46,10 +46,7 @@ def purge_events(engine: Engine, cutoff: float, stopping: threading.Event | None
             if doomed:
                 counters_store.take(conn, Counter(("event_type", r.event_type) for r in doomed))
                 entity_index.forget(conn, [r.entity_ids for r in doomed])
-                gone = events.c.seq.in_([r.seq for r in doomed])
-                trace_index.forget(conn, gone)
-                conn.execute(delete(events).where(gone))
-                trace_index.settle(conn)
+                delete_where(conn, events.c.seq.in_([r.seq for r in doomed]))
                 removed += len(doomed)
         if len(doomed) < PAGE:  # reached events inside the period, or the end of the table
             break

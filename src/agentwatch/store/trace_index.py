@@ -15,7 +15,8 @@ SQLite takes one writer at a time and gives rows their seq as they are written, 
 up to the largest committed is committed: a run that indexes up to it leaves nothing behind.
 Deleting events deletes their entries (:func:`forget`) and moves ``through`` down to the
 largest seq left (:func:`settle`): SQLite may give a deleted top seq to the next event, which
-must then count as not indexed.
+must then count as not indexed. Both happen in ``store.events.delete_where``, the one way
+events are deleted.
 """
 
 from __future__ import annotations
@@ -45,12 +46,12 @@ def of_trace(dialect: str, trace_id: str) -> Any:
         select(events.c.seq).where(events.c.seq > through, events.c.trace_id == trace_id),
     )
     # the trace_id test too: an entry never names another trace's event, even in a race with a delete
-    return (events.c.seq.in_(seqs)) & (events.c.trace_id == trace_id)
+    return events.c.seq.in_(seqs) & (events.c.trace_id == trace_id)
 
 
 def forget(conn: Connection, where: Any) -> None:
     """Before events matching ``where`` are deleted in ``conn``'s transaction: drop their
-    entries (SQLite), and after the delete call :func:`settle` in the same transaction."""
+    entries (SQLite). ``store.events.delete_where`` calls it, and :func:`settle` after."""
     if conn.dialect.name != "sqlite":
         return
     doomed = select(events.c.trace_id, events.c.seq).where(where, events.c.trace_id.is_not(None))
