@@ -134,3 +134,20 @@ def test_is_locked_names_only_the_lock_error(tmp_path):
         assert not is_locked(ValueError("database is locked"))
     finally:
         engine.dispose()
+
+
+def test_absent_values_are_stored_as_null(engine):
+    """Every column an event leaves empty is NULL in both stores (on SQLite, None goes through the
+    sqlite3 module's adapter registered for it)."""
+    e = ev("nulls")
+    commit_batch(engine, [e])
+    with engine.connect() as conn:
+        row = conn.execute(select(events).where(events.c.event_id == "nulls")).one()
+    for column in ("session_id", "parent_session_id", "sequence", "agent", "host", "pid", "ppid", "raw"):
+        assert getattr(row, column) is None, column
+    if engine.dialect.name == "sqlite":
+        with engine.connect() as conn:
+            nulls = conn.exec_driver_sql(
+                "SELECT count(*) FROM events WHERE event_id = 'nulls' AND session_id IS NULL AND raw IS NULL"
+            ).scalar_one()
+        assert nulls == 1
