@@ -73,16 +73,17 @@ class Event:
     trace_id: str | None = None  # assigned by the trace stage
     raw: bytes | None = None  # the original wire form when it differs from body (AOP export)
     body_json: bytes | None = None  # ``body`` serialised, when a codec already did it (see ``storable``)
+    # ``body["data"]`` and ``body["process"]``, or {} where the body has no such object. Taken
+    # once: the pipeline's stages, store and detectors read them a dozen times per event, and
+    # nothing changes a body once its Event exists.
+    data: dict[str, Any] = field(init=False, repr=False, compare=False)
+    process: dict[str, Any] = field(init=False, repr=False, compare=False)
 
-    @property
-    def data(self) -> dict[str, Any]:
+    def __post_init__(self) -> None:
         d = self.body.get("data")
-        return d if isinstance(d, dict) else {}
-
-    @property
-    def process(self) -> dict[str, Any]:
+        self.data = d if isinstance(d, dict) else {}
         p = self.body.get("process")
-        return p if isinstance(p, dict) else {}
+        self.process = p if isinstance(p, dict) else {}
 
     def to_json(self) -> bytes:
         return self.body_json if self.body_json is not None else orjson.dumps(self.body)
