@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -16,10 +17,11 @@ from agentwatch.store import counters as counters_store
 from agentwatch.store import processes as process_store
 from agentwatch.store import trace_index
 from agentwatch.store.columns import int64
-from agentwatch.store.engine import SQLITE_BUSY_MS, wait_for_lock
+from agentwatch.store.engine import SQLITE_BUSY_MS, sqlite_file, wait_for_lock
 from agentwatch.store.prepared import sqlite_chunk_rows
 from agentwatch.store.schema import events
 from agentwatch.store.snapshot import snapshot
+from agentwatch.store.writer_turns import writer_turn
 
 CHUNK = 500  # ids per IN (...) lookup
 # The indexed copies of free text the envelope does not bound are cut to their columns' width
@@ -132,7 +134,10 @@ def _insert_new_sqlite(conn: Connection, batch: Sequence[Event]) -> list[Event]:
     per = sqlite_chunk_rows(raw, len(COLUMNS))
     for i in range(0, len(unique), per):
         chunk = unique[i : i + per]
-        conn.exec_driver_sql(sqlite_insert(len(chunk)), tuple(v for e in chunk for v in _values(e)))
+        params: list[Any] = []
+        for e in chunk:
+            params += _values(e)
+        conn.exec_driver_sql(sqlite_insert(len(chunk)), tuple(params))
     written = raw.total_changes - before
     if written == len(unique):
         return unique
@@ -239,7 +244,8 @@ def commit_batch(
     sqlite = engine.dialect.name == "sqlite"
     insert_new = _insert_new_sqlite if sqlite else _insert_new_postgresql
     bounded = sqlite and lock_wait_ms is not None
-    with engine.begin() as conn:
+    database = sqlite_file(engine) if sqlite and not bounded else None
+    with writer_turn(database) if database else nullcontext(), engine.begin() as conn:
         if bounded:
             wait_for_lock(conn, lock_wait_ms or 0)
         try:

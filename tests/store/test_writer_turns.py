@@ -1,0 +1,90 @@
+"""The pipeline's commits on SQLite take turns through a file lock beside the database, so a
+waiting commit starts the moment the one before it ends (SQLite's busy handler would sleep on)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+from agentwatch.events.model import Event
+from agentwatch.store.engine import make_engine
+from agentwatch.store.events import commit_batch
+from agentwatch.store.migrate import migrate
+from agentwatch.store.schema import events
+from agentwatch.store.writer_turns import writer_turn
+
+NOW = 1_780_000_000.0
+
+
+def ev(event_id: str) -> Event:
+    body = {"event_id": event_id, "event_type": "agent.message", "data": {}}
+    return Event(body=body, event_id=event_id, event_type="agent.message", ts=NOW, received_at=NOW)
+
+
+def test_a_turn_held_keeps_the_next_taker_waiting_until_it_ends(tmp_path: Path):
+    database = str(tmp_path / "store.db")
+    taken = threading.Event()
+
+    def take() -> None:
+        with writer_turn(database):
+            taken.set()
+
+    with writer_turn(database):
+        thread = threading.Thread(target=take)
+        thread.start()
+        assert not taken.wait(0.3)  # the holder has the turn: the other waits
+    assert taken.wait(5)  # and gets it as soon as the holder lets go
+    thread.join(5)
+
+
+def test_threads_of_one_process_take_turns_too(tmp_path: Path):
+    database = str(tmp_path / "store.db")
+    inside, most = 0, 0
+    lock = threading.Lock()
+
+    def work() -> None:
+        nonlocal inside, most
+        for _ in range(50):
+            with writer_turn(database):
+                with lock:
+                    inside += 1
+                    most = max(most, inside)
+                time.sleep(0.0005)
+                with lock:
+                    inside -= 1
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert most == 1
+
+
+def test_a_pipeline_commit_waits_for_the_turn_and_then_stores_its_events(tmp_path: Path):
+    db = tmp_path / "store.db"
+    engine = make_engine(f"sqlite:///{db}")
+    try:
+        migrate(engine)
+        done = threading.Event()
+        stored: list[Event] = []
+
+        def commit() -> None:
+            stored.extend(commit_batch(engine, [ev("a"), ev("b")]))
+            done.set()
+
+        with writer_turn(str(db)):  # as another process holds it
+            assert (tmp_path / "store.db-writers").exists()
+            thread = threading.Thread(target=commit)
+            thread.start()
+            assert not done.wait(0.3)  # the commit waits while another process has the turn
+            with engine.connect() as conn:
+                assert conn.execute(select(func.count()).select_from(events)).scalar_one() == 0
+        assert done.wait(10)
+        thread.join(5)
+        assert [e.event_id for e in stored] == ["a", "b"]
+    finally:
+        engine.dispose()
