@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 import uuid
 from functools import lru_cache
+from itertools import islice
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -22,6 +23,13 @@ MAX_VALUE = 512
 @lru_cache(maxsize=65_536)
 def entity_id(kind: str, value: str) -> str:
     return str(uuid.uuid5(NAMESPACE, f"{kind}:{value}"))
+
+
+@lru_cache(maxsize=65_536)
+def entity(kind: str, value: str) -> dict[str, str]:
+    """The entity ``{"type", "value", "id"}``: one dict for every event that names it, so it is
+    never changed (an event's list of entities is its own)."""
+    return {"type": kind, "value": value, "id": entity_id(kind, value)}
 
 
 def _s(value: Any) -> str | None:
@@ -86,7 +94,7 @@ def derive(event: Event) -> list[dict[str, str]]:
     if event.agent:
         found.append(("agent", event.agent))
     data = event.data
-    kind = event.event_type.split(".", 1)[0]
+    kind = event.event_type.partition(".")[0]
     if kind == "network":
         for side in ("dest", "src"):
             ep = data.get(side)
@@ -109,13 +117,4 @@ def derive(event: Event) -> list[dict[str, str]]:
         model = data.get("model")
         if isinstance(model, dict) and _s(model.get("id")):
             found.append(("model", model["id"]))
-    seen: set[tuple[str, str]] = set()
-    out: list[dict[str, str]] = []
-    for kind_, value in found:
-        if (kind_, value) in seen:
-            continue
-        seen.add((kind_, value))
-        out.append({"type": kind_, "value": value, "id": entity_id(kind_, value)})
-        if len(out) >= MAX_ENTITIES:
-            break
-    return out
+    return [entity(kind_, value) for kind_, value in islice(dict.fromkeys(found), MAX_ENTITIES)]
