@@ -361,6 +361,8 @@ class DetectionEngine:
     def _atr_findings(self, matcher: AtrMatcher, fmt: str, event: Event, views: list[Any]) -> list[Finding]:
         # bundled ATR rules are about agent text: their catch-all ``content`` must not scan paths or command lines
         scope = [v for v in views if v.kind in AGENT_TEXT] if fmt == "atr" else views
+        if not scope:
+            return []
         out: list[Finding] = []
         for rule in matcher.match_views(scope):
             if rule.id in self.disabled:

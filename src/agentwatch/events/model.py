@@ -129,8 +129,8 @@ def parse_ts(value: Any, field: str = "ts") -> float:
     text = value.strip()
     if RFC3339_RE.fullmatch(text) is None:
         raise EventError(field, f"not an RFC 3339 timestamp: {value!r}")
-    if text.endswith(("Z", "z")):
-        text = text[:-1] + "+00:00"
+    if text.endswith("z"):  # ``fromisoformat`` reads "Z" as UTC, not "z"
+        text = text[:-1] + "Z"
     try:
         dt = datetime.fromisoformat(text)
     except ValueError:

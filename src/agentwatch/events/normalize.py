@@ -50,9 +50,12 @@ def normalize(
         body["event_id"] = new_event_id()
     if "ts" not in body:
         body["ts"] = iso(now)
-    body.setdefault("oisp_version", "0.1")
-    body.setdefault("source", dict(DEFAULT_SOURCE))
-    body.setdefault("confidence", dict(DEFAULT_CONFIDENCE))
+    if "oisp_version" not in body:
+        body["oisp_version"] = "0.1"
+    if "source" not in body:
+        body["source"] = dict(DEFAULT_SOURCE)
+    if "confidence" not in body:
+        body["confidence"] = dict(DEFAULT_CONFIDENCE)
 
     errors = oisp_schema.problems(oisp_schema.envelope_validator(), body, "event")
     if errors:
