@@ -425,6 +425,7 @@ class DetectionEngine:
         loaded = self.ensure_loaded()
         out: list[Finding] = []
         with self._state_lock:
+            builtins = [b for b in self.builtins if b.id not in self.disabled]
             for event in sorted(batch, key=lambda e: e.ts):
                 out.extend(self._pattern_findings(loaded, event, backlog=True))
                 if loaded.sigma is not None:
@@ -432,9 +433,10 @@ class DetectionEngine:
                     out.extend(self._sigma_finding(r, [event], False) for r in matched if _alerts(r))
                     for rule, events in loaded.sigma.observe(event, matched):
                         out.append(self._sigma_finding(rule, events, True))
-                for b in self.builtins:
-                    if b.id not in self.disabled:
-                        out.extend(b.observe(event))
+                for b in builtins:
+                    found = b.observe(event)
+                    if found:
+                        out.extend(found)
             self.batches += 1
             self.events_seen += len(batch)
             self.findings_total += len(out)

@@ -132,13 +132,14 @@ def views_of(event: Event) -> list[View]:
     out: list[View] = []
     if t == "ai.request":
         messages = [m for m in data.get("messages") or [] if isinstance(m, dict)]
-        user = _join([_message_text(m) for m in messages if m.get("role") == "user"])
-        tool_text = _join([_message_text(m) for m in messages if m.get("role") in ("tool", "function")])
-        system = _join([_message_text(m) for m in messages if m.get("role") == "system"])
-        if user:
-            out.append(View("llm_input", user, {"user_input": user, "system_prompt": system} if system else {}))
-        if tool_text:
-            out.append(View("tool_response", tool_text))
+        if messages:
+            user = _join([_message_text(m) for m in messages if m.get("role") == "user"])
+            tool_text = _join([_message_text(m) for m in messages if m.get("role") in ("tool", "function")])
+            system = _join([_message_text(m) for m in messages if m.get("role") == "system"])
+            if user:
+                out.append(View("llm_input", user, {"user_input": user, "system_prompt": system} if system else {}))
+            if tool_text:
+                out.append(View("tool_response", tool_text))
         for tool in data.get("tools") or []:
             if isinstance(tool, dict):
                 fn = tool.get("function") if isinstance(tool.get("function"), dict) else tool
