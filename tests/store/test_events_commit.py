@@ -151,3 +151,32 @@ def test_absent_values_are_stored_as_null(engine):
                 "SELECT count(*) FROM events WHERE event_id = 'nulls' AND session_id IS NULL AND raw IS NULL"
             ).scalar_one()
         assert nulls == 1
+
+
+def proc_ev(event_id: str, pid: int) -> Event:
+    body = {
+        "event_id": event_id,
+        "event_type": "agent.message",
+        "ts": "2026-04-03T10:00:00Z",
+        "host": {"hostname": "h1"},
+        "process": {"pid": pid, "name": f"p{pid}"},
+        "data": {},
+    }
+    return Event(body=body, event_id=event_id, event_type="agent.message", ts=1775210400.0, received_at=1775210401.0)
+
+
+def test_derived_rows_count_only_the_events_stored_for_the_first_time(engine):
+    """The process rows and counters are worked out before the commit takes the write lock, for
+    every event offered: a resent event must still add nothing to them."""
+    from agentwatch.store import counters
+    from agentwatch.store.schema import processes
+
+    commit_batch(engine, [proc_ev("a", 1), proc_ev("b", 1), proc_ev("c", 2)])
+    # "a" and "c" were stored before; "a" is repeated within the batch too
+    fresh = commit_batch(engine, [proc_ev("a", 1), proc_ev("d", 1), proc_ev("c", 2), proc_ev("a", 1), proc_ev("e", 3)])
+    assert [e.event_id for e in fresh] == ["d", "e"]
+    with engine.connect() as conn:
+        counts = {r.pid: r.event_count for r in conn.execute(select(processes.c.pid, processes.c.event_count))}
+    assert counts == {1: 3, 2: 1, 3: 1}
+    totals = counters.read(engine, exact=[("event_type", "agent.message")])
+    assert totals.exact[("event_type", "agent.message")] == 5

@@ -121,23 +121,21 @@ def _first_of_each(batch: Sequence[Event]) -> list[Event]:
     return list(by_id.values())
 
 
-def _insert_new_sqlite(conn: Connection, batch: Sequence[Event]) -> list[Event]:
+def _insert_new_sqlite(conn: Connection, unique: list[Event], rows: list[tuple[Any, ...]]) -> list[Event]:
     """Insert and return the events not stored before, without looking them up first.
 
     The transaction holds SQLite's write lock from this INSERT on, so the rows it writes get
     consecutive rowids ending at ``last_insert_rowid()``: when fewer rows were written than
     offered, those rowids say which.
     """
-    unique = _first_of_each(batch)
     raw = conn.connection.driver_connection
     before = raw.total_changes
     per = sqlite_chunk_rows(raw, len(COLUMNS))
     for i in range(0, len(unique), per):
-        chunk = unique[i : i + per]
         params: list[Any] = []
-        for e in chunk:
-            params += _values(e)
-        conn.exec_driver_sql(sqlite_insert(len(chunk)), tuple(params))
+        for row in rows[i : i + per]:
+            params += row
+        conn.exec_driver_sql(sqlite_insert(min(per, len(unique) - i)), tuple(params))
     written = raw.total_changes - before
     if written == len(unique):
         return unique
@@ -177,7 +175,7 @@ def _insert_returning(conn: Connection, fresh: list[Event], tuples: list[tuple[A
     return [e for e in fresh if e.event_id in stored]
 
 
-def _insert_new_postgresql(conn: Connection, batch: Sequence[Event]) -> list[Event]:
+def _insert_new_postgresql(conn: Connection, unique: list[Event], rows: list[tuple[Any, ...]]) -> list[Event]:
     """A small batch: one INSERT that skips stored ids and says which rows it wrote. A large
     one: look the ids up, then COPY the new rows in (far cheaper per row than an INSERT).
 
@@ -186,17 +184,16 @@ def _insert_new_postgresql(conn: Connection, batch: Sequence[Event]) -> list[Eve
     """
     import psycopg
 
-    unique = _first_of_each(batch)
     # Rows go in in event_id order (the answer keeps the batch's): two commits holding some of
     # the same ids then take those ids' unique-index entries in one order, never waiting for
     # each other in a cycle (PostgreSQL aborts one of them as a deadlock).
     if len(unique) < PG_COPY_FROM:
-        return _insert_returning(conn, unique, sorted(_values(e) for e in unique))
+        return _insert_returning(conn, unique, sorted(rows))
     seen = existing_ids(conn, [e.event_id for e in unique])
     fresh = [e for e in unique if e.event_id not in seen]
     if not fresh:
         return []
-    tuples = sorted(_values(e) for e in fresh)
+    tuples = sorted(row for e, row in zip(unique, rows, strict=True) if e.event_id not in seen)
     try:
         with conn.begin_nested():
             cur = conn.connection.driver_connection.cursor()
@@ -245,14 +242,24 @@ def commit_batch(
     insert_new = _insert_new_sqlite if sqlite else _insert_new_postgresql
     bounded = sqlite and lock_wait_ms is not None
     database = sqlite_file(engine) if sqlite and not bounded else None
+    # What the rows will hold is worked out before the write lock is waited for: with several
+    # processes on one SQLite file, every microsecond spent holding it is one the others wait.
+    # It is worked out for every event offered; should some turn out stored already, the
+    # derived rows are worked out again for the new ones alone.
+    unique = _first_of_each(batch)
+    rows = [_values(e) for e in unique]
+    counts = tally(unique)
+    process_rows = process_store.rows_of(unique)
     with writer_turn(database) if database else nullcontext(), engine.begin() as conn:
         if bounded:
             wait_for_lock(conn, lock_wait_ms or 0)
         try:
-            fresh = insert_new(conn, batch) if batch else []
+            fresh = insert_new(conn, unique, rows) if unique else []
             if fresh:
-                counters_store.add(conn, tally(fresh))
-                process_store.record(conn, fresh)
+                if len(fresh) != len(unique):
+                    counts, process_rows = tally(fresh), process_store.rows_of(fresh)
+                counters_store.add(conn, counts)
+                process_store.write(conn, process_rows)
                 for step in steps:
                     done = step(conn, fresh)
                     if done is not None:

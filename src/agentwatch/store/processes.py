@@ -59,7 +59,10 @@ def _reused(row: dict[str, Any], e: Event) -> bool:
     return row["exited_at"] is not None and e.ts > row["exited_at"]
 
 
-def record(conn: Connection, batch: Sequence[Event]) -> None:
+def rows_of(batch: Sequence[Event]) -> list[dict[str, Any]]:
+    """What ``batch`` tells of its processes: one row per (host, pid), in key order (``write``
+    takes them). Reads no stored row, so the pipeline builds them before it waits for the
+    write lock."""
     merged: dict[tuple[str, int], dict[str, Any]] = {}
     # In event time when the batch holds an exit, so the exit precedes a reuse of its pid
     # (without one, the order cannot matter: no row of this batch has exited).
@@ -99,6 +102,11 @@ def record(conn: Connection, batch: Sequence[Event]) -> None:
     for row in sorted(merged.values(), key=lambda r: (r["host"], r["pid"])):
         del row["complete"]
         rows.append(row)
+    return rows
+
+
+def write(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """Merge ``rows_of``'s rows into the stored ones."""
     upsert(
         conn,
         processes,
