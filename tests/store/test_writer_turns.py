@@ -88,3 +88,28 @@ def test_a_pipeline_commit_waits_for_the_turn_and_then_stores_its_events(tmp_pat
         assert [e.event_id for e in stored] == ["a", "b"]
     finally:
         engine.dispose()
+
+
+def test_the_trace_indexer_writes_in_its_turn(tmp_path: Path):
+    """The trace indexer takes the writer turn too, so a pipeline commit that finds it writing
+    sleeps until it is done instead of in SQLite's busy handler."""
+    from agentwatch.store.trace_index import TraceIndexer
+
+    db = tmp_path / "store.db"
+    engine = make_engine(f"sqlite:///{db}")
+    try:
+        migrate(engine)
+        e = ev("traced")
+        e.trace_id = "t1"
+        commit_batch(engine, [e])
+        indexed: list[int] = []
+        indexer = TraceIndexer(str(db))
+        with writer_turn(str(db)):  # as a pipeline commit holds it
+            thread = threading.Thread(target=lambda: indexed.append(indexer.run_once()))
+            thread.start()
+            thread.join(0.3)
+            assert indexed == []  # the indexer waits for its turn
+        thread.join(10)
+        assert indexed == [1]
+    finally:
+        engine.dispose()

@@ -22,6 +22,7 @@ events are deleted.
 from __future__ import annotations
 
 import sqlite3
+import time
 from typing import Any
 
 import structlog
@@ -29,11 +30,17 @@ from sqlalchemy import Connection, Integer, cast, func, select, tuple_, union_al
 
 from agentwatch.store.periodic import Periodic
 from agentwatch.store.schema import events, kv, trace_index
+from agentwatch.store.writer_turns import writer_turn
 
 log = structlog.get_logger("agentwatch.store")
 
 THROUGH = "trace_index.through"
-RUN_ROWS = 50_000  # events indexed in one transaction at most (the write lock is held that long)
+# Events indexed in one transaction at most: the write lock is held that long (about 1 us an
+# event), and the pipeline's commits wait for it.
+RUN_ROWS = 10_000
+# After a run that left more to do, the indexer waits this long before the next: a commit that
+# waited for the lock meanwhile takes its turn first.
+BETWEEN_RUNS_S = 0.002
 
 
 def of_trace(dialect: str, trace_id: str) -> Any:
@@ -121,15 +128,24 @@ class TraceIndexer(Periodic):
     def tick(self) -> None:
         self.run_once()
 
+    def _run_in_turn(self, conn: sqlite3.Connection) -> int:
+        """One catch-up holding the store's writer turn (``store.writer_turns``), as the
+        pipeline's commits do: a commit that finds the indexer writing then sleeps until the
+        indexer is done, where SQLite's busy handler would have it sleep in steps of up to
+        25 ms whatever happens meanwhile."""
+        with writer_turn(self.path):
+            return catch_up(conn)
+
     def run_once(self) -> int:
         """One catch-up on a connection of its own; errors are counted and logged, not raised."""
         try:
             conn = sqlite3.connect(self.path, timeout=5, isolation_level=None, check_same_thread=False)
             try:
                 conn.execute("PRAGMA synchronous=NORMAL")  # as the store's own connections
-                done = total = catch_up(conn)
-                while done == RUN_ROWS and not self.stopping:  # far behind: go on at once
-                    done = catch_up(conn)
+                done = total = self._run_in_turn(conn)
+                while done == RUN_ROWS and not self.stopping:  # far behind: go on soon
+                    time.sleep(BETWEEN_RUNS_S)
+                    done = self._run_in_turn(conn)
                     total += done
             finally:
                 conn.close()
