@@ -19,7 +19,10 @@ WATCHED = frozenset({"ai.request", "agent.tool_call"})
 
 
 def _str(value: Any, limit: int = 200) -> str | None:
-    return str(value)[:limit] if isinstance(value, str | int) and str(value) else None
+    """Text or an integer as text, cut to ``limit``; None for anything else or empty text."""
+    if isinstance(value, str):
+        return value[:limit] or None
+    return str(value)[:limit] if isinstance(value, int) else None
 
 
 def _base(

@@ -81,9 +81,9 @@ def _add_address(out: list[tuple[str, str]], value: Any) -> None:
 def derive(event: Event) -> list[dict[str, str]]:
     body = event.body
     found: list[tuple[str, str]] = []
-    host = body.get("host")
-    if isinstance(host, dict) and _s(host.get("hostname")):
-        found.append(("host", host["hostname"]))
+    hostname = _s(event.hostname)
+    if hostname:
+        found.append(("host", hostname))
     actor = body.get("actor")
     if isinstance(actor, dict) and _s(actor.get("user")):
         found.append(("user", actor["user"]))

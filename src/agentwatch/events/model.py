@@ -34,6 +34,7 @@ class EventError(ValueError):
 # Token counts, costs and durations above this are not real measurements: intake refuses them
 # (AOP) or totals leave them out (OISP stats), so sums stay inside a signed 64-bit integer.
 MAX_QUANTITY = 1e15
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1  # what an integer column of either store holds
 # Identifiers (event, session ids) hold none: they are keys in headers, file names and indexes.
 CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -78,12 +79,23 @@ class Event:
     # nothing changes a body once its Event exists.
     data: dict[str, Any] = field(init=False, repr=False, compare=False)
     process: dict[str, Any] = field(init=False, repr=False, compare=False)
+    # ``body["host"]["hostname"]`` when it is text, and ``process["pid"]`` when it is an integer
+    # both stores can hold (``int64``), else None: the key of the event's process row and
+    # trace, read by the stages, the store and the detectors.
+    hostname: str | None = field(init=False, repr=False, compare=False)
+    pid: int | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        d = self.body.get("data")
+        body = self.body
+        d = body.get("data")
         self.data = d if isinstance(d, dict) else {}
-        p = self.body.get("process")
-        self.process = p if isinstance(p, dict) else {}
+        p = body.get("process")
+        p = self.process = p if isinstance(p, dict) else {}
+        h = body.get("host")
+        h = h.get("hostname") if isinstance(h, dict) else None
+        self.hostname = h if isinstance(h, str) else None
+        pid = p.get("pid")
+        self.pid = pid if isinstance(pid, int) and not isinstance(pid, bool) and INT64_MIN <= pid <= INT64_MAX else None
 
     def to_json(self) -> bytes:
         return self.body_json if self.body_json is not None else orjson.dumps(self.body)

@@ -20,7 +20,6 @@ from agentwatch.events.ids import name_uuid_hex
 from agentwatch.events.model import Event
 from agentwatch.pipeline.filters import RuntimeFilters
 from agentwatch.store import processes as process_store
-from agentwatch.store.columns import int64
 
 TRACE_NS = uuid.UUID("0b8f5a8e-37a4-4c55-8d5e-1d7c1b6f0a11")
 _TRACE_NS_BYTES = TRACE_NS.bytes
@@ -68,7 +67,7 @@ def _trace_id(*parts: object) -> str:
 def _process_key(e: Event) -> tuple[str, int] | None:
     """The key of the event's process row, ``(host, pid)``, which also keys its live trace; None
     without a pid the processes table can hold."""
-    pid = int64(e.process.get("pid"))
+    pid = e.pid
     return None if pid is None else (process_store.host_of(e), pid)
 
 

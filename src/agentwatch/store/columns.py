@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+from agentwatch.events.model import INT64_MAX, INT64_MIN
 
 
 def int64(v: Any) -> int | None:

@@ -33,9 +33,8 @@ NAME_WIDTH = events.c.process_name.type.length
 def _values(e: Event) -> tuple[Any, ...]:
     """The row of one event, in the order of ``COLUMNS`` (checked below at import)."""
     proc = e.process
-    host = e.body.get("host")
-    hostname = host.get("hostname") if isinstance(host, dict) else None
-    pid, ppid, name = proc.get("pid"), proc.get("ppid"), proc.get("name")
+    hostname = e.hostname
+    ppid, name = proc.get("ppid"), proc.get("name")
     ents = e.entities
     return (
         e.event_id,
@@ -48,8 +47,8 @@ def _values(e: Event) -> tuple[Any, ...]:
         int64(e.sequence),
         e.agent,
         e.severity,
-        hostname[:HOST_WIDTH] if isinstance(hostname, str) else None,
-        int64(pid),
+        None if hostname is None else hostname[:HOST_WIDTH],
+        e.pid,
         int64(ppid),
         name[:NAME_WIDTH] if isinstance(name, str) else None,
         e.trace_id,
@@ -281,9 +280,11 @@ def _quantity(v: Any) -> float | None:
 
 
 def tally(batch: Sequence[Event]) -> Counter[tuple[str, str]]:
-    c: Counter[tuple[str, str]] = Counter()
+    types = Counter([e.event_type for e in batch])
+    c: Counter[tuple[str, str]] = Counter({("event_type", t): n for t, n in types.items()})
+    if "ai.request" not in types and "ai.response" not in types:
+        return c
     for e in batch:
-        c[("event_type", e.event_type)] += 1
         if e.event_type == "ai.request":
             data = e.data
             provider = data.get("provider")

@@ -22,10 +22,8 @@ HOST_WIDTH = processes.c.host.type.length
 
 def host_of(e: Event) -> str:
     """The ``host`` key of the event's process row ("" when the event names no host)."""
-    h = e.body.get("host")
-    if isinstance(h, dict) and isinstance(h.get("hostname"), str):
-        return h["hostname"][:HOST_WIDTH]
-    return ""
+    h = e.hostname
+    return "" if h is None else h[:HOST_WIDTH]
 
 
 FACTS = ("ppid", "name", "exe", "cmdline")
@@ -68,8 +66,7 @@ def rows_of(batch: Sequence[Event]) -> list[dict[str, Any]]:
     # (without one, the order cannot matter: no row of this batch has exited).
     has_exit = any(e.event_type == "process.exit" for e in batch)
     for e in sorted(batch, key=lambda x: x.ts) if has_exit else batch:
-        proc = e.process
-        pid = int64(proc.get("pid"))
+        pid = e.pid
         if pid is None:
             continue
         key = (host_of(e), pid)
@@ -97,7 +94,7 @@ def rows_of(batch: Sequence[Event]) -> list[dict[str, Any]]:
             if e.event_type == "process.exit":
                 row["exited_at"] = e.ts
             continue
-        _learn(row, e, proc)
+        _learn(row, e, e.process)
     rows = []
     for row in sorted(merged.values(), key=lambda r: (r["host"], r["pid"])):
         del row["complete"]
