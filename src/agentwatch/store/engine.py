@@ -74,15 +74,14 @@ def _switch_to_wal(cur: sqlite3.Cursor) -> None:
             time.sleep(0.01)
 
 
-def _null(_value: None) -> None:
-    return None
-
-
 # The sqlite3 module binds a str, int or float as it is, but offers any other value (None too)
 # to its adapters first: with none registered for None, it asks the protocol type and then the
 # value for an adapter method, and the first question fails by building an AttributeError and
 # its message, for every NULL parameter (about 2,000 machine instructions each; an event row
-# binds five or more). An adapter registered for None answers at the first lookup.
+# binds five or more). An adapter registered for None answers at the first lookup. The adapter
+# is a lookup in an empty dict nothing else can reach, which answers None for any key: a call
+# of a built-in method costs a fifth of a Python function's.
+_null = {}.get
 sqlite3.register_adapter(type(None), _null)
 
 
