@@ -37,7 +37,7 @@ from agentwatch.detect.builtin.base import DETECTOR
 from agentwatch.detect.pack import pack_rules
 from agentwatch.detect.schema import detect_rules, rule_fires
 from agentwatch.detect.settings import DetectionSettings
-from agentwatch.events.model import Event
+from agentwatch.events.model import BY_TIME, Event
 from agentwatch.pipeline.pipeline import Finding
 from agentwatch.runtime import settle_heap
 from agentwatch.store.upsert import upsert
@@ -426,7 +426,7 @@ class DetectionEngine:
         out: list[Finding] = []
         with self._state_lock:
             builtins = [b for b in self.builtins if b.id not in self.disabled]
-            for event in sorted(batch, key=lambda e: e.ts):
+            for event in sorted(batch, key=BY_TIME):
                 out.extend(self._pattern_findings(loaded, event, backlog=True))
                 if loaded.sigma is not None:
                     matched = loaded.sigma.match(event)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from operator import attrgetter
 from typing import Any
 
 import orjson
@@ -109,6 +110,10 @@ class Event:
             "severity": self.severity,
             "entities": self.entities,
         }
+
+
+# The sort key of events in event time (a C getter: sorting a batch calls it once per event).
+BY_TIME = attrgetter("ts")
 
 
 def iso(epoch: float) -> str:

@@ -66,7 +66,8 @@ def normalize(
         raise EventError("event_id", "longer than 128 characters")
     for key in IDENTIFIERS:
         value = body.get(key)
-        if isinstance(value, str) and CONTROL_RE.search(value) is not None:
+        # printable ASCII holds no control character: the regex only for the rest
+        if isinstance(value, str) and not (value.isascii() and value.isprintable()) and CONTROL_RE.search(value):
             raise EventError(key, "must not contain control characters")
     ts = parse_ts(body["ts"])
 

@@ -17,7 +17,7 @@ from sqlalchemy import Connection, Engine
 
 from agentwatch.events import entities
 from agentwatch.events.ids import name_uuid_hex
-from agentwatch.events.model import Event
+from agentwatch.events.model import BY_TIME, Event
 from agentwatch.pipeline.filters import RuntimeFilters
 from agentwatch.store import processes as process_store
 
@@ -137,7 +137,7 @@ class TraceStage:
         return None
 
     def process(self, batch: list[Event]) -> list[Event]:
-        for e in sorted(batch, key=lambda x: x.ts):
+        for e in sorted(batch, key=BY_TIME):
             if e.trace_id is None:
                 e.trace_id = self.assign(e)
         return batch

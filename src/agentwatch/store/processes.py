@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, bindparam, case, func, select, update
 
-from agentwatch.events.model import Event
+from agentwatch.events.model import BY_TIME, Event
 from agentwatch.store.columns import int64
 from agentwatch.store.schema import processes
 from agentwatch.store.upsert import upsert
@@ -65,7 +65,7 @@ def rows_of(batch: Sequence[Event]) -> list[dict[str, Any]]:
     # In event time when the batch holds an exit, so the exit precedes a reuse of its pid
     # (without one, the order cannot matter: no row of this batch has exited).
     has_exit = any(e.event_type == "process.exit" for e in batch)
-    for e in sorted(batch, key=lambda x: x.ts) if has_exit else batch:
+    for e in sorted(batch, key=BY_TIME) if has_exit else batch:
         pid = e.pid
         if pid is None:
             continue
