@@ -108,7 +108,8 @@ class LiveHub:
         self.published += 1
         if mirror and self.mirror is not None:
             self.mirror(channel, item)
-        for sub in list(self._subs):
-            if not sub.offer(seq, channel, item) and self._on_drop is not None:
-                self._on_drop(1)
+        if self._subs:
+            for sub in list(self._subs):
+                if not sub.offer(seq, channel, item) and self._on_drop is not None:
+                    self._on_drop(1)
         return seq

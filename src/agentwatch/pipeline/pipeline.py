@@ -319,19 +319,23 @@ class Pipeline:
         self.metrics.filtered.inc(len(batch) - len(kept))
         self.committed_total += len(stored)
         self._note_rate(len(stored))
-        stored_ids = {id(e) for e in stored}
-        kept_ids = {id(e) for e in kept}
+        every = len(stored) == len(batch)  # the usual case: no event was a repeat or filtered out
+        stored_ids = set() if every else {id(e) for e in stored}
+        kept_ids = set() if every else {id(e) for e in kept}
         for s in subs:
             if s.ticket is not None:
                 s.ticket.stored_status = 200
             out = Outcome()
-            for e in s.events:
-                if id(e) in stored_ids:
-                    out.stored += 1
-                elif id(e) in kept_ids:
-                    out.duplicates += 1
-                else:
-                    out.filtered += 1
+            if every:
+                out.stored = len(s.events)
+            else:
+                for e in s.events:
+                    if id(e) in stored_ids:
+                        out.stored += 1
+                    elif id(e) in kept_ids:
+                        out.duplicates += 1
+                    else:
+                        out.filtered += 1
             if not s.future.done():
                 s.future.set_result(out)
         self._release(len(batch))
