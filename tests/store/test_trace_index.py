@@ -203,3 +203,20 @@ def test_a_failed_run_is_counted_and_the_next_one_tries_again(tmp_path: Path):
         assert indexer.run_once() == 1 and indexer.failures == 1 and indexer.runs == 1
     finally:
         engine.dispose()
+
+
+def test_the_indexer_leaves_checkpoints_to_the_checkpointer(sqlite_engine):
+    """The indexer commits while holding the writer turn: a checkpoint run from its own commit
+    (SQLite's default, past 1,000 log pages) would keep the pipeline's commits waiting that long.
+    Its connection keeps the store's high backstop instead, so the database file does not grow."""
+    pad = "x" * 400
+    for b in range(4):  # about 2,000 log pages
+        batch = [ev(f"e{b}-{i}", f"t{i % 7}") for i in range(4000)]
+        for e in batch:
+            e.body["data"]["pad"] = pad
+        commit_batch(sqlite_engine, batch)
+    database = Path(sqlite_file(sqlite_engine))
+    assert Path(f"{database}-wal").stat().st_size > 1000 * 4096  # past SQLite's default threshold
+    before = database.stat().st_size
+    assert index_now(sqlite_engine) == 16_000
+    assert database.stat().st_size == before

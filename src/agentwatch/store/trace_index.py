@@ -28,6 +28,7 @@ from typing import Any
 import structlog
 from sqlalchemy import Connection, Integer, cast, func, select, tuple_, union_all
 
+from agentwatch.store.checkpoint import BACKSTOP_PAGES
 from agentwatch.store.periodic import Periodic
 from agentwatch.store.schema import events, kv, trace_index
 from agentwatch.store.writer_turns import writer_turn
@@ -142,6 +143,9 @@ class TraceIndexer(Periodic):
             conn = sqlite3.connect(self.path, timeout=5, isolation_level=None, check_same_thread=False)
             try:
                 conn.execute("PRAGMA synchronous=NORMAL")  # as the store's own connections
+                # Checkpoints are the checkpointer's (``store.checkpoint``), as for the store's own
+                # connections: one run from this connection's commit would hold the writer turn.
+                conn.execute(f"PRAGMA wal_autocheckpoint={BACKSTOP_PAGES}")
                 done = total = self._run_in_turn(conn)
                 while done == RUN_ROWS and not self.stopping:  # far behind: go on soon
                     time.sleep(BETWEEN_RUNS_S)
