@@ -1,4 +1,5 @@
-"""``Event.data``, ``Event.process``, ``Event.hostname`` and ``Event.pid``: read from the body once, when the Event is made."""
+"""``Event.data``, ``Event.process``, ``Event.hostname`` and ``Event.pid``: read from the body
+once, when the Event is made."""
 
 from __future__ import annotations
 
