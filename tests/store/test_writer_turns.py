@@ -7,7 +7,7 @@ import threading
 import time
 from pathlib import Path
 
-from sqlalchemy import func, select
+from sqlalchemy import create_engine, func, select
 
 from agentwatch.events.model import Event
 from agentwatch.store.engine import make_engine
@@ -113,3 +113,31 @@ def test_the_trace_indexer_writes_in_its_turn(tmp_path: Path):
         assert indexed == [1]
     finally:
         engine.dispose()
+
+
+def test_writers_beside_the_pipeline_take_the_turn_of_a_sqlite_file(tmp_path: Path):
+    """Alerts stored apart from their events wait for the turn as a commit does; a store that is
+    not a SQLite file has no turn to take."""
+    from agentwatch.alerts.recorder import store_findings
+    from agentwatch.pipeline.pipeline import Finding
+    from agentwatch.store.writer_turns import turn_of
+
+    db = tmp_path / "store.db"
+    engine = make_engine(f"sqlite:///{db}")
+    memory = create_engine("sqlite://")
+    try:
+        migrate(engine)
+        finding = Finding(detector="test", rule_id="r1", title="t", severity=5, events=[ev("x")])
+        stored: list[object] = []
+        with writer_turn(str(db)):  # as a pipeline commit holds it
+            thread = threading.Thread(target=lambda: stored.extend(store_findings(engine, [finding], 60.0)))
+            thread.start()
+            thread.join(0.3)
+            assert stored == []  # the alert waits for its turn
+        thread.join(10)
+        assert len(stored) == 1
+        with turn_of(memory), turn_of(memory):  # nothing to wait for: no file, no other process
+            pass
+    finally:
+        engine.dispose()
+        memory.dispose()

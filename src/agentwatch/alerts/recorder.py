@@ -42,6 +42,7 @@ from agentwatch.pipeline.pipeline import Finding
 from agentwatch.soc.cases import deleted_alerts
 from agentwatch.store.alerts_schema import alerts
 from agentwatch.store.schema import kv
+from agentwatch.store.writer_turns import turn_of
 
 log = structlog.get_logger("agentwatch.alerts")
 DEDUP_WINDOW_S = 300.0
@@ -66,7 +67,7 @@ def _finding_ts(f: Finding) -> float:
 
 def store_findings(engine: Engine, findings: Sequence[Finding], window_s: float) -> list[tuple[dict[str, Any], bool]]:
     """Persist findings; returns (alert JSON, is_new) for each alert created or updated."""
-    with engine.begin() as conn:
+    with turn_of(engine), engine.begin() as conn:
         return [x for x in store_findings_in(conn, findings, window_s) if x is not None]
 
 

@@ -41,6 +41,7 @@ from agentwatch.events.model import BY_TIME, Event
 from agentwatch.pipeline.pipeline import Finding
 from agentwatch.runtime import settle_heap
 from agentwatch.store.upsert import upsert
+from agentwatch.store.writer_turns import turn_of
 
 log = structlog.get_logger("agentwatch.detect")
 
@@ -454,7 +455,7 @@ class DetectionEngine:
             tally[(f.rule_id[:256], int(ts // HOUR))] += 1
         rows = [{"rule_id": r, "hour": h, "count": n} for (r, h), n in sorted(tally.items())]
         try:
-            with self.db.begin() as conn:
+            with turn_of(self.db), self.db.begin() as conn:
                 upsert(conn, rule_fires, rows, ["rule_id", "hour"], {"count": lambda t, ex: t.c.count + ex.count})
         except Exception:  # counting must never lose the batch's findings
             log.exception("detect.count_failed")

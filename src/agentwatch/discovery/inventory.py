@@ -24,6 +24,7 @@ from agentwatch.discovery.probes import DETECTORS
 from agentwatch.discovery.schema import agents as agents_t
 from agentwatch.events.model import iso
 from agentwatch.store.upsert import upsert
+from agentwatch.store.writer_turns import turn_of
 
 _UPDATE = {
     c: (lambda name: lambda t, ex: getattr(ex, name))(c)
@@ -147,7 +148,7 @@ def record_telemetry(engine: Engine, seen: list[dict[str, Any]]) -> list[dict[st
     if not seen:
         return []
     new: list[dict[str, Any]] = []
-    with engine.begin() as conn:
+    with turn_of(engine), engine.begin() as conn:
         known = _load(conn, [a["id"] for a in seen])
         rows = []
         for agent in seen:

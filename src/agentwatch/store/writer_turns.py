@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from typing import Any
 
 try:
     import fcntl
@@ -39,3 +40,16 @@ def writer_turn(database: str) -> Iterator[None]:
         yield
     finally:
         os.close(fd)  # which ends the lock
+
+
+def turn_of(engine: Any) -> AbstractContextManager[None]:
+    """The writer turn of ``engine``'s store when it is a SQLite file, else nothing to hold.
+
+    For a writer beside the pipeline whose transaction takes SQLite's write lock every time
+    (alerts, rule fire counts, UEBA baselines, the telemetry inventory): in its turn, a pipeline
+    commit that meets it sleeps until it is done instead of in SQLite's busy handler. Never
+    taken inside another turn of the same store: a second turn waits for the first."""
+    from agentwatch.store.engine import sqlite_file
+
+    path = sqlite_file(engine)
+    return writer_turn(path) if path else nullcontext()

@@ -14,6 +14,7 @@ import orjson
 from sqlalchemy import Connection, Engine, and_, delete, func, insert, not_, or_, select
 
 from agentwatch.store.upsert import upsert
+from agentwatch.store.writer_turns import turn_of
 from agentwatch.ueba.baseline import Baseline
 from agentwatch.ueba.schema import ueba_baselines as t
 
@@ -47,7 +48,7 @@ def locked(engine: Engine, ids: Iterable[str], cap: int) -> Iterator[tuple[Conne
     IMMEDIATE``), PostgreSQL's row locks (``FOR UPDATE``, taken in id order so concurrent
     writers cannot deadlock). Committed when the block ends without an error."""
     wanted = sorted(set(ids))
-    with engine.connect() as conn, conn.begin():
+    with turn_of(engine), engine.connect() as conn, conn.begin():
         if conn.dialect.name == "sqlite":
             conn.exec_driver_sql("BEGIN IMMEDIATE")
         found: dict[str, Baseline] = {}
