@@ -141,3 +141,23 @@ def test_writers_beside_the_pipeline_take_the_turn_of_a_sqlite_file(tmp_path: Pa
     finally:
         engine.dispose()
         memory.dispose()
+
+
+def test_a_retention_page_is_deleted_in_the_writer_turn(tmp_path: Path):
+    from agentwatch.store.retention import purge_events
+
+    db = tmp_path / "store.db"
+    engine = make_engine(f"sqlite:///{db}")
+    try:
+        migrate(engine)
+        commit_batch(engine, [ev("old-1"), ev("old-2")])  # stored at NOW
+        removed: list[int] = []
+        with writer_turn(str(db)):  # as a pipeline commit holds it
+            thread = threading.Thread(target=lambda: removed.append(purge_events(engine, NOW + 1)))
+            thread.start()
+            thread.join(0.3)
+            assert removed == []  # the page's delete waits for its turn
+        thread.join(10)
+        assert removed == [2]
+    finally:
+        engine.dispose()

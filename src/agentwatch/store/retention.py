@@ -5,7 +5,8 @@ sensor that sends last year's events today has them kept for the whole period, a
 that is wrong on an agent cannot have its events deleted on arrival.
 
 Events are deleted oldest first, one page per transaction (short write locks, so ingest goes
-on between two pages), in ``seq`` order: the order of their commits, which follows the order
+on between two pages; on a SQLite file each page takes the pipeline's writer turn, as a commit
+does), in ``seq`` order: the order of their commits, which follows the order
 in which they were received (inside one commit it need not). A page holding any event still
 inside the period ends the pass; an older event committed after that page (two nodes
 committing at once) goes in a later pass.
@@ -25,6 +26,7 @@ from agentwatch.entities import index as entity_index
 from agentwatch.store import counters as counters_store
 from agentwatch.store.events import delete_where
 from agentwatch.store.schema import events
+from agentwatch.store.writer_turns import turn_of
 
 PAGE = 1000
 DAY_S = 86_400.0
@@ -35,7 +37,7 @@ def purge_events(engine: Engine, cutoff: float, stopping: threading.Event | None
     removed = 0
     after = 0  # the seq of the last event looked at
     while stopping is None or not stopping.is_set():
-        with engine.begin() as conn:
+        with turn_of(engine), engine.begin() as conn:  # a page's delete waits for the commits' turn
             page = conn.execute(
                 select(events.c.seq, events.c.event_type, events.c.entity_ids, events.c.received_at)
                 .where(events.c.seq > after)
