@@ -17,6 +17,8 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
 
+from agentwatch.store.engine import sqlite_file
+
 try:
     import fcntl
 except ImportError:  # not on POSIX: the commits wait in SQLite's busy handler, as other writers do
@@ -46,10 +48,9 @@ def turn_of(engine: Any) -> AbstractContextManager[None]:
     """The writer turn of ``engine``'s store when it is a SQLite file, else nothing to hold.
 
     For a writer beside the pipeline whose transaction takes SQLite's write lock every time
-    (alerts, rule fire counts, UEBA baselines, the telemetry inventory): in its turn, a pipeline
-    commit that meets it sleeps until it is done instead of in SQLite's busy handler. Never
-    taken inside another turn of the same store: a second turn waits for the first."""
-    from agentwatch.store.engine import sqlite_file
-
+    (alerts, rule fire counts, UEBA baselines, the telemetry inventory, retention's pages): in
+    its turn, a pipeline commit that meets it sleeps until it is done instead of in SQLite's busy
+    handler. Never taken inside another turn of the same store: a second turn waits for the
+    first."""
     path = sqlite_file(engine)
     return writer_turn(path) if path else nullcontext()
