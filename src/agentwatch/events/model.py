@@ -58,6 +58,15 @@ def storable(body: dict[str, Any]) -> bytes:
         raise EventError("event", f"cannot be stored as JSON ({text[:200]})") from None
 
 
+def int64(v: Any) -> int | None:
+    """An integer column's value: None unless an int both stores can hold (the body keeps the original).
+
+    JSON allows any integer; SQLite and PostgreSQL BIGINT hold signed 64 bits, and one value
+    past that would fail the whole commit.
+    """
+    return v if isinstance(v, int) and not isinstance(v, bool) and INT64_MIN <= v <= INT64_MAX else None
+
+
 @dataclass(slots=True)
 class Event:
     body: dict[str, Any]
@@ -95,8 +104,7 @@ class Event:
         h = body.get("host")
         h = h.get("hostname") if isinstance(h, dict) else None
         self.hostname = h if isinstance(h, str) else None
-        pid = p.get("pid")
-        self.pid = pid if isinstance(pid, int) and not isinstance(pid, bool) and INT64_MIN <= pid <= INT64_MAX else None
+        self.pid = int64(p.get("pid"))
 
     def to_json(self) -> bytes:
         return self.body_json if self.body_json is not None else orjson.dumps(self.body)

@@ -12,16 +12,15 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection, Engine, and_, delete, func, select
 
-from agentwatch.events.model import MAX_QUANTITY, Event
+from agentwatch.events.model import MAX_QUANTITY, Event, int64
 from agentwatch.store import counters as counters_store
 from agentwatch.store import processes as process_store
 from agentwatch.store import trace_index
-from agentwatch.store.columns import int64
-from agentwatch.store.engine import SQLITE_BUSY_MS, sqlite_file, wait_for_lock
+from agentwatch.store.engine import SQLITE_BUSY_MS, wait_for_lock
 from agentwatch.store.prepared import sqlite_chunk_rows
 from agentwatch.store.schema import events
 from agentwatch.store.snapshot import snapshot
-from agentwatch.store.writer_turns import writer_turn
+from agentwatch.store.writer_turns import turn_of
 
 CHUNK = 500  # ids per IN (...) lookup
 # The indexed copies of free text the envelope does not bound are cut to their columns' width
@@ -240,7 +239,6 @@ def commit_batch(
     sqlite = engine.dialect.name == "sqlite"
     insert_new = _insert_new_sqlite if sqlite else _insert_new_postgresql
     bounded = sqlite and lock_wait_ms is not None
-    database = sqlite_file(engine) if sqlite and not bounded else None
     # What the rows will hold is worked out before the write lock is waited for: with several
     # processes on one SQLite file, every microsecond spent holding it is one the others wait.
     # It is worked out for every event offered; should some turn out stored already, the
@@ -249,7 +247,8 @@ def commit_batch(
     rows = [_values(e) for e in unique]
     counts = tally(unique)
     process_rows = process_store.rows_of(unique)
-    with writer_turn(database) if database else nullcontext(), engine.begin() as conn:
+    # a bounded commit runs on the event loop: it must not sleep on the turn, only on SQLite's lock
+    with nullcontext() if bounded else turn_of(engine), engine.begin() as conn:
         if bounded:
             wait_for_lock(conn, lock_wait_ms or 0)
         try:

@@ -12,8 +12,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, bindparam, case, func, select, update
 
-from agentwatch.events.model import BY_TIME, Event
-from agentwatch.store.columns import int64
+from agentwatch.events.model import BY_TIME, Event, int64
 from agentwatch.store.schema import processes
 from agentwatch.store.upsert import upsert
 

@@ -6,8 +6,10 @@ arrives while another process's 1,000-event commit is under way wakes, on averag
 after that commit ended, and with ``serve --processes N`` the processes' commits meet
 all the time. Taking a turn here first (an exclusive ``flock`` on a file beside the
 database) puts the waiter to sleep in the kernel until the holder lets go, so the next
-commit starts as soon as the lock is free. SQLite's own lock still decides who writes;
-this only orders the pipeline's commits among themselves.
+commit starts as soon as the lock is free. The writers that follow the commits (the trace
+indexer, alerts, rule fire counts, UEBA baselines, the telemetry inventory, retention) take
+turns here too (``turn_of``). SQLite's own lock still decides who writes; this only orders
+the writers that take turns.
 """
 
 from __future__ import annotations
