@@ -65,7 +65,7 @@ async def post_events(request: Request) -> dict[str, Any]:
         if len(body) <= 64 * 1024:
             decoded, is_batch = codec.decode_items(body)
         else:
-            decoded, is_batch = await run_in_threadpool(codec.decode_items, body)
+            decoded, is_batch = await aw.pipeline.work.run(codec.decode_items, body)
     except BodyError as exc:
         if exc.status == 413:
             raise TooLarge(str(exc)) from None

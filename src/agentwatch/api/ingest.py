@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request
-from starlette.concurrency import run_in_threadpool
 
 from agentwatch.api.bodies import read_events_body
 from agentwatch.api.errors import InvalidRequest, TooLarge, Unavailable
@@ -45,11 +44,12 @@ async def submit_decoded(request: Request, decoded: Decoded, source: str) -> dic
 INLINE_DECODE_BYTES = 64 * 1024  # larger bodies are decoded off the event loop
 
 
-async def decode_with(codec: Any, body: bytes, content_type: str) -> Decoded:
+async def decode_with(aw: Any, codec: Any, body: bytes, content_type: str) -> Decoded:
+    """``codec.decode(body)``: a small body on the event loop, a larger one on the pipeline's work thread."""
     try:
         if len(body) <= INLINE_DECODE_BYTES:
             return codec.decode(body, content_type)
-        return await run_in_threadpool(codec.decode, body, content_type)
+        return await aw.pipeline.work.run(codec.decode, body, content_type)
     except BodyError as exc:
         if exc.status == 413:
             raise TooLarge(str(exc)) from None
@@ -62,5 +62,5 @@ async def ingest(request: Request) -> JSON:
     """Accepts OISP events; answers with accepted/rejected counts and why each rejection."""
     aw = request.app.state.aw
     body = await read_events_body(request, aw.settings.ingest.max_body_bytes)
-    decoded = await decode_with(aw.oisp, body, request.headers.get("content-type", ""))
+    decoded = await decode_with(aw, aw.oisp, body, request.headers.get("content-type", ""))
     return JSON(await submit_decoded(request, decoded, "oisp"))

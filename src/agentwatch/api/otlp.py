@@ -14,7 +14,6 @@ import orjson
 from fastapi import APIRouter, Request
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
-from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from agentwatch.api.bodies import read_events_body
@@ -39,7 +38,7 @@ async def _decode(aw: Any, body: bytes, content_type: str, signal: str) -> Decod
     if ct and not is_protobuf(ct) and ct != "application/json":
         raise InvalidRequest("header content-type: must be application/x-protobuf or application/json", status=415)
     try:
-        return await run_in_threadpool(_codec(aw).decode_signal, body, content_type, signal)
+        return await aw.pipeline.work.run(_codec(aw).decode_signal, body, content_type, signal)
     except BodyError as exc:
         if exc.status == 413:
             raise TooLarge(str(exc)) from None

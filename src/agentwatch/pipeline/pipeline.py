@@ -25,6 +25,7 @@ from agentwatch.pipeline.gathering import let_arrive
 from agentwatch.pipeline.hub import LiveHub
 from agentwatch.pipeline.metrics import Metrics
 from agentwatch.pipeline.stages import Stage, run_stages
+from agentwatch.pipeline.work_thread import WorkThread
 from agentwatch.store import events as event_store
 from agentwatch.store.engine import is_locked, is_sqlite
 
@@ -141,6 +142,8 @@ class Pipeline:
         # two commits, never inside one (deleting a session and all that was derived from it), takes it.
         self.commit_lock = asyncio.Lock()
         self._sqlite = is_sqlite(engine)
+        # Decoding request bodies (the ingest routes) and processing the batches share it.
+        self.work = WorkThread()
         self._queue: asyncio.Queue[_Submission | None] = asyncio.Queue()
         self._pending = 0
         self._space = asyncio.Condition()
@@ -177,6 +180,7 @@ class Pipeline:
             log.error("pipeline.drain_timeout", pending=self._pending)
             self._worker.cancel()
         self._worker = None
+        self.work.close()
 
     async def settled(self) -> None:
         """Return once every event accepted before the call is committed; raises NotSettled.
@@ -356,7 +360,7 @@ class Pipeline:
     async def _run_process(
         self, batch: list[Event], entries: list[Any]
     ) -> tuple[list[Event], list[Event], list[Finding]]:
-        """Run ``_process`` on a worker thread; a small SQLite batch on this thread instead.
+        """Run ``_process`` on the work thread; a small SQLite batch on this thread instead.
 
         Small batches are what many concurrent clients posting one event each produce. On a
         thread, such a commit and the event loop decoding the next requests take the
@@ -374,7 +378,7 @@ class Pipeline:
                 if not is_locked(exc):
                     raise
                 self.metrics.inline_lock_waits.inc()
-        return await asyncio.to_thread(self._process, batch, entries)
+        return await self.work.run(self._process, batch, entries)
 
     def _release(self, n: int) -> None:
         self._pending -= n
