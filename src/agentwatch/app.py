@@ -110,8 +110,9 @@ class Agentwatch:
         release_heap()
 
     async def _finish_threads(self) -> None:
-        """Wait for the work handed to threads (``asyncio.to_thread``) that no task waits for any
-        more: a component stops by cancelling its task, and the thread goes on. Disposing of the
+        """Wait for the work handed to threads (``asyncio.to_thread``, the pipeline's work thread)
+        that no task waits for any more: a component stops by cancelling its task (the pipeline its
+        worker, past the drain timeout), and the thread goes on. Disposing of the
         engine under it would leave the connection it holds, given back later to a pool nobody
         closes, open until the garbage collector finds it (a PostgreSQL session each time)."""
         threads, self.threads = self.threads, None
@@ -119,7 +120,12 @@ class Agentwatch:
             return
         loop = asyncio.get_running_loop()
         loop.set_default_executor(ThreadPoolExecutor(thread_name_prefix="agentwatch-stopping"))
+
+        def finish() -> None:
+            threads.shutdown(wait=True)
+            self.pipeline.work.join()
+
         try:
-            await asyncio.wait_for(asyncio.to_thread(threads.shutdown, wait=True), THREADS_STOP_S)
+            await asyncio.wait_for(asyncio.to_thread(finish), THREADS_STOP_S)
         except TimeoutError:
             log.warning("server.threads_still_running", waited_s=THREADS_STOP_S)

@@ -15,6 +15,7 @@ from agentwatch.app import Agentwatch
 from agentwatch.config import Settings
 from agentwatch.pipeline.work_thread import THREAD_NAME, WorkThread
 from tests.pipeline.test_inline_commit import ThreadProbe
+from tests.pipeline.test_pipeline import make_events
 
 REQUEST = contextvars.ContextVar("request", default="none")
 
@@ -107,3 +108,50 @@ async def test_a_large_body_is_decoded_on_the_thread_that_processes_the_batches(
     assert small_ident == threading.get_ident()  # a small body stays on the event loop
     # 100 events are more than an inline commit takes: the batch ran on the work thread too
     assert probe.threads == [large_ident]
+
+
+class SlowStage:
+    """A stage that takes ``seconds`` over each batch."""
+
+    name = "slow"
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    def process(self, batch):
+        time.sleep(self.seconds)
+        return batch
+
+
+class DoneProbe:
+    """A detector noting when each batch was through the commit (detectors run after it)."""
+
+    name = "done_probe"
+
+    def __init__(self) -> None:
+        self.done: list[float] = []
+
+    def detect(self, batch):
+        self.done.append(time.monotonic())
+        return []
+
+
+async def test_the_server_stops_only_after_the_batch_left_on_the_work_thread_is_through(settings: Settings):
+    """The pipeline gives up waiting after its drain timeout, but the batch goes on running on
+    the work thread: the server waits for it before it disposes of the store."""
+    settings.pipeline.shutdown_drain_s = 0.2
+    app = Agentwatch(settings)
+    probe = DoneProbe()
+    app.pipeline.stages.insert(0, SlowStage(1.5))
+    app.pipeline.detectors.append(probe)
+    await app.start()
+    events = make_events(app, settings.pipeline.inline_commit_events + 1)
+    submitted = asyncio.create_task(app.pipeline.submit(events))
+    try:
+        await asyncio.sleep(0.3)  # the worker has taken the batch: the stage is sleeping
+        await app.stop()
+        stopped = time.monotonic()
+    finally:
+        submitted.cancel()
+        app.engine.dispose()
+    assert len(probe.done) == 1 and probe.done[0] <= stopped

@@ -45,3 +45,9 @@ class WorkThread:
         """Let the thread end once its jobs are done; later jobs go to a pool thread."""
         self._closed = True
         self._executor.shutdown(wait=False)
+
+    def join(self) -> None:
+        """Close, then block until the jobs handed in have run (the server's shutdown, before
+        it disposes of the store the jobs may be writing to)."""
+        self._closed = True
+        self._executor.shutdown(wait=True)
