@@ -18,6 +18,7 @@ from agentwatch.config import Settings
 from agentwatch.sessions.schema import aop_rule_state, aop_sessions
 from agentwatch.store.alerts_schema import alerts
 from agentwatch.store.schema import events
+from agentwatch.store.writer_turns import writer_turn
 from tests.sessions.aop import ev
 from tests.support.server import open_settings, run_server
 
@@ -315,3 +316,19 @@ def test_the_alerts_of_a_deleted_session_are_pushed_as_deleted_to_live_clients(s
                     seen.append(frame["alert_id"])
         assert seen == [alert["id"]]
         assert "alert_ids" not in c.delete("/sessions/p2").json()  # the answer is as before
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_delete_waits_for_the_writer_turn_another_process_holds(server, database_url):
+    """Another process's pipeline commit holds the writers' turn: the delete writes after it."""
+    with server.client() as c:
+        post(c, [ev("turn", 1, "session.started", agent="builder")])
+        with ThreadPoolExecutor(1) as pool:
+            with writer_turn(database_url.removeprefix("sqlite:///")):
+                deleting = pool.submit(request, server, "DELETE", "/sessions/turn")
+                time.sleep(0.5)
+                assert not deleting.done()  # waiting for the turn
+                assert stored(server, "turn")["events"] == 1
+            r = deleting.result(timeout=30)
+        assert r.status_code == 200, r.text
+        assert stored(server, "turn") == {"events": 0, "alerts": 0, "sessions": 0, "rule_states": 0}

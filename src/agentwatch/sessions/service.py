@@ -32,6 +32,7 @@ import structlog
 from agentwatch.pipeline.pipeline import Finding
 from agentwatch.sessions import queries
 from agentwatch.sessions.rules import DETECTOR, SEVERITY, TITLES, rule_id
+from agentwatch.store.writer_turns import turn_of
 
 log = structlog.get_logger("agentwatch.sessions")
 
@@ -67,7 +68,9 @@ def delete_now(aw: Any, session_id: str, recursive: bool) -> dict[str, Any] | No
     rules = getattr(aw, "aop_rules", None)
     forgotten = None
     alert_ids: list[str] = []
-    with aw.engine.begin() as conn:  # everything of the sessions goes at once, or nothing does
+    # everything of the sessions goes at once, or nothing does; in the writers' turn, so another
+    # process's commit that meets a long delete waits for its end, not in SQLite's busy handler
+    with turn_of(aw.engine), aw.engine.begin() as conn:
         agents = queries.agents_of(conn, ids)  # read while their rows still say
         counts = queries.delete_sessions(conn, ids, alert_ids)
         if rules is not None:

@@ -7,8 +7,8 @@ after that commit ended, and with ``serve --processes N`` the processes' commits
 all the time. Taking a turn here first (an exclusive ``flock`` on a file beside the
 database) puts the waiter to sleep in the kernel until the holder lets go, so the next
 commit starts as soon as the lock is free. The writers that follow the commits (the trace
-indexer, alerts, rule fire counts, UEBA baselines, the telemetry inventory, retention) take
-turns here too (``turn_of``). SQLite's own lock still decides who writes; this only orders
+indexer, alerts, rule fire counts, UEBA baselines, the telemetry inventory, retention) and
+session deletes take turns here too (``turn_of``). SQLite's own lock still decides who writes; this only orders
 the writers that take turns.
 """
 
@@ -50,7 +50,8 @@ def turn_of(engine: Any) -> AbstractContextManager[None]:
     """The writer turn of ``engine``'s store when it is a SQLite file, else nothing to hold.
 
     For a writer beside the pipeline whose transaction takes SQLite's write lock every time
-    (alerts, rule fire counts, UEBA baselines, the telemetry inventory, retention's pages): in
+    (alerts, rule fire counts, UEBA baselines, the telemetry inventory, retention's pages,
+    session deletes): in
     its turn, a pipeline commit that meets it sleeps until it is done instead of in SQLite's busy
     handler. Never taken inside another turn of the same store: a second turn waits for the
     first."""
