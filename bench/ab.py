@@ -13,9 +13,8 @@ this checkout as it stands (or ``--new REV``).
 With ``--processes N`` the CPU time each server process spent on the run is read from
 ``/proc`` (psutil), and a run in which one process spent at least :data:`ONE_SIDED` of it
 is marked one-sided: the kernel spreads the client's four connections over the processes
-by their port numbers, and now and then gives one process all of them (or three of four),
-so the run measures that spread rather than the code. One-sided runs are shown but left out
-of the median.
+by their port numbers, and now and then gives one process all of them, so the run measures
+that spread rather than the code. One-sided runs are shown but left out of the median.
 
 Measurements: ``ingest-batch`` (NDJSON of 1,000 events, 4 connections, 100,000 events),
 ``ingest-single`` (64 connections, 10,000 requests), both from ``bench/ingest``, and
