@@ -17,8 +17,9 @@ Extension points (``Registry`` attributes):
 - ``health``:        contributors merged into the shared health documents (``/api/health`` ...)
 - ``middleware``:    callables ``(fastapi_app, aw) -> None`` that add ASGI middleware (auth, audit, limits)
 
-Stages and detectors may run on the event loop's own thread (small SQLite batches, see
-``Pipeline._run_process``): they compute and never wait on the network or sleep.
+Stages and detectors run on the event loop's own thread (small SQLite batches, see
+``Pipeline._run_process``) or on the pipeline's work thread, where large request bodies wait
+behind them: they compute and never wait on the network or sleep.
 
 Lifecycle factories are called with the :class:`agentwatch.app.Agentwatch` while it is built;
 they may attach services to it (the auth part sets ``aw.auth``).
