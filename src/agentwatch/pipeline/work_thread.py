@@ -6,9 +6,10 @@ batch before it, do not run side by side: each takes the lock from the other eve
 milliseconds, or whenever the other calls into C code that lets it go (SQLite's driver does
 around every statement it runs), and every handover costs both of them time and cache.
 Measured with ``serve --processes 2`` on two cores and the ingest benchmark's batches of 1,000
-events (ten alternating pairs of runs): with decoding and the pipeline's batches on one thread
-per process, the server kept the cores busier (1.70 against 1.60-1.70) and stored 2-5% more
-events per second into SQLite than with a pool thread for each.
+events, old and new servers alternating: with decoding and the pipeline's batches on one
+thread per process, the server kept the cores busier (1.70 against 1.60-1.70) and stored up to
+5% more events per second into SQLite (1.03x in ``bench/ab.py``) than with a pool thread for
+each.
 
 Jobs run one at a time in the order they were handed in: a body decoded after a batch was
 handed in waits for that batch. What runs here must never wait for another job of this
