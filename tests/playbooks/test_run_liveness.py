@@ -171,7 +171,7 @@ def test_the_heartbeat_is_refreshed_while_a_slow_run_goes_on(
 ) -> None:
     url, got = hook
     path = unique()
-    steps = [webhook(url, path, 1.0), webhook(url, path + "-2", 4.0)]
+    steps = [webhook(url, path, 1.0), webhook(url, path + "-2", 6.0)]
     with run_server(settings(tmp_path, database_url, stale_run_s=STALE_S)) as s, s.client() as c:
         aid = make_alert(s.aw.engine)
         r = c.post(PLAYBOOKS, json={"name": f"slow-{unique()}", "steps": steps})
@@ -181,12 +181,21 @@ def test_the_heartbeat_is_refreshed_while_a_slow_run_goes_on(
         assert r.status_code == 202 and r.json()["status"] == "running", r.text
         run_id = r.json()["id"]
         wait_for(lambda: calls(got, path + "-2") == 1, 15, 0.05)
+
+        def first_step_recorded() -> bool:
+            now = store.get_run(s.aw.engine, run_id)
+            assert now is not None and now["status"] == "running", now
+            return [x["status"] for x in now["steps"]] == ["succeeded"]
+
+        # The heartbeat task writes a step's result once the step has ended, while the next one
+        # starts: recorded soon after, with the second step (6 s) still running.
+        wait_for(first_step_recorded, 2.0, 0.05)
         beats = set()
         deadline = time.monotonic() + 3.0  # longer than stale_run_s: a live run outlasts it
         while time.monotonic() < deadline:
             now = store.get_run(s.aw.engine, run_id)
             assert now is not None and now["status"] == "running", now
-            assert [x["status"] for x in now["steps"]] == ["succeeded"]  # recorded as it ended
+            assert [x["status"] for x in now["steps"]] == ["succeeded"]  # and stays recorded
             beats.add(now["heartbeat_at"])
             time.sleep(0.2)
         assert len(beats) >= 3, beats
