@@ -97,9 +97,9 @@ async def test_a_large_body_is_decoded_on_the_thread_that_processes_the_batches(
     try:
         body = ndjson(100, 1000)
         assert len(body) > INLINE_DECODE_BYTES
-        decoded = await decode_with(aw, codec, body, "application/x-ndjson")
+        decoded = await decode_with(aw, codec.decode, body, "application/x-ndjson")
         outcome = await aw.pipeline.submit(decoded.events)
-        small = await decode_with(aw, codec, ndjson(1, 10), "application/x-ndjson")
+        small = await decode_with(aw, codec.decode, ndjson(1, 10), "application/x-ndjson")
     finally:
         await aw.pipeline.stop()
     assert (len(decoded.events), outcome.stored, len(small.events)) == (100, 100, 1)

@@ -20,12 +20,11 @@ from starlette.responses import StreamingResponse
 from agentwatch.api.bodies import read_events_body
 from agentwatch.api.errors import InvalidRequest, NotFound, TooLarge, Unavailable
 from agentwatch.api.fastlane import fast_lane
-from agentwatch.api.ingest import submit_decoded
+from agentwatch.api.ingest import decode_with, submit_decoded
 from agentwatch.api.query import only_query
 from agentwatch.api.responses import JSON
 from agentwatch.api.security import PUBLIC, require
 from agentwatch.api.session_paths import session_path
-from agentwatch.events.codecs.framing import BodyError
 from agentwatch.events.model import EventError, parse_ts
 from agentwatch.pipeline.pipeline import NotSettled
 from agentwatch.sessions import queries, stream
@@ -60,16 +59,7 @@ async def post_events(request: Request) -> dict[str, Any]:
     aw = request.app.state.aw
     settings = aw.settings.aop
     body = await read_events_body(request, settings.max_batch_bytes)
-    codec = aw.codecs["aop"]
-    try:
-        if len(body) <= 64 * 1024:
-            decoded, is_batch = codec.decode_items(body)
-        else:
-            decoded, is_batch = await aw.pipeline.work.run(codec.decode_items, body)
-    except BodyError as exc:
-        if exc.status == 413:
-            raise TooLarge(str(exc)) from None
-        raise InvalidRequest(str(exc)) from None
+    decoded, is_batch = await decode_with(aw, aw.codecs["aop"].decode_items, body)
     if not is_batch:
         if decoded.rejected:
             r = decoded.rejected[0]

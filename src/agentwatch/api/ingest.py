@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from fastapi import APIRouter, Request
 
@@ -42,14 +43,16 @@ async def submit_decoded(request: Request, decoded: Decoded, source: str) -> dic
 
 
 INLINE_DECODE_BYTES = 64 * 1024  # larger bodies are decoded off the event loop
+T = TypeVar("T")
 
 
-async def decode_with(aw: Any, codec: Any, body: bytes, content_type: str) -> Decoded:
-    """``codec.decode(body)``: a small body on the event loop, a larger one on the pipeline's work thread."""
+async def decode_with(aw: Any, decode: Callable[..., T], body: bytes, *args: Any) -> T:
+    """``decode(body, *args)``: a small body on the event loop, a larger one on the pipeline's
+    work thread; a body the framing refuses answers 413 (too large) or 400."""
     try:
         if len(body) <= INLINE_DECODE_BYTES:
-            return codec.decode(body, content_type)
-        return await aw.pipeline.work.run(codec.decode, body, content_type)
+            return decode(body, *args)
+        return await aw.pipeline.work.run(decode, body, *args)
     except BodyError as exc:
         if exc.status == 413:
             raise TooLarge(str(exc)) from None
@@ -62,5 +65,5 @@ async def ingest(request: Request) -> JSON:
     """Accepts OISP events; answers with accepted/rejected counts and why each rejection."""
     aw = request.app.state.aw
     body = await read_events_body(request, aw.settings.ingest.max_body_bytes)
-    decoded = await decode_with(aw, aw.oisp, body, request.headers.get("content-type", ""))
+    decoded = await decode_with(aw, aw.oisp.decode, body, request.headers.get("content-type", ""))
     return JSON(await submit_decoded(request, decoded, "oisp"))

@@ -8,8 +8,8 @@ all the time. Taking a turn here first (an exclusive ``flock`` on a file beside 
 database) puts the waiter to sleep in the kernel until the holder lets go, so the next
 commit starts as soon as the lock is free. The writers that follow the commits (the trace
 indexer, alerts, rule fire counts, UEBA baselines, the telemetry inventory, retention) and
-session deletes take turns here too (``turn_of``). SQLite's own lock still decides who writes; this only orders
-the writers that take turns.
+session deletes take turns here too (``turn_of``). SQLite's own lock still decides who
+writes; this only orders the writers that take turns.
 """
 
 from __future__ import annotations
@@ -51,9 +51,8 @@ def turn_of(engine: Any) -> AbstractContextManager[None]:
 
     For a writer beside the pipeline whose transaction takes SQLite's write lock every time
     (alerts, rule fire counts, UEBA baselines, the telemetry inventory, retention's pages,
-    session deletes): in
-    its turn, a pipeline commit that meets it sleeps until it is done instead of in SQLite's busy
-    handler. Never taken inside another turn of the same store: a second turn waits for the
-    first."""
+    session deletes): in its turn, a pipeline commit that meets it sleeps until it is done
+    instead of in SQLite's busy handler. Never taken inside another turn of the same store: a
+    second turn waits for the first."""
     path = sqlite_file(engine)
     return writer_turn(path) if path else nullcontext()

@@ -314,5 +314,5 @@ async def ingest_ocsf(request: Request) -> JSON:
     """OCSF events (one, a JSON array, or NDJSON; gzip allowed); answers as ``/api/v1/ingest``."""
     aw = request.app.state.aw
     body = await read_events_body(request, aw.settings.ingest.max_body_bytes)
-    decoded = await decode_with(aw, aw.codecs["ocsf"], body, request.headers.get("content-type", ""))
+    decoded = await decode_with(aw, aw.codecs["ocsf"].decode, body, request.headers.get("content-type", ""))
     return JSON(await submit_decoded(request, decoded, "ocsf"))
