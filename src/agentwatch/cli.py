@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import httpx
 import orjson
 import typer
 from rich.console import Console
 
 from agentwatch import __version__
-from agentwatch import replay as replay_io
-from agentwatch.cli_settings import ServeInputs, database_or_exit, migrate_once, schema_or_exit, settings_or_exit
-from agentwatch.config import Settings
+
+# The settings (pydantic) and everything a command works with are imported by the commands
+# that need them: ``agentwatch --help`` and ``agentwatch version`` load none of it.
+if TYPE_CHECKING:
+    from agentwatch.config import Settings
 
 # Plain click errors: "Error: Invalid value for '--port': ..." on one line (rich draws a box and wraps the
 # message at 80 columns, which a script or a log reads as several lines).
@@ -29,6 +30,8 @@ ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="TOML set
 
 
 def _settings(config: Path | None, **overrides: object) -> Settings:
+    from agentwatch.cli_settings import settings_or_exit
+
     return settings_or_exit(config, **overrides)
 
 
@@ -66,6 +69,7 @@ def serve(
     from agentwatch.api.factory import create_app
     from agentwatch.api.serving import uvicorn_options
     from agentwatch.app import Agentwatch
+    from agentwatch.cli_settings import ServeInputs, database_or_exit, migrate_once, schema_or_exit
     from agentwatch.logs import configure
 
     if role is not None and role not in ("standalone", "api", "worker"):
@@ -128,6 +132,10 @@ def replay(
     api_key: Annotated[str | None, typer.Option(envvar="AGENTWATCH_API_KEY", help="API key")] = None,
 ) -> None:
     """Feed a JSONL file of events (gzip or plain) through the ingest API (comments and blank lines skipped)."""
+    import httpx
+
+    from agentwatch import replay as replay_io
+
     if speed < 0:
         raise typer.BadParameter("must be >= 0", param_hint="--speed")
     url = replay_io.server_url(server)

@@ -3,11 +3,13 @@ options, the client, and errors and foreign answers reported in one line (exit 1
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import httpx
 import typer
 from rich.console import Console
+
+if TYPE_CHECKING:  # imported where a command talks to a server: ``agentwatch --help`` needs none of it
+    import httpx
 
 # diagnostics, one line each (no markup: a message quotes what the user or the server gave);
 # what a command prints for scripts goes to stdout
@@ -19,6 +21,8 @@ DEFAULT_SERVER = "http://127.0.0.1:7777"
 
 
 def client(server: str, api_key: str | None) -> httpx.Client:
+    import httpx
+
     try:
         url = httpx.URL(server.rstrip("/"))
     except httpx.InvalidURL as exc:
@@ -32,6 +36,8 @@ def client(server: str, api_key: str | None) -> httpx.Client:
 def request(c: httpx.Client, method: str, path: str, *, refused_ok: bool = False, **kw: object) -> httpx.Response:
     """The server's answer, or exit 1 naming why there is none (unreachable, timed out) or
     what it refused (any 4xx or 5xx; with ``refused_ok``, a 400 is returned to the caller)."""
+    import httpx
+
     try:
         r = c.request(method, path, **kw)  # type: ignore[arg-type]
         return r if refused_ok and r.status_code == 400 else check(r)

@@ -10,17 +10,13 @@ from typing import Annotated, Any
 
 import orjson
 import typer
-from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from agentwatch.discovery.allowlist import TargetError, parse_targets
-from agentwatch.discovery.output import render
-from agentwatch.discovery.report import scan_result
-from agentwatch.discovery.scanner import DetectorError, Scanner, resolve_detectors
-
+# The scanner and its parts are imported by the command when it runs (``agentwatch --help``
+# loads none of them).
 console = Console(stderr=True, soft_wrap=True)  # one line per message, whatever the width
 FORMATS = ("table", "json", "csv", "sarif")
 OPTIONS = {"read_timeout": "--timeout", "concurrency": "--concurrency", "ports": "--ports"}  # setting -> option
@@ -69,7 +65,12 @@ def install(app: typer.Typer) -> None:
         With --every and no --output, each round of json or sarif is one compact document on one
         line of stdout (NDJSON); csv prints its header once, then the rows of every round.
         """
+        from pydantic import ValidationError
+
         from agentwatch.cli_settings import settings_or_exit, write_whole_or_exit
+        from agentwatch.discovery.allowlist import TargetError, parse_targets
+        from agentwatch.discovery.output import render
+        from agentwatch.discovery.scanner import DetectorError, resolve_detectors
         from agentwatch.logs import configure
 
         if fmt not in FORMATS:
@@ -138,6 +139,8 @@ def _round_text(result: dict[str, Any], fmt: str, *, first: bool) -> str:
     """One round of a continuous scan on stdout, so that the rounds together still read as one
     stream: json and sarif as one compact document on one line (NDJSON), csv as rows under the
     header printed with the first round."""
+    from agentwatch.discovery.output import render
+
     text = render(result, fmt)
     if fmt == "csv":
         return text if first else text.split("\n", 1)[1]
@@ -165,6 +168,9 @@ def _check_output(output: Path) -> None:
 
 
 async def _run(settings: Any, detectors: list[str], targets: Any, passive: list[str]) -> dict[str, Any]:
+    from agentwatch.discovery.report import scan_result
+    from agentwatch.discovery.scanner import Scanner
+
     with Progress(
         TextColumn("scan"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[agents]} agents"),
         TimeElapsedColumn(),

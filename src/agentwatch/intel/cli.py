@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-import httpx
 import orjson
 import typer
 from rich.progress import Progress
 
 from agentwatch.cli_server import DEFAULT_SERVER, KeyOpt, ServerOpt, answer, client, console, request
-from agentwatch.intel.feeds import FeedError, entries
+
+if TYPE_CHECKING:
+    import httpx
 
 app = typer.Typer(help="Threat-intelligence indicators of compromise", no_args_is_help=True)
 BATCH = 10_000  # the most items one request may carry
@@ -61,6 +62,8 @@ def import_file(
     api_key: KeyOpt = None,
 ) -> None:
     """Send every entry of PATH to the server (10,000 or 4 MiB a request); print what it stored and refused."""
+    from agentwatch.intel.feeds import FeedError, entries  # the store's schema: only when a file is sent
+
     if path.stat().st_size > MAX_FILE:
         raise typer.BadParameter(f"larger than {MAX_FILE // (1024 * 1024)} MiB", param_hint="PATH")
     try:

@@ -13,7 +13,6 @@ from rich.console import Console
 from rich.table import Table
 
 from agentwatch.cli_server import DEFAULT_SERVER, KeyOpt, ServerOpt, answer, client, console, request
-from agentwatch.cli_settings import write_whole_or_exit
 
 app = typer.Typer(help="Agent sessions reported over AOP (list, export, delete)", no_args_is_help=True)
 STATUSES = ("running", "completed", "failed", "cancelled", "timeout")
@@ -70,6 +69,8 @@ def export(
         sys.stdout.buffer.write(body)
         sys.stdout.buffer.flush()
         return
+    from agentwatch.cli_settings import write_whole_or_exit
+
     write_whole_or_exit(output, body)
     lines = body.count(b"\n")
     console.print(f"{lines} events written to {output}", highlight=False)

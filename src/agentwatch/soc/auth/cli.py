@@ -13,8 +13,6 @@ import typer
 from rich.console import Console
 from rich.table import Column, Table
 
-from agentwatch.api.errors import ApiError
-
 # one line per message, whatever the width; no markup: a message quotes what the user typed
 console = Console(stderr=True, soft_wrap=True, markup=False)
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="TOML settings file", exists=True)]
@@ -75,6 +73,7 @@ def users_create(
     config: ConfigOpt = None,
 ) -> None:
     """Create a user; without --password-stdin a random password is generated and printed once."""
+    from agentwatch.api.errors import ApiError
     from agentwatch.soc.audit import AuditEntry
     from agentwatch.soc.auth.passwords import generate_password
 
@@ -104,6 +103,7 @@ def users_set_password(
     config: ConfigOpt = None,
 ) -> None:
     """Reset a password (a lost admin password, say); the user's sessions end."""
+    from agentwatch.api.errors import ApiError
     from agentwatch.soc.audit import AuditEntry
     from agentwatch.soc.auth.passwords import generate_password
     from agentwatch.soc.auth.tokens import TokenService
@@ -205,6 +205,7 @@ def keys_create(
     config: ConfigOpt = None,
 ) -> None:
     """Create an API key and print it once. Its scopes must be held by its owner."""
+    from agentwatch.api.errors import ApiError
     from agentwatch.api.security import Principal
     from agentwatch.soc.audit import AuditEntry
 
