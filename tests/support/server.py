@@ -25,6 +25,17 @@ def free_port(host: str = "127.0.0.1") -> int:
         return s.getsockname()[1]
 
 
+def bound_socket(host: str = "127.0.0.1") -> socket.socket:
+    """A socket bound to a free port of ``host``, kept until the server on it stops: a port
+    only looked up (``free_port``) can be taken, between the lookup and the server's bind, by
+    any other test's server or by an outgoing connection's local port (seen: a server whose
+    store took seconds to open found its port in use)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, 0))
+    return sock
+
+
 @dataclass
 class RunningServer:
     aw: Agentwatch
@@ -42,22 +53,27 @@ class RunningServer:
 
 
 @contextmanager
-def serve_asgi(app: Any, host: str, port: int, *, lifespan: str = "off", start_s: float = 20) -> Iterator[Any]:
-    """Run ``app`` on uvicorn in a thread on ``host:port`` until the block ends (test servers and fakes)."""
+def serve_asgi(
+    app: Any, host: str, port: int, *, lifespan: str = "off", start_s: float = 20, sock: socket.socket | None = None
+) -> Iterator[Any]:
+    """Run ``app`` on uvicorn in a thread on ``host:port`` until the block ends (test servers and
+    fakes); with ``sock`` (from :func:`bound_socket`), on that socket, which it then closes."""
     config = uvicorn.Config(app, host=host, port=port, lifespan=lifespan, **uvicorn_options())
     server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock] if sock is not None else None}, daemon=True)
     thread.start()
-    deadline = time.monotonic() + start_s
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError(f"test server on {host}:{port} did not start")
-        time.sleep(0.01)
     try:
+        deadline = time.monotonic() + start_s
+        while not server.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError(f"test server on {host}:{port} did not start")
+            time.sleep(0.01)
         yield server
     finally:
         server.should_exit = True
         thread.join(timeout=30)
+        if sock is not None:
+            sock.close()
 
 
 def open_settings(data_dir: Any, database_url: str) -> Settings:
@@ -73,8 +89,13 @@ def open_settings(data_dir: Any, database_url: str) -> Settings:
 
 @contextmanager
 def run_server(settings: Settings, headers: dict[str, str] | None = None) -> Iterator[RunningServer]:
-    port = free_port()
+    sock = bound_socket(settings.host)
+    port = sock.getsockname()[1]
     settings = settings.model_copy(update={"port": port})
-    aw = Agentwatch(settings)
-    with serve_asgi(create_app(aw), settings.host, port, lifespan="on") as server:
+    try:
+        aw = Agentwatch(settings)
+    except BaseException:
+        sock.close()
+        raise
+    with serve_asgi(create_app(aw), settings.host, port, lifespan="on", sock=sock) as server:
         yield RunningServer(aw, f"http://{settings.host}:{port}", server, dict(headers or {}))
