@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 
 import pytest
@@ -132,6 +133,26 @@ def test_state_is_bounded():
             )
         )
     assert rule.state_size() == 5
+
+
+def test_remembered_digests_are_bounded_and_give_the_digest_of_each_text(monkeypatch):
+    from agentwatch.detect.builtin import tool_drift
+
+    monkeypatch.setattr(tool_drift, "DIGESTS", 4)
+    rule = ToolDescriptionDrift(cap=100)
+    for i in range(20):
+        rule.observe(tools_request(f"Adds {i} numbers.", "2026-01-01T10:00:00Z", f"s{i}"))
+        assert len(rule._digests) <= 4
+    # a description changed back and forth is told apart every time, remembered or not
+    assert rule.observe(tools_request("Adds 19 numbers.", "2026-01-01T11:00:00Z", "t1")) == []
+    (found,) = rule.observe(tools_request("Adds 3 numbers.", "2026-01-01T12:00:00Z", "t2"))
+    assert found.details["digest"] == hashlib.sha256(b"Adds 3 numbers.").hexdigest()
+    assert found.details["previous_digest"] == hashlib.sha256(b"Adds 19 numbers.").hexdigest()
+    # a description too long to remember is hashed each time, with the same verdicts
+    long_text = "x" * (tool_drift.DIGEST_TEXT + 1)
+    assert rule.observe(tools_request(long_text, "2026-01-01T13:00:00Z", "t3"))
+    assert long_text not in rule._digests
+    assert rule.observe(tools_request(long_text, "2026-01-01T14:00:00Z", "t4")) == []
 
 
 def test_sensor_file_read_then_connect_from_the_same_process():

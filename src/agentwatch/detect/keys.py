@@ -22,5 +22,8 @@ def bounded(key: Hashable) -> Hashable:
             return key
         return "sha256:" + hashlib.sha256(key.encode("utf-8", "replace")).hexdigest()
     if isinstance(key, tuple):
-        return tuple(bounded(part) for part in key)
+        for part in key:
+            if isinstance(part, tuple) or (isinstance(part, str) and len(part) > MAX_KEY_TEXT):
+                return tuple(bounded(p) for p in key)
+        return key  # the usual key, short texts only, is its own bounded form: no copy
     return key

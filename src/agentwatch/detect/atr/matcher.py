@@ -7,10 +7,18 @@ Patterns RE2 cannot express are searched one by one with a time limit. A rule
 then fires when any (or all, per its ``condition``) of its conditions hit. A
 condition whose pattern does not compile never hits (the reference engine does
 the same) and is listed in ``skipped``.
+
+What a text hits under one field name depends on nothing else, and agents send the same
+texts over and over (the system prompt and the tool descriptions with every LLM call, the
+same command lines): the matcher remembers the hits of the last texts it matched
+(:data:`SEEN_TEXTS`), and a text seen again costs a dictionary lookup instead of the filter,
+the slow patterns and the other conditions. The matching time charged to rules (``costs``)
+is that of first sightings.
 """
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections import defaultdict
 from collections.abc import Iterable
@@ -22,8 +30,20 @@ from agentwatch.detect.atr.regexes import Compiled, compile_pattern, fallback_fo
 from agentwatch.detect.atr.rules import AtrRule, Condition
 from agentwatch.detect.atr.views import View, candidate_fields, normalize
 
+# Texts whose hits are remembered, per matcher; past it the memory starts afresh. A text over
+# INLINE_KEY_CHARS is remembered by a 128-bit BLAKE2b digest of it, so the memory never holds
+# long texts: at most SEEN_TEXTS keys of up to INLINE_KEY_CHARS characters. 0: remember nothing.
+SEEN_TEXTS = 4096
+INLINE_KEY_CHARS = 1024
 
-@dataclass
+
+def _text_key(name: str, text: str) -> tuple[str, str | bytes]:
+    if len(text) <= INLINE_KEY_CHARS:
+        return name, text
+    return name, hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+
+
+@dataclass(frozen=True)
 class _Slot:
     rule: int
     cond: int
@@ -108,42 +128,62 @@ class AtrMatcher:
         self.fields = dict(self.fields)
         self._field_names = frozenset(self.fields)
         self._names: dict[str, frozenset[str]] = {}
+        # (field name, text or its digest) -> the slots that text hits under that name. Plain
+        # dict operations, each atomic: matching threads share it without a lock.
+        self._seen: dict[tuple[str, str | bytes], tuple[_Slot, ...]] = {}
 
     def _hits(self, view: View, hits: dict[int, set[int]]) -> None:
         names = self._names.get(view.kind)
         if names is None:
             names = self._names[view.kind] = candidate_fields(view.kind)
+        seen = self._seen
         for name in (names | view.fields.keys()) & self._field_names:
-            index = self.fields[name]
             raw = view.resolve(name)
             if raw is None:
                 continue
-            norm = normalize(raw)
-            texts = (norm,) if norm == raw else (norm, raw)
-            if index.filter is not None:
-                started = time.perf_counter_ns()
-                found: set[int] = set()
-                for text in texts:
-                    found.update(index.filter.Match(text) or ())
-                index.nanos += time.perf_counter_ns() - started
-                for k in sorted(found):
-                    slot = index.slots[k]
-                    slow = index.confirm.get(k)
-                    if slow is not None:
-                        started = time.perf_counter_ns()
-                        ok = any(slow.search(text) for text in texts)
-                        self.nanos[slot.rule] += time.perf_counter_ns() - started
-                        if not ok:
-                            continue
-                    hits[slot.rule].add(slot.cond)
-            for slot, compiled in index.slow:
-                started = time.perf_counter_ns()
-                if any(compiled.search(text) for text in texts):
-                    hits[slot.rule].add(slot.cond)
-                self.nanos[slot.rule] += time.perf_counter_ns() - started
-            for slot, cond in index.other:
-                if _other_hit(cond, norm, raw):
-                    hits[slot.rule].add(slot.cond)
+            if not SEEN_TEXTS:  # remembering nothing (bench/atr compares matching itself)
+                found = self._text_hits(self.fields[name], raw)
+            else:
+                key = _text_key(name, raw)
+                found = seen.get(key)
+                if found is None:
+                    found = self._text_hits(self.fields[name], raw)
+                    if len(seen) >= SEEN_TEXTS:
+                        seen.clear()
+                    seen[key] = found
+            for slot in found:
+                hits[slot.rule].add(slot.cond)
+
+    def _text_hits(self, index: _FieldIndex, raw: str) -> tuple[_Slot, ...]:
+        """The conditions of one field that ``raw`` hits."""
+        out: list[_Slot] = []
+        norm = normalize(raw)
+        texts = (norm,) if norm == raw else (norm, raw)
+        if index.filter is not None:
+            started = time.perf_counter_ns()
+            found: set[int] = set()
+            for text in texts:
+                found.update(index.filter.Match(text) or ())
+            index.nanos += time.perf_counter_ns() - started
+            for k in sorted(found):
+                slot = index.slots[k]
+                slow = index.confirm.get(k)
+                if slow is not None:
+                    started = time.perf_counter_ns()
+                    ok = any(slow.search(text) for text in texts)
+                    self.nanos[slot.rule] += time.perf_counter_ns() - started
+                    if not ok:
+                        continue
+                out.append(slot)
+        for slot, compiled in index.slow:
+            started = time.perf_counter_ns()
+            if any(compiled.search(text) for text in texts):
+                out.append(slot)
+            self.nanos[slot.rule] += time.perf_counter_ns() - started
+        for slot, cond in index.other:
+            if _other_hit(cond, norm, raw):
+                out.append(slot)
+        return tuple(out)
 
     def match_views(self, views: Iterable[View]) -> list[AtrRule]:
         """Rules that fire on any of ``views``, in rule order (deterministic)."""

@@ -16,6 +16,10 @@ from agentwatch.detect.builtin.base import BuiltinRule, Lru, host_of, scope_of
 from agentwatch.events.model import Event
 from agentwatch.pipeline.pipeline import Finding
 
+# Descriptions whose digest is remembered: at most DIGESTS of up to DIGEST_TEXT characters each.
+DIGESTS = 1024
+DIGEST_TEXT = 4096
+
 
 @dataclass
 class _Seen:
@@ -59,17 +63,31 @@ class ToolDescriptionDrift(BuiltinRule):
 
     def __init__(self, cap: int) -> None:
         self.seen: Lru[_Seen] = Lru(cap)
+        # description -> its digest: an agent sends the same tool list with every LLM call, so
+        # most descriptions were hashed before. Plain dict operations; emptied when full.
+        self._digests: dict[str, str] = {}
 
     def state_size(self) -> int:
         return len(self.seen)
 
+    def _digest(self, desc: str) -> str:
+        digest = self._digests.get(desc)
+        if digest is None:
+            digest = hashlib.sha256(desc.encode()).hexdigest()
+            if len(desc) <= DIGEST_TEXT:
+                if len(self._digests) >= DIGESTS:
+                    self._digests.clear()
+                self._digests[desc] = digest
+        return digest
+
     def observe(self, event: Event) -> list[Finding]:
         out: list[Finding] = []
-        scope = ""
+        scope = host = ""
         for server, name, desc in tool_descriptions(event):
-            scope = scope or scope_of(event)
-            key = (host_of(event), server, name)
-            digest = hashlib.sha256(desc.encode()).hexdigest()
+            if not scope:
+                scope, host = scope_of(event), host_of(event)
+            key = (host, server, name)
+            digest = self._digest(desc)
             before = self.seen.get(key)
             if before is None or event.ts < before.ts:
                 if before is None:
