@@ -18,6 +18,7 @@ is that of first sightings.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import time
 from collections import defaultdict
@@ -37,10 +38,16 @@ SEEN_TEXTS = 4096
 INLINE_KEY_CHARS = 1024
 
 
+@functools.lru_cache(maxsize=64)
+def _digest(text: str) -> bytes:
+    """A long text's digest, hashed once for both matchers (the bundled set and the pack see the
+    same views) and for the same text in the next events (a system prompt sent with every call).
+    Holds at most 64 texts, each cut by the views to 64 K characters."""
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+
+
 def _text_key(name: str, text: str) -> tuple[str, str | bytes]:
-    if len(text) <= INLINE_KEY_CHARS:
-        return name, text
-    return name, hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+    return (name, text) if len(text) <= INLINE_KEY_CHARS else (name, _digest(text))
 
 
 @dataclass(frozen=True)
