@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
+import os
+import random
 import socket
 import threading
 import time
@@ -18,11 +21,37 @@ from agentwatch.api.serving import uvicorn_options
 from agentwatch.app import Agentwatch
 from agentwatch.config import Settings
 
+# Ports handed out by ``free_port``: below the kernel's ephemeral range (32768-60999 on Linux),
+# where outgoing connections take their local ports, so no client connection of any test can
+# take a port between its lookup and the bind of the server it is for; each test worker
+# (pytest-xdist) has its own slice, so two workers never hand out the same port, and a worker
+# walks its slice in turn, so two lookups before either bind never get the same port either.
+PORTS_FIRST, PORTS_END = 20_000, 32_768
+SLICE = (PORTS_END - PORTS_FIRST) // 8
+
+
+def _port_cycle() -> Iterator[int]:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    first = PORTS_FIRST + (int(worker) % 8 if worker.isdigit() else 0) * SLICE
+    start = random.randrange(SLICE)  # a new run does not start where the last one's ports may linger
+    return itertools.cycle([first + (start + i) % SLICE for i in range(SLICE)])
+
+
+_ports = _port_cycle()
+
 
 def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+    """A port of ``host`` that nothing is bound to now (see ``PORTS_FIRST``); a server that can
+    take a socket should take :func:`bound_socket` instead."""
+    for _ in range(SLICE):
+        port = next(_ports)
+        with socket.socket() as s:
+            try:
+                s.bind((host, port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in this worker's slice of {PORTS_FIRST}-{PORTS_END - 1} on {host}")
 
 
 def bound_socket(host: str = "127.0.0.1") -> socket.socket:
