@@ -4,18 +4,15 @@ account, else only its keyed hash and length (people type their password there).
 from __future__ import annotations
 
 import hashlib
-import uuid
 from pathlib import Path
 
-import pytest
-import redis
-from pydantic import SecretStr
+from sqlalchemy import select
 
 from agentwatch.soc.audit import AuditLog
+from agentwatch.soc.auth_schema import attempts
 from tests.auth.conftest import PASSWORD, add_user, auth_settings, bearer, login
 from tests.auth.test_audit import all_rows_text
 from tests.support.server import run_server
-from tests.support.services import REDIS_URL, require_service
 
 # passwords typed into the e-mail field (each passes the e-mail shape check: one "@", no space)
 TYPED_PASSWORD = "Tr0ub4dor&3@xkcd!"
@@ -98,22 +95,14 @@ def test_failed_logins_and_password_rechecks_share_the_accounts_budget(tmp_path:
         assert fail_login(c, "pw@example.com", PASSWORD) == 429  # the re-check spent the last attempt
 
 
-@pytest.mark.redis
-def test_redis_key_names_carry_the_keyed_hash_not_the_identifier(tmp_path: Path, sqlite_url: str):
-    """Redis shows its key names to anyone who can list them, and may keep them on disk."""
-    require_service("Redis", "127.0.0.1", 6379)
-    prefix = f"awtest:{uuid.uuid4().hex}:"
-    settings = auth_settings(tmp_path, sqlite_url, rate_limit={"redis_prefix": prefix})
-    settings = settings.model_copy(update={"redis_url": SecretStr(REDIS_URL)})
-    client = redis.Redis.from_url(REDIS_URL)
-    try:
-        with run_server(settings) as srv, srv.client() as c:
-            assert fail_login(c, TYPED_PASSWORD) == 401
-            names = [k.decode() for k in client.scan_iter(match=prefix + "*")]
-            assert_not_kept("\n".join(names), TYPED_PASSWORD)
-            hashed = details_of(srv.aw.audit, "auth.login.failure")[0]["email_hmac"]
-        assert any(hashed in name for name in names), names  # the account's budget is still counted
-    finally:
-        for key in client.scan_iter(match=prefix + "*"):
-            client.delete(key)
-        client.close()
+def test_budget_key_names_carry_the_keyed_hash_not_the_identifier(tmp_path: Path, database_url: str):
+    """The sign-in budgets are rows of the store (``auth_attempts``), named after what they count."""
+    settings = auth_settings(tmp_path, database_url)
+    with run_server(settings) as srv, srv.client() as c:
+        assert fail_login(c, TYPED_PASSWORD) == 401
+        with srv.aw.engine.connect() as conn:
+            names = list(conn.execute(select(attempts.c.key)).scalars())
+        assert_not_kept("\n".join(names), TYPED_PASSWORD)
+        assert_not_kept("\n".join(names), plain_sha256(TYPED_PASSWORD))
+        hashed = details_of(srv.aw.audit, "auth.login.failure")[0]["email_hmac"]
+    assert "login:acct:" + hashed in names  # the account's budget is still counted

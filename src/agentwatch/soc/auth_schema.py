@@ -119,3 +119,16 @@ audit_head = Table(
     Column("hash", String(64), nullable=False),
     Column("updated_at", Float, nullable=False),
 )
+
+# Failed sign-in attempts of the current window per budget (``login:acct:<hmac>``,
+# ``login:addr:<address>``), kept in the store so that every process and node sharing it counts
+# against one budget (``soc.auth.attempts``); rows of ended windows are deleted as they are met.
+attempts = Table(
+    "auth_attempts",
+    metadata,
+    Column("key", String(128), primary_key=True),
+    Column("window_index", BIGINT, nullable=False),
+    Column("hits", Integer, nullable=False),
+    Column("reset_at", Float, nullable=False),
+)
+Index("ix_auth_attempts_reset", attempts.c.reset_at)

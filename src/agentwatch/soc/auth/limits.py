@@ -48,12 +48,12 @@ class Decision:
         return max(1, math.ceil(self.reset_at - time.time()))
 
 
-def _window(window_s: int, now: float) -> tuple[int, float]:
+def window_of(window_s: int, now: float) -> tuple[int, float]:
     idx = int(now // window_s)
     return idx, (idx + 1) * window_s
 
 
-def _index(window_s: int, reset_at: float) -> int:
+def window_ending_at(window_s: int, reset_at: float) -> int:
     """The window that ends at ``reset_at``."""
     return round(reset_at / window_s) - 1
 
@@ -98,7 +98,7 @@ class MemoryCounter:
 
     async def hit(self, key: str, limit: int, window_s: int) -> Decision:
         now = time.time()
-        idx, reset = _window(window_s, now)
+        idx, reset = window_of(window_s, now)
         n = self._get(key, idx) + 1
         self._counts[key] = (idx, n, reset)
         self._counts.move_to_end(key)
@@ -107,7 +107,7 @@ class MemoryCounter:
         return Decision(n <= limit, limit, max(0, limit - n), reset)
 
     async def peek(self, key: str, limit: int, window_s: int) -> Decision:
-        idx, reset = _window(window_s, time.time())
+        idx, reset = window_of(window_s, time.time())
         n = self._get(key, idx)
         return Decision(n < limit, limit, max(0, limit - n), reset)
 
@@ -116,7 +116,7 @@ class MemoryCounter:
 
     async def release(self, key: str, window_s: int, reset_at: float) -> None:
         got = self._counts.get(key)
-        if got is not None and got[0] == _index(window_s, reset_at) and got[1] > 0:
+        if got is not None and got[0] == window_ending_at(window_s, reset_at) and got[1] > 0:
             self._counts[key] = (got[0], got[1] - 1, got[2])
 
     async def close(self) -> None:
@@ -159,7 +159,7 @@ class RedisCounter:
             log.warning("limits.redis_unavailable", error_type=type(exc).__name__)
 
     async def hit(self, key: str, limit: int, window_s: int) -> Decision:
-        idx, reset = _window(window_s, time.time())
+        idx, reset = window_of(window_s, time.time())
         try:
             n = int(await self._hit(keys=[self._key(key, idx)], args=[int(window_s * 1000) + 1000]))
         except Exception as exc:  # Redis down: keep limiting in-process
@@ -168,7 +168,7 @@ class RedisCounter:
         return Decision(n <= limit, limit, max(0, limit - n), reset)
 
     async def peek(self, key: str, limit: int, window_s: int) -> Decision:
-        idx, reset = _window(window_s, time.time())
+        idx, reset = window_of(window_s, time.time())
         try:
             n = int(await self._redis.get(self._key(key, idx)) or 0)
         except Exception as exc:
@@ -177,7 +177,7 @@ class RedisCounter:
         return Decision(n < limit, limit, max(0, limit - n), reset)
 
     async def clear(self, key: str, window_s: int) -> None:
-        idx, _ = _window(window_s, time.time())
+        idx, _ = window_of(window_s, time.time())
         try:
             await self._redis.delete(self._key(key, idx))
         except Exception as exc:
@@ -186,7 +186,7 @@ class RedisCounter:
 
     async def release(self, key: str, window_s: int, reset_at: float) -> None:
         try:
-            await self._release(keys=[self._key(key, _index(window_s, reset_at))])
+            await self._release(keys=[self._key(key, window_ending_at(window_s, reset_at))])
         except Exception as exc:
             self._degraded(exc)
             await self.fallback.release(key, window_s, reset_at)

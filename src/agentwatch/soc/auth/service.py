@@ -23,6 +23,7 @@ from agentwatch.api.security import Principal, deny
 from agentwatch.soc.audit import AuditEntry, AuditLog
 from agentwatch.soc.auth import credentials
 from agentwatch.soc.auth.apikeys import ApiKey, ApiKeyStore
+from agentwatch.soc.auth.attempts import StoreCounter
 from agentwatch.soc.auth.limits import Counter, Decision, MemoryCounter, RedisCounter
 from agentwatch.soc.auth.passwords import Passwords, generate_password
 from agentwatch.soc.auth.roles import RoleStore
@@ -83,7 +84,8 @@ class AuthService:
         self.tokens = TokenService(aw.engine, signing_key, cfg.access_ttl_s, cfg.refresh_ttl_s)
         self._identifier_key = identifier_key(signing_key)
         self.audit = AuditLog(aw.engine)
-        self.counter: Counter = MemoryCounter()
+        self.counter: Counter = MemoryCounter()  # request rate limits
+        self.attempts: Counter = StoreCounter(aw.engine)  # sign-in budgets (soc.auth.attempts)
         self._cache: dict[str, tuple[float, Principal]] = {}
         self._generation = 0  # bumped by forget_credentials: a lookup begun before may not be cached
         self._touched: dict[str, float] = {}
@@ -262,7 +264,7 @@ class AuthService:
         taken, or, when a budget is spent, its refusing decision (the hits given back)."""
         taken: list[tuple[str, float]] = []
         for key, limit in budgets:
-            decision = await self.counter.hit(key, limit, window_s)
+            decision = await self.attempts.hit(key, limit, window_s)
             taken.append((key, decision.reset_at))
             if not decision.allowed:
                 await self.give_back(taken, window_s)
@@ -271,7 +273,7 @@ class AuthService:
 
     async def give_back(self, taken: list[tuple[str, float]], window_s: int) -> None:
         for key, reset_at in taken:
-            await self.counter.release(key, window_s, reset_at)
+            await self.attempts.release(key, window_s, reset_at)
 
     # -- what is kept of a typed login identifier ------------------------------------------------
 
@@ -323,7 +325,7 @@ class AuthService:
             named = self.typed_identifier(email, account)
             await self.record(AuditEntry("auth.login.failure", client=client, status=401, details=named))
             raise ApiError("email or password: invalid", status=401)
-        await self.counter.clear(budgets[0][0], cfg.window_s)
+        await self.attempts.clear(budgets[0][0], cfg.window_s)
         await self.give_back(taken[1:], cfg.window_s)  # a successful login costs the address nothing
         issued = await asyncio.to_thread(self.tokens.start_session, user.id, client)
         principal = self.user_principal(user.id, user.email, user.role, issued.session_id)

@@ -69,7 +69,7 @@ async def sign_in(svc: AuthService, request: Request, body: VerifyBody, rp: Part
         await svc.give_back(taken, cfg.window_s)
         raise
     if owner is not None:
-        await svc.counter.clear(budgets[0][0], cfg.window_s)
+        await svc.attempts.clear(budgets[0][0], cfg.window_s)
     await svc.give_back(taken[1:], cfg.window_s)
     await asyncio.to_thread(svc.users.logged_in, user.id)
     issued = await asyncio.to_thread(svc.tokens.start_session, user.id, client)
