@@ -60,7 +60,7 @@ def test_fans_out_to_every_siem_with_its_credential_and_exact_native_query(srv: 
     doc = ok(srv, query=query, targets=["splunk", "sentinel", "elastic", "local"])
     assert [t["status"] for t in doc["targets"]] == ["ok"] * 4
     assert env.got["splunk"][-1] == (
-        'search index="agents" earliest=1767225600 latest=1767229200'
+        'search index="agents" earliest=1767225600 latest=1767229201'  # the end (01:00:00Z) included
         " | where (match('host', \"(?i)^build\")) AND ('severity'>=2) | head 1001"
     )
     assert env.got["sentinel"][-1] == (
@@ -241,7 +241,7 @@ def test_times_before_1970_are_refused_for_splunk_only(srv: RunningServer) -> No
     from_1970 = {"from": "1970-01-01T00:00:00Z", "to": "1970-01-01T01:00:00Z"}
     r = post(srv, TRANSLATE, query='host = "a"', targets=["splunk"], time_range=from_1970)
     assert r.status_code == 200, r.text
-    assert r.json()["targets"][0]["native_query"].startswith('search index="agents" earliest=0 latest=3600 ')
+    assert r.json()["targets"][0]["native_query"].startswith('search index="agents" earliest=0 latest=3601 ')
 
 
 BODY = {"query": 'host = "secret-host-name"', "targets": ["local"], "time_range": {"last": "1h"}}

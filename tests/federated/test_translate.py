@@ -49,6 +49,13 @@ def test_spl_exact_text() -> None:
     )
 
 
+def test_spl_latest_leaves_out_nothing_up_to_the_windows_end() -> None:
+    """Splunk finds earliest <= _time < latest, each a whole second; the window holds its end."""
+    for end, latest in ((1767229200.0, 1767229201), (1767229200.5, 1767229201), (1767229200.999, 1767229201)):
+        text = translate(SPLUNK, parse(QUERY), Window(1767225600.25, end), ENGINE)
+        assert text.startswith(f'search index="main" earliest=1767225600 latest={latest} '), text
+
+
 def test_kql_exact_text() -> None:
     assert translate(SENTINEL, parse(QUERY), W, ENGINE) == (
         "AgentEvents | where ['TimeGenerated'] between"

@@ -81,6 +81,9 @@ def before_epoch(window: Window) -> bool:
 def render(condition: str, index: str, window: Window, limit: int) -> str:
     if before_epoch(window):
         raise ValueError("a Splunk time range cannot start before 1970-01-01T00:00:00Z")
-    earliest, latest = math.floor(window.start), math.ceil(window.end)
+    # Splunk counts whole epoch seconds, ``earliest`` in and ``latest`` out; the window's end is
+    # in (as KQL's ``between`` and ES|QL's ``<=`` take it), so ``latest`` is the second after the
+    # one the end falls in: an event at the end itself, even on a whole second, is found.
+    earliest, latest = math.floor(window.start), math.floor(window.end) + 1
     head = f"search index={Spl().string(index)} earliest={earliest} latest={latest}"
     return f"{head} | where {condition} | head {limit}"
