@@ -10,6 +10,8 @@ import atexit
 import os
 import shutil
 import socket
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -106,15 +108,88 @@ class _Templates:
 TEMPLATES = _Templates()
 
 
-def migrated_postgres_database() -> tuple[str, str]:
-    """A new PostgreSQL database at the schema's head, copied from this process's template."""
+def _copy_of(template: str) -> str:
     import psycopg
 
-    require_service("PostgreSQL", "127.0.0.1", 5432)
-    template = TEMPLATES.postgres()
     name = f"aw_test_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    return name
+
+
+class _Copies:
+    """PostgreSQL databases copied from the template before a test asks, and dropped after it
+    ends, on a thread of their own: creating and dropping a database each wait for the server's
+    disk (0.1 s to over 1 s apiece on a busy CI machine), and a test no longer waits for either.
+    At most ``AHEAD`` copies wait ready; the drops asked for are all done before the process ends."""
+
+    AHEAD = 2
+
+    def __init__(self) -> None:
+        self._ready: list[str] = []
+        self._drops: list[str] = []
+        self._wake = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._closing = False
+
+    def take(self, template: str) -> str:
+        with self._wake:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, args=(template,), name="pg-copies", daemon=True)
+                self._thread.start()
+                atexit.register(self.close)
+            ready = self._ready.pop(0) if self._ready else None
+            self._wake.notify()
+        return ready if ready is not None else _copy_of(template)
+
+    def drop(self, name: str) -> None:
+        with self._wake:
+            if self._thread is None or self._closing:
+                drop_postgres_database(name)
+                return
+            self._drops.append(name)
+            self._wake.notify()
+
+    def _run(self, template: str) -> None:
+        while True:
+            with self._wake:
+                while not self._drops and (len(self._ready) >= self.AHEAD or self._closing):
+                    if self._closing:
+                        return
+                    self._wake.wait()
+                drop = self._drops.pop(0) if self._drops else None
+            try:
+                if drop is not None:
+                    drop_postgres_database(drop)
+                else:
+                    made = _copy_of(template)
+                    with self._wake:
+                        self._ready.append(made)
+            except Exception:  # the server is away: a drop is tried again (at the latest by close)
+                if drop is not None:
+                    with self._wake:
+                        self._drops.append(drop)
+                time.sleep(0.5)
+
+    def close(self) -> None:
+        """Drop what is ready and what was left to drop, then end the thread."""
+        with self._wake:
+            self._closing = True
+            self._wake.notify()
+        if self._thread is not None:
+            self._thread.join(timeout=60)
+        for name in self._ready + self._drops:
+            drop_postgres_database(name)
+        self._ready, self._drops = [], []
+
+
+COPIES = _Copies()
+
+
+def migrated_postgres_database() -> tuple[str, str]:
+    """A new PostgreSQL database at the schema's head, copied from this process's template."""
+    require_service("PostgreSQL", "127.0.0.1", 5432)
+    name = COPIES.take(TEMPLATES.postgres())
     return f"postgresql://postgres@127.0.0.1:5432/{name}", name
 
 
@@ -130,8 +205,15 @@ def database_for(kind: str, directory: Path, *, blank: bool = False) -> Iterator
             shutil.copyfile(TEMPLATES.sqlite(), path)
         yield f"sqlite:///{path}"
         return
-    url, name = fresh_postgres_database() if blank else migrated_postgres_database()
+    if blank:
+        url, name = fresh_postgres_database()
+        try:
+            yield url
+        finally:
+            drop_postgres_database(name)
+        return
+    url, name = migrated_postgres_database()
     try:
         yield url
     finally:
-        drop_postgres_database(name)
+        COPIES.drop(name)

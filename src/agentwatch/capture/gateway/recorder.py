@@ -252,4 +252,10 @@ class Recorder:
             except TimeoutError:
                 log.error("gateway.drain_timeout", pending=len(self.queue))
                 self.task.cancel()
-        self.executor.shutdown(wait=False)
+        # A job may still run on the thread (the task above was cancelled, or gave up waiting for
+        # it): the server disposes of the store next, and a connection the job holds then would
+        # stay open until the garbage collector found it. Waited for off the loop, and bounded.
+        try:
+            await asyncio.wait_for(asyncio.to_thread(self.executor.shutdown, True), timeout)
+        except TimeoutError:
+            log.error("gateway.thread_still_running", waited_s=timeout)
