@@ -11,7 +11,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from agentwatch.store.prepared import Prepared
 
 
-def _insert(conn: Connection, table: Table):  # type: ignore[no-untyped-def]
+def dialect_insert(conn: Connection, table: Table):  # type: ignore[no-untyped-def]
+    """The INSERT of ``conn``'s dialect, which has ``on_conflict_do_*`` (both stores)."""
     if conn.dialect.name == "postgresql":
         return postgresql.insert(table)
     return sqlite.insert(table)
@@ -42,7 +43,7 @@ def insert_ignore(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]
     stmt = _STATEMENTS.get(cache_key)
     if stmt is None:
         stmt = _remember(
-            cache_key, Prepared(_insert(conn, table).on_conflict_do_nothing(index_elements=list(keys)), columns)
+            cache_key, Prepared(dialect_insert(conn, table).on_conflict_do_nothing(index_elements=list(keys)), columns)
         )
     stmt.execute_many(conn, rows)
 
@@ -71,7 +72,7 @@ def upsert(
     )
     stmt = _STATEMENTS.get(cache_key)
     if stmt is None:
-        ins = _insert(conn, table)
+        ins = dialect_insert(conn, table)
         built = ins.on_conflict_do_update(
             index_elements=list(keys), set_={col: fn(table, ins.excluded) for col, fn in update.items()}
         )

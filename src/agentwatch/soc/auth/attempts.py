@@ -19,10 +19,10 @@ import hashlib
 import time
 
 from sqlalchemy import Engine, case, delete, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from agentwatch.soc.auth.limits import Decision, window_ending_at, window_of
 from agentwatch.soc.auth_schema import attempts
+from agentwatch.store.upsert import dialect_insert
 
 MAX_KEY = 128  # the column's width; a longer key (an odd client address) is kept as its digest
 PRUNE_EVERY_S = 60.0
@@ -39,27 +39,24 @@ class StoreCounter:
         self.engine = engine
         self._pruned = 0.0
 
-    def _insert(self):  # type: ignore[no-untyped-def]
-        return (postgresql if self.engine.dialect.name == "postgresql" else sqlite).insert(attempts)
-
     def _hit(self, key: str, idx: int, reset: float, now: float) -> int:
-        stmt = (
-            self._insert()
-            .values(key=key, window_index=idx, hits=1, reset_at=reset)
-            .on_conflict_do_update(
-                index_elements=["key"],
-                set_={
-                    "hits": case((attempts.c.window_index == idx, attempts.c.hits + 1), else_=1),
-                    "window_index": idx,
-                    "reset_at": reset,
-                },
-            )
-            .returning(attempts.c.hits)
-        )
         with self.engine.begin() as conn:
             if now - self._pruned >= PRUNE_EVERY_S:
                 self._pruned = now
                 conn.execute(delete(attempts).where(attempts.c.reset_at <= now))
+            stmt = (
+                dialect_insert(conn, attempts)
+                .values(key=key, window_index=idx, hits=1, reset_at=reset)
+                .on_conflict_do_update(
+                    index_elements=["key"],
+                    set_={
+                        "hits": case((attempts.c.window_index == idx, attempts.c.hits + 1), else_=1),
+                        "window_index": idx,
+                        "reset_at": reset,
+                    },
+                )
+                .returning(attempts.c.hits)
+            )
             return int(conn.execute(stmt).scalar_one())
 
     async def hit(self, key: str, limit: int, window_s: int) -> Decision:
