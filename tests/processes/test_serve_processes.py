@@ -26,6 +26,7 @@ from websockets.sync.client import connect
 
 from tests.cli.test_serve_and_replay import BIN
 from tests.support.server import free_port
+from tests.support.windows import wait_out_window_edge
 
 HOST = "127.0.0.61"
 QUIET = {
@@ -407,3 +408,29 @@ def test_spread_by_address_keeps_each_client_on_one_process(tmp_path: Path, data
         assert len(set().union(*by_client.values())) == 2, by_client
     finally:
         stop(served)
+
+
+def test_a_request_budget_holds_for_the_whole_server(tmp_path: Path):
+    """Every process counts in one table: a client spread over both processes gets the budget
+    once, not once per process (each counting in its own memory let twice as many through)."""
+    limit = 10
+    env = {
+        "AGENTWATCH_AUTH__RATE_LIMIT__ADDRESS": str(limit),
+        "AGENTWATCH_AUTH__RATE_LIMIT__WINDOW_S": "3600",
+        "AGENTWATCH_AUTH__RATE_LIMIT__LOOPBACK_EXEMPT": "false",
+    }
+    served = serve(tmp_path, f"sqlite:///{tmp_path}/aw.db", "--processes", "2", auth=True, env=env)
+    try:
+        wait_out_window_edge(3600, margin=60)
+        # from an address of its own: the start-up checks above spent 127.0.0.1's budget
+        answered: list[tuple[int, int | None]] = []
+        for _ in range(3 * limit):
+            with httpx.Client(transport=httpx.HTTPTransport(local_address="127.0.0.62"), timeout=30) as c:
+                r = c.get(served.url + "/api/v1/health")  # a new connection: either process takes it
+            pid = r.json()["components"]["siblings"]["pid"] if r.status_code == 200 else None
+            answered.append((r.status_code, pid))
+    finally:
+        stop(served)
+    statuses = [status for status, _ in answered]
+    assert statuses == [200] * limit + [429] * (2 * limit), statuses
+    assert len({pid for _, pid in answered[:limit]}) == 2  # both processes answered within the budget

@@ -11,7 +11,8 @@ kernel spreads new connections over them by their addresses. A socket shared by 
 processes spreads them badly: the process that wakes first takes every connection waiting,
 so the four connections a client opens at once all went to one process. Elsewhere
 (``SO_REUSEPORT`` does not spread connections there) the processes share one socket the
-parent binds. The parent also runs the relay that joins the processes' live streams. What
+parent binds. The parent also runs the relay that joins the processes' live streams, and
+makes the table their request rate-limit counters share (``soc.auth.shared_counter``). What
 the processes need from it lies in a directory only this user can enter, removed when the
 server stops.
 """
@@ -39,6 +40,7 @@ from agentwatch.pipeline.metrics import MULTIPROCESS_ENV
 from agentwatch.processes.child import INPUTS_ENV, STARTUP_FAILURE, run_process
 from agentwatch.processes.link import RELAY_ENV
 from agentwatch.processes.relay import Relay
+from agentwatch.soc.auth.shared_counter import SHARED_COUNTERS_ENV, create_table
 
 log = structlog.get_logger("agentwatch.processes")
 SHORT_LIFE_S = 5.0  # a process that died sooner is started again after RESTART_PAUSE_S
@@ -152,10 +154,13 @@ def serve_processes(settings: Settings, inputs: ServeInputs) -> int:
             fh.write(inputs.to_json())
         metrics_dir = workdir / "metrics"
         metrics_dir.mkdir()
+        counters_path = workdir / "counters"
+        create_table(str(counters_path))
         relay.start()
         os.environ[INPUTS_ENV] = str(inputs_path)
         os.environ[RELAY_ENV] = relay.path
         os.environ[MULTIPROCESS_ENV] = str(metrics_dir)
+        os.environ[SHARED_COUNTERS_ENV] = str(counters_path)
         log.info("processes.starting", processes=settings.processes, host=settings.host, port=held.getsockname()[1])
         with held:
             code = Supervisor(settings, metrics_dir).run(held)
@@ -165,5 +170,6 @@ def serve_processes(settings: Settings, inputs: ServeInputs) -> int:
         os.environ.pop(INPUTS_ENV, None)
         os.environ.pop(RELAY_ENV, None)
         os.environ.pop(MULTIPROCESS_ENV, None)
+        os.environ.pop(SHARED_COUNTERS_ENV, None)
         relay.stop()
         shutil.rmtree(workdir, ignore_errors=True)

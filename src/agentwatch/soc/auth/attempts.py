@@ -1,15 +1,16 @@
 """Failed sign-in attempts counted in the store, so one budget holds for the whole deployment.
 
-The request rate limits count in each process's memory (``limits.MemoryCounter``) unless Redis
-is set: a request costs no write. Sign-in budgets must not multiply that way: with
-``serve --processes 4``, or four nodes on one PostgreSQL, each process would allow its own
-``auth.login.per_account`` failures, and a restart would forget them. Sign-ins are few and each
+The request rate limits count in the server's own memory (``limits.MemoryCounter``, or the table
+the processes of one ``serve --processes N`` map, ``shared_counter``) unless Redis is set: a
+request costs no write. Sign-in budgets must neither multiply over nodes nor be forgotten:
+with four nodes on one PostgreSQL each would allow its own ``auth.login.per_account``
+failures, and a restart would forget them. Sign-ins are few and each
 already costs an argon2 hash (tenths of a second), so these budgets live in the
 ``auth_attempts`` table: a hit is one upsert that counts and reads back in one statement,
 atomic on both stores whichever process makes it. Rows of ended windows are deleted by the
 process that meets them, at most once a minute. They stay in the store when ``redis_url`` is
 set: the store is there whenever a sign-in can be checked at all, where Redis may not be (its
-counters fall back to each process's memory), and the budgets need no second service.
+counters fall back to the server's own), and the budgets need no second service.
 """
 
 from __future__ import annotations

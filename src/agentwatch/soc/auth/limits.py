@@ -1,9 +1,10 @@
 """Fixed-window counters for request rate limits and login throttling.
 
-In-process by default; in Redis when ``redis_url`` is set, so several server processes
-share one budget (``INCR`` + expiry in one Lua call, keys named after the window). If Redis
-cannot be reached the counters fall back to the in-process ones rather than refusing every
-request, and the fallback is logged.
+In-process by default (in a table the processes of one ``serve --processes N`` share, see
+``soc.auth.shared_counter``); in Redis when ``redis_url`` is set, so several server processes
+and nodes share one budget (``INCR`` + expiry in one Lua call, keys named after the window).
+If Redis cannot be reached the counters fall back to the in-process ones rather than
+refusing every request, and the fallback is logged.
 
 The in-process counters are keyed by client address, account or credential, so their number
 is the client's choice (an IPv6 /64 holds more addresses than memory): at most
@@ -140,14 +141,14 @@ return 0
 class RedisCounter:
     """Counters shared by every process using the same Redis and prefix."""
 
-    def __init__(self, url: str, prefix: str, fallback: MemoryCounter | None = None) -> None:
+    def __init__(self, url: str, prefix: str, fallback: Counter | None = None) -> None:
         import redis.asyncio as redis
 
         self._redis: Any = redis.Redis.from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0)
         self._hit = self._redis.register_script(_HIT)
         self._release = self._redis.register_script(_RELEASE)
         self.prefix = prefix
-        self.fallback = fallback or MemoryCounter()
+        self.fallback: Counter = fallback or MemoryCounter()
         self._warned_at = 0.0
 
     def _key(self, key: str, idx: int) -> str:
@@ -193,3 +194,4 @@ class RedisCounter:
 
     async def close(self) -> None:
         await self._redis.aclose()
+        await self.fallback.close()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from agentwatch.soc.auth.attempts import StoreCounter
 from agentwatch.soc.auth.limits import Counter, Decision, MemoryCounter, RedisCounter
 from agentwatch.soc.auth.passwords import Passwords, generate_password
 from agentwatch.soc.auth.roles import RoleStore
+from agentwatch.soc.auth.shared_counter import SHARED_COUNTERS_ENV, SharedCounter
 from agentwatch.soc.auth.tokens import CredentialError, Issued, RefreshReuse, TokenService, digest, load_secret
 from agentwatch.soc.auth.users import User, UserStore
 
@@ -84,7 +86,10 @@ class AuthService:
         self.tokens = TokenService(aw.engine, signing_key, cfg.access_ttl_s, cfg.refresh_ttl_s)
         self._identifier_key = identifier_key(signing_key)
         self.audit = AuditLog(aw.engine)
-        self.counter: Counter = MemoryCounter()  # request rate limits
+        # request rate limits: in this process's memory, or in the table the processes of one
+        # ``serve --processes N`` share (soc.auth.shared_counter)
+        shared = os.environ.get(SHARED_COUNTERS_ENV)
+        self.counter: Counter = SharedCounter(shared) if shared else MemoryCounter()
         self.attempts: Counter = StoreCounter(aw.engine)  # sign-in budgets (soc.auth.attempts)
         self._cache: dict[str, tuple[float, Principal]] = {}
         self._generation = 0  # bumped by forget_credentials: a lookup begun before may not be cached
@@ -98,7 +103,7 @@ class AuthService:
     async def start(self) -> None:
         if self.settings.redis_url is not None:
             url = self.settings.redis_url.get_secret_value()
-            self.counter = RedisCounter(url, self.settings.auth.rate_limit.redis_prefix)
+            self.counter = RedisCounter(url, self.settings.auth.rate_limit.redis_prefix, fallback=self.counter)
         if self.settings.auth.enabled:
             await asyncio.to_thread(self.bootstrap)
 
