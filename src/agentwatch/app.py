@@ -50,7 +50,11 @@ class Agentwatch:
         path = sqlite_file(self.engine)
         self.trace_indexer = TraceIndexer(path) if path else None  # SQLite only
         self.metrics = Metrics()
-        self.hub = LiveHub(client_buffer=settings.live.client_buffer, on_drop=self.metrics.live_dropped.inc)
+        self.hub = LiveHub(
+            client_buffer=settings.live.client_buffer,
+            on_drop=self.metrics.live_dropped.inc,
+            on_publish=self.metrics.live_published.inc,
+        )
         self.filters = RuntimeFilters(self.engine)
         self.started_at = time.time()
         self.components: dict[str, Any] = {}

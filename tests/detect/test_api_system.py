@@ -37,6 +37,7 @@ def test_health_ok_and_stats(settings: Settings):
         assert stats["pipeline"]["committed"] == 2 and stats["pipeline"]["received"]["oisp"] == 2
         assert stats["events"]["by_type"]["agent.tool_call"] == 2
         assert stats["alerts"]["by_type"]["atr"] == 1 and stats["pipeline"]["findings"]["detection"] == 1
+        assert stats["live"]["published"] == 3  # the two events and the alert (feedback publishes nothing)
         # the shared /api/health document carries the detection fragment too
         assert c.get("/api/health").json()["detection"]["status"] == "ok"
 

@@ -175,10 +175,12 @@ def test_events_sent_to_either_process_are_stored_once(two: Served):
             break
     # both processes committed part of the load (the kernel hands new connections to either)
     assert len(committed) == 2 and all(n > 0 for n in committed.values()), committed
-    # /metrics and /api/v1/stats count the whole server's events, whichever process answers
+    # /metrics and /api/v1/stats count the whole server's events, whichever process answers:
+    # stored, and published to the live streams (no alert was)
     for _ in range(6):
         assert "agentwatch_events_committed_total 200.0" in two.get("/metrics").text.splitlines()
-        assert two.get("/api/v1/stats").json()["pipeline"]["committed"] == 200
+        stats = two.get("/api/v1/stats").json()
+        assert (stats["pipeline"]["committed"], stats["live"]["published"]) == (200, 200)
 
 
 def test_each_process_reports_the_whole_servers_rate(two: Served):
@@ -252,7 +254,10 @@ def test_a_live_client_sees_what_the_other_process_committed(two: Served):
             time.sleep(1.5)  # each process writes its gauges every second
             for _ in range(6):  # the client's process or the other: the server has one client
                 assert "agentwatch_live_clients 1.0" in two.get("/metrics").text.splitlines()
-                assert two.get("/api/v1/stats").json()["live"]["subscribers"] == 1
+                stats = two.get("/api/v1/stats").json()
+                assert stats["live"]["subscribers"] == 1
+                # an item relayed to the client's process is counted once, where it was published
+                assert stats["live"]["published"] == stats["pipeline"]["committed"]
         finally:
             stop_reading.set()
             reader.join()

@@ -162,7 +162,7 @@ async def stats(request: Request) -> dict[str, Any]:
         "alerts": alert_counts,
         "live": {
             "subscribers": _server_gauge(aw, m, "agentwatch_live_clients", aw.hub.subscribers),
-            "published": aw.hub.published,
+            "published": int(m.get("agentwatch_live_published_total", 0)),
             "dropped": int(m.get("agentwatch_live_dropped_total", 0)),
         },
         "detection": comp.engine.health() if comp is not None else None,

@@ -9,7 +9,8 @@ When the server runs as several processes (``processes``), each has its own hub;
 ``mirror`` (set by :mod:`agentwatch.processes.link` while another process has
 clients) sees every item published here, and ``on_subscribers`` hears the local
 subscriber count change. Items that came from another process are published with
-``mirror=False``, so they are not sent back.
+``mirror=False``, so they are not sent back, and ``sibling=True``: ``on_publish`` counts
+each item once, in the process that published it first.
 """
 
 from __future__ import annotations
@@ -69,12 +70,18 @@ class Subscription:
 
 
 class LiveHub:
-    def __init__(self, *, client_buffer: int = 1000, on_drop: Callable[[int], None] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        client_buffer: int = 1000,
+        on_drop: Callable[[int], None] | None = None,
+        on_publish: Callable[[], None] | None = None,
+    ) -> None:
         self.client_buffer = client_buffer
         self._subs: set[Subscription] = set()
         self._seq = itertools.count(1)
         self._on_drop = on_drop
-        self.published = 0
+        self._on_publish = on_publish
         self.mirror: Callable[[str, Any], None] | None = None
         self.on_subscribers: Callable[[int], None] | None = None
 
@@ -103,9 +110,10 @@ class LiveHub:
     def count(self, channel: str) -> int:
         return sum(1 for s in self._subs if channel in s.channels)
 
-    def publish(self, channel: str, item: Any, *, mirror: bool = True) -> int:
+    def publish(self, channel: str, item: Any, *, mirror: bool = True, sibling: bool = False) -> int:
         seq = next(self._seq)
-        self.published += 1
+        if not sibling and self._on_publish is not None:
+            self._on_publish()
         if mirror and self.mirror is not None:
             self.mirror(channel, item)
         if self._subs:

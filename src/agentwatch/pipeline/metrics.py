@@ -62,6 +62,11 @@ class Metrics:
         self.live_dropped = Counter(
             "agentwatch_live_dropped", "Frames dropped for slow live-stream clients", registry=r
         )
+        self.live_published = Counter(
+            "agentwatch_live_published",
+            "Items published to the live streams (each once, whichever server process published it)",
+            registry=r,
+        )
         self.bodies_over_budget = Counter(
             "agentwatch_http_bodies_over_budget",
             "Requests answered 503 because the server held its budget of request-body bytes",

@@ -134,7 +134,7 @@ class SiblingLink:
                 doc = orjson.loads(payload)
                 channel, item = doc["channel"], doc["item"]
                 self.received += 1
-                hub.publish(channel, from_dict(item) if channel == "event" else item, mirror=False)
+                hub.publish(channel, from_dict(item) if channel == "event" else item, mirror=False, sibling=True)
             elif kind == TOTAL_RATE:
                 self._server_rate = (parse_rate(payload), time.monotonic())
 
