@@ -343,8 +343,7 @@ class Pipeline:
             if not s.future.done():
                 s.future.set_result(out)
         self._release(len(batch))
-        for e in stored:
-            self.hub.publish("event", e)
+        self.hub.publish_all("event", stored)
         for hook in self.commit_hooks:
             try:
                 await hook(stored)
