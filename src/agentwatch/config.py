@@ -381,6 +381,7 @@ OTHER_VARIABLES = frozenset(
         "AGENTWATCH_SERVE_INPUTS",  # set by a server with processes above 1 for its processes
         "AGENTWATCH_RELAY_SOCKET",
         "AGENTWATCH_SHARED_COUNTERS",
+        "AGENTWATCH_PLACES_DIR",
         "AGENTWATCH_TEST_PG",  # the services the test suite uses (tests/support/services.py)
         "AGENTWATCH_TEST_REDIS",
         "AGENTWATCH_TEST_NATS",

@@ -16,12 +16,14 @@ import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from pathlib import Path
 
 import httpx
 import orjson
 import psutil
 import pytest
+from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from tests.cli.test_serve_and_replay import BIN
@@ -104,6 +106,24 @@ def serve(
             time.sleep(0.1)
     proc.kill()
     raise AssertionError("server did not come up")
+
+
+def wait_listening(served: Served, count: int) -> None:
+    """Until ``count`` server processes listen on the server's port (each its own socket)."""
+    port = int(served.url.rsplit(":", 1)[1])
+    deadline = time.monotonic() + 60
+    while True:
+        listening = 0
+        for child in served.children():
+            try:
+                sockets = child.net_connections(kind="tcp")
+            except psutil.Error:
+                continue
+            listening += any(c.status == psutil.CONN_LISTEN and c.laddr.port == port for c in sockets)
+        if listening >= count:
+            return
+        assert time.monotonic() < deadline, f"{listening} of {count} processes listening"
+        time.sleep(0.1)
 
 
 def stop(served: Served) -> tuple[int, str]:
@@ -426,6 +446,7 @@ def test_a_request_budget_holds_for_the_whole_server(tmp_path: Path):
     }
     served = serve(tmp_path, f"sqlite:///{tmp_path}/aw.db", "--processes", "2", auth=True, env=env)
     try:
+        wait_listening(served, 2)  # asking which process answers would spend the budget
         wait_out_window_edge(3600, margin=60)
         # from an address of its own: the start-up checks above spent 127.0.0.1's budget
         answered: list[tuple[int, int | None]] = []
@@ -439,3 +460,35 @@ def test_a_request_budget_holds_for_the_whole_server(tmp_path: Path):
     statuses = [status for status, _ in answered]
     assert statuses == [200] * limit + [429] * (2 * limit), statuses
     assert len({pid for _, pid in answered[:limit]}) == 2  # both processes answered within the budget
+
+
+def test_live_clients_are_capped_for_the_whole_server(tmp_path: Path):
+    """``live.max_clients`` places are file locks the processes share: four clients, each on a
+    connection of its own (either process may take it), and two are let in, not two per process."""
+    env = {"AGENTWATCH_LIVE__MAX_CLIENTS": "2"}
+    served = serve(tmp_path, f"sqlite:///{tmp_path}/aw.db", "--processes", "2", env=env)
+    url = served.url.replace("http://", "ws://") + "/ws/events"
+    subscribe = orjson.dumps({"type": "subscribe"}).decode()
+    try:
+        assert len(served.pids_seen(2)) == 2  # both processes are up, either may take a client
+        with ExitStack() as clients:
+            outcomes: list[object] = []
+            sockets = []
+            for _ in range(4):
+                ws = clients.enter_context(connect(url, open_timeout=30))
+                sockets.append(ws)
+                try:
+                    ws.send(subscribe)
+                    outcomes.append(orjson.loads(ws.recv(timeout=30))["type"])
+                except ConnectionClosed as closed:
+                    outcomes.append(closed.rcvd.code if closed.rcvd is not None else None)
+            assert sorted(outcomes, key=str) == [1013, 1013, "subscribed", "subscribed"], outcomes
+            for ws, outcome in zip(sockets, outcomes, strict=True):
+                if outcome == "subscribed":
+                    ws.close()
+            time.sleep(0.5)  # the server lets go of the places as it sees the sockets close
+            with connect(url, open_timeout=30) as again:
+                again.send(subscribe)
+                assert orjson.loads(again.recv(timeout=30))["type"] == "subscribed"
+    finally:
+        stop(served)

@@ -98,12 +98,12 @@ async def get_stream(
 ) -> StreamingResponse:
     """Live AOP events and alerts as Server-Sent Events; resume with ``Last-Event-ID``."""
     aw = request.app.state.aw
-    service = _service(request)
     if session_id is not None:
         session_id = _session_id(session_id, "session_id")
-    if service.stream_clients >= aw.settings.aop.stream_max_clients:
+    place = stream.stream_places(aw).take()
+    if place is None:
         raise Unavailable("stream: too many live clients", headers={"Retry-After": "5"})
-    body = stream.open_stream(aw, service, session_id=session_id, last_event_id=last_event_id or None, conn=request)
+    body = stream.open_stream(aw, place, session_id=session_id, last_event_id=last_event_id or None, conn=request)
     return StreamingResponse(
         body,
         media_type="text/event-stream",
@@ -325,4 +325,4 @@ async def delete_session(request: Request, recursive: Annotated[bool, Query()] =
 async def health(request: Request) -> dict[str, Any]:
     """Liveness of the collector: the real version and the number of ``/stream`` subscribers."""
     aw = request.app.state.aw
-    return {"ok": True, "version": aw.version, "subscribers": _service(request).stream_clients}
+    return {"ok": True, "version": aw.version, "subscribers": stream.stream_places(aw).taken}

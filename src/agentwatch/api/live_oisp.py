@@ -11,6 +11,7 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from agentwatch.api.security import require
 from agentwatch.api.wsframes import cancel, close_when_refused, receive_text
 from agentwatch.events.model import Event
+from agentwatch.processes.places import places_of
 from agentwatch.store import counters
 from agentwatch.store.processes import active_count
 
@@ -76,11 +77,9 @@ async def _pump(ws: WebSocket, sub: Any) -> None:
 async def ws_events(ws: WebSocket) -> None:
     aw = ws.app.state.aw
     await ws.accept()  # then closed with 1013 when full: a refused handshake would read as 403
-    # this route's own clients (the AOP and scan streams have their own limits)
-    sockets: set[Any] | None = getattr(ws.app.state, "oisp_event_sockets", None)
-    if sockets is None:
-        sockets = ws.app.state.oisp_event_sockets = set()
-    if len(sockets) >= aw.settings.live.max_clients:
+    # this route's own clients, in the whole server (the AOP and scan streams have their own limits)
+    place = places_of(aw, "ws_events", aw.settings.live.max_clients).take()
+    if place is None:
         await ws.close(code=1013, reason="too many live clients")
         return
     flt = TypeFilter(None)
@@ -89,7 +88,6 @@ async def ws_events(ws: WebSocket) -> None:
         return flt(channel, item)
 
     sub = aw.hub.subscribe({"event"}, predicate)
-    sockets.add(sub)
     pump = asyncio.create_task(_pump(ws, sub))
     watch = asyncio.create_task(close_when_refused(ws, "events:read", stop=pump))
     try:
@@ -104,7 +102,7 @@ async def ws_events(ws: WebSocket) -> None:
     except (WebSocketDisconnect, RuntimeError):  # RuntimeError: a reply after the socket was closed
         pass
     finally:
-        sockets.discard(sub)
+        place.release()
         await cancel(watch)
         await cancel(pump)
         aw.hub.unsubscribe(sub)

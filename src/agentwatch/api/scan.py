@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+import weakref
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
@@ -31,6 +32,7 @@ from agentwatch.discovery.allowlist import TargetError
 from agentwatch.discovery.manager import CHANNEL, ScanBusy, ScanManager
 from agentwatch.discovery.scanner import DetectorError
 from agentwatch.notify import deliver
+from agentwatch.processes.places import Place, places_of
 
 router = APIRouter(tags=["discovery"])
 
@@ -145,10 +147,12 @@ async def scan_stream(
     request: Request, network: NetworkQ = None, hosts: HostsQ = None, detectors: DetectorsQ = None
 ) -> StreamingResponse:
     """Live scan events. With ``network=`` it starts a scan (needs ``scans:run``) and ends after it.
-    At most ``live.max_clients`` streams at once (each holds a hub subscription and its buffer)."""
+    At most ``live.max_clients`` streams at once in the whole server (each holds a hub
+    subscription and its buffer)."""
     aw = request.app.state.aw
     tenant = _tenant(request)
-    if aw.hub.count(CHANNEL) >= aw.settings.live.max_clients:
+    place = places_of(aw, "scan_stream", aw.settings.live.max_clients).take()
+    if place is None:
         raise Unavailable("stream: too many live clients", headers={"Retry-After": "5"})
     sub = aw.hub.subscribe({CHANNEL}, predicate=lambda _c, item: item.get("tenant") == tenant)
     watch: str | None = None
@@ -159,7 +163,7 @@ async def scan_stream(
                 raise ApiError("permission 'scans:run' required to start a scan", status=403)
             watch = (await _begin(request, network, hosts, detectors)).scan_id
     except BaseException:
-        aw.hub.unsubscribe(sub)
+        _let_go(aw.hub, sub, place)
         raise
 
     async def frames() -> AsyncIterator[bytes]:
@@ -186,11 +190,19 @@ async def scan_stream(
                     if watch and item["scan_id"] == watch and item["event"] in ("scan_complete", "scan_error"):
                         return
         finally:
-            aw.hub.unsubscribe(sub)
+            _let_go(aw.hub, sub, place)
 
+    body = frames()
+    weakref.finalize(body, _let_go, aw.hub, sub, place)  # a client gone before the first frame
     return StreamingResponse(
-        frames(), media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+        body, media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
     )
+
+
+def _let_go(hub: Any, sub: Any, place: Place) -> None:
+    """End a scan stream's subscription and give back its place (again: nothing)."""
+    hub.unsubscribe(sub)
+    place.release()
 
 
 @router.get("/api/agents", dependencies=[require("scans:read")])

@@ -28,6 +28,7 @@ from agentwatch.api.security import require
 from agentwatch.api.wsframes import cancel, close_when_refused, receive_text
 from agentwatch.detect.queries import entity_ids_for
 from agentwatch.events.model import Event
+from agentwatch.processes.places import places_of
 
 router = APIRouter(prefix="/api/v1", tags=["live"])
 
@@ -216,7 +217,8 @@ async def live(ws: WebSocket) -> None:
     if clients is None:
         clients = ws.app.state.v1_ws_clients = set()
     await ws.accept()
-    if len(clients) >= aw.settings.detection.ws_max_connections:
+    place = places_of(aw, "v1_ws", aw.settings.detection.ws_max_connections).take()  # in the whole server
+    if place is None:
         await ws.close(code=1013, reason="too many live clients")
         return
     client = _Client(ws, aw)
@@ -231,6 +233,7 @@ async def live(ws: WebSocket) -> None:
     except (WebSocketDisconnect, RuntimeError):
         pass
     finally:
+        place.release()
         clients.discard(client)
         await cancel(watch)
         await cancel(pump)

@@ -12,7 +12,8 @@ processes spreads them badly: the process that wakes first takes every connectio
 so the four connections a client opens at once all went to one process. Elsewhere
 (``SO_REUSEPORT`` does not spread connections there) the processes share one socket the
 parent binds. The parent also runs the relay that joins the processes' live streams, and
-makes the table their request rate-limit counters share (``soc.auth.shared_counter``). What
+makes the table their request rate-limit counters share (``soc.auth.shared_counter``) and the
+directory of their live streams' places (``processes.places``). What
 the processes need from it lies in a directory only this user can enter, removed when the
 server stops.
 """
@@ -39,6 +40,7 @@ from agentwatch.config import Settings
 from agentwatch.pipeline.metrics import MULTIPROCESS_ENV
 from agentwatch.processes.child import INPUTS_ENV, STARTUP_FAILURE, run_process
 from agentwatch.processes.link import RELAY_ENV
+from agentwatch.processes.places import PLACES_ENV
 from agentwatch.processes.relay import Relay
 from agentwatch.soc.auth.shared_counter import SHARED_COUNTERS_ENV, create_table
 
@@ -156,11 +158,14 @@ def serve_processes(settings: Settings, inputs: ServeInputs) -> int:
         metrics_dir.mkdir()
         counters_path = workdir / "counters"
         create_table(str(counters_path))
+        places_dir = workdir / "places"
+        places_dir.mkdir()
         relay.start()
         os.environ[INPUTS_ENV] = str(inputs_path)
         os.environ[RELAY_ENV] = relay.path
         os.environ[MULTIPROCESS_ENV] = str(metrics_dir)
         os.environ[SHARED_COUNTERS_ENV] = str(counters_path)
+        os.environ[PLACES_ENV] = str(places_dir)
         log.info("processes.starting", processes=settings.processes, host=settings.host, port=held.getsockname()[1])
         with held:
             code = Supervisor(settings, metrics_dir).run(held)
@@ -171,5 +176,6 @@ def serve_processes(settings: Settings, inputs: ServeInputs) -> int:
         os.environ.pop(RELAY_ENV, None)
         os.environ.pop(MULTIPROCESS_ENV, None)
         os.environ.pop(SHARED_COUNTERS_ENV, None)
+        os.environ.pop(PLACES_ENV, None)
         relay.stop()
         shutil.rmtree(workdir, ignore_errors=True)

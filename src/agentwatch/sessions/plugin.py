@@ -43,8 +43,9 @@ def _service(aw: Any) -> Any:
 
 
 def _health(aw: Any) -> dict[str, Any]:
-    service = aw.components.get("aop_sessions")
-    return {"aop": {"stream_clients": service.stream_clients if service is not None else 0}}
+    from agentwatch.sessions.stream import stream_places
+
+    return {"aop": {"stream_clients": stream_places(aw).taken}}
 
 
 def register(registry: Registry) -> None:

@@ -89,7 +89,6 @@ class SessionService:
     def __init__(self, aw: Any) -> None:
         self.aw = aw
         self.settings = aw.settings.aop
-        self.stream_clients = 0
         self._stall_task: asyncio.Task[None] | None = None
         self._compat: Any = None
         self._compat_task: asyncio.Task[None] | None = None

@@ -30,6 +30,7 @@ from starlette.requests import HTTPConnection
 from agentwatch.api.sse import data_line
 from agentwatch.api.wsframes import RECHECK_S, current_principal
 from agentwatch.events.model import Event, iso
+from agentwatch.processes.places import Place, Places, places_of
 from agentwatch.sessions import queries
 
 log = structlog.get_logger("agentwatch.sessions.stream")
@@ -94,31 +95,20 @@ class Predicate:
         return principal is not None and principal.can("sessions:read")
 
 
-class Place:
-    """One of ``aop.stream_max_clients`` places, taken when a ``/stream`` request is accepted.
-
-    Counting at the stream's first frame instead let a burst of clients all pass the check
-    before any stream had started. The place is given back when the stream ends, or when its
-    generator is dropped without having run (a client gone before its first frame).
-    """
-
-    def __init__(self, service: Any) -> None:
-        self.service = service
-        self.held = True
-        service.stream_clients += 1
-
-    def release(self) -> None:
-        if self.held:
-            self.held = False
-            self.service.stream_clients -= 1
+def stream_places(aw: Any) -> Places:
+    """The ``aop.stream_max_clients`` places of ``/stream``, in the whole server."""
+    return places_of(aw, "aop_stream", aw.settings.aop.stream_max_clients)
 
 
 def open_stream(
-    aw: Any, service: Any, *, session_id: str | None, last_event_id: str | None, conn: HTTPConnection | None = None
+    aw: Any, place: Place, *, session_id: str | None, last_event_id: str | None, conn: HTTPConnection | None = None
 ) -> AsyncIterator[bytes]:
-    """The frames of one ``/stream`` client, holding a place from now until they end. With
-    ``conn`` (the request) the stream ends once its credential no longer grants ``sessions:read``."""
-    place = Place(service)
+    """The frames of one ``/stream`` client, holding ``place`` (of ``stream_places``) until they
+    end. The place is taken when the request is accepted (counting at the stream's first frame
+    let a burst of clients all pass the check before any stream had started), and given back
+    when the stream ends, or when its generator is dropped without having run (a client gone
+    before its first frame). With ``conn`` (the request) the stream ends once its credential no
+    longer grants ``sessions:read``."""
     body = sse(aw, place, session_id=session_id, last_event_id=last_event_id, conn=conn)
     weakref.finalize(body, place.release)
     return body
