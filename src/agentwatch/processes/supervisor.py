@@ -13,9 +13,8 @@ so the four connections a client opens at once all went to one process. Elsewher
 (``SO_REUSEPORT`` does not spread connections there) the processes share one socket the
 parent binds. The parent also runs the relay that joins the processes' live streams, and
 makes the table their request rate-limit counters share (``soc.auth.shared_counter``) and the
-directory of their live streams' places (``processes.places``). What
-the processes need from it lies in a directory only this user can enter, removed when the
-server stops.
+directory of their live streams' places (``processes.places``). What the processes need from
+it lies in a directory only this user can enter, removed when the server stops.
 """
 
 from __future__ import annotations
