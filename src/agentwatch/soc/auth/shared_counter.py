@@ -90,13 +90,12 @@ class SharedCounter:
             finally:
                 fcntl.flock(self._fd, fcntl.LOCK_UN)
 
-    def _find(self, key: int, claim: bool) -> tuple[int, tuple[int, int, int, float, float] | None]:
+    def _find(self, key: int, claim: bool, now: float) -> tuple[int, tuple[int, int, int, float, float] | None]:
         """The offset of ``key``'s slot and what it holds; else, with ``claim``, the offset of
-        the slot to give it (and None), or -1 without."""
+        the slot to give it (and None), or -1 without. A slot whose window ended by ``now`` is free."""
         start = key % SLOTS
         free = oldest = -1
         oldest_hit = float("inf")
-        now = time.time()
         for i in range(PROBES):
             at = ((start + i) % SLOTS) * SLOT_BYTES
             slot = SLOT.unpack_from(self._map, at)
@@ -118,7 +117,7 @@ class SharedCounter:
         idx, reset = window_of(window_s, now)
         wanted = digest(key)
         with self._locked():
-            at, slot = self._find(wanted, claim=delta > 0)
+            at, slot = self._find(wanted, delta > 0, now)
             hits = slot[2] if slot is not None and slot[1] == idx else 0
             if delta:
                 hits += delta
@@ -136,14 +135,14 @@ class SharedCounter:
     async def clear(self, key: str, window_s: int) -> None:
         wanted = digest(key)
         with self._locked():
-            at, slot = self._find(wanted, claim=False)
+            at, slot = self._find(wanted, False, time.time())
             if slot is not None:
                 SLOT.pack_into(self._map, at, 0, 0, 0, 0.0, 0.0)
 
     async def release(self, key: str, window_s: int, reset_at: float) -> None:
         wanted = digest(key)
         with self._locked():
-            at, slot = self._find(wanted, claim=False)
+            at, slot = self._find(wanted, False, time.time())
             if slot is not None and slot[1] == window_ending_at(window_s, reset_at) and slot[2] > 0:
                 SLOT.pack_into(self._map, at, wanted, slot[1], slot[2] - 1, slot[3], slot[4])
 
