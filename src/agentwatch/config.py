@@ -382,6 +382,7 @@ OTHER_VARIABLES = frozenset(
         "AGENTWATCH_RELAY_SOCKET",
         "AGENTWATCH_SHARED_COUNTERS",
         "AGENTWATCH_PLACES_DIR",
+        "AGENTWATCH_BALANCE_DIR",
         "AGENTWATCH_TEST_PG",  # the services the test suite uses (tests/support/services.py)
         "AGENTWATCH_TEST_REDIS",
         "AGENTWATCH_TEST_NATS",

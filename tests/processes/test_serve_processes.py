@@ -159,34 +159,17 @@ def test_both_processes_answer_on_one_socket(two: Served):
     assert doc["count"] == 2 and doc["relay"] == "connected"
 
 
-def test_connections_opened_at_once_are_spread_over_the_processes(two: Served):
-    """A client opening four connections at once: on one shared socket the process that woke
-    first took all four, every time; each process listening on its own socket, the kernel
-    spreads them (all four on one process happens by chance in one trial of eight)."""
-
-    async def trial() -> int:
-        clients = [httpx.AsyncClient(base_url=two.url, timeout=30) for _ in range(4)]
-        try:
-            answers = await asyncio.gather(*(c.get("/api/v1/health") for c in clients))
-        finally:
-            for c in clients:
-                await c.aclose()
-        return len({r.json()["components"]["siblings"]["pid"] for r in answers})
-
-    spread = [asyncio.run(trial()) for _ in range(12)]
-    assert spread.count(2) >= 4, spread
-
-
 def test_events_sent_to_either_process_are_stored_once(two: Served):
     run = uuid.uuid4().hex[:10]
     batch = events(run, 200)
+    before = two.get("/api/events", params={"limit": 1}).json()["total"]  # what earlier tests stored
     for i in range(0, 200, 5):  # forty requests, forty connections
         r = two.post("/api/v1/ingest", json=batch[i : i + 5])
         assert r.status_code == 200 and r.json()["stored"] == 5, r.text
     again = [two.post("/api/v1/ingest", json=batch[i : i + 50]).json() for i in range(0, 200, 50)]
     assert sum(d["duplicates"] for d in again) == 200 and sum(d["stored"] for d in again) == 0
     totals = {two.get("/api/events", params={"limit": 1}).json()["total"] for _ in range(6)}
-    assert totals == {200}, totals  # every process reads the same store
+    assert totals == {before + 200}, totals  # every process reads the same store
     committed = {}
     for _ in range(100):
         doc = two.get("/api/v1/health").json()["components"]
@@ -285,13 +268,61 @@ def test_a_live_client_sees_what_the_other_process_committed(two: Served):
 
 
 def _all_processes(served: Served) -> list[dict]:
+    """Both processes' ``siblings`` documents. Asked over four connections at once: while a
+    live client holds a connection to one process, the processes hand every lone new
+    connection to the other (it holds fewer)."""
+
+    async def ask() -> list[dict]:
+        clients = [httpx.AsyncClient(base_url=served.url, timeout=30) for _ in range(4)]
+        try:
+            answers = await asyncio.gather(*(c.get("/api/v1/health") for c in clients))
+        finally:
+            for c in clients:
+                await c.aclose()
+        return [r.json()["components"]["siblings"] for r in answers]
+
     docs: dict[int, dict] = {}
-    for _ in range(100):
-        doc = served.process()
-        docs[doc["pid"]] = doc
+    for _ in range(50):
+        for doc in asyncio.run(ask()):
+            docs[doc["pid"]] = doc
         if len(docs) == 2:
             break
     return list(docs.values())
+
+
+def test_connections_opened_at_once_are_evened_out_over_the_processes(two: Served):
+    """A client opening four keep-alive connections at once: on one shared socket the process
+    that woke first took all four, every time; each process listening on its own socket, the
+    kernel spread them 2-2 in three trials of eight only (4-0 in one). The processes now hand
+    connections over until neither holds two more than the other: 2-2, and each connection
+    stays with the process that serves it, requests with bodies included. (After the tests
+    that count what the module's server stored: this one stores events too.)"""
+    run = uuid.uuid4().hex[:8]
+
+    async def trial(t: int) -> list[int]:
+        clients = [httpx.AsyncClient(base_url=two.url, timeout=30) for _ in range(4)]
+        try:
+            first = await asyncio.gather(*(c.get("/api/v1/health") for c in clients))
+            posted = await asyncio.gather(
+                *(c.post("/api/v1/ingest", json=events(f"{run}-{t}-{i}", 5)) for i, c in enumerate(clients))
+            )
+            again = await asyncio.gather(*(c.get("/api/v1/health") for c in clients))
+        finally:
+            for c in clients:
+                await c.aclose()
+        assert all(r.status_code == 200 and r.json()["accepted"] == 5 for r in posted), [r.text for r in posted]
+        pids = [r.json()["components"]["siblings"]["pid"] for r in first]
+        assert pids == [r.json()["components"]["siblings"]["pid"] for r in again]  # each stayed where it was
+        return sorted(pids.count(pid) for pid in set(pids))
+
+    splits = []
+    for t in range(12):
+        splits.append(asyncio.run(trial(t)))
+        time.sleep(0.2)  # the server sees the last trial's connections end
+    # A trial may still meet the last one's connections not yet ended on one side, and split
+    # 3-1; the kernel alone makes 2-2 in nine or more of twelve trials about once in 300.
+    assert splits.count([2, 2]) >= 9, splits
+    assert [4] not in splits, splits
 
 
 def test_a_process_that_dies_is_replaced(two: Served):

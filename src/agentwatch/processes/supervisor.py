@@ -13,7 +13,8 @@ so the four connections a client opens at once all went to one process. Elsewher
 (``SO_REUSEPORT`` does not spread connections there) the processes share one socket the
 parent binds. The parent also runs the relay that joins the processes' live streams, and
 makes the table their request rate-limit counters share (``soc.auth.shared_counter``) and the
-directory of their live streams' places (``processes.places``). What the processes need from
+directory of their live streams' places (``processes.places``) and the table by which they
+even out the connections they hold (``processes.balance``). What the processes need from
 it lies in a directory only this user can enter, removed when the server stops.
 """
 
@@ -37,6 +38,9 @@ from prometheus_client.multiprocess import mark_process_dead
 from agentwatch.cli_settings import ServeInputs
 from agentwatch.config import Settings
 from agentwatch.pipeline.metrics import MULTIPROCESS_ENV
+from agentwatch.processes.balance import BALANCE_ENV
+from agentwatch.processes.balance import available as balance_available
+from agentwatch.processes.balance import create_table as create_balance_table
 from agentwatch.processes.child import INPUTS_ENV, STARTUP_FAILURE, run_process
 from agentwatch.processes.link import RELAY_ENV
 from agentwatch.processes.places import PLACES_ENV
@@ -82,8 +86,8 @@ class Supervisor:
         self._port = held.getsockname()[1]  # the one the system chose, for port 0
         previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
         try:
-            for _ in range(self.count):
-                self._children.append(self._start())
+            for i in range(self.count):
+                self._children.append(self._start(i))
                 self._started_at.append(time.monotonic())
             while not self.stopping:
                 wait([c.sentinel for c in self._children], timeout=0.5)
@@ -98,11 +102,11 @@ class Supervisor:
         log.info("processes.stopping", signal=signal.Signals(signum).name)
         self.stopping = True
 
-    def _start(self) -> Any:
+    def _start(self, index: int) -> Any:
         s = self.settings
         child = self._context.Process(
             target=run_process,
-            args=(s.host, self._port, self._shared),
+            args=(s.host, self._port, self._shared, index),
             name="agentwatch-server",
             daemon=False,
         )
@@ -123,7 +127,7 @@ class Supervisor:
             log.warning("processes.died", pid=child.pid, exit=child.exitcode, lived_s=round(lived, 1))
             if lived < SHORT_LIFE_S:
                 time.sleep(RESTART_PAUSE_S)
-            self._children[i] = self._start()
+            self._children[i] = self._start(i)
             self._started_at[i] = time.monotonic()
 
     def _stop_all(self) -> None:
@@ -159,6 +163,11 @@ def serve_processes(settings: Settings, inputs: ServeInputs) -> int:
         create_table(str(counters_path))
         places_dir = workdir / "places"
         places_dir.mkdir()
+        balance_dir = workdir / "balance"
+        balance_dir.mkdir()
+        if balance_available:
+            create_balance_table(str(balance_dir), settings.processes)
+            os.environ[BALANCE_ENV] = str(balance_dir)
         relay.start()
         os.environ[INPUTS_ENV] = str(inputs_path)
         os.environ[RELAY_ENV] = relay.path
@@ -176,5 +185,6 @@ def serve_processes(settings: Settings, inputs: ServeInputs) -> int:
         os.environ.pop(MULTIPROCESS_ENV, None)
         os.environ.pop(SHARED_COUNTERS_ENV, None)
         os.environ.pop(PLACES_ENV, None)
+        os.environ.pop(BALANCE_ENV, None)
         relay.stop()
         shutil.rmtree(workdir, ignore_errors=True)
