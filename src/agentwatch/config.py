@@ -248,7 +248,8 @@ class Settings(BaseSettings):
         1, ge=1, le=64, description="server processes sharing the listening socket and the store (see Processes)"
     )
     processes_spread: Literal["connection", "address"] = Field(
-        "connection", description="how new connections are spread over the processes: each apart, or by client address"
+        "connection",
+        description="how new connections reach the processes: by the kernel, then evened out; or by client address",
     )
     data_dir: Path = Field(Path("~/.agentwatch").expanduser(), description="where the SQLite store and keys live")
     database_url: SecretStr | None = Field(

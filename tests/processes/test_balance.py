@@ -126,3 +126,31 @@ def test_a_process_that_does_not_listen_gets_nothing(tmp_path: Path, balancers):
     assert sender.loads() == [1, 0]  # the count given to 1 is taken back
     sender.note(2)  # the sender kept it: it holds two
     assert sender.loads() == [2, 0]
+
+
+def test_a_descriptor_that_is_no_socket_is_closed_not_served(tmp_path: Path, balancers):
+    d = table(tmp_path)
+    sender, receiver = balancers(d, 0, 2), balancers(d, 1, 2)
+
+    async def scenario() -> list[socket.socket]:
+        taken: list[socket.socket] = []
+        receiver.listen(taken.append, held=lambda: 0)
+        try:
+            sender.choose(0)
+            assert sender.choose(1) == 1
+            read_end, write_end = os.pipe()
+            try:
+                assert sender.hand_over(1, read_end)
+            finally:
+                os.close(read_end)
+            await asyncio.sleep(0.2)
+            # the receiver closed its copy: the pipe has no reader left
+            with pytest.raises(BrokenPipeError):
+                os.write(write_end, b"x")
+            os.close(write_end)
+            return taken
+        finally:
+            receiver.stop_listening()
+
+    assert asyncio.run(scenario()) == []
+    assert sender.loads() == [1, 0]  # what was counted for it is taken back

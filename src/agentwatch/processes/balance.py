@@ -172,7 +172,12 @@ class Balancer:
                 except (BlockingIOError, InterruptedError):
                     return
                 for fd in fds:
-                    conn = socket.socket(fileno=fd)
+                    try:
+                        conn = socket.socket(fileno=fd)
+                    except OSError:  # not a socket: nothing a sibling sends
+                        os.close(fd)
+                        self.took_up(held())
+                        continue
                     conn.setblocking(False)
                     adopt(conn)  # which calls ``took_up`` once the connection is made (or failed)
 
