@@ -57,10 +57,15 @@ def normalize(
     if "confidence" not in body:
         body["confidence"] = dict(DEFAULT_CONFIDENCE)
 
-    errors = oisp_schema.problems(oisp_schema.envelope_validator(), body, "event")
-    if errors:
-        field, _, rule = errors[0].partition(": ")
-        raise EventError(field.removeprefix("event."), rule)
+    # An OISP type's check also validates the envelope and its payload together: one call for
+    # a valid event. Any other event, or one found invalid, is asked field by field.
+    whole = getattr(check_data, "whole", None)
+    valid = whole is not None and whole.is_valid(body)
+    if not valid:
+        errors = oisp_schema.problems(oisp_schema.envelope_validator(), body, "event")
+        if errors:
+            field, _, rule = errors[0].partition(": ")
+            raise EventError(field.removeprefix("event."), rule)
     event_id = body["event_id"]
     if len(event_id) > 128:
         raise EventError("event_id", "longer than 128 characters")
@@ -72,7 +77,7 @@ def normalize(
     ts = parse_ts(body["ts"])
 
     data = body.get("data")
-    if data is not None:
+    if data is not None and not valid:
         problems = check_data(data)
         if problems:
             field, _, rule = problems[0].partition(": ")
@@ -96,15 +101,25 @@ def normalize(
     )
 
 
-def oisp_data_validator(event_type: str) -> Callable[[dict], list[str]]:
-    """The validator of one OISP event type's ``data`` payload."""
-    compiled = oisp_schema.data_validator(event_type)
+class OispDataCheck:
+    """The validator of one OISP event type's ``data`` payload: called with the payload, it
+    returns its problems (``["<field path>: <rule broken>"]``, empty when valid). ``whole``
+    validates an event of the type, envelope and payload, in one call (``normalize``)."""
 
-    def check(data: dict) -> list[str]:
+    __slots__ = ("compiled", "whole")
+
+    def __init__(self, event_type: str) -> None:
+        self.compiled = oisp_schema.data_validator(event_type)
+        self.whole = oisp_schema.event_validator(event_type)
+
+    def __call__(self, data: dict) -> list[str]:
         if not isinstance(data, dict):
             return ["data: must be an object"]
-        if compiled is None:
+        if self.compiled is None:
             return []
-        return oisp_schema.problems(compiled, data, "data")
+        return oisp_schema.problems(self.compiled, data, "data")
 
-    return check
+
+def oisp_data_validator(event_type: str) -> Callable[[dict], list[str]]:
+    """The validator of one OISP event type's ``data`` payload."""
+    return OispDataCheck(event_type)
