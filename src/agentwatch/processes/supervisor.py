@@ -163,9 +163,9 @@ def serve_processes(settings: Settings, inputs: ServeInputs) -> int:
         create_table(str(counters_path))
         places_dir = workdir / "places"
         places_dir.mkdir()
-        balance_dir = workdir / "balance"
-        balance_dir.mkdir()
         if balance_available:
+            balance_dir = workdir / "balance"
+            balance_dir.mkdir()
             create_balance_table(str(balance_dir), settings.processes)
             os.environ[BALANCE_ENV] = str(balance_dir)
         relay.start()
